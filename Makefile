@@ -1,0 +1,57 @@
+# labelgate — two commands set everything up on a fresh machine:
+#   make demo   create .venv, install, score the bundled examples, write a report to out/
+#   make test   install test extras, start the real servers the suite needs, run pytest
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+LS_VENV := .venv-labelstudio
+OUT := out
+
+.PHONY: demo test lint bench install services clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# The Label Studio server lives in its own venv so its pins never constrain labelgate's.
+$(LS_VENV)/.installed:
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LS_VENV)/bin/python -m pip install -q 'label-studio==1.23.2'
+	touch $@
+
+# Debian packages for the servers and browser the suite starts itself.
+services:
+	@need=""; \
+	command -v redis-server >/dev/null || need="$$need redis-server"; \
+	command -v chromium >/dev/null || need="$$need chromium"; \
+	(command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1) || need="$$need postgresql"; \
+	if [ -n "$$need" ]; then \
+	  echo "installing:$$need"; \
+	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$need >/dev/null; \
+	fi
+
+demo: install
+	mkdir -p $(OUT)
+	$(VENV)/bin/labelgate inspect examples/cvat/gt.xml
+	$(VENV)/bin/labelgate inspect examples/labelstudio/export.json --config examples/labelstudio/config.xml
+
+test: install $(LS_VENV)/.installed services
+	LABELGATE_LS_SERVER_PYTHON=$(abspath $(LS_VENV))/bin/python $(PY) -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check src adapters webhook_app tests examples bench
+	$(VENV)/bin/ruff format --check src adapters webhook_app tests examples bench
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) bench/compare.py
+	$(PY) bench/agreement.py
+
+clean:
+	rm -rf $(VENV) $(LS_VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""labelgate_cvat adapter."""

@@ -1,0 +1,1 @@
+"""labelgate_labelstudio adapter."""

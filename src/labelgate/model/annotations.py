@@ -1,0 +1,590 @@
+"""Columnar annotations: one frozen dataclass of parallel numpy arrays per annotation source.
+
+A source is a CVAT job, one Label Studio annotator, a ground-truth set or a prediction set. Rows
+are sorted by ``item`` so the annotations of one frame are a contiguous slice
+(:meth:`Annotations.item_slices`). Ragged data (polygon vertices, skeleton points, mask runs)
+lives in flat arrays indexed by CSR-style offsets.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from labelgate.errors import ValidationError
+
+
+class Kind(enum.IntEnum):
+    """Annotation kind. Spatial kinds follow CVAT's shape types."""
+
+    TAG = 0
+    RECTANGLE = 1
+    POLYGON = 2
+    POLYLINE = 3
+    POINTS = 4
+    ELLIPSE = 5
+    MASK = 6
+    SKELETON = 7
+    CUBOID = 8
+    SPAN = 9  # text span (NER): ``span`` holds [start, end)
+    TEXT = 10  # free text (TextArea): ``text``
+    NUMBER = 11  # Rating / Number: ``number``
+
+    @classmethod
+    def parse(cls, name: str) -> Kind:
+        """Kind from a CVAT shape type or a kind name (``"rectangle"``, ``"tag"`` ...).
+
+        Raises:
+            ValidationError: unknown name.
+        """
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            known = ", ".join(k.name.lower() for k in cls)
+            raise ValidationError(f"unknown annotation kind {name!r}; expected one of {known}") from None
+
+
+class SourceType(enum.IntEnum):
+    """Which kind of source object a row came from (CVAT's AnnotationId.type)."""
+
+    SHAPE = 0
+    TRACK = 1
+    TAG = 2
+
+
+class Origin(enum.IntEnum):
+    """How an annotation was made (CVAT ``source``; LS result left equal to a prediction)."""
+
+    MANUAL = 0
+    AUTO = 1
+    SEMI_AUTO = 2
+    FILE = 3
+    CONSENSUS = 4
+
+    @classmethod
+    def parse(cls, name: str | None) -> Origin:
+        if not name:
+            return cls.MANUAL
+        key = name.strip().upper().replace("-", "_")
+        return cls[key] if key in cls.__members__ else cls.MANUAL
+
+
+#: Point visibility flags for skeleton elements and point groups.
+ABSENT, HIDDEN, VISIBLE = 0, 1, 2
+
+_ROW_COLUMNS: dict[str, tuple[Any, Any]] = {
+    # name: (dtype, fill value for a new row)
+    "item": (np.int64, 0),
+    "kind": (np.int8, 0),
+    "label": (np.int32, -1),
+    "rotation": (np.float64, 0.0),
+    "z_order": (np.int32, 0),
+    "group": (np.int64, 0),
+    "occluded": (np.bool_, False),
+    "source_id": (np.int64, -1),
+    "source_type": (np.int8, 0),
+    "origin": (np.int8, 0),
+    "annotator": (np.int32, -1),
+    "control": (np.int16, -1),
+    "score": (np.float64, np.nan),
+    "number": (np.float64, np.nan),
+}
+
+
+def gather_ragged(
+    offsets: np.ndarray, values: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Select ``rows`` of a CSR-style ragged column without a Python loop.
+
+    Args:
+        offsets: (N+1,) start offsets into ``values``.
+        values: flat values (first axis is the ragged one).
+        rows: row indices to keep, in the wanted order.
+
+    Returns:
+        (new_offsets, new_values).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = offsets[rows]
+    lengths = offsets[rows + 1] - starts
+    new_off = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_off[1:])
+    total = int(new_off[-1])
+    if total == 0:
+        return new_off, values[:0]
+    idx = np.repeat(starts - new_off[:-1], lengths) + np.arange(total, dtype=np.int64)
+    return new_off, values[idx]
+
+
+@dataclass(frozen=True, eq=False)
+class Annotations:
+    """N annotations as parallel arrays.
+
+    Row columns (length N): ``item`` (item id, ascending), ``kind`` (:class:`Kind`), ``label``
+    (index into the :class:`~labelgate.model.schema.LabelSchema`, -1 = none), ``bbox`` (N, 4)
+    xyxy in pixels (always filled: the cheap pre-filter), ``rotation`` (degrees, clockwise about
+    the box centre), ``z_order``, ``group`` (0 = ungrouped), ``occluded``, ``source_id`` and
+    ``source_type`` (the source-system object: CVAT shape/track/tag id, LS region id hash),
+    ``origin`` (:class:`Origin`), ``annotator`` (index into ``annotators``), ``control`` (index of
+    the LS control tag, -1 for CVAT), ``score`` (prediction score, NaN if none), ``span`` (N, 2)
+    text offsets, ``number`` (Rating/Number value), ``text`` (TextArea / Taxonomy path).
+
+    Ragged columns: ``points`` (P, 2) xy with visibility ``vis`` (P,) over ``point_offsets``
+    (N+1); masks as column-major full-image COCO RLE counts ``rle`` over ``rle_offsets`` (N+1).
+
+    ``attributes`` maps each attribute name to an (N,) object array of normalised values (None
+    where the row has no such attribute). ``source_ref`` keeps the original object id as text
+    when it is not an integer (Label Studio region ids).
+    """
+
+    item: npt.NDArray[np.int64]
+    kind: npt.NDArray[np.int8]
+    label: npt.NDArray[np.int32]
+    bbox: npt.NDArray[np.float64]
+    rotation: npt.NDArray[np.float64]
+    z_order: npt.NDArray[np.int32]
+    group: npt.NDArray[np.int64]
+    occluded: npt.NDArray[np.bool_]
+    source_id: npt.NDArray[np.int64]
+    source_type: npt.NDArray[np.int8]
+    origin: npt.NDArray[np.int8]
+    annotator: npt.NDArray[np.int32]
+    control: npt.NDArray[np.int16]
+    score: npt.NDArray[np.float64]
+    number: npt.NDArray[np.float64]
+    span: npt.NDArray[np.float64]
+    text: npt.NDArray[np.object_]
+    source_ref: npt.NDArray[np.object_]
+    point_offsets: npt.NDArray[np.int64]
+    points: npt.NDArray[np.float64]
+    vis: npt.NDArray[np.int8]
+    rle_offsets: npt.NDArray[np.int64]
+    rle: npt.NDArray[np.uint32]
+    attributes: Mapping[str, npt.NDArray[np.object_]] = field(default_factory=dict)
+    annotators: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.item)
+        for name in _ROW_COLUMNS:
+            col = getattr(self, name)
+            if col.shape != (n,):
+                raise ValidationError(f"Annotations.{name}: expected shape ({n},), got {col.shape}")
+        for name, width in (("bbox", 4), ("span", 2)):
+            col = getattr(self, name)
+            if col.shape != (n, width):
+                raise ValidationError(
+                    f"Annotations.{name}: expected shape ({n}, {width}), got {col.shape}"
+                )
+        for name in ("text", "source_ref"):
+            if getattr(self, name).shape != (n,):
+                raise ValidationError(f"Annotations.{name}: expected {n} values")
+        for key, col in self.attributes.items():
+            if col.shape != (n,):
+                raise ValidationError(f"Annotations.attributes[{key!r}]: expected {n} values")
+        self._check_offsets("point_offsets", self.point_offsets, len(self.points))
+        self._check_offsets("rle_offsets", self.rle_offsets, len(self.rle))
+        if self.points.ndim != 2 or self.points.shape[1] != 2:
+            raise ValidationError(f"Annotations.points: expected shape (P, 2), got {self.points.shape}")
+        if self.vis.shape != (len(self.points),):
+            raise ValidationError("Annotations.vis: expected one flag per point")
+        if n > 1 and np.any(np.diff(self.item) < 0):
+            raise ValidationError("Annotations.item must be sorted ascending (use Annotations.concat)")
+        bad = ~np.isfinite(self.bbox).all(axis=1)
+        if bad.any():
+            self._fail_row(int(np.flatnonzero(bad)[0]), "bbox has a NaN or infinite coordinate")
+        bad = (self.bbox[:, 2] < self.bbox[:, 0]) | (self.bbox[:, 3] < self.bbox[:, 1])
+        if bad.any():
+            self._fail_row(int(np.flatnonzero(bad)[0]), "bbox has x2 < x1 or y2 < y1")
+        if len(self.points) and not np.isfinite(self.points).all():
+            p = int(np.flatnonzero(~np.isfinite(self.points).all(axis=1))[0])
+            row = int(np.searchsorted(self.point_offsets, p, side="right") - 1)
+            self._fail_row(row, "points has a NaN or infinite coordinate")
+        if n and (self.kind.min() < 0 or self.kind.max() > max(Kind)):
+            raise ValidationError("Annotations.kind holds a value that is not a Kind")
+        if n and self.label.min() < -1:
+            raise ValidationError("Annotations.label must be >= -1")
+        if n and self.annotator.max() >= max(len(self.annotators), 0) and self.annotator.max() >= 0:
+            raise ValidationError(
+                f"Annotations.annotator: index {int(self.annotator.max())} but only "
+                f"{len(self.annotators)} annotators are named"
+            )
+
+    def _check_offsets(self, name: str, offsets: np.ndarray, total: int) -> None:
+        n = len(self.item)
+        if offsets.shape != (n + 1,):
+            raise ValidationError(f"Annotations.{name}: expected {n + 1} offsets, got {offsets.shape}")
+        if offsets[0] != 0 or offsets[-1] != total or np.any(np.diff(offsets) < 0):
+            raise ValidationError(
+                f"Annotations.{name}: offsets must start at 0, never decrease and end at {total}"
+            )
+
+    def _fail_row(self, row: int, problem: str) -> None:
+        raise ValidationError(
+            f"annotation row {row} (item {int(self.item[row])}, source id "
+            f"{int(self.source_id[row])}): {problem}"
+        )
+
+    # --- construction -------------------------------------------------------------------
+
+    @classmethod
+    def empty(cls, annotators: Sequence[str] = ()) -> Annotations:
+        return AnnotationsBuilder(annotators).build()
+
+    @classmethod
+    def from_records(
+        cls, records: Iterable[Mapping[str, Any]], annotators: Sequence[str] = ()
+    ) -> Annotations:
+        """Build from dicts with the keys of :meth:`AnnotationsBuilder.add` (for tests/scripts).
+
+        ``kind`` may be a :class:`Kind` or its name; ``annotator`` may be a name.
+        """
+        builder = AnnotationsBuilder(annotators)
+        for rec in records:
+            builder.add(**dict(rec))
+        return builder.build()
+
+    @classmethod
+    def concat(cls, parts: Sequence[Annotations]) -> Annotations:
+        """Concatenate several sets into one, re-sorted by item (stable).
+
+        Annotator names are unified; attribute columns are the union (None where missing).
+        """
+        parts = [p for p in parts]
+        if not parts:
+            return cls.empty()
+        names: list[str] = []
+        for p in parts:
+            for a in p.annotators:
+                if a not in names:
+                    names.append(a)
+        lookup = {a: i for i, a in enumerate(names)}
+        cols: dict[str, Any] = {}
+        for name in _ROW_COLUMNS:
+            cols[name] = np.concatenate([getattr(p, name) for p in parts])
+        remapped = []
+        for p in parts:
+            table = np.array([lookup[a] for a in p.annotators] + [-1], dtype=np.int32)
+            remapped.append(table[p.annotator])  # -1 indexes the trailing -1
+        cols["annotator"] = np.concatenate(remapped).astype(np.int32)
+        for name in ("bbox", "span", "text", "source_ref", "points", "vis", "rle"):
+            cols[name] = np.concatenate([getattr(p, name) for p in parts])
+        for off_name, val_name in (("point_offsets", "points"), ("rle_offsets", "rle")):
+            shifts = np.cumsum([0] + [len(getattr(p, val_name)) for p in parts[:-1]])
+            pieces = [getattr(p, off_name)[:-1] + s for p, s in zip(parts, shifts)]
+            total = sum(len(getattr(p, val_name)) for p in parts)
+            cols[off_name] = np.concatenate([*pieces, np.array([total], dtype=np.int64)])
+        keys: list[str] = []
+        for p in parts:
+            keys.extend(k for k in p.attributes if k not in keys)
+        attrs = {}
+        for k in keys:
+            attrs[k] = np.concatenate(
+                [p.attributes.get(k, np.full(len(p), None, dtype=object)) for p in parts]
+            )
+        return _sorted_annotations(cols, attrs, tuple(names))
+
+    # --- access -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+    def item_slices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unique item ids and, for each, the [start, end) row slice holding its rows."""
+        if len(self.item) == 0:
+            e = np.zeros(0, np.int64)
+            return e, e, e
+        change = np.flatnonzero(np.diff(self.item)) + 1
+        starts = np.concatenate([[0], change]).astype(np.int64)
+        ends = np.concatenate([change, [len(self.item)]]).astype(np.int64)
+        return self.item[starts], starts, ends
+
+    def item_range(self, item_id: int) -> tuple[int, int]:
+        """[start, end) rows of one item (empty range if it has none)."""
+        lo = int(np.searchsorted(self.item, item_id, side="left"))
+        hi = int(np.searchsorted(self.item, item_id, side="right"))
+        return lo, hi
+
+    def for_item(self, item_id: int) -> Annotations:
+        lo, hi = self.item_range(item_id)
+        return self.take(np.arange(lo, hi))
+
+    def points_of(self, row: int) -> np.ndarray:
+        """(k, 2) vertices of one row."""
+        return self.points[self.point_offsets[row] : self.point_offsets[row + 1]]
+
+    def vis_of(self, row: int) -> np.ndarray:
+        return self.vis[self.point_offsets[row] : self.point_offsets[row + 1]]
+
+    def rle_of(self, row: int) -> np.ndarray:
+        """Column-major COCO RLE counts of one mask row (empty for non-masks)."""
+        return self.rle[self.rle_offsets[row] : self.rle_offsets[row + 1]]
+
+    def take(self, rows: np.ndarray | Sequence[int]) -> Annotations:
+        """Rows by index, in the given order (must keep items ascending)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = _take_columns(self.__dict__, rows)
+        attrs = {k: v[rows] for k, v in self.attributes.items()}
+        return Annotations(**cols, attributes=attrs, annotators=self.annotators)
+
+    def select(self, mask: np.ndarray) -> Annotations:
+        """Rows where the boolean ``mask`` is true."""
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (len(self),):
+            raise ValidationError(f"select: mask must have shape ({len(self)},)")
+        return self.take(np.flatnonzero(mask))
+
+    def by_annotator(self) -> dict[str, Annotations]:
+        """Split into one set per annotator name (rows with no annotator under ``""``)."""
+        out: dict[str, Annotations] = {}
+        for idx in np.unique(self.annotator):
+            name = self.annotators[idx] if idx >= 0 else ""
+            sub = self.select(self.annotator == idx)
+            out[name] = sub
+        return out
+
+    def with_columns(self, **changes: Any) -> Annotations:
+        """A copy with some row columns replaced (same length)."""
+        cols = {f.name: getattr(self, f.name) for f in fields(self)}
+        cols.update(changes)
+        return Annotations(**cols)
+
+    # --- JSON form ----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (lists); :meth:`from_dict` restores it exactly."""
+        out: dict[str, Any] = {"annotators": list(self.annotators)}
+        for name in _ROW_COLUMNS:
+            col = getattr(self, name)
+            if col.dtype.kind == "f":
+                out[name] = [None if not np.isfinite(v) else float(v) for v in col]
+            else:
+                out[name] = col.tolist()
+        out["bbox"] = self.bbox.tolist()
+        out["span"] = [[None if not np.isfinite(v) else float(v) for v in row] for row in self.span]
+        out["text"] = list(self.text)
+        out["source_ref"] = list(self.source_ref)
+        out["point_offsets"] = self.point_offsets.tolist()
+        out["points"] = self.points.tolist()
+        out["vis"] = self.vis.tolist()
+        out["rle_offsets"] = self.rle_offsets.tolist()
+        out["rle"] = self.rle.tolist()
+        out["attributes"] = {k: list(v) for k, v in self.attributes.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Annotations:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValidationError: a column is missing or malformed.
+        """
+        try:
+            cols: dict[str, Any] = {}
+            for name, (dtype, _) in _ROW_COLUMNS.items():
+                raw = d[name]
+                if np.dtype(dtype).kind == "f":
+                    raw = [np.nan if v is None else v for v in raw]
+                cols[name] = np.asarray(raw, dtype=dtype).reshape(-1)
+            n = len(cols["item"])
+            cols["bbox"] = np.asarray(d["bbox"], dtype=np.float64).reshape(n, 4)
+            cols["span"] = np.asarray(
+                [[np.nan if v is None else v for v in row] for row in d["span"]], dtype=np.float64
+            ).reshape(n, 2)
+            cols["text"] = _object_array(d["text"])
+            cols["source_ref"] = _object_array(d["source_ref"])
+            cols["point_offsets"] = np.asarray(d["point_offsets"], dtype=np.int64)
+            cols["points"] = np.asarray(d["points"], dtype=np.float64).reshape(-1, 2)
+            cols["vis"] = np.asarray(d["vis"], dtype=np.int8)
+            cols["rle_offsets"] = np.asarray(d["rle_offsets"], dtype=np.int64)
+            cols["rle"] = np.asarray(d["rle"], dtype=np.uint32)
+            attrs = {k: _object_array(v) for k, v in d.get("attributes", {}).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"Annotations.from_dict: malformed input ({exc})") from None
+        return cls(**cols, attributes=attrs, annotators=tuple(d.get("annotators", ())))
+
+
+def _object_array(values: Sequence[Any]) -> np.ndarray:
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = list(values)
+    return arr
+
+
+class AnnotationsBuilder:
+    """Accumulates annotations one at a time (readers, tests) and builds a sorted set.
+
+    Readers validate each source object before :meth:`add`, so one bad object is reported and
+    skipped rather than failing the whole set.
+    """
+
+    def __init__(self, annotators: Sequence[str] = ()) -> None:
+        self._annotators: list[str] = list(annotators)
+        self._rows: dict[str, list[Any]] = {name: [] for name in _ROW_COLUMNS}
+        self._bbox: list[Sequence[float]] = []
+        self._span: list[Sequence[float]] = []
+        self._text: list[Any] = []
+        self._ref: list[Any] = []
+        self._points: list[np.ndarray] = []
+        self._vis: list[np.ndarray] = []
+        self._rle: list[np.ndarray] = []
+        self._attrs: dict[str, dict[int, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._bbox)
+
+    def annotator_index(self, name: str) -> int:
+        if name not in self._annotators:
+            self._annotators.append(name)
+        return self._annotators.index(name)
+
+    def add(
+        self,
+        item: int,
+        kind: Kind | str | int,
+        label: int = -1,
+        *,
+        bbox: Sequence[float] | None = None,
+        points: Sequence[float] | Sequence[Sequence[float]] | np.ndarray | None = None,
+        vis: Sequence[int] | np.ndarray | None = None,
+        rle: Sequence[int] | np.ndarray | None = None,
+        rotation: float = 0.0,
+        z_order: int = 0,
+        group: int = 0,
+        occluded: bool = False,
+        source_id: int = -1,
+        source_type: SourceType | int = SourceType.SHAPE,
+        origin: Origin | int = Origin.MANUAL,
+        annotator: int | str = -1,
+        control: int = -1,
+        score: float = np.nan,
+        number: float = np.nan,
+        span: Sequence[float] | None = None,
+        text: Any = None,
+        source_ref: Any = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append one annotation; returns its (pre-sort) row number.
+
+        ``points`` is a flat ``[x0, y0, x1, y1, ...]`` list or a (k, 2) array. When ``bbox`` is
+        not given it is the points' bounding box (zeros for tags and non-spatial rows).
+
+        Raises:
+            ValidationError: malformed geometry (odd coordinate count, NaN, bad bbox).
+        """
+        if isinstance(kind, str):
+            kind = Kind.parse(kind)
+        if isinstance(annotator, str):
+            annotator = self.annotator_index(annotator)
+        pts = np.zeros((0, 2)) if points is None else np.asarray(points, dtype=np.float64)
+        if pts.ndim == 1:
+            if len(pts) % 2:
+                raise ValidationError(f"item {item}: odd number of point coordinates ({len(pts)})")
+            pts = pts.reshape(-1, 2)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            raise ValidationError(f"item {item}: points must be (k, 2), got {pts.shape}")
+        if not np.isfinite(pts).all():
+            raise ValidationError(f"item {item}, source id {source_id}: NaN or infinite point")
+        flags = (
+            np.full(len(pts), VISIBLE, dtype=np.int8)
+            if vis is None
+            else np.asarray(vis, dtype=np.int8).reshape(-1)
+        )
+        if len(flags) != len(pts):
+            raise ValidationError(f"item {item}: {len(flags)} visibility flags for {len(pts)} points")
+        if bbox is None:
+            shown = pts[flags != ABSENT] if len(pts) else pts
+            if len(shown):
+                bbox = (shown[:, 0].min(), shown[:, 1].min(), shown[:, 0].max(), shown[:, 1].max())
+            else:
+                bbox = (0.0, 0.0, 0.0, 0.0)
+        box = np.asarray(bbox, dtype=np.float64).reshape(-1)
+        if box.shape != (4,) or not np.isfinite(box).all():
+            raise ValidationError(f"item {item}, source id {source_id}: bbox must be 4 finite numbers")
+        if box[2] < box[0] or box[3] < box[1]:
+            raise ValidationError(f"item {item}, source id {source_id}: bbox has x2 < x1 or y2 < y1")
+        row = len(self._bbox)
+        values = {
+            "item": item,
+            "kind": int(kind),
+            "label": label,
+            "rotation": rotation,
+            "z_order": z_order,
+            "group": group,
+            "occluded": occluded,
+            "source_id": source_id,
+            "source_type": int(source_type),
+            "origin": int(origin),
+            "annotator": annotator,
+            "control": control,
+            "score": score,
+            "number": number,
+        }
+        for name, v in values.items():
+            self._rows[name].append(v)
+        self._bbox.append(box)
+        self._span.append((np.nan, np.nan) if span is None else tuple(span))
+        self._text.append(text)
+        self._ref.append(source_ref)
+        self._points.append(pts)
+        self._vis.append(flags)
+        self._rle.append(
+            np.zeros(0, np.uint32) if rle is None else np.asarray(rle, dtype=np.uint32).reshape(-1)
+        )
+        for key, value in (attributes or {}).items():
+            self._attrs.setdefault(key, {})[row] = value
+        return row
+
+    def build(self) -> Annotations:
+        """Sort by item (stable) and freeze into :class:`Annotations`."""
+        n = len(self._bbox)
+        cols: dict[str, Any] = {
+            name: np.asarray(vals, dtype=_ROW_COLUMNS[name][0]).reshape(n)
+            for name, vals in self._rows.items()
+        }
+        cols["bbox"] = np.asarray(self._bbox, dtype=np.float64).reshape(n, 4)
+        cols["span"] = np.asarray(self._span, dtype=np.float64).reshape(n, 2)
+        cols["text"] = _object_array(self._text)
+        cols["source_ref"] = _object_array(self._ref)
+        lengths = np.array([len(p) for p in self._points], dtype=np.int64)
+        cols["point_offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        cols["points"] = (
+            np.concatenate(self._points).reshape(-1, 2) if n else np.zeros((0, 2), np.float64)
+        )
+        cols["vis"] = np.concatenate(self._vis).astype(np.int8) if n else np.zeros(0, np.int8)
+        rl = np.array([len(r) for r in self._rle], dtype=np.int64)
+        cols["rle_offsets"] = np.concatenate([[0], np.cumsum(rl)]).astype(np.int64)
+        cols["rle"] = np.concatenate(self._rle).astype(np.uint32) if n else np.zeros(0, np.uint32)
+        attrs = {}
+        for key, by_row in self._attrs.items():
+            col = np.full(n, None, dtype=object)
+            for r, v in by_row.items():
+                col[r] = v
+            attrs[key] = col
+        return _sorted_annotations(cols, attrs, tuple(self._annotators))
+
+
+def _take_columns(cols: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
+    """Gather rows of raw column arrays (row and ragged columns alike)."""
+    out: dict[str, Any] = {name: cols[name][rows] for name in _ROW_COLUMNS}
+    for name in ("bbox", "span", "text", "source_ref"):
+        out[name] = cols[name][rows]
+    out["point_offsets"], out["points"] = gather_ragged(cols["point_offsets"], cols["points"], rows)
+    _, out["vis"] = gather_ragged(cols["point_offsets"], cols["vis"], rows)
+    out["rle_offsets"], out["rle"] = gather_ragged(cols["rle_offsets"], cols["rle"], rows)
+    return out
+
+
+def _sorted_annotations(
+    cols: dict[str, Any], attrs: dict[str, np.ndarray], names: tuple[str, ...]
+) -> Annotations:
+    """Freeze raw columns into Annotations, stably re-sorting rows by item when needed."""
+    item = cols["item"]
+    if len(item) > 1 and np.any(item[1:] < item[:-1]):
+        order = np.argsort(item, kind="stable")
+        cols = _take_columns(cols, order)
+        attrs = {k: v[order] for k, v in attrs.items()}
+    return Annotations(**cols, attributes=attrs, annotators=names)

@@ -1,0 +1,1 @@
+"""labelgate webhook receiver (Flask)."""
