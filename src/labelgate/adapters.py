@@ -1,0 +1,81 @@
+"""Adapter registry: built-in and third-party adapters found through entry points.
+
+An adapter package exposes an ``ADAPTER`` object registered in the ``labelgate.adapters``
+entry-point group. It must provide:
+
+- ``name``: short system name (``"cvat"``, ``"labelstudio"``);
+- ``sniff(path) -> bool``: whether a file looks like this system's export;
+- ``read_file(path, **options) -> AnnotationSet``: read an export file. Every annotator's
+  annotations come back in one set, told apart by ``Annotations.annotator``; ground-truth
+  annotations use the annotator name ``"ground_truth"`` and predictions ``"prediction:<model>"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from labelgate.errors import FormatError, MissingDependency
+from labelgate.model import AnnotationSet
+
+GROUP = "labelgate.adapters"
+GT_ANNOTATOR = "ground_truth"
+PREDICTION_PREFIX = "prediction:"
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    name: str
+
+    def sniff(self, path: Path) -> bool: ...
+
+    def read_file(self, path: Path, **options: Any) -> AnnotationSet: ...
+
+
+def discover() -> dict[str, Adapter]:
+    """All registered adapters by name.
+
+    Raises:
+        MissingDependency: a registered adapter cannot be imported.
+    """
+    found: dict[str, Adapter] = {}
+    for ep in entry_points(group=GROUP):
+        try:
+            adapter = ep.load()
+        except ImportError as exc:
+            raise MissingDependency(f"adapter {ep.name!r} cannot be imported: {exc}") from exc
+        found[ep.name] = adapter
+    return found
+
+
+def _candidates(path: Path) -> Iterator[Adapter]:
+    for adapter in discover().values():
+        if adapter.sniff(path):
+            yield adapter
+
+
+def read_any(path: str | Path, **options: Any) -> AnnotationSet:
+    """Read an annotation file of any supported format.
+
+    Supports every adapter's export files, COCO instances JSON and labelgate's own JSON.
+
+    Raises:
+        FormatError: the file does not exist or no reader recognises it.
+    """
+    from labelgate.io.coco import looks_like_coco, read_coco
+
+    p = Path(path)
+    if not p.is_file():
+        raise FormatError(f"{p}: no such file")
+    for adapter in _candidates(p):
+        return adapter.read_file(p, **options)
+    if looks_like_coco(p):
+        return read_coco(p)
+    if p.suffix == ".json":
+        return AnnotationSet.load_json(p)
+    raise FormatError(
+        f"{p}: not a recognised annotation file (expected CVAT XML, Label Studio JSON export, "
+        "COCO instances JSON or labelgate JSON)"
+    )

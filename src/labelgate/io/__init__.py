@@ -1,0 +1,1 @@
+"""Format readers that need no SDK (COCO)."""
