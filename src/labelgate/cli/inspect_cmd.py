@@ -33,7 +33,7 @@ def summarize(aset: AnnotationSet) -> dict[str, Any]:
     return {
         "name": aset.name,
         "items": len(aset.items),
-        "items_with_annotations": int(len(np.unique(ann.item))),
+        "items_with_annotations": len(np.unique(ann.item)),
         "labels": names,
         "annotations": len(ann),
         "per_kind": dict(sorted(per_kind.items())),
@@ -55,8 +55,11 @@ def _table(title: str, counts: dict[str, int]) -> Table:
 
 @click.command("inspect")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Label Studio label config XML (for Label Studio exports).")
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Label Studio label config XML (for Label Studio exports).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def inspect_cmd(file: Path, config: Path | None, as_json: bool) -> None:
     """Print what FILE holds: items, labels, annotations per kind and per annotator."""

@@ -46,7 +46,9 @@ class Kind(enum.IntEnum):
             return cls[name.upper()]
         except KeyError:
             known = ", ".join(k.name.lower() for k in cls)
-            raise ValidationError(f"unknown annotation kind {name!r}; expected one of {known}") from None
+            raise ValidationError(
+                f"unknown annotation kind {name!r}; expected one of {known}"
+            ) from None
 
 
 class SourceType(enum.IntEnum):
@@ -189,11 +191,15 @@ class Annotations:
         self._check_offsets("point_offsets", self.point_offsets, len(self.points))
         self._check_offsets("rle_offsets", self.rle_offsets, len(self.rle))
         if self.points.ndim != 2 or self.points.shape[1] != 2:
-            raise ValidationError(f"Annotations.points: expected shape (P, 2), got {self.points.shape}")
+            raise ValidationError(
+                f"Annotations.points: expected shape (P, 2), got {self.points.shape}"
+            )
         if self.vis.shape != (len(self.points),):
             raise ValidationError("Annotations.vis: expected one flag per point")
         if n > 1 and np.any(np.diff(self.item) < 0):
-            raise ValidationError("Annotations.item must be sorted ascending (use Annotations.concat)")
+            raise ValidationError(
+                "Annotations.item must be sorted ascending (use Annotations.concat)"
+            )
         bad = ~np.isfinite(self.bbox).all(axis=1)
         if bad.any():
             self._fail_row(int(np.flatnonzero(bad)[0]), "bbox has a NaN or infinite coordinate")
@@ -217,7 +223,9 @@ class Annotations:
     def _check_offsets(self, name: str, offsets: np.ndarray, total: int) -> None:
         n = len(self.item)
         if offsets.shape != (n + 1,):
-            raise ValidationError(f"Annotations.{name}: expected {n + 1} offsets, got {offsets.shape}")
+            raise ValidationError(
+                f"Annotations.{name}: expected {n + 1} offsets, got {offsets.shape}"
+            )
         if offsets[0] != 0 or offsets[-1] != total or np.any(np.diff(offsets) < 0):
             raise ValidationError(
                 f"Annotations.{name}: offsets must start at 0, never decrease and end at {total}"
@@ -494,7 +502,9 @@ class AnnotationsBuilder:
             else np.asarray(vis, dtype=np.int8).reshape(-1)
         )
         if len(flags) != len(pts):
-            raise ValidationError(f"item {item}: {len(flags)} visibility flags for {len(pts)} points")
+            raise ValidationError(
+                f"item {item}: {len(flags)} visibility flags for {len(pts)} points"
+            )
         if bbox is None:
             shown = pts[flags != ABSENT] if len(pts) else pts
             if len(shown):
@@ -503,9 +513,13 @@ class AnnotationsBuilder:
                 bbox = (0.0, 0.0, 0.0, 0.0)
         box = np.asarray(bbox, dtype=np.float64).reshape(-1)
         if box.shape != (4,) or not np.isfinite(box).all():
-            raise ValidationError(f"item {item}, source id {source_id}: bbox must be 4 finite numbers")
+            raise ValidationError(
+                f"item {item}, source id {source_id}: bbox must be 4 finite numbers"
+            )
         if box[2] < box[0] or box[3] < box[1]:
-            raise ValidationError(f"item {item}, source id {source_id}: bbox has x2 < x1 or y2 < y1")
+            raise ValidationError(
+                f"item {item}, source id {source_id}: bbox has x2 < x1 or y2 < y1"
+            )
         row = len(self._bbox)
         values = {
             "item": item,

@@ -77,8 +77,16 @@ class Items:
             if name is None
             else _col(list(name), object, n, "name", "")
         )
-        w = np.full(n, width, np.int64) if isinstance(width, int) else _col(width, np.int64, n, "width", 0)
-        h = np.full(n, height, np.int64) if isinstance(height, int) else _col(height, np.int64, n, "height", 0)
+        w = (
+            np.full(n, width, np.int64)
+            if isinstance(width, int)
+            else _col(width, np.int64, n, "width", 0)
+        )
+        h = (
+            np.full(n, height, np.int64)
+            if isinstance(height, int)
+            else _col(height, np.int64, n, "height", 0)
+        )
         order = np.argsort(ids, kind="stable")
         return cls(
             id=ids[order],

@@ -256,9 +256,7 @@ class LabelSchema:
     def merged(self, other: LabelSchema) -> LabelSchema:
         """This schema plus the labels of ``other`` it lacks (appended, order kept)."""
         labels = list(self.labels) + [lb for lb in other.labels if lb.name not in self._index]
-        controls = list(self.controls) + [
-            c for c in other.controls if self.control(c.name) is None
-        ]
+        controls = list(self.controls) + [c for c in other.controls if self.control(c.name) is None]
         return LabelSchema(labels=tuple(labels), controls=tuple(controls))
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,220 @@
+"""COCO instances JSON reader (boxes, polygons, RLE masks, optional scores).
+
+One COCO annotation becomes one row: a mask for RLE segmentations, a polygon for a single-part
+polygon segmentation, several polygon rows sharing a group for multi-part polygons (CVAT merges a
+group of one label into one instance, so scoring treats them as one object), and a rectangle when
+there is no segmentation. Bad annotations are skipped with a :class:`DataWarning` and listed in
+``data_errors``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelgate.errors import DataWarning, FormatError, ValidationError
+from labelgate.model import (
+    AnnotationsBuilder,
+    AnnotationSet,
+    Items,
+    Kind,
+    Label,
+    LabelSchema,
+    Origin,
+)
+
+_REQUIRED = ("images", "annotations", "categories")
+
+
+def looks_like_coco(path: Path) -> bool:
+    """True when ``path`` is a JSON object with COCO's images/annotations/categories keys."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1 << 16).decode("utf-8", errors="ignore")
+    except OSError:
+        return False
+    # COCO is a JSON object with "images" first in practice; Label Studio exports are lists and
+    # labelgate's own files carry a "format" marker, so this cannot mistake either.
+    return (
+        head.lstrip().startswith("{")
+        and '"images"' in head
+        and ('"categories"' in head or '"annotations"' in head)
+        and '"labelgate.annotation_set/1"' not in head
+    )
+
+
+def decode_compressed_counts(text: str) -> list[int]:
+    """Decode COCO's compressed RLE string into run lengths.
+
+    Raises:
+        ValidationError: the string is not valid compressed RLE.
+    """
+    counts: list[int] = []
+    pos = 0
+    data = text.encode("ascii")
+    while pos < len(data):
+        value, shift, more = 0, 0, True
+        while more:
+            if pos >= len(data):
+                raise ValidationError("compressed RLE string ends inside a number")
+            c = data[pos] - 48
+            if c < 0 or c > 63:
+                raise ValidationError(f"compressed RLE has an invalid character {chr(data[pos])!r}")
+            value |= (c & 0x1F) << (5 * shift)
+            more = bool(c & 0x20)
+            pos += 1
+            shift += 1
+            if not more and (c & 0x10):
+                value |= -1 << (5 * shift)
+        if len(counts) > 2:
+            value += counts[-2]
+        counts.append(value)
+    if any(c < 0 for c in counts):
+        raise ValidationError("compressed RLE decodes to a negative run length")
+    return counts
+
+
+def _rle_counts(seg: Mapping[str, Any], height: int, width: int) -> np.ndarray:
+    size = seg.get("size")
+    if (
+        not isinstance(size, list)
+        or len(size) != 2
+        or [int(size[0]), int(size[1])] != [height, width]
+    ):
+        raise ValidationError(
+            f"RLE size {size!r} does not match the image size [{height}, {width}]"
+        )
+    raw = seg.get("counts")
+    counts = decode_compressed_counts(raw) if isinstance(raw, str) else list(raw or [])
+    arr = np.asarray(counts, dtype=np.int64)
+    if np.any(arr < 0) or int(arr.sum()) != height * width:
+        raise ValidationError(
+            f"bad RLE: run lengths sum to {int(arr.sum())}, expected {height}x{width}={height * width}"
+        )
+    return arr.astype(np.uint32)
+
+
+def _rle_bbox(counts: np.ndarray, height: int) -> tuple[float, float, float, float]:
+    ends = np.cumsum(counts.astype(np.int64))
+    starts = ends - counts
+    ones = np.arange(len(counts)) % 2 == 1
+    s, e = starts[ones & (counts > 0)], ends[ones & (counts > 0)] - 1
+    if len(s) == 0:
+        return (0.0, 0.0, 0.0, 0.0)
+    # Column-major: pixel index = x * height + y.
+    x1, x2 = float(s.min() // height), float(e.max() // height) + 1
+    ys = np.concatenate([s % height, e % height])
+    spans_columns = (e // height) > (s // height)
+    y1 = 0.0 if spans_columns.any() else float(ys.min())
+    y2 = float(height) if spans_columns.any() else float(ys.max()) + 1
+    return (x1, y1, x2, y2)
+
+
+def read_coco(path: str | Path) -> AnnotationSet:
+    """Read a COCO instances JSON file.
+
+    Args:
+        path: the file.
+
+    Returns:
+        One :class:`AnnotationSet`; detections with a ``score`` become predictions
+        (annotator ``"prediction:coco"``, origin auto).
+
+    Raises:
+        FormatError: not JSON, or images/annotations/categories missing or malformed.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or any(k not in data for k in ("images", "categories")):
+        raise FormatError(f"{p}: not a COCO instances file (needs 'images' and 'categories')")
+    try:
+        categories = sorted(data["categories"], key=lambda c: int(c["id"]))
+        schema = LabelSchema(
+            labels=tuple(Label(name=str(c["name"]), id=int(c["id"])) for c in categories)
+        )
+        images = data["images"]
+        items = Items.create(
+            id=[int(im["id"]) for im in images],
+            name=[str(im.get("file_name", im["id"])) for im in images],
+            width=[int(im.get("width", 0)) for im in images],
+            height=[int(im.get("height", 0)) for im in images],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"{p}: malformed images/categories ({exc!r})") from None
+    label_of = {lb.id: i for i, lb in enumerate(schema.labels)}
+    builder = AnnotationsBuilder()
+    errors: list[dict[str, Any]] = []
+    for n, ann in enumerate(data.get("annotations", [])):
+        where = f"annotation #{n} (id {ann.get('id') if isinstance(ann, dict) else '?'})"
+        try:
+            _add_annotation(builder, ann, items, label_of, schema)
+        except (ValidationError, KeyError, TypeError, ValueError) as exc:
+            msg = f"{p}: {where}: {exc}"
+            warnings.warn(msg, DataWarning, stacklevel=2)
+            errors.append(
+                {"type": "invalid_annotation", "file": str(p), "where": where, "message": str(exc)}
+            )
+    return AnnotationSet(
+        name=p.stem,
+        schema=schema,
+        items=items,
+        annotations=builder.build(),
+        meta={"system": "coco", "file": str(p)},
+        data_errors=tuple(errors),
+    )
+
+
+def _add_annotation(
+    builder: AnnotationsBuilder,
+    ann: Mapping[str, Any],
+    items: Items,
+    label_of: Mapping[int, int],
+    schema: LabelSchema,
+) -> None:
+    image_id = int(ann["image_id"])
+    pos = items.position(image_id)
+    height, width = int(items.height[pos]), int(items.width[pos])
+    cat = int(ann["category_id"])
+    if cat not in label_of:
+        raise ValidationError(f"unknown category_id {cat}; known: {sorted(label_of)}")
+    common: dict[str, Any] = {"source_id": int(ann.get("id", -1)), "group": 0}
+    if "score" in ann:
+        common.update(score=float(ann["score"]), annotator="prediction:coco", origin=Origin.AUTO)
+    if ann.get("attributes"):
+        common["attributes"] = dict(ann["attributes"])
+    seg = ann.get("segmentation")
+    if isinstance(seg, dict):
+        counts = _rle_counts(seg, height, width)
+        builder.add(
+            image_id, Kind.MASK, label_of[cat], rle=counts, bbox=_rle_bbox(counts, height), **common
+        )
+        return
+    if isinstance(seg, list) and seg:
+        parts = [np.asarray(poly, dtype=np.float64) for poly in seg]
+        for part in parts:
+            if len(part) % 2 or len(part) < 6:
+                raise ValidationError(
+                    f"polygon with {len(part) // 2} points; a polygon needs at least 3"
+                )
+            if not np.isfinite(part).all():
+                raise ValidationError("polygon has a NaN or infinite coordinate")
+        if len(parts) > 1:
+            common["group"] = int(ann.get("id", 0)) + 1
+        for part in parts:
+            builder.add(image_id, Kind.POLYGON, label_of[cat], points=part, **common)
+        return
+    box = [float(v) for v in ann["bbox"]]
+    if len(box) != 4 or not np.isfinite(box).all() or box[2] < 0 or box[3] < 0:
+        raise ValidationError(f"bbox must be 4 finite numbers [x, y, w, h] with w, h >= 0: {box}")
+    x, y, w, h = box
+    builder.add(image_id, Kind.RECTANGLE, label_of[cat], bbox=(x, y, x + w, y + h), **common)
