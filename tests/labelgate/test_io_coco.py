@@ -143,7 +143,7 @@ def test_bad_annotation_is_a_data_error_not_a_failure(tmp_path, annotation, mess
 def test_truncated_file_names_the_file(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"images": [{"id": 1')
-    with pytest.raises(FormatError, match="broken.json: not valid JSON"):
+    with pytest.raises(FormatError, match=r"broken\.json: not valid JSON"):
         read_coco(path)
 
 

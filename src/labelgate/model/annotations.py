@@ -283,7 +283,7 @@ class Annotations:
             cols[name] = np.concatenate([getattr(p, name) for p in parts])
         for off_name, val_name in (("point_offsets", "points"), ("rle_offsets", "rle")):
             shifts = np.cumsum([0] + [len(getattr(p, val_name)) for p in parts[:-1]])
-            pieces = [getattr(p, off_name)[:-1] + s for p, s in zip(parts, shifts)]
+            pieces = [getattr(p, off_name)[:-1] + s for p, s in zip(parts, shifts, strict=True)]
             total = sum(len(getattr(p, val_name)) for p in parts)
             cols[off_name] = np.concatenate([*pieces, np.array([total], dtype=np.int64)])
         keys: list[str] = []
