@@ -1,1 +1,5 @@
-"""labelgate_cvat adapter."""
+"""labelgate CVAT adapter: CVAT payloads and export files to and from the common model."""
+
+from labelgate_cvat.adapter import ADAPTER
+
+__all__ = ["ADAPTER"]

@@ -1,1 +1,5 @@
-"""labelgate_labelstudio adapter."""
+"""labelgate Label Studio adapter: LS payloads and exports to and from the common model."""
+
+from labelgate_labelstudio.adapter import ADAPTER
+
+__all__ = ["ADAPTER"]

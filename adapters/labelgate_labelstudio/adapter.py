@@ -1,0 +1,24 @@
+"""The Label Studio adapter object registered in the ``labelgate.adapters`` entry-point group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from labelgate.model import AnnotationSet
+from labelgate_labelstudio.json_export import looks_like_ls_export, read_ls_export
+
+
+class LabelStudioAdapter:
+    """Reads Label Studio JSON exports; the live API lives in ``labelgate_labelstudio.client``."""
+
+    name = "labelstudio"
+
+    def sniff(self, path: Path) -> bool:
+        return looks_like_ls_export(Path(path))
+
+    def read_file(self, path: Path, **options: Any) -> AnnotationSet:
+        return read_ls_export(path, config=options.get("config"))
+
+
+ADAPTER = LabelStudioAdapter()

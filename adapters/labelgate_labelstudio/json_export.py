@@ -1,0 +1,597 @@
+"""Label Studio tasks (API payloads or a JSON export) to the common model.
+
+Pure functions. The label config is parsed with the SDK's ``LabelInterface``; brush masks are
+decoded with ``label_studio_sdk.converter.brush``. Percent coordinates become pixels using each
+result's ``original_width``/``original_height``.
+
+Annotator names: the annotator's e-mail when the payload carries it, else ``user:<id>``;
+ground-truth annotations are ``"ground_truth"``; predictions are ``"prediction:<model_version>"``
+(origin auto). Cancelled (skipped) annotations are left out. Results sharing a region ``id`` form
+one region: per-region Choices/TextArea/Rating/Number results become attributes of its row.
+
+One bad region is skipped with a :class:`~labelgate.errors.DataWarning` and listed in
+``data_errors``; the rest of the task is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
+from labelgate.errors import DataWarning, FormatError, LabelgateError, ValidationError
+from labelgate.io.rle import encode_column_major
+from labelgate.model import (
+    AnnotationsBuilder,
+    AnnotationSet,
+    AttributeSpec,
+    Control,
+    Items,
+    Kind,
+    Label,
+    LabelSchema,
+    Origin,
+    SourceType,
+    Submission,
+)
+
+#: Control tag type → (label kind, row kind). Label-less controls have no label kind.
+SPATIAL = {
+    "RectangleLabels": ("rectangle", Kind.RECTANGLE),
+    "PolygonLabels": ("polygon", Kind.POLYGON),
+    "KeyPointLabels": ("points", Kind.POINTS),
+    "BrushLabels": ("mask", Kind.MASK),
+    "EllipseLabels": ("ellipse", Kind.ELLIPSE),
+    "Labels": ("span", Kind.SPAN),
+}
+CLASSIFICATION = ("Choices", "Taxonomy")
+VALUE_CONTROLS = {"TextArea": Kind.TEXT, "Rating": Kind.NUMBER, "Number": Kind.NUMBER}
+SUPPORTED = (*SPATIAL, *CLASSIFICATION, *VALUE_CONTROLS)
+_VALUE_KEY = {
+    "rectanglelabels": "rectanglelabels",
+    "polygonlabels": "polygonlabels",
+    "keypointlabels": "keypointlabels",
+    "brushlabels": "brushlabels",
+    "ellipselabels": "ellipselabels",
+    "labels": "labels",
+    "choices": "choices",
+    "taxonomy": "taxonomy",
+    "textarea": "text",
+    "rating": "rating",
+    "number": "number",
+}
+
+
+def parse_label_config(config: str, taxonomy_paths: Iterable[str] = ()) -> LabelSchema:
+    """Label config XML → :class:`LabelSchema`.
+
+    Labels of spatial and classification controls become labels (renamed
+    ``"<control>:<label>"`` when two controls share a label value); per-region classifications
+    become attributes of the labels of the controls on the same object; unsupported controls
+    are kept out with a :class:`DataWarning`.
+
+    Args:
+        config: the ``<View>`` XML.
+        taxonomy_paths: Taxonomy selections seen in the data ("A/B"), added as labels.
+
+    Raises:
+        FormatError: the XML cannot be parsed.
+    """
+    from label_studio_sdk.label_interface import LabelInterface
+
+    try:
+        interface = LabelInterface(config)
+    except Exception as exc:  # the SDK raises several unrelated types for bad XML
+        raise FormatError(f"label config cannot be parsed: {exc}") from None
+    controls: list[Control] = []
+    for c in interface.controls:
+        tag = c.tag
+        to_name = ",".join(c.to_name or [])
+        per_region = str(c.attr.get("perRegion", "")).lower() == "true"
+        if tag not in SUPPORTED:
+            warnings.warn(
+                f"label config: control <{tag} name={c.name!r}> is not supported; skipped",
+                DataWarning,
+                stacklevel=2,
+            )
+            continue
+        labels = tuple(getattr(c, "labels", None) or ())
+        controls.append(Control(c.name, tag, to_name, labels, per_region))
+    taxonomy = sorted(set(taxonomy_paths))
+    value_count: dict[str, int] = {}
+    for c in controls:
+        if c.per_region:
+            continue
+        values = taxonomy if c.type == "Taxonomy" else list(c.labels)
+        for v in values:
+            value_count[v] = value_count.get(v, 0) + 1
+    attrs_by_object: dict[str, list[AttributeSpec]] = {}
+    for c in controls:
+        if c.per_region:
+            input_type = "select" if c.type in CLASSIFICATION else "text"
+            if c.type in ("Rating", "Number"):
+                input_type = "number"
+            spec = AttributeSpec(c.name, input_type, values=c.labels)
+            attrs_by_object.setdefault(c.to_name, []).append(spec)
+    out: list[Label] = []
+    for c in controls:
+        if c.per_region or c.type in VALUE_CONTROLS:
+            continue
+        kind = SPATIAL[c.type][0] if c.type in SPATIAL else "tag"
+        values = taxonomy if c.type == "Taxonomy" else list(c.labels)
+        attrs = tuple(attrs_by_object.get(c.to_name, ())) if c.type in SPATIAL else ()
+        for v in values:
+            name = v if value_count[v] == 1 else f"{c.name}:{v}"
+            out.append(Label(name=name, kind=kind, attributes=attrs, control=c.name))
+    return LabelSchema(labels=tuple(out), controls=tuple(controls))
+
+
+def annotator_name(completed_by: Any, users: Mapping[int, str] | None = None) -> str:
+    """Readable annotator name from ``completed_by`` (an int id or a user object)."""
+    if isinstance(completed_by, Mapping):
+        email = completed_by.get("email")
+        if email:
+            return str(email)
+        completed_by = completed_by.get("id")
+    if completed_by is None:
+        return "user:unknown"
+    uid = int(completed_by)
+    return (users or {}).get(uid, f"user:{uid}")
+
+
+def _taxonomy_paths(tasks: Sequence[Mapping[str, Any]]) -> set[str]:
+    paths: set[str] = set()
+    for task in tasks:
+        for source in (*task.get("annotations", ()), *task.get("predictions", ())):
+            for r in source.get("result", ()) or ():
+                if r.get("type") == "taxonomy":
+                    for path in r.get("value", {}).get("taxonomy", ()):
+                        paths.add("/".join(str(p) for p in path))
+    return paths
+
+
+def ls_tasks_to_annotation_set(
+    tasks: Sequence[Mapping[str, Any]],
+    label_config: str,
+    name: str = "labelstudio",
+    *,
+    users: Mapping[int, str] | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> AnnotationSet:
+    """Convert Label Studio tasks (with embedded annotations/predictions) to one annotation set.
+
+    Args:
+        tasks: task dicts as the API (``fields=all``) or a JSON export returns them.
+        label_config: the project's label config XML.
+        name: name of the resulting set.
+        users: optional user id → e-mail map for payloads that only carry ids.
+        meta: extra source metadata (URL, project id) kept in reports.
+
+    Returns:
+        One set holding every annotator, ground truth and prediction (see module docstring).
+
+    Raises:
+        FormatError: a task lacks an integer ``id``.
+    """
+    schema = parse_label_config(label_config, _taxonomy_paths(tasks))
+    conv = _Converter(schema, name)
+    ids, names, widths, heights, gold = [], [], [], [], []
+    for n, task in enumerate(tasks):
+        try:
+            task_id = int(task["id"])
+        except (KeyError, TypeError, ValueError):
+            raise FormatError(f"{name}: task #{n} has no integer 'id'") from None
+        size = conv.task(task_id, task, users)
+        ids.append(task_id)
+        names.append(_task_name(task, task_id))
+        widths.append(size[0])
+        heights.append(size[1])
+        gold.append(any(a.get("ground_truth") for a in task.get("annotations", ()) or ()))
+    try:
+        items = Items.create(ids, name=names, width=widths, height=heights, gold=gold)
+    except ValidationError as exc:
+        raise FormatError(f"{name}: tasks: {exc}") from None
+    return AnnotationSet(
+        name=name,
+        schema=schema,
+        items=items,
+        annotations=conv.builder.build(),
+        submissions=tuple(conv.submissions),
+        meta={"system": "labelstudio", **(meta or {})},
+        data_errors=tuple(conv.errors),
+    )
+
+
+def _task_name(task: Mapping[str, Any], task_id: int) -> str:
+    data = task.get("data") or {}
+    for value in data.values():
+        if isinstance(value, str) and "/" in value:
+            return value.rsplit("/", 1)[-1].split("?")[0]
+    return str(task_id)
+
+
+class _Converter:
+    def __init__(self, schema: LabelSchema, source: str) -> None:
+        self.schema = schema
+        self.source = source
+        self.builder = AnnotationsBuilder()
+        self.submissions: list[Submission] = []
+        self.errors: list[dict[str, Any]] = []
+        self.control_index = {c.name: i for i, c in enumerate(schema.controls)}
+
+    def fail(self, where: str, exc: Exception) -> None:
+        warnings.warn(f"{self.source}: {where}: {exc}", DataWarning, stacklevel=3)
+        self.errors.append(
+            {"type": "invalid_annotation", "file": self.source, "where": where, "message": str(exc)}
+        )
+
+    def task(
+        self, task_id: int, task: Mapping[str, Any], users: Mapping[int, str] | None
+    ) -> tuple[int, int]:
+        size = [0, 0]
+        for ann in task.get("annotations", ()) or ():
+            if ann.get("was_cancelled"):
+                continue
+            who = (
+                GT_ANNOTATOR
+                if ann.get("ground_truth")
+                else annotator_name(ann.get("completed_by"), users)
+            )
+            self.submissions.append(
+                Submission(
+                    item=task_id,
+                    annotator=who,
+                    annotation_id=ann.get("id"),
+                    lead_time=ann.get("lead_time"),
+                    created_at=ann.get("created_at"),
+                    updated_at=ann.get("updated_at"),
+                    ground_truth=bool(ann.get("ground_truth")),
+                    state=_review_state(ann),
+                )
+            )
+            self.result(task_id, ann.get("id"), ann.get("result") or (), who, Origin.MANUAL, size)
+        for pred in task.get("predictions", ()) or ():
+            who = f"{PREDICTION_PREFIX}{pred.get('model_version') or 'unknown'}"
+            score = pred.get("score")
+            self.result(
+                task_id,
+                pred.get("id"),
+                pred.get("result") or (),
+                who,
+                Origin.AUTO,
+                size,
+                score=float(score) if score is not None else math.nan,
+            )
+        return size[0], size[1]
+
+    def result(
+        self,
+        task_id: int,
+        source_id: Any,
+        results: Iterable[Mapping[str, Any]],
+        who: str,
+        origin: Origin,
+        size: list[int],
+        score: float = math.nan,
+    ) -> None:
+        regions: dict[str, list[Mapping[str, Any]]] = {}
+        for k, r in enumerate(results):
+            if not isinstance(r, Mapping):
+                self.fail(f"task {task_id}, result #{k}", ValidationError("not an object"))
+                continue
+            if r.get("type") == "relation":
+                continue
+            regions.setdefault(str(r.get("id", f"#{k}")), []).append(r)
+        for rid, parts in regions.items():
+            where = f"task {task_id}, annotation {source_id}, region {rid!r}"
+            try:
+                self.region(task_id, source_id, rid, parts, who, origin, size, score)
+            except (LabelgateError, KeyError, TypeError, ValueError) as exc:
+                self.fail(where, exc)
+
+    def region(
+        self,
+        task_id: int,
+        source_id: Any,
+        rid: str,
+        parts: list[Mapping[str, Any]],
+        who: str,
+        origin: Origin,
+        size: list[int],
+        score: float,
+    ) -> None:
+        primary: list[tuple[Control, Mapping[str, Any]]] = []
+        attrs: dict[str, Any] = {}
+        for r in parts:
+            control = self.schema.control(str(r.get("from_name")))
+            if control is None:
+                raise ValidationError(f"unknown control tag {r.get('from_name')!r}")
+            if control.per_region:
+                attrs[control.name] = _attribute_value(control, r)
+            else:
+                primary.append((control, r))
+        if not primary:
+            raise ValidationError("per-region result with no labelled region to attach to")
+        for control, r in primary:
+            if r.get("original_width") and r.get("original_height"):
+                size[0], size[1] = int(r["original_width"]), int(r["original_height"])
+            self.row(task_id, source_id, rid, control, r, attrs, who, origin, score)
+
+    def _label(self, control: Control, value: str) -> int:
+        name = value if self.schema.get(value) is not None else f"{control.name}:{value}"
+        label = self.schema.get(name)
+        if label is None or label.control != control.name:
+            raise ValidationError(f"unknown label {value!r} for control {control.name!r}")
+        return self.schema.index(name)
+
+    def row(
+        self,
+        task_id: int,
+        source_id: Any,
+        rid: str,
+        control: Control,
+        r: Mapping[str, Any],
+        attrs: dict[str, Any],
+        who: str,
+        origin: Origin,
+        score: float,
+    ) -> None:
+        value = r.get("value")
+        if not isinstance(value, Mapping):
+            raise ValidationError("result has no 'value' object")
+        region_score = r.get("score")
+        common: dict[str, Any] = {
+            "source_id": int(source_id) if isinstance(source_id, int) else -1,
+            "source_ref": rid,
+            "annotator": who,
+            "origin": origin,
+            "control": self.control_index[control.name],
+            "score": float(region_score) if region_score is not None else score,
+        }
+        if origin == Origin.MANUAL and r.get("origin") == "prediction":
+            common["origin"] = Origin.AUTO  # a pre-annotation the annotator left as it was
+        if attrs:
+            common["attributes"] = attrs
+        w, h = float(r.get("original_width") or 0), float(r.get("original_height") or 0)
+        ctype = control.type
+        if ctype in SPATIAL:
+            key = _VALUE_KEY[str(r.get("type", ctype.lower()))]
+            chosen = value.get(key) or []
+            if not chosen:
+                raise ValidationError(f"no label chosen in value[{key!r}]")
+            for lab in chosen:
+                self.spatial(task_id, ctype, self._label(control, str(lab)), value, w, h, common)
+        elif ctype == "Choices":
+            for choice in value.get("choices") or []:
+                self.builder.add(
+                    task_id,
+                    Kind.TAG,
+                    self._label(control, str(choice)),
+                    source_type=SourceType.TAG,
+                    **common,
+                )
+        elif ctype == "Taxonomy":
+            for path in value.get("taxonomy") or []:
+                text = "/".join(str(p) for p in path)
+                self.builder.add(
+                    task_id,
+                    Kind.TAG,
+                    self._label(control, text),
+                    text=text,
+                    source_type=SourceType.TAG,
+                    **common,
+                )
+        elif ctype == "TextArea":
+            texts = value.get("text") or []
+            self.builder.add(
+                task_id,
+                Kind.TEXT,
+                -1,
+                text="\n".join(str(t) for t in texts),
+                source_type=SourceType.TAG,
+                **common,
+            )
+        else:  # Rating / Number
+            key = "rating" if ctype == "Rating" else "number"
+            number = float(value[key])
+            if not math.isfinite(number):
+                raise ValidationError(f"{key} is NaN or infinite")
+            self.builder.add(
+                task_id, Kind.NUMBER, -1, number=number, source_type=SourceType.TAG, **common
+            )
+
+    def spatial(
+        self,
+        task_id: int,
+        ctype: str,
+        label: int,
+        v: Mapping[str, Any],
+        w: float,
+        h: float,
+        common: dict[str, Any],
+    ) -> None:
+        kind = SPATIAL[ctype][1]
+        if kind == Kind.SPAN:
+            start, end = v.get("start"), v.get("end")
+            if not isinstance(start, int | float) or not isinstance(end, int | float):
+                raise ValidationError("span start/end must be character offsets")
+            if end < start:
+                raise ValidationError(f"span end {end} is before start {start}")
+            self.builder.add(
+                task_id,
+                kind,
+                label,
+                span=(float(start), float(end)),
+                text=v.get("text"),
+                **common,
+            )
+            return
+        if w <= 0 or h <= 0:
+            raise ValidationError("result lacks original_width/original_height")
+        if kind == Kind.RECTANGLE:
+            bbox, rot = rectangle_to_pixels(v, w, h)
+            self.builder.add(task_id, kind, label, bbox=bbox, rotation=rot, **common)
+        elif kind == Kind.ELLIPSE:
+            cx, cy = _num(v, "x") * w / 100, _num(v, "y") * h / 100
+            rx, ry = _num(v, "radiusX") * w / 100, _num(v, "radiusY") * h / 100
+            self.builder.add(
+                task_id,
+                kind,
+                label,
+                bbox=(cx - rx, cy - ry, cx + rx, cy + ry),
+                rotation=float(v.get("rotation") or 0.0),
+                **common,
+            )
+        elif kind == Kind.POINTS:
+            pt = (_num(v, "x") * w / 100, _num(v, "y") * h / 100)
+            self.builder.add(task_id, kind, label, points=[pt], **common)
+        elif kind == Kind.POLYGON:
+            pts = np.asarray(v.get("points") or [], dtype=np.float64).reshape(-1, 2)
+            if len(pts) < 3:
+                raise ValidationError(f"polygon with {len(pts)} points; at least 3 needed")
+            if not np.isfinite(pts).all():
+                raise ValidationError("polygon has a NaN or infinite coordinate")
+            pts = pts * np.array([w / 100, h / 100])
+            self.builder.add(task_id, kind, label, points=pts, **common)
+        elif kind == Kind.MASK:
+            counts, bbox = brush_to_rle(v, int(w), int(h))
+            self.builder.add(task_id, kind, label, rle=counts, bbox=bbox, **common)
+
+
+def _num(v: Mapping[str, Any], key: str) -> float:
+    if key not in v:
+        raise ValidationError(f"value lacks {key!r}")
+    x = float(v[key])
+    if not math.isfinite(x):
+        raise ValidationError(f"{key} is NaN or infinite")
+    return x
+
+
+def rectangle_to_pixels(
+    v: Mapping[str, Any], w: float, h: float
+) -> tuple[tuple[float, float, float, float], float]:
+    """Label Studio rectangle (percent, rotated about its top-left corner) → pixel box + rotation.
+
+    labelgate (like CVAT) rotates boxes about their centre, so the centre is moved to where LS's
+    rotation about the anchor puts it: c = anchor + R(θ)·(bw/2, bh/2), with R clockwise on screen
+    (y points down).
+
+    Returns:
+        ((x1, y1, x2, y2) of the unrotated box about its centre, rotation in degrees).
+    """
+    x, y = _num(v, "x") * w / 100, _num(v, "y") * h / 100
+    bw, bh = _num(v, "width") * w / 100, _num(v, "height") * h / 100
+    if bw < 0 or bh < 0:
+        raise ValidationError(f"rectangle has a negative size ({bw} x {bh})")
+    theta = float(v.get("rotation") or 0.0)
+    t = math.radians(theta)
+    cx = x + (bw / 2) * math.cos(t) - (bh / 2) * math.sin(t)
+    cy = y + (bw / 2) * math.sin(t) + (bh / 2) * math.cos(t)
+    return (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), theta % 360.0
+
+
+def brush_to_rle(
+    v: Mapping[str, Any], width: int, height: int
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Decode an LS brush RLE into column-major COCO counts and its pixel bbox.
+
+    Raises:
+        ValidationError: not RLE, or it does not decode to width x height x 4 bytes.
+    """
+    from label_studio_sdk.converter.brush import decode_rle
+
+    if v.get("format", "rle") != "rle" or not isinstance(v.get("rle"), list):
+        raise ValidationError("brush value must have format 'rle' and an 'rle' list")
+    try:
+        flat = np.asarray(decode_rle(v["rle"]), dtype=np.uint8)
+    except Exception as exc:  # the SDK decoder raises IndexError/ValueError on garbage
+        raise ValidationError(f"bad brush RLE ({type(exc).__name__}: {exc})") from None
+    if flat.size != width * height * 4:
+        raise ValidationError(
+            f"bad brush RLE: decodes to {flat.size} bytes, expected {width}x{height}x4"
+        )
+    mask = flat.reshape(height, width, 4)[:, :, 3] > 0
+    ys, xs = np.nonzero(mask)
+    bbox = (
+        (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+        if len(xs)
+        else (0.0, 0.0, 0.0, 0.0)
+    )
+    return encode_column_major(mask), bbox
+
+
+def _attribute_value(control: Control, r: Mapping[str, Any]) -> Any:
+    value = r.get("value") or {}
+    if control.type == "Choices":
+        chosen = value.get("choices") or []
+        return chosen[0] if len(chosen) == 1 else "|".join(str(c) for c in chosen)
+    if control.type == "Taxonomy":
+        return "|".join("/".join(map(str, p)) for p in value.get("taxonomy") or [])
+    if control.type == "TextArea":
+        return "\n".join(str(t) for t in value.get("text") or [])
+    key = "rating" if control.type == "Rating" else "number"
+    return float(value[key]) if key in value else None
+
+
+def _review_state(ann: Mapping[str, Any]) -> str | None:
+    action = ann.get("last_action")
+    if action in ("accepted", "fixed_and_accepted"):
+        return "accepted"
+    if action == "rejected":
+        return "rejected"
+    return None
+
+
+def looks_like_ls_export(path: Path) -> bool:
+    """True for a JSON file that is a list of tasks carrying ``data``."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1 << 14).decode("utf-8", errors="ignore").lstrip()
+    except OSError:
+        return False
+    return head.startswith("[") and '"data"' in head
+
+
+def read_ls_export(path: str | Path, config: str | Path | None = None) -> AnnotationSet:
+    """Read a Label Studio JSON export.
+
+    Args:
+        path: the export file (a JSON list of tasks).
+        config: the label config XML file; default: ``config.xml`` or ``label_config.xml``
+            beside the export.
+
+    Raises:
+        FormatError: the file is not valid JSON, not a list of tasks, or no config is found.
+    """
+    p = Path(path)
+    try:
+        tasks = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
+        raise FormatError(f"{p}: a Label Studio JSON export must be a list of task objects")
+    if config is None:
+        for candidate in ("config.xml", "label_config.xml"):
+            if (p.parent / candidate).is_file():
+                config = p.parent / candidate
+                break
+    if config is None:
+        raise FormatError(
+            f"{p}: no label config given and no config.xml beside the export (use --config)"
+        )
+    try:
+        text = Path(config).read_text()
+    except OSError as exc:
+        raise FormatError(f"{config}: cannot read label config ({exc})") from None
+    try:
+        return ls_tasks_to_annotation_set(tasks, text, name=p.stem, meta={"file": str(p)})
+    except FormatError as exc:
+        raise FormatError(f"{p}: {exc}") from None
