@@ -109,10 +109,7 @@ def parse_cvat_xml(root: ET.Element, *, name: str, source: str, annotator: str) 
         raise FormatError(f"{source}: <labels>: {exc}") from None
     reader = _Reader(schema, source, annotator)
     images = root.findall("image")
-    if images:
-        items = reader.images(images)
-    else:
-        items = reader.video(root, owner)
+    items = reader.images(images) if images else reader.video(root, owner)
     for track in root.findall("track"):
         reader.track(track, items)
     meta: dict[str, Any] = {"system": "cvat", "file": source}
