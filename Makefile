@@ -39,7 +39,8 @@ services:
 demo: install
 	mkdir -p $(OUT)
 	$(VENV)/bin/labelgate inspect examples/cvat/gt.xml
-	$(VENV)/bin/labelgate inspect examples/labelstudio/export.json --config examples/labelstudio/config.xml
+	$(VENV)/bin/labelgate inspect examples/labelstudio/export.json --json > $(OUT)/inspect-labelstudio.json
+	@echo "wrote $(OUT)/inspect-labelstudio.json"
 
 test: install $(LS_VENV)/.installed services
 	LABELGATE_LS_SERVER_PYTHON=$(abspath $(LS_VENV))/bin/python $(PY) -m pytest -q -p no:cacheprovider

@@ -293,8 +293,8 @@ class _Reader:
             out[spec.name] = spec.normalize(spec.default) if spec.default != "" else None
         for a in el.findall("attribute"):
             key = a.get("name", "")
-            spec = spec_of.get(key)
-            out[key] = spec.normalize(a.text or "") if spec else (a.text or "")
+            known = spec_of.get(key)
+            out[key] = known.normalize(a.text or "") if known else (a.text or "")
         return out
 
     def shape(
@@ -359,8 +359,11 @@ class _Reader:
                 )
             self.builder.add(frame, _KIND[tag], label, points=pts, **common)
         elif tag == "cuboid":
-            keys = ("xtl1", "ytl1", "xbl1", "ybl1", "xtr1", "ytr1", "xbr1", "ybr1")
-            keys += ("xtl2", "ytl2", "xbl2", "ybl2", "xtr2", "ytr2", "xbr2", "ybr2")
+            keys = tuple(
+                f"{c}{side}"
+                for side in "12"
+                for c in ("xtl", "ytl", "xbl", "ybl", "xtr", "ytr", "xbr", "ybr")
+            )
             pts = [_float(el, k) for k in keys]
             self.builder.add(frame, Kind.CUBOID, label, points=pts, **common)
         elif tag == "mask":

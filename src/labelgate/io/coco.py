@@ -151,7 +151,7 @@ def read_coco(path: str | Path) -> AnnotationSet:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(f"{p}: malformed images/categories ({exc!r})") from None
-    label_of = {lb.id: i for i, lb in enumerate(schema.labels)}
+    label_of = {int(lb.id or 0): i for i, lb in enumerate(schema.labels)}
     builder = AnnotationsBuilder()
     errors: list[dict[str, Any]] = []
     for n, ann in enumerate(data.get("annotations", [])):

@@ -432,7 +432,7 @@ class AnnotationsBuilder:
     def __init__(self, annotators: Sequence[str] = ()) -> None:
         self._annotators: list[str] = list(annotators)
         self._rows: dict[str, list[Any]] = {name: [] for name in _ROW_COLUMNS}
-        self._bbox: list[Sequence[float]] = []
+        self._bbox: list[np.ndarray] = []
         self._span: list[Sequence[float]] = []
         self._text: list[Any] = []
         self._ref: list[Any] = []
