@@ -77,14 +77,22 @@ class AnnotationSet:
         return replace(self, **changes)
 
     def split_by_annotator(self) -> dict[str, AnnotationSet]:
-        """One set per annotator, each with the items that annotator submitted (or annotated)."""
+        """One set per annotator, each restricted to the items that annotator worked on.
+
+        An item counts as worked on when the annotator has a submission for it (an empty
+        submission included) or, without submission records, an annotation on it.
+        """
         out: dict[str, AnnotationSet] = {}
         parts = self.annotations.by_annotator()
         names = set(parts) | {s.annotator for s in self.submissions}
         for name in sorted(names):
             ann = parts.get(name, Annotations.empty([name] if name else []))
             subs = tuple(s for s in self.submissions if s.annotator == name)
-            out[name] = replace(self, name=name or self.name, annotations=ann, submissions=subs)
+            worked = np.union1d(np.unique(ann.item), [s.item for s in subs]).astype(np.int64)
+            items = self.items.select(np.isin(self.items.id, worked))
+            out[name] = replace(
+                self, name=name or self.name, items=items, annotations=ann, submissions=subs
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:

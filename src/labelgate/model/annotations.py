@@ -355,6 +355,13 @@ class Annotations:
             out[name] = sub
         return out
 
+    def with_items(self, new_item: np.ndarray) -> Annotations:
+        """A copy whose rows move to new item ids (re-sorted stably by the new ids)."""
+        cols = {f.name: getattr(self, f.name) for f in fields(self)}
+        attrs, names = cols.pop("attributes"), cols.pop("annotators")
+        cols["item"] = np.asarray(new_item, dtype=np.int64)
+        return _sorted_annotations(cols, dict(attrs), names)
+
     def with_columns(self, **changes: Any) -> Annotations:
         """A copy with some row columns replaced (same length)."""
         cols = {f.name: getattr(self, f.name) for f in fields(self)}

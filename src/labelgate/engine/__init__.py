@@ -1,0 +1,19 @@
+"""The quality engine: ground-truth comparison at CVAT 2.42 parity, vectorised."""
+
+from labelgate.engine.aggregate import project_report, task_report
+from labelgate.engine.compare import compare, pair_items
+from labelgate.engine.matching import Matches, match_annotations
+from labelgate.engine.report import Report
+from labelgate.engine.settings import QualitySettings, resolve_settings
+
+__all__ = [
+    "Matches",
+    "QualitySettings",
+    "Report",
+    "compare",
+    "match_annotations",
+    "pair_items",
+    "project_report",
+    "resolve_settings",
+    "task_report",
+]

@@ -1,0 +1,363 @@
+"""``compare(gt, ds, settings)``: score one annotation set against ground truth."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from labelgate.engine.conflicts import CONFLICT_TYPES, SEVERITY, Conflicts, find_conflicts
+from labelgate.engine.matching import GROUP_CODE, TYPE_GROUPS, Matches, match_annotations
+from labelgate.engine.report import Report, confusion_summary, summary_block
+from labelgate.engine.settings import QualitySettings
+from labelgate.errors import DataWarning
+from labelgate.model import Annotations, AnnotationSet, Kind, SourceType
+
+COMPARED_KINDS = tuple(k for kinds in TYPE_GROUPS.values() for k in kinds)
+SHAPE_TYPE = {
+    Kind.TAG: None,
+    Kind.RECTANGLE: "rectangle",
+    Kind.POLYGON: "polygon",
+    Kind.POLYLINE: "polyline",
+    Kind.POINTS: "points",
+    Kind.ELLIPSE: "ellipse",
+    Kind.MASK: "mask",
+    Kind.SKELETON: "skeleton",
+}
+_MIN_POINTS = {Kind.POLYGON: 3, Kind.POLYLINE: 2, Kind.POINTS: 1}
+
+
+def _stem(name: str) -> str:
+    return PurePosixPath(str(name)).stem
+
+
+def pair_items(gt: AnnotationSet, ds: AnnotationSet) -> tuple[np.ndarray, np.ndarray]:
+    """Pair DS items with GT items by file name without extension, as CVAT does.
+
+    Deleted frames never pair. A DS honeypot placeholder carries its real frame's file name,
+    so it pairs with that GT frame.
+
+    Returns:
+        (ds_ids, gt_ids): equal-length arrays of paired item ids.
+    """
+    gt_by_name: dict[str, int] = {}
+    for i in range(len(gt.items)):
+        if not gt.items.deleted[i]:
+            gt_by_name.setdefault(_stem(gt.items.name[i]), int(gt.items.id[i]))
+    ds_ids, gt_ids = [], []
+    for i in range(len(ds.items)):
+        if ds.items.deleted[i]:
+            continue
+        match = gt_by_name.get(_stem(ds.items.name[i]))
+        if match is not None:
+            ds_ids.append(int(ds.items.id[i]))
+            gt_ids.append(match)
+    return np.asarray(ds_ids, np.int64), np.asarray(gt_ids, np.int64)
+
+
+def _invalid_rows(ann: Annotations, items: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Rows the engine cannot score (too few points, bad mask runs): dropped, reported."""
+    bad = np.zeros(len(ann), bool)
+    errors: list[dict[str, Any]] = []
+    npts = np.diff(ann.point_offsets)
+    for kind, least in _MIN_POINTS.items():
+        rows = np.flatnonzero((ann.kind == kind) & (npts < least))
+        for r in rows:
+            bad[r] = True
+            errors.append(_data_error(ann, r, f"{kind.name.lower()} with {npts[r]} points"))
+    masks = np.flatnonzero(ann.kind == Kind.MASK)
+    if len(masks):
+        w, h = items.size_of(ann.item[masks])
+        sums = (
+            np.add.reduceat(ann.rle.astype(np.int64), ann.rle_offsets[masks]) if len(ann.rle) else 0
+        )
+        for k, r in enumerate(masks):
+            runs = int(ann.rle_offsets[r + 1] - ann.rle_offsets[r])
+            total = int(sums[k]) if runs else 0
+            if runs == 0 or total != int(w[k] * h[k]):
+                bad[r] = True
+                errors.append(
+                    _data_error(ann, r, f"mask runs sum to {total}, expected {w[k]}x{h[k]}")
+                )
+    return bad, errors
+
+
+def _data_error(ann: Annotations, r: int, message: str) -> dict[str, Any]:
+    warnings.warn(
+        f"annotation {int(ann.source_id[r])} on frame {int(ann.item[r])}: {message}",
+        DataWarning,
+        stacklevel=4,
+    )
+    return {
+        "type": "invalid_annotation",
+        "frame": int(ann.item[r]),
+        "obj_id": int(ann.source_id[r]),
+        "message": message,
+    }
+
+
+def compare(
+    gt: AnnotationSet, ds: AnnotationSet, settings: QualitySettings | None = None
+) -> Report:
+    """Score ``ds`` against ``gt`` the way CVAT 2.42 scores a job against its GT job.
+
+    Args:
+        gt: ground truth (its items define the validation frames).
+        ds: the annotation set under test (a job, an annotator, a prediction set).
+        settings: quality settings; CVAT defaults when omitted.
+
+    Returns:
+        The :class:`Report`. Malformed annotations are dropped into ``data_errors`` rather than
+        failing the report.
+    """
+    s = settings or QualitySettings()
+    schema = gt.schema.merged(ds.schema)
+    ds_ids, gt_ids = pair_items(gt, ds)
+    frames = np.unique(gt_ids)
+    # GT: only paired frames. DS: only paired frames, moved onto the GT frame ids.
+    g_ann = gt.annotations.select(
+        np.isin(gt.annotations.item, frames) & np.isin(gt.annotations.kind, COMPARED_KINDS)
+    )
+    d_keep = np.isin(ds.annotations.item, ds_ids) & np.isin(ds.annotations.kind, COMPARED_KINDS)
+    d_ann = ds.annotations.select(d_keep)
+    order = np.argsort(ds_ids)
+    d_ann = d_ann.with_items(gt_ids[order][np.searchsorted(ds_ids[order], d_ann.item)])
+    # Labels: DS label indices onto the merged schema (GT labels first, same positions).
+    remap = np.array([schema.index(n) for n in ds.schema.names] + [-1], dtype=np.int32)
+    d_ann = d_ann.with_columns(label=remap[d_ann.label])
+    errors = [dict(e) for e in (*gt.data_errors, *ds.data_errors)]
+    bad_g, err_g = _invalid_rows(g_ann, gt.items)
+    bad_d, err_d = _invalid_rows(d_ann, gt.items)
+    errors += [{**e, "side": "gt"} for e in err_g] + [{**e, "side": "ds"} for e in err_d]
+    g_ann, d_ann = g_ann.select(~bad_g), d_ann.select(~bad_d)
+    matches = match_annotations(g_ann, d_ann, gt.items, s)
+    conflicts = find_conflicts(g_ann, d_ann, matches, s)
+    labels = [lb.name for lb in schema.labels]
+    data = build_report_data(
+        g_ann,
+        d_ann,
+        matches,
+        conflicts,
+        labels,
+        frames,
+        s,
+        total_frames=_total_frames(ds, gt),
+    )
+    job = {"gt": gt.meta.get("job_id"), "ds": ds.meta.get("job_id")}
+    conflict_list = conflicts_to_json(g_ann, d_ann, conflicts, labels, job)
+    data["frame_results"] = frame_results(data.pop("_frames"), conflict_list)
+    return Report(data=data, conflicts=conflict_list, data_errors=errors)
+
+
+def _total_frames(ds: AnnotationSet, gt: AnnotationSet) -> int:
+    n = int((~ds.items.deleted).sum())
+    return n if n else len(gt.items)
+
+
+def _annotation_id(ann: Annotations, row: int, job: Any) -> dict[str, Any]:
+    st = int(ann.source_type[row])
+    return {
+        "obj_id": int(ann.source_id[row]),
+        "job_id": job,
+        "type": {SourceType.SHAPE: "shape", SourceType.TRACK: "track", SourceType.TAG: "tag"}[
+            SourceType(st)
+        ],
+        "shape_type": SHAPE_TYPE.get(Kind(int(ann.kind[row]))),
+    }
+
+
+def conflicts_to_json(
+    gt: Annotations, ds: Annotations, c: Conflicts, labels: list[str], job: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Conflicts as CVAT-style dicts (ds annotation first), plus labels, position, similarity."""
+    out = []
+    for k in range(len(c)):
+        t = CONFLICT_TYPES[int(c.type[k])]
+        ids, names = [], []
+        position = None
+        d, g = int(c.ds_row[k]), int(c.gt_row[k])
+        if d >= 0:
+            ids.append(_annotation_id(ds, d, job["ds"]))
+            names.append(labels[int(ds.label[d])] if ds.label[d] >= 0 else None)
+            position = ds.bbox[d].tolist()
+        if g >= 0:
+            ids.append(_annotation_id(gt, g, job["gt"]))
+            names.append(labels[int(gt.label[g])] if gt.label[g] >= 0 else None)
+            position = position or gt.bbox[g].tolist()
+        sim = float(c.similarity[k])
+        out.append(
+            {
+                "type": t,
+                "severity": SEVERITY[t],
+                "frame_id": int(c.frame[k]),
+                "annotation_ids": ids,
+                "label_names": names,
+                "position": position,
+                "similarity": sim if np.isfinite(sim) else None,
+            }
+        )
+    return out
+
+
+def _components(
+    gt: Annotations, ds: Annotations, m: Matches, frame_of_pairs: np.ndarray
+) -> dict[str, Any]:
+    shape_pair = m.type_group != GROUP_CODE["tag"]
+    un_g_shape = gt.kind[m.unmatched_gt] != Kind.TAG
+    un_d_shape = ds.kind[m.unmatched_ds] != Kind.TAG
+    valid = int(shape_pair.sum())
+    missing, extra = int(un_g_shape.sum()), int(un_d_shape.sum())
+    return {
+        "shape": {
+            "valid_count": valid,
+            "missing_count": missing,
+            "extra_count": extra,
+            "total_count": valid + missing + extra,
+            "ds_count": valid + extra,
+            "gt_count": valid + missing,
+        },
+        "label": {
+            "valid_count": int(m.label_equal.sum()),
+            "invalid_count": int((~m.label_equal).sum()),
+            "total_count": len(m.label_equal),
+        },
+    }
+
+
+def build_report_data(
+    gt: Annotations,
+    ds: Annotations,
+    m: Matches,
+    c: Conflicts,
+    labels: list[str],
+    frames: np.ndarray,
+    s: QualitySettings,
+    total_frames: int,
+) -> dict[str, Any]:
+    """Summaries, confusion matrices (job and per frame) and components, all vectorised."""
+    n_lab = len(labels)
+    u = n_lab  # the "unmatched" index
+    fidx = {int(f): i for i, f in enumerate(frames)}
+    nf = len(frames)
+
+    def fi(items: np.ndarray) -> np.ndarray:
+        return np.searchsorted(frames, items)
+
+    cm = np.zeros((nf, n_lab + 1, n_lab + 1), dtype=np.int64)
+    pf = fi(gt.item[m.gt_row])
+    np.add.at(cm, (pf, ds.label[m.ds_row], gt.label[m.gt_row]), 1)
+    np.add.at(cm, (fi(ds.item[m.unmatched_ds]), ds.label[m.unmatched_ds], u), 1)
+    np.add.at(cm, (fi(gt.item[m.unmatched_gt]), u, gt.label[m.unmatched_gt]), 1)
+    # Per-frame mean IoU over shape pairs plus unmatched shapes' best similarity.
+    shape_pair = m.type_group != GROUP_CODE["tag"]
+    iou_sum = np.zeros(nf)
+    iou_n = np.zeros(nf)
+    np.add.at(iou_sum, pf[shape_pair], np.clip(m.similarity[shape_pair], 0, None))
+    np.add.at(iou_n, pf[shape_pair], 1)
+    for rows, best, ann in ((m.unmatched_gt, m.best_gt, gt), (m.unmatched_ds, m.best_ds, ds)):
+        sh = ann.kind[rows] != Kind.TAG
+        f = fi(ann.item[rows[sh]])
+        np.add.at(iou_sum, f, np.clip(np.nan_to_num(best[sh]), 0, None))
+        np.add.at(iou_n, f, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame_iou = np.where(iou_n > 0, iou_sum / iou_n, 0.0)
+    has_shapes = iou_n > 0
+    mean_iou = float(frame_iou[has_shapes].mean()) if has_shapes.any() else 0.0
+    total = cm.sum(0)
+    ann_summary = confusion_summary(total, labels)
+    # empty_is_annotated: frames with nothing on a side count as one virtual annotation.
+    gt_empty = np.ones(nf, bool)
+    gt_empty[fi(np.unique(gt.item))] = False if len(gt) else gt_empty[:0]
+    ds_empty = np.ones(nf, bool)
+    ds_empty[fi(np.unique(ds.item))] = False if len(ds) else ds_empty[:0]
+    if s.empty_is_annotated:
+        both = int((gt_empty & ds_empty).sum())
+        either = int((gt_empty | ds_empty).sum())
+        ann_summary["valid_count"] += both
+        ann_summary["total_count"] += either
+        ann_summary["ds_count"] += int(ds_empty.sum())
+        ann_summary["gt_count"] += int(gt_empty.sum())
+    comps = _components(gt, ds, m, pf)
+    comps["shape"]["mean_iou"] = mean_iou
+    comps["shape"]["accuracy"] = comps["shape"]["valid_count"] / (
+        comps["shape"]["total_count"] or 1
+    )
+    comps["label"]["accuracy"] = comps["label"]["valid_count"] / (
+        comps["label"]["total_count"] or 1
+    )
+    by_type = Counter(CONFLICT_TYPES[int(t)] for t in c.type)
+    errors = sum(v for k, v in by_type.items() if SEVERITY[k] == "error")
+    comparison = {
+        "frame_share": nf / (total_frames or 1),
+        "frames": frames.tolist(),
+        "total_frames": total_frames,
+        "frame_count": nf,
+        "mean_conflict_count": len(c) / (nf or 1),
+        "conflict_count": len(c),
+        "warning_count": len(c) - errors,
+        "error_count": errors,
+        "conflicts_by_type": {t: by_type.get(t, 0) for t in CONFLICT_TYPES},
+        "annotations": ann_summary,
+        "annotation_components": comps,
+    }
+    params = {**s.to_dict(), "included_annotation_types": list(TYPE_GROUPS)}
+    return {
+        "parameters": params,
+        "comparison_summary": comparison,
+        "summary": summary_block(comparison),
+        "conflicts_by_type": comparison["conflicts_by_type"],
+        "annotations": ann_summary,
+        "_frames": {
+            "frames": frames,
+            "cm": cm,
+            "iou": frame_iou,
+            "labels": labels,
+            "empty": (gt_empty, ds_empty),
+            "empty_is_annotated": s.empty_is_annotated,
+            "index": fidx,
+        },
+    }
+
+
+def frame_results(f: dict[str, Any], conflicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-frame results: conflicts, counts and mean IoU (labels once, matrices compact)."""
+    by_frame: dict[int, list[dict[str, Any]]] = {}
+    for item in conflicts:
+        by_frame.setdefault(item["frame_id"], []).append(item)
+    cm = f["cm"]
+    n = cm.shape[1] - 1
+    diag = np.trace(cm[:, :n, :n], axis1=1, axis2=2)
+    missing = cm[:, n, :].sum(1)
+    extra = cm[:, :, n].sum(1)
+    totals = cm.sum((1, 2))
+    ds_c = cm[:, :n, :].sum((1, 2))
+    gt_c = cm[:, :, :n].sum((1, 2))
+    gt_empty, ds_empty = f["empty"]
+    out: dict[str, Any] = {}
+    for i, frame in enumerate(f["frames"].tolist()):
+        valid, total, dsn, gtn = int(diag[i]), int(totals[i]), int(ds_c[i]), int(gt_c[i])
+        if f["empty_is_annotated"]:
+            valid += int(gt_empty[i] and ds_empty[i])
+            total += int(gt_empty[i] or ds_empty[i])
+            dsn += int(ds_empty[i])
+            gtn += int(gt_empty[i])
+        out[str(frame)] = {
+            "conflicts": by_frame.get(frame, []),
+            "annotations": {
+                "valid_count": valid,
+                "missing_count": int(missing[i]),
+                "extra_count": int(extra[i]),
+                "total_count": total,
+                "ds_count": dsn,
+                "gt_count": gtn,
+                "accuracy": valid / (total or 1),
+                "precision": valid / (dsn or 1),
+                "recall": valid / (gtn or 1),
+                "confusion_matrix": cm[i].tolist() if cm[i].any() else None,
+            },
+            "annotation_components": {"shape": {"mean_iou": float(f["iou"][i])}},
+        }
+    return out

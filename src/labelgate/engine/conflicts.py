@@ -1,0 +1,240 @@
+"""Conflicts found after matching (CVAT 2.42 order, types and severities), as columns.
+
+Each conflict has a type, a frame, the DS row and/or GT row it points at, and a similarity.
+They stay columnar (:class:`Conflicts`) until the report turns them into JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from scipy.optimize import linear_sum_assignment
+
+from labelgate.engine.matching import GROUP_CODE, Matches
+from labelgate.engine.settings import QualitySettings
+from labelgate.engine.similarity import (
+    ellipse_polygons,
+    polygons_from_ragged,
+    polygons_from_vertices,
+)
+from labelgate.model import Annotations, Kind
+
+CONFLICT_TYPES = (
+    "low_overlap",
+    "missing_annotation",
+    "extra_annotation",
+    "mismatching_label",
+    "mismatching_direction",
+    "covered_annotation",
+    "mismatching_attributes",
+    "mismatching_groups",
+)
+SEVERITY = {
+    "missing_annotation": "error",
+    "extra_annotation": "error",
+    "mismatching_label": "error",
+    "low_overlap": "warning",
+    "mismatching_attributes": "warning",
+    "mismatching_direction": "warning",
+    "mismatching_groups": "warning",
+    "covered_annotation": "warning",
+}
+#: Attributes CVAT never compares.
+IGNORED_ATTRIBUTES = frozenset({"track_id", "keyframe", "z_order", "group", "rotation", "outside"})
+
+
+@dataclass(frozen=True)
+class Conflicts:
+    """Parallel arrays: ``type`` (index into CONFLICT_TYPES), ``frame``, ``ds_row``/``gt_row``
+    (-1 when absent), ``similarity`` (NaN when not applicable)."""
+
+    type: np.ndarray
+    frame: np.ndarray
+    ds_row: np.ndarray
+    gt_row: np.ndarray
+    similarity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.type)
+
+
+def find_conflicts(
+    gt: Annotations, ds: Annotations, m: Matches, settings: QualitySettings
+) -> Conflicts:
+    """All conflicts of one comparison, sorted by frame (stable within a frame by CVAT's order).
+
+    Args:
+        gt, ds: the compared sets (same item ids).
+        m: their matches.
+        settings: which optional checks run and their thresholds.
+    """
+    parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # type, ds, gt, sim
+    shape_pair = m.type_group != GROUP_CODE["tag"]
+    low = shape_pair & (m.similarity > 0) & (m.similarity < settings.low_overlap_threshold)
+    parts.append((0, m.ds_row[low], m.gt_row[low], m.similarity[low]))
+    none_g = np.full(len(m.unmatched_gt), -1)
+    none_d = np.full(len(m.unmatched_ds), -1)
+    parts.append((1, none_g, m.unmatched_gt, m.best_gt))
+    parts.append((2, m.unmatched_ds, none_d, m.best_ds))
+    bad = ~m.label_equal
+    parts.append((3, m.ds_row[bad], m.gt_row[bad], m.similarity[bad]))
+    if settings.compare_line_orientation:
+        lines = (m.type_group == GROUP_CODE["polyline"]) & np.isfinite(m.oriented)
+        rev = lines & ((m.similarity - m.oriented) > settings.line_orientation_threshold)
+        parts.append((4, m.ds_row[rev], m.gt_row[rev], m.similarity[rev]))
+    if settings.check_covered_annotations:
+        cov = covered_rows(ds, settings.object_visibility_threshold)
+        parts.append((5, cov, np.full(len(cov), -1), np.full(len(cov), np.nan)))
+    if settings.compare_attributes:
+        att = attribute_mismatches(gt, ds, m)
+        parts.append((6, m.ds_row[att], m.gt_row[att], m.similarity[att]))
+    if settings.compare_groups:
+        grp = group_mismatches(gt, ds, m, settings.group_match_threshold)
+        parts.append((7, m.ds_row[grp], m.gt_row[grp], m.similarity[grp]))
+    types = np.concatenate([np.full(len(p[1]), p[0], np.int8) for p in parts])
+    ds_row = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    gt_row = np.concatenate([p[2] for p in parts]).astype(np.int64)
+    sim = np.concatenate([p[3] for p in parts]).astype(np.float64)
+    frame = np.where(
+        ds_row >= 0,
+        ds.item[np.maximum(ds_row, 0)] if len(ds) else -1,
+        gt.item[np.maximum(gt_row, 0)] if len(gt) else -1,
+    )
+    order = np.argsort(frame, kind="stable")
+    return Conflicts(types[order], frame[order], ds_row[order], gt_row[order], sim[order])
+
+
+def attribute_mismatches(gt: Annotations, ds: Annotations, m: Matches) -> np.ndarray:
+    """Bool per pair: label-matched pairs whose attributes (or occlusion) differ."""
+    pairs = m.label_equal.copy()
+    if not pairs.any():
+        return np.zeros(len(m.gt_row), bool)
+    g, d = m.gt_row, m.ds_row
+    differ = gt.occluded[g] != ds.occluded[d]
+    for key in set(gt.attributes) | set(ds.attributes):
+        if key in IGNORED_ATTRIBUTES:
+            continue
+        a = gt.attributes.get(key)
+        b = ds.attributes.get(key)
+        va = a[g] if a is not None else np.full(len(g), None, dtype=object)
+        vb = b[d] if b is not None else np.full(len(d), None, dtype=object)
+        differ |= np.array([x != y for x, y in zip(va, vb, strict=True)], dtype=bool)
+    return pairs & differ
+
+
+def group_mismatches(gt: Annotations, ds: Annotations, m: Matches, threshold: float) -> np.ndarray:
+    """Bool per pair: CVAT's mismatching_groups rule, run only on frames that use groups."""
+    out = np.zeros(len(m.gt_row), bool)
+    shape = m.type_group != GROUP_CODE["tag"]
+    grouped_frames = np.union1d(
+        gt.item[(gt.group != 0) & (gt.kind != Kind.TAG)],
+        ds.item[(ds.group != 0) & (ds.kind != Kind.TAG)],
+    )
+    if len(grouped_frames) == 0:
+        return out
+    pair_frame = gt.item[m.gt_row] if len(m.gt_row) else np.zeros(0, np.int64)
+    for frame in grouped_frames:
+        idx = np.flatnonzero(shape & (pair_frame == frame))
+        if len(idx) == 0:
+            continue
+        gkey = _group_keys(gt, m.gt_row[idx])
+        dkey = _group_keys(ds, m.ds_row[idx])
+        glo, ghi = gt.item_range(int(frame))
+        dlo, dhi = ds.item_range(int(frame))
+        gsize = _group_sizes(gt, glo, ghi)
+        dsize = _group_sizes(ds, dlo, dhi)
+        gu, gi = np.unique(gkey, return_inverse=True)
+        du, di = np.unique(dkey, return_inverse=True)
+        links = np.zeros((len(gu), len(du)))
+        np.add.at(links, (gi, di), 1)
+        gs = np.array([gsize.get(int(k), 1) for k in gu], dtype=float)
+        dsz = np.array([dsize.get(int(k), 1) for k in du], dtype=float)
+        sim = links / (gs[:, None] + dsz[None, :] - links)
+        r, c = linear_sum_assignment(1 - sim)
+        ok = sim[r, c] >= threshold
+        mapped = np.full(len(du), -(10**12))
+        mapped[c[ok]] = gu[r[ok]]
+        ds_big = np.array([dsize.get(int(k), 1) for k in dkey]) > 1
+        gt_alone = gkey < 0
+        out[idx] = (gt_alone & ds_big) | (mapped[di] != gkey)
+    return out
+
+
+def _group_keys(ann: Annotations, rows: np.ndarray) -> np.ndarray:
+    # Ungrouped rows are their own group: a negative key unique per row.
+    return np.where(ann.group[rows] != 0, ann.group[rows], -rows - 1)
+
+
+def _group_sizes(ann: Annotations, lo: int, hi: int) -> dict[int, int]:
+    rows = np.arange(lo, hi)
+    rows = rows[(ann.group[rows] != 0) & (ann.kind[rows] != Kind.TAG)]
+    keys, counts = np.unique(ann.group[rows], return_counts=True)
+    return {int(k): int(c) for k, c in zip(keys, counts, strict=True)}
+
+
+_COVER_KINDS = (Kind.POLYGON, Kind.MASK, Kind.RECTANGLE, Kind.ELLIPSE)
+
+
+def covered_rows(ds: Annotations, visibility_threshold: float) -> np.ndarray:
+    """DS rows hidden under later (higher z_order) shapes: visible share below the threshold.
+
+    Boxes and ellipses are compared unrotated, as CVAT does. A cheap box pre-filter drops rows
+    whose overlap with everything above cannot reach the covered level before shapely runs.
+    """
+    rows = np.flatnonzero(np.isin(ds.kind, _COVER_KINDS) & (ds.kind != Kind.MASK))
+    if len(rows) < 2:
+        return np.zeros(0, np.int64)
+    found: list[int] = []
+    items = ds.item[rows]
+    change = np.flatnonzero(np.diff(items)) + 1
+    for block in np.split(rows, change):
+        if len(block) < 2:
+            continue
+        order = block[np.lexsort((block, ds.z_order[block]))]
+        b = ds.bbox[order]
+        area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        iw = np.clip(
+            np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]),
+            0,
+            None,
+        )
+        ih = np.clip(
+            np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]),
+            0,
+            None,
+        )
+        inter = np.triu(iw * ih, k=1)  # only shapes drawn later (above)
+        candidates = np.flatnonzero(
+            (area > 0) & (inter.sum(1) >= (1 - visibility_threshold) * area)
+        )
+        if len(candidates) == 0:
+            continue
+        geoms = _cover_geoms(ds, order)
+        for i in candidates:
+            top = shapely.union_all(geoms[i + 1 :][inter[i, i + 1 :] > 0])
+            own = shapely.area(geoms[i])
+            if own <= 0:
+                continue
+            hidden = shapely.area(shapely.intersection(top, geoms[i]))
+            if hidden > 0 and 1 - hidden / own < visibility_threshold:
+                found.append(int(order[i]))
+    return np.asarray(sorted(found), dtype=np.int64)
+
+
+def _cover_geoms(ds: Annotations, rows: np.ndarray) -> np.ndarray:
+    geoms = np.empty(len(rows), dtype=object)
+    kinds = ds.kind[rows]
+    poly = kinds == Kind.POLYGON
+    if poly.any():
+        geoms[poly] = polygons_from_ragged(ds, rows[poly])
+    box = kinds == Kind.RECTANGLE
+    if box.any():
+        b = ds.bbox[rows[box]]
+        geoms[box] = shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3])
+    ell = kinds == Kind.ELLIPSE
+    if ell.any():
+        r = rows[ell]
+        geoms[ell] = polygons_from_vertices(ellipse_polygons(ds.bbox[r], np.zeros(len(r))))
+    return geoms

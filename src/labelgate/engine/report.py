@@ -1,0 +1,135 @@
+"""Quality report: CVAT 2.42's JSON shape and formulas, plus Wilson intervals.
+
+The confusion matrix has rows = DS labels and columns = GT labels, with an ``unmatched`` row and
+column last. Counts are summed over frames (micro-average) and every summary is recomputed from
+the summed matrix, exactly as CVAT does for jobs and tasks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelgate.errors import FormatError
+from labelgate.stats import wilson_interval
+
+
+def confusion_summary(matrix: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """Counts, accuracy/precision/recall and per-label metrics from a confusion matrix.
+
+    Args:
+        matrix: (L+1, L+1) counts, rows ds, cols gt, last row/col "unmatched".
+        labels: the L label names (``unmatched`` is appended).
+
+    Returns:
+        CVAT's ``annotations`` summary dict (``confusion_matrix`` included).
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    diag = np.diag(m)
+    rows, cols, total = m.sum(1), m.sum(0), float(m.sum())
+    valid = float(diag[:-1].sum())
+    missing = float(m[-1, :].sum())
+    extra = float(m[:, -1].sum())
+    ds_count = float(rows[:-1].sum())
+    gt_count = float(cols[:-1].sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(rows > 0, diag / rows, 0.0)
+        recall = np.where(cols > 0, diag / cols, 0.0)
+        jac_den = rows + cols - diag
+        jaccard = np.where(jac_den > 0, diag / jac_den, 0.0)
+        accuracy = np.where(total > 0, (total - (rows - diag) - (cols - diag)) / total, 0.0)
+    return {
+        "valid_count": int(valid),
+        "missing_count": int(missing),
+        "extra_count": int(extra),
+        "total_count": int(total),
+        "ds_count": int(ds_count),
+        "gt_count": int(gt_count),
+        "confusion_matrix": {
+            "labels": [*labels, "unmatched"],
+            "rows": m.astype(int).tolist(),
+            "precision": precision.tolist(),
+            "recall": recall.tolist(),
+            "accuracy": np.atleast_1d(accuracy).tolist(),
+            "jaccard_index": jaccard.tolist(),
+            "axes": {"cols": "gt", "rows": "ds"},
+        },
+    }
+
+
+def rates(valid: float, total: float, ds: float, gt: float) -> dict[str, Any]:
+    """Accuracy, precision, recall (CVAT's ``x / (n or 1)``) with Wilson 95% intervals."""
+    out: dict[str, Any] = {}
+    for name, den in (("accuracy", total), ("precision", ds), ("recall", gt)):
+        out[name] = valid / (den or 1)
+        lo, hi = wilson_interval(valid, den)
+        out[f"{name}_ci95"] = [lo, hi]
+    return out
+
+
+@dataclass
+class Report:
+    """A quality report. ``data`` holds the CVAT-shaped JSON; see :meth:`to_dict`."""
+
+    data: dict[str, Any]
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    data_errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return dict(self.data["summary"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: CVAT's fields (``summary``, ``conflicts_by_type``, ``annotations``,
+        ``comparison_summary``, ``frame_results``, ``parameters``) plus ``conflicts`` and
+        ``data_errors``."""
+        return {**self.data, "conflicts": self.conflicts, "data_errors": self.data_errors}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Report:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            FormatError: not a labelgate/CVAT quality report.
+        """
+        if "summary" not in d or "comparison_summary" not in d:
+            raise FormatError("not a quality report: 'summary'/'comparison_summary' missing")
+        data = {k: v for k, v in d.items() if k not in ("conflicts", "data_errors")}
+        return cls(data, list(d.get("conflicts", [])), list(d.get("data_errors", [])))
+
+    def save_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load_json(cls, path: str | Path) -> Report:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise FormatError(f"{path}: cannot read report ({exc})") from None
+
+
+def summary_block(comparison: Mapping[str, Any]) -> dict[str, Any]:
+    """CVAT's flat ``summary`` from a ``comparison_summary`` (plus Wilson intervals)."""
+    ann = comparison["annotations"]
+    out = {
+        "frame_count": comparison["frame_count"],
+        "frame_share": comparison["frame_share"],
+        "conflict_count": comparison["conflict_count"],
+        "warning_count": comparison["warning_count"],
+        "error_count": comparison["error_count"],
+        "conflicts_by_type": dict(comparison["conflicts_by_type"]),
+        "valid_count": ann["valid_count"],
+        "ds_count": ann["ds_count"],
+        "gt_count": ann["gt_count"],
+        "total_count": ann["total_count"],
+        "missing_count": ann["missing_count"],
+        "extra_count": ann["extra_count"],
+        "mean_iou": comparison["annotation_components"]["shape"]["mean_iou"],
+    }
+    out.update(rates(ann["valid_count"], ann["total_count"], ann["ds_count"], ann["gt_count"]))
+    return out
