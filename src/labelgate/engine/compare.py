@@ -71,12 +71,11 @@ def _invalid_rows(ann: Annotations, items: Any) -> tuple[np.ndarray, list[dict[s
     masks = np.flatnonzero(ann.kind == Kind.MASK)
     if len(masks):
         w, h = items.size_of(ann.item[masks])
-        sums = (
-            np.add.reduceat(ann.rle.astype(np.int64), ann.rle_offsets[masks]) if len(ann.rle) else 0
-        )
+        cum = np.concatenate([[0], np.cumsum(ann.rle.astype(np.int64))])
+        sums = cum[ann.rle_offsets[masks + 1]] - cum[ann.rle_offsets[masks]]
         for k, r in enumerate(masks):
             runs = int(ann.rle_offsets[r + 1] - ann.rle_offsets[r])
-            total = int(sums[k]) if runs else 0
+            total = int(sums[k])
             if runs == 0 or total != int(w[k] * h[k]):
                 bad[r] = True
                 errors.append(
@@ -249,8 +248,10 @@ def build_report_data(
     cm = np.zeros((nf, n_lab + 1, n_lab + 1), dtype=np.int64)
     pf = fi(gt.item[m.gt_row])
     np.add.at(cm, (pf, ds.label[m.ds_row], gt.label[m.gt_row]), 1)
-    np.add.at(cm, (fi(ds.item[m.unmatched_ds]), ds.label[m.unmatched_ds], u), 1)
-    np.add.at(cm, (fi(gt.item[m.unmatched_gt]), u, gt.label[m.unmatched_gt]), 1)
+    u_ds = np.full(len(m.unmatched_ds), u)
+    u_gt = np.full(len(m.unmatched_gt), u)
+    np.add.at(cm, (fi(ds.item[m.unmatched_ds]), ds.label[m.unmatched_ds], u_ds), 1)
+    np.add.at(cm, (fi(gt.item[m.unmatched_gt]), u_gt, gt.label[m.unmatched_gt]), 1)
     # Per-frame mean IoU over shape pairs plus unmatched shapes' best similarity.
     shape_pair = m.type_group != GROUP_CODE["tag"]
     iou_sum = np.zeros(nf)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -375,10 +376,11 @@ def _segment_shapes(
     if use_bitmaps:
         shapes = [np.any([_bitmap(ann, int(r), w, h) for r in m], axis=0) for m in inst]
         if panoptic:
-            above = np.zeros((h, w), bool)
+            painted = np.zeros((h, w), bool)
             for k in _visible_order(ann, inst)[::-1]:
-                shapes[k] = shapes[k] & ~above
-                above |= shapes[k] | above
+                own = shapes[k]
+                shapes[k] = own & ~painted
+                painted |= own
         return shapes, boxes
     geoms = polygons_from_ragged(ann, np.concatenate(inst)) if inst else np.empty(0, object)
     offsets = np.cumsum([0] + [len(m) for m in inst])
@@ -387,11 +389,11 @@ def _segment_shapes(
         for k, m in enumerate(inst)
     ]
     if panoptic and len(merged) > 1:
-        above = None
+        cover: Any = None
         for k in _visible_order(ann, inst)[::-1]:
             g = merged[k]
-            merged[k] = g if above is None else shapely.difference(g, above)
-            above = g if above is None else shapely.union(above, g)
+            merged[k] = g if cover is None else shapely.difference(g, cover)
+            cover = g if cover is None else shapely.union(cover, g)
     return merged, boxes
 
 
