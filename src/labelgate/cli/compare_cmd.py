@@ -1,0 +1,122 @@
+"""``labelgate compare``: score an annotation file against a ground-truth file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from labelgate.adapters import GT_ANNOTATOR, read_any
+from labelgate.engine import Report, compare, resolve_settings
+from labelgate.errors import ValidationError
+from labelgate.model import AnnotationSet
+
+
+def pick_annotator(aset: AnnotationSet, name: str | None, what: str) -> AnnotationSet:
+    """The part of a multi-annotator set written by ``name`` (the whole set when None).
+
+    Raises:
+        ValidationError: no such annotator in the file.
+    """
+    if name is None:
+        return aset
+    parts = aset.split_by_annotator()
+    if name not in parts:
+        known = ", ".join(sorted(parts)) or "(none)"
+        raise ValidationError(f"{what}: no annotator {name!r} in {aset.name}; found: {known}")
+    return parts[name]
+
+
+def _fmt(value: float, ci: list[float] | None = None) -> str:
+    text = f"{value:.1%}"
+    return f"{text} [{ci[0]:.1%}, {ci[1]:.1%}]" if ci else text
+
+
+def print_summary(report: Report, title: str, console: Console | None = None) -> None:
+    """Rich table of the headline metrics and conflicts of one report."""
+    console = console or Console()
+    s = report.summary
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("accuracy", "precision", "recall"):
+        table.add_row(key, _fmt(s[key], s.get(f"{key}_ci95")))
+    table.add_row("mean IoU", f"{s['mean_iou']:.3f}")
+    for key in ("valid_count", "gt_count", "ds_count", "frame_count"):
+        table.add_row(key.replace("_", " "), str(s[key]))
+    table.add_row("errors / warnings", f"{s['error_count']} / {s['warning_count']}")
+    for ctype, n in s["conflicts_by_type"].items():
+        if n:
+            table.add_row(f"  {ctype}", str(n))
+    if report.data_errors:
+        table.add_row("data errors", str(len(report.data_errors)))
+    console.print(table)
+
+
+SETTING_FLAGS = ("iou_threshold", "low_overlap_threshold", "oks_sigma", "line_thickness")
+
+
+@click.command("compare")
+@click.option(
+    "--gt",
+    "gt_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Ground-truth file (CVAT XML, Label Studio export, COCO, labelgate JSON).",
+)
+@click.option(
+    "--ds",
+    "ds_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File to score.",
+)
+@click.option(
+    "--gt-annotator",
+    default=None,
+    help=f"Annotator holding the ground truth in a multi-annotator file (e.g. {GT_ANNOTATOR}).",
+)
+@click.option("--ds-annotator", default=None, help="Annotator to score in a multi-annotator file.")
+@click.option(
+    "--settings",
+    "settings_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file with quality settings (CVAT field names).",
+)
+@click.option("--iou-threshold", type=float, default=None)
+@click.option("--low-overlap-threshold", type=float, default=None)
+@click.option("--oks-sigma", type=float, default=None)
+@click.option("--line-thickness", type=float, default=None)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the full report (CVAT field names) here.",
+)
+@click.option("--quiet", is_flag=True, help="Print nothing; use with --json.")
+def compare_cmd(
+    gt_path: Path,
+    ds_path: Path,
+    gt_annotator: str | None,
+    ds_annotator: str | None,
+    settings_path: Path | None,
+    json_out: Path | None,
+    quiet: bool,
+    **overrides: Any,
+) -> None:
+    """Score DS against GT with CVAT 2.42 quality semantics and print a summary."""
+    settings = resolve_settings(toml_path=settings_path, cli=overrides)
+    gt = pick_annotator(read_any(gt_path), gt_annotator, "--gt-annotator")
+    ds = pick_annotator(read_any(ds_path), ds_annotator, "--ds-annotator")
+    report = compare(gt, ds, settings)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_dict(), indent=1))
+    if not quiet:
+        print_summary(report, f"{ds.name} vs {gt.name}")
+        if json_out:
+            click.echo(f"report written to {json_out}")
