@@ -103,7 +103,7 @@ def _combine(reports: Sequence[Report], weights: Sequence[float], keep_frames: b
 def _merge_frames(reports: Sequence[Report]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for r in reports:
-        for frame, res in r.data.get("frame_results", {}).items():
+        for frame, res in r.to_dict().get("frame_results", {}).items():
             if frame not in out:
                 out[frame] = {
                     "conflicts": list(res["conflicts"]),

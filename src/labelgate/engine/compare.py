@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -146,9 +145,13 @@ def compare(
         total_frames=_total_frames(ds, gt),
     )
     job = {"gt": gt.meta.get("job_id"), "ds": ds.meta.get("job_id")}
-    conflict_list = conflicts_to_json(g_ann, d_ann, conflicts, labels, job)
-    data["frame_results"] = frame_results(data.pop("_frames"), conflict_list)
-    return Report(data=data, conflicts=conflict_list, data_errors=errors)
+    frames_payload = data.pop("_frames")
+
+    def materialize() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        conflict_list = conflicts_to_json(g_ann, d_ann, conflicts, labels, job)
+        return conflict_list, frame_results(frames_payload, conflict_list)
+
+    return Report(data=data, data_errors=errors, materialize=materialize)
 
 
 def _total_frames(ds: AnnotationSet, gt: AnnotationSet) -> int:
@@ -156,46 +159,61 @@ def _total_frames(ds: AnnotationSet, gt: AnnotationSet) -> int:
     return n if n else len(gt.items)
 
 
-def _annotation_id(ann: Annotations, row: int, job: Any) -> dict[str, Any]:
-    st = int(ann.source_type[row])
-    return {
-        "obj_id": int(ann.source_id[row]),
-        "job_id": job,
-        "type": {SourceType.SHAPE: "shape", SourceType.TRACK: "track", SourceType.TAG: "tag"}[
-            SourceType(st)
-        ],
-        "shape_type": SHAPE_TYPE.get(Kind(int(ann.kind[row]))),
-    }
+_SOURCE_TYPE = {
+    int(SourceType.SHAPE): "shape",
+    int(SourceType.TRACK): "track",
+    int(SourceType.TAG): "tag",
+}
+_SHAPE_NAME = {int(k): v for k, v in SHAPE_TYPE.items()}
+
+
+def _id_columns(ann: Annotations, rows: np.ndarray, job: Any) -> list[dict[str, Any] | None]:
+    """CVAT AnnotationId dicts for ``rows`` (None where the row is -1), built column-wise."""
+    safe = np.maximum(rows, 0)
+    if len(ann) == 0:
+        return [None] * len(rows)
+    obj = ann.source_id[safe].tolist()
+    st = ann.source_type[safe].tolist()
+    kind = ann.kind[safe].tolist()
+    return [
+        None
+        if r < 0
+        else {"obj_id": o, "job_id": job, "type": _SOURCE_TYPE[t], "shape_type": _SHAPE_NAME.get(k)}
+        for r, o, t, k in zip(rows.tolist(), obj, st, kind, strict=True)
+    ]
 
 
 def conflicts_to_json(
     gt: Annotations, ds: Annotations, c: Conflicts, labels: list[str], job: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Conflicts as CVAT-style dicts (ds annotation first), plus labels, position, similarity."""
+    names = [*labels, None]  # label -1 indexes the trailing None
+    d_ids = _id_columns(ds, c.ds_row, job["ds"])
+    g_ids = _id_columns(gt, c.gt_row, job["gt"])
+    d_safe, g_safe = np.maximum(c.ds_row, 0), np.maximum(c.gt_row, 0)
+    d_lab = ds.label[d_safe].tolist() if len(ds) else [-1] * len(c)
+    g_lab = gt.label[g_safe].tolist() if len(gt) else [-1] * len(c)
+    empty = np.zeros((len(c), 4))
+    pos = np.where(
+        (c.ds_row >= 0)[:, None],
+        ds.bbox[d_safe] if len(ds) else empty,
+        gt.bbox[g_safe] if len(gt) else empty,
+    ).tolist()
+    sims = [v if v == v else None for v in c.similarity.tolist()]  # NaN -> None
+    types = [CONFLICT_TYPES[t] for t in c.type.tolist()]
     out = []
-    for k in range(len(c)):
-        t = CONFLICT_TYPES[int(c.type[k])]
-        ids, names = [], []
-        position = None
-        d, g = int(c.ds_row[k]), int(c.gt_row[k])
-        if d >= 0:
-            ids.append(_annotation_id(ds, d, job["ds"]))
-            names.append(labels[int(ds.label[d])] if ds.label[d] >= 0 else None)
-            position = ds.bbox[d].tolist()
-        if g >= 0:
-            ids.append(_annotation_id(gt, g, job["gt"]))
-            names.append(labels[int(gt.label[g])] if gt.label[g] >= 0 else None)
-            position = position or gt.bbox[g].tolist()
-        sim = float(c.similarity[k])
+    for k, t in enumerate(types):
+        ids = [x for x in (d_ids[k], g_ids[k]) if x is not None]
+        lab = [names[d_lab[k]] if d_ids[k] else None, names[g_lab[k]] if g_ids[k] else None]
         out.append(
             {
                 "type": t,
                 "severity": SEVERITY[t],
                 "frame_id": int(c.frame[k]),
                 "annotation_ids": ids,
-                "label_names": names,
-                "position": position,
-                "similarity": sim if np.isfinite(sim) else None,
+                "label_names": [x for x, i in zip(lab, (d_ids[k], g_ids[k]), strict=True) if i],
+                "position": pos[k],
+                "similarity": sims[k],
             }
         )
     return out
@@ -289,7 +307,8 @@ def build_report_data(
     comps["label"]["accuracy"] = comps["label"]["valid_count"] / (
         comps["label"]["total_count"] or 1
     )
-    by_type = Counter(CONFLICT_TYPES[int(t)] for t in c.type)
+    counts = np.bincount(c.type.astype(np.int64), minlength=len(CONFLICT_TYPES))
+    by_type = {t: int(counts[i]) for i, t in enumerate(CONFLICT_TYPES)}
     errors = sum(v for k, v in by_type.items() if SEVERITY[k] == "error")
     comparison = {
         "frame_share": nf / (total_frames or 1),

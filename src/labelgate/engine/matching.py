@@ -188,10 +188,119 @@ def match_annotations(
         if len(g_rows) == 0 and len(d_rows) == 0:
             continue
         code = GROUP_CODE[name]
+        if name == "bbox" and not gt.rotation[g_rows].any() and not ds.rotation[d_rows].any():
+            _boxes_batched(out, code, gt, ds, g_rows, d_rows, s.iou_threshold)
+            continue
         solver = _SOLVERS[name]
         for item, g, d in _frames(gt, ds, g_rows, d_rows):
             solver(out, code, gt, ds, g, d, item, items, s)
     return out.result(gt, ds)
+
+
+def _padded(ann: Annotations, rows: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Rows laid out as (frame, rank-within-frame) for batched kernels."""
+    f = np.searchsorted(frames, ann.item[rows])
+    starts = np.searchsorted(f, np.arange(len(frames)))
+    counts = np.bincount(f, minlength=len(frames))
+    rank = np.arange(len(rows)) - starts[f]
+    return f, rank, counts, starts
+
+
+def _boxes_batched(
+    out: _Collector,
+    code: int,
+    gt: Annotations,
+    ds: Annotations,
+    g_rows: np.ndarray,
+    d_rows: np.ndarray,
+    threshold: float,
+    chunk: int = 256,
+) -> None:
+    """Axis-aligned boxes for many frames at once: one padded IoU op per chunk of frames."""
+    frames = np.union1d(gt.item[g_rows], ds.item[d_rows])
+    gf, gr, gc, gs = _padded(gt, g_rows, frames)
+    df, dr, dc, dstart = _padded(ds, d_rows, frames)
+    best_g = np.zeros(len(g_rows))
+    best_d = np.zeros(len(d_rows))
+    pair_g: list[np.ndarray] = []
+    pair_d: list[np.ndarray] = []
+    for lo in range(0, len(frames), chunk):
+        hi = min(lo + chunk, len(frames))
+        ng, nd = int(gc[lo:hi].max(initial=0)), int(dc[lo:hi].max(initial=0))
+        if ng == 0 or nd == 0:
+            continue
+        gsel = (gf >= lo) & (gf < hi)
+        dsel = (df >= lo) & (df < hi)
+        a = np.zeros((hi - lo, ng, 4))
+        b = np.zeros((hi - lo, nd, 4))
+        a[gf[gsel] - lo, gr[gsel]] = gt.bbox[g_rows[gsel]]
+        b[df[dsel] - lo, dr[dsel]] = ds.bbox[d_rows[dsel]]
+        sim = _batched_iou(a, b)
+        best_g[gsel] = sim.max(axis=2)[gf[gsel] - lo, gr[gsel]]
+        best_d[dsel] = sim.max(axis=1)[df[dsel] - lo, dr[dsel]]
+        ok = (sim >= threshold) & (sim > 0)
+        # Where every row and column has at most one candidate, those candidates are the
+        # optimal assignment: only ambiguous frames need the Hungarian solver.
+        ambiguous = (ok.sum(axis=2).max(axis=1) > 1) | (ok.sum(axis=1).max(axis=1) > 1)
+        fk, r, c = np.nonzero(ok & ~ambiguous[:, None, None])
+        pair_g.append(gs[lo + fk] + r)
+        pair_d.append(dstart[lo + fk] + c)
+        for k in np.flatnonzero(ambiguous):
+            n_g, n_d = int(gc[lo + k]), int(dc[lo + k])
+            cost = np.where(ok[k, :n_g, :n_d], 1.0 - sim[k, :n_g, :n_d], 1.0)
+            r, c = linear_sum_assignment(cost)
+            keep = ok[k, r, c]
+            pair_g.append(gs[lo + k] + r[keep])
+            pair_d.append(dstart[lo + k] + c[keep])
+    pg = np.concatenate(pair_g) if pair_g else np.zeros(0, np.int64)
+    pd = np.concatenate(pair_d) if pair_d else np.zeros(0, np.int64)
+    sims = _pair_iou(gt.bbox[g_rows[pg]], ds.bbox[d_rows[pd]])
+    un_g = np.ones(len(g_rows), bool)
+    un_g[pg] = False
+    un_d = np.ones(len(d_rows), bool)
+    un_d[pd] = False
+    out.add_pairs(
+        code,
+        g_rows[pg],
+        d_rows[pd],
+        sims,
+        g_rows[un_g],
+        best_g[un_g],
+        d_rows[un_d],
+        best_d[un_d],
+    )
+
+
+def _batched_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(F, N, M) IoU of (F, N, 4) and (F, M, 4) boxes, in place to limit memory traffic."""
+    ix = np.minimum(a[:, :, None, 2], b[:, None, :, 2])
+    ix -= np.maximum(a[:, :, None, 0], b[:, None, :, 0])
+    np.clip(ix, 0, None, out=ix)
+    iy = np.minimum(a[:, :, None, 3], b[:, None, :, 3])
+    iy -= np.maximum(a[:, :, None, 1], b[:, None, :, 1])
+    np.clip(iy, 0, None, out=iy)
+    ix *= iy  # intersection
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    np.add(area_a[:, :, None], area_b[:, None, :], out=iy)
+    iy -= ix  # union
+    out = np.zeros_like(ix)
+    np.divide(ix, iy, out=out, where=iy > 0)
+    return out
+
+
+def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise IoU of two (K, 4) box arrays."""
+    ix = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = ix * iy
+    union = (
+        (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+        + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        - inter
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
 
 
 Solver = Callable[

@@ -8,8 +8,7 @@ the summed matrix, exactly as CVAT does for jobs and tasks.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +71,36 @@ def rates(valid: float, total: float, ds: float, gt: float) -> dict[str, Any]:
     return out
 
 
-@dataclass
 class Report:
-    """A quality report. ``data`` holds the CVAT-shaped JSON; see :meth:`to_dict`."""
+    """A quality report. ``data`` holds the CVAT-shaped JSON; see :meth:`to_dict`.
 
-    data: dict[str, Any]
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
-    data_errors: list[dict[str, Any]] = field(default_factory=list)
+    Conflict dicts and per-frame results can be supplied lazily (``materialize``): the engine
+    keeps them columnar and only builds the JSON objects when someone reads them.
+    """
+
+    def __init__(
+        self,
+        data: dict[str, Any],
+        conflicts: list[dict[str, Any]] | None = None,
+        data_errors: list[dict[str, Any]] | None = None,
+        materialize: Callable[[], tuple[list[dict[str, Any]], dict[str, Any]]] | None = None,
+    ) -> None:
+        self.data = data
+        self._conflicts = conflicts
+        self.data_errors = list(data_errors or [])
+        self._materialize = materialize
+
+    def _ensure(self) -> None:
+        if self._materialize is not None:
+            conflicts, frames = self._materialize()
+            self._materialize = None
+            self._conflicts = conflicts
+            self.data["frame_results"] = frames
+
+    @property
+    def conflicts(self) -> list[dict[str, Any]]:
+        self._ensure()
+        return self._conflicts if self._conflicts is not None else []
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -88,6 +110,7 @@ class Report:
         """JSON form: CVAT's fields (``summary``, ``conflicts_by_type``, ``annotations``,
         ``comparison_summary``, ``frame_results``, ``parameters``) plus ``conflicts`` and
         ``data_errors``."""
+        self._ensure()
         return {**self.data, "conflicts": self.conflicts, "data_errors": self.data_errors}
 
     @classmethod
@@ -107,6 +130,11 @@ class Report:
 
     @classmethod
     def load_json(cls, path: str | Path) -> Report:
+        """Read a report written by :meth:`save_json`.
+
+        Raises:
+            FormatError: unreadable or not a report.
+        """
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError) as exc:

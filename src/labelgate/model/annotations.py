@@ -344,6 +344,8 @@ class Annotations:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (len(self),):
             raise ValidationError(f"select: mask must have shape ({len(self)},)")
+        if mask.all():
+            return self  # frozen: sharing is safe and saves a full copy
         return self.take(np.flatnonzero(mask))
 
     def by_annotator(self) -> dict[str, Annotations]:
