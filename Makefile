@@ -38,9 +38,12 @@ services:
 
 demo: install
 	mkdir -p $(OUT)
-	$(VENV)/bin/labelgate inspect examples/cvat/gt.xml
 	$(VENV)/bin/labelgate inspect examples/labelstudio/export.json --json > $(OUT)/inspect-labelstudio.json
-	@echo "wrote $(OUT)/inspect-labelstudio.json"
+	@for a in annotator1 annotator2 annotator3 predictions; do \
+	  $(VENV)/bin/labelgate compare --gt examples/cvat/gt.xml --ds examples/cvat/$$a.xml \
+	    --json $(OUT)/report-$$a.json || exit 1; \
+	done
+	@echo "reports written to $(OUT)/"
 
 test: install $(LS_VENV)/.installed services
 	LABELGATE_LS_SERVER_PYTHON=$(abspath $(LS_VENV))/bin/python $(PY) -m pytest -q -p no:cacheprovider
