@@ -2,6 +2,7 @@
 
 from labelgate.engine.aggregate import project_report, task_report
 from labelgate.engine.compare import compare, pair_items
+from labelgate.engine.job_filter import job_matches
 from labelgate.engine.matching import Matches, match_annotations
 from labelgate.engine.report import Report
 from labelgate.engine.settings import QualitySettings, resolve_settings
@@ -11,6 +12,7 @@ __all__ = [
     "QualitySettings",
     "Report",
     "compare",
+    "job_matches",
     "match_annotations",
     "pair_items",
     "project_report",
