@@ -12,7 +12,8 @@ day/night tag per image) is drawn once. From it come:
 - model predictions ("yolo-demo") used as pre-annotations.
 
 Written as CVAT "for images 1.1" XML (``cvat/gt.xml``, ``cvat/annotator{1,2,3}.xml``,
-``cvat/predictions.xml``) and as one Label Studio JSON export (``labelstudio/export.json``, every
+``cvat/predictions.xml``), the ground truth as COCO instances JSON (``coco/gt.json``) and as one
+Label Studio JSON export (``labelstudio/export.json``, every
 annotator, gold tasks carrying a ground_truth annotation, predictions) with its label config.
 
 Usage: ``python examples/make_examples.py [OUT_DIR]`` (default: the folder of this script).
@@ -438,6 +439,41 @@ def _ls_annotation(
     }
 
 
+def to_coco(frames: list[Frame], indices: list[int]) -> dict:
+    """COCO instances JSON of the given frames (boxes and polygons; COCO has no image tags)."""
+    cats = [{"id": i + 1, "name": n} for i, n in enumerate((*BOX_LABELS, POLY_LABEL))]
+    cat_id = {c["name"]: c["id"] for c in cats}
+    images, anns = [], []
+    for i in indices:
+        images.append({"id": i, "file_name": image_name(i), "width": WIDTH, "height": HEIGHT})
+        for obj in frames[i].objects:
+            ann: dict = {
+                "id": len(anns) + 1,
+                "image_id": i,
+                "category_id": cat_id[obj.label],
+                "iscrowd": 0,
+            }
+            if obj.box is not None:
+                x1, y1, x2, y2 = obj.box
+                ann.update(
+                    bbox=[x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
+                    area=round((x2 - x1) * (y2 - y1), 2),
+                )
+            else:
+                pts = np.asarray(obj.poly)
+                ann.update(
+                    segmentation=[pts.ravel().round(2).tolist()],
+                    bbox=[
+                        *pts.min(0).round(2).tolist(),
+                        *(pts.max(0) - pts.min(0)).round(2).tolist(),
+                    ],
+                )
+            if obj.color is not None:
+                ann["attributes"] = {"color": obj.color}
+            anns.append(ann)
+    return {"images": images, "annotations": anns, "categories": cats}
+
+
 def main(out_dir: Path) -> None:
     sources = build()
     cvat = out_dir / "cvat"
@@ -451,6 +487,9 @@ def main(out_dir: Path) -> None:
     (cvat / "predictions.xml").write_bytes(
         to_cvat_xml(sources["predictions"], all_frames, "predictions")
     )
+    coco = out_dir / "coco"
+    coco.mkdir(parents=True, exist_ok=True)
+    (coco / "gt.json").write_text(json.dumps(to_coco(sources["truth"], gold_frames()), indent=1))
     export = to_ls_export(sources, np.random.default_rng(SEED + 1))
     (ls / "export.json").write_text(json.dumps(export, indent=1) + "\n")
     (ls / "config.xml").write_text(LS_CONFIG)
