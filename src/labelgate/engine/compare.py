@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,9 @@ _MIN_POINTS = {Kind.POLYGON: 3, Kind.POLYLINE: 2, Kind.POINTS: 1}
 
 
 def _stem(name: str) -> str:
-    return PurePosixPath(str(name)).stem
+    base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    stem, dot, _ = base.rpartition(".")
+    return stem if dot and stem else base
 
 
 def pair_items(gt: AnnotationSet, ds: AnnotationSet) -> tuple[np.ndarray, np.ndarray]:

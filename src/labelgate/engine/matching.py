@@ -189,7 +189,7 @@ def match_annotations(
             continue
         code = GROUP_CODE[name]
         if name == "bbox" and not gt.rotation[g_rows].any() and not ds.rotation[d_rows].any():
-            _boxes_batched(out, code, gt, ds, g_rows, d_rows, s.iou_threshold)
+            _boxes_sparse(out, code, gt, ds, g_rows, d_rows, s.iou_threshold)
             continue
         solver = _SOLVERS[name]
         for item, g, d in _frames(gt, ds, g_rows, d_rows):
@@ -197,16 +197,56 @@ def match_annotations(
     return out.result(gt, ds)
 
 
-def _padded(ann: Annotations, rows: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Rows laid out as (frame, rank-within-frame) for batched kernels."""
-    f = np.searchsorted(frames, ann.item[rows])
-    starts = np.searchsorted(f, np.arange(len(frames)))
-    counts = np.bincount(f, minlength=len(frames))
-    rank = np.arange(len(rows)) - starts[f]
-    return f, rank, counts, starts
+def _grid_candidates(
+    fa: np.ndarray, a: np.ndarray, fb: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j) with a[i], b[j] in the same frame and sharing a grid cell.
+
+    Every pair of boxes that overlaps shares at least one cell, so IoU only needs computing for
+    these candidates. Each box is expanded into the cells it covers; a sort-merge join on
+    (frame, cell) yields the pairs without any Python loop.
+    """
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    sizes = np.concatenate([a[:, 2:] - a[:, :2], b[:, 2:] - b[:, :2]]).max(axis=1)
+    # Cells a few boxes wide: each box covers ~1-4 cells, each cell holds a handful of boxes.
+    cell = max(3.0 * float(np.percentile(sizes, 90)), 16.0)
+    origin = np.minimum(a[:, :2].min(0), b[:, :2].min(0))
+    span = np.maximum(a[:, 2:].max(0), b[:, 2:].max(0)) - origin
+    nx, ny = int(span[0] // cell) + 1, int(span[1] // cell) + 1
+
+    def expand(f: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lo = ((boxes[:, :2] - origin) // cell).astype(np.int64)
+        hi = ((boxes[:, 2:] - origin) // cell).astype(np.int64)
+        cx, cy = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
+        n = cx * cy
+        idx = np.arange(len(boxes))
+        if int(n.max()) > 1:
+            idx = np.repeat(idx, n)
+            k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+            rx = np.repeat(cx, n)
+            x = np.repeat(lo[:, 0], n) + k % rx
+            y = np.repeat(lo[:, 1], n) + k // rx
+            key = (np.repeat(f, n) * ny + y) * nx + x
+        else:
+            key = (f * ny + lo[:, 1]) * nx + lo[:, 0]
+        order = np.argsort(key, kind="stable")
+        return key[order], idx[order]
+
+    ka, ia = expand(fa, a)
+    kb, ib = expand(fb, b)
+    lo = np.searchsorted(kb, ka, side="left")
+    cnt = np.searchsorted(kb, ka, side="right") - lo
+    total = int(cnt.sum())
+    if total == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pi = np.repeat(ia, cnt)
+    pj = ib[np.repeat(lo, cnt) + np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)]
+    pid = np.unique(pi * len(b) + pj)  # a pair sharing several cells appears once
+    return pid // len(b), pid % len(b)
 
 
-def _boxes_batched(
+def _boxes_sparse(
     out: _Collector,
     code: int,
     gt: Annotations,
@@ -214,47 +254,44 @@ def _boxes_batched(
     g_rows: np.ndarray,
     d_rows: np.ndarray,
     threshold: float,
-    chunk: int = 256,
 ) -> None:
-    """Axis-aligned boxes for many frames at once: one padded IoU op per chunk of frames."""
-    frames = np.union1d(gt.item[g_rows], ds.item[d_rows])
-    gf, gr, gc, gs = _padded(gt, g_rows, frames)
-    df, dr, dc, dstart = _padded(ds, d_rows, frames)
+    """Axis-aligned boxes over all frames at once: IoU on overlapping candidates only.
+
+    Where every row and column has at most one candidate at or above the threshold, those
+    candidates are the optimal assignment; only frames with competing candidates run the
+    Hungarian solver, on their exact dense matrix (non-candidates have IoU 0, cost 1).
+    """
+    a, b = gt.bbox[g_rows], ds.bbox[d_rows]
+    fa, fb = gt.item[g_rows], ds.item[d_rows]
+    ci, cj = _grid_candidates(fa, a, fb, b)
+    iou = _pair_iou(a[ci], b[cj])
     best_g = np.zeros(len(g_rows))
     best_d = np.zeros(len(d_rows))
-    pair_g: list[np.ndarray] = []
-    pair_d: list[np.ndarray] = []
-    for lo in range(0, len(frames), chunk):
-        hi = min(lo + chunk, len(frames))
-        ng, nd = int(gc[lo:hi].max(initial=0)), int(dc[lo:hi].max(initial=0))
-        if ng == 0 or nd == 0:
-            continue
-        gsel = (gf >= lo) & (gf < hi)
-        dsel = (df >= lo) & (df < hi)
-        a = np.zeros((hi - lo, ng, 4))
-        b = np.zeros((hi - lo, nd, 4))
-        a[gf[gsel] - lo, gr[gsel]] = gt.bbox[g_rows[gsel]]
-        b[df[dsel] - lo, dr[dsel]] = ds.bbox[d_rows[dsel]]
-        sim = _batched_iou(a, b)
-        best_g[gsel] = sim.max(axis=2)[gf[gsel] - lo, gr[gsel]]
-        best_d[dsel] = sim.max(axis=1)[df[dsel] - lo, dr[dsel]]
-        ok = (sim >= threshold) & (sim > 0)
-        # Where every row and column has at most one candidate, those candidates are the
-        # optimal assignment: only ambiguous frames need the Hungarian solver.
-        ambiguous = (ok.sum(axis=2).max(axis=1) > 1) | (ok.sum(axis=1).max(axis=1) > 1)
-        fk, r, c = np.nonzero(ok & ~ambiguous[:, None, None])
-        pair_g.append(gs[lo + fk] + r)
-        pair_d.append(dstart[lo + fk] + c)
-        for k in np.flatnonzero(ambiguous):
-            n_g, n_d = int(gc[lo + k]), int(dc[lo + k])
-            cost = np.where(ok[k, :n_g, :n_d], 1.0 - sim[k, :n_g, :n_d], 1.0)
-            r, c = linear_sum_assignment(cost)
-            keep = ok[k, r, c]
-            pair_g.append(gs[lo + k] + r[keep])
-            pair_d.append(dstart[lo + k] + c[keep])
-    pg = np.concatenate(pair_g) if pair_g else np.zeros(0, np.int64)
-    pd = np.concatenate(pair_d) if pair_d else np.zeros(0, np.int64)
-    sims = _pair_iou(gt.bbox[g_rows[pg]], ds.bbox[d_rows[pd]])
+    np.maximum.at(best_g, ci, iou)
+    np.maximum.at(best_d, cj, iou)
+    ok = (iou >= threshold) & (iou > 0)
+    oi, oj, osim = ci[ok], cj[ok], iou[ok]
+    per_g = np.bincount(oi, minlength=len(g_rows))
+    per_d = np.bincount(oj, minlength=len(d_rows))
+    contested = (per_g[oi] > 1) | (per_d[oj] > 1)
+    hard_frames = np.unique(fa[oi[contested]])
+    easy = ~np.isin(fa[oi], hard_frames)
+    pair_g, pair_d = [oi[easy]], [oj[easy]]
+    # Rows are sorted by item, and candidates by GT row, so each frame is a contiguous range.
+    fo = fa[oi]
+    for frame in hard_frames:
+        g0, g1 = np.searchsorted(fa, frame), np.searchsorted(fa, frame, side="right")
+        d0, d1 = np.searchsorted(fb, frame), np.searchsorted(fb, frame, side="right")
+        p0, p1 = np.searchsorted(fo, frame), np.searchsorted(fo, frame, side="right")
+        cost = np.ones((g1 - g0, d1 - d0))
+        cost[oi[p0:p1] - g0, oj[p0:p1] - d0] = 1.0 - osim[p0:p1]
+        r, c = linear_sum_assignment(cost)
+        keep = cost[r, c] < 1.0
+        pair_g.append(g0 + r[keep])
+        pair_d.append(d0 + c[keep])
+    pg = np.concatenate(pair_g).astype(np.int64)
+    pd = np.concatenate(pair_d).astype(np.int64)
+    sims = _pair_iou(a[pg], b[pd])
     un_g = np.ones(len(g_rows), bool)
     un_g[pg] = False
     un_d = np.ones(len(d_rows), bool)
@@ -269,24 +306,6 @@ def _boxes_batched(
         d_rows[un_d],
         best_d[un_d],
     )
-
-
-def _batched_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(F, N, M) IoU of (F, N, 4) and (F, M, 4) boxes, in place to limit memory traffic."""
-    ix = np.minimum(a[:, :, None, 2], b[:, None, :, 2])
-    ix -= np.maximum(a[:, :, None, 0], b[:, None, :, 0])
-    np.clip(ix, 0, None, out=ix)
-    iy = np.minimum(a[:, :, None, 3], b[:, None, :, 3])
-    iy -= np.maximum(a[:, :, None, 1], b[:, None, :, 1])
-    np.clip(iy, 0, None, out=iy)
-    ix *= iy  # intersection
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    np.add(area_a[:, :, None], area_b[:, None, :], out=iy)
-    iy -= ix  # union
-    out = np.zeros_like(ix)
-    np.divide(ix, iy, out=out, where=iy > 0)
-    return out
 
 
 def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
