@@ -209,8 +209,8 @@ def _grid_candidates(
     if len(a) == 0 or len(b) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     sizes = np.concatenate([a[:, 2:] - a[:, :2], b[:, 2:] - b[:, :2]]).max(axis=1)
-    # Cells a few boxes wide: each box covers ~1-4 cells, each cell holds a handful of boxes.
-    cell = max(3.0 * float(np.percentile(sizes, 90)), 16.0)
+    # Cells about one box wide: a box covers ~1-4 cells and each cell holds a few boxes.
+    cell = max(float(np.percentile(sizes, 90)), 16.0)
     origin = np.minimum(a[:, :2].min(0), b[:, :2].min(0))
     span = np.maximum(a[:, 2:].max(0), b[:, 2:].max(0)) - origin
     nx, ny = int(span[0] // cell) + 1, int(span[1] // cell) + 1
