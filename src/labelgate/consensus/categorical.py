@@ -71,8 +71,8 @@ class DawidSkene:
         onehot[ii, aa, c[ii, aa]] = 1.0
         post = counts_table(c, k) + 1e-9
         post /= post.sum(1, keepdims=True)
-        anchor_idx = np.zeros(0, np.int64)
-        anchor_val = np.zeros((0, k))
+        anchor_idx: np.ndarray = np.zeros(0, np.int64)
+        anchor_val: np.ndarray = np.zeros((0, k))
         if known:
             anchor_idx = np.fromiter(known.keys(), np.int64)
             cls = np.fromiter(known.values(), np.int64)
@@ -82,7 +82,9 @@ class DawidSkene:
                 raise ValidationError(f"known: classes must lie in 0..{k - 1}")
             anchor_val = np.eye(k)[cls]
             post[anchor_idx] = anchor_val
-        for it in range(1, self.max_iter + 1):
+        n_iter = 0
+        for _ in range(self.max_iter):
+            n_iter += 1
             priors = post.mean(0)
             conf = np.einsum("ik,ial->akl", post, onehot) + self.smoothing
             conf /= conf.sum(2, keepdims=True)
@@ -102,7 +104,7 @@ class DawidSkene:
         self.labels_ = np.where(obs.any(1), post.argmax(1), -1)
         self.priors_ = post.mean(0)
         self.confusions_ = conf
-        self.n_iter_ = it
+        self.n_iter_ = n_iter
         return self
 
     def fit_predict(self, codes: np.ndarray, known: dict[int, int] | None = None) -> np.ndarray:
