@@ -1,0 +1,212 @@
+"""Inter-annotator agreement report for one multi-annotator annotation set.
+
+Spatial and tag agreement between two annotators reuses the comparison engine's matcher
+(:func:`labelgate.engine.match_annotations`): matched-F1 = 2·(label-equal matches) / (n_A + n_B)
+and mean IoU/OKS over matched shape pairs. Image-level tags also feed the categorical
+coefficients (Krippendorff's α, Fleiss' κ, Gwet's AC1, percent agreement) with bootstrap
+intervals over items.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
+from labelgate.agreement.categorical import (
+    bootstrap,
+    fleiss_kappa,
+    gwet_ac1,
+    krippendorff_alpha,
+    marginals,
+    percent_agreement,
+)
+from labelgate.engine.compare import COMPARED_KINDS
+from labelgate.engine.matching import GROUP_CODE, match_annotations
+from labelgate.engine.settings import QualitySettings
+from labelgate.errors import ValidationError
+from labelgate.model import AnnotationSet, Kind
+
+
+def _items_of(part: AnnotationSet) -> np.ndarray:
+    return part.items.id
+
+
+def pair_agreement(
+    a: AnnotationSet, b: AnnotationSet, settings: QualitySettings | None = None
+) -> dict[str, Any]:
+    """Agreement of two annotators on the items both worked on.
+
+    Returns:
+        ``{"items", "f1", "mean_iou", "matched", "n_a", "n_b", "per_item": {item: f1},
+        "per_label": {label: f1}}``. Items both left empty count as full agreement.
+    """
+    shared = np.intersect1d(_items_of(a), _items_of(b))
+    keep_a = np.isin(a.annotations.item, shared) & np.isin(a.annotations.kind, COMPARED_KINDS)
+    keep_b = np.isin(b.annotations.item, shared) & np.isin(b.annotations.kind, COMPARED_KINDS)
+    ann_a, ann_b = a.annotations.select(keep_a), b.annotations.select(keep_b)
+    m = match_annotations(ann_a, ann_b, a.items, settings)
+    good = m.label_equal
+    matched = int(good.sum())
+    n_a, n_b = len(ann_a), len(ann_b)
+    shape = m.type_group != GROUP_CODE["tag"]
+    ious = m.similarity[shape & good]
+    # Per item: 2·matches / (n_a + n_b), 1.0 where both are empty.
+    idx = {int(x): i for i, x in enumerate(shared)}
+    pos = np.searchsorted(shared, ann_a.item[m.gt_row[good]]) if matched else np.zeros(0, int)
+    hits = np.bincount(pos, minlength=len(shared)).astype(float)
+    na = np.bincount(np.searchsorted(shared, ann_a.item), minlength=len(shared)).astype(float)
+    nb = np.bincount(np.searchsorted(shared, ann_b.item), minlength=len(shared)).astype(float)
+    den = na + nb
+    per_item = np.where(den > 0, 2 * hits / np.maximum(den, 1), 1.0)
+    names = a.schema.names
+    per_label: dict[str, float] = {}
+    for lab in np.union1d(ann_a.label, ann_b.label):
+        if lab < 0:
+            continue
+        la, lb = int((ann_a.label == lab).sum()), int((ann_b.label == lab).sum())
+        hit = int((good & (ann_a.label[m.gt_row] == lab)).sum())
+        per_label[names[int(lab)]] = 2 * hit / (la + lb) if la + lb else 1.0
+    return {
+        "items": len(shared),
+        "f1": 2 * matched / (n_a + n_b) if n_a + n_b else (1.0 if len(shared) else None),
+        "mean_iou": float(ious.mean()) if len(ious) else None,
+        "matched": matched,
+        "n_a": n_a,
+        "n_b": n_b,
+        "per_item": {int(k): float(per_item[i]) for k, i in idx.items()},
+        "per_label": per_label,
+    }
+
+
+def tag_codes(
+    aset: AnnotationSet, annotators: list[str]
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(items × annotators) codes of image-level tags (first tag per item), -1 when none.
+
+    Returns:
+        (codes, class names, item ids).
+    """
+    ann = aset.annotations
+    tags = ann.kind == Kind.TAG
+    labels = np.unique(ann.label[tags])
+    names = [aset.schema.names[int(x)] for x in labels]
+    items = aset.items.id
+    codes = np.full((len(items), len(annotators)), -1, dtype=np.int64)
+    col = {n: i for i, n in enumerate(annotators)}
+    for r in np.flatnonzero(tags)[::-1]:  # reversed so the first tag of an item wins
+        who = ann.annotators[ann.annotator[r]] if ann.annotator[r] >= 0 else ""
+        if who in col:
+            codes[np.searchsorted(items, ann.item[r]), col[who]] = int(
+                np.searchsorted(labels, ann.label[r])
+            )
+    return codes, names, items
+
+
+def agreement_report(
+    aset: AnnotationSet,
+    settings: QualitySettings | None = None,
+    *,
+    include_predictions: bool = False,
+    include_ground_truth: bool = False,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Annotator × annotator agreement, per item, per annotator, per label, and tag coefficients.
+
+    Args:
+        aset: a set with several annotators (``Annotations.annotator``).
+        settings: matching thresholds (CVAT defaults).
+        include_predictions / include_ground_truth: treat model and GT as annotators too.
+        n_boot, seed: cluster bootstrap for the categorical coefficients.
+
+    Raises:
+        ValidationError: fewer than two annotators.
+    """
+    parts = aset.split_by_annotator()
+    names = [
+        n
+        for n in parts
+        if n
+        and (include_predictions or not n.startswith(PREDICTION_PREFIX))
+        and (include_ground_truth or n != GT_ANNOTATOR)
+    ]
+    if len(names) < 2:
+        raise ValidationError(
+            f"{aset.name}: agreement needs at least two annotators, found {names or 'none'}"
+        )
+    k = len(names)
+    f1 = np.eye(k)
+    iou = np.full((k, k), np.nan)
+    item_scores: dict[int, list[float]] = {}
+    pairs = []
+    label_scores: dict[str, list[float]] = {}
+    for i, j in combinations(range(k), 2):
+        res = pair_agreement(parts[names[i]], parts[names[j]], settings)
+        pairs.append(
+            {
+                "a": names[i],
+                "b": names[j],
+                **{x: res[x] for x in ("items", "f1", "mean_iou", "matched", "n_a", "n_b")},
+            }
+        )
+        value = res["f1"] if res["f1"] is not None else np.nan
+        f1[i, j] = f1[j, i] = value
+        if res["mean_iou"] is not None:
+            iou[i, j] = iou[j, i] = res["mean_iou"]
+        for item, v in res["per_item"].items():
+            item_scores.setdefault(item, []).append(v)
+        for lab, v in res["per_label"].items():
+            label_scores.setdefault(lab, []).append(v)
+    per_item = sorted(
+        (
+            {"item": it, "agreement": float(np.mean(v)), "pairs": len(v)}
+            for it, v in item_scores.items()
+        ),
+        key=lambda d: (d["agreement"], d["item"]),
+    )
+    name_of = dict(zip(aset.items.id.tolist(), aset.items.name.tolist(), strict=True))
+    for row in per_item:
+        row["name"] = name_of.get(row["item"])
+    off = ~np.eye(k, dtype=bool)
+    per_annotator = [
+        {"annotator": names[i], "mean_f1_with_peers": float(np.nanmean(f1[i][off[i]]))}
+        for i in range(k)
+    ]
+    codes, classes, _ = tag_codes(aset, names)
+    tags: dict[str, Any] = {"classes": classes}
+    if (codes >= 0).sum(1).max(initial=0) >= 2:
+        stats = {
+            "percent_agreement": percent_agreement,
+            "krippendorff_alpha": krippendorff_alpha,
+            "fleiss_kappa": fleiss_kappa,
+            "gwet_ac1": gwet_ac1,
+        }
+        tags["coefficients"] = {
+            key: bootstrap(fn, codes, n_boot=n_boot, seed=seed).to_dict()
+            for key, fn in stats.items()
+        }
+        tags["marginals"] = dict(zip(classes, marginals(codes).tolist(), strict=True))
+    return {
+        "source": aset.name,
+        "annotators": names,
+        "matrix": {"f1": _clean(f1), "mean_iou": _clean(iou)},
+        "pairs": pairs,
+        "per_annotator": per_annotator,
+        "per_item": per_item,
+        "per_label": {lab: float(np.mean(v)) for lab, v in sorted(label_scores.items())},
+        "tags": tags,
+        "summary": {
+            "mean_pairwise_f1": float(np.nanmean(f1[off])) if k > 1 else None,
+            "items": len(per_item),
+        },
+    }
+
+
+def _clean(m: np.ndarray) -> list[list[float | None]]:
+    return [[None if np.isnan(v) else float(v) for v in row] for row in m]
+
+
+__all__ = ["agreement_report", "pair_agreement", "tag_codes"]

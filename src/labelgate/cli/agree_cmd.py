@@ -1,0 +1,118 @@
+"""``labelgate agree SOURCE``: inter-annotator agreement of a multi-annotator file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from labelgate.adapters import read_any
+from labelgate.agreement.report import agreement_report
+from labelgate.engine import resolve_settings
+
+
+def _f(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+@click.command("agree")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Label Studio label config XML (default: config.xml beside the export).",
+)
+@click.option(
+    "--settings",
+    "settings_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML quality settings (matching thresholds).",
+)
+@click.option("--iou-threshold", type=float, default=None)
+@click.option("--include-predictions", is_flag=True, help="Treat model predictions as annotators.")
+@click.option(
+    "--include-ground-truth", is_flag=True, help="Treat the ground truth as an annotator."
+)
+@click.option(
+    "--lowest", default=10, show_default=True, help="How many low-agreement items to list."
+)
+@click.option(
+    "--bootstrap",
+    "n_boot",
+    default=200,
+    show_default=True,
+    help="Bootstrap resamples for the intervals.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the full agreement report here.",
+)
+@click.option("--quiet", is_flag=True, help="Print nothing; use with --json.")
+def agree_cmd(
+    source: Path,
+    config: Path | None,
+    settings_path: Path | None,
+    iou_threshold: float | None,
+    include_predictions: bool,
+    include_ground_truth: bool,
+    lowest: int,
+    n_boot: int,
+    json_out: Path | None,
+    quiet: bool,
+) -> None:
+    """Agreement summary, annotator x annotator matrix and the lowest-agreement items."""
+    settings = resolve_settings(toml_path=settings_path, cli={"iou_threshold": iou_threshold})
+    aset = read_any(source, **({"config": config} if config else {}))
+    report = agreement_report(
+        aset,
+        settings,
+        include_predictions=include_predictions,
+        include_ground_truth=include_ground_truth,
+        n_boot=n_boot,
+    )
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=1))
+    if quiet:
+        return
+    console = Console()
+    names = report["annotators"]
+    matrix = Table(title="matched-F1 between annotators (shapes and tags)")
+    matrix.add_column("")
+    for n in names:
+        matrix.add_column(n, justify="right")
+    for n, row in zip(names, report["matrix"]["f1"], strict=True):
+        matrix.add_row(n, *(_f(v) for v in row))
+    console.print(matrix)
+    peers = Table(title="per annotator")
+    peers.add_column("annotator")
+    peers.add_column("mean F1 with peers", justify="right")
+    for row in report["per_annotator"]:
+        peers.add_row(row["annotator"], _f(row["mean_f1_with_peers"]))
+    console.print(peers)
+    coefs = report["tags"].get("coefficients")
+    if coefs:
+        t = Table(title=f"image tags ({', '.join(report['tags']['classes'])})")
+        for col in ("coefficient", "value", "95% CI", "items", "pairable values"):
+            t.add_column(col)
+        for c in coefs.values():
+            ci = c["ci95"]
+            t.add_row(
+                c["name"],
+                _f(c["value"]),
+                f"[{_f(ci[0])}, {_f(ci[1])}]" if ci else "—",
+                str(c["n_items"]),
+                str(c["n_pairable"]),
+            )
+        console.print(t)
+    low = Table(title=f"lowest agreement items (of {report['summary']['items']})")
+    for col in ("item", "name", "agreement", "pairs"):
+        low.add_column(col)
+    for row in report["per_item"][:lowest]:
+        low.add_row(str(row["item"]), str(row["name"]), _f(row["agreement"]), str(row["pairs"]))
+    console.print(low)
