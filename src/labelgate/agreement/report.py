@@ -160,7 +160,7 @@ def agreement_report(
             item_scores.setdefault(item, []).append(v)
         for lab, v in res["per_label"].items():
             label_scores.setdefault(lab, []).append(v)
-    per_item = sorted(
+    per_item: list[dict[str, Any]] = sorted(
         (
             {"item": it, "agreement": float(np.mean(v)), "pairs": len(v)}
             for it, v in item_scores.items()
