@@ -116,3 +116,52 @@ def agree_cmd(
     for row in report["per_item"][:lowest]:
         low.add_row(str(row["item"]), str(row["name"]), _f(row["agreement"]), str(row["pairs"]))
     console.print(low)
+
+
+@click.command("merge")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the merged set (labelgate JSON, readable by every command).",
+)
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Label Studio label config XML.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["cvat", "fused"]),
+    default="cvat",
+    show_default=True,
+    help="cvat: representative shape; fused: score-weighted mean box.",
+)
+@click.option("--quorum", type=float, default=0.5, show_default=True)
+@click.option("--iou-threshold", type=float, default=0.4, show_default=True)
+@click.option("--quiet", is_flag=True)
+def merge_cmd(
+    source: Path,
+    out: Path,
+    config: Path | None,
+    method: str,
+    quorum: float,
+    iou_threshold: float,
+    quiet: bool,
+) -> None:
+    """Merge several annotators into one consensus set with a confidence per object."""
+    from labelgate.consensus.spatial import merge
+
+    aset = read_any(source, **({"config": config} if config else {}))
+    merged = merge(aset, quorum=quorum, iou_threshold=iou_threshold, method=method)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    merged.save_json(out)
+    if not quiet:
+        ann = merged.annotations
+        low = int((ann.score < 0.5).sum())
+        click.echo(
+            f"{len(ann)} merged annotations from {', '.join(merged.meta['consensus']['annotators'])}"
+            f" ({low} with confidence < 0.5) written to {out}"
+        )

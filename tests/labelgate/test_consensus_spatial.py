@@ -1,0 +1,93 @@
+"""Spatial consensus (CVAT merge semantics) on hand-built clusters and the bundled export."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from engine_builders import SCHEMA, box
+
+from labelgate.adapters import read_any
+from labelgate.cli import main
+from labelgate.consensus import merge
+from labelgate.engine import compare
+from labelgate.errors import ValidationError
+from labelgate.model import AnnotationsBuilder, AnnotationSet, Items, Origin
+
+EXPORT = Path(__file__).resolve().parents[2] / "examples" / "labelstudio" / "export.json"
+
+
+def _multi(rows_by_annotator):
+    b = AnnotationsBuilder()
+    for who, rows in rows_by_annotator.items():
+        for n, row in enumerate(rows):
+            row = dict(row)
+            row["label"] = SCHEMA.index(row["label"])
+            b.add(annotator=who, item=0, source_id=n, **row)
+    return AnnotationSet("m", SCHEMA, Items.create([0], width=100, height=100), b.build())
+
+
+def test_cluster_vote_representative_and_quorum():
+    aset = _multi(
+        {
+            "a": [
+                box(0, 0, 10, 10, attributes={"color": "red"}),
+                box(60, 60, 70, 70),
+                {"kind": "tag", "label": "day"},
+            ],
+            "b": [box(1, 0, 11, 10, attributes={"color": "red"}), {"kind": "tag", "label": "day"}],
+            "c": [
+                box(0, 1, 10, 11, "person", attributes={"color": "blue"}),
+                {"kind": "tag", "label": "night"},
+            ],
+        }
+    )
+    m = merge(aset).annotations
+    # One 3-member cluster survives (car 2 votes >= ceil(0.5 * 3) = 2); the lone box does not.
+    boxes = m.select(m.kind == 1)
+    assert len(boxes) == 1 and SCHEMA.names[boxes.label[0]] == "car"
+    # Representative: highest IoU with the mean box (0.33, 0.33, 10.33, 10.33): annotator c's
+    # box (0, 1, 10, 11) and a's (0, 0, 10, 10) tie at 0.8795; the first member (a) is kept.
+    np.testing.assert_allclose(boxes.bbox[0], [0, 0, 10, 10])
+    assert boxes.attributes["color"][0] == "red"
+    # Confidence = label share 2/3 x mean IoU of a's box with b's and c's (both 0.8182).
+    assert boxes.score[0] == pytest.approx(2 / 3 * 90 / 110)
+    assert boxes.origin[0] == Origin.CONSENSUS
+    tags = m.select(m.kind == 0)
+    assert [SCHEMA.names[x] for x in tags.label] == ["day"] and tags.score[0] == pytest.approx(
+        2 / 3
+    )
+
+
+def test_fused_box_averages_members():
+    aset = _multi({"a": [box(0, 0, 10, 10)], "b": [box(2, 0, 12, 10)]})
+    m = merge(aset, method="fused").annotations
+    np.testing.assert_allclose(m.bbox[0], [1, 0, 11, 10])
+
+
+def test_bad_arguments():
+    aset = _multi({"a": [box(0, 0, 10, 10)]})
+    with pytest.raises(ValidationError, match="quorum"):
+        merge(aset, quorum=0)
+    with pytest.raises(ValidationError, match="method"):
+        merge(aset, method="median")
+    assert len(merge(aset).annotations) == 1  # one annotator: everything has the quorum
+
+
+def test_bundled_consensus_beats_each_annotator(tmp_path):
+    aset = read_any(EXPORT)
+    gt = aset.split_by_annotator()["ground_truth"]
+    merged = merge(aset)
+    best_single = max(
+        compare(gt, aset.split_by_annotator()[a]).summary["accuracy"]
+        for a in ("annotator1@example.com", "annotator2@example.com", "annotator3@example.com")
+    )
+    assert compare(gt, merged).summary["accuracy"] > best_single
+    out = tmp_path / "merged.json"
+    res = CliRunner().invoke(main, ["merge", str(EXPORT), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    back = read_any(out)
+    assert back.annotations.annotators == ("consensus",)
+    assert len(back.annotations) == len(merged.annotations)
+    assert json.loads(out.read_text())["meta"]["consensus"]["quorum"] == 0.5
