@@ -101,3 +101,66 @@ def test_bundled_export_and_cli(tmp_path):
     assert r["per_item"][0]["agreement"] <= r["per_item"][-1]["agreement"]
     with_model = agreement_report(read_any(EXPORT), include_predictions=True, n_boot=10)
     assert "prediction:yolo-demo" in with_model["annotators"]
+
+
+def test_text_span_and_number_sections():
+    from labelgate_labelstudio.json_export import ls_tasks_to_annotation_set
+
+    config = """<View><Text name="txt" value="$text"/>
+      <Labels name="ner" toName="txt"><Label value="PER"/></Labels>
+      <TextArea name="notes" toName="txt"/><Rating name="stars" toName="txt"/></View>"""
+
+    def ann(uid, spans, note, stars):
+        result = [
+            {
+                "id": f"s{uid}{k}",
+                "from_name": "ner",
+                "to_name": "txt",
+                "type": "labels",
+                "value": {"start": s, "end": e, "labels": ["PER"]},
+            }
+            for k, (s, e) in enumerate(spans)
+        ]
+        result.append(
+            {
+                "id": f"n{uid}",
+                "from_name": "notes",
+                "to_name": "txt",
+                "type": "textarea",
+                "value": {"text": [note]},
+            }
+        )
+        result.append(
+            {
+                "id": f"r{uid}",
+                "from_name": "stars",
+                "to_name": "txt",
+                "type": "rating",
+                "value": {"rating": stars},
+            }
+        )
+        return {"id": uid, "completed_by": uid, "result": result}
+
+    tasks = [
+        {
+            "id": 1,
+            "data": {"text": "Ann met Bob"},
+            "annotations": [
+                ann(1, [(0, 3), (8, 11)], "kitten", 4),
+                ann(2, [(0, 3), (7, 11)], "sitting", 4),
+            ],
+        },
+        {
+            "id": 2,
+            "data": {"text": "x"},
+            "annotations": [ann(1, [], "same", 2), ann(2, [], "same", 3)],
+        },
+    ]
+    aset = ls_tasks_to_annotation_set(tasks, config)
+    r = agreement_report(aset, n_boot=10)
+    # Task 1: one exact match of 2 + 2 spans; partial also pairs (8,11) with (7,11).
+    # Task 2: no spans on either side -> not counted.
+    assert r["spans"] == {"exact_f1": 0.5, "partial_f1": 1.0, "item_pairs": 1}
+    assert r["text"]["mean_similarity"] == pytest.approx((1 - 3 / 7 + 1.0) / 2)
+    stars = r["numbers"]["stars"]
+    assert stars["n_items"] == 2 and stars["n_pairable"] == 4

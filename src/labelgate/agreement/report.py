@@ -17,12 +17,14 @@ import numpy as np
 from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
 from labelgate.agreement.categorical import (
     bootstrap,
+    cohen_kappa,
     fleiss_kappa,
     gwet_ac1,
     krippendorff_alpha,
     marginals,
     percent_agreement,
 )
+from labelgate.agreement.text import number_alpha, span_f1, text_similarity
 from labelgate.engine.compare import COMPARED_KINDS
 from labelgate.engine.matching import GROUP_CODE, match_annotations
 from labelgate.engine.settings import QualitySettings
@@ -53,6 +55,7 @@ def pair_agreement(
     n_a, n_b = len(ann_a), len(ann_b)
     shape = m.type_group != GROUP_CODE["tag"]
     ious = m.similarity[shape & good]
+    iou_items = ann_a.item[m.gt_row[shape & good]]
     # Per item: 2·matches / (n_a + n_b), 1.0 where both are empty.
     idx = {int(x): i for i, x in enumerate(shared)}
     pos = np.searchsorted(shared, ann_a.item[m.gt_row[good]]) if matched else np.zeros(0, int)
@@ -73,12 +76,78 @@ def pair_agreement(
         "items": len(shared),
         "f1": 2 * matched / (n_a + n_b) if n_a + n_b else (1.0 if len(shared) else None),
         "mean_iou": float(ious.mean()) if len(ious) else None,
+        "mean_iou_ci95": _item_bootstrap_mean(iou_items, ious),
         "matched": matched,
         "n_a": n_a,
         "n_b": n_b,
         "per_item": {int(k): float(per_item[i]) for k, i in idx.items()},
         "per_label": per_label,
     }
+
+
+def _item_bootstrap_mean(
+    items: np.ndarray, values: np.ndarray, n_boot: int = 200, seed: int = 0
+) -> list[float] | None:
+    """95% interval of a mean by resampling whole items (values of one item move together)."""
+    if len(values) < 2:
+        return None
+    uniq, inv = np.unique(items, return_inverse=True)
+    if len(uniq) < 2:
+        return None
+    sums = np.bincount(inv, weights=values)
+    counts = np.bincount(inv).astype(float)
+    rng = np.random.default_rng(seed)
+    draw = rng.integers(0, len(uniq), size=(n_boot, len(uniq)))
+    means = sums[draw].sum(1) / counts[draw].sum(1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def text_agreement(parts: dict[str, AnnotationSet], names: list[str]) -> dict[str, Any]:
+    """Span F1 (exact/partial), TextArea similarity and Rating/Number interval α, if present."""
+    out: dict[str, Any] = {}
+    spans: dict[str, list[float]] = {"exact": [], "partial": []}
+    texts: list[float] = []
+    for a, b in combinations(names, 2):
+        pa, pb = parts[a].annotations, parts[b].annotations
+        shared = np.intersect1d(parts[a].items.id, parts[b].items.id)
+        for item in shared:
+            ra, rb = pa.for_item(int(item)), pb.for_item(int(item))
+            sa, sb = ra.select(ra.kind == Kind.SPAN), rb.select(rb.kind == Kind.SPAN)
+            if len(sa) or len(sb):
+                for mode in spans:
+                    spans[mode].append(span_f1(sa.span, sa.label, sb.span, sb.label, mode))
+            ta, tb = ra.select(ra.kind == Kind.TEXT), rb.select(rb.kind == Kind.TEXT)
+            for ctrl in np.union1d(ta.control, tb.control):
+                xa = "\n".join(str(t) for t in ta.text[ta.control == ctrl] if t is not None)
+                xb = "\n".join(str(t) for t in tb.text[tb.control == ctrl] if t is not None)
+                texts.append(text_similarity(xa, xb))
+    if spans["exact"]:
+        out["spans"] = {f"{k}_f1": float(np.mean(v)) for k, v in spans.items()}
+        out["spans"]["item_pairs"] = len(spans["exact"])
+    if texts:
+        out["text"] = {"mean_similarity": float(np.mean(texts)), "item_pairs": len(texts)}
+    numbers: dict[str, Any] = {}
+    items = np.unique(np.concatenate([parts[n].items.id for n in names]))
+    controls = np.unique(
+        np.concatenate(
+            [parts[n].annotations.control[parts[n].annotations.kind == Kind.NUMBER] for n in names]
+        )
+    )
+    for ctrl in controls:
+        grid = np.full((len(items), len(names)), np.nan)
+        for j, n in enumerate(names):
+            ann = parts[n].annotations
+            rows = np.flatnonzero((ann.kind == Kind.NUMBER) & (ann.control == ctrl))
+            grid[np.searchsorted(items, ann.item[rows]), j] = ann.number[rows]
+        key = str(int(ctrl))
+        schema = parts[names[0]].schema
+        if 0 <= ctrl < len(schema.controls):
+            key = schema.controls[int(ctrl)].name
+        numbers[key] = number_alpha(grid).to_dict()
+    if numbers:
+        out["numbers"] = numbers
+    return out
 
 
 def tag_codes(
@@ -143,6 +212,7 @@ def agreement_report(
     item_scores: dict[int, list[float]] = {}
     pairs = []
     label_scores: dict[str, list[float]] = {}
+    label_matrix: dict[str, np.ndarray] = {}
     for i, j in combinations(range(k), 2):
         res = pair_agreement(parts[names[i]], parts[names[j]], settings)
         pairs.append(
@@ -160,6 +230,8 @@ def agreement_report(
             item_scores.setdefault(item, []).append(v)
         for lab, v in res["per_label"].items():
             label_scores.setdefault(lab, []).append(v)
+            mat = label_matrix.setdefault(lab, np.eye(k))
+            mat[i, j] = mat[j, i] = v
     per_item: list[dict[str, Any]] = sorted(
         (
             {"item": it, "agreement": float(np.mean(v)), "pairs": len(v)}
@@ -189,6 +261,10 @@ def agreement_report(
             for key, fn in stats.items()
         }
         tags["marginals"] = dict(zip(classes, marginals(codes).tolist(), strict=True))
+        kappa = np.eye(k)
+        for i, j in combinations(range(k), 2):
+            kappa[i, j] = kappa[j, i] = cohen_kappa(codes[:, i], codes[:, j], len(classes)).value
+        tags["cohen_kappa_matrix"] = _clean(kappa)
     return {
         "source": aset.name,
         "annotators": names,
@@ -197,6 +273,8 @@ def agreement_report(
         "per_annotator": per_annotator,
         "per_item": per_item,
         "per_label": {lab: float(np.mean(v)) for lab, v in sorted(label_scores.items())},
+        "per_label_matrix": {lab: _clean(m) for lab, m in sorted(label_matrix.items())},
+        **text_agreement(parts, names),
         "tags": tags,
         "summary": {
             "mean_pairwise_f1": float(np.nanmean(f1[off])) if k > 1 else None,
