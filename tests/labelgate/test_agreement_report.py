@@ -12,7 +12,7 @@ from labelgate.adapters import read_any
 from labelgate.agreement.report import agreement_report, pair_agreement
 from labelgate.cli import main
 from labelgate.errors import ValidationError
-from labelgate.model import AnnotationsBuilder, AnnotationSet, Items
+from labelgate.model import AnnotationsBuilder, AnnotationSet, Items, Submission
 
 EXPORT = Path(__file__).resolve().parents[2] / "examples" / "labelstudio" / "export.json"
 
@@ -164,3 +164,21 @@ def test_text_span_and_number_sections():
     assert r["text"]["mean_similarity"] == pytest.approx((1 - 3 / 7 + 1.0) / 2)
     stars = r["numbers"]["stars"]
     assert stars["n_items"] == 2 and stars["n_pairable"] == 4
+
+
+def test_no_overlap_and_all_empty_are_defined():
+    aset = _multi({"a": [box(0, 0, 5, 5, item=0)], "b": [box(0, 0, 5, 5, item=1)]})
+    parts = aset.split_by_annotator()
+    res = pair_agreement(parts["a"], parts["b"])
+    assert res["items"] == 0 and res["f1"] is None  # nothing to compare, said as None
+    r = agreement_report(aset, n_boot=5)
+    assert r["matrix"]["f1"][0][1] is None and r["per_item"] == []
+    empty = AnnotationSet(
+        "e",
+        SCHEMA,
+        Items.create([0, 1]),
+        AnnotationsBuilder().build(),
+        submissions=(Submission(0, "a"), Submission(0, "b")),
+    )
+    r = pair_agreement(*empty.split_by_annotator().values())
+    assert r["f1"] == 1.0 and r["per_item"] == {0: 1.0}  # both left item 0 empty: agreement

@@ -91,3 +91,36 @@ def test_bundled_consensus_beats_each_annotator(tmp_path):
     assert back.annotations.annotators == ("consensus",)
     assert len(back.annotations) == len(merged.annotations)
     assert json.loads(out.read_text())["meta"]["consensus"]["quorum"] == 0.5
+
+
+@pytest.mark.parametrize("tag_method", ["majority", "dawid-skene"])
+def test_categorical_tag_consensus(tag_method):
+    aset = _multi(
+        {
+            "a": [{"kind": "tag", "label": "day"}],
+            "b": [{"kind": "tag", "label": "day"}],
+            "c": [{"kind": "tag", "label": "night"}],
+        }
+    )
+    m = merge(aset, tag_method=tag_method).annotations
+    assert [SCHEMA.names[x] for x in m.label] == ["day"]
+    if tag_method == "majority":
+        assert m.score[0] == pytest.approx(2 / 3)
+    with pytest.raises(ValidationError, match="tag_method"):
+        merge(aset, tag_method="vote")
+
+
+def test_bundled_merged_objects_on_one_task():
+    aset = read_any(EXPORT)
+    merged = merge(aset).annotations.for_item(1)
+    gt = aset.split_by_annotator()["ground_truth"].annotations.for_item(1)
+    merged, gt = merged.select(merged.kind != 0), gt.select(gt.kind != 0)  # shapes only
+    # Task 1 is a gold task: the merged objects are the GT objects, label for label, each
+    # within a few pixels (every merged shape is one annotator's shape).
+    names = aset.schema.names
+    assert sorted(names[x] for x in merged.label) == sorted(names[x] for x in gt.label)
+    from labelgate.engine.similarity import box_iou
+
+    for lab in np.unique(gt.label):
+        mg, gg = merged.bbox[merged.label == lab], gt.bbox[gt.label == lab]
+        assert (box_iou(mg, gg).max(1) > 0.8).all()

@@ -81,8 +81,16 @@ def pair_agreement(
         "n_a": n_a,
         "n_b": n_b,
         "per_item": {int(k): float(per_item[i]) for k, i in idx.items()},
+        "per_item_mean_iou": _per_item_mean(shared, iou_items, ious),
         "per_label": per_label,
     }
+
+
+def _per_item_mean(shared: np.ndarray, items: np.ndarray, values: np.ndarray) -> dict[int, float]:
+    pos = np.searchsorted(shared, items)
+    sums = np.bincount(pos, weights=values, minlength=len(shared))
+    counts = np.bincount(pos, minlength=len(shared))
+    return {int(shared[i]): float(sums[i] / counts[i]) for i in np.flatnonzero(counts)}
 
 
 def _item_bootstrap_mean(
@@ -244,7 +252,7 @@ def agreement_report(
         row["name"] = name_of.get(row["item"])
     off = ~np.eye(k, dtype=bool)
     per_annotator = [
-        {"annotator": names[i], "mean_f1_with_peers": float(np.nanmean(f1[i][off[i]]))}
+        {"annotator": names[i], "mean_f1_with_peers": _mean_defined(f1[i][off[i]])}
         for i in range(k)
     ]
     codes, classes, _ = tag_codes(aset, names)
@@ -277,10 +285,16 @@ def agreement_report(
         **text_agreement(parts, names),
         "tags": tags,
         "summary": {
-            "mean_pairwise_f1": float(np.nanmean(f1[off])) if k > 1 else None,
+            "mean_pairwise_f1": _mean_defined(f1[off]),
             "items": len(per_item),
         },
     }
+
+
+def _mean_defined(values: np.ndarray) -> float | None:
+    """Mean over the defined (non-NaN) values; None when no pair shared an item."""
+    ok = ~np.isnan(values)
+    return float(values[ok].mean()) if ok.any() else None
 
 
 def _clean(m: np.ndarray) -> list[list[float | None]]:

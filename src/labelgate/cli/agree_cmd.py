@@ -139,6 +139,14 @@ def agree_cmd(
     show_default=True,
     help="cvat: representative shape; fused: score-weighted mean box.",
 )
+@click.option(
+    "--tags",
+    "tag_method",
+    type=click.Choice(["quorum", "majority", "dawid-skene"]),
+    default="quorum",
+    show_default=True,
+    help="How image tags are merged.",
+)
 @click.option("--quorum", type=float, default=0.5, show_default=True)
 @click.option("--iou-threshold", type=float, default=0.4, show_default=True)
 @click.option("--quiet", is_flag=True)
@@ -147,6 +155,7 @@ def merge_cmd(
     out: Path,
     config: Path | None,
     method: str,
+    tag_method: str,
     quorum: float,
     iou_threshold: float,
     quiet: bool,
@@ -155,7 +164,9 @@ def merge_cmd(
     from labelgate.consensus.spatial import merge
 
     aset = read_any(source, **({"config": config} if config else {}))
-    merged = merge(aset, quorum=quorum, iou_threshold=iou_threshold, method=method)
+    merged = merge(
+        aset, quorum=quorum, iou_threshold=iou_threshold, method=method, tag_method=tag_method
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     merged.save_json(out)
     if not quiet:

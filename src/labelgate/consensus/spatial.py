@@ -94,6 +94,7 @@ def merge(
     iou_threshold: float = 0.4,
     method: str = "cvat",
     annotators: list[str] | None = None,
+    tag_method: str = "quorum",
 ) -> AnnotationSet:
     """Merge several annotators into one consensus set (annotator ``"consensus"``).
 
@@ -104,6 +105,8 @@ def merge(
         method: ``"cvat"`` (representative shape) or ``"fused"`` (score-weighted mean box for
             rectangles).
         annotators: who takes part (default: everyone but ground truth and predictions).
+        tag_method: image tags by CVAT's ``"quorum"`` rule (every label with enough votes), by
+            ``"majority"`` vote or by ``"dawid-skene"`` (one tag per item, score = posterior).
 
     Returns:
         The merged set; each row's ``score`` is its confidence.
@@ -115,6 +118,10 @@ def merge(
         raise ValidationError(f"quorum={quorum!r} must be in (0, 1]")
     if method not in ("cvat", "fused"):
         raise ValidationError(f"method must be 'cvat' or 'fused', got {method!r}")
+    if tag_method not in ("quorum", "majority", "dawid-skene"):
+        raise ValidationError(
+            f"tag_method must be 'quorum', 'majority' or 'dawid-skene', got {tag_method!r}"
+        )
     ann = aset.annotations
     names = annotators or [
         n for n in ann.annotators if n and n != GT_ANNOTATOR and not n.startswith(PREDICTION_PREFIX)
@@ -164,21 +171,24 @@ def merge(
             attributes=attrs or None,
         )
     tags = np.flatnonzero(participating & (ann.kind == Kind.TAG))
-    by_item: dict[int, Counter[int]] = defaultdict(Counter)
-    for r in tags:
-        by_item[int(ann.item[r])][int(ann.label[r])] += 1
-    for item, counts in sorted(by_item.items()):
-        for label, v in sorted(counts.items()):
-            if v >= need:
-                out.add(
-                    item,
-                    Kind.TAG,
-                    label,
-                    source_type=SourceType.TAG,
-                    origin=Origin.CONSENSUS,
-                    annotator=0,
-                    score=v / n_src,
-                )
+    if tag_method == "quorum":
+        by_item: dict[int, Counter[int]] = defaultdict(Counter)
+        for r in tags:
+            by_item[int(ann.item[r])][int(ann.label[r])] += 1
+        for item, counts in sorted(by_item.items()):
+            for label, v in sorted(counts.items()):
+                if v >= need:
+                    out.add(
+                        item,
+                        Kind.TAG,
+                        label,
+                        source_type=SourceType.TAG,
+                        origin=Origin.CONSENSUS,
+                        annotator=0,
+                        score=v / n_src,
+                    )
+    elif len(tags):
+        _categorical_tags(out, aset, names, tag_method)
     return aset.replace(
         name=f"{aset.name}:consensus",
         annotations=out.build(),
@@ -193,6 +203,34 @@ def merge(
             },
         },
     )
+
+
+def _categorical_tags(
+    out: AnnotationsBuilder, aset: AnnotationSet, names: list[str], tag_method: str
+) -> None:
+    """One consensus tag per item from majority vote or Dawid-Skene posteriors."""
+    from labelgate.agreement.report import tag_codes
+    from labelgate.consensus.categorical import DawidSkene, MajorityVote
+
+    codes, classes, items = tag_codes(aset, names)
+    labels = [aset.schema.index(c) for c in classes]
+    if tag_method == "majority":
+        mv = MajorityVote(n_classes=len(classes)).fit(codes)
+        winners, scores = mv.labels_, mv.confidence_
+    else:
+        ds = DawidSkene(n_classes=len(classes)).fit(codes)
+        winners, scores = ds.labels_, ds.posteriors_.max(1)
+    for item, w, sc in zip(items.tolist(), winners.tolist(), scores.tolist(), strict=True):
+        if w >= 0:
+            out.add(
+                item,
+                Kind.TAG,
+                labels[w],
+                source_type=SourceType.TAG,
+                origin=Origin.CONSENSUS,
+                annotator=0,
+                score=sc,
+            )
 
 
 def _representative(ann: Any, members: np.ndarray, graph: dict[int, dict[int, float]]) -> int:
