@@ -271,7 +271,7 @@ def bootstrap(
     """
     c = np.asarray(codes)
     base = stat(c)
-    if np.isnan(base.value) or len(c) < 2:
+    if np.isnan(base.value) or len(c) < 2 or n_boot <= 0:
         return base
     rng = np.random.default_rng(seed)
     draws = []

@@ -1,0 +1,1 @@
+"""Decisions from scores: GT planning, scorecards, alerts, history and the release gate."""

@@ -1,0 +1,234 @@
+"""Release gate: policy thresholds checked against a scored batch, with a reason per failure.
+
+Policy file (TOML)::
+
+    [gate]
+    min_agreement = 0.75          # mean pairwise matched-F1 between annotators
+    gold_accuracy = 0.8           # an annotator "passes" a gold item at this accuracy
+    min_gold_pass_rate = 0.8      # share of (annotator, gold item) passes
+    max_missing_rate = 0.1        # GT objects missed / GT objects
+    max_class_imbalance = 10.0    # most / least frequent class among used classes
+    require_valid_export = true   # no data errors, every label in the schema
+
+    [gate.audit]
+    size = 20                     # items drawn for a manual audit
+    seed = 7
+
+A check whose input is missing (e.g. agreement with one annotator) fails and says why: a gate
+that cannot measure something does not wave it through.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
+from labelgate.engine import QualitySettings, compare
+from labelgate.errors import SettingsError
+from labelgate.model import AnnotationSet
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_KEYS = {
+    "min_agreement": float,
+    "gold_accuracy": float,
+    "min_gold_pass_rate": float,
+    "max_missing_rate": float,
+    "max_class_imbalance": float,
+    "require_valid_export": bool,
+}
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """Thresholds of the release gate; a None threshold is not checked."""
+
+    min_agreement: float | None = None
+    gold_accuracy: float = 0.8
+    min_gold_pass_rate: float | None = None
+    max_missing_rate: float | None = None
+    max_class_imbalance: float | None = None
+    require_valid_export: bool = True
+    audit_size: int = 0
+    audit_seed: int = 0
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str = "policy") -> GatePolicy:
+        """Build from the ``[gate]`` table.
+
+        Raises:
+            SettingsError: unknown key, wrong type or a rate outside [0, 1].
+        """
+        table = dict(data.get("gate", data))
+        audit = dict(table.pop("audit", {}))
+        kwargs: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in _KEYS:
+                raise SettingsError(
+                    f"{source}: unknown gate key {key!r}; known: {', '.join(_KEYS)}"
+                )
+            want = _KEYS[key]
+            if want is bool and not isinstance(value, bool):
+                raise SettingsError(f"{source}: {key} must be true or false, got {value!r}")
+            if want is float and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise SettingsError(f"{source}: {key} must be a number, got {value!r}")
+            if key != "max_class_imbalance" and want is float and not 0 <= value <= 1:
+                raise SettingsError(f"{source}: {key}={value!r} must be in [0, 1]")
+            if key == "max_class_imbalance" and value < 1:
+                raise SettingsError(f"{source}: max_class_imbalance={value!r} must be >= 1")
+            kwargs[key] = value
+        for key in audit:
+            if key not in ("size", "seed"):
+                raise SettingsError(f"{source}: unknown [gate.audit] key {key!r}")
+        size, seed = audit.get("size", 0), audit.get("seed", 0)
+        if not isinstance(size, int) or size < 0 or not isinstance(seed, int):
+            raise SettingsError(f"{source}: [gate.audit] size and seed must be integers >= 0")
+        return cls(**kwargs, audit_size=size, audit_seed=seed)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> GatePolicy:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"{p}: cannot read gate policy ({exc})") from None
+        return cls.from_mapping(data, source=str(p))
+
+
+def _check(
+    name: str,
+    value: float | None,
+    threshold: float,
+    higher_is_better: bool,
+    reason_missing: str,
+    fmt: str = "{:.3f}",
+) -> dict[str, Any]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return {
+            "check": name,
+            "passed": False,
+            "value": None,
+            "threshold": threshold,
+            "reason": reason_missing,
+        }
+    ok = value >= threshold if higher_is_better else value <= threshold
+    word = "at least" if higher_is_better else "at most"
+    reason = (
+        None if ok else f"{fmt.format(value)} but the policy wants {word} {fmt.format(threshold)}"
+    )
+    return {
+        "check": name,
+        "passed": bool(ok),
+        "value": value,
+        "threshold": threshold,
+        "reason": reason,
+    }
+
+
+def evaluate_gate(
+    aset: AnnotationSet, policy: GatePolicy, settings: QualitySettings | None = None
+) -> dict[str, Any]:
+    """Run every configured check on a multi-annotator set (GT = annotator "ground_truth").
+
+    Returns:
+        ``{"passed", "checks": [...], "audit_sample": [...], "summary": {...}}``.
+    """
+    from labelgate.agreement.report import agreement_report
+
+    parts = aset.split_by_annotator()
+    people = [n for n in parts if n and n != GT_ANNOTATOR and not n.startswith(PREDICTION_PREFIX)]
+    gt = parts.get(GT_ANNOTATOR)
+    checks: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {"annotators": people, "gold_items": 0}
+    reports = {n: compare(gt, parts[n], settings) for n in people} if gt is not None else {}
+    if policy.min_agreement is not None:
+        value = None
+        if len(people) >= 2:
+            value = agreement_report(aset, settings, n_boot=0)["summary"]["mean_pairwise_f1"]
+        checks.append(
+            _check(
+                "agreement",
+                value,
+                policy.min_agreement,
+                True,
+                "needs at least two annotators on shared items",
+            )
+        )
+    if policy.min_gold_pass_rate is not None:
+        passes = total = 0
+        for r in reports.values():
+            for res in r.to_dict()["frame_results"].values():
+                total += 1
+                passes += res["annotations"]["accuracy"] >= policy.gold_accuracy
+        summary["gold_items"] = len(gt.items) if gt is not None else 0
+        checks.append(
+            _check(
+                "gold_pass_rate",
+                passes / total if total else None,
+                policy.min_gold_pass_rate,
+                True,
+                "no ground-truth items were annotated",
+            )
+        )
+    if policy.max_missing_rate is not None:
+        missing = sum(r.summary["missing_count"] for r in reports.values())
+        gt_count = sum(r.summary["gt_count"] for r in reports.values())
+        checks.append(
+            _check(
+                "missing_label_rate",
+                missing / gt_count if gt_count else None,
+                policy.max_missing_rate,
+                False,
+                "no ground-truth objects to miss",
+            )
+        )
+    if policy.max_class_imbalance is not None:
+        labels = aset.annotations.label[aset.annotations.label >= 0]
+        counts = np.bincount(labels, minlength=len(aset.schema))
+        used = counts[counts > 0]
+        ratio = float(used.max() / used.min()) if len(used) >= 2 else None
+        summary["class_counts"] = dict(zip(aset.schema.names, counts.tolist(), strict=True))
+        checks.append(
+            _check(
+                "class_balance",
+                ratio,
+                policy.max_class_imbalance,
+                False,
+                "fewer than two classes are used",
+                fmt="{:.1f}",
+            )
+        )
+    if policy.require_valid_export:
+        n_err = len(aset.data_errors)
+        checks.append(
+            {
+                "check": "export_validity",
+                "passed": n_err == 0,
+                "value": n_err,
+                "threshold": 0,
+                "reason": None
+                if n_err == 0
+                else f"{n_err} annotation(s) could not be read: first: {aset.data_errors[0].get('message')}",
+            }
+        )
+    audit: list[dict[str, Any]] = []
+    if policy.audit_size:
+        rng = np.random.default_rng(policy.audit_seed)
+        k = min(policy.audit_size, len(aset.items))
+        pick = np.sort(rng.choice(len(aset.items), size=k, replace=False))
+        audit = [{"item": int(aset.items.id[i]), "name": str(aset.items.name[i])} for i in pick]
+    return {
+        "passed": all(c["passed"] for c in checks),
+        "checks": checks,
+        "audit_sample": audit,
+        "summary": summary,
+    }
