@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -191,3 +192,168 @@ def plan_gt_cmd(
         f"(expected accuracy {expected:.0%}); selected {len(chosen)} with {method} "
         f"(seed {seed}): ±{plan['achieved_margin']:.2%}"
     )
+
+
+def _series(reports: list, path: tuple[str, ...]) -> list[float]:
+    out = []
+    for r in reversed(reports):  # oldest first
+        value: object = r.report
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, int | float):
+            out.append(float(value))
+    return out
+
+
+@click.command("scorecards")
+@click.argument(
+    "source", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--gt", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--ds", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--project", default=None, help="Project name for the history (default: file name).")
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="Report store URL (default: SQLite under LABELGATE_HOME).",
+)
+@click.option("--no-store", is_flag=True, help="Do not save this run to the history.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True)
+def scorecards_cmd(
+    source: Path | None,
+    gt: Path | None,
+    ds: tuple[Path, ...],
+    config: Path | None,
+    project: str | None,
+    store_url: str | None,
+    no_store: bool,
+    json_out: Path | None,
+    quiet: bool,
+) -> None:
+    """Per-annotator scorecards, the per-label view and alerts; saved to the history."""
+    from labelgate.agreement.report import agreement_report
+    from labelgate.decisions.scorecards import alerts, per_label, scorecards
+    from labelgate.store import open_store
+
+    aset = load_multi(source, gt, ds, config)
+    project = project or aset.name
+    cards = scorecards(aset)
+    try:
+        agreement = agreement_report(aset, n_boot=0)["summary"]["mean_pairwise_f1"]
+    except ValidationError:
+        agreement = None
+    store = None if no_store else open_store(store_url)
+    history = []
+    if store is not None:
+        history = _series(
+            store.list_reports(project=project, kind="scorecards"), ("summary", "mean_agreement")
+        )
+    result: dict[str, Any] = {
+        "summary": {
+            "mean_agreement": agreement,
+            "mean_accuracy": float(sum(c.get("accuracy", 0) for c in cards) / len(cards))
+            if cards
+            else None,
+        },
+        "annotators": cards,
+        "labels": per_label(aset),
+        "alerts": alerts(aset, cards, agreement_history=history, current_agreement=agreement),
+    }
+    if store is not None:
+        result["report_id"] = store.save_report(
+            "scorecards", "file", aset.name, result, project=project
+        )
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=1, default=str))
+    if quiet:
+        return
+    console = Console()
+    table = Table(title=f"scorecards: {project}")
+    for col in (
+        "annotator",
+        "accuracy [95% CI]",
+        "peer F1",
+        "s/item",
+        "AI-assisted",
+        "top errors",
+        "flags",
+    ):
+        table.add_column(col)
+    for c in cards:
+        acc = c.get("accuracy")
+        ci = c.get("accuracy_ci95")
+        table.add_row(
+            c["annotator"],
+            f"{acc:.1%} [{ci[0]:.0%}, {ci[1]:.0%}]" if acc is not None and ci else "—",
+            f"{c['peer_agreement']:.3f}" if c.get("peer_agreement") is not None else "—",
+            f"{c['median_seconds_per_item']:.0f}" if c.get("median_seconds_per_item") else "—",
+            f"{c['ai_assisted_share']:.0%}",
+            ", ".join(f"{t} {n}" for t, n in c.get("top_errors", [])),
+            "rubber-stamping" if c.get("rubber_stamping") else "",
+        )
+    console.print(table)
+    for a in result["alerts"]:
+        colour = "red" if a["severity"] == "error" else "yellow"
+        console.print(f"[{colour}]{a['severity']}[/{colour}] {a['message']} → {a['action']}")
+
+
+@click.command("history")
+@click.option("--project", default=None, help="Only this project.")
+@click.option("--store", "store_url", default=None, help="Report store URL.")
+@click.option("--window", default=5, show_default=True, help="Rolling window for drift.")
+@click.option(
+    "--drop",
+    default=0.1,
+    show_default=True,
+    help="Drop below the rolling average that counts as drift.",
+)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
+def history_cmd(
+    project: str | None, store_url: str | None, window: int, drop: float, json_out: Path | None
+) -> None:
+    """Trends per project, annotator and label from stored scorecards, with drift."""
+    from labelgate.decisions.scorecards import drift
+    from labelgate.store import open_store
+
+    reports = open_store(store_url).list_reports(project=project, kind="scorecards")
+    if not reports:
+        raise ValidationError("no stored scorecards yet: run `labelgate scorecards` first")
+    series: dict[str, list[float]] = {
+        "agreement": _series(reports, ("summary", "mean_agreement")),
+        "accuracy": _series(reports, ("summary", "mean_accuracy")),
+    }
+    for r in reversed(reports):
+        for c in r.report.get("annotators", []):
+            if c.get("accuracy") is not None:
+                series.setdefault(f"accuracy:{c['annotator']}", []).append(c["accuracy"])
+        for lab in r.report.get("labels", []):
+            if lab.get("error_rate") is not None:
+                series.setdefault(f"correct:{lab['label']}", []).append(1 - lab["error_rate"])
+    result: dict[str, Any] = {
+        "runs": [
+            {"id": r.id, "created_at": r.created_at.isoformat(), "project": r.project}
+            for r in reversed(reports)
+        ],
+        "series": series,
+        "drift": {k: drift(v, window, drop) for k, v in series.items() if drift(v, window, drop)},
+    }
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=1))
+    table = Table(title=f"history ({len(reports)} runs)")
+    for col in ("series", "first", "last", "min", "drift"):
+        table.add_column(col)
+    for name, values in series.items():
+        if values:
+            d = result["drift"].get(name)
+            table.add_row(
+                name,
+                f"{values[0]:.3f}",
+                f"{values[-1]:.3f}",
+                f"{min(values):.3f}",
+                f"[red]{len(d)} drop(s)[/red]" if d else "",
+            )
+    Console().print(table)
