@@ -36,14 +36,18 @@ services:
 	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$need >/dev/null; \
 	fi
 
+# The main job: every bundled annotator scored against the ground truth, agreement, scorecards,
+# alerts and the release gate, written as a self-contained HTML page and JSON. The history lives
+# in the embedded SQLite store under out/ (LABELGATE_HOME).
 demo: install
 	mkdir -p $(OUT)
-	$(VENV)/bin/labelgate inspect examples/labelstudio/export.json --json > $(OUT)/inspect-labelstudio.json
-	@for a in annotator1 annotator2 annotator3 predictions; do \
-	  $(VENV)/bin/labelgate compare --gt examples/cvat/gt.xml --ds examples/cvat/$$a.xml \
-	    --json $(OUT)/report-$$a.json || exit 1; \
-	done
-	@echo "reports written to $(OUT)/"
+	LABELGATE_HOME=$(abspath $(OUT))/home $(VENV)/bin/labelgate report \
+	  --gt examples/cvat/gt.xml --ds examples/cvat/annotator1.xml \
+	  --ds examples/cvat/annotator2.xml --ds examples/cvat/annotator3.xml \
+	  --policy examples/gate.toml --html $(OUT)/report.html --json $(OUT)/report.json
+	$(VENV)/bin/labelgate compare --gt examples/cvat/gt.xml --ds examples/cvat/predictions.xml \
+	  --json $(OUT)/report-predictions.json
+	@echo "open $(OUT)/report.html in a browser"
 
 test: install $(LS_VENV)/.installed services
 	LABELGATE_LS_SERVER_PYTHON=$(abspath $(LS_VENV))/bin/python $(PY) -m pytest -q -p no:cacheprovider

@@ -1,0 +1,1 @@
+"""Reports people look at: the report bundle and its self-contained HTML page."""
