@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -11,6 +10,7 @@ from rich.table import Table
 
 from labelgate.adapters import read_any
 from labelgate.agreement.report import agreement_report
+from labelgate.cli.options import write_json
 from labelgate.engine import resolve_settings
 
 
@@ -75,9 +75,7 @@ def agree_cmd(
         include_ground_truth=include_ground_truth,
         n_boot=n_boot,
     )
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=1))
+    write_json(json_out, report)
     if quiet:
         return
     console = Console()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from labelgate.adapters import GT_ANNOTATOR, read_any
+from labelgate.cli.options import write_json
 from labelgate.engine import Report, compare, resolve_settings
 from labelgate.errors import ValidationError
 from labelgate.model import AnnotationSet
@@ -113,9 +113,7 @@ def compare_cmd(
     gt = pick_annotator(read_any(gt_path), gt_annotator, "--gt-annotator")
     ds = pick_annotator(read_any(ds_path), ds_annotator, "--ds-annotator")
     report = compare(gt, ds, settings)
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report.to_dict(), indent=1))
+    write_json(json_out, report.to_dict())
     if not quiet:
         print_summary(report, f"{ds.name} vs {gt.name}")
         if json_out:

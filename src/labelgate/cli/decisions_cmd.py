@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,68 +9,21 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from labelgate.adapters import GT_ANNOTATOR, read_any
+from labelgate.cli.options import batch_input, load_multi, write_json
 from labelgate.decisions.gate import GatePolicy, evaluate_gate
 from labelgate.decisions.sampling import achieved_margin, required_sample_size, select_frames
 from labelgate.engine import resolve_settings
 from labelgate.errors import ValidationError
-from labelgate.model import Annotations, AnnotationSet
-
-
-def load_multi(
-    source: Path | None, gt: Path | None, ds: tuple[Path, ...], config: Path | None
-) -> AnnotationSet:
-    """One multi-annotator set from a multi-annotator file, or from --gt plus --ds files.
-
-    Raises:
-        ValidationError: neither form given, or files with different label sets.
-    """
-    opts = {"config": config} if config else {}
-    if source is not None:
-        return read_any(source, **opts)
-    if gt is None or not ds:
-        raise ValidationError("give SOURCE (a multi-annotator file) or --gt FILE with --ds FILE")
-    g = read_any(gt, **opts)
-    g_ann = g.annotations.with_columns(annotator=(g.annotations.annotator * 0))
-    g_ann = Annotations(**{**g_ann.__dict__, "annotators": (GT_ANNOTATOR,)})
-    sets = [g.replace(annotations=g_ann)] + [read_any(p, **opts) for p in ds]
-    names = sets[0].schema.names
-    items = sets[0].items
-    for s in sets[1:]:
-        if s.schema.names != names:
-            raise ValidationError(f"{s.name}: labels {s.schema.names} differ from {names}")
-        items = items.merged(s.items)
-    return AnnotationSet(
-        name=g.name,
-        schema=sets[0].schema,
-        items=items,
-        annotations=Annotations.concat([s.annotations for s in sets]),
-        data_errors=tuple(e for s in sets for e in s.data_errors),
-    )
 
 
 @click.command("gate")
-@click.argument(
-    "source", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@batch_input
 @click.option(
     "--policy",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Gate policy TOML.",
 )
-@click.option(
-    "--gt",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Ground-truth file (with --ds), instead of a multi-annotator SOURCE.",
-)
-@click.option(
-    "--ds",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="An annotator's file; repeat for each annotator.",
-)
-@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--settings", "settings_path", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -99,12 +51,8 @@ def gate_cmd(
     pol = GatePolicy.from_toml(policy)
     aset = load_multi(source, gt, ds, config)
     result = evaluate_gate(aset, pol, resolve_settings(toml_path=settings_path))
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=1))
-    if audit_out:
-        audit_out.parent.mkdir(parents=True, exist_ok=True)
-        audit_out.write_text(json.dumps(result["audit_sample"], indent=1))
+    write_json(json_out, result)
+    write_json(audit_out, result["audit_sample"])
     if not quiet:
         table = Table(title=f"release gate: {'PASS' if result['passed'] else 'FAIL'}")
         for col in ("check", "result", "value", "threshold", "reason"):
@@ -185,8 +133,7 @@ def plan_gt_cmd(
         "seed": seed,
         "frames": chosen,
     }
-    if out:
-        out.write_text(json.dumps(plan, indent=1))
+    write_json(out, plan)
     click.echo(
         f"validate {n} of {n_items} items for ±{margin:.1%} at 95% confidence "
         f"(expected accuracy {expected:.0%}); selected {len(chosen)} with {method} "
@@ -206,12 +153,7 @@ def _series(reports: list, path: tuple[str, ...]) -> list[float]:
 
 
 @click.command("scorecards")
-@click.argument(
-    "source", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
-@click.option("--gt", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--ds", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@batch_input
 @click.option("--project", default=None, help="Project name for the history (default: file name).")
 @click.option(
     "--store",
@@ -266,9 +208,7 @@ def scorecards_cmd(
         result["report_id"] = store.save_report(
             "scorecards", "file", aset.name, result, project=project
         )
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=1, default=str))
+    write_json(json_out, result)
     if quiet:
         return
     console = Console()
@@ -341,8 +281,7 @@ def history_cmd(
         "series": series,
         "drift": {k: drift(v, window, drop) for k, v in series.items() if drift(v, window, drop)},
     }
-    if json_out:
-        json_out.write_text(json.dumps(result, indent=1))
+    write_json(json_out, result)
     table = Table(title=f"history ({len(reports)} runs)")
     for col in ("series", "first", "last", "min", "drift"):
         table.add_column(col)

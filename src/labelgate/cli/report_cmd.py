@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from labelgate.cli.decisions_cmd import load_multi
+from labelgate.cli.options import batch_input, load_multi, write_json
 from labelgate.engine import resolve_settings
 
 
 @click.command("report")
-@click.argument(
-    "source", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
-@click.option(
-    "--gt",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Ground-truth file (with --ds), instead of a multi-annotator SOURCE.",
-)
-@click.option(
-    "--ds",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="An annotator's file; repeat for each annotator.",
-)
-@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@batch_input
 @click.option(
     "--settings", "settings_path", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -106,9 +91,7 @@ def report_cmd(
                 project=aset.name,
             )
         progress.update(step, description="writing the report")
-        if json_out:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(bundle, indent=1, default=str))
+        write_json(json_out, bundle)
         if html_out:
             html_out.parent.mkdir(parents=True, exist_ok=True)
             html_out.write_text(render_html(bundle))

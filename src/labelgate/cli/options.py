@@ -1,0 +1,84 @@
+"""Options and helpers shared by the commands that read a whole batch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from labelgate.adapters import GT_ANNOTATOR, read_any
+from labelgate.errors import ValidationError
+from labelgate.model import Annotations, AnnotationSet
+
+F = TypeVar("F", bound=Callable[..., Any])
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def batch_input(func: F) -> F:
+    """Add SOURCE (a multi-annotator file) or --gt/--ds files, and --config."""
+    for deco in reversed(
+        [
+            click.argument("source", required=False, type=FILE),
+            click.option(
+                "--gt",
+                type=FILE,
+                help="Ground-truth file (with --ds), instead of a multi-annotator SOURCE.",
+            ),
+            click.option(
+                "--ds",
+                multiple=True,
+                type=FILE,
+                help="An annotator's file; repeat for each annotator.",
+            ),
+            click.option(
+                "--config",
+                type=FILE,
+                help="Label Studio label config XML (default: config.xml beside the export).",
+            ),
+        ]
+    ):
+        func = deco(func)
+    return func
+
+
+def load_multi(
+    source: Path | None, gt: Path | None, ds: tuple[Path, ...], config: Path | None
+) -> AnnotationSet:
+    """One multi-annotator set from a multi-annotator file, or from --gt plus --ds files.
+
+    Raises:
+        ValidationError: neither form given, or files with different label sets.
+    """
+    opts = {"config": config} if config else {}
+    if source is not None:
+        return read_any(source, **opts)
+    if gt is None or not ds:
+        raise ValidationError("give SOURCE (a multi-annotator file) or --gt FILE with --ds FILE")
+    g = read_any(gt, **opts)
+    g_ann = g.annotations.with_columns(annotator=(g.annotations.annotator * 0))
+    g_ann = Annotations(**{**g_ann.__dict__, "annotators": (GT_ANNOTATOR,)})
+    sets = [g.replace(annotations=g_ann)] + [read_any(p, **opts) for p in ds]
+    names = sets[0].schema.names
+    items = sets[0].items
+    for s in sets[1:]:
+        if s.schema.names != names:
+            raise ValidationError(f"{s.name}: labels {s.schema.names} differ from {names}")
+        items = items.merged(s.items)
+    return AnnotationSet(
+        name=g.name,
+        schema=sets[0].schema,
+        items=items,
+        annotations=Annotations.concat([s.annotations for s in sets]),
+        data_errors=tuple(e for s in sets for e in s.data_errors),
+    )
+
+
+def write_json(path: Path | None, data: Any) -> None:
+    """Write ``data`` as indented JSON (creating folders); nothing when ``path`` is None."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, default=str))
