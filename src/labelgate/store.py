@@ -67,6 +67,16 @@ class Store:
         except sa.exc.OperationalError as exc:
             raise ConnectionFailed(f"cannot open the report store: {exc.orig}") from None
 
+    def close(self) -> None:
+        """Release pooled database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def save_report(
         self,
         kind: str,
