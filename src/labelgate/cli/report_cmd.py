@@ -90,6 +90,10 @@ def report_cmd(
                 },
                 project=aset.name,
             )
+        if store is not None:
+            bundle["report_id"] = store.save_report(
+                "bundle", "file", aset.name, bundle, project=aset.name
+            )
         progress.update(step, description="writing the report")
         write_json(json_out, bundle)
         if html_out:
@@ -106,6 +110,11 @@ def report_cmd(
             console.print(
                 "gate: "
                 + ("[green]PASS[/green]" if bundle["gate"]["passed"] else "[red]FAIL[/red]")
+            )
+        if bundle.get("report_id"):
+            console.print(
+                f"stored as report {bundle['report_id']} "
+                f"(served by `labelgate serve` at /reports/{bundle['report_id']}.html)"
             )
         for path in (html_out, json_out):
             if path:

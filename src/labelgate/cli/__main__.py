@@ -1,0 +1,5 @@
+"""``python -m labelgate.cli``."""
+
+from labelgate.cli import main
+
+main()
