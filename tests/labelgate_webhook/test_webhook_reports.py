@@ -41,8 +41,10 @@ def stored(tmp_path_factory):
 
 
 @pytest.fixture()
-def client(stored):
-    app = create_app({"STORE_URL": stored[0], "TESTING": True})
+def client(stored, tmp_path):
+    app = create_app(
+        {"STORE_URL": stored[0], "QUEUE_PATH": str(tmp_path / "q.db"), "TESTING": True}
+    )
     yield app.test_client()
     app.extensions["labelgate_store"].close()
 

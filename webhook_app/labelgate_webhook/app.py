@@ -1,22 +1,52 @@
 """Flask application factory for labelgate's HTTP side.
 
-Today it serves stored reports: ``GET /healthz``, ``GET /reports/<id>`` (JSON) and
-``GET /reports/<id>.html`` (the same self-contained page ``labelgate report --html`` writes).
-Webhook endpoints and the read API are planned (issue 7).
+- ``GET /healthz``; ``GET /reports/<id>`` (JSON) and ``GET /reports/<id>.html`` (the page
+  ``labelgate report --html`` writes); ``GET /metrics`` (Prometheus text).
+- ``POST /webhooks/cvat`` and ``POST /webhooks/labelstudio``: verify, parse and enqueue a
+  re-score in the durable queue (coalesced per target with a debounce; redeliveries are
+  idempotent). The handler does nothing else, so it answers in milliseconds.
+
+Loop prevention: CVAT reports an annotation save as ``update:job`` whose ``before_update`` holds
+only ``updated_date``; stage/state/assignee changes (which labelgate's own push-back makes) are
+acknowledged and ignored. Label Studio sends no event for predictions, views or task meta,
+which is all labelgate writes there.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 
-from labelgate.errors import LabelgateError, NotFound
-from labelgate.store import Store, open_store
+from labelgate.errors import FormatError, LabelgateError, NotFound, SignatureError
+from labelgate.queue.durable import DurableQueue
+from labelgate.store import Store, home, open_store
+from labelgate_webhook.signatures import verify_cvat, verify_shared_secret
 
-DEFAULTS: dict[str, Any] = {"STORE_URL": None, "MAX_CONTENT_LENGTH": 1 << 20}
+DEFAULTS: dict[str, Any] = {
+    "STORE_URL": None,
+    "MAX_CONTENT_LENGTH": 1 << 20,
+    "QUEUE_PATH": None,
+    "DEBOUNCE_SECONDS": 30.0,
+    "CVAT_WEBHOOK_SECRET": None,
+    "LS_WEBHOOK_SECRET": None,
+    "LS_SECRET_HEADER": "X-Labelgate-Secret",
+}
+CVAT_EVENTS = {"update:job", "update:task", "create:job", "delete:job"}
+LS_EVENTS = {
+    "ANNOTATION_CREATED",
+    "ANNOTATIONS_CREATED",
+    "ANNOTATION_UPDATED",
+    "ANNOTATIONS_DELETED",
+    "TASKS_CREATED",
+    "TASKS_DELETED",
+    "PROJECT_UPDATED",
+}
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -26,6 +56,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     for key in cfg:
         if f"LABELGATE_{key}" in env:
             cfg[key] = env[f"LABELGATE_{key}"]
+    for key in ("MAX_CONTENT_LENGTH",):
+        cfg[key] = int(cfg[key])
+    cfg["DEBOUNCE_SECONDS"] = float(cfg["DEBOUNCE_SECONDS"])
     return cfg
 
 
@@ -36,6 +69,124 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(dict(config or {}))
     store: Store = open_store(app.config["STORE_URL"])
     app.extensions["labelgate_store"] = store
+    queue_path = app.config["QUEUE_PATH"] or str(home() / "queue.db")
+    Path(queue_path).parent.mkdir(parents=True, exist_ok=True)
+    queue = DurableQueue(queue_path)
+    app.extensions["labelgate_queue"] = queue
+    metrics: Counter[str] = Counter()
+    app.extensions["labelgate_metrics"] = metrics
+
+    def _json_body() -> dict[str, Any]:
+        try:
+            data = json.loads(request.get_data(cache=True) or b"")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            metrics["events_rejected"] += 1
+            raise FormatError("the body is not valid JSON") from None
+        if not isinstance(data, dict):
+            metrics["events_rejected"] += 1
+            raise FormatError("the body must be a JSON object")
+        return data
+
+    def _enqueue(system: str, target: str, payload: dict[str, Any], delivery: str | None):
+        job_id, outcome = queue.enqueue(
+            f"{system}.rescore",
+            system,
+            target,
+            payload,
+            debounce=float(app.config["DEBOUNCE_SECONDS"]),
+            delivery=delivery,
+        )
+        metrics[f"jobs_{outcome}"] += 1
+        return jsonify({"status": outcome, "job": job_id, "target": target}), 202
+
+    @app.errorhandler(413)
+    def _too_large(_: Any) -> tuple[Response, int]:
+        metrics["events_rejected"] += 1
+        return jsonify({"error": "request body over the configured limit"}), 413
+
+    @app.post("/webhooks/cvat")
+    def cvat_webhook() -> Any:
+        metrics["events_received"] += 1
+        try:
+            verify_cvat(
+                request.get_data(cache=True),
+                request.headers.get("X-Signature-256"),
+                app.config["CVAT_WEBHOOK_SECRET"],
+            )
+        except SignatureError:
+            metrics["events_rejected"] += 1
+            raise
+        data = _json_body()
+        event = str(data.get("event", ""))
+        if event == "ping":
+            return jsonify({"status": "pong"}), 200
+        if event not in CVAT_EVENTS:
+            metrics["events_ignored"] += 1
+            return jsonify({"status": "ignored", "event": event}), 202
+        if event == "update:job":
+            changed = set((data.get("before_update") or {}).keys())
+            if changed - {"updated_date"}:
+                # A stage/state/assignee change (labelgate's own push-back included).
+                metrics["events_ignored"] += 1
+                return jsonify({"status": "ignored", "reason": "not an annotation save"}), 202
+        job = data.get("job") or {}
+        task = data.get("task") or {}
+        if event == "update:job":
+            target = f"job:{job.get('id')}"
+        else:  # task changes and job creation/deletion re-score the whole task
+            target = f"task:{task.get('id') or job.get('task_id')}"
+        if target.endswith(":None"):
+            metrics["events_rejected"] += 1
+            raise FormatError(f"{event} payload has no job/task id")
+        delivery = request.headers.get("X-Delivery-Id") or (
+            f"{data.get('webhook_id')}:{event}:{target}:{job.get('updated_date') or task.get('updated_date')}"
+        )
+        return _enqueue("cvat", target, {"event": event}, delivery)
+
+    @app.post("/webhooks/labelstudio")
+    def labelstudio_webhook() -> Any:
+        metrics["events_received"] += 1
+        header = app.config["LS_SECRET_HEADER"]
+        try:
+            verify_shared_secret(
+                request.headers.get(header), app.config["LS_WEBHOOK_SECRET"], header
+            )
+        except SignatureError:
+            metrics["events_rejected"] += 1
+            raise
+        data = _json_body()
+        action = str(data.get("action", ""))
+        if action not in LS_EVENTS:
+            metrics["events_ignored"] += 1
+            return jsonify({"status": "ignored", "action": action}), 202
+        project = (data.get("project") or {}).get("id")
+        if project is None:
+            metrics["events_rejected"] += 1
+            raise FormatError(f"{action} payload has no project id")
+        ann = data.get("annotation") or {}
+        delivery = f"ls:{action}:{ann.get('id')}:{ann.get('updated_at')}" if ann else None
+        return _enqueue("labelstudio", f"project:{project}", {"action": action}, delivery)
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        counts = queue.counts()
+        lines = []
+        for name in (
+            "events_received",
+            "events_rejected",
+            "events_ignored",
+            "jobs_queued",
+            "jobs_coalesced",
+            "jobs_duplicate",
+        ):
+            lines += [
+                f"# TYPE labelgate_{name}_total counter",
+                f"labelgate_{name}_total {metrics[name]}",
+            ]
+        lines.append("# TYPE labelgate_queue_jobs gauge")
+        for status in ("pending", "running", "done", "failed"):
+            lines.append(f'labelgate_queue_jobs{{status="{status}"}} {counts.get(status, 0)}')
+        return Response("\n".join(lines) + "\n", mimetype="text/plain")
 
     @app.errorhandler(LabelgateError)
     def _labelgate_error(exc: LabelgateError) -> tuple[Response, int]:

@@ -1,0 +1,1 @@
+"""Queues for re-score work: an embedded durable SQLite queue (default)."""
