@@ -1,0 +1,228 @@
+"""Axis-aligned and rotated box kernels (pairwise, columnar).
+
+Boxes are ``(N, 4)`` float arrays ``[x1, y1, x2, y2]`` in pixels. All pairwise functions return
+``(N, M)`` arrays and accept empty inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labelgate.errors import ValidationError
+
+__all__ = [
+    "as_boxes",
+    "box_area",
+    "box_iou",
+    "box_overlap_pairs",
+    "box_overlap_pairs_batched",
+    "corners_bbox",
+    "rotated_corners",
+]
+
+
+def as_boxes(boxes: np.ndarray, name: str = "bbox") -> np.ndarray:
+    """Validate and convert boxes to a float64 ``(N, 4)`` array.
+
+    Args:
+        boxes: array-like of shape (N, 4), xyxy.
+        name: what to call the input in error messages.
+
+    Returns:
+        The boxes as float64 (N, 4).
+
+    Raises:
+        ValidationError: wrong shape or non-finite coordinates (the first bad row is named).
+    """
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.size == 0:
+        return arr.reshape(0, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValidationError(f"{name}: expected an (N, 4) xyxy array, got shape {arr.shape}")
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValidationError(f"{name}: row {row} has non-finite coordinates {arr[row].tolist()}")
+    return arr
+
+
+def box_area(boxes: np.ndarray) -> np.ndarray:
+    """Area of xyxy boxes; inverted boxes count as 0.
+
+    Args:
+        boxes: (N, 4) xyxy.
+
+    Returns:
+        (N,) float64 areas.
+    """
+    b = as_boxes(boxes)
+    return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+
+
+def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    return np.clip(w, 0, None) * np.clip(h, 0, None)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise axis-aligned IoU (Datumaro ``bbox_iou`` semantics).
+
+    Zero-area boxes have IoU 0 with everything, themselves included, because the union is 0
+    or the intersection is 0.
+
+    Args:
+        a: (N, 4) xyxy boxes.
+        b: (M, 4) xyxy boxes.
+
+    Returns:
+        (N, M) float64 IoU in [0, 1].
+
+    Raises:
+        ValidationError: malformed or non-finite boxes.
+    """
+    a = as_boxes(a, "bbox_a")
+    b = as_boxes(b, "bbox_b")
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    inter = _intersection(a, b)
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    out = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=union > 0)
+    return out
+
+
+def _overlap_mask(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # Strict inequalities: boxes that only touch along an edge or at a corner share no area,
+    # and a zero-area box overlaps nothing; every area-based IoU is 0 for such pairs.
+    return (
+        (np.maximum(a[..., 0], b[..., 0]) < np.minimum(a[..., 2], b[..., 2]))
+        & (np.maximum(a[..., 1], b[..., 1]) < np.minimum(a[..., 3], b[..., 3]))
+        & (a[..., 0] < a[..., 2])
+        & (a[..., 1] < a[..., 3])
+        & (b[..., 0] < b[..., 2])
+        & (b[..., 1] < b[..., 3])
+    )
+
+
+def box_overlap_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Index pairs whose boxes share a positive area.
+
+    Touching boxes (shared edge or corner) and zero-area boxes are *not* overlapping: their
+    area IoU is 0 whatever the exact shape inside the box, so they can be skipped safely.
+
+    Args:
+        a: (N, 4) xyxy boxes.
+        b: (M, 4) xyxy boxes.
+
+    Returns:
+        (K, 2) int64 ``[row_a, row_b]`` pairs in row-major order.
+    """
+    a = as_boxes(a, "bbox_a")
+    b = as_boxes(b, "bbox_b")
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    ia, ib = np.nonzero(_overlap_mask(a[:, None, :], b[None, :, :]))
+    return np.stack([ia, ib], axis=1).astype(np.int64)
+
+
+def box_overlap_pairs_batched(
+    frame_a: np.ndarray, a: np.ndarray, frame_b: np.ndarray, b: np.ndarray
+) -> np.ndarray:
+    """Overlapping pairs among boxes of the same frame, for many frames at once.
+
+    Only same-frame candidates are generated (memory is the sum over frames of n_a * n_b), then
+    filtered with the same rule as :func:`box_overlap_pairs`.
+
+    Args:
+        frame_a: (N,) frame/item id of each box in ``a``.
+        a: (N, 4) xyxy boxes.
+        frame_b: (M,) frame/item id of each box in ``b``.
+        b: (M, 4) xyxy boxes.
+
+    Returns:
+        (K, 2) int64 pairs of row indices into the *original* ``a`` and ``b``, sorted by
+        (row_a, row_b).
+
+    Raises:
+        ValidationError: frame arrays whose length does not match the boxes.
+    """
+    a = as_boxes(a, "bbox_a")
+    b = as_boxes(b, "bbox_b")
+    frame_a = np.asarray(frame_a).ravel()
+    frame_b = np.asarray(frame_b).ravel()
+    if len(frame_a) != len(a) or len(frame_b) != len(b):
+        raise ValidationError(
+            f"frame ids: expected {len(a)} and {len(b)} values, got {len(frame_a)} and "
+            f"{len(frame_b)}"
+        )
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    order_b = np.argsort(frame_b, kind="stable")
+    fb = frame_b[order_b]
+    lo = np.searchsorted(fb, frame_a, side="left")
+    hi = np.searchsorted(fb, frame_a, side="right")
+    counts = hi - lo
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    rows_a = np.repeat(np.arange(len(a)), counts)
+    # position inside each row's block of candidates, shifted to that row's start in fb
+    within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    rows_b = order_b[np.repeat(lo, counts) + within]
+    keep = _overlap_mask(a[rows_a], b[rows_b])
+    pairs = np.stack([rows_a[keep], rows_b[keep]], axis=1).astype(np.int64)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+
+
+def rotated_corners(bbox: np.ndarray, rotation_deg: np.ndarray) -> np.ndarray:
+    """Corners of rectangles rotated about their centres.
+
+    CVAT rotation is clockwise on screen; with y pointing down that is the ordinary rotation
+    matrix ``x' = c + R(theta) (x - c)`` applied to image coordinates.
+
+    Args:
+        bbox: (N, 4) xyxy of the unrotated rectangle.
+        rotation_deg: (N,) rotation in degrees (clockwise on screen).
+
+    Returns:
+        (N, 4, 2) corners in the order top-left, top-right, bottom-right, bottom-left (before
+        rotation).
+
+    Raises:
+        ValidationError: malformed boxes or rotations.
+    """
+    box = as_boxes(bbox)
+    rot = np.asarray(rotation_deg, dtype=np.float64).ravel()
+    if rot.size == 1 and len(box) != 1:
+        rot = np.full(len(box), rot[0])
+    if len(rot) != len(box) or not np.isfinite(rot).all():
+        raise ValidationError(
+            f"rotation: expected {len(box)} finite values, got {len(rot)} (non-finite or wrong "
+            "length)"
+        )
+    corners = np.stack(
+        [box[:, [0, 1]], box[:, [2, 1]], box[:, [2, 3]], box[:, [0, 3]]], axis=1
+    )  # (N, 4, 2)
+    centre = (box[:, None, :2] + box[:, None, 2:]) / 2
+    theta = np.deg2rad(rot)
+    cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
+    d = corners - centre
+    x = d[..., 0] * cos - d[..., 1] * sin
+    y = d[..., 0] * sin + d[..., 1] * cos
+    return np.stack([x, y], axis=-1) + centre
+
+
+def corners_bbox(corners: np.ndarray) -> np.ndarray:
+    """Axis-aligned bounding boxes of vertex sets.
+
+    Args:
+        corners: (N, V, 2) vertices.
+
+    Returns:
+        (N, 4) xyxy.
+    """
+    c = np.asarray(corners, dtype=np.float64)
+    if c.shape[0] == 0:
+        return np.zeros((0, 4))
+    return np.concatenate([c.min(axis=1), c.max(axis=1)], axis=1)
