@@ -8,7 +8,7 @@ os.environ["LABELGATE_HOME"] = tempfile.mkdtemp(prefix="labelgate-test-home-")
 os.environ.pop("LABELGATE_STORE_URL", None)
 
 pytest_plugins = [
+    "services_plugin",  # first: the other plug-ins use its helpers
     "labelstudio_server_plugin",
     "cvat_double_plugin",
-    "services_plugin",
 ]

@@ -1,0 +1,146 @@
+"""Against a real Label Studio server: seed a project, pull, score, push back, re-run, faults."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from labelgate.cli import main
+from labelgate.errors import AuthenticationFailed, ConnectionFailed, NotFound
+from labelgate_labelstudio.client import CONSENSUS_MODEL, QUALITY_MODEL, REVIEW_VIEW, connect
+from labelgate_labelstudio.pipeline import score_project
+
+EX = Path(__file__).resolve().parents[2] / "examples" / "labelstudio"
+N_TASKS = 6
+
+
+@pytest.fixture(scope="module")
+def project(ls_server):
+    """The first 6 bundled tasks: 3 annotator users, GT on the gold ones, model predictions."""
+    from label_studio_sdk import LabelStudio
+
+    client = LabelStudio(base_url=ls_server.url, api_key=ls_server.api_key)
+    proj = client.projects.create(
+        title="labelgate live test", label_config=(EX / "config.xml").read_text()
+    )
+    users = {}
+    for i in (1, 2, 3):
+        email = f"annotator{i}@example.com"
+        users[email] = client.users.create(email=email, username=f"annotator{i}").id
+    admin = client.users.whoami().id
+    tasks = json.loads((EX / "export.json").read_text())[:N_TASKS]
+    request = []
+    for t in tasks:
+        anns = []
+        for a in t["annotations"]:
+            email = a["completed_by"]["email"]
+            anns.append(
+                {
+                    "result": a["result"],
+                    "lead_time": a["lead_time"],
+                    "ground_truth": a["ground_truth"],
+                    "completed_by": users.get(email, admin),
+                }
+            )
+        request.append(
+            {
+                "data": t["data"],
+                "annotations": anns,
+                "predictions": [
+                    {
+                        "result": p["result"],
+                        "score": p["score"],
+                        "model_version": p["model_version"],
+                    }
+                    for p in t["predictions"]
+                ],
+            }
+        )
+    client.projects.import_tasks(id=proj.id, request=request)
+    client._client_wrapper.httpx_client.httpx_client.close()
+    return proj.id
+
+
+def test_pull_matches_the_export(ls_server, project):
+    with connect(ls_server.url, ls_server.api_key) as src:
+        aset = src.pull(project)
+    assert len(aset.items) == N_TASKS
+    names = set(aset.annotations.annotators)
+    assert {"annotator1@example.com", "ground_truth", "prediction:yolo-demo"} <= names
+    assert aset.items.width.tolist() == [640] * N_TASKS
+    assert aset.data_errors == ()
+
+
+def test_score_and_push_back_twice_without_duplicates(ls_server, project, tmp_path):
+    from label_studio_sdk import LabelStudio
+
+    with connect(ls_server.url, ls_server.api_key) as src:
+        first = score_project(src, project, push_scores=True, review_view=True, predictions=True)
+        second = score_project(src, project, push_scores=True, review_view=True, predictions=True)
+    assert first["tasks"] == second["tasks"] and first["flagged"] == second["flagged"]
+    # Gold tasks 1 and 3 (bundled frames 0 and 2): scored against GT, as compare() does.
+    assert first["tasks"]["1"]["basis"] == "ground_truth"
+    assert first["tasks"]["2"]["basis"] == "agreement"
+    client = LabelStudio(base_url=ls_server.url, api_key=ls_server.api_key)
+    tasks = list(client.tasks.list(project=project, fields="all"))
+    for t in tasks:
+        versions = [
+            p["model_version"] if isinstance(p, dict) else p.model_version for p in t.predictions
+        ]
+        assert versions.count(QUALITY_MODEL) == 1, versions
+        assert versions.count(CONSENSUS_MODEL) <= 1
+        assert t.meta["labelgate"]["score"] == first["tasks"][str(t.id)]["score"]
+    views = [v for v in client.views.list(project=project) if v.data.get("title") == REVIEW_VIEW]
+    assert len(views) == 1
+    ids = views[0].data["filters"]["items"][0]["value"]
+    assert sorted(ids) == first["flagged"]
+    client._client_wrapper.httpx_client.httpx_client.close()
+    out = tmp_path / "ls.json"
+    res = CliRunner().invoke(
+        main,
+        [
+            "ls",
+            "score",
+            "--project",
+            str(project),
+            "--url",
+            ls_server.url,
+            "--api-key",
+            ls_server.api_key,
+            "--json",
+            str(out),
+            "--store",
+            f"sqlite:///{tmp_path / 's.db'}",
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["flagged"] == first["flagged"]
+
+
+def test_faults(ls_server, project):
+    with connect(ls_server.url, "0" * 40) as src, pytest.raises(AuthenticationFailed) as err:
+        src.pull(project)
+    assert "0" * 40 not in str(err.value)
+    with connect(ls_server.url, ls_server.api_key) as src, pytest.raises(NotFound):
+        src.pull(999999)
+    with (
+        connect("http://127.0.0.1:9", ls_server.api_key, timeout=2) as src,
+        pytest.raises(ConnectionFailed, match="cannot reach Label Studio"),
+    ):
+        src.pull(project)
+    res = CliRunner().invoke(
+        main,
+        [
+            "ls",
+            "score",
+            "--project",
+            str(project),
+            "--url",
+            ls_server.url,
+            "--api-key",
+            "bad-key-123",
+        ],
+    )
+    assert res.exit_code == 3 and "bad-key-123" not in res.output
