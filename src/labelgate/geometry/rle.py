@@ -46,7 +46,7 @@ def _counts_from_indices(idx: np.ndarray, total: int) -> np.ndarray:
     counts[1::2] = ones
     tail = total - int(ends[-1])
     if tail:
-        counts = np.append(counts, tail)
+        return np.append(counts, tail).astype(np.uint32)
     return counts.astype(np.uint32)
 
 

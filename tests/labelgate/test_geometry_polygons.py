@@ -1,0 +1,184 @@
+"""Polygon / rotated box / ellipse IoU and panoptic occlusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pycocotools import mask as mask_utils
+
+from labelgate.errors import ValidationError
+from labelgate.geometry import (
+    box_iou,
+    covered_fraction,
+    ellipse_iou,
+    ellipse_polygons,
+    find_covered,
+    geometry_bounds,
+    make_polygons,
+    polygon_iou,
+    rotated_box_iou,
+    visible_parts,
+)
+
+
+def _polys(*rings):
+    pts = np.concatenate([np.asarray(r, float).reshape(-1, 2) for r in rings])
+    offsets = np.cumsum([0] + [len(r) for r in rings])
+    return make_polygons(pts, offsets)
+
+
+SQUARE = [[0, 0], [10, 0], [10, 10], [0, 10]]
+
+
+def test_make_polygons_valid_mask_and_repair():
+    bowtie = [[0, 0], [10, 10], [10, 0], [0, 10]]
+    geoms, valid = _polys(SQUARE, [[0, 0], [1, 1]], bowtie, [[5, 5]])
+    np.testing.assert_array_equal(valid, [True, False, True, False])
+    assert geoms[0].area == pytest.approx(100)
+    assert geoms[1].is_empty and geoms[3].is_empty
+    # a bow-tie is repaired into its two triangles (area 25 + 25)
+    assert shapely.is_valid(geoms[2]) and geoms[2].area == pytest.approx(50)
+
+
+@pytest.mark.parametrize(
+    ("points", "offsets", "match"),
+    [
+        ([[0, 0], [np.nan, 1], [1, 1]], [0, 3], "row 0"),
+        ([[0, 0], [1, 1], [1, 0], [0, 0], [1, np.inf], [1, 0]], [0, 3, 6], "row 1"),
+        ([[0, 0], [1, 1], [1, 0]], [0, 2], "offsets"),
+    ],
+)
+def test_make_polygons_errors(points, offsets, match):
+    with pytest.raises(ValidationError, match=match):
+        make_polygons(np.array(points, float), np.array(offsets))
+
+
+def test_empty_inputs():
+    geoms, valid = make_polygons(np.zeros((0, 2)), np.array([0]))
+    assert geoms.shape == (0,) and valid.shape == (0,)
+    assert polygon_iou(geoms, np.zeros((0, 4)), geoms, np.zeros((0, 4))).shape == (0, 0)
+    g, _ = _polys(SQUARE)
+    assert polygon_iou(g, geometry_bounds(g), geoms, np.zeros((0, 4))).shape == (1, 0)
+    assert rotated_box_iou(np.zeros((0, 4)), [], np.zeros((2, 4)), [0, 0]).shape == (0, 2)
+    assert ellipse_iou(np.zeros((3, 4)), np.zeros(3), np.zeros((0, 4)), []).shape == (3, 0)
+    assert visible_parts(geoms, []).shape == (0,)
+    assert find_covered(geoms, [], 0.5).shape == (0,)
+
+
+def test_polygon_iou_golden():
+    a, _ = _polys(SQUARE, [[20, 20], [30, 20], [30, 30]])
+    b, _ = _polys([[5, 0], [15, 0], [15, 10], [5, 10]], [[10, 0], [20, 0], [20, 10], [10, 10]])
+    got = polygon_iou(a, geometry_bounds(a), b, geometry_bounds(b))
+    np.testing.assert_allclose(got, [[1 / 3, 0], [0, 0]])
+
+
+@st.composite
+def convex_polys(draw, max_size=4):
+    n = draw(st.integers(0, max_size))
+    rings = []
+    for _ in range(n):
+        cx, cy = draw(st.integers(10, 50)), draw(st.integers(10, 50))
+        r = draw(st.integers(3, 15))
+        k = draw(st.integers(3, 8))
+        phase = draw(st.floats(0, 6.28))
+        t = phase + 2 * np.pi * np.arange(k) / k
+        rings.append(np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], axis=1))
+    return rings
+
+
+def _from_rings(rings):
+    if not rings:
+        return np.zeros(0, dtype=object), np.zeros((0, 4))
+    g, _ = _polys(*rings)
+    return g, geometry_bounds(g)
+
+
+@settings(max_examples=40, deadline=None)
+@given(convex_polys(), convex_polys())
+def test_polygon_iou_vs_per_pair_reference_and_pycocotools(ra, rb):
+    ga, ba = _from_rings(ra)
+    gb, bb = _from_rings(rb)
+    got = polygon_iou(ga, ba, gb, bb)
+    assert got.shape == (len(ra), len(rb))
+    assert ((got >= 0) & (got <= 1 + 1e-12)).all()
+    np.testing.assert_allclose(got, polygon_iou(gb, bb, ga, ba).T, atol=1e-12)
+    for i, p in enumerate(ga):
+        for j, q in enumerate(gb):
+            inter = p.intersection(q).area
+            assert got[i, j] == pytest.approx(inter / (p.area + q.area - inter), abs=1e-9)
+    if ra and rb:
+        h = w = 70
+        ca = mask_utils.frPyObjects([r.ravel().tolist() for r in ra], h, w)
+        cb = mask_utils.frPyObjects([r.ravel().tolist() for r in rb], h, w)
+        ref = np.asarray(mask_utils.iou(ca, cb, [0] * len(rb)))
+        # pycocotools rasterises at pixel resolution: small polygons differ along the outline
+        np.testing.assert_allclose(got, ref, atol=0.2)
+
+
+def test_identical_and_disjoint():
+    g, _ = _polys(SQUARE, [[100, 100], [110, 100], [105, 110]])
+    b = geometry_bounds(g)
+    np.testing.assert_allclose(polygon_iou(g, b, g, b), np.eye(2))
+
+
+@pytest.mark.parametrize("rotation", [0.0, 45.0, 90.0, 137.0])
+def test_rotated_box_identical_is_one(rotation):
+    box = np.array([[10, 20, 50, 40]], float)
+    assert rotated_box_iou(box, [rotation], box, [rotation])[0, 0] == pytest.approx(1.0)
+
+
+def test_rotated_box_golden():
+    square = np.array([[0, 0, 10, 10]], float)
+    # a 90-degree-rotated square is the same square
+    assert rotated_box_iou(square, [0], square, [90])[0, 0] == pytest.approx(1.0)
+    # 2:1 rectangle rotated 90 degrees about its centre: cross shape, overlap 2x2 of 4x2 each
+    rect = np.array([[0, 1, 4, 3]], float)
+    assert rotated_box_iou(rect, [0], rect, [90])[0, 0] == pytest.approx(4 / 12)
+    # square vs itself at 45 degrees: octagon overlap = 100 * 2 * (sqrt2 - 1)
+    inter = 200 * (np.sqrt(2) - 1)
+    assert rotated_box_iou(square, [0], square, [45])[0, 0] == pytest.approx(inter / (200 - inter))
+    # equal rotations about *different* centres: the purely geometric IoU (CVAT instead
+    # short-cuts to the axis-aligned 1/3 when rotations are equal). In the rotated frame the
+    # centre offset (5, 0) becomes (5 cos 30, -5 sin 30).
+    other = np.array([[5, 0, 15, 10]], float)
+    inter = (10 - 5 * np.cos(np.pi / 6)) * (10 - 5 * np.sin(np.pi / 6))
+    assert rotated_box_iou(square, [30], other, [30])[0, 0] == pytest.approx(inter / (200 - inter))
+    assert box_iou(square, other)[0, 0] == pytest.approx(1 / 3)
+
+
+def test_ellipse_polygons_area_and_iou():
+    box = np.array([[0, 0, 20, 10]], float)
+    g = ellipse_polygons(box, [0])
+    assert g[0].area == pytest.approx(np.pi * 10 * 5, rel=1e-4)
+    b = shapely.bounds(ellipse_polygons(box, [90]))[0]
+    np.testing.assert_allclose(b, [5, -5, 15, 15], atol=1e-9)
+    # a circle is rotation invariant
+    circle = np.array([[0, 0, 10, 10]], float)
+    assert ellipse_iou(circle, [0], circle, [33])[0, 0] == pytest.approx(1.0, abs=1e-9)
+    # concentric circles r=5 and r=10: IoU = 1/4
+    big = np.array([[-5, -5, 15, 15]], float)
+    assert ellipse_iou(circle, [0], big, [0])[0, 0] == pytest.approx(0.25, rel=1e-4)
+    assert ellipse_iou(circle, [0], circle + 30, [0])[0, 0] == 0.0
+
+
+def test_visible_parts_and_covered():
+    # rows: big square z=0, small square on top z=1, a square with z=0 drawn later (on top of
+    # row 0 because ties go to the later row)
+    g, _ = _polys(
+        SQUARE,
+        [[0, 0], [5, 0], [5, 10], [0, 10]],
+        [[8, 0], [10, 0], [10, 10], [8, 10]],
+    )
+    z = np.array([0, 1, 0])
+    vis = visible_parts(g, z)
+    assert vis[0].area == pytest.approx(30)  # 100 - 50 - 20
+    assert vis[1].area == pytest.approx(50)
+    assert vis[2].area == pytest.approx(20)  # under row 1 only where row 1 is (no overlap)
+    np.testing.assert_allclose(covered_fraction(g, z), [0.7, 0.0, 0.0])
+    np.testing.assert_array_equal(find_covered(g, z, 0.5), [True, False, False])
+    np.testing.assert_array_equal(find_covered(g, z, 0.3), [False, False, False])
+    with pytest.raises(ValidationError, match="z_order"):
+        visible_parts(g, [0, 1])
