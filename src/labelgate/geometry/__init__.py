@@ -19,6 +19,7 @@ from labelgate.geometry.lines import line_similarity, resample_pair
 from labelgate.geometry.points import point_group_similarity, skeleton_oks
 from labelgate.geometry.polygons import (
     ELLIPSE_VERTICES,
+    box_similarity,
     covered_fraction,
     ellipse_iou,
     ellipse_polygons,
@@ -38,6 +39,7 @@ __all__ = [
     "box_iou",
     "box_overlap_pairs",
     "box_overlap_pairs_batched",
+    "box_similarity",
     "corners_bbox",
     "covered_fraction",
     "ellipse_iou",

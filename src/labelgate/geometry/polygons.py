@@ -11,10 +11,17 @@ import numpy as np
 import shapely
 
 from labelgate.errors import ValidationError
-from labelgate.geometry.boxes import as_boxes, box_overlap_pairs, corners_bbox, rotated_corners
+from labelgate.geometry.boxes import (
+    as_boxes,
+    box_iou,
+    box_overlap_pairs,
+    corners_bbox,
+    rotated_corners,
+)
 
 __all__ = [
     "ELLIPSE_VERTICES",
+    "box_similarity",
     "covered_fraction",
     "ellipse_iou",
     "ellipse_polygons",
@@ -27,9 +34,10 @@ __all__ = [
     "visible_parts",
 ]
 
-#: Vertex count of the ellipse approximation. CVAT goes through Datumaro
-#: ``Ellipse.as_polygon()``; we use a fine, fixed 720-gon (one vertex per half degree), whose
-#: area is within 0.002% of the true ellipse, so the result is close to the exact ellipse IoU.
+#: Vertex count of the ellipse approximation, as in Datumaro ``Ellipse.as_polygon(num_points=720)``
+#: (used by CVAT's ``match_ellipses``): ``theta = linspace(0, 2*pi, 720)``, so the last vertex
+#: repeats the first and the ring has 719 distinct vertices. Its area is within 0.002% of the
+#: true ellipse.
 ELLIPSE_VERTICES = 720
 
 
@@ -172,6 +180,33 @@ def rotated_box_iou(
     )
 
 
+def box_similarity(
+    bbox_a: np.ndarray, rot_a: np.ndarray, bbox_b: np.ndarray, rot_b: np.ndarray
+) -> np.ndarray:
+    """CVAT ``match_boxes`` similarity: axis-aligned IoU when rotations are equal.
+
+    Pairs with equal rotation use :func:`~labelgate.geometry.boxes.box_iou` (rotation ignored,
+    as in CVAT); the others use :func:`rotated_box_iou` (exact areas instead of CVAT's
+    rasterised polygons).
+
+    Args:
+        bbox_a: (N, 4) xyxy before rotation.
+        rot_a: (N,) degrees.
+        bbox_b: (M, 4).
+        rot_b: (M,) degrees.
+
+    Returns:
+        (N, M) float64 IoU.
+    """
+    ra = np.asarray(rot_a, dtype=np.float64).ravel()
+    rb = np.asarray(rot_b, dtype=np.float64).ravel()
+    aligned = box_iou(bbox_a, bbox_b)
+    same = ra[:, None] == rb[None, :]
+    if aligned.size == 0 or same.all():
+        return aligned
+    return np.where(same, aligned, rotated_box_iou(bbox_a, ra, bbox_b, rb))
+
+
 def _ellipse_vertices(bbox: np.ndarray, rotation: np.ndarray, n_vertices: int) -> np.ndarray:
     box = as_boxes(bbox)
     rot = np.asarray(rotation, dtype=np.float64).ravel()
@@ -179,11 +214,12 @@ def _ellipse_vertices(bbox: np.ndarray, rotation: np.ndarray, n_vertices: int) -
         rot = np.full(len(box), rot[0])
     if len(rot) != len(box) or not np.isfinite(rot).all():
         raise ValidationError(f"rotation: expected {len(box)} finite values, got {len(rot)}")
-    if n_vertices < 3:
-        raise ValidationError(f"n_vertices: expected at least 3, got {n_vertices}")
+    if n_vertices < 4:
+        raise ValidationError(f"n_vertices: expected at least 4, got {n_vertices}")
     c = (box[:, :2] + box[:, 2:]) / 2
     r = (box[:, 2:] - box[:, :2]) / 2
-    t = 2 * np.pi * np.arange(n_vertices) / n_vertices
+    # Datumaro's endpoint duplicates the first vertex; drop it (shapely closes the ring)
+    t = np.linspace(0.0, 2 * np.pi, n_vertices)[:-1]
     dx = r[:, None, 0] * np.cos(t)[None, :]
     dy = r[:, None, 1] * np.sin(t)[None, :]
     th = np.deg2rad(rot)[:, None]
@@ -200,7 +236,8 @@ def ellipse_polygons(
     Args:
         bbox: (N, 4) ``(cx - rx, cy - ry, cx + rx, cy + ry)``.
         rotation: (N,) degrees, clockwise on screen, about the centre.
-        n_vertices: vertices per ellipse (equal parametric angle steps).
+        n_vertices: ring vertices per ellipse, the closing duplicate included (Datumaro's
+            ``linspace(0, 2*pi, n)``).
 
     Returns:
         (N,) shapely polygons (empty polygon for a degenerate ellipse).
