@@ -249,3 +249,11 @@ def test_visible_parts_vs_reference(rings, data):
         top = shapely.union_all(above) if above else shapely.Polygon()
         assert vis[i].area == pytest.approx(g[i].difference(top).area, abs=1e-6)
         assert frac[i] == pytest.approx(g[i].intersection(top).area / g[i].area, abs=1e-9)
+
+
+def test_collinear_polygon_has_zero_area_and_iou():
+    g, valid = _polys([[0, 0], [5, 5], [10, 10]], SQUARE)
+    assert valid.all()
+    assert g[0].area == 0.0
+    iou = polygon_iou(g, np.array([[0, 0, 10, 10]] * 2, float), g, geometry_bounds(g))
+    np.testing.assert_allclose(iou, [[0, 0], [0, 1]])

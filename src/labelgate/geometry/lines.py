@@ -37,7 +37,12 @@ def resample_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     Returns:
         ``(a_new, b_new)`` both (k, 2).
     """
-    ra, rb = _relative_positions(a), _relative_positions(b)
+    return _resample(a, _relative_positions(a), b, _relative_positions(b))
+
+
+def _resample(
+    a: np.ndarray, ra: np.ndarray, b: np.ndarray, rb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     at = np.unique(np.concatenate([ra, rb]))
     return _interp(a, ra, at), _interp(b, rb, at)
 
@@ -88,8 +93,10 @@ def line_similarity(
     denom = 2 * image_area * (2 * thickness) ** 2
     if denom <= 0:
         return out
+    rel_a = [_relative_positions(x) for x in la]
+    rel_b = [_relative_positions(x) for x in lb]
     for i, j in np.argwhere(dist2 <= limit):
-        a, b = resample_pair(la[i], lb[j])
+        a, b = _resample(la[i], rel_a[i], lb[j], rel_b[j])
         sim = _gauss_mean(a, b, denom)
         if not oriented:
             sim = max(sim, _gauss_mean(a, b[::-1], denom))
