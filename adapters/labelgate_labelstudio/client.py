@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -116,7 +117,7 @@ class LabelStudioSource:
         for extra in existing[1:]:  # an earlier crash left a duplicate: keep exactly one
             self._call(
                 "delete a duplicate prediction",
-                lambda p=extra: self.client.predictions.delete(id=p.id),
+                partial(self.client.predictions.delete, id=extra.id),
             )
         if existing:
             self._call(
@@ -174,7 +175,7 @@ class LabelStudioSource:
             if (v.data or {}).get("title") == REVIEW_VIEW
         ]
         for extra in views[1:]:
-            self._call("delete a duplicate view", lambda v=extra: self.client.views.delete(id=v.id))
+            self._call("delete a duplicate view", partial(self.client.views.delete, id=extra.id))
         if views:
             self._call(
                 "update the review view",

@@ -116,7 +116,7 @@ def score_project(
         JSON-ready summary: per-annotator accuracy, agreement, per-task scores, flagged tasks,
         stored report id and what was pushed.
     """
-    from labelgate.agreement.report import agreement_report
+    from labelgate.agreement.report import agreement_report, text_agreement
 
     aset = source.pull(project_id)
     parts = aset.split_by_annotator()
@@ -130,6 +130,10 @@ def score_project(
                     k: s[k]
                     for k in ("accuracy", "precision", "recall", "accuracy_ci95", "frame_count")
                 }
+                # Non-spatial controls against GT: span F1, TextArea similarity, number alpha.
+                annotators[name].update(
+                    text_agreement({GT_ANNOTATOR: gt, name: parts[name]}, [GT_ANNOTATOR, name])
+                )
     try:
         agreement = agreement_report(aset, settings, n_boot=100)
     except ValidationError:

@@ -296,3 +296,57 @@ def test_bundled_export_reads_with_config_beside_it():
     assert len(lead) == 30 and all(t > 0 for t in lead)
     cars = aset.annotations.attributes["color"]
     assert {c for c in cars if c is not None} <= {"red", "blue", "white", "black"}
+
+
+def test_span_text_number_scoring_against_ground_truth():
+    from labelgate.agreement.report import text_agreement
+
+    config = """<View><Text name="txt" value="$text"/>
+      <Labels name="ner" toName="txt"><Label value="PER"/></Labels>
+      <TextArea name="notes" toName="txt"/><Number name="n" toName="txt"/></View>"""
+
+    def ann(uid, spans, note, n, gt=False):
+        res = [
+            {
+                "id": f"s{uid}{k}",
+                "from_name": "ner",
+                "to_name": "txt",
+                "type": "labels",
+                "value": {"start": a, "end": b, "labels": ["PER"]},
+            }
+            for k, (a, b) in enumerate(spans)
+        ]
+        res += [
+            {
+                "id": f"t{uid}",
+                "from_name": "notes",
+                "to_name": "txt",
+                "type": "textarea",
+                "value": {"text": [note]},
+            },
+            {
+                "id": f"n{uid}",
+                "from_name": "n",
+                "to_name": "txt",
+                "type": "number",
+                "value": {"number": n},
+            },
+        ]
+        return {"id": uid, "completed_by": uid, "ground_truth": gt, "result": res}
+
+    tasks = [
+        {
+            "id": 1,
+            "data": {"text": "Ann met Bob"},
+            "annotations": [
+                ann(1, [(0, 3), (8, 11)], "abc", 2, gt=True),
+                ann(2, [(0, 3)], "abd", 2),
+            ],
+        }
+    ]
+    aset = ls_tasks_to_annotation_set(tasks, config)
+    parts = aset.split_by_annotator()
+    res = text_agreement(parts, ["ground_truth", "user:2"])
+    assert res["spans"]["exact_f1"] == pytest.approx(2 / 3)
+    assert res["text"]["mean_similarity"] == pytest.approx(2 / 3)
+    assert res["numbers"]["n"]["n_items"] == 1

@@ -119,6 +119,17 @@ def test_score_and_push_back_twice_without_duplicates(ls_server, project, tmp_pa
     assert json.loads(out.read_text())["flagged"] == first["flagged"]
 
 
+def test_personal_access_token_works(ls_server, project):
+    from label_studio_sdk import LabelStudio
+
+    admin = LabelStudio(base_url=ls_server.url, api_key=ls_server.api_key)
+    pat = admin.tokens.create().token
+    admin._client_wrapper.httpx_client.httpx_client.close()
+    assert pat.count(".") == 2  # a JWT refresh token, not a legacy token
+    with connect(ls_server.url, pat) as src:
+        assert len(src.pull(project).items) == N_TASKS
+
+
 def test_faults(ls_server, project):
     with connect(ls_server.url, "0" * 40) as src, pytest.raises(AuthenticationFailed) as err:
         src.pull(project)
