@@ -82,6 +82,24 @@ def test_score_and_push_back_twice_without_duplicates(ls_server, project, tmp_pa
     # Gold tasks 1 and 3 (bundled frames 0 and 2): scored against GT, as compare() does.
     assert first["tasks"]["1"]["basis"] == "ground_truth"
     assert first["tasks"]["2"]["basis"] == "agreement"
+    # Cross-check task 1 (bundled frame 0) against the same frame scored from the CVAT XML
+    # export: a different reader and different ids must give the same per-annotator accuracy.
+    from labelgate.adapters import read_any
+    from labelgate.engine import compare
+
+    cvat = EX.parent / "cvat"
+    gt_xml = read_any(cvat / "gt.xml")
+    for i in (1, 2, 3):
+        frame0 = compare(gt_xml, read_any(cvat / f"annotator{i}.xml")).to_dict()["frame_results"][
+            "0"
+        ]
+        got = first["tasks"]["1"]["per_annotator"][f"annotator{i}@example.com"]
+        assert got == pytest.approx(frame0["annotations"]["accuracy"])
+    assert first["tasks"]["1"]["score"] == pytest.approx(
+        sum(first["tasks"]["1"]["per_annotator"].values()) / 3
+    )
+    acc = first["annotators"]["annotator3@example.com"]
+    assert acc["frame_count"] == 3  # gold tasks 1, 3 and 6 (frames 0, 2, 5) among the first six
     client = LabelStudio(base_url=ls_server.url, api_key=ls_server.api_key)
     tasks = list(client.tasks.list(project=project, fields="all"))
     for t in tasks:
