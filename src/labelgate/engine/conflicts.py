@@ -14,11 +14,8 @@ from scipy.optimize import linear_sum_assignment
 
 from labelgate.engine.matching import GROUP_CODE, Matches
 from labelgate.engine.settings import QualitySettings
-from labelgate.engine.similarity import (
-    ellipse_polygons,
-    polygons_from_ragged,
-    polygons_from_vertices,
-)
+from labelgate.engine.similarity import polygons_from_ragged
+from labelgate.geometry import ellipse_polygons
 from labelgate.model import Annotations, Kind
 
 CONFLICT_TYPES = (
@@ -236,5 +233,5 @@ def _cover_geoms(ds: Annotations, rows: np.ndarray) -> np.ndarray:
     ell = kinds == Kind.ELLIPSE
     if ell.any():
         r = rows[ell]
-        geoms[ell] = polygons_from_vertices(ellipse_polygons(ds.bbox[r], np.zeros(len(r))))
+        geoms[ell] = ellipse_polygons(ds.bbox[r], np.zeros(len(r)))
     return geoms

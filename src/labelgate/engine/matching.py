@@ -22,7 +22,6 @@ from labelgate.engine.similarity import (
     bitmap_iou,
     box_iou,
     boxes_touch,
-    ellipse_polygons,
     geom_iou,
     line_similarity,
     oks_skeletons,
@@ -32,6 +31,7 @@ from labelgate.engine.similarity import (
     polygons_from_vertices,
     rotated_corners,
 )
+from labelgate.geometry import ellipse_iou
 from labelgate.io.rle import decode_column_major
 from labelgate.model import Annotations, Items, Kind
 
@@ -358,11 +358,7 @@ def _boxes(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-
 
 
 def _ellipses(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
-    pg = ellipse_polygons(gt.bbox[g], gt.rotation[g])
-    pd = ellipse_polygons(ds.bbox[d], ds.rotation[d])
-    sim = geom_iou(
-        polygons_from_vertices(pg), outer_boxes(pg), polygons_from_vertices(pd), outer_boxes(pd)
-    )
+    sim = ellipse_iou(gt.bbox[g], gt.rotation[g], ds.bbox[d], ds.rotation[d])
     out.add(code, g, d, sim, s.iou_threshold)
 
 

@@ -12,23 +12,11 @@ import numpy as np
 import shapely
 from scipy.optimize import linear_sum_assignment
 
-from labelgate.model import VISIBLE, Annotations
+from labelgate.geometry import box_iou, rotated_corners
+from labelgate.geometry import skeleton_oks as oks_skeletons
+from labelgate.model import Annotations
 
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Axis-aligned IoU of (N, 4) and (M, 4) xyxy boxes; 0 where the union is empty."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
+__all__ = ["box_iou", "oks_skeletons", "rotated_corners"]  # re-exported for the engine
 
 
 def boxes_touch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -43,36 +31,11 @@ def boxes_touch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     )
 
 
-def rotated_corners(bbox: np.ndarray, rotation: np.ndarray) -> np.ndarray:
-    """(N, 4, 2) corners of boxes rotated clockwise (y down) about their centres."""
-    cx, cy = (bbox[:, 0] + bbox[:, 2]) / 2, (bbox[:, 1] + bbox[:, 3]) / 2
-    hw, hh = (bbox[:, 2] - bbox[:, 0]) / 2, (bbox[:, 3] - bbox[:, 1]) / 2
-    t = np.radians(rotation)
-    c, s = np.cos(t), np.sin(t)
-    dx = np.stack([-hw, hw, hw, -hw], axis=1)
-    dy = np.stack([-hh, -hh, hh, hh], axis=1)
-    x = cx[:, None] + dx * c[:, None] - dy * s[:, None]
-    y = cy[:, None] + dx * s[:, None] + dy * c[:, None]
-    return np.stack([x, y], axis=2)
-
-
 def outer_boxes(corners: np.ndarray) -> np.ndarray:
     """(N, 4) axis-aligned boxes around (N, K, 2) vertex sets."""
     if len(corners) == 0:
         return np.zeros((0, 4))
     return np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
-
-
-def ellipse_polygons(bbox: np.ndarray, rotation: np.ndarray, n: int = 64) -> np.ndarray:
-    """(N, n, 2) polygon approximations of ellipses given by their box and rotation."""
-    cx, cy = (bbox[:, 0] + bbox[:, 2]) / 2, (bbox[:, 1] + bbox[:, 3]) / 2
-    rx, ry = (bbox[:, 2] - bbox[:, 0]) / 2, (bbox[:, 3] - bbox[:, 1]) / 2
-    a = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    ex, ey = rx[:, None] * np.cos(a), ry[:, None] * np.sin(a)
-    t = np.radians(rotation)[:, None]
-    x = cx[:, None] + ex * np.cos(t) - ey * np.sin(t)
-    y = cy[:, None] + ex * np.sin(t) + ey * np.cos(t)
-    return np.stack([x, y], axis=2)
 
 
 def polygons_from_vertices(vertices: np.ndarray) -> np.ndarray:
@@ -131,27 +94,6 @@ def bitmap_iou(ma: list[np.ndarray], mb: list[np.ndarray]) -> np.ndarray:
     union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / union, 0.0).astype(np.float64)
-
-
-def oks_skeletons(
-    pa: np.ndarray, va: np.ndarray, pb: np.ndarray, vb: np.ndarray, scale: np.ndarray, sigma: float
-) -> np.ndarray:
-    """CVAT's skeleton OKS between (N, K, 2)/(N, K) and (M, K, 2)/(M, K) point sets.
-
-    Only VISIBLE points count as visible. Each point adds visA·visB·exp(-d²/(2·scale·(2σ)²));
-    the sum is divided by the number of points visible on either side.
-    """
-    if len(pa) == 0 or len(pb) == 0:
-        return np.zeros((len(pa), len(pb)))
-    vis_a, vis_b = va == VISIBLE, vb == VISIBLE
-    d2 = ((pa[:, None, :, :] - pb[None, :, :, :]) ** 2).sum(-1)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        e = np.exp(-d2 / (2 * scale[:, :, None] * (2 * sigma) ** 2))
-    both = vis_a[:, None, :] & vis_b[None, :, :]
-    either = (vis_a[:, None, :] | vis_b[None, :, :]).sum(-1)
-    num = np.where(both, np.nan_to_num(e), 0.0).sum(-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(either > 0, num / either, 0.0)
 
 
 def point_group_similarity(
