@@ -1,51 +1,26 @@
-"""Mask run-length helpers used by the readers: full-image column-major COCO counts."""
+"""Mask helpers for the readers: CVAT XML's box-window runs onto :mod:`labelgate.geometry.rle`.
+
+Masks in the common model are full-image column-major COCO counts; encoding and decoding live
+in :mod:`labelgate.geometry.rle` (re-exported here under the names the readers use).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from labelgate.errors import ValidationError
+from labelgate.geometry.rle import decode as decode_column_major
+from labelgate.geometry.rle import encode as encode_column_major
+from labelgate.geometry.rle import from_cvat
 
-
-def encode_column_major(mask: np.ndarray) -> np.ndarray:
-    """Encode a boolean (H, W) mask as COCO-style uncompressed counts (first run is zeros).
-
-    Args:
-        mask: (H, W) array; non-zero means foreground.
-
-    Returns:
-        uint32 run lengths over the column-major (Fortran order) flattening.
-    """
-    flat = np.asarray(mask, dtype=bool).flatten(order="F").astype(np.int8)
-    if flat.size == 0:
-        return np.zeros(0, np.uint32)
-    change = np.flatnonzero(np.diff(flat)) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
-    runs = np.diff(bounds)
-    if flat[0]:
-        runs = np.concatenate([[0], runs])
-    return runs.astype(np.uint32)
-
-
-def decode_column_major(counts: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Inverse of :func:`encode_column_major`.
-
-    Raises:
-        ValidationError: the runs do not add up to ``height * width``.
-    """
-    c = np.asarray(counts, dtype=np.int64)
-    if int(c.sum()) != height * width:
-        raise ValidationError(
-            f"bad RLE: run lengths sum to {int(c.sum())}, expected {height}x{width}={height * width}"
-        )
-    values = np.repeat(np.arange(len(c)) % 2 == 1, c)
-    return values.reshape((height, width), order="F")
+__all__ = ["decode_column_major", "encode_column_major", "window_to_full"]
 
 
 def window_to_full(
     runs: np.ndarray, left: int, top: int, box_w: int, box_h: int, height: int, width: int
 ) -> np.ndarray:
-    """Row-major runs over a box window (CVAT's mask form) → full-image column-major counts.
+    """Row-major runs over a box window (CVAT XML's ``<mask rle= left= top= width= height=>``)
+    → full-image column-major counts.
 
     Raises:
         ValidationError: the runs do not cover the box exactly, or the box leaves the image.
@@ -59,7 +34,6 @@ def window_to_full(
         raise ValidationError(
             f"mask box ({left}, {top}, {box_w}x{box_h}) lies outside the {width}x{height} image"
         )
-    window = np.repeat(np.arange(len(r)) % 2 == 1, r).reshape(box_h, box_w)
-    full = np.zeros((height, width), dtype=bool)
-    full[top : top + box_h, left : left + box_w] = window
-    return encode_column_major(full)
+    # The API form is the same runs followed by the inclusive box [left, top, right, bottom].
+    values = [*r.tolist(), left, top, left + box_w - 1, top + box_h - 1]
+    return from_cvat(values, height, width)
