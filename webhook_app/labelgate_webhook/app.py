@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "CVAT_WEBHOOK_SECRET": None,
     "LS_WEBHOOK_SECRET": None,
     "LS_SECRET_HEADER": "X-Labelgate-Secret",
+    "WORKER": False,
+    "WORKER_POLL": 0.5,
 }
 CVAT_EVENTS = {"update:job", "update:task", "create:job", "delete:job"}
 LS_EVENTS = {
@@ -75,6 +77,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["labelgate_queue"] = queue
     metrics: Counter[str] = Counter()
     app.extensions["labelgate_metrics"] = metrics
+    if str(app.config["WORKER"]).lower() in ("1", "true", "yes"):
+        from labelgate_webhook.jobs import handlers
+        from labelgate_webhook.worker import start_in_process
+
+        app.extensions["labelgate_worker"] = start_in_process(
+            DurableQueue(queue_path), handlers(store), float(app.config["WORKER_POLL"])
+        )
 
     def _json_body() -> dict[str, Any]:
         try:

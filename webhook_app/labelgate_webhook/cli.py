@@ -15,12 +15,78 @@ import click
     help="Report store URL (default: LABELGATE_STORE_URL or SQLite in LABELGATE_HOME).",
 )
 @click.option("--threads", default=4, show_default=True, type=int)
-def serve_cmd(host: str, port: int, store_url: str | None, threads: int) -> None:
-    """Serve stored reports over HTTP (JSON and HTML pages) on a production WSGI server."""
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Do not run the embedded worker thread (run `labelgate worker` processes instead).",
+)
+def serve_cmd(host: str, port: int, store_url: str | None, threads: int, no_worker: bool) -> None:
+    """Receive webhooks and serve reports on a production WSGI server (waitress)."""
     import waitress
 
     from labelgate_webhook.app import create_app
 
-    app = create_app({"STORE_URL": store_url} if store_url else None)
+    config: dict[str, object] = {"WORKER": not no_worker}
+    if store_url:
+        config["STORE_URL"] = store_url
+    app = create_app(config)
     click.echo(f"labelgate serving on http://{host}:{port}")
     waitress.serve(app, host=host, port=port, threads=threads)
+
+
+@click.command("worker")
+@click.option("--store", "store_url", default=None, help="Report store URL.")
+@click.option("--poll", default=0.5, show_default=True, type=float)
+def worker_cmd(store_url: str | None, poll: float) -> None:
+    """Run queued re-score jobs from the durable queue (as many processes as you like)."""
+    import threading
+
+    from labelgate.queue.durable import DurableQueue
+    from labelgate.store import home, open_store
+    from labelgate_webhook.app import load_config
+    from labelgate_webhook.jobs import handlers
+    from labelgate_webhook.worker import run_worker
+
+    cfg = load_config()
+    queue = DurableQueue(cfg["QUEUE_PATH"] or str(home() / "queue.db"))
+    click.echo("labelgate worker running; Ctrl-C to stop")
+    stop = threading.Event()
+    try:
+        run_worker(queue, handlers(open_store(store_url or cfg["STORE_URL"])), stop, poll)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@click.group("webhooks")
+def webhooks_group() -> None:
+    """Register labelgate's receiver with CVAT or Label Studio."""
+
+
+@webhooks_group.command("install")
+@click.option("--ls-project", type=int, help="Label Studio project id.")
+@click.option("--cvat-project", type=int, help="CVAT project id.")
+@click.option("--url", required=True, help="Public URL of /webhooks/labelstudio or /webhooks/cvat.")
+@click.option(
+    "--header",
+    default="X-Labelgate-Secret",
+    show_default=True,
+    help="Header that carries the shared secret (Label Studio).",
+)
+def install_cmd(ls_project: int | None, cvat_project: int | None, url: str, header: str) -> None:
+    """Register (or update) the webhook with a generated secret; prints the variable to set."""
+    import secrets
+
+    from labelgate.errors import MissingDependency, ValidationError
+
+    if (ls_project is None) == (cvat_project is None):
+        raise ValidationError("give exactly one of --ls-project or --cvat-project")
+    if cvat_project is not None:
+        raise MissingDependency("CVAT webhooks need the live CVAT adapter, not built yet")
+    from labelgate_labelstudio.client import connect
+    from labelgate_labelstudio.webhooks import install_webhook
+
+    secret = secrets.token_urlsafe(32)
+    with connect() as source:
+        hook = install_webhook(source, int(ls_project or 0), url, header, secret)
+    click.echo(f"webhook {hook} registered for project {ls_project} -> {url}")
+    click.echo(f"set LABELGATE_LS_WEBHOOK_SECRET={secret} for `labelgate serve`")
