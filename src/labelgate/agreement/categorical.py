@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labelgate.errors import ValidationError
+from labelgate.stats import cluster_bootstrap, wilson_interval
 
 MISSING = -1
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
@@ -75,7 +76,10 @@ def counts_table(codes: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def percent_agreement(codes: np.ndarray) -> Coefficient:
-    """Share of agreeing annotator pairs, averaged over items with at least two ratings."""
+    """Share of agreeing annotator pairs, averaged over items with at least two ratings.
+
+    ``extra`` carries a Wilson 95% interval (``wilson_low``, ``wilson_high``) over the items.
+    """
     c, k = check_codes(codes)
     t = counts_table(c, k)
     m = t.sum(1)
@@ -83,7 +87,16 @@ def percent_agreement(codes: np.ndarray) -> Coefficient:
     if not use.any():
         return Coefficient("percent_agreement", np.nan, 0, 0, reason="no item has two ratings")
     agree = (t[use] * (t[use] - 1)).sum(1) / (m[use] * (m[use] - 1))
-    return Coefficient("percent_agreement", float(agree.mean()), int(use.sum()), int(m[use].sum()))
+    value, n_items = float(agree.mean()), int(use.sum())
+    # Wilson interval with the items as trials (an item counts as its share of agreeing pairs).
+    low, high = wilson_interval(value * n_items, n_items)
+    return Coefficient(
+        "percent_agreement",
+        value,
+        n_items,
+        int(m[use].sum()),
+        extra={"wilson_low": low, "wilson_high": high},
+    )
 
 
 def _weights(k: int, weights: str | None) -> np.ndarray:
@@ -127,17 +140,23 @@ def cohen_kappa(
 
 
 def fleiss_kappa(codes: np.ndarray) -> Coefficient:
-    """Fleiss' κ (items with at least two ratings; varying rater counts allowed)."""
+    """Fleiss' κ; with missing ratings, Gwet's generalisation (as in irrCAC).
+
+    P̄ is the mean pair agreement over items with two or more ratings; the chance term uses
+    class shares π_k = mean over every rated item of (ratings of k / ratings of the item).
+    On complete data this is exactly Fleiss (1971).
+    """
     c, k = check_codes(codes)
     t = counts_table(c, k)
     m = t.sum(1)
     use = m >= 2
+    rated = m >= 1
+    p_j = (t[rated] / m[rated][:, None]).mean(0) if rated.any() else np.zeros(k)
     t, m = t[use], m[use]
     if len(t) == 0:
         return Coefficient("fleiss_kappa", np.nan, 0, 0, reason="no item has two ratings")
     p_i = (t * (t - 1)).sum(1) / (m * (m - 1))
     p_bar = float(p_i.mean())
-    p_j = t.sum(0) / m.sum()
     pe = float((p_j**2).sum())
     if pe >= 1.0:
         return Coefficient(
@@ -268,26 +287,20 @@ def bootstrap(
 
     Resamples that leave the coefficient undefined are skipped; the interval is omitted when
     fewer than half the resamples are defined.
+
+    Args:
+        stat: a coefficient function of a code matrix (e.g. :func:`krippendorff_alpha`).
+        codes: (items, annotators) codes, -1 missing; rows are the resampled clusters.
+        n_boot, seed: number of resamples and generator seed.
+
+    Returns:
+        The coefficient on all items, with ``ci95`` set when an interval exists.
     """
     c = np.asarray(codes)
     base = stat(c)
-    if np.isnan(base.value) or len(c) < 2 or n_boot <= 0:
+    if np.isnan(base.value):
         return base
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        v = stat(c[rng.integers(0, len(c), len(c))]).value
-        if not np.isnan(v):
-            draws.append(v)
-    if len(draws) < n_boot / 2:
-        return base
-    lo, hi = np.percentile(draws, [2.5, 97.5])
+    ci = cluster_bootstrap(lambda rows: stat(c[rows]).value, len(c), n_boot=n_boot, seed=seed)
     return Coefficient(
-        base.name,
-        base.value,
-        base.n_items,
-        base.n_pairable,
-        (float(lo), float(hi)),
-        base.reason,
-        base.extra,
+        base.name, base.value, base.n_items, base.n_pairable, ci, base.reason, base.extra
     )

@@ -30,6 +30,7 @@ from labelgate.engine.matching import GROUP_CODE, match_annotations
 from labelgate.engine.settings import QualitySettings
 from labelgate.errors import ValidationError
 from labelgate.model import AnnotationSet, Kind
+from labelgate.stats import cluster_bootstrap_mean
 
 
 def _items_of(part: AnnotationSet) -> np.ndarray:
@@ -93,22 +94,10 @@ def _per_item_mean(shared: np.ndarray, items: np.ndarray, values: np.ndarray) ->
     return {int(shared[i]): float(sums[i] / counts[i]) for i in np.flatnonzero(counts)}
 
 
-def _item_bootstrap_mean(
-    items: np.ndarray, values: np.ndarray, n_boot: int = 200, seed: int = 0
-) -> list[float] | None:
+def _item_bootstrap_mean(items: np.ndarray, values: np.ndarray) -> list[float] | None:
     """95% interval of a mean by resampling whole items (values of one item move together)."""
-    if len(values) < 2:
-        return None
-    uniq, inv = np.unique(items, return_inverse=True)
-    if len(uniq) < 2:
-        return None
-    sums = np.bincount(inv, weights=values)
-    counts = np.bincount(inv).astype(float)
-    rng = np.random.default_rng(seed)
-    draw = rng.integers(0, len(uniq), size=(n_boot, len(uniq)))
-    means = sums[draw].sum(1) / counts[draw].sum(1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return [float(lo), float(hi)]
+    ci = cluster_bootstrap_mean(items, values)
+    return list(ci) if ci else None
 
 
 def text_agreement(parts: dict[str, AnnotationSet], names: list[str]) -> dict[str, Any]:
