@@ -1,4 +1,8 @@
-"""``labelgate agree SOURCE``: inter-annotator agreement of a multi-annotator file."""
+"""``labelgate agree`` and ``labelgate merge``: agreement and consensus of several annotators.
+
+Input is one multi-annotator file (SOURCE: a Label Studio export, a labelgate JSON) or a ground
+truth with one file per annotator (``--gt gt.xml --ds a1.xml --ds a2.xml``).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from labelgate.adapters import read_any
 from labelgate.agreement.report import agreement_report
-from labelgate.cli.options import write_json
+from labelgate.cli.options import batch_input, load_multi, write_json
 from labelgate.engine import resolve_settings
 
 
@@ -19,12 +22,7 @@ def _f(v: float | None) -> str:
 
 
 @click.command("agree")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Label Studio label config XML (default: config.xml beside the export).",
-)
+@batch_input
 @click.option(
     "--settings",
     "settings_path",
@@ -54,7 +52,9 @@ def _f(v: float | None) -> str:
 )
 @click.option("--quiet", is_flag=True, help="Print nothing; use with --json.")
 def agree_cmd(
-    source: Path,
+    source: Path | None,
+    gt: Path | None,
+    ds: tuple[Path, ...],
     config: Path | None,
     settings_path: Path | None,
     iou_threshold: float | None,
@@ -67,7 +67,7 @@ def agree_cmd(
 ) -> None:
     """Agreement summary, annotator x annotator matrix and the lowest-agreement items."""
     settings = resolve_settings(toml_path=settings_path, cli={"iou_threshold": iou_threshold})
-    aset = read_any(source, **({"config": config} if config else {}))
+    aset = load_multi(source, gt, ds, config)
     report = agreement_report(
         aset,
         settings,
@@ -117,7 +117,7 @@ def agree_cmd(
 
 
 @click.command("merge")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@batch_input
 @click.option(
     "--out",
     "out",
@@ -126,44 +126,66 @@ def agree_cmd(
     help="Where to write the merged set (labelgate JSON, readable by every command).",
 )
 @click.option(
-    "--config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Label Studio label config XML.",
-)
-@click.option(
     "--method",
-    type=click.Choice(["cvat", "fused"]),
+    type=click.Choice(["cvat", "fused", "majority", "dawid-skene"]),
     default="cvat",
     show_default=True,
-    help="cvat: representative shape; fused: score-weighted mean box.",
+    help="cvat: score-weighted label vote and representative shape (CVAT 2.42); fused: "
+    "score-weighted mean box; majority: plain label vote; dawid-skene: labels from a "
+    "Dawid-Skene model of each annotator's confusions.",
 )
 @click.option(
     "--tags",
     "tag_method",
     type=click.Choice(["quorum", "majority", "dawid-skene"]),
-    default="quorum",
-    show_default=True,
-    help="How image tags are merged.",
+    default=None,
+    help="How image tags are merged [default: quorum for cvat/fused, else as --method].",
 )
-@click.option("--quorum", type=float, default=0.5, show_default=True)
-@click.option("--iou-threshold", type=float, default=0.4, show_default=True)
+@click.option(
+    "--quorum",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Share of annotators a label or attribute value needs.",
+)
+@click.option(
+    "--iou-threshold",
+    type=float,
+    default=0.4,
+    show_default=True,
+    help="Matching threshold between annotators (CVAT consensus default).",
+)
+@click.option(
+    "--annotator",
+    "annotators",
+    multiple=True,
+    help="Merge only these annotators (repeat; default: all but ground truth and predictions).",
+)
 @click.option("--quiet", is_flag=True)
 def merge_cmd(
-    source: Path,
-    out: Path,
+    source: Path | None,
+    gt: Path | None,
+    ds: tuple[Path, ...],
     config: Path | None,
+    out: Path,
     method: str,
-    tag_method: str,
+    tag_method: str | None,
     quorum: float,
     iou_threshold: float,
+    annotators: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Merge several annotators into one consensus set with a confidence per object."""
     from labelgate.consensus.spatial import merge
 
-    aset = read_any(source, **({"config": config} if config else {}))
+    aset = load_multi(source, gt, ds, config)
     merged = merge(
-        aset, quorum=quorum, iou_threshold=iou_threshold, method=method, tag_method=tag_method
+        aset,
+        quorum=quorum,
+        iou_threshold=iou_threshold,
+        method=method,
+        tag_method=tag_method,
+        annotators=list(annotators) or None,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     merged.save_json(out)

@@ -5,10 +5,13 @@
 2. Clusters grow breadth-first: a candidate joins only if the cluster has nothing from its
    annotator yet and it is matched to every member (at most one annotation per annotator).
 3. Label vote: the label with the most votes (sum of member scores) wins; clusters whose winner
-   has fewer than ``ceil(quorum x annotators)`` votes are dropped.
-4. Shape: the member whose box has the highest IoU with the cluster's mean box (``method="cvat"``;
-   skeletons take the medoid), or a score-weighted average box (``method="fused"``, rectangles).
-   Confidence = label share x mean similarity of the representative to the other members.
+   has fewer than ``ceil(quorum x annotators)`` votes are dropped. ``method="majority"`` counts
+   plain votes; ``method="dawid-skene"`` takes the posterior mode of a Dawid-Skene model fitted
+   over all clusters (so annotators who often confuse classes weigh less).
+4. Shape: the member whose box has the highest IoU with the cluster's mean box (skeletons take
+   the medoid), or a score-weighted average box (``method="fused"``, rectangles).
+   Confidence = label share (or posterior) x mean similarity of the representative to the other
+   members. Merged objects whose members shared a group get a common new group id.
 5. Attributes: majority vote per attribute, dropped below the quorum. Tags: every label with at
    least the quorum of votes becomes a tag, with score votes / annotators.
 """
@@ -49,9 +52,10 @@ def _edges(
             (ann.annotator == ann.annotators.index(n)) & np.isin(ann.kind, COMPARED_KINDS)
         )
         for n in names
+        if n in ann.annotators
     }
     graph: dict[int, dict[int, float]] = defaultdict(dict)
-    for a, b in combinations(names, 2):
+    for a, b in combinations(list(rows_of), 2):
         ra, rb = rows_of[a], rows_of[b]
         m = match_annotations(ann.take(ra), ann.take(rb), aset.items, settings)
         shape = m.type_group != GROUP_CODE["tag"]
@@ -87,6 +91,10 @@ def _clusters(
     return out
 
 
+METHODS = ("cvat", "fused", "majority", "dawid-skene")
+TAG_METHODS = ("quorum", "majority", "dawid-skene")
+
+
 def merge(
     aset: AnnotationSet,
     *,
@@ -94,7 +102,7 @@ def merge(
     iou_threshold: float = 0.4,
     method: str = "cvat",
     annotators: list[str] | None = None,
-    tag_method: str = "quorum",
+    tag_method: str | None = None,
 ) -> AnnotationSet:
     """Merge several annotators into one consensus set (annotator ``"consensus"``).
 
@@ -102,74 +110,91 @@ def merge(
         aset: a multi-annotator set.
         quorum: share of annotators a label (or attribute value) needs (CVAT default 0.5).
         iou_threshold: matching threshold (CVAT consensus default 0.4).
-        method: ``"cvat"`` (representative shape) or ``"fused"`` (score-weighted mean box for
-            rectangles).
+        method: how a cluster's label and shape are chosen:
+            ``"cvat"``: score-weighted label vote, representative shape (CVAT 2.42);
+            ``"fused"``: as cvat, but rectangles get the score-weighted mean box;
+            ``"majority"``: unweighted label vote, representative shape;
+            ``"dawid-skene"``: label = Dawid-Skene posterior mode over all clusters (annotators
+            who confuse classes weigh less); the quorum then applies to the cluster size.
         annotators: who takes part (default: everyone but ground truth and predictions).
         tag_method: image tags by CVAT's ``"quorum"`` rule (every label with enough votes), by
             ``"majority"`` vote or by ``"dawid-skene"`` (one tag per item, score = posterior).
+            Default: ``"quorum"`` for cvat/fused, else the same as ``method``.
 
     Returns:
-        The merged set; each row's ``score`` is its confidence.
+        The merged set; each row's ``score`` is its confidence (label share or posterior x
+        mean similarity of the representative to the other members).
 
     Raises:
         ValidationError: bad quorum/method or no annotator.
     """
     if not 0 < quorum <= 1:
         raise ValidationError(f"quorum={quorum!r} must be in (0, 1]")
-    if method not in ("cvat", "fused"):
-        raise ValidationError(f"method must be 'cvat' or 'fused', got {method!r}")
-    if tag_method not in ("quorum", "majority", "dawid-skene"):
+    if method not in METHODS:
+        raise ValidationError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if tag_method is None:
+        tag_method = method if method in TAG_METHODS else "quorum"
+    if tag_method not in TAG_METHODS:
         raise ValidationError(
             f"tag_method must be 'quorum', 'majority' or 'dawid-skene', got {tag_method!r}"
         )
     ann = aset.annotations
+    # Annotators who submitted nothing still count towards the quorum.
+    known = list(ann.annotators) + sorted(
+        {s.annotator for s in aset.submissions} - set(ann.annotators)
+    )
     names = annotators or [
-        n for n in ann.annotators if n and n != GT_ANNOTATOR and not n.startswith(PREDICTION_PREFIX)
+        n for n in known if n and n != GT_ANNOTATOR and not n.startswith(PREDICTION_PREFIX)
     ]
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValidationError(f"{aset.name}: unknown annotators {unknown}")
     if not names:
         raise ValidationError(f"{aset.name}: no annotators to merge")
     n_src = len(names)
     need = math.ceil(quorum * n_src)
     settings = QualitySettings(iou_threshold=iou_threshold, panoptic_comparison=False)
     graph = _edges(aset, names, settings)
-    ids = np.array([ann.annotators.index(n) for n in names])
+    ids = np.array([ann.annotators.index(n) for n in names if n in ann.annotators], dtype=np.int64)
     who = ann.annotator
-    out = AnnotationsBuilder([CONSENSUS])
     weights = np.where(np.isnan(ann.score), 1.0, ann.score)
     participating = np.isin(who, ids)
     spatial = participating & np.isin(ann.kind, COMPARED_KINDS) & (ann.kind != Kind.TAG)
-    for cluster in _clusters(np.flatnonzero(spatial), who, graph):
-        votes: Counter[int] = Counter()
-        for r in cluster:
-            votes[int(ann.label[r])] += weights[r]
-        label, top = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))
-        if top < need:
+    clusters = _clusters(np.flatnonzero(spatial), who, graph)
+    decided = _cluster_labels(ann, clusters, weights, ids, method, need, n_src)
+    rows: list[dict[str, Any]] = []
+    for cluster, (label, share) in zip(clusters, decided, strict=True):
+        if label < 0:
             continue
         members = np.array(cluster)
         rep = _representative(ann, members, graph)
         sims = [graph[rep][m] for m in cluster if m != rep]
         shape_score = float(np.mean(sims)) if sims else 1.0
-        attrs = _vote_attributes(ann, members, need)
         bbox = ann.bbox[rep]
         if method == "fused" and ann.kind[rep] == Kind.RECTANGLE:
             w = weights[members]
             bbox = (ann.bbox[members] * w[:, None]).sum(0) / w.sum()
-        out.add(
-            int(ann.item[rep]),
-            int(ann.kind[rep]),
-            label,
-            bbox=bbox,
-            points=ann.points_of(rep),
-            vis=ann.vis_of(rep),
-            rle=ann.rle_of(rep) if ann.kind[rep] == Kind.MASK else None,
-            rotation=float(ann.rotation[rep]),
-            z_order=int(ann.z_order[members].max()),
-            source_id=int(ann.source_id[rep]),
-            origin=Origin.CONSENSUS,
-            annotator=0,
-            score=(top / n_src) * shape_score,
-            attributes=attrs or None,
+        rows.append(
+            {
+                "members": members,
+                "item": int(ann.item[rep]),
+                "kind": int(ann.kind[rep]),
+                "label": label,
+                "bbox": bbox,
+                "points": ann.points_of(rep),
+                "vis": ann.vis_of(rep),
+                "rle": ann.rle_of(rep) if ann.kind[rep] == Kind.MASK else None,
+                "rotation": float(ann.rotation[rep]),
+                "z_order": int(ann.z_order[members].max()),
+                "source_id": int(ann.source_id[rep]),
+                "score": share * shape_score,
+                "attributes": _vote_attributes(ann, members, need) or None,
+            }
         )
+    groups = _merged_groups(ann, [r.pop("members") for r in rows])
+    out = AnnotationsBuilder([CONSENSUS])
+    for row, group in zip(rows, groups, strict=True):
+        out.add(**row, group=group, origin=Origin.CONSENSUS, annotator=0)
     tags = np.flatnonzero(participating & (ann.kind == Kind.TAG))
     if tag_method == "quorum":
         by_item: dict[int, Counter[int]] = defaultdict(Counter)
@@ -200,9 +225,85 @@ def merge(
                 "quorum": quorum,
                 "iou_threshold": iou_threshold,
                 "method": method,
+                "tag_method": tag_method,
             },
         },
     )
+
+
+def _cluster_labels(
+    ann: Any,
+    clusters: list[list[int]],
+    weights: np.ndarray,
+    ids: np.ndarray,
+    method: str,
+    need: int,
+    n_src: int,
+) -> list[tuple[int, float]]:
+    """(label, label share) per cluster; label -1 when the cluster misses the quorum."""
+    if method == "dawid-skene":
+        return _dawid_skene_labels(ann, clusters, ids, need)
+    out = []
+    for cluster in clusters:
+        votes: Counter[int] = Counter()
+        for r in cluster:
+            votes[int(ann.label[r])] += weights[r] if method in ("cvat", "fused") else 1.0
+        # Highest vote wins; ties go to the lowest label id so reruns are deterministic.
+        label, top = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))
+        out.append((label, top / n_src) if top >= need else (-1, 0.0))
+    return out
+
+
+def _dawid_skene_labels(
+    ann: Any, clusters: list[list[int]], ids: np.ndarray, need: int
+) -> list[tuple[int, float]]:
+    """Cluster labels from Dawid-Skene over (clusters x annotators) label codes."""
+    from labelgate.consensus.categorical import DawidSkene
+
+    if not clusters:
+        return []
+    rows = np.concatenate([np.array(c) for c in clusters])
+    owner = np.repeat(np.arange(len(clusters)), [len(c) for c in clusters])
+    labels, codes_flat = np.unique(ann.label[rows], return_inverse=True)
+    codes = np.full((len(clusters), len(ids)), -1, dtype=np.int64)
+    codes[owner, np.searchsorted(np.sort(ids), ann.annotator[rows])] = codes_flat
+    ds = DawidSkene(n_classes=len(labels)).fit(codes)
+    size = (codes >= 0).sum(1)
+    best = ds.posteriors_.max(1)
+    return [
+        (int(labels[ds.labels_[c]]), float(best[c])) if size[c] >= need else (-1, 0.0)
+        for c in range(len(clusters))
+    ]
+
+
+def _merged_groups(ann: Any, members: list[np.ndarray]) -> list[int]:
+    """New group ids: merged objects whose members shared an (annotator, group) get one id."""
+    parent = list(range(len(members)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    first: dict[tuple[int, int], int] = {}
+    for obj, rows in enumerate(members):
+        for r in rows[ann.group[rows] > 0]:
+            key = (int(ann.annotator[r]), int(ann.group[r]))
+            if key in first:
+                parent[find(obj)] = find(first[key])
+            else:
+                first[key] = obj
+    roots = [find(o) for o in range(len(members))]
+    sizes = Counter(roots)
+    ids: dict[int, int] = {}
+    out = []
+    for root in roots:
+        if sizes[root] < 2:
+            out.append(0)  # a group of one object carries no information
+        else:
+            out.append(ids.setdefault(root, len(ids) + 1))
+    return out
 
 
 def _categorical_tags(
