@@ -13,7 +13,7 @@ from labelgate.cli import main
 from labelgate.consensus import merge
 from labelgate.engine import compare
 from labelgate.errors import ValidationError
-from labelgate.model import AnnotationsBuilder, AnnotationSet, Items, Origin
+from labelgate.model import AnnotationsBuilder, AnnotationSet, Items, Origin, Submission
 
 EXPORT = Path(__file__).resolve().parents[2] / "examples" / "labelstudio" / "export.json"
 
@@ -124,3 +124,115 @@ def test_bundled_merged_objects_on_one_task():
     for lab in np.unique(gt.label):
         mg, gg = merged.bbox[merged.label == lab], gt.bbox[gt.label == lab]
         assert (box_iou(mg, gg).max(1) > 0.8).all()
+
+
+CVAT = Path(__file__).resolve().parents[2] / "examples" / "cvat"
+
+
+def test_score_weighted_vote_versus_plain_majority():
+    # Two low-score "car" boxes and one confident "person" box on the same object.
+    aset = _multi(
+        {
+            "a": [box(0, 0, 10, 10, score=0.3)],
+            "b": [box(0, 0, 10, 10, score=0.3)],
+            "c": [box(0, 0, 10, 10, "person", score=1.0)],
+        }
+    )
+    # cvat: person wins 1.0 to 0.6 but misses the quorum ceil(0.5 x 3) = 2 -> dropped.
+    assert len(merge(aset).annotations) == 0
+    # majority: car has 2 plain votes >= 2 -> kept with share 2/3 (identical boxes: IoU 1).
+    m = merge(aset, method="majority").annotations
+    assert SCHEMA.names[m.label[0]] == "car" and m.score[0] == pytest.approx(2 / 3)
+
+
+def test_dawid_skene_labels_trust_the_reliable_annotator():
+    # 60 frames, one object each. c is always right; a alone is wrong on frames 0-19, b alone on
+    # 20-39, and both together on 40-43, where plain majority follows them. Only the
+    # Dawid-Skene model sees that a and b are often the odd one out, and so trusts c there.
+    truth = np.array(["car", "person"] * 30)
+    flip = {"car": "person", "person": "car"}
+    a_wrong = set(range(0, 20)) | set(range(40, 44))
+    b_wrong = set(range(20, 44))
+    rows = {"a": [], "b": [], "c": []}
+    for f, t in enumerate(truth):
+        for who, wrong in (("a", a_wrong), ("b", b_wrong), ("c", set())):
+            rows[who].append(box(10, 10, 40, 40, flip[t] if f in wrong else t, item=f))
+    b = AnnotationsBuilder()
+    for who, rs in rows.items():
+        for row in rs:
+            b.add(annotator=who, **{**row, "label": SCHEMA.index(row["label"])})
+    aset = AnnotationSet(
+        "ds", SCHEMA, Items.create(list(range(60)), width=100, height=100), b.build()
+    )
+    names = np.array(SCHEMA.names)
+    majority = merge(aset, method="majority").annotations
+    assert (names[majority.label] != truth).sum() == 4  # frames 40-43
+    ds = merge(aset, method="dawid-skene").annotations
+    assert (names[ds.label] == truth).all()
+    assert merge(aset, method="dawid-skene").meta["consensus"]["tag_method"] == "dawid-skene"
+
+
+def test_members_sharing_a_group_get_one_new_group():
+    aset = _multi(
+        {
+            "a": [
+                box(0, 0, 10, 10, group=4),
+                box(20, 0, 30, 10, "person", group=4),
+                box(60, 60, 70, 70),
+            ],
+            "b": [
+                box(0, 0, 10, 10, group=9),
+                box(20, 0, 30, 10, "person", group=9),
+                box(60, 60, 70, 70),
+            ],
+        }
+    )
+    m = merge(aset).annotations
+    by_x = dict(zip(m.bbox[:, 0].tolist(), m.group.tolist(), strict=True))
+    assert by_x == {0.0: 1, 20.0: 1, 60.0: 0}
+
+
+def test_degenerate_inputs():
+    # No overlap between two annotators: each lone box has ceil(0.5 x 2) = 1 vote -> kept, and
+    # its confidence is the label share 1/2 (no other member to be similar to).
+    apart = merge(_multi({"a": [box(0, 0, 10, 10)], "b": [box(50, 50, 60, 60)]})).annotations
+    assert len(apart) == 2 and np.allclose(apart.score, 0.5)
+    # Annotators who submitted nothing: a defined, empty consensus.
+    empty = AnnotationSet(
+        "e",
+        SCHEMA,
+        Items.create([0]),
+        AnnotationsBuilder().build(),
+        submissions=(Submission(0, "a"), Submission(0, "b")),
+    )
+    out = merge(empty)
+    assert len(out.annotations) == 0 and out.meta["consensus"]["annotators"] == ["a", "b"]
+    # One of three annotators drew the box: 1 vote < 2 -> nothing merged, no NaN anywhere.
+    lonely = AnnotationSet(
+        "l",
+        SCHEMA,
+        Items.create([0], width=100, height=100),
+        _multi({"a": [box(0, 0, 10, 10)]}).annotations,
+        submissions=(Submission(0, "a"), Submission(0, "b"), Submission(0, "c")),
+    )
+    assert len(merge(lonely).annotations) == 0
+    with pytest.raises(ValidationError, match="no annotators"):
+        merge(AnnotationSet("n", SCHEMA, Items.create([0]), AnnotationsBuilder().build()))
+    with pytest.raises(ValidationError, match="unknown annotators"):
+        merge(_multi({"a": [box(0, 0, 10, 10)]}), annotators=["zed"])
+
+
+@pytest.mark.parametrize("method", ["cvat", "fused", "majority", "dawid-skene"])
+def test_bundled_cvat_replicas_merge_to_the_ground_truth(tmp_path, method):
+    out = tmp_path / "merged.json"
+    files = ["--gt", str(CVAT / "gt.xml")]
+    for n in (1, 2, 3):
+        files += ["--ds", str(CVAT / f"annotator{n}.xml")]
+    res = CliRunner().invoke(main, ["merge", *files, "--out", str(out), "--method", method])
+    assert res.exit_code == 0, res.output
+    merged = read_any(out)
+    gt = read_any(CVAT / "gt.xml")
+    # Annotator 3 is careless (accuracy 0.78 alone); consensus of the three reproduces the GT.
+    assert compare(gt, merged).summary["accuracy"] == pytest.approx(1.0)
+    assert merged.meta["consensus"]["method"] == method
+    assert not np.isnan(merged.annotations.score).any()
