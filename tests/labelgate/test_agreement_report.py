@@ -51,6 +51,34 @@ def test_pair_agreement_hand_checked():
     assert res["mean_iou"] == pytest.approx(90 / 110)
     assert res["per_item"] == {0: pytest.approx(0.5), 1: 1.0}
     assert res["per_label"]["car"] == pytest.approx(2 / 3)  # 1 hit, 2 + 1 car boxes
+    assert res["per_label_mean_iou"] == {"car": pytest.approx(90 / 110)}
+
+
+def test_report_iou_summary_per_item_and_per_label():
+    # Three annotators on two frames. Frame 0: a (0,0,10,10), b shifted by 1 (IoU 90/110 with
+    # a), c shifted by 2 the other way (IoU 80/120 with a; 70/130 with b). Frame 1: identical
+    # person boxes (IoU 1 for each pair).
+    aset = _multi(
+        {
+            "a": [box(0, 0, 10, 10, item=0), box(50, 50, 60, 60, "person", item=1)],
+            "b": [box(1, 0, 11, 10, item=0), box(50, 50, 60, 60, "person", item=1)],
+            "c": [box(-2, 0, 8, 10, item=0), box(50, 50, 60, 60, "person", item=1)],
+        }
+    )
+    r = agreement_report(aset, n_boot=50)
+    frame0 = [90 / 110, 80 / 120, 70 / 130]
+    assert r["summary"]["matched_pairs"] == 6 and r["summary"]["annotator_pairs"] == 3
+    assert r["summary"]["mean_iou"] == pytest.approx((sum(frame0) + 3) / 6)
+    lo, hi = r["summary"]["mean_iou_ci95"]
+    assert lo <= r["summary"]["mean_iou"] <= hi
+    by_item = {row["item"]: row for row in r["per_item"]}
+    assert by_item[0]["mean_iou"] == pytest.approx(np.mean(frame0))
+    assert by_item[1]["mean_iou"] == 1.0 and by_item[1]["agreement"] == 1.0
+    assert r["per_label_mean_iou"] == {
+        "car": pytest.approx(np.mean(frame0)),
+        "person": 1.0,
+    }
+    json.dumps(r)  # JSON-ready: no numpy arrays left behind
 
 
 def test_report_matrix_and_tags():
@@ -70,7 +98,11 @@ def test_report_matrix_and_tags():
         "agreement": pytest.approx(1 / 3),
         "pairs": 3,
         "name": "f1.jpg",
+        "mean_iou": None,  # tags only: no shape pairs
     }
+    # One-vs-rest alpha per class is reported next to the marginals (2 items: day 5/6).
+    assert r["tags"]["marginals"] == {"day": pytest.approx(5 / 6), "night": pytest.approx(1 / 6)}
+    assert set(r["tags"]["per_class"]) == {"day", "night"}
     coef = r["tags"]["coefficients"]["percent_agreement"]
     assert coef["value"] == pytest.approx((1 + 1 / 3) / 2)
     assert r["per_annotator"][1] == {"annotator": "b", "mean_f1_with_peers": 0.5}
@@ -182,3 +214,24 @@ def test_no_overlap_and_all_empty_are_defined():
     )
     r = pair_agreement(*empty.split_by_annotator().values())
     assert r["f1"] == 1.0 and r["per_item"] == {0: 1.0}  # both left item 0 empty: agreement
+
+
+def test_agree_cli_with_per_annotator_files_prints_summary_matrix_and_lowest_items(tmp_path):
+    cvat = EXPORT.parents[1] / "cvat"
+    args = ["agree", "--gt", str(cvat / "gt.xml")]
+    for n in (1, 2, 3):
+        args += ["--ds", str(cvat / f"annotator{n}.xml")]
+    out = tmp_path / "a.json"
+    res = CliRunner().invoke(
+        main, [*args, "--bootstrap", "20", "--lowest", "2", "--json", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    text = res.output
+    assert "3 annotators, 30 shared items" in text and "matched-F1 between annotators" in text
+    r = json.loads(out.read_text())
+    assert r["annotators"] == ["annotator1", "annotator2", "annotator3"]  # GT left out
+    lowest = r["per_item"][0]["name"]
+    assert lowest in text and r["per_item"][2]["name"] not in text  # only --lowest 2 listed
+    # No input at all is a usage error with a clear message (exit code 2).
+    bad = CliRunner().invoke(main, ["agree"])
+    assert bad.exit_code == 2 and "give SOURCE" in bad.output

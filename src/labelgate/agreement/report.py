@@ -22,6 +22,7 @@ from labelgate.agreement.categorical import (
     gwet_ac1,
     krippendorff_alpha,
     marginals,
+    per_class_agreement,
     percent_agreement,
 )
 from labelgate.agreement.text import number_alpha, span_f1, text_similarity
@@ -43,8 +44,11 @@ def pair_agreement(
     """Agreement of two annotators on the items both worked on.
 
     Returns:
-        ``{"items", "f1", "mean_iou", "matched", "n_a", "n_b", "per_item": {item: f1},
-        "per_label": {label: f1}}``. Items both left empty count as full agreement.
+        ``{"items", "f1", "mean_iou", "mean_iou_ci95", "matched", "n_a", "n_b",
+        "per_item": {item: f1}, "per_item_mean_iou", "per_label": {label: f1},
+        "per_label_mean_iou", "iou_items", "iou_values"}`` (the last two: item and similarity
+        (IoU/OKS) of every label-equal matched shape pair, as arrays). Items both left empty
+        count as full agreement.
     """
     shared = np.intersect1d(_items_of(a), _items_of(b))
     keep_a = np.isin(a.annotations.item, shared) & np.isin(a.annotations.kind, COMPARED_KINDS)
@@ -57,6 +61,7 @@ def pair_agreement(
     shape = m.type_group != GROUP_CODE["tag"]
     ious = m.similarity[shape & good]
     iou_items = ann_a.item[m.gt_row[shape & good]]
+    iou_labels = ann_a.label[m.gt_row[shape & good]]
     # Per item: 2·matches / (n_a + n_b), 1.0 where both are empty.
     idx = {int(x): i for i, x in enumerate(shared)}
     pos = np.searchsorted(shared, ann_a.item[m.gt_row[good]]) if matched else np.zeros(0, int)
@@ -84,6 +89,11 @@ def pair_agreement(
         "per_item": {int(k): float(per_item[i]) for k, i in idx.items()},
         "per_item_mean_iou": _per_item_mean(shared, iou_items, ious),
         "per_label": per_label,
+        "per_label_mean_iou": {
+            names[int(lab)]: float(ious[iou_labels == lab].mean()) for lab in np.unique(iou_labels)
+        },
+        "iou_items": iou_items,
+        "iou_values": ious,
     }
 
 
@@ -210,8 +220,18 @@ def agreement_report(
     pairs = []
     label_scores: dict[str, list[float]] = {}
     label_matrix: dict[str, np.ndarray] = {}
+    all_iou_items: list[np.ndarray] = []
+    all_ious: list[np.ndarray] = []
+    item_ious: dict[int, list[float]] = {}
+    label_ious: dict[str, list[float]] = {}
     for i, j in combinations(range(k), 2):
         res = pair_agreement(parts[names[i]], parts[names[j]], settings)
+        all_iou_items.append(res.pop("iou_items"))
+        all_ious.append(res.pop("iou_values"))
+        for item, v in res["per_item_mean_iou"].items():
+            item_ious.setdefault(item, []).append(v)
+        for lab, v in res["per_label_mean_iou"].items():
+            label_ious.setdefault(lab, []).append(v)
         pairs.append(
             {
                 "a": names[i],
@@ -231,7 +251,12 @@ def agreement_report(
             mat[i, j] = mat[j, i] = v
     per_item: list[dict[str, Any]] = sorted(
         (
-            {"item": it, "agreement": float(np.mean(v)), "pairs": len(v)}
+            {
+                "item": it,
+                "agreement": float(np.mean(v)),
+                "pairs": len(v),
+                "mean_iou": float(np.mean(item_ious[it])) if it in item_ious else None,
+            }
             for it, v in item_scores.items()
         ),
         key=lambda d: (d["agreement"], d["item"]),
@@ -244,6 +269,8 @@ def agreement_report(
         {"annotator": names[i], "mean_f1_with_peers": _mean_defined(f1[i][off[i]])}
         for i in range(k)
     ]
+    pooled = np.concatenate(all_ious) if all_ious else np.zeros(0)
+    pooled_items = np.concatenate(all_iou_items) if all_iou_items else np.zeros(0, np.int64)
     codes, classes, _ = tag_codes(aset, names)
     tags: dict[str, Any] = {"classes": classes}
     if (codes >= 0).sum(1).max(initial=0) >= 2:
@@ -258,6 +285,10 @@ def agreement_report(
             for key, fn in stats.items()
         }
         tags["marginals"] = dict(zip(classes, marginals(codes).tolist(), strict=True))
+        # One-vs-rest alpha per class: a macro average would hide a rare class nobody agrees on.
+        tags["per_class"] = {
+            classes[c]: coef.to_dict() for c, coef in per_class_agreement(codes).items()
+        }
         kappa = np.eye(k)
         for i, j in combinations(range(k), 2):
             kappa[i, j] = kappa[j, i] = cohen_kappa(codes[:, i], codes[:, j], len(classes)).value
@@ -273,9 +304,16 @@ def agreement_report(
         "per_label_matrix": {lab: _clean(m) for lab, m in sorted(label_matrix.items())},
         **text_agreement(parts, names),
         "tags": tags,
+        "per_label_mean_iou": {lab: float(np.mean(v)) for lab, v in sorted(label_ious.items())},
         "summary": {
             "mean_pairwise_f1": _mean_defined(f1[off]),
+            "mean_iou": float(pooled.mean()) if len(pooled) else None,
+            "mean_iou_ci95": _ci(
+                cluster_bootstrap_mean(pooled_items, pooled, n_boot=n_boot, seed=seed)
+            ),
+            "matched_pairs": len(pooled),
             "items": len(per_item),
+            "annotator_pairs": len(pairs),
         },
     }
 
@@ -284,6 +322,10 @@ def _mean_defined(values: np.ndarray) -> float | None:
     """Mean over the defined (non-NaN) values; None when no pair shared an item."""
     ok = ~np.isnan(values)
     return float(values[ok].mean()) if ok.any() else None
+
+
+def _ci(ci: tuple[float, float] | None) -> list[float] | None:
+    return list(ci) if ci else None
 
 
 def _clean(m: np.ndarray) -> list[list[float | None]]:

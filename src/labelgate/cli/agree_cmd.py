@@ -80,6 +80,15 @@ def agree_cmd(
         return
     console = Console()
     names = report["annotators"]
+    summ = report["summary"]
+    ci = summ["mean_iou_ci95"]
+    console.print(
+        f"[bold]{report['source']}[/]: {len(names)} annotators, {summ['items']} shared items, "
+        f"mean pairwise matched-F1 {_f(summ['mean_pairwise_f1'])}, mean IoU/OKS "
+        f"{_f(summ['mean_iou'])}"
+        + (f" (95% CI {_f(ci[0])}-{_f(ci[1])}" if ci else " (")
+        + f", {summ['matched_pairs']} matched pairs)"
+    )
     matrix = Table(title="matched-F1 between annotators (shapes and tags)")
     matrix.add_column("")
     for n in names:
