@@ -51,3 +51,32 @@ def test_one_annotator_and_empty_items():
     ds = DawidSkene(n_classes=2).fit(codes)
     assert ds.labels_.tolist() == [0, 1, -1]
     assert not np.isnan(ds.posteriors_).any()
+
+
+def test_majority_skills_are_agreement_with_the_majority():
+    codes = np.array([[0, 0, 1], [1, 1, 1], [2, 2, 0], [0, -1, -1]])
+    mv = MajorityVote(n_classes=3).fit(codes)
+    # labels 0, 1, 2, 0 -> a agrees 4/4, b 3/3, c 1/3.
+    np.testing.assert_allclose(mv.skills_, [1.0, 1.0, 1 / 3])
+    assert np.isnan(MajorityVote().fit(np.array([[0, -1], [1, -1]])).skills_[1])
+
+
+def test_dawid_skene_confusions_match_the_returned_posteriors():
+    _, codes = _simulate(n=400)
+    ds = DawidSkene(smoothing=0.0)
+    proba = ds.fit_predict_proba(codes)
+    # M-step by hand from the returned posteriors: e[a, k, l] = sum_i p_ik [code_ia = l] / ...
+    for a in range(codes.shape[1]):
+        seen = codes[:, a] >= 0
+        by_hand = np.stack([proba[seen][codes[seen, a] == lab].sum(0) for lab in range(3)], 1)
+        by_hand /= by_hand.sum(1, keepdims=True)
+        np.testing.assert_allclose(ds.confusions_[a], by_hand, atol=1e-12)
+    with pytest.raises(ValidationError, match="item index 900 is out of range"):
+        DawidSkene().fit(codes, known={900: 0})
+
+
+def test_one_class_only_is_defined():
+    codes = np.zeros((5, 3), dtype=int)
+    ds = DawidSkene().fit(codes)
+    assert ds.labels_.tolist() == [0] * 5 and np.allclose(ds.posteriors_, 1.0)
+    assert MajorityVote().fit(codes).confidence_.tolist() == [1.0] * 5

@@ -14,7 +14,8 @@ from labelgate.errors import ValidationError
 class MajorityVote:
     """Most frequent label per item; ties go to the lowest class index (deterministic).
 
-    After ``fit``: ``labels_`` (items,; -1 where nobody rated), ``confidence_`` (winning share).
+    After ``fit``: ``labels_`` (items,; -1 where nobody rated), ``confidence_`` (winning share),
+    ``skills_`` (annotators,; agreement of each annotator with the majority labels).
     """
 
     def __init__(self, n_classes: int | None = None) -> None:
@@ -25,11 +26,17 @@ class MajorityVote:
         t = counts_table(c, k)
         m = t.sum(1)
         self.labels_ = np.where(m > 0, t.argmax(1), -1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self.confidence_ = np.where(m > 0, t.max(1) / m, 0.0)
+        self.confidence_ = np.where(m > 0, t.max(1) / np.maximum(m, 1), 0.0)
+        # skills_: each annotator's share of answers equal to the majority label (crowd-kit's
+        # MV skills; NaN for an annotator who answered nothing).
+        answered = c >= 0
+        agree = (c == self.labels_[:, None]) & answered
+        n_ans = answered.sum(0)
+        self.skills_ = np.where(n_ans > 0, agree.sum(0) / np.maximum(n_ans, 1), np.nan)
         return self
 
     def fit_predict(self, codes: np.ndarray) -> np.ndarray:
+        """Fit and return the majority label per item (-1 for items nobody rated)."""
         return self.fit(codes).labels_
 
 
@@ -76,13 +83,17 @@ class DawidSkene:
         if known:
             anchor_idx = np.fromiter(known.keys(), np.int64)
             cls = np.fromiter(known.values(), np.int64)
-            if anchor_idx.min(initial=0) < 0 or anchor_idx.max(initial=0) >= n:
-                raise ValidationError("known: item index out of range")
+            bad = anchor_idx[(anchor_idx < 0) | (anchor_idx >= n)]
+            if len(bad):
+                raise ValidationError(
+                    f"known: item index {int(bad[0])} is out of range (0..{n - 1})"
+                )
             if cls.min(initial=0) < 0 or cls.max(initial=0) >= k:
                 raise ValidationError(f"known: classes must lie in 0..{k - 1}")
             anchor_val = np.eye(k)[cls]
             post[anchor_idx] = anchor_val
         n_iter = 0
+        conf = np.zeros((a, k, k))
         for _ in range(self.max_iter):
             n_iter += 1
             priors = post.mean(0)
@@ -100,6 +111,9 @@ class DawidSkene:
             post = new
             if delta < self.tol:
                 break
+        # Final M-step so the confusion matrices belong to the reported posteriors.
+        conf = np.einsum("ik,ial->akl", post, onehot) + self.smoothing
+        conf /= conf.sum(2, keepdims=True)
         self.posteriors_ = post
         self.labels_ = np.where(obs.any(1), post.argmax(1), -1)
         self.priors_ = post.mean(0)
@@ -108,4 +122,11 @@ class DawidSkene:
         return self
 
     def fit_predict(self, codes: np.ndarray, known: dict[int, int] | None = None) -> np.ndarray:
+        """Fit and return the posterior mode per item (-1 for items nobody rated)."""
         return self.fit(codes, known).labels_
+
+    def fit_predict_proba(
+        self, codes: np.ndarray, known: dict[int, int] | None = None
+    ) -> np.ndarray:
+        """Fit and return the (items, K) class posteriors."""
+        return self.fit(codes, known).posteriors_

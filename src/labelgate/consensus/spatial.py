@@ -245,9 +245,9 @@ def _cluster_labels(
         return _dawid_skene_labels(ann, clusters, ids, need)
     out = []
     for cluster in clusters:
-        votes: Counter[int] = Counter()
+        votes: dict[int, float] = defaultdict(float)
         for r in cluster:
-            votes[int(ann.label[r])] += weights[r] if method in ("cvat", "fused") else 1.0
+            votes[int(ann.label[r])] += float(weights[r]) if method in ("cvat", "fused") else 1.0
         # Highest vote wins; ties go to the lowest label id so reruns are deterministic.
         label, top = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))
         out.append((label, top / n_src) if top >= need else (-1, 0.0))
