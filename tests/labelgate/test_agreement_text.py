@@ -47,3 +47,11 @@ def test_number_alpha_matches_krippendorff():
     v[rng.random(v.shape) < 0.2] = np.nan
     expected = krippendorff.alpha(reliability_data=v.T, level_of_measurement="interval")
     assert number_alpha(v).value == pytest.approx(expected)
+
+
+def test_span_f1_rejects_an_unknown_mode():
+    from labelgate.errors import ValidationError
+
+    spans = np.array([[0, 3]])
+    with pytest.raises(ValidationError, match="mode must be 'exact' or 'partial'"):
+        span_f1(spans, np.array([0]), spans, np.array([0]), "fuzzy")

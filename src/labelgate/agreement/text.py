@@ -6,6 +6,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from labelgate.agreement.categorical import Coefficient, krippendorff_alpha
+from labelgate.errors import ValidationError
 
 
 def span_f1(
@@ -43,7 +44,7 @@ def span_f1(
         r, c = linear_sum_assignment(-ratio)
         matches = int((ratio[r, c] > 0).sum())
     else:
-        raise ValueError(f"mode must be 'exact' or 'partial', got {mode!r}")
+        raise ValidationError(f"mode must be 'exact' or 'partial', got {mode!r}")
     return 2 * matches / (n + m)
 
 
