@@ -2,41 +2,54 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from labelgate.cli.options import batch_input, load_multi, write_json
+from labelgate.cli import EXIT_CHECK_FAILED
+from labelgate.cli.options import FILE, batch_input
+from labelgate.cli.progress import make_console, progress_steps, rate_text, summary_table
 from labelgate.engine import resolve_settings
+from labelgate.errors import ValidationError
 
 
 @click.command("report")
 @batch_input
 @click.option(
-    "--settings", "settings_path", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+    "--predictions",
+    multiple=True,
+    type=FILE,
+    help="Model predictions file (with --gt); compared with GT, kept out of agreement.",
 )
-@click.option(
-    "--policy",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Release gate policy TOML (adds the gate verdict).",
-)
+@click.option("--settings", "settings_path", type=FILE, help="Quality settings TOML.")
+@click.option("--policy", type=FILE, help="Release gate policy TOML (adds the gate verdict).")
 @click.option(
     "--store",
     "store_url",
     default=None,
-    help="Report store URL for the drift lines (default: LABELGATE_HOME's SQLite).",
+    help="Report store URL for the drift lines (default: LABELGATE_STORE_URL or "
+    "LABELGATE_HOME's SQLite file).",
 )
-@click.option("--no-history", is_flag=True, help="Do not read or write the history.")
+@click.option("--no-history", is_flag=True, help="Neither read nor write the report store.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--quiet", is_flag=True, help="No progress or summary output.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="Write the bundle as JSON ('-' for stdout).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars or summary tables.")
+@click.option("--check", is_flag=True, help="Exit with code 1 when the release gate fails.")
 def report_cmd(
     source: Path | None,
     gt: Path | None,
     ds: tuple[Path, ...],
     config: Path | None,
+    predictions: tuple[Path, ...],
     settings_path: Path | None,
     policy: Path | None,
     store_url: str | None,
@@ -44,78 +57,119 @@ def report_cmd(
     html_out: Path | None,
     json_out: Path | None,
     quiet: bool,
+    check: bool,
 ) -> None:
-    """Score every annotator, agreement, scorecards, alerts and gate; write HTML/JSON."""
+    """Score every annotator against GT, agreement, scorecards, alerts and gate; write HTML/JSON.
+
+    Input is a multi-annotator SOURCE (e.g. a Label Studio export; GT = annotator
+    "ground_truth") or --gt FILE with one --ds FILE per annotator. Exit codes: 0 done,
+    1 gate failed (with --check), 2 bad input, 3 remote error.
+    """
+    from labelgate.adapters import read_any
     from labelgate.decisions.gate import GatePolicy
-    from labelgate.reporting.bundle import build_bundle
     from labelgate.reporting.html import render_html
+    from labelgate.reporting.pipeline import build_bundle, bundle_for_set
 
-    console = Console(stderr=True, quiet=quiet)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        step = progress.add_task("reading annotations", total=None)
-        aset = load_multi(source, gt, ds, config)
-        settings = resolve_settings(toml_path=settings_path)
-        store = None
-        if not no_history:
-            from labelgate.store import open_store
+    if source is not None and (gt is not None or ds):
+        raise ValidationError("give either SOURCE or --gt/--ds files, not both")
+    if source is None and (gt is None or not ds):
+        raise ValidationError("give SOURCE (a multi-annotator file) or --gt FILE with --ds FILE")
+    if predictions and source is not None:
+        raise ValidationError("--predictions needs --gt/--ds (a SOURCE carries its own)")
+    console = make_console(quiet)
+    opts = {"config": config} if config else {}
+    settings = resolve_settings(toml_path=settings_path)
+    gate_policy = GatePolicy.from_toml(policy) if policy else None
+    store = None
+    if not no_history:
+        from labelgate.store import open_store
 
-            store = open_store(store_url)
-        progress.update(step, description="scoring, agreement, scorecards, gate")
-        bundle = build_bundle(
-            aset, settings, store=store, policy=GatePolicy.from_toml(policy) if policy else None
-        )
+        store = open_store(store_url)
+    try:
+        with progress_steps(console) as steps:
+            if source is not None:
+                steps.update(f"reading {source}")
+                bundle = bundle_for_set(
+                    read_any(source, **opts),
+                    settings,
+                    policy=gate_policy,
+                    store=store,
+                    on_step=steps.callback,
+                )
+            else:
+                files = [gt, *ds, *predictions]
+                sets = [read_any(p, **opts) for p in steps.track(files, "reading annotations")]
+                n = 1 + len(ds)
+                bundle = build_bundle(
+                    sets[0],
+                    sets[1:n],
+                    settings,
+                    policy=gate_policy,
+                    store=store,
+                    predictions=sets[n:],
+                    on_step=steps.callback,
+                )
+            steps.update("writing the report")
+            if html_out is not None:
+                html_out.parent.mkdir(parents=True, exist_ok=True)
+                html_out.write_text(render_html(bundle), encoding="utf-8")
+            _write_json(json_out, bundle)
+    finally:
         if store is not None:
-            agree = (
-                bundle["agreement"]["summary"]["mean_pairwise_f1"] if bundle["agreement"] else None
-            )
-            accs = [c["accuracy"] for c in bundle["scorecards"] if c.get("accuracy") is not None]
-            store.save_report(
-                "scorecards",
-                "file",
-                aset.name,
-                {
-                    "summary": {
-                        "mean_agreement": agree,
-                        "mean_accuracy": sum(accs) / len(accs) if accs else None,
-                    },
-                    "annotators": bundle["scorecards"],
-                    "labels": bundle["labels"],
-                    "alerts": bundle["alerts"],
-                },
-                project=aset.name,
-            )
-        if store is not None:
-            bundle["report_id"] = store.save_report(
-                "bundle", "file", aset.name, bundle, project=aset.name
-            )
-        progress.update(step, description="writing the report")
-        write_json(json_out, bundle)
-        if html_out:
-            html_out.parent.mkdir(parents=True, exist_ok=True)
-            html_out.write_text(render_html(bundle))
+            store.close()
     if not quiet:
-        for name, comp in bundle["comparisons"].items():
-            s = comp["summary"]
-            console.print(
-                f"{name}: accuracy {s['accuracy']:.1%}, precision {s['precision']:.1%},"
-                f" recall {s['recall']:.1%}, {s['conflict_count']} conflicts"
+        _print_summary(console, bundle, [p for p in (html_out, json_out) if p])
+    if check and bundle["gate"] is not None and not bundle["gate"]["passed"]:
+        failed = [c["check"] for c in bundle["gate"]["checks"] if not c["passed"]]
+        click.echo(f"release gate failed: {', '.join(failed)}", err=True)
+        click.get_current_context().exit(EXIT_CHECK_FAILED)
+
+
+def _write_json(path: Path | None, bundle: dict[str, Any]) -> None:
+    if path is None:
+        return
+    text = json.dumps(bundle, indent=1, default=str)
+    if str(path) == "-":
+        sys.stdout.write(text + "\n")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _print_summary(console: Console, bundle: dict[str, Any], written: list[Path]) -> None:
+    comps = bundle["comparisons"]
+    if comps:
+        console.print(
+            summary_table(
+                "Against ground truth",
+                ("annotator", "accuracy", "precision", "recall", "mean IoU", "conflicts"),
+                (
+                    (
+                        name,
+                        rate_text(c["summary"]["accuracy"]),
+                        rate_text(c["summary"]["precision"]),
+                        rate_text(c["summary"]["recall"]),
+                        f"{c['summary']['mean_iou']:.3f}",
+                        c["summary"]["conflict_count"],
+                    )
+                    for name, c in comps.items()
+                ),
             )
-        if bundle["gate"] is not None:
-            console.print(
-                "gate: "
-                + ("[green]PASS[/green]" if bundle["gate"]["passed"] else "[red]FAIL[/red]")
-            )
-        if bundle.get("report_id"):
-            console.print(
-                f"stored as report {bundle['report_id']} "
-                f"(served by `labelgate serve` at /reports/{bundle['report_id']}.html)"
-            )
-        for path in (html_out, json_out):
-            if path:
-                console.print(f"wrote {path}")
+        )
+    if bundle["agreement"]:
+        f1 = bundle["agreement"]["summary"]["mean_pairwise_f1"]
+        console.print("mean pairwise agreement (matched-F1):", rate_text(f1, 0.85, 0.7))
+    for a in bundle["alerts"]:
+        style = "red" if a["severity"] == "error" else "yellow"
+        console.print(f"[{style}]{a['severity']}[/{style}] {a['type']}: {a['message']}")
+    if bundle["gate"] is not None:
+        passed = bundle["gate"]["passed"]
+        console.print("gate: " + ("[green]PASS[/green]" if passed else "[red]FAIL[/red]"))
+    if bundle.get("report_id"):
+        console.print(
+            f"stored as report {bundle['report_id']} "
+            f"(served by `labelgate serve` at /reports/{bundle['report_id']}.html)"
+        )
+    for path in written:
+        if str(path) != "-":
+            console.print(f"wrote {path}")

@@ -9,6 +9,8 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from labelgate.adapters import PREDICTION_PREFIX
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#1d2330;background:#f7f8fa}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde1e7;padding-bottom:4px}
@@ -84,9 +86,16 @@ def _fig(fig: go.Figure, div_id: str) -> str:
     return f'<div class="chart">{body}</div>'
 
 
+def _humans(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The comparisons of people (predictions only when no person was compared)."""
+    comps = bundle.get("comparisons") or {}
+    people = {n: c for n, c in comps.items() if not n.startswith(PREDICTION_PREFIX)}
+    return people or comps
+
+
 def _summary(bundle: dict[str, Any]) -> str:
     cards = []
-    for name, comp in bundle["comparisons"].items():
+    for name, comp in (bundle.get("comparisons") or {}).items():
         s = comp["summary"]
         lines = "".join(
             f"<div>{k}: <b>{_pct(s[k])}</b> <span class='muted'>"
@@ -99,7 +108,7 @@ def _summary(bundle: dict[str, Any]) -> str:
             f"{s['warning_count']} warnings, mean IoU {s['mean_iou']:.3f}</div></div>"
         )
     if not cards:
-        return "<p class='muted'>No ground truth in this batch: accuracy not available.</p>"
+        return "<p class='muted'>Not available: no ground truth in this batch.</p>"
     types = sorted(
         {
             t
@@ -121,9 +130,9 @@ def _summary(bundle: dict[str, Any]) -> str:
 
 
 def _confusion(bundle: dict[str, Any]) -> str:
-    comps = list(bundle["comparisons"].values())
+    comps = list(_humans(bundle).values())
     if not comps:
-        return "<p class='muted'>Not available.</p>"
+        return "<p class='muted'>Not available: no ground truth in this batch.</p>"
     labels = comps[0]["confusion_matrix"]["labels"]
     total = [[0] * len(labels) for _ in labels]
     for c in comps:
@@ -142,7 +151,7 @@ def _confusion(bundle: dict[str, Any]) -> str:
         )
     )
     fig.update_layout(
-        title="Confusion matrix, all annotators (rows: annotated, columns: truth)",
+        title="Confusion matrix, annotators pooled (rows: annotated, columns: ground truth)",
         xaxis_title="ground truth",
         yaxis_title="annotated",
         yaxis_autorange="reversed",
@@ -151,7 +160,9 @@ def _confusion(bundle: dict[str, Any]) -> str:
 
 
 def _labels(bundle: dict[str, Any]) -> str:
-    rows = bundle["labels"]
+    rows = bundle.get("labels") or []
+    if not any(r.get("error_rate") is not None or r.get("agreement") is not None for r in rows):
+        return "<p class='muted'>Not available: needs ground truth or two annotators.</p>"
     names = [r["label"] for r in rows]
     fig = go.Figure(
         [
@@ -166,7 +177,7 @@ def _labels(bundle: dict[str, Any]) -> str:
 def _agreement(bundle: dict[str, Any]) -> str:
     a = bundle.get("agreement")
     if not a:
-        return "<p class='muted'>Needs two or more annotators on shared items.</p>"
+        return "<p class='muted'>Not available: needs two or more annotators on shared items.</p>"
     z = a["matrix"]["f1"]
     fig = go.Figure(
         go.Heatmap(
@@ -199,9 +210,9 @@ def _agreement(bundle: dict[str, Any]) -> str:
 
 
 def _scorecards(bundle: dict[str, Any]) -> str:
-    cards = bundle["scorecards"]
+    cards = bundle.get("scorecards") or []
     if not cards:
-        return "<p class='muted'>Not available.</p>"
+        return "<p class='muted'>Not available: no human annotators in this batch.</p>"
     head = (
         "annotator",
         "items",
@@ -243,7 +254,9 @@ def _scorecards(bundle: dict[str, Any]) -> str:
 
 
 def _alerts(bundle: dict[str, Any]) -> str:
-    items = bundle["alerts"]
+    items = bundle.get("alerts")
+    if items is None:
+        return "<p class='muted'>Not available.</p>"
     if not items:
         return "<p class='pass'>No alerts.</p>"
     return (
@@ -260,7 +273,7 @@ def _alerts(bundle: dict[str, Any]) -> str:
 def _gate(bundle: dict[str, Any]) -> str:
     g = bundle.get("gate")
     if not g:
-        return "<p class='muted'>No release policy given (use --policy).</p>"
+        return "<p class='muted'>Not available: no release policy given (use --policy).</p>"
     verdict = (
         "<p class='pass'>PASS: may ship</p>"
         if g["passed"]
@@ -281,7 +294,7 @@ def _gate(bundle: dict[str, Any]) -> str:
 def _history(bundle: dict[str, Any]) -> str:
     h = bundle.get("history") or {}
     if len(h.get("time", [])) < 2:
-        return "<p class='muted'>Fewer than two stored runs: no trend yet.</p>"
+        return "<p class='muted'>Not available: fewer than two stored runs, no trend yet.</p>"
     fig = go.Figure(
         [
             go.Scatter(x=h["time"], y=h[k], name=k, mode="lines+markers")
@@ -294,7 +307,9 @@ def _history(bundle: dict[str, Any]) -> str:
 
 
 def _conflicts(bundle: dict[str, Any]) -> str:
-    rows = bundle["conflicts"]
+    rows = bundle.get("conflicts")
+    if not bundle.get("comparisons"):
+        return "<p class='muted'>Not available: no ground truth in this batch.</p>"
     if not rows:
         return "<p class='muted'>No conflicts.</p>"
     types = sorted({r["type"] for r in rows})
@@ -325,7 +340,18 @@ def _conflicts(bundle: dict[str, Any]) -> str:
 
 
 def render_html(bundle: dict[str, Any]) -> str:
-    """The report page for a bundle from :func:`~labelgate.reporting.bundle.build_bundle`."""
+    """The self-contained report page for a bundle.
+
+    One HTML file with Plotly's JS inlined once: it opens without network access. Sections
+    whose data the bundle lacks say "not available" instead of failing, so stored bundles from
+    older runs still render (the webhook app serves this at ``/reports/<id>.html``).
+
+    Args:
+        bundle: from :func:`labelgate.reporting.pipeline.build_bundle`.
+
+    Returns:
+        The page as a string.
+    """
     sections = [
         ("Summary", _summary(bundle)),
         ("Release gate", _gate(bundle)),
@@ -337,14 +363,22 @@ def render_html(bundle: dict[str, Any]) -> str:
         ("History", _history(bundle)),
         ("Conflicts", _conflicts(bundle)),
     ]
-    body = "".join(f"<section><h2>{_e(t)}</h2>{c}</section>" for t, c in sections)
-    data = json.dumps({k: bundle[k] for k in ("title", "generated_at", "version")})
+    body = "".join(
+        f"<section id='{_e(t.split()[0].lower())}'><h2>{_e(t)}</h2>{c}</section>"
+        for t, c in sections
+    )
+    title = bundle.get("title") or "labelgate quality report"
+    meta = {k: bundle.get(k) for k in ("title", "generated_at", "version", "report_id")}
+    # "<" escaped so no value can close the script element early.
+    data = json.dumps(meta).replace("<", "\\u003c")
+    items = (bundle.get("source") or {}).get("items", "—")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_e(bundle['title'])}</title><style>{_CSS}</style>"
+        f"<title>{_e(title)}</title><style>{_CSS}</style>"
         f"<script>{get_plotlyjs()}</script></head><body>"
-        f"<h1>{_e(bundle['title'])}</h1><div class='muted'>{_e(bundle['source']['items'])} items · "
-        f"generated {_e(bundle['generated_at'])} by labelgate {_e(bundle['version'])}</div>"
+        f"<h1>{_e(title)}</h1><div class='muted'>{_e(items)} items · "
+        f"generated {_e(bundle.get('generated_at', '—'))} by labelgate "
+        f"{_e(bundle.get('version', ''))}</div>"
         f"{body}<script type='application/json' id='report-meta'>{data}</script>"
         f"<script>{_JS}</script></body></html>"
     )
