@@ -22,7 +22,7 @@ from labelgate import __version__
 from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
 from labelgate.engine import QualitySettings, compare
 from labelgate.errors import ValidationError
-from labelgate.model import Annotations, AnnotationSet
+from labelgate.model import Annotations, AnnotationSet, Submission
 from labelgate.reporting.links import conflict_link
 
 #: Conflict rows kept in the bundle (the page stays usable); the rest are counted.
@@ -61,6 +61,20 @@ def as_predictions(pred: AnnotationSet) -> AnnotationSet:
     return _renamed(pred, names)
 
 
+def _with_coverage(part: AnnotationSet) -> AnnotationSet:
+    """Record that a one-annotator file covers all of its items.
+
+    A per-annotator file (a CVAT job export) lists every frame of the job, annotated or not;
+    without submission records the combined set would forget the empty frames, and the
+    comparison would skip GT objects on frames the annotator left empty.
+    """
+    names = part.annotations.annotators
+    if len(names) != 1 or part.submissions:
+        return part
+    live = part.items.id[~part.items.deleted]
+    return part.replace(submissions=tuple(Submission(int(i), names[0]) for i in live.tolist()))
+
+
 def combine_batch(
     gt: AnnotationSet,
     sources: Sequence[AnnotationSet],
@@ -79,7 +93,10 @@ def combine_batch(
         raise ValidationError(f"{gt.name}: give at least one annotator set to compare with")
     if isinstance(predictions, AnnotationSet):
         predictions = [predictions]
-    parts = [as_ground_truth(gt), *sources, *(as_predictions(p) for p in predictions or ())]
+    parts = [
+        _with_coverage(p)
+        for p in [as_ground_truth(gt), *sources, *(as_predictions(p) for p in predictions or ())]
+    ]
     metas: dict[str, dict[str, Any]] = {}
     for part in parts:
         if part.schema.names != gt.schema.names:
@@ -184,6 +201,9 @@ def bundle_for_set(
 
     comparisons: dict[str, Any] = {}
     conflicts: list[dict[str, Any]] = []
+    if metas is not None:  # each part's own job/task ids go into the conflicts' object ids
+        parts = {n: p.replace(meta=dict(metas.get(n, p.meta))) for n, p in parts.items()}
+    gt = parts.get(GT_ANNOTATOR)
     if gt is not None:
         for name in people:
             step(f"comparing {name} with the ground truth")
@@ -192,8 +212,7 @@ def bundle_for_set(
                 "summary": rep["summary"],
                 "confusion_matrix": rep["annotations"]["confusion_matrix"],
             }
-            meta = dict((metas or {}).get(name, aset.meta))
-            conflicts.extend(_conflict_rows(aset, name, meta, rep["conflicts"]))
+            conflicts.extend(_conflict_rows(aset, name, parts[name].meta, rep["conflicts"]))
     step("agreement between annotators")
     agreement = None
     if len(humans) >= 2:
