@@ -353,19 +353,18 @@ def render_html(bundle: dict[str, Any]) -> str:
         The page as a string.
     """
     sections = [
-        ("Summary", _summary(bundle)),
-        ("Release gate", _gate(bundle)),
-        ("Alerts", _alerts(bundle)),
-        ("Confusion matrix", _confusion(bundle)),
-        ("Per label", _labels(bundle)),
-        ("Agreement between annotators", _agreement(bundle)),
-        ("Annotator scorecards", _scorecards(bundle)),
-        ("History", _history(bundle)),
-        ("Conflicts", _conflicts(bundle)),
+        ("summary", "Summary", _summary(bundle)),
+        ("gate", "Release gate", _gate(bundle)),
+        ("alerts", "Alerts", _alerts(bundle)),
+        ("confusion", "Confusion matrix", _confusion(bundle)),
+        ("labels", "Per label", _labels(bundle)),
+        ("agreement", "Agreement between annotators", _agreement(bundle)),
+        ("scorecards", "Annotator scorecards", _scorecards(bundle)),
+        ("history", "History", _history(bundle)),
+        ("conflicts", "Conflicts", _conflicts(bundle)),
     ]
     body = "".join(
-        f"<section id='{_e(t.split()[0].lower())}'><h2>{_e(t)}</h2>{c}</section>"
-        for t, c in sections
+        f"<section id='sec-{key}'><h2>{_e(t)}</h2>{c}</section>" for key, t, c in sections
     )
     title = bundle.get("title") or "labelgate quality report"
     meta = {k: bundle.get(k) for k in ("title", "generated_at", "version", "report_id")}

@@ -1,0 +1,155 @@
+"""The report page as text: sections present or "not available", escaping, links, one JS copy."""
+
+import re
+
+import pytest
+
+from labelgate.decisions.gate import GatePolicy
+from labelgate.model import AnnotationsBuilder, AnnotationSet, Items, Label, LabelSchema
+from labelgate.reporting.html import render_html
+from labelgate.reporting.links import conflict_link
+from labelgate.reporting.pipeline import build_bundle
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+SCHEMA = LabelSchema(labels=(Label("cat", "rectangle"), Label(HOSTILE, "rectangle")))
+LS = {"system": "labelstudio", "url": "http://ls.example/", "project_id": 5}
+SECTIONS = (
+    "summary",
+    "gate",
+    "alerts",
+    "confusion",
+    "labels",
+    "agreement",
+    "scorecards",
+    "history",
+    "conflicts",
+)
+
+
+def make_set(name, boxes, meta=None):
+    b = AnnotationsBuilder((name,))
+    for k, (item, label, box) in enumerate(boxes):
+        b.add(item, "rectangle", label, bbox=box, source_id=k, annotator=0)
+    return AnnotationSet(
+        name=name,
+        schema=SCHEMA,
+        items=Items.create(id=[7, 8], name=["a.jpg", "b.jpg"], width=50, height=50),
+        annotations=b.build(),
+        meta=dict(meta or {}),
+    )
+
+
+@pytest.fixture(scope="module")
+def page():
+    gt = make_set("gt", [(7, 0, [0, 0, 10, 10]), (8, 1, [5, 5, 20, 20])], LS)
+    x = make_set("x", [(7, 1, [0, 0, 10, 10]), (8, 1, [5, 5, 20, 20])], LS)
+    y = make_set("y", [(7, 0, [0, 0, 10, 10])], LS)
+    policy = GatePolicy.from_mapping({"max_missing_rate": 0.5})
+    bundle = build_bundle(gt, [x, y], policy=policy)
+    return bundle, render_html(bundle)
+
+
+def section(html, name):
+    m = re.search(f"<section id='sec-{name}'>(.*?)</section>", html, re.S)
+    assert m, f"section {name} missing"
+    return m.group(1)
+
+
+def test_every_section_renders_from_a_full_bundle(page):
+    bundle, html = page
+    for name in SECTIONS:
+        assert "Not available" not in section(html, name) or name == "history", name
+    assert "PASS: may ship" in section(html, "gate")
+    # x called the cat a HOSTILE, y missed item 8: two conflict rows.
+    rows = re.findall(r"<tr data-type='([a-z_]+)'>", section(html, "conflicts"))
+    assert sorted(rows) == ["mismatching_label", "missing_annotation"]
+    assert len(rows) == len(bundle["conflicts"])
+
+
+def test_rows_link_back_to_the_label_studio_task(page):
+    _, html = page
+    links = re.findall(r'<a href="([^"]+)" target="_blank">open</a>', section(html, "conflicts"))
+    assert sorted(links) == [
+        "http://ls.example/projects/5/data?task=7",
+        "http://ls.example/projects/5/data?task=8",
+    ]
+
+
+def test_label_names_are_escaped_everywhere(page):
+    _, html = page
+    assert HOSTILE not in html
+    assert html.count("&lt;img src=x onerror=alert(1)&gt;") >= 2  # table cell and scorecards
+    # Every </script> closes one of our script elements: no value ends one early.
+    assert html.count("</script>") == html.count("<script")
+
+
+def test_self_contained_with_one_library_copy(page):
+    _, html = page
+    assert html.count("* plotly.js v") == 1
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=['\"]?https?:", html)
+    # One inlined Plotly (~4.8 MB) and the report itself.
+    assert len(html.encode()) < 6_000_000
+
+
+def test_empty_bundle_says_not_available_for_each_section():
+    html = render_html({})
+    for name in SECTIONS:
+        body = section(html, name)
+        assert "Not available" in body, name
+    assert "<h1>labelgate quality report</h1>" in html
+
+
+def test_only_gate_and_alerts_present():
+    html = render_html(
+        {
+            "alerts": [],
+            "gate": {
+                "passed": False,
+                "checks": [
+                    {
+                        "check": "agreement",
+                        "passed": False,
+                        "value": 0.5,
+                        "threshold": 0.8,
+                        "reason": "0.500 but the policy wants at least 0.800",
+                    }
+                ],
+            },
+        }
+    )
+    assert "FAIL: do not ship" in section(html, "gate")
+    assert "<td>0.500</td>" in section(html, "gate")
+    assert "No alerts." in section(html, "alerts")
+    assert "Not available" in section(html, "confusion")
+
+
+@pytest.mark.parametrize(
+    ("meta", "frame", "annotation", "expected"),
+    [
+        (
+            {"system": "cvat", "host": "https://c.io/", "task_id": 3, "job_id": 9},
+            4,
+            {"obj_id": 17, "job_id": 12, "type": "track"},
+            "https://c.io/tasks/3/jobs/12?frame=4&type=track&serverID=17",
+        ),
+        (
+            {"system": "cvat", "host": "https://c.io", "task_id": 3, "job_id": 9},
+            4,
+            None,
+            "https://c.io/tasks/3/jobs/9?frame=4",
+        ),
+        ({"system": "cvat", "host": "https://c.io", "job_id": 9}, 4, None, None),
+        ({"system": "cvat", "file": "gt.xml", "task_id": 3, "job_id": 9}, 4, None, None),
+        (
+            {"system": "labelstudio", "host": "http://ls:8080", "project_id": 2},
+            31,
+            {"obj_id": 1},
+            "http://ls:8080/projects/2/data?task=31",
+        ),
+        ({"system": "labelstudio", "file": "export.json"}, 31, None, None),
+        ({"system": "coco", "host": "http://x"}, 1, None, None),
+    ],
+    ids=["cvat-object", "cvat-frame", "cvat-no-task", "cvat-file", "ls", "ls-file", "coco"],
+)
+def test_conflict_link(meta, frame, annotation, expected):
+    assert conflict_link(meta, frame, annotation) == expected
