@@ -157,3 +157,17 @@ def test_input_errors_exit_2(args, code, message):
     res = run([*args, "--no-history", "--quiet"])
     assert res.exit_code == code
     assert message in res.stderr
+
+
+def test_cli_doc_names_every_command_and_exit_code():
+    from importlib.metadata import entry_points
+
+    from labelgate.cli import EXIT_CHECK_FAILED, EXIT_INPUT, EXIT_OK, EXIT_REMOTE
+
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    for ep in entry_points(group="labelgate.commands"):
+        assert f"`labelgate {ep.name}" in doc, ep.name
+    for code in (EXIT_OK, EXIT_CHECK_FAILED, EXIT_INPUT, EXIT_REMOTE):
+        assert f"\n| {code} |" in doc
+    for option in ("--json", "--quiet", "--check", "--html", "--policy", "--store"):
+        assert f"`{option}" in doc, option
