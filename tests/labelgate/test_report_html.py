@@ -72,12 +72,16 @@ def test_page_in_headless_chromium_offline(report):
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         context.set_offline(True)
         # Anything that is not the file itself would be a network request: refuse it.
-        context.route(
-            "**/*",
-            lambda route: (
-                route.continue_() if route.request.url.startswith("file://") else route.abort()
-            ),
-        )
+        blocked: list[str] = []
+
+        def only_files(route):
+            if route.request.url.startswith("file://"):
+                route.continue_()
+            else:
+                blocked.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", only_files)
         page = context.new_page()
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -114,10 +118,22 @@ def test_page_in_headless_chromium_offline(report):
             1 for c in bundle["conflicts"] if c["annotator"] == "annotator3"
         )
         assert "FAIL: do not ship" in page.inner_text("body")
+        # Sorting: a click on "similarity" orders the rows by it, a second click reverses.
+        page.fill("#conflict-filter", "")
+        column = (
+            "[...document.querySelectorAll('#conflicts tbody tr')].map(r => r.cells[5].textContent)"
+        )
+        page.click("#conflicts th:nth-child(6)")
+        values = [float(v) for v in page.evaluate(column)]
+        assert values == sorted(values)
+        page.click("#conflicts th:nth-child(6)")
+        assert [float(v) for v in page.evaluate(column)] == sorted(values, reverse=True)
         artifacts = ROOT / "test-artifacts"
         artifacts.mkdir(exist_ok=True)
         page.fill("#conflict-filter", "")
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(artifacts / "report.png"), full_page=False)
+        page.screenshot(path=str(artifacts / "report-full.png"), full_page=True)
         browser.close()
     assert errors == []
+    assert blocked == []  # the page asked for nothing outside its own file

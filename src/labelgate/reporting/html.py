@@ -38,8 +38,8 @@ function applyFilters(){
 }
 document.querySelectorAll('.filters button').forEach(b=>b.addEventListener('click',()=>{b.classList.toggle('active');applyFilters();}));
 const f=document.getElementById('conflict-filter'); if(f) f.addEventListener('input',applyFilters);
-document.querySelectorAll('table.sortable th').forEach((th,i)=>th.addEventListener('click',()=>{
-  const tb=th.closest('table').querySelector('tbody'); const rows=[...tb.rows];
+document.querySelectorAll('table.sortable th').forEach(th=>th.addEventListener('click',()=>{
+  const i=th.cellIndex, tb=th.closest('table').querySelector('tbody'), rows=[...tb.rows];
   const dir=th.dataset.dir==='asc'?-1:1; th.dataset.dir=dir===1?'asc':'desc';
   rows.sort((a,b)=>{const x=a.cells[i].textContent,y=b.cells[i].textContent;
     const nx=parseFloat(x),ny=parseFloat(y);
