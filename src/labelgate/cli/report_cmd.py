@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 from rich.console import Console
@@ -97,7 +97,7 @@ def report_cmd(
                     on_step=steps.callback,
                 )
             else:
-                files = [gt, *ds, *predictions]
+                files = [cast(Path, gt), *ds, *predictions]  # gt checked above
                 sets = [read_any(p, **opts) for p in steps.track(files, "reading annotations")]
                 n = 1 + len(ds)
                 bundle = build_bundle(

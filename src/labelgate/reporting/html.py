@@ -191,7 +191,9 @@ def _agreement(bundle: dict[str, Any]) -> str:
             texttemplate="%{text}",
         )
     )
-    fig.update_layout(title="Annotator × annotator agreement (matched-F1)")
+    fig.update_layout(
+        title="Annotator × annotator agreement (matched-F1)", yaxis_autorange="reversed"
+    )
     coefs = a.get("tags", {}).get("coefficients", {})
     rows = "".join(
         f"<tr><td>{_e(c['name'])}</td><td>{_num(c['value'])}</td><td>{_ci(c['ci95'])}</td>"

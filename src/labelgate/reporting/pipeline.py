@@ -305,7 +305,10 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def _conflict_rows(
-    aset: AnnotationSet, annotator: str, meta: dict[str, Any], conflicts: list[dict[str, Any]]
+    aset: AnnotationSet,
+    annotator: str,
+    meta: Mapping[str, Any],
+    conflicts: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     if not conflicts:
         return []
