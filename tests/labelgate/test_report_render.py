@@ -153,3 +153,24 @@ def test_only_gate_and_alerts_present():
 )
 def test_conflict_link(meta, frame, annotation, expected):
     assert conflict_link(meta, frame, annotation) == expected
+
+
+def test_a_plain_cvat_report_renders_as_a_page():
+    from labelgate.engine import compare
+    from labelgate.errors import ValidationError
+    from labelgate.reporting.pipeline import bundle_from_report
+
+    gt = make_set("gt", [(7, 0, [0, 0, 10, 10]), (8, 1, [5, 5, 20, 20])])
+    ds = make_set("x", [(7, 1, [0, 0, 10, 10])])
+    report = compare(gt, ds).to_dict()
+    html = render_html(report)  # what the webhook app gets from a stored job report
+    rows = re.findall(r"<tr data-type='([a-z_]+)'>", section(html, "conflicts"))
+    assert sorted(rows) == ["mismatching_label", "missing_annotation"]
+    assert "accuracy: <b>0.0%</b>" in section(html, "summary")
+    for name in ("agreement", "scorecards", "gate", "history", "alerts"):
+        assert "Not available" in section(html, name), name
+    cvat = {"system": "cvat", "host": "https://c.io", "task_id": 4, "job_id": 2}
+    linked = bundle_from_report(report, annotator="job 2", meta=cvat)
+    assert {r["link"].split("?")[0] for r in linked["conflicts"]} == {"https://c.io/tasks/4/jobs/2"}
+    with pytest.raises(ValidationError, match="CVAT-shaped"):
+        bundle_from_report({"summary": {}})

@@ -349,11 +349,16 @@ def render_html(bundle: dict[str, Any]) -> str:
     older runs still render (the webhook app serves this at ``/reports/<id>.html``).
 
     Args:
-        bundle: from :func:`labelgate.reporting.pipeline.build_bundle`.
+        bundle: from :func:`labelgate.reporting.pipeline.build_bundle`, or a CVAT-shaped
+            comparison report (rendered through ``bundle_from_report``).
 
     Returns:
         The page as a string.
     """
+    if "comparisons" not in bundle and "conflicts_by_type" in bundle:
+        from labelgate.reporting.pipeline import bundle_from_report
+
+        bundle = bundle_from_report(bundle)  # a stored CVAT-shaped job/task report
     sections = [
         ("summary", "Summary", _summary(bundle)),
         ("gate", "Release gate", _gate(bundle)),

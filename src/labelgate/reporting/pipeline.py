@@ -260,6 +260,71 @@ def bundle_for_set(
     return bundle
 
 
+def bundle_from_report(
+    report: Mapping[str, Any],
+    *,
+    annotator: str = "annotations",
+    meta: Mapping[str, Any] | None = None,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """A page bundle from one CVAT-shaped comparison report (``compare(...).to_dict()``).
+
+    Lets stored job/task reports (from the adapters' pipelines or ``labelgate compare --json``)
+    render with :func:`~labelgate.reporting.html.render_html`; the sections that need several
+    annotators, a policy or history say "not available".
+
+    Args:
+        report: the CVAT-shaped report (``summary``, ``annotations.confusion_matrix``,
+            ``conflicts``).
+        annotator: the name shown for the compared annotations.
+        meta: source meta for the conflict links (host, task/job or project ids).
+        title: page title.
+
+    Raises:
+        ValidationError: ``report`` lacks the CVAT fields.
+    """
+    try:
+        summary = report["summary"]
+        matrix = report["annotations"]["confusion_matrix"]
+        raw = report["conflicts"]
+    except (KeyError, TypeError):
+        raise ValidationError(
+            "report: expected a CVAT-shaped comparison report with 'summary', "
+            "'annotations.confusion_matrix' and 'conflicts'"
+        ) from None
+    meta = dict(meta or {})
+    rows = [
+        {
+            "annotator": annotator,
+            "type": c["type"],
+            "severity": c["severity"],
+            "frame": c["frame_id"],
+            "item_name": str(c["frame_id"]),
+            "labels": " vs ".join(x or "—" for x in c.get("label_names", [])),
+            "similarity": c.get("similarity"),
+            "link": conflict_link(meta, c["frame_id"], (c.get("annotation_ids") or [None])[0]),
+        }
+        for c in raw
+    ]
+    return {
+        "title": title or f"labelgate quality report: {annotator}",
+        "generated_at": report.get("created_date", "—"),
+        "version": __version__,
+        "source": {"name": annotator, "items": summary.get("frame_count", "—"), "meta": meta},
+        "settings": report.get("parameters"),
+        "comparisons": {annotator: {"summary": summary, "confusion_matrix": matrix}},
+        "conflicts": rows[:MAX_CONFLICT_ROWS],
+        "conflicts_truncated": max(0, len(rows) - MAX_CONFLICT_ROWS),
+        "agreement": None,
+        "scorecards": [],
+        "labels": [],
+        "alerts": None,
+        "gate": None,
+        "history": {},
+        "data_errors": list(report.get("data_errors", [])),
+    }
+
+
 def read_history(store: Any, project: str) -> dict[str, list[Any]]:
     """Earlier runs' mean agreement and accuracy, oldest first: ``{time, agreement, accuracy}``."""
     history: dict[str, list[Any]] = {"time": [], "agreement": [], "accuracy": []}
