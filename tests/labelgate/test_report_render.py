@@ -1,8 +1,11 @@
 """The report page as text: sections present or "not available", escaping, links, one JS copy."""
 
 import re
+from html.parser import HTMLParser
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labelgate.decisions.gate import GatePolicy
 from labelgate.model import AnnotationsBuilder, AnnotationSet, Items, Label, LabelSchema
@@ -174,3 +177,107 @@ def test_a_plain_cvat_report_renders_as_a_page():
     assert {r["link"].split("?")[0] for r in linked["conflicts"]} == {"https://c.io/tasks/4/jobs/2"}
     with pytest.raises(ValidationError, match="CVAT-shaped"):
         bundle_from_report({"summary": {}})
+
+
+SUMMARY = {
+    "accuracy": 0.5,
+    "accuracy_ci95": [0.1, 0.9],
+    "precision": 0.5,
+    "precision_ci95": [0.1, 0.9],
+    "recall": 0.5,
+    "recall_ci95": [0.1, 0.9],
+    "error_count": 1,
+    "warning_count": 0,
+    "mean_iou": 0.5,
+    "conflicts_by_type": {"mismatching_label": 1},
+}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    names=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=3, unique=True),
+    item=st.text(max_size=20),
+)
+def test_any_text_from_a_source_stays_text(names, item):
+    """Annotator, label and item names come from files: they never become markup."""
+    matrix = {"labels": [names[0], "unmatched"], "rows": [[1, 0], [0, 0]]}
+    bundle = {
+        "title": names[0],
+        "comparisons": {n: {"summary": SUMMARY, "confusion_matrix": matrix} for n in names},
+        "conflicts": [
+            {
+                "annotator": n,
+                "type": "mismatching_label",
+                "severity": "error",
+                "frame": 3,
+                "item_name": item,
+                "labels": f"{n} vs {item}",
+                "similarity": 0.5,
+                "link": None,
+            }
+            for n in names
+        ],
+        "alerts": [{"severity": "error", "type": item, "message": names[0], "action": item}],
+    }
+    html = render_html(bundle)
+    assert html.count("</script>") == html.count("<script")
+    parsed = _Cells()
+    parsed.feed(_without_scripts(html))
+    assert parsed.tags <= ALLOWED_TAGS  # no name turned into an element
+    assert parsed.first_cells == names  # ... and each reads back exactly as written
+
+
+ALLOWED_TAGS = {
+    *[
+        "html",
+        "head",
+        "meta",
+        "title",
+        "style",
+        "body",
+        "h1",
+        "h2",
+        "div",
+        "section",
+        "p",
+        "span",
+        "b",
+        "i",
+        "ul",
+        "li",
+    ],
+    *["table", "thead", "tbody", "tr", "th", "td", "a", "input", "button", "script"],
+}
+
+
+class _Cells(HTMLParser):
+    """Collects tag names and the first cell of each conflict row."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags, self.first_cells = set(), []
+        self._row = self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        if tag == "tr" and dict(attrs).get("data-type"):
+            self._row = 0
+        elif tag == "td" and self._row is not None:
+            self._row += 1
+            self._cell = "" if self._row == 1 else None
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            self.first_cells.append(self._cell)
+            self._cell = None
+        elif tag == "tr":
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+
+def _without_scripts(html):
+    """The markup outside script elements (the inlined library contains every kind of text)."""
+    return re.sub(r"<script[^>]*>.*?</script>", "", html, flags=re.S)
