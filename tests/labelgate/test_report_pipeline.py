@@ -218,3 +218,21 @@ def test_compare_is_not_reimplemented(bundle):
     direct = compare(make_set("gt", GT, job=10), make_set("a", A, job=11)).to_dict()["summary"]
     assert bundle["comparisons"]["a"]["summary"] == direct
     assert np.isclose(bundle["comparisons"]["a"]["summary"]["mean_iou"], direct["mean_iou"])
+
+
+def test_a_drop_below_the_rolling_average_is_marked_as_drift(tmp_path):
+    gt, sources = make_set("gt", GT), [make_set("a", A), make_set("b", B)]
+    with open_store(f"sqlite:///{tmp_path / 'h.db'}") as store:
+        for _ in range(3):  # three earlier runs at 90% accuracy, agreement unknown
+            store.save_report(
+                HISTORY_KIND,
+                "file",
+                "gt",
+                {"summary": {"mean_accuracy": 0.9, "mean_agreement": None}},
+                project="gt",
+            )
+        out = build_bundle(gt, sources, store=store)
+    assert out["history"]["accuracy"] == pytest.approx([0.9, 0.9, 0.9, 13 / 24])
+    (d,) = out["history"]["drift"]
+    assert d["metric"] == "accuracy" and d["time"] == out["history"]["time"][-1]
+    assert d["drop"] == pytest.approx(0.9 - 13 / 24)

@@ -281,3 +281,13 @@ class _Cells(HTMLParser):
 def _without_scripts(html):
     """The markup outside script elements (the inlined library contains every kind of text)."""
     return re.sub(r"<script[^>]*>.*?</script>", "", html, flags=re.S)
+
+
+def test_history_lines_mark_drift():
+    t = ["2026-01-01", "2026-01-02", "2026-01-03"]
+    history = {"time": t, "agreement": [0.9, 0.9, 0.6], "accuracy": [0.8, 0.8, 0.8]}
+    plain = section(render_html({"history": history}), "history")
+    assert "chart-history" in plain and '"name":"drift"' not in plain
+    drop = {"metric": "agreement", "time": t[2], "value": 0.6, "rolling_average": 0.9, "drop": 0.3}
+    marked = section(render_html({"history": {**history, "drift": [drop]}}), "history")
+    assert '"name":"drift"' in marked and "agreement 0.300 below its rolling average" in marked

@@ -304,6 +304,18 @@ def _history(bundle: dict[str, Any]) -> str:
             if k in h
         ]
     )
+    drops = h.get("drift") or []
+    if drops:
+        fig.add_trace(
+            go.Scatter(
+                x=[d["time"] for d in drops],
+                y=[d["value"] for d in drops],
+                name="drift",
+                mode="markers",
+                marker={"symbol": "x", "size": 14, "color": "#b3261e"},
+                text=[f"{d['metric']} {d['drop']:.3f} below its rolling average" for d in drops],
+            )
+        )
     fig.update_layout(title="Drift over stored runs", yaxis_range=[0, 1])
     return _fig(fig, "chart-history")
 

@@ -232,6 +232,7 @@ def bundle_for_set(
     if store is not None:  # this run is the newest point of the trend
         for key, value in (("time", now), ("agreement", current), ("accuracy", accuracy)):
             history.setdefault(key, []).append(value)
+        history["drift"] = find_drift(history)
     gate = None
     if policy is not None:
         step("release gate")
@@ -323,6 +324,28 @@ def bundle_from_report(
         "history": {},
         "data_errors": list(report.get("data_errors", [])),
     }
+
+
+def find_drift(history: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+    """Runs whose agreement or accuracy fell below the rolling average of the runs before them.
+
+    Uses :func:`labelgate.decisions.scorecards.drift` (default window and drop) on each metric's
+    defined values; returns ``[{metric, time, value, rolling_average, drop}]``.
+    """
+    from labelgate.decisions.scorecards import drift
+
+    out: list[dict[str, Any]] = []
+    for metric in ("agreement", "accuracy"):
+        points = [
+            (t, v)
+            for t, v in zip(history.get("time", []), history.get(metric, []), strict=False)
+            if v is not None
+        ]
+        for d in drift([v for _, v in points]):
+            out.append({"metric": metric, "time": points[d["index"]][0], **d})
+    for d in out:
+        del d["index"]
+    return out
 
 
 def read_history(store: Any, project: str) -> dict[str, list[Any]]:
