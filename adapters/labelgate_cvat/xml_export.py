@@ -5,54 +5,25 @@ shape (unknown label, too few points, NaN coordinate, bad mask RLE) is skipped w
 :class:`~labelgate.errors.DataWarning` and listed in ``data_errors``; a file that is not
 well-formed XML raises :class:`~labelgate.errors.FormatError` naming the file and line.
 
-Video tracks are expanded per frame: rectangles, ellipses and single points interpolate linearly
-between keyframes (rotation along the shortest arc); polygons, polylines and multi-point shapes
-keep the previous keyframe; frames where the track is ``outside`` are dropped and the last
-keyframe is propagated to the end of the segment, as CVAT does.
+The XML is rewritten into the API's payload shapes and converted by the same functions as a
+live job (:mod:`labelgate_cvat.payloads`), so video tracks are expanded with CVAT's
+interpolation rules (:mod:`labelgate_cvat.tracks`).
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from labelgate.errors import DataWarning, FormatError, LabelgateError, ValidationError
-from labelgate.io.rle import window_to_full
-from labelgate.model import (
-    ABSENT,
-    HIDDEN,
-    VISIBLE,
-    AnnotationsBuilder,
-    AnnotationSet,
-    AttributeSpec,
-    Items,
-    Kind,
-    Label,
-    LabelSchema,
-    Origin,
-    SourceType,
-)
+from labelgate.errors import FormatError, ValidationError
+from labelgate.model import AnnotationSet
+from labelgate_cvat.payloads import cvat_job_to_annotations, schema_from_labels
 
 _SHAPES = ("box", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "cuboid")
-_MIN_POINTS = {"polygon": 3, "polyline": 2, "points": 1}
-_KIND = {
-    "box": Kind.RECTANGLE,
-    "polygon": Kind.POLYGON,
-    "polyline": Kind.POLYLINE,
-    "points": Kind.POINTS,
-    "ellipse": Kind.ELLIPSE,
-    "mask": Kind.MASK,
-    "skeleton": Kind.SKELETON,
-    "cuboid": Kind.CUBOID,
-}
-_NODE = re.compile(r'data-node-id="(\d+)"[^>]*data-label-name="([^"]*)"')
-_EDGE = re.compile(r'data-node-from="(\d+)"[^>]*data-node-to="(\d+)"')
 
 
 def looks_like_cvat_xml(path: Path) -> bool:
@@ -94,6 +65,10 @@ def read_cvat_xml(path: str | Path, annotator: str | None = None) -> AnnotationS
 def parse_cvat_xml(root: ET.Element, *, name: str, source: str, annotator: str) -> AnnotationSet:
     """Convert a parsed CVAT XML tree into an annotation set (see :func:`read_cvat_xml`).
 
+    The XML is first rewritten into the API's payload shapes (labels, data meta, LabeledData)
+    and then converted by :func:`labelgate_cvat.payloads.cvat_job_to_annotations`, the function
+    the live adapter uses.
+
     Raises:
         FormatError: the root is not ``<annotations>`` or the label meta is unusable.
     """
@@ -103,363 +78,262 @@ def parse_cvat_xml(root: ET.Element, *, name: str, source: str, annotator: str) 
     owner = None
     if meta_el is not None:
         owner = meta_el.find("job") or meta_el.find("task") or meta_el.find("project")
+    labels = _labels(root)
     try:
-        schema = _read_labels(root)
-    except LabelgateError as exc:
+        schema = schema_from_labels(labels)
+    except FormatError as exc:
         raise FormatError(f"{source}: <labels>: {exc}") from None
-    reader = _Reader(schema, source, annotator)
+    ids = _Ids(labels)
     images = root.findall("image")
-    items = reader.images(images) if images else reader.video(root, owner)
+    meta = _image_meta(images, source) if images else _video_meta(root, owner)
+    payload: dict[str, list[dict[str, Any]]] = {"tags": [], "shapes": [], "tracks": []}
+    counter = iter(range(1 << 62))
+    for img in images:
+        frame = int(img.get("id", "0"))
+        for el in img:
+            obj = _object(el, frame, ids, next(counter))
+            if obj is not None:
+                payload["tags" if el.tag == "tag" else "shapes"].append(obj)
     for track in root.findall("track"):
-        reader.track(track, items)
-    meta: dict[str, Any] = {"system": "cvat", "file": source}
+        payload["tracks"].append(_track(track, ids))
+    info: dict[str, Any] = {}
+    if owner is not None and owner.findtext("id", "").isdigit():
+        info["id"] = int(owner.findtext("id", "0"))
+    aset = cvat_job_to_annotations(
+        payload, meta, schema, annotator=annotator, job=info, name=name, context={"file": source}
+    )
+    extra: dict[str, Any] = {"file": source}
     if owner is not None:
-        for key in ("id", "name", "mode"):
+        for key, out in (("name", "name"), ("mode", "job_mode")):
             text = owner.findtext(key)
             if text:
-                meta[f"job_{key}" if key != "name" else "name"] = text
-        if owner.findtext("id", "").isdigit():
-            meta["job_id"] = int(owner.findtext("id", "0"))
-    return AnnotationSet(
-        name=name,
-        schema=schema,
-        items=items,
-        annotations=reader.builder.build(),
-        meta=meta,
-        data_errors=tuple(reader.errors),
-    )
+                extra[out] = text
+    return aset.replace(meta={**aset.meta, **extra})
 
 
-def _read_labels(root: ET.Element) -> LabelSchema:
+def _labels(root: ET.Element) -> list[dict[str, Any]]:
+    """``<labels>`` as CVAT API ``Label`` dicts, with ids numbered in document order."""
     labels_el = root.find(".//meta//labels")
     if labels_el is None:
-        return _labels_from_usage(root)
+        names: list[str] = []
+        for el in root.iter():
+            lname = el.get("label")
+            if el.tag in (*_SHAPES, "tag", "track") and lname and lname not in names:
+                names.append(lname)
+        return [{"id": i + 1, "name": n, "type": "any"} for i, n in enumerate(names)]
+    next_id = iter(range(1, 1 << 30))
     parents: list[dict[str, Any]] = []
-    children: dict[str, list[Label]] = {}
+    children: dict[str, list[dict[str, Any]]] = {}
     for lab in labels_el.findall("label"):
         lname = lab.findtext("name", "").strip()
         if not lname:
-            raise ValidationError("a <label> has no <name>")
+            raise FormatError("a <label> has no <name>")
         kind = (lab.findtext("type") or "any").strip() or "any"
-        if kind == "rectangle" or kind == "box":
-            kind = "rectangle"
-        attrs = tuple(_attribute_spec(a) for a in lab.findall("attributes/attribute"))
+        entry: dict[str, Any] = {
+            "id": next(next_id),
+            "name": lname,
+            "type": "rectangle" if kind == "box" else kind,
+            "attributes": [
+                _attribute(a, next(next_id)) for a in lab.findall("attributes/attribute")
+            ],
+            "svg": lab.findtext("svg") or "",
+        }
         parent = (lab.findtext("parent") or "").strip()
-        if parent:
-            children.setdefault(parent, []).append(Label(name=lname, kind=kind, attributes=attrs))
-        else:
-            parents.append(
-                {"name": lname, "kind": kind, "attributes": attrs, "svg": lab.findtext("svg") or ""}
-            )
-    out = []
-    for spec in parents:
-        subs = tuple(children.get(spec["name"], ()))
-        edges: tuple[tuple[int, int], ...] = ()
-        if spec["kind"] == "skeleton" and spec["svg"]:
-            node_name = {nid: nm for nid, nm in _NODE.findall(spec["svg"])}
-            order = {s.name: i for i, s in enumerate(subs)}
-            edges = tuple(
-                (order[node_name[a]], order[node_name[b]])
-                for a, b in _EDGE.findall(spec["svg"])
-                if node_name.get(a) in order and node_name.get(b) in order
-            )
-        out.append(
-            Label(
-                name=spec["name"],
-                kind=spec["kind"],
-                attributes=spec["attributes"],
-                sublabels=subs,
-                edges=edges,
-            )
-        )
-    return LabelSchema(labels=tuple(out))
+        (children.setdefault(parent, []) if parent else parents).append(entry)
+    for entry in parents:
+        entry["sublabels"] = children.get(entry["name"], [])
+    return parents
 
 
-def _labels_from_usage(root: ET.Element) -> LabelSchema:
-    names: list[str] = []
-    for el in root.iter():
-        if (
-            el.tag in (*_SHAPES, "tag", "track")
-            and el.get("label")
-            and el.get("label") not in names
-        ):
-            names.append(el.get("label", ""))
-    return LabelSchema.from_names(names)
+def _attribute(el: ET.Element, spec_id: int) -> dict[str, Any]:
+    return {
+        "id": spec_id,
+        "name": el.findtext("name", "").strip(),
+        "input_type": (el.findtext("input_type") or "text").strip(),
+        "values": [v for v in (el.findtext("values") or "").split("\n") if v != ""],
+        "default_value": el.findtext("default_value") or "",
+        "mutable": (el.findtext("mutable") or "").strip().lower() == "true",
+    }
 
 
-def _attribute_spec(el: ET.Element) -> AttributeSpec:
-    values = tuple(v for v in (el.findtext("values") or "").split("\n") if v != "")
-    return AttributeSpec(
-        name=el.findtext("name", "").strip(),
-        input_type=(el.findtext("input_type") or "text").strip(),
-        values=values,
-        default=el.findtext("default_value") or "",
-        mutable=(el.findtext("mutable") or "").strip().lower() == "true",
-    )
+class _Ids:
+    """Label and attribute names → the ids given to them by :func:`_labels`."""
+
+    def __init__(self, labels: list[dict[str, Any]]) -> None:
+        self.label = {lab["name"]: lab["id"] for lab in labels}
+        self.attr = {
+            (lab["name"], a["name"]): a["id"] for lab in labels for a in lab.get("attributes", ())
+        }
+        self.element = {
+            (lab["name"], s["name"]): s["id"] for lab in labels for s in lab.get("sublabels", ())
+        }
 
 
-def _floats(text: str | None, what: str) -> list[float]:
-    if text is None:
-        raise ValidationError(f"missing {what}")
-    try:
-        values = [float(v) for v in re.split(r"[;,]", text.strip()) if v.strip() != ""]
-    except ValueError:
-        raise ValidationError(f"{what} {text!r} is not a list of numbers") from None
-    if not np.isfinite(values).all():
-        raise ValidationError(f"{what} has a NaN or infinite coordinate")
-    return values
+def _image_meta(images: list[ET.Element], source: str) -> dict[str, Any]:
+    frames, ids = [], []
+    for img in images:
+        try:
+            ids.append(int(img.get("id", "")))
+            w, h = int(img.get("width", "0")), int(img.get("height", "0"))
+        except ValueError:
+            raise FormatError(
+                f"{source}: <image name={img.get('name')!r}> has a non-integer id/size"
+            ) from None
+        frames.append({"name": img.get("name", str(ids[-1])), "width": w, "height": h})
+    if len(set(ids)) != len(ids):
+        raise FormatError(f"{source}: <image> elements: duplicate image ids")
+    order = np.argsort(ids)
+    ids = [ids[i] for i in order]
+    frames = [frames[i] for i in order]
+    # An export lists only some frames (a GT job's), so the ids are given explicitly.
+    return {"start_frame": ids[0], "stop_frame": ids[-1], "frames": frames, "frame_ids": ids}
 
 
-def _float(el: ET.Element, key: str) -> float:
+def _video_meta(root: ET.Element, owner: ET.Element | None) -> dict[str, Any]:
+    size = root.find(".//meta//original_size")
+    w = int(size.findtext("width", "0")) if size is not None else 0
+    h = int(size.findtext("height", "0")) if size is not None else 0
+    start = int(owner.findtext("start_frame", "0")) if owner is not None else 0
+    stop_text = owner.findtext("stop_frame") if owner is not None else None
+    frames = [int(f) for f in (el.get("frame", "0") for el in root.iter()) if f.isdigit()]
+    stop = int(stop_text) if stop_text and stop_text.isdigit() else max(frames, default=start)
+    names = [{"name": f"frame_{f:06d}", "width": w, "height": h} for f in range(start, stop + 1)]
+    return {"start_frame": start, "stop_frame": stop, "frames": names}
+
+
+def _num(el: ET.Element, key: str) -> float:
     raw = el.get(key)
     if raw is None:
         raise ValidationError(f"missing attribute {key!r}")
     try:
-        value = float(raw)
+        return float(raw)
     except ValueError:
         raise ValidationError(f"{key}={raw!r} is not a number") from None
-    if not np.isfinite(value):
-        raise ValidationError(f"{key} is NaN or infinite")
-    return value
 
 
-class _Reader:
-    """Accumulates rows and data errors while walking one XML tree."""
+def _points(text: str | None) -> list[float]:
+    if text is None:
+        raise ValidationError("missing points")
+    try:
+        return [float(v) for v in re.split(r"[;,]", text.strip()) if v.strip() != ""]
+    except ValueError:
+        raise ValidationError(f"points {text!r} is not a list of numbers") from None
 
-    def __init__(self, schema: LabelSchema, source: str, annotator: str) -> None:
-        self.schema = schema
-        self.source = source
-        self.builder = AnnotationsBuilder([annotator])
-        self.annotator = 0
-        self.errors: list[dict[str, Any]] = []
-        self.next_id = 0
-        self.frame_size: dict[int, tuple[int, int]] = {}
 
-    def fail(self, where: str, exc: Exception) -> None:
-        msg = f"{self.source}: {where}: {exc}"
-        warnings.warn(msg, DataWarning, stacklevel=3)
-        self.errors.append(
-            {"type": "invalid_annotation", "file": self.source, "where": where, "message": str(exc)}
-        )
+def _geometry(el: ET.Element) -> list[float]:
+    """An XML shape's coordinates in the API's ``points`` layout."""
+    tag = el.tag
+    if tag == "box":
+        return [_num(el, k) for k in ("xtl", "ytl", "xbr", "ybr")]
+    if tag == "ellipse":
+        cx, cy, rx, ry = (_num(el, k) for k in ("cx", "cy", "rx", "ry"))
+        return [cx, cy, cx + rx, cy - ry]
+    if tag == "cuboid":
+        return [
+            _num(el, f"{c}{side}")
+            for side in "12"
+            for c in ("xtl", "ytl", "xbl", "ybl", "xtr", "ytr", "xbr", "ybr")
+        ]
+    if tag == "mask":
+        runs = _points(el.get("rle"))
+        left, top = int(_num(el, "left")), int(_num(el, "top"))
+        bw, bh = int(_num(el, "width")), int(_num(el, "height"))
+        return [*runs, left, top, left + bw - 1, top + bh - 1]
+    if tag == "skeleton":
+        return []
+    return _points(el.get("points"))
 
-    def images(self, images: list[ET.Element]) -> Items:
-        ids, names, widths, heights = [], [], [], []
-        for img in images:
-            try:
-                frame = int(img.get("id", ""))
-                w, h = int(img.get("width", "0")), int(img.get("height", "0"))
-            except ValueError:
-                raise FormatError(
-                    f"{self.source}: <image name={img.get('name')!r}> has a non-integer id/size"
-                ) from None
-            ids.append(frame)
-            names.append(img.get("name", str(frame)))
-            widths.append(w)
-            heights.append(h)
-            self.frame_size[frame] = (w, h)
-        try:
-            items = Items.create(ids, name=names, width=widths, height=heights)
-        except ValidationError as exc:
-            raise FormatError(f"{self.source}: <image> elements: {exc}") from None
-        for img in images:
-            frame = int(img.get("id", "0"))
-            for el in img:
-                self.shape(el, frame, SourceType.SHAPE if el.tag != "tag" else SourceType.TAG)
-        return items
 
-    def video(self, root: ET.Element, owner: ET.Element | None) -> Items:
-        size = root.find(".//meta//original_size")
-        w = int(size.findtext("width", "0")) if size is not None else 0
-        h = int(size.findtext("height", "0")) if size is not None else 0
-        start = int(owner.findtext("start_frame", "0")) if owner is not None else 0
-        stop_text = owner.findtext("stop_frame") if owner is not None else None
-        frames = [int(f) for f in (el.get("frame", "0") for el in root.iter()) if f.isdigit()]
-        stop = int(stop_text) if stop_text and stop_text.isdigit() else max(frames, default=start)
-        ids = list(range(start, stop + 1))
-        for f in ids:
-            self.frame_size[f] = (w, h)
-        return Items.create(ids, name=[f"frame_{f:06d}" for f in ids], width=w, height=h)
+def _object(el: ET.Element, frame: int, ids: _Ids, oid: int) -> dict[str, Any] | None:
+    """One ``<image>`` child (or track keyframe) as an API tag/shape dict."""
+    if el.tag not in (*_SHAPES, "tag"):
+        return None
+    lname = el.get("label", "")
+    obj: dict[str, Any] = {
+        "id": oid,
+        "frame": frame,
+        "label_id": ids.label.get(lname, f"unknown label {lname!r}"),
+        "group": int(el.get("group_id", "0") or 0),
+        "source": el.get("source") or "manual",
+        "attributes": _attr_values(el, lname, ids),
+    }
+    if el.tag == "tag":
+        return obj
+    obj.update(_shape_fields(el, lname, ids))
+    return obj
 
-    def _label(self, el: ET.Element) -> int:
-        name = el.get("label")
-        if name is None:
-            raise ValidationError("missing attribute 'label'")
-        return self.schema.index(name)
 
-    def _attributes(self, el: ET.Element, label: int) -> dict[str, Any]:
-        spec_of = {a.name: a for a in self.schema.labels[label].attributes}
-        out: dict[str, Any] = {}
-        for spec in spec_of.values():
-            out[spec.name] = spec.normalize(spec.default) if spec.default != "" else None
-        for a in el.findall("attribute"):
-            key = a.get("name", "")
-            known = spec_of.get(key)
-            out[key] = known.normalize(a.text or "") if known else (a.text or "")
-        return out
+def _shape_fields(el: ET.Element, lname: str, ids: _Ids) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": "rectangle" if el.tag == "box" else el.tag,
+        "occluded": el.get("occluded", "0") == "1",
+        "outside": el.get("outside", "0") == "1",
+        "z_order": int(el.get("z_order", "0") or 0),
+        "rotation": float(el.get("rotation", "0") or 0),
+    }
+    try:
+        out["points"] = _geometry(el)
+    except ValidationError as exc:
+        out["points"] = []
+        out["error"] = str(exc)
+    if el.tag == "skeleton":
+        out["elements"] = [
+            {
+                "label_id": ids.element.get((lname, p.get("label", "")), p.get("label", "")),
+                "points": _points(p.get("points")),
+                "occluded": p.get("occluded", "0") == "1",
+                "outside": p.get("outside", "0") == "1",
+            }
+            for p in el.findall("points")
+        ]
+    return out
 
-    def shape(
-        self,
-        el: ET.Element,
-        frame: int,
-        source_type: SourceType,
-        source_id: int | None = None,
-        extra_attrs: dict[str, Any] | None = None,
-    ) -> None:
-        if el.tag not in (*_SHAPES, "tag"):
-            return
-        sid = self.next_id if source_id is None else source_id
-        if source_id is None:
-            self.next_id += 1
-        where = f"frame {frame}, <{el.tag} label={el.get('label')!r}> (#{sid})"
-        try:
-            self._add(el, frame, source_type, sid, extra_attrs or {})
-        except (ValidationError, ValueError) as exc:
-            self.fail(where, exc)
 
-    def _add(
-        self,
-        el: ET.Element,
-        frame: int,
-        source_type: SourceType,
-        sid: int,
-        extra_attrs: dict[str, Any],
-    ) -> None:
-        label = self._label(el)
-        attrs = {**self._attributes(el, label), **extra_attrs}
-        common: dict[str, Any] = {
-            "source_id": sid,
-            "source_type": source_type,
-            "origin": Origin.parse(el.get("source")),
-            "annotator": self.annotator,
-            "group": int(el.get("group_id", "0") or 0),
-            "z_order": int(el.get("z_order", "0") or 0),
-            "occluded": el.get("occluded", "0") == "1",
-        }
-        if attrs:
-            common["attributes"] = attrs
-        tag = el.tag
-        if tag == "tag":
-            self.builder.add(frame, Kind.TAG, label, **common)
-            return
-        common["rotation"] = float(el.get("rotation", "0") or 0)
-        if tag == "box":
-            x1, y1, x2, y2 = (_float(el, k) for k in ("xtl", "ytl", "xbr", "ybr"))
-            self.builder.add(frame, Kind.RECTANGLE, label, bbox=(x1, y1, x2, y2), **common)
-        elif tag == "ellipse":
-            cx, cy, rx, ry = (_float(el, k) for k in ("cx", "cy", "rx", "ry"))
-            box = (cx - rx, cy - ry, cx + rx, cy + ry)
-            self.builder.add(frame, Kind.ELLIPSE, label, bbox=box, **common)
-        elif tag in _MIN_POINTS:
-            pts = _floats(el.get("points"), "points")
-            if len(pts) % 2:
-                raise ValidationError(f"points has an odd number of coordinates ({len(pts)})")
-            if len(pts) // 2 < _MIN_POINTS[tag]:
-                raise ValidationError(
-                    f"{tag} with {len(pts) // 2} points; at least {_MIN_POINTS[tag]} needed"
-                )
-            self.builder.add(frame, _KIND[tag], label, points=pts, **common)
-        elif tag == "cuboid":
-            keys = tuple(
-                f"{c}{side}"
-                for side in "12"
-                for c in ("xtl", "ytl", "xbl", "ybl", "xtr", "ytr", "xbr", "ybr")
+def _attr_values(el: ET.Element, lname: str, ids: _Ids) -> list[dict[str, Any]]:
+    out = []
+    for a in el.findall("attribute"):
+        key = (lname, a.get("name", ""))
+        if key in ids.attr:
+            out.append({"spec_id": ids.attr[key], "value": a.text or ""})
+    return out
+
+
+def _track(track: ET.Element, ids: _Ids) -> dict[str, Any]:
+    """A ``<track>`` as an API ``LabeledTrack`` dict (keyframes; skeleton elements as sub-tracks)."""
+    lname = track.get("label", "")
+    tid = int(track.get("id", "0") or 0)
+    keyframes = [el for el in track if el.tag in _SHAPES]
+    shapes = []
+    for el in keyframes:
+        shape = {"frame": int(el.get("frame", "0")), **_shape_fields(el, lname, ids)}
+        shape["attributes"] = _attr_values(el, lname, ids)
+        shape.pop("elements", None)
+        shapes.append(shape)
+    out: dict[str, Any] = {
+        "id": tid,
+        "frame": min((s["frame"] for s in shapes), default=0),
+        "label_id": ids.label.get(lname, f"unknown label {lname!r}"),
+        "group": int(track.get("group_id", "0") or 0),
+        "source": track.get("source") or "manual",
+        "attributes": [],
+        "shapes": shapes,
+    }
+    elements: dict[str, list[dict[str, Any]]] = {}
+    for el in keyframes:
+        for p in el.findall("points"):
+            elements.setdefault(p.get("label", ""), []).append(
+                {
+                    "frame": int(el.get("frame", "0")),
+                    "type": "points",
+                    "points": _points(p.get("points")),
+                    "occluded": p.get("occluded", "0") == "1",
+                    "outside": p.get("outside", "0") == "1",
+                    "attributes": [],
+                }
             )
-            pts = [_float(el, k) for k in keys]
-            self.builder.add(frame, Kind.CUBOID, label, points=pts, **common)
-        elif tag == "mask":
-            self._mask(el, frame, label, common)
-        elif tag == "skeleton":
-            self._skeleton(el, frame, label, common)
-
-    def _mask(self, el: ET.Element, frame: int, label: int, common: dict[str, Any]) -> None:
-        runs = _floats(el.get("rle"), "rle")
-        left, top = int(_float(el, "left")), int(_float(el, "top"))
-        bw, bh = int(_float(el, "width")), int(_float(el, "height"))
-        w, h = self.frame_size.get(frame, (0, 0))
-        if w <= 0 or h <= 0:
-            raise ValidationError("a mask needs the image width and height")
-        counts = window_to_full(np.asarray(runs, np.int64), left, top, bw, bh, h, w)
-        box = (float(left), float(top), float(left + bw), float(top + bh))
-        self.builder.add(frame, Kind.MASK, label, bbox=box, rle=counts, **common)
-
-    def _skeleton(self, el: ET.Element, frame: int, label: int, common: dict[str, Any]) -> None:
-        subs = self.schema.labels[label].sublabels
-        order = {s.name: i for i, s in enumerate(subs)}
-        pts = np.zeros((len(subs), 2))
-        vis = np.full(len(subs), ABSENT, dtype=np.int8)
-        for child in el.findall("points"):
-            name = child.get("label", "")
-            if name not in order:
-                raise ValidationError(f"skeleton point {name!r} is not a sublabel of this label")
-            if child.get("outside", "0") == "1":
-                continue
-            xy = _floats(child.get("points"), "points")
-            if len(xy) != 2:
-                raise ValidationError(f"skeleton point {name!r} must have one x,y pair")
-            pts[order[name]] = xy
-            vis[order[name]] = HIDDEN if child.get("occluded", "0") == "1" else VISIBLE
-        if not (vis != ABSENT).any():
-            return  # CVAT drops skeletons whose points are all absent
-        self.builder.add(frame, Kind.SKELETON, label, points=pts, vis=vis, **common)
-
-    def track(self, track: ET.Element, items: Items) -> None:
-        try:
-            tid = int(track.get("id", "0"))
-            label_name = track.get("label")
-            keyframes = sorted(
-                (el for el in track if el.tag in _SHAPES), key=lambda e: int(e.get("frame", "0"))
-            )
-        except ValueError as exc:
-            self.fail(f"<track id={track.get('id')!r}>", exc)
-            return
-        last = int(items.id[-1]) if len(items) else 0
-        for el, frame in _expand_track(keyframes, last):
-            el.set("label", label_name or "")
-            for key in ("source", "group_id"):
-                if track.get(key) is not None and el.get(key) is None:
-                    el.set(key, track.get(key, ""))
-            if frame not in self.frame_size:
-                continue
-            self.shape(el, frame, SourceType.TRACK, source_id=tid)
-
-
-def _expand_track(keyframes: list[ET.Element], last_frame: int) -> Iterable[tuple[ET.Element, int]]:
-    """Per-frame shapes of one track (outside frames dropped, last keyframe propagated)."""
-    for i, key in enumerate(keyframes):
-        start = int(key.get("frame", "0"))
-        nxt = keyframes[i + 1] if i + 1 < len(keyframes) else None
-        end = int(nxt.get("frame", "0")) if nxt is not None else last_frame + 1
-        if key.get("outside", "0") == "1":
-            continue
-        for frame in range(start, end):
-            yield _interpolate(key, nxt, frame), frame
-
-
-_LINEAR = {
-    "box": ("xtl", "ytl", "xbr", "ybr"),
-    "ellipse": ("cx", "cy", "rx", "ry"),
-}
-
-
-def _interpolate(a: ET.Element, b: ET.Element | None, frame: int) -> ET.Element:
-    out = ET.Element(a.tag, dict(a.attrib))
-    out.extend(list(a))
-    fa = int(a.get("frame", "0"))
-    if b is None or b.tag != a.tag or frame == fa or b.get("outside", "0") == "1":
-        return out
-    t = (frame - fa) / (int(b.get("frame", "0")) - fa)
-    keys = _LINEAR.get(a.tag)
-    if keys:
-        for k in keys:
-            va, vb = float(a.get(k, "0")), float(b.get(k, "0"))
-            out.set(k, f"{va + (vb - va) * t:.4f}")
-        ra, rb = float(a.get("rotation", "0")), float(b.get("rotation", "0"))
-        delta = (rb - ra + 180.0) % 360.0 - 180.0  # shortest arc
-        out.set("rotation", f"{(ra + delta * t) % 360.0:.4f}")
-    elif a.tag == "points":
-        pa, pb = a.get("points", ""), b.get("points", "")
-        if pa.count(";") == 0 and pb.count(";") == 0 and pa and pb:
-            xa, ya = (float(v) for v in pa.split(","))
-            xb, yb = (float(v) for v in pb.split(","))
-            out.set("points", f"{xa + (xb - xa) * t:.4f},{ya + (yb - ya) * t:.4f}")
+    if elements:
+        out["elements"] = [
+            {"label_id": ids.element.get((lname, sub), sub), "shapes": s, "frame": out["frame"]}
+            for sub, s in elements.items()
+        ]
     return out

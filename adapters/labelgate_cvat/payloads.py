@@ -1,0 +1,480 @@
+"""CVAT API payloads → the common model (pure functions, no network).
+
+The payloads are the JSON shapes the CVAT REST API returns (and ``cvat-sdk`` models serialise
+to with ``to_dict()``): ``Label`` lists, ``/data/meta``, ``LabeledData`` (tags, shapes, tracks)
+and ``validation_layout``. The CVAT XML export reader turns its files into the same shapes and
+calls the same functions, so an export and a live job convert identically.
+
+One bad object (unknown label, too few points, bad mask runs, attribute value outside its spec)
+is skipped with a :class:`~labelgate.errors.DataWarning` and listed in ``data_errors`` naming the
+job, object type, id, frame and field; it never stops the conversion.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from labelgate.errors import DataWarning, FormatError, SchemaError, ValidationError
+from labelgate.geometry.rle import from_cvat
+from labelgate.model import (
+    ABSENT,
+    HIDDEN,
+    VISIBLE,
+    AnnotationsBuilder,
+    AnnotationSet,
+    AttributeSpec,
+    Items,
+    Kind,
+    Label,
+    LabelSchema,
+    Origin,
+    SourceType,
+)
+from labelgate_cvat.tracks import expand_track
+
+_MIN_COORDS = {"polygon": 6, "polyline": 4, "points": 2, "rectangle": 4, "ellipse": 4}
+_SVG_TAG = re.compile(r"<(\w+)\b([^>]*)>")
+_SVG_ATTR = re.compile(r'([\w-]+)="([^"]*)"')
+
+
+def skeleton_edges(svg: str, sublabels: Sequence[Label]) -> tuple[tuple[int, int], ...]:
+    """Edges of a skeleton from CVAT's SVG layout, as pairs of sublabel positions.
+
+    Nodes are ``<circle data-node-id=.. data-label-name=..>`` (or ``data-label-id``); edges are
+    ``<line data-node-from=.. data-node-to=..>``.
+    """
+    by_name = {s.name: i for i, s in enumerate(sublabels)}
+    by_id = {s.id: i for i, s in enumerate(sublabels) if s.id is not None}
+    node: dict[str, int] = {}
+    edges = []
+    for _tag, raw in _SVG_TAG.findall(svg or ""):
+        attrs = dict(_SVG_ATTR.findall(raw))
+        if "data-node-id" in attrs and "data-node-from" not in attrs:
+            pos = by_name.get(attrs.get("data-label-name", ""))
+            if pos is None and attrs.get("data-label-id", "").isdigit():
+                pos = by_id.get(int(attrs["data-label-id"]))
+            if pos is not None:
+                node[attrs["data-node-id"]] = pos
+        elif "data-node-from" in attrs and "data-node-to" in attrs:
+            edges.append((attrs["data-node-from"], attrs["data-node-to"]))
+    return tuple((node[a], node[b]) for a, b in edges if a in node and b in node)
+
+
+def _attribute(spec: Mapping[str, Any]) -> AttributeSpec:
+    return AttributeSpec(
+        name=str(spec["name"]),
+        input_type=str(spec.get("input_type") or "text"),
+        values=tuple(str(v) for v in spec.get("values") or () if str(v) != ""),
+        default=str(spec.get("default_value") or ""),
+        mutable=bool(spec.get("mutable", False)),
+        id=spec.get("id"),
+    )
+
+
+def schema_from_labels(labels: Iterable[Mapping[str, Any]]) -> LabelSchema:
+    """Build the label schema from CVAT ``Label`` dicts (``GET /api/labels?task_id=``).
+
+    Sublabels listed on their own (``parent_id`` set) are taken from their parent instead.
+
+    Raises:
+        FormatError: a label without a name, or an attribute/skeleton the schema rejects.
+    """
+    out = []
+    for lab in labels:
+        if lab.get("parent_id") is not None or lab.get("has_parent"):
+            continue
+        try:
+            name = lab["name"]
+            subs = tuple(
+                Label(
+                    name=s["name"],
+                    kind=s.get("type") or "points",
+                    id=s.get("id"),
+                    attributes=tuple(_attribute(a) for a in s.get("attributes") or ()),
+                )
+                for s in lab.get("sublabels") or ()
+            )
+            out.append(
+                Label(
+                    name=name,
+                    kind=lab.get("type") or "any",
+                    id=lab.get("id"),
+                    attributes=tuple(_attribute(a) for a in lab.get("attributes") or ()),
+                    sublabels=subs,
+                    edges=skeleton_edges(lab.get("svg") or "", subs),
+                    color=lab.get("color"),
+                )
+            )
+        except (KeyError, SchemaError) as exc:
+            raise FormatError(f"CVAT label {lab.get('id', '?')}: {exc}") from None
+    return LabelSchema(labels=tuple(out))
+
+
+def _step(frame_filter: str | None) -> int:
+    match = re.search(r"step\s*=\s*(\d+)", frame_filter or "")
+    return max(1, int(match.group(1))) if match else 1
+
+
+def items_from_meta(meta: Mapping[str, Any]) -> Items:
+    """Frames of a job or task from its ``/data/meta`` payload.
+
+    Image tasks have one ``frames`` entry per frame of the range; videos have one entry for all.
+    Deleted frames, and frames a GT job does not include (``included_frames``), are marked
+    ``deleted`` so they are never compared. ``frame_ids`` (labelgate's extension, used for XML
+    exports that list only some frames) gives the frame number of each entry explicitly.
+
+    Raises:
+        FormatError: the meta has no frames or sizes that do not fit the frame range.
+    """
+    try:
+        start, stop = int(meta["start_frame"]), int(meta["stop_frame"])
+        frames = list(meta["frames"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"CVAT data meta: missing or bad field {exc}") from None
+    if meta.get("frame_ids") is not None:
+        ids = [int(f) for f in meta["frame_ids"]]
+    else:
+        ids = list(range(start, stop + 1, _step(meta.get("frame_filter"))))
+    if len(frames) == 1 and len(ids) > 1:  # video: one entry describes every frame
+        frames = frames * len(ids)
+    if len(frames) != len(ids):
+        raise FormatError(
+            f"CVAT data meta: {len(frames)} frame entries for frames {start}..{stop} "
+            f"({len(ids)} expected)"
+        )
+    deleted = set(int(f) for f in meta.get("deleted_frames") or ())
+    included = meta.get("included_frames")
+    excluded = set(ids) - set(int(f) for f in included) if included else set()
+    return Items.create(
+        ids,
+        name=[str(f.get("name") or f"frame_{i:06d}") for f, i in zip(frames, ids, strict=True)],
+        width=[int(f.get("width") or 0) for f in frames],
+        height=[int(f.get("height") or 0) for f in frames],
+        deleted=[i in deleted or i in excluded for i in ids],
+    )
+
+
+@dataclass
+class _Index:
+    """CVAT ids → schema positions."""
+
+    schema: LabelSchema
+    label: dict[int, int] = field(default_factory=dict)
+    element: dict[int, tuple[int, int]] = field(default_factory=dict)
+    attribute: dict[int, tuple[int, AttributeSpec]] = field(default_factory=dict)
+    check: dict[int, Callable[[str], bool]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, schema: LabelSchema) -> _Index:
+        idx = cls(schema)
+        for i, lab in enumerate(schema.labels):
+            idx.label[lab.id if lab.id is not None else i] = i
+            for j, sub in enumerate(lab.sublabels):
+                if sub.id is not None:
+                    idx.element[sub.id] = (i, j)
+            for spec in lab.attributes:
+                if spec.id is not None:
+                    idx.attribute[spec.id] = (i, spec)
+                    idx.check[spec.id] = _validator(spec)
+        return idx
+
+
+def _validator(spec: AttributeSpec) -> Callable[[str], bool]:
+    """cvat-sdk's own attribute value check; lenient when the spec itself is malformed."""
+    from cvat_sdk import models
+    from cvat_sdk.attributes import attribute_value_validator
+
+    try:
+        return attribute_value_validator(
+            models.AttributeRequest(
+                name=spec.name,
+                input_type=models.InputTypeEnum(spec.input_type),
+                values=list(spec.values),
+                mutable=spec.mutable,
+                default_value=spec.default,
+            )
+        )
+    except (ValueError, TypeError):
+        return lambda value: True
+
+
+class _Converter:
+    def __init__(
+        self, index: _Index, items: Items, annotator: str, where: str, context: Mapping[str, Any]
+    ) -> None:
+        self.context = dict(context)
+        self.ix = index
+        self.items = items
+        self.where = where
+        self.builder = AnnotationsBuilder([annotator])
+        self.errors: list[dict[str, Any]] = []
+        self.size = {
+            int(i): (int(w), int(h))
+            for i, w, h in zip(items.id, items.width, items.height, strict=True)
+        }
+
+    def fail(self, obj: Mapping[str, Any], otype: str, frame: Any, exc: Exception) -> None:
+        oid = obj.get("id")
+        where = f"frame {frame}, {otype} {oid} (label_id {obj.get('label_id')!r})"
+        warnings.warn(f"{self.where}: {where}: {exc}", DataWarning, stacklevel=3)
+        self.errors.append(
+            {
+                **self.context,
+                "type": "invalid_annotation",
+                "source": self.where,
+                "where": where,
+                "obj_type": otype,
+                "obj_id": oid,
+                "frame": frame,
+                "message": str(exc),
+            }
+        )
+
+    def label(self, obj: Mapping[str, Any]) -> int:
+        lid = obj.get("label_id")
+        if isinstance(lid, str):  # the XML reader's note for a name it could not resolve
+            raise ValidationError(lid)
+        if lid not in self.ix.label:
+            raise ValidationError(f"label_id {lid!r} is not a label of this task")
+        return self.ix.label[int(lid)]
+
+    def attributes(self, label: int, *groups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        specs = self.ix.schema.labels[label].attributes
+        out: dict[str, Any] = {s.name: s.normalize(s.default) if s.default else None for s in specs}
+        for attrs in groups:
+            for a in attrs:
+                sid = a.get("spec_id")
+                if sid not in self.ix.attribute:
+                    raise ValidationError(f"attribute spec_id {sid!r} is not defined on the label")
+                owner, spec = self.ix.attribute[sid]
+                if owner != label:
+                    raise ValidationError(
+                        f"attribute {spec.name!r} (spec_id {sid}) belongs to another label"
+                    )
+                value = str(a.get("value", ""))
+                if not self.ix.check[sid](value):
+                    raise ValidationError(
+                        f"attribute {spec.name!r}: value {value!r} is not allowed "
+                        f"({spec.input_type} {list(spec.values)})"
+                    )
+                out[spec.name] = spec.normalize(value)
+        return out
+
+    def tag(self, tag: Mapping[str, Any]) -> None:
+        try:
+            label = self.label(tag)
+            self.builder.add(
+                int(tag["frame"]),
+                Kind.TAG,
+                label,
+                source_id=int(tag.get("id") or -1),
+                source_type=SourceType.TAG,
+                origin=Origin.parse(tag.get("source")),
+                annotator=0,
+                group=int(tag.get("group") or 0),
+                attributes=self.attributes(label, tag.get("attributes") or ()) or None,
+            )
+        except (ValidationError, ValueError, KeyError, TypeError) as exc:
+            self.fail(tag, "tag", tag.get("frame"), exc)
+
+    def shape(
+        self,
+        shape: Mapping[str, Any],
+        *,
+        owner: Mapping[str, Any] | None = None,
+        otype: str = "shape",
+    ) -> None:
+        """Add one shape; ``owner`` is the track a per-frame track shape belongs to."""
+        src = owner or shape
+        frame = shape.get("frame")
+        try:
+            if shape.get("outside"):
+                return  # CVAT ignores outside annotations in every matcher
+            frame = int(shape["frame"])
+            if frame not in self.size:
+                raise ValidationError(f"frame {frame} is outside the job's frames")
+            label = self.label(src)
+            attrs = self.attributes(
+                label, shape.get("attributes") or (), (owner or {}).get("attributes") or ()
+            )
+            common: dict[str, Any] = {
+                "source_id": int(src.get("id", -1) if src.get("id") is not None else -1),
+                "source_type": SourceType.TRACK if owner is not None else SourceType.SHAPE,
+                "origin": Origin.parse(src.get("source")),
+                "annotator": 0,
+                "group": int(src.get("group") or 0),
+                "z_order": int(shape.get("z_order") or 0),
+                "occluded": bool(shape.get("occluded")),
+                "rotation": float(shape.get("rotation") or 0.0),
+                "attributes": attrs or None,
+            }
+            self._geometry(shape, frame, label, common, owner)
+        except (ValidationError, ValueError, KeyError, TypeError) as exc:
+            self.fail(src, otype, frame, exc)
+
+    def _geometry(
+        self,
+        shape: Mapping[str, Any],
+        frame: int,
+        label: int,
+        common: dict[str, Any],
+        owner: Mapping[str, Any] | None,
+    ) -> None:
+        if shape.get("error"):  # the XML reader could not read the coordinates
+            raise ValidationError(shape["error"])
+        kind = str(shape.get("type"))
+        pts = np.asarray(shape.get("points") or (), dtype=np.float64)
+        if not np.isfinite(pts).all():
+            raise ValidationError("points has a NaN or infinite coordinate")
+        least = _MIN_COORDS.get(kind, 0)
+        if kind in _MIN_COORDS and len(pts) % 2:
+            raise ValidationError(f"{kind} has an odd number of coordinates ({len(pts)})")
+        if len(pts) < least:
+            raise ValidationError(
+                f"{kind} with {len(pts) // 2} points; at least {least // 2} needed"
+            )
+        if kind == "rectangle":
+            self.builder.add(frame, Kind.RECTANGLE, label, bbox=tuple(pts[:4]), **common)
+        elif kind == "ellipse":
+            cx, cy, rx_pt, ty_pt = pts[:4]
+            rx, ry = abs(rx_pt - cx), abs(cy - ty_pt)
+            box = (cx - rx, cy - ry, cx + rx, cy + ry)
+            self.builder.add(frame, Kind.ELLIPSE, label, bbox=box, **common)
+        elif kind in ("polygon", "polyline", "points"):
+            self.builder.add(frame, Kind.parse(kind), label, points=pts, **common)
+        elif kind == "cuboid":
+            if len(pts) != 16:
+                raise ValidationError(f"cuboid has {len(pts)} coordinates; 16 expected")
+            self.builder.add(frame, Kind.CUBOID, label, points=pts, **common)
+        elif kind == "mask":
+            self._mask(pts, frame, label, common)
+        elif kind == "skeleton":
+            self._skeleton(shape, frame, label, common, owner)
+        else:
+            raise ValidationError(f"unknown shape type {kind!r}")
+
+    def _mask(self, pts: np.ndarray, frame: int, label: int, common: dict[str, Any]) -> None:
+        if len(pts) < 5:
+            raise ValidationError(f"mask has {len(pts)} values; runs plus a 4-value box expected")
+        w, h = self.size[frame]
+        if w <= 0 or h <= 0:
+            raise ValidationError("a mask needs the frame's width and height (data meta)")
+        left, top, right, bottom = (int(v) for v in pts[-4:])
+        counts = from_cvat(pts.tolist(), h, w)
+        box = (float(left), float(top), float(right + 1), float(bottom + 1))
+        self.builder.add(frame, Kind.MASK, label, bbox=box, rle=counts, **common)
+
+    def _skeleton(
+        self,
+        shape: Mapping[str, Any],
+        frame: int,
+        label: int,
+        common: dict[str, Any],
+        owner: Mapping[str, Any] | None,
+    ) -> None:
+        subs = self.ix.schema.labels[label].sublabels
+        xy = np.zeros((len(subs), 2))
+        vis = np.full(len(subs), ABSENT, dtype=np.int8)
+        for el in shape.get("elements") or ():
+            lid = el.get("label_id")
+            where = self.ix.element.get(lid) if lid is not None else None
+            if where is None or where[0] != label:
+                raise ValidationError(f"skeleton point {lid!r} is not a sublabel of this label")
+            if el.get("outside"):
+                continue
+            p = np.asarray(el.get("points") or (), dtype=np.float64)
+            if p.shape != (2,) or not np.isfinite(p).all():
+                raise ValidationError(f"skeleton element {lid} must have one finite x,y pair")
+            xy[where[1]] = p
+            vis[where[1]] = HIDDEN if el.get("occluded") else VISIBLE
+        if not (vis != ABSENT).any():
+            return  # CVAT drops skeletons whose points are all absent
+        self.builder.add(frame, Kind.SKELETON, label, points=xy, vis=vis, **common)
+
+    def track(self, track: Mapping[str, Any], stop_frame: int) -> None:
+        try:
+            shapes = expand_track(track, stop_frame)
+            elements = {
+                int(el["label_id"]): {
+                    int(s["frame"]): s for s in expand_track(el, stop_frame) if not s.get("outside")
+                }
+                for el in track.get("elements") or ()
+            }
+        except (ValueError, KeyError, TypeError) as exc:
+            self.fail(track, "track", track.get("frame"), exc)
+            return
+        for s in shapes:
+            if s.get("outside"):
+                continue
+            if s.get("type") == "skeleton":
+                f = int(s["frame"])
+                s = {
+                    **s,
+                    "elements": [
+                        {"label_id": lid, **per_frame[f]}
+                        for lid, per_frame in elements.items()
+                        if f in per_frame
+                    ],
+                }
+            self.shape(s, owner=track, otype="track")
+
+
+def cvat_job_to_annotations(
+    payload: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    labels: Iterable[Mapping[str, Any]] | LabelSchema,
+    *,
+    annotator: str,
+    job: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> AnnotationSet:
+    """Convert one CVAT job's annotations into an annotation set.
+
+    Args:
+        payload: ``LabeledData`` (``GET /api/jobs/{id}/annotations``): tags, shapes, tracks.
+        meta: the job's ``/data/meta``.
+        labels: the task's ``Label`` dicts, or a schema already built from them.
+        annotator: the name the rows are attributed to (assignee, or ``ground_truth``).
+        job: the ``JobRead`` dict (id, task_id, type, stage, state, assignee ...) kept in meta.
+        name: the set's name (default ``job <id>``).
+        context: extra fields copied into every ``data_errors`` entry (e.g. the file).
+
+    Returns:
+        The annotation set; tracks are expanded per frame; bad objects are in ``data_errors``.
+
+    Raises:
+        FormatError: the meta or labels are unusable (nothing could be converted).
+    """
+    schema = labels if isinstance(labels, LabelSchema) else schema_from_labels(labels)
+    items = items_from_meta(meta)
+    job = dict(job or {})
+    where = f"job {job['id']}" if "id" in job else (name or "CVAT job")
+    conv = _Converter(_Index.build(schema), items, annotator, where, context or {})
+    for shape in payload.get("shapes") or ():
+        conv.shape(shape)
+    for tag in payload.get("tags") or ():
+        conv.tag(tag)
+    stop = int(meta["stop_frame"])
+    for track in payload.get("tracks") or ():
+        conv.track(track, stop)
+    info: dict[str, Any] = {"system": "cvat"}
+    if "id" in job:
+        info["job_id"] = int(job["id"])
+    for key in ("task_id", "project_id", "type", "stage", "state"):
+        if job.get(key) is not None:
+            info[key] = job[key]
+    return AnnotationSet(
+        name=name or where,
+        schema=schema,
+        items=items,
+        annotations=conv.builder.build(),
+        meta=info,
+        data_errors=tuple(conv.errors),
+    )
