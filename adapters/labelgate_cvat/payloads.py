@@ -142,7 +142,8 @@ def items_from_meta(meta: Mapping[str, Any]) -> Items:
     else:
         ids = list(range(start, stop + 1, _step(meta.get("frame_filter"))))
     if len(frames) == 1 and len(ids) > 1:  # video: one entry describes every frame
-        frames = frames * len(ids)
+        # Datumaro names video frames frame_000123; the video file name would pair them all.
+        frames = [{**frames[0], "name": f"frame_{i:06d}"} for i in ids]
     if len(frames) != len(ids):
         raise FormatError(
             f"CVAT data meta: {len(frames)} frame entries for frames {start}..{stop} "

@@ -78,9 +78,42 @@ def parse_cvat_xml(root: ET.Element, *, name: str, source: str, annotator: str) 
     owner = None
     if meta_el is not None:
         owner = meta_el.find("job") or meta_el.find("task") or meta_el.find("project")
-    labels = _labels(root)
+    labels, meta, payload = xml_to_payloads(root, source)
     try:
         schema = schema_from_labels(labels)
+    except FormatError as exc:
+        raise FormatError(f"{source}: <labels>: {exc}") from None
+    info: dict[str, Any] = {}
+    if owner is not None and owner.findtext("id", "").isdigit():
+        info["id"] = int(owner.findtext("id", "0"))
+    aset = cvat_job_to_annotations(
+        payload, meta, schema, annotator=annotator, job=info, name=name, context={"file": source}
+    )
+    extra: dict[str, Any] = {"file": source}
+    if owner is not None:
+        for key, out in (("name", "name"), ("mode", "job_mode")):
+            text = owner.findtext(key)
+            if text:
+                extra[out] = text
+    return aset.replace(meta={**aset.meta, **extra})
+
+
+def xml_to_payloads(
+    root: ET.Element, source: str = "CVAT XML"
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """A CVAT XML tree as API payloads: (``Label`` dicts, ``/data/meta``, ``LabeledData``).
+
+    Label and attribute ids are numbered in document order; object ids count from 0.
+
+    Raises:
+        FormatError: unusable labels or image elements.
+    """
+    meta_el = root.find("meta")
+    owner = None
+    if meta_el is not None:
+        owner = meta_el.find("job") or meta_el.find("task") or meta_el.find("project")
+    try:
+        labels = _labels(root)
     except FormatError as exc:
         raise FormatError(f"{source}: <labels>: {exc}") from None
     ids = _Ids(labels)
@@ -96,19 +129,7 @@ def parse_cvat_xml(root: ET.Element, *, name: str, source: str, annotator: str) 
                 payload["tags" if el.tag == "tag" else "shapes"].append(obj)
     for track in root.findall("track"):
         payload["tracks"].append(_track(track, ids))
-    info: dict[str, Any] = {}
-    if owner is not None and owner.findtext("id", "").isdigit():
-        info["id"] = int(owner.findtext("id", "0"))
-    aset = cvat_job_to_annotations(
-        payload, meta, schema, annotator=annotator, job=info, name=name, context={"file": source}
-    )
-    extra: dict[str, Any] = {"file": source}
-    if owner is not None:
-        for key, out in (("name", "name"), ("mode", "job_mode")):
-            text = owner.findtext(key)
-            if text:
-                extra[out] = text
-    return aset.replace(meta={**aset.meta, **extra})
+    return labels, meta, payload
 
 
 def _labels(root: ET.Element) -> list[dict[str, Any]]:

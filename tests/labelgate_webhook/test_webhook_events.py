@@ -95,11 +95,27 @@ def test_burst_coalesces_and_redelivery_is_idempotent(app):
         assert res.status_code == 202
     again = _post(client, _job_update(updated="2026-11-23T01:00:19Z"))
     assert again.get_json()["status"] == "duplicate"
-    _post(client, {"event": "update:task", "task": {"id": 3, "updated_date": "t"}})
+    touched = _post(
+        client,
+        {
+            "event": "update:task",
+            "task": {"id": 3, "updated_date": "t"},
+            "before_update": {"updated_date": "s"},
+        },
+    )
+    assert touched.get_json()["reason"] == "covered by update:job"  # the save's task touch
+    _post(
+        client,
+        {
+            "event": "update:task",
+            "task": {"id": 3, "updated_date": "t"},
+            "before_update": {"subset": "train"},
+        },
+    )
     jobs = app.extensions["labelgate_queue"].jobs()
     assert [(j["target"], j["events"]) for j in jobs] == [("job:7", 20), ("task:3", 1)]
     metrics = client.get("/metrics").get_data(as_text=True)
-    assert "labelgate_events_received_total 22" in metrics
+    assert "labelgate_events_received_total 23" in metrics
     assert "labelgate_jobs_coalesced_total 19" in metrics
     assert 'labelgate_queue_jobs{status="pending"} 2' in metrics
 

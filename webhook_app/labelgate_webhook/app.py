@@ -138,6 +138,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                 # A stage/state/assignee change (labelgate's own push-back included).
                 metrics["events_ignored"] += 1
                 return jsonify({"status": "ignored", "reason": "not an annotation save"}), 202
+        if event == "update:task" and set(data.get("before_update") or {}) <= {"updated_date"}:
+            # An annotation save touches the task too; its update:job already re-scores.
+            metrics["events_ignored"] += 1
+            return jsonify({"status": "ignored", "reason": "covered by update:job"}), 202
         job = data.get("job") or {}
         task = data.get("task") or {}
         if event == "update:job":

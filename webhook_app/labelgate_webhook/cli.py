@@ -76,12 +76,20 @@ def install_cmd(ls_project: int | None, cvat_project: int | None, url: str, head
     """Register (or update) the webhook with a generated secret; prints the variable to set."""
     import secrets
 
-    from labelgate.errors import MissingDependency, ValidationError
+    from labelgate.errors import ValidationError
 
     if (ls_project is None) == (cvat_project is None):
         raise ValidationError("give exactly one of --ls-project or --cvat-project")
     if cvat_project is not None:
-        raise MissingDependency("CVAT webhooks need the live CVAT adapter, not built yet")
+        from labelgate_cvat.client import connect as cvat_connect
+        from labelgate_cvat.webhooks import install_webhook as install_cvat
+
+        secret = secrets.token_urlsafe(32)
+        with cvat_connect() as cvat:
+            hook = install_cvat(cvat, cvat_project, url, secret)
+        click.echo(f"webhook {hook} registered for CVAT project {cvat_project} -> {url}")
+        click.echo(f"set LABELGATE_CVAT_WEBHOOK_SECRET={secret} for `labelgate serve`")
+        return
     from labelgate_labelstudio.client import connect
     from labelgate_labelstudio.webhooks import install_webhook
 

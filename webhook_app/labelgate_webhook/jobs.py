@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from labelgate.errors import MissingDependency, ValidationError
+from labelgate.errors import ValidationError
 from labelgate.queue.durable import Job
 
 
@@ -31,11 +31,32 @@ def labelstudio_rescore(job: Job, store: Any = None) -> dict[str, Any]:
 
 
 def cvat_rescore(job: Job, store: Any = None) -> dict[str, Any]:
-    """CVAT re-scoring needs the live CVAT adapter, which is not built yet (issue 5)."""
-    raise MissingDependency(
-        f"job {job.id} ({job.target}): the live CVAT adapter is not available yet; score CVAT "
-        "exports with `labelgate compare` meanwhile"
-    )
+    """Re-score a CVAT job (``job:<id>``) or task (``task:<id>``) and push results back.
+
+    Push-back follows ``LABELGATE_CVAT_PUSH_ISSUES`` (default on) and
+    ``LABELGATE_CVAT_STAGE_POLICY`` (default off).
+    """
+    from labelgate_cvat.client import connect
+    from labelgate_cvat.pipeline import score_target
+    from labelgate_cvat.pushback import push_task
+
+    kind = job.target.partition(":")[0]
+    target = _target_id(job, kind if kind in ("job", "task") else "job")
+
+    def flag(name: str, default: str) -> bool:
+        return os.environ.get(name, default).strip().lower() in ("1", "true", "yes")
+
+    with connect() as source:
+        result = score_target(source, kind, target, store=store)
+        pushed = []
+        issues = flag("LABELGATE_CVAT_PUSH_ISSUES", "true")
+        stages = flag("LABELGATE_CVAT_STAGE_POLICY", "false")
+        if issues or stages:
+            for r in result["_results"]:
+                pushed += push_task(source, r, issues=issues, stage_policy=stages)
+    result.pop("_results")
+    result["pushed"] = pushed
+    return result
 
 
 def handlers(store: Any = None) -> dict[str, Callable[[Job], Any]]:

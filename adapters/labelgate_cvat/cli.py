@@ -1,0 +1,122 @@
+"""``labelgate cvat ...``: score CVAT projects, tasks and jobs; push issues and stages back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from labelgate.cli.options import write_json
+
+
+@click.group("cvat")
+def cvat_group() -> None:
+    """CVAT: quality reports through cvat-sdk, with issues and job stages written back."""
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else "-"
+
+
+@cvat_group.command("score")
+@click.option("--project", "project_id", type=int, help="Score every task of this project.")
+@click.option("--task", "task_id", type=int, help="Score one task (all jobs its filter selects).")
+@click.option("--job", "job_id", type=int, help="Score one annotation job.")
+@click.option("--host", default=None, help="CVAT URL (default: LABELGATE_CVAT_HOST).")
+@click.option("--org", default=None, help="Organization slug (default: LABELGATE_CVAT_ORG).")
+@click.option(
+    "--settings",
+    "settings_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML quality settings layered over the task's CVAT settings.",
+)
+@click.option("--issues", is_flag=True, help="Open/update/resolve one CVAT issue per error.")
+@click.option("--issues-per-frame", is_flag=True, help="With --issues: one issue per frame.")
+@click.option(
+    "--stage-policy",
+    is_flag=True,
+    help="Accept jobs meeting target_metric_threshold, reject the others (see docs).",
+)
+@click.option("--store", "store_url", default=None, help="Report store URL.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True)
+def score_cmd(
+    project_id: int | None,
+    task_id: int | None,
+    job_id: int | None,
+    host: str | None,
+    org: str | None,
+    settings_file: str | None,
+    issues: bool,
+    issues_per_frame: bool,
+    stage_policy: bool,
+    store_url: str | None,
+    json_out: Path | None,
+    quiet: bool,
+) -> None:
+    """Compare jobs with the GT job on the validation frames, as CVAT's quality control does.
+
+    Credentials: LABELGATE_CVAT_TOKEN (personal access token) or LABELGATE_CVAT_USER and
+    LABELGATE_CVAT_PASSWORD; they are never printed.
+    """
+    from labelgate.store import open_store
+    from labelgate_cvat.client import connect
+    from labelgate_cvat.pipeline import score_target
+    from labelgate_cvat.pushback import flagged, push_task
+
+    chosen = [(k, v) for k, v in (("project", project_id), ("task", task_id), ("job", job_id)) if v]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --project, --task, --job")
+    kind, target = chosen[0]
+    with connect(host, org=org) as source, open_store(store_url) as store:
+        result = score_target(source, kind, int(target), settings_file=settings_file, store=store)
+        pushed = []
+        if issues or stage_policy:
+            for r in result["_results"]:
+                pushed += push_task(
+                    source, r, issues=issues, per_frame=issues_per_frame, stage_policy=stage_policy
+                )
+    result.pop("_results")
+    result["pushed"] = pushed
+    result["manual_review"] = flagged(pushed)
+    write_json(json_out, result)
+    if not quiet:
+        _print(result)
+
+
+def _print(result: dict[str, Any]) -> None:
+    console = Console()
+    for t in result["tasks"]:
+        table = Table(title=f"CVAT task {t['task']['id']} {t['task']['name'] or ''}".strip())
+        for col in ("job", "assignee", "accuracy", "precision", "recall", "errors", "warnings"):
+            table.add_column(col)
+        rows = [(str(j["job"]["id"]), j["job"]["assignee"] or "-", j["report"]) for j in t["jobs"]]
+        if t["report"] is not None:
+            rows.append(("task", "", t["report"]))
+        for jid, who, rep in rows:
+            s = rep["summary"]
+            table.add_row(
+                jid,
+                who,
+                _pct(s.get("accuracy")),
+                _pct(s.get("precision")),
+                _pct(s.get("recall")),
+                str(s.get("error_count", 0)),
+                str(s.get("warning_count", 0)),
+            )
+        console.print(table)
+        for note in t["notes"]:
+            console.print(f"[yellow]note:[/] {note}")
+    if result["project"] is not None:
+        s = result["project"]["summary"]
+        console.print(
+            f"project {result['project_id']}: accuracy {_pct(s.get('accuracy'))}, precision "
+            f"{_pct(s.get('precision'))}, recall {_pct(s.get('recall'))}"
+        )
+    for entry in result["pushed"]:
+        console.print(f"job {entry['job']}: {entry.get('issues', '')} {entry.get('stage', '')}")
+    if result["manual_review"]:
+        console.print(f"[red]left for manual review:[/] jobs {result['manual_review']}")

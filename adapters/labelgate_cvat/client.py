@@ -1,0 +1,337 @@
+"""Thin wrapper over the ``cvat-sdk`` client: pull projects, tasks and jobs; push issues and stages.
+
+Credentials come from arguments or ``LABELGATE_CVAT_HOST``, ``LABELGATE_CVAT_TOKEN`` (a personal
+access token) or ``LABELGATE_CVAT_USER`` / ``LABELGATE_CVAT_PASSWORD``, and
+``LABELGATE_CVAT_ORG`` (organization slug). They are never logged or echoed in errors.
+
+Every call goes through the SDK's generated API (``client.api_client.<x>_api``), so the SDK's
+OpenAPI models validate each response; the methods return the payload dicts the pure converters
+in :mod:`labelgate_cvat.payloads` take. Reads are retried with exponential backoff on 429, 5xx,
+timeouts and dropped connections (honouring ``Retry-After``); 401/403 become
+:class:`~labelgate.errors.AuthenticationFailed` and 404 :class:`~labelgate.errors.NotFound`.
+Writes are not retried blindly: push-back is idempotent instead (see
+:mod:`labelgate_cvat.pushback`), so a failed run is simply run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from labelgate.errors import AuthenticationFailed, ConnectionFailed, NotFound, ValidationError
+
+T = TypeVar("T")
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class CvatSource:
+    """A CVAT server reached through an injected ``cvat_sdk`` client.
+
+    Args:
+        client: a logged-in ``cvat_sdk.Client`` (see :func:`connect`).
+        retries: how many times a failed read is retried.
+        backoff: first retry delay in seconds (doubles each time, capped at 30 s).
+        timeout: per-request timeout in seconds (a timed-out read is retried).
+    """
+
+    def __init__(
+        self, client: Any, *, retries: int = 4, backoff: float = 0.5, timeout: float = 60.0
+    ) -> None:
+        self.client = client
+        self.timeout = timeout
+        self.api = client.api_client
+        self.retries = retries
+        self.backoff = backoff
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> CvatSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[], T], *, read: bool = True) -> T:
+        """Run one API call, mapping SDK errors and retrying transient read failures."""
+        import urllib3
+        from cvat_sdk.api_client.exceptions import ApiException
+
+        delay = self.backoff
+        for attempt in range(self.retries + 1 if read else 1):
+            try:
+                return fn()
+            except ApiException as exc:
+                status = int(exc.status or 0)
+                if status in (401, 403):
+                    raise AuthenticationFailed(
+                        f"CVAT refused {what} (HTTP {status}): check the token or user/password "
+                        "and the organization"
+                    ) from None
+                if status == 404:
+                    raise NotFound(f"CVAT: {what} not found (HTTP 404)") from None
+                if status not in _RETRY_STATUS or attempt == self.retries or not read:
+                    raise ConnectionFailed(f"CVAT: {what} failed with HTTP {status}") from None
+                wait = _retry_after(exc) or delay
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if attempt == self.retries or not read:
+                    # urllib3 retries some statuses itself; its reason names the last one.
+                    reason = getattr(exc, "reason", None) or type(exc).__name__
+                    raise ConnectionFailed(
+                        f"CVAT: {what} failed: server unreachable, timed out or erroring ({reason})"
+                    ) from None
+                wait = delay
+            time.sleep(min(wait, 30.0))
+            delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns/raises
+
+    def _get(self, what: str, endpoint: Any, **kwargs: Any) -> Any:
+        """Call a read endpoint; the SDK parses (validates) the body, we return it as JSON."""
+
+        def run() -> Any:
+            _model, response = endpoint.call_with_http_info(**kwargs, _request_timeout=self.timeout)
+            return json.loads(response.data)
+
+        return self._call(what, run)
+
+    def _list(self, what: str, endpoint: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        """All pages of a paginated list endpoint."""
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self._get(f"{what} (page {page})", endpoint, page=page, **kwargs)
+            out.extend(body.get("results", []))
+            if not body.get("next"):
+                return out
+            page += 1
+
+    # -- pull -------------------------------------------------------------------------------
+
+    def project(self, project_id: int) -> dict[str, Any]:
+        return dict(
+            self._get(
+                f"project {project_id}", self.api.projects_api.retrieve_endpoint, id=project_id
+            )
+        )
+
+    def tasks(self, project_id: int) -> list[dict[str, Any]]:
+        return self._list(
+            f"tasks of project {project_id}",
+            self.api.tasks_api.list_endpoint,
+            project_id=project_id,
+        )
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        return dict(self._get(f"task {task_id}", self.api.tasks_api.retrieve_endpoint, id=task_id))
+
+    def jobs(self, task_id: int) -> list[dict[str, Any]]:
+        return self._list(
+            f"jobs of task {task_id}", self.api.jobs_api.list_endpoint, task_id=task_id
+        )
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return dict(self._get(f"job {job_id}", self.api.jobs_api.retrieve_endpoint, id=job_id))
+
+    def labels(self, *, task_id: int | None = None, job_id: int | None = None) -> list[Any]:
+        key = {"task_id": task_id} if task_id is not None else {"job_id": job_id}
+        return self._list(f"labels of {key}", self.api.labels_api.list_endpoint, **key)
+
+    def annotations(self, job_id: int) -> dict[str, Any]:
+        return dict(
+            self._get(
+                f"annotations of job {job_id}",
+                self.api.jobs_api.retrieve_annotations_endpoint,
+                id=job_id,
+            )
+        )
+
+    def meta(self, job_id: int) -> dict[str, Any]:
+        return dict(
+            self._get(
+                f"data meta of job {job_id}",
+                self.api.jobs_api.retrieve_data_meta_endpoint,
+                id=job_id,
+            )
+        )
+
+    def task_validation_layout(self, task_id: int) -> dict[str, Any]:
+        return dict(
+            self._get(
+                f"validation layout of task {task_id}",
+                self.api.tasks_api.retrieve_validation_layout_endpoint,
+                id=task_id,
+            )
+        )
+
+    def job_validation_layout(self, job_id: int) -> dict[str, Any]:
+        return dict(
+            self._get(
+                f"validation layout of job {job_id}",
+                self.api.jobs_api.retrieve_validation_layout_endpoint,
+                id=job_id,
+            )
+        )
+
+    def quality_settings(
+        self, *, task_id: int | None = None, project_id: int | None = None
+    ) -> dict[str, Any] | None:
+        """The task's (or project's) QualitySettings row, or None when the server has none."""
+        key = {"task_id": task_id} if task_id is not None else {"project_id": project_id}
+        rows = self._list(
+            f"quality settings of {key}", self.api.quality_api.list_settings_endpoint, **key
+        )
+        return rows[0] if rows else None
+
+    # -- push -------------------------------------------------------------------------------
+
+    def issues(self, job_id: int) -> list[dict[str, Any]]:
+        return self._list(
+            f"issues of job {job_id}", self.api.issues_api.list_endpoint, job_id=job_id
+        )
+
+    def job_comments(self, job_id: int) -> list[dict[str, Any]]:
+        return self._list(
+            f"comments of job {job_id}", self.api.comments_api.list_endpoint, job_id=job_id
+        )
+
+    def create_issue(
+        self, job_id: int, frame: int, position: list[float], message: str
+    ) -> dict[str, Any]:
+        from cvat_sdk import models
+
+        request = models.IssueWriteRequest(
+            frame=frame, position=[float(v) for v in position], job=job_id, message=message
+        )
+        return self._write(
+            f"create issue on job {job_id}",
+            self.api.issues_api.create_endpoint,
+            issue_write_request=request,
+        )
+
+    def update_issue(self, issue_id: int, **fields: Any) -> dict[str, Any]:
+        from cvat_sdk import models
+
+        request = models.PatchedIssueWriteRequest(**fields)
+        return self._write(
+            f"update issue {issue_id}",
+            self.api.issues_api.partial_update_endpoint,
+            id=issue_id,
+            patched_issue_write_request=request,
+        )
+
+    def comment(self, issue_id: int, message: str) -> dict[str, Any]:
+        from cvat_sdk import models
+
+        request = models.CommentWriteRequest(issue=issue_id, message=message)
+        return self._write(
+            f"comment on issue {issue_id}",
+            self.api.comments_api.create_endpoint,
+            comment_write_request=request,
+        )
+
+    def update_job(self, job_id: int, **fields: Any) -> dict[str, Any]:
+        """PATCH a job's ``stage`` / ``state`` (CVAT resets state to ``new`` on a bare stage)."""
+        from cvat_sdk import models
+
+        request = models.PatchedJobWriteRequest(
+            **{
+                k: (models.JobStage(v) if k == "stage" else models.OperationStatus(v))
+                for k, v in fields.items()
+            }
+        )
+        return self._write(
+            f"update job {job_id}",
+            self.api.jobs_api.partial_update_endpoint,
+            id=job_id,
+            patched_job_write_request=request,
+        )
+
+    def _write(self, what: str, endpoint: Any, **kwargs: Any) -> dict[str, Any]:
+        def run() -> Any:
+            _model, response = endpoint.call_with_http_info(**kwargs)
+            return json.loads(response.data)
+
+        return dict(self._call(what, run, read=False))
+
+
+def _retry_after(exc: Any) -> float | None:
+    headers = getattr(exc, "headers", None) or {}
+    raw = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def connect(
+    host: str | None = None,
+    *,
+    token: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    org: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    retries: int = 4,
+    backoff: float = 0.5,
+    timeout: float = 60.0,
+) -> CvatSource:
+    """Log in to CVAT with ``cvat_sdk.make_client``.
+
+    Args:
+        host: server URL (default ``LABELGATE_CVAT_HOST``).
+        token: personal access token (default ``LABELGATE_CVAT_TOKEN``).
+        user, password: basic login when no token is given (``LABELGATE_CVAT_USER`` / ``_PASSWORD``).
+        org: organization slug (``LABELGATE_CVAT_ORG``); requests run in its context.
+        environ: the environment to read (tests pass a dict).
+        retries, backoff, timeout: read retry policy and per-request timeout (seconds).
+
+    Returns:
+        A :class:`CvatSource`.
+
+    Raises:
+        ValidationError: no host or no credentials.
+        AuthenticationFailed: the server refused the credentials.
+        ConnectionFailed: the server cannot be reached.
+    """
+    import urllib3
+    from cvat_sdk import make_client
+    from cvat_sdk.api_client.exceptions import ApiException
+
+    env = os.environ if environ is None else environ
+    host = host or env.get("LABELGATE_CVAT_HOST")
+    token = token or env.get("LABELGATE_CVAT_TOKEN")
+    user = user or env.get("LABELGATE_CVAT_USER")
+    password = password or env.get("LABELGATE_CVAT_PASSWORD")
+    org = org or env.get("LABELGATE_CVAT_ORG")
+    if not host:
+        raise ValidationError("CVAT host missing: pass --cvat-host or set LABELGATE_CVAT_HOST")
+    if not token and not (user and password):
+        raise ValidationError(
+            "CVAT credentials missing: set LABELGATE_CVAT_TOKEN (personal access token) or "
+            "LABELGATE_CVAT_USER and LABELGATE_CVAT_PASSWORD"
+        )
+    try:
+        if token:
+            client = make_client(host, access_token=token)
+        else:
+            client = make_client(host, credentials=(str(user), str(password)))
+    except ApiException as exc:
+        # CVAT answers a wrong user/password with 400 on /api/auth/login.
+        if exc.status in (401, 403) or (exc.status == 400 and not token):
+            raise AuthenticationFailed(
+                f"CVAT at {host} refused the credentials (HTTP {exc.status})"
+            ) from None
+        raise ConnectionFailed(f"CVAT at {host}: login failed with HTTP {exc.status}") from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ConnectionFailed(f"CVAT at {host} is unreachable ({type(exc).__name__})") from None
+    if org:
+        client.organization_slug = org
+    source = CvatSource(client, retries=retries, backoff=backoff, timeout=timeout)
+    if token:  # a PAT is not checked at login; fail early with a clear error instead
+        source._get("the current user", client.api_client.users_api.retrieve_self_endpoint)
+    return source

@@ -1,0 +1,363 @@
+"""Score CVAT jobs, tasks and projects the way CVAT's quality control does, then push back.
+
+``score_target(source, "task", 10)`` pulls the task's labels, jobs, validation layout and quality
+settings, compares every job the ``job_filter`` selects with the GT job on the active validation
+frames (honeypot placeholders paired with their real frames), sums job reports into the task
+report and task reports into the project report (tasks with custom settings left out, as CVAT
+does), stores them, and optionally writes issues and stage/state changes back
+(:mod:`labelgate_cvat.pushback`). The CLI, the webhook worker and scripts all call this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from labelgate.engine import QualitySettings, compare
+from labelgate.engine.aggregate import project_report, task_report
+from labelgate.engine.job_filter import job_matches
+from labelgate.engine.report import Report
+from labelgate.engine.settings import resolve_settings
+from labelgate.errors import DataWarning, NotFound, ValidationError
+from labelgate.model import AnnotationSet, LabelSchema
+from labelgate_cvat.payloads import cvat_job_to_annotations, schema_from_labels
+
+GT_ANNOTATOR = "ground_truth"
+_SETTING_FIELDS = set(QualitySettings.field_names())
+
+
+def _username(job: Mapping[str, Any]) -> str | None:
+    who = job.get("assignee")
+    return who.get("username") if isinstance(who, Mapping) else who
+
+
+def job_view(job: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields CVAT's ``job_filter`` can refer to."""
+    return {
+        "id": job["id"],
+        "type": job.get("type"),
+        "state": job.get("state"),
+        "stage": job.get("stage"),
+        "assignee": _username(job),
+        "task_id": job.get("task_id"),
+        "task_name": task.get("name"),
+    }
+
+
+def effective_settings(source: Any, task: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The task's CVAT quality settings, or its project's when the task inherits them.
+
+    Returns:
+        (settings dict with only the fields labelgate knows, inherited?)
+    """
+    row = source.quality_settings(task_id=task["id"]) or {}
+    inherited = bool(row.get("inherit", True)) and task.get("project_id") is not None
+    if inherited:
+        row = source.quality_settings(project_id=task["project_id"]) or row
+    flat = {k: v for k, v in row.items() if k in _SETTING_FIELDS and v is not None}
+    return flat, inherited
+
+
+def _active_frames(layout: Mapping[str, Any]) -> set[int]:
+    return set(layout.get("validation_frames") or ()) - set(layout.get("disabled_frames") or ())
+
+
+def restrict_gt(gt: AnnotationSet, layout: Mapping[str, Any]) -> AnnotationSet:
+    """GT frames outside the active validation frames (disabled ones) are never compared."""
+    if not layout.get("mode"):
+        return gt
+    active = _active_frames(layout)
+    deleted = gt.items.deleted | ~np.isin(gt.items.id, list(active))
+    return gt.replace(items=dataclasses.replace(gt.items, deleted=deleted))
+
+
+def restrict_job(
+    ds: AnnotationSet,
+    gt: AnnotationSet,
+    layout: Mapping[str, Any],
+    job_layout: Mapping[str, Any] | None = None,
+) -> AnnotationSet:
+    """Keep only the frames CVAT compares for an annotation job.
+
+    ``gt`` mode: the active validation frames. ``gt_pool`` mode: the honeypot placeholders
+    whose real frame is active; each takes its real frame's name so it pairs with that GT
+    frame. No layout: every frame, paired with GT frames by file name.
+    """
+    mode = layout.get("mode")
+    if not mode:
+        return ds
+    items = ds.items
+    active = _active_frames(layout)
+    if mode == "gt":
+        keep = np.isin(items.id, list(active))
+        return ds.replace(items=dataclasses.replace(items, deleted=items.deleted | ~keep))
+    source = job_layout or layout
+    real = dict(
+        zip(
+            source.get("honeypot_frames") or (),
+            source.get("honeypot_real_frames") or (),
+            strict=True,
+        )
+    )
+    gt_name = {int(i): str(n) for i, n in zip(gt.items.id, gt.items.name, strict=True)}
+    names = items.name.copy()
+    real_frame = np.full(len(items), -1, np.int64)
+    keep = np.zeros(len(items), bool)
+    for pos, fid in enumerate(items.id.tolist()):
+        rf = real.get(fid)
+        if rf is not None and rf in active and rf in gt_name:
+            keep[pos] = True
+            names[pos] = gt_name[rf]
+            real_frame[pos] = rf
+    return ds.replace(
+        items=dataclasses.replace(
+            items, name=names, real_frame=real_frame, deleted=items.deleted | ~keep
+        )
+    )
+
+
+@dataclasses.dataclass
+class TaskResult:
+    """One task's scoring: job reports (by job id), the task report, and what was skipped."""
+
+    task: dict[str, Any]
+    gt_job: dict[str, Any]
+    jobs: dict[int, dict[str, Any]]
+    job_reports: dict[int, Report]
+    report: Report | None
+    settings: QualitySettings
+    inherited: bool
+    sets: dict[int, AnnotationSet]
+    gt: AnnotationSet
+    notes: list[str]
+
+
+def pull_job(
+    source: Any, job: Mapping[str, Any], schema: LabelSchema, *, gt: bool = False
+) -> AnnotationSet:
+    """One job as an annotation set (annotator: its assignee, or ``ground_truth``)."""
+    who = GT_ANNOTATOR if gt else (_username(job) or f"job {job['id']}")
+    return cvat_job_to_annotations(
+        source.annotations(job["id"]),
+        source.meta(job["id"]),
+        schema,
+        annotator=who,
+        job=job,
+        name=f"job {job['id']}",
+    )
+
+
+def score_task(
+    source: Any,
+    task_id: int,
+    *,
+    settings_file: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    only_job: int | None = None,
+) -> TaskResult:
+    """Compare every selected job of a task with its GT job.
+
+    Args:
+        source: a :class:`~labelgate_cvat.client.CvatSource`.
+        task_id: the task.
+        settings_file: a TOML file layered over the CVAT settings.
+        overrides: CLI-level setting overrides (highest precedence).
+        environ: environment for ``LABELGATE_<FIELD>`` settings (default ``os.environ``).
+        only_job: score just this job (the filter is bypassed for it).
+
+    Returns:
+        The :class:`TaskResult`.
+
+    Raises:
+        NotFound: the task has no GT job.
+    """
+    task = source.task(task_id)
+    schema = schema_from_labels(source.labels(task_id=task_id))
+    jobs = source.jobs(task_id)
+    cvat_settings, inherited = effective_settings(source, task)
+    settings = resolve_settings(cvat_settings, settings_file, environ, overrides)
+    gt_jobs = [j for j in jobs if j.get("type") == "ground_truth"]
+    if not gt_jobs:
+        raise NotFound(
+            f"CVAT task {task_id} has no ground_truth job; create one (or a honeypot pool) to "
+            "score it"
+        )
+    gt_job = gt_jobs[0]
+    notes = []
+    if (gt_job.get("stage"), gt_job.get("state")) != ("acceptance", "completed"):
+        # CVAT refuses to compute a report in this case; labelgate scores and says so.
+        notes.append(
+            f"GT job {gt_job['id']} is {gt_job.get('stage')}/{gt_job.get('state')}, not "
+            "acceptance/completed: CVAT itself would refuse this report"
+        )
+    layout = source.task_validation_layout(task_id)
+    gt = restrict_gt(pull_job(source, gt_job, schema, gt=True), layout)
+    selected = [
+        j
+        for j in jobs
+        if j.get("type") != "ground_truth"
+        and (
+            j["id"] == only_job
+            if only_job is not None
+            else job_matches(settings.job_filter, job_view(j, task))
+        )
+    ]
+    job_reports: dict[int, Report] = {}
+    sets: dict[int, AnnotationSet] = {}
+    for job in selected:
+        job_layout = (
+            source.job_validation_layout(job["id"]) if layout.get("mode") == "gt_pool" else None
+        )
+        ds = restrict_job(pull_job(source, job, schema), gt, layout, job_layout)
+        sets[job["id"]] = ds
+        job_reports[job["id"]] = compare(gt, ds, settings)
+        job_reports[job["id"]].data["parameters"]["inherited"] = inherited
+    report = task_report(list(job_reports.values())) if job_reports else None
+    if report is not None:
+        report.data["parameters"]["inherited"] = inherited
+    return TaskResult(
+        task=task,
+        gt_job=gt_job,
+        jobs={j["id"]: j for j in selected},
+        job_reports=job_reports,
+        report=report,
+        settings=settings,
+        inherited=inherited,
+        sets=sets,
+        gt=gt,
+        notes=notes,
+    )
+
+
+def score_target(
+    source: Any,
+    kind: str,
+    target_id: int,
+    *,
+    settings_file: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    store: Any = None,
+) -> dict[str, Any]:
+    """Score a CVAT ``project``, ``task`` or ``job`` and store job/task/project reports.
+
+    Returns:
+        ``{"target", "tasks": [{"task", "report", "jobs": [{"job", "report"}], "notes"}],
+        "project": report | None, "report_ids": {...}}`` plus the live :class:`TaskResult`
+        objects under ``"_results"`` for push-back.
+
+    Raises:
+        ValidationError: unknown kind.
+        NotFound: the target or its GT job does not exist.
+    """
+    if kind not in ("project", "task", "job"):
+        raise ValidationError(f"CVAT target kind must be project, task or job, not {kind!r}")
+    only_job = None
+    if kind == "project":
+        tasks = [t["id"] for t in source.tasks(target_id)]
+        project_id: int | None = target_id
+    elif kind == "task":
+        tasks = [target_id]
+        project_id = source.task(target_id).get("project_id")
+    else:
+        job = source.job(target_id)
+        tasks, only_job, project_id = [job["task_id"]], target_id, job.get("project_id")
+    results: list[TaskResult] = []
+    skipped: list[dict[str, Any]] = []
+    for tid in tasks:
+        try:
+            results.append(
+                score_task(
+                    source,
+                    tid,
+                    settings_file=settings_file,
+                    overrides=overrides,
+                    environ=environ,
+                    only_job=only_job,
+                )
+            )
+        except NotFound as exc:
+            if kind != "project":
+                raise
+            warnings.warn(f"task {tid} skipped: {exc}", DataWarning, stacklevel=2)
+            skipped.append({"task": tid, "reason": str(exc)})
+    usable = [r.report for r in results if r.report is not None and r.inherited]
+    project = project_report(usable) if kind == "project" and usable else None
+    out: dict[str, Any] = {
+        "target": f"{kind}:{target_id}",
+        "project_id": project_id,
+        "tasks": [_task_json(r) for r in results],
+        "skipped": skipped,
+        "project": project.to_dict() if project is not None else None,
+        "report_ids": {},
+        "_results": results,
+    }
+    if store is not None:
+        _save(store, out, results, project, project_id)
+    return out
+
+
+def _task_json(r: TaskResult) -> dict[str, Any]:
+    return {
+        "task": {"id": r.task["id"], "name": r.task.get("name")},
+        "gt_job": r.gt_job["id"],
+        "inherited": r.inherited,
+        "notes": r.notes,
+        "report": r.report.to_dict() if r.report is not None else None,
+        "jobs": [
+            {
+                "job": {k: r.jobs[jid].get(k) for k in ("id", "type", "stage", "state")}
+                | {"assignee": _username(r.jobs[jid])},
+                "report": rep.to_dict(),
+            }
+            for jid, rep in r.job_reports.items()
+        ],
+    }
+
+
+def _save(
+    store: Any,
+    out: dict[str, Any],
+    results: list[TaskResult],
+    project: Report | None,
+    project_id: int | None,
+) -> None:
+    key = f"cvat:{project_id}" if project_id is not None else None
+    ids = out["report_ids"]
+    for r in results:
+        settings = r.settings.to_dict()
+        for jid, rep in r.job_reports.items():
+            ids[f"job:{jid}"] = store.save_report(
+                "cvat_job", "cvat", f"job:{jid}", rep.to_dict(), project=key, settings=settings
+            )
+        if r.report is not None:
+            tid = r.task["id"]
+            ids[f"task:{tid}"] = store.save_report(
+                "cvat_task",
+                "cvat",
+                f"task:{tid}",
+                r.report.to_dict(),
+                project=key,
+                settings=settings,
+            )
+            if r.sets:
+                ids[f"bundle:task:{tid}"] = _save_bundle(store, r, key or f"cvat:task:{tid}")
+    if project is not None:
+        ids[f"project:{project_id}"] = store.save_report(
+            "cvat_project", "cvat", f"project:{project_id}", project.to_dict(), project=key
+        )
+
+
+def _save_bundle(store: Any, r: TaskResult, project: str) -> int:
+    """The same report bundle ``labelgate report`` builds (scorecards, per label, alerts)."""
+    from labelgate.reporting.pipeline import build_bundle
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # already reported per job
+        bundle = build_bundle(r.gt, list(r.sets.values()), r.settings, store=store, project=project)
+    return int(bundle["report_id"])

@@ -1,0 +1,253 @@
+"""The live CVAT adapter end to end: the real cvat-sdk client against the CVAT API test double.
+
+Expected values are hand-checked from the recorded state (tests/fixtures/cvat_payloads).
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from labelgate.cli import main
+from labelgate.errors import AuthenticationFailed, ConnectionFailed, NotFound, ValidationError
+from labelgate_cvat.client import connect
+from labelgate_cvat.pipeline import score_target
+from labelgate_cvat.pushback import desired_issues, push_issues, push_task
+from labelgate_cvat.webhooks import install_webhook
+
+
+def _source(double, **kw):
+    return connect(double.url, token=double.token, retries=3, backoff=0.01, timeout=0.3, **kw)
+
+
+def _jobs(result):
+    return {j["job"]["id"]: j["report"] for t in result["tasks"] for j in t["jobs"]}
+
+
+def test_task_in_gt_mode_matches_hand_checked_values(cvat_double):
+    with _source(cvat_double) as src:
+        result = score_target(src, "task", 10)
+    jobs = _jobs(result)
+    assert sorted(jobs) == [101, 102, 103]  # the GT job is not scored against itself
+    s = jobs[103]["summary"]
+    assert (s["valid_count"], s["ds_count"], s["gt_count"]) == (14, 16, 18)
+    assert s["accuracy"] == pytest.approx(14 / 18)
+    assert s["conflicts_by_type"]["missing_annotation"] == 2
+    assert s["conflicts_by_type"]["mismatching_label"] == 2
+    assert jobs[101]["summary"]["accuracy"] == 1.0
+    task = result["tasks"][0]["report"]["summary"]
+    assert task["valid_count"] == 20 + 18 + 14 and task["gt_count"] == 56
+    # The task inherits the project's settings (iou 0.4), not its own row (0.9).
+    params = result["tasks"][0]["report"]["parameters"]
+    assert params["inherited"] is True and params["iou_threshold"] == 0.4
+    conflict = next(c for c in jobs[103]["conflicts"] if c["type"] == "missing_annotation")
+    assert conflict["annotation_ids"][0]["job_id"] == 100
+
+
+def test_honeypot_placeholder_pairs_with_its_real_frame(cvat_double):
+    with _source(cvat_double) as src:
+        s = _jobs(score_target(src, "task", 11))[111]["summary"]
+    # Frame 0 is a regular frame and is not compared; frame 2 shows pool frame 3.
+    assert (s["ds_count"], s["gt_count"], s["valid_count"]) == (1, 1, 1)
+    assert s["mean_iou"] == pytest.approx(870 / 930)  # 30x30 boxes offset by 1 px in x
+
+
+def test_video_tracks_are_interpolated(cvat_double):
+    with _source(cvat_double) as src:
+        rep = _jobs(score_target(src, "task", 12))[121]
+    s = rep["summary"]
+    # Frame 0: car (rotation 350), polygon, skeleton; frame 5: car interpolated to [5,0,15,10]
+    # with rotation 0 (350 -> 10 the short way), skeleton interpolated onto GT, and a mask.
+    assert (s["ds_count"], s["gt_count"], s["valid_count"]) == (6, 4, 4)
+    extras = sorted(
+        (c["frame_id"], c["annotation_ids"][0]["type"])
+        for c in rep["conflicts"]
+        if c["type"] == "extra_annotation"
+    )
+    assert extras == [(0, "track"), (5, "shape")]  # skeleton track on frame 0, the mask
+
+
+def test_project_report_weights_tasks(cvat_double):
+    with _source(cvat_double) as src:
+        result = score_target(src, "project", 1)
+    assert [t["task"]["id"] for t in result["tasks"]] == [10, 11, 12]
+    s = result["project"]["summary"]
+    # frame_share is 1.0 for every task, so the project report is their plain sum.
+    assert s["valid_count"] == 52 + 1 + 4 and s["gt_count"] == 56 + 1 + 4
+
+
+def test_issues_are_pushed_once_and_resolved(cvat_double):
+    with _source(cvat_double) as src:
+        result = score_target(src, "task", 10)
+        (r,) = result["_results"]
+        first = push_task(src, r, issues=True)
+        again = push_task(src, r, issues=True)
+        counts = {e["job"]: e["issues"] for e in first}
+        assert counts[103]["created"] == 4 and counts[101]["created"] == 0
+        assert {e["job"]: e["issues"]["kept"] for e in again}[103] == 4
+        issues = [i for i in cvat_double.state["issues"].values() if i["job"] == 103]
+        assert len(issues) == 4
+        wanted = desired_issues(r.job_reports[103])
+        keep = dict(list(wanted.items())[:3])
+        assert push_issues(src, 103, keep)["resolved"] == 1
+        assert push_issues(src, 103, wanted)["reopened"] == 1
+    messages = [c["message"] for c in cvat_double.state["comments"].values()]
+    assert sum("missing annotation (car)" in m for m in messages) >= 1
+    assert len([i for i in cvat_double.state["issues"].values() if i["job"] == 103]) == 4
+
+
+def test_push_that_fails_halfway_resumes_without_duplicates(cvat_double):
+    cvat_double.fail("POST", r"^/api/issues$", 500, times=1, after=2)
+    with _source(cvat_double) as src:
+        (r,) = score_target(src, "job", 103)["_results"]
+        with pytest.raises(ConnectionFailed):
+            push_task(src, r, issues=True)
+        assert len(cvat_double.state["issues"]) == 2
+        (entry,) = push_task(src, r, issues=True)
+    assert entry["issues"] == {"created": 2, "kept": 2, "reopened": 0, "resolved": 0}
+    assert len(cvat_double.state["issues"]) == 4
+
+
+def test_stage_policy_accepts_rejects_and_stops_at_the_limit(cvat_double):
+    jobs = cvat_double.state["jobs"]
+    with _source(cvat_double) as src:
+
+        def run():
+            result = score_target(src, "task", 10, overrides={"target_metric_threshold": 0.9})
+            (r,) = result["_results"]
+            return {e["job"]: e["stage"]["action"] for e in push_task(src, r, stage_policy=True)}
+
+        assert run() == {101: "accepted", 102: "accepted", 103: "rejected"}
+        assert (jobs["101"]["stage"], jobs["101"]["state"]) == ("acceptance", "completed")
+        assert (jobs["103"]["stage"], jobs["103"]["state"]) == ("annotation", "rejected")
+        assert run()[103] == "unchanged"  # still rejected: waiting for the annotator
+        jobs["103"]["state"] = "completed"  # the annotator resubmits without fixing
+        assert run()[103] == "rejected"
+        jobs["103"]["state"] = "completed"
+        assert run()[103] == "manual_review"  # max_validations_per_job = 2 (project settings)
+    notes = [c["message"] for c in cvat_double.state["comments"].values()]
+    assert sum("labelgate: job rejected" in m for m in notes) == 2
+    assert any("rejection 2 of 2" in m for m in notes)
+
+
+@pytest.mark.parametrize(
+    ("status", "times"),
+    [(503, 2), (429, 1), (502, 3), (0, 1)],
+    ids=["503", "429", "502", "timeout"],
+)
+def test_transient_read_failures_are_retried(cvat_double, status, times):
+    cvat_double.fail("GET", r"/api/jobs/103/annotations", status, times=times)
+    with _source(cvat_double) as src:
+        rep = _jobs(score_target(src, "job", 103))[103]
+    assert rep["summary"]["valid_count"] == 14
+    assert len(cvat_double.requests("GET", "/api/jobs/103/annotations")) == times + 1
+
+
+def test_reads_give_up_after_the_retries(cvat_double):
+    cvat_double.fail("GET", r"/api/jobs/103/annotations", 503, times=1000)
+    with _source(cvat_double) as src, pytest.raises(ConnectionFailed, match="503"):
+        score_target(src, "job", 103)
+
+
+def test_auth_and_lookup_errors_are_clear(cvat_double):
+    with pytest.raises(AuthenticationFailed, match="HTTP 401"):
+        connect(cvat_double.url, token="wrong", retries=0)
+    with pytest.raises(AuthenticationFailed, match="HTTP 403"):
+        connect(cvat_double.url, token=cvat_double.token, org="other-team", retries=0)
+    with pytest.raises(ValidationError, match="LABELGATE_CVAT_TOKEN"):
+        connect(cvat_double.url, environ={})
+    with _source(cvat_double) as src, pytest.raises(NotFound, match="task 999"):
+        score_target(src, "task", 999)
+    with pytest.raises(ConnectionFailed, match="unreachable"):
+        connect("http://127.0.0.1:9", token="x", retries=0)
+
+
+def test_password_login(cvat_double):
+    with connect(cvat_double.url, user="admin", password="password1") as src:
+        assert src.job(103)["assignee"]["username"] == "annotator3"
+    with pytest.raises(AuthenticationFailed):
+        connect(cvat_double.url, user="admin", password="nope")
+
+
+def test_webhook_install_is_idempotent(cvat_double):
+    with _source(cvat_double) as src:
+        first = install_webhook(src, 1, "https://lg.example/webhooks/cvat", "s1")
+        second = install_webhook(src, 1, "https://lg.example/webhooks/cvat", "s2")
+    (hook,) = cvat_double.state["webhooks"].values()
+    assert first == second == hook["id"] and hook["secret"] == "s2"
+    assert set(hook["events"]) == {"update:job", "create:job", "delete:job", "update:task"}
+
+
+def test_cli_score_writes_json_and_pushes_issues(cvat_env, tmp_path):
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(
+        main, ["cvat", "score", "--task", "10", "--issues", "--json", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert _jobs(data)[103]["summary"]["accuracy"] == pytest.approx(14 / 18)
+    assert "103" in res.output and "77.8%" in res.output
+    assert cvat_env.token not in res.output
+    assert len(cvat_env.state["issues"]) == 4
+    again = CliRunner().invoke(main, ["cvat", "score", "--task", "10", "--issues", "--quiet"])
+    assert again.exit_code == 0 and len(cvat_env.state["issues"]) == 4
+
+
+def test_cli_bad_token_exit_code(cvat_env, monkeypatch):
+    monkeypatch.setenv("LABELGATE_CVAT_TOKEN", "wrong")
+    res = CliRunner().invoke(main, ["cvat", "score", "--job", "103"])
+    assert res.exit_code != 0 and "HTTP 401" in res.output and "wrong" not in res.output
+
+
+def test_webhook_save_rescores_and_pushes_issues(cvat_env, tmp_path):
+    import hashlib
+    import hmac
+
+    from labelgate_webhook.app import create_app
+    from labelgate_webhook.jobs import handlers
+
+    app = create_app(
+        {
+            "STORE_URL": f"sqlite:///{tmp_path}/s.db",
+            "QUEUE_PATH": str(tmp_path / "q.db"),
+            "CVAT_WEBHOOK_SECRET": "sek",
+            "DEBOUNCE_SECONDS": 0.0,
+        }
+    )
+    body = json.dumps(
+        {
+            "event": "update:job",
+            "webhook_id": 1,
+            "job": {"id": 103, "task_id": 10, "updated_date": "2026-11-23T02:00:00Z"},
+            "before_update": {"updated_date": "2026-11-23T01:00:00Z"},
+        }
+    ).encode()
+    sig = "sha256=" + hmac.new(b"sek", body, hashlib.sha256).hexdigest()
+    res = app.test_client().post(
+        "/webhooks/cvat",
+        data=body,
+        headers={"X-Signature-256": sig, "Content-Type": "application/json"},
+    )
+    assert res.status_code == 202
+    queue = app.extensions["labelgate_queue"]
+    ran = queue.run_once(handlers(app.extensions["labelgate_store"]))
+    assert ran is not None
+    assert len([i for i in cvat_env.state["issues"].values() if i["job"] == 103]) == 4
+    stored = app.extensions["labelgate_store"].list_reports(source="cvat", kind="cvat_job")
+    assert [r.target for r in stored] == ["job:103"]
+    # labelgate's own writes come back as update:job with stage/state: ignored (no loop).
+    own = json.dumps(
+        {"event": "update:job", "job": {"id": 103}, "before_update": {"state": "in progress"}}
+    ).encode()
+    sig = "sha256=" + hmac.new(b"sek", own, hashlib.sha256).hexdigest()
+    res = app.test_client().post(
+        "/webhooks/cvat",
+        data=own,
+        headers={"X-Signature-256": sig, "Content-Type": "application/json"},
+    )
+    assert res.get_json()["status"] == "ignored"
+    app.extensions["labelgate_store"].close()
+    _ = SimpleNamespace
