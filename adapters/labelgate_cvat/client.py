@@ -305,7 +305,7 @@ def connect(
     env = os.environ if environ is None else environ
     host = host or env.get("LABELGATE_CVAT_HOST")
     token = token or env.get("LABELGATE_CVAT_TOKEN")
-    user = user or env.get("LABELGATE_CVAT_USER")
+    user = user or env.get("LABELGATE_CVAT_USER") or env.get("LABELGATE_CVAT_USERNAME")
     password = password or env.get("LABELGATE_CVAT_PASSWORD")
     org = org or env.get("LABELGATE_CVAT_ORG")
     if not host:

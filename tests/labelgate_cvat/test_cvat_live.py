@@ -199,7 +199,7 @@ def test_cli_score_writes_json_and_pushes_issues(cvat_env, tmp_path):
 def test_cli_bad_token_exit_code(cvat_env, monkeypatch):
     monkeypatch.setenv("LABELGATE_CVAT_TOKEN", "wrong")
     res = CliRunner().invoke(main, ["cvat", "score", "--job", "103"])
-    assert res.exit_code != 0 and "HTTP 401" in res.output and "wrong" not in res.output
+    assert res.exit_code == 3 and "HTTP 401" in res.output and "wrong" not in res.output
 
 
 def test_webhook_save_rescores_and_pushes_issues(cvat_env, tmp_path):
