@@ -40,6 +40,12 @@ def _pct(value: Any) -> str:
     is_flag=True,
     help="Accept jobs meeting target_metric_threshold, reject the others (see docs).",
 )
+@click.option(
+    "--merge-consensus",
+    is_flag=True,
+    help="First merge each job's consensus replicas into its parent job (replaces them).",
+)
+@click.option("--quorum", default=0.5, show_default=True, type=float, help="Consensus quorum.")
 @click.option("--store", "store_url", default=None, help="Report store URL.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True)
@@ -53,6 +59,8 @@ def score_cmd(
     issues: bool,
     issues_per_frame: bool,
     stage_policy: bool,
+    merge_consensus: bool,
+    quorum: float,
     store_url: str | None,
     json_out: Path | None,
     quiet: bool,
@@ -64,6 +72,7 @@ def score_cmd(
     """
     from labelgate.store import open_store
     from labelgate_cvat.client import connect
+    from labelgate_cvat.pipeline import merge_consensus as merge_replicas
     from labelgate_cvat.pipeline import score_target
     from labelgate_cvat.pushback import flagged, push_task
 
@@ -72,6 +81,16 @@ def score_cmd(
         raise click.UsageError("give exactly one of --project, --task, --job")
     kind, target = chosen[0]
     with connect(host, org=org) as source, open_store(store_url) as store:
+        merged = []
+        if merge_consensus:
+            if kind == "project":
+                task_ids = [t["id"] for t in source.tasks(int(target))]
+            elif kind == "task":
+                task_ids = [int(target)]
+            else:
+                task_ids = [source.job(int(target))["task_id"]]
+            for tid in task_ids:
+                merged += merge_replicas(source, tid, quorum=quorum)
         result = score_target(source, kind, int(target), settings_file=settings_file, store=store)
         pushed = []
         if issues or stage_policy:
@@ -81,6 +100,7 @@ def score_cmd(
                 )
     result.pop("_results")
     result["pushed"] = pushed
+    result["merged"] = merged
     result["manual_review"] = flagged(pushed)
     write_json(json_out, result)
     if not quiet:
@@ -115,6 +135,11 @@ def _print(result: dict[str, Any]) -> None:
         console.print(
             f"project {result['project_id']}: accuracy {_pct(s.get('accuracy'))}, precision "
             f"{_pct(s.get('precision'))}, recall {_pct(s.get('recall'))}"
+        )
+    for entry in result["merged"]:
+        console.print(
+            f"job {entry['job']}: merged replicas {entry['replicas']} -> {entry['shapes']} "
+            f"shapes, {entry['tags']} tags"
         )
     for entry in result["pushed"]:
         console.print(f"job {entry['job']}: {entry.get('issues', '')} {entry.get('stage', '')}")

@@ -251,6 +251,17 @@ class CvatSource:
             patched_job_write_request=request,
         )
 
+    def put_annotations(self, job_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+        """Replace a job's annotations (``PUT /api/jobs/{id}/annotations``)."""
+        from labelgate_cvat.writeback import labeled_data_request
+
+        return self._write(
+            f"write annotations of job {job_id}",
+            self.api.jobs_api.update_annotations_endpoint,
+            id=job_id,
+            labeled_data_request=labeled_data_request(payload),
+        )
+
     def _write(self, what: str, endpoint: Any, **kwargs: Any) -> dict[str, Any]:
         def run() -> Any:
             _model, response = endpoint.call_with_http_info(**kwargs)

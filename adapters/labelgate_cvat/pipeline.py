@@ -361,3 +361,49 @@ def _save_bundle(store: Any, r: TaskResult, project: str) -> int:
         warnings.simplefilter("ignore", DataWarning)  # already reported per job
         bundle = build_bundle(r.gt, list(r.sets.values()), r.settings, store=store, project=project)
     return int(bundle["report_id"])
+
+
+def merge_consensus(
+    source: Any,
+    task_id: int,
+    *,
+    quorum: float = 0.5,
+    iou_threshold: float = 0.4,
+    method: str = "cvat",
+) -> list[dict[str, Any]]:
+    """Merge each job's consensus replicas and write the result into the parent job.
+
+    Like CVAT's consensus merge, the parent job's annotations are replaced (a PUT), so running
+    it again gives the same parent annotations.
+
+    Returns:
+        One entry per parent job: ``{"job", "replicas", "shapes", "tags"}``.
+    """
+    from labelgate.consensus import merge
+    from labelgate.model.annotation_set import combine
+    from labelgate_cvat.writeback import annotations_to_cvat
+
+    schema = schema_from_labels(source.labels(task_id=task_id))
+    replicas: dict[int, list[dict[str, Any]]] = {}
+    for job in source.jobs(task_id):
+        if job.get("type") == "consensus_replica" and job.get("parent_job_id") is not None:
+            replicas.setdefault(int(job["parent_job_id"]), []).append(job)
+    out = []
+    for parent, reps in sorted(replicas.items()):
+        sets = []
+        for rep in sorted(reps, key=lambda j: j["id"]):
+            part = pull_job(source, rep, schema)
+            who = f"{_username(rep) or 'replica'}#{rep['id']}"
+            sets.append(part.replace(annotations=part.annotations.with_columns(annotators=(who,))))
+        merged = merge(combine(sets), quorum=quorum, iou_threshold=iou_threshold, method=method)
+        payload = annotations_to_cvat(merged)
+        source.put_annotations(parent, payload)
+        out.append(
+            {
+                "job": parent,
+                "replicas": [r["id"] for r in reps],
+                "shapes": len(payload["shapes"]),
+                "tags": len(payload["tags"]),
+            }
+        )
+    return out

@@ -6,8 +6,8 @@ Expected values are hand-checked from the recorded state (tests/fixtures/cvat_pa
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -250,4 +250,49 @@ def test_webhook_save_rescores_and_pushes_issues(cvat_env, tmp_path):
     )
     assert res.get_json()["status"] == "ignored"
     app.extensions["labelgate_store"].close()
-    _ = SimpleNamespace
+
+
+def test_consensus_replicas_merge_into_the_parent_job(cvat_double):
+    from labelgate.consensus import merge
+    from labelgate.model.annotation_set import combine
+    from labelgate_cvat.payloads import cvat_job_to_annotations
+    from labelgate_cvat.pipeline import merge_consensus, pull_job
+
+    st = cvat_double.state
+    with _source(cvat_double) as src:
+        (entry,) = merge_consensus(src, 13)
+        first = json.loads(json.dumps(st["annotations"]["131"]))
+        merge_consensus(src, 13)  # a re-run replaces the parent with the same result
+        schema = pull_job(src, st["jobs"]["131"], _schema(src, 13)).schema
+    assert entry == {"job": 131, "replicas": [1311, 1312, 1313], "shapes": 22, "tags": 5}
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "id"} for r in rows]  # noqa: E731
+    again = st["annotations"]["131"]
+    assert strip(again["shapes"]) == strip(first["shapes"]) and len(again["tags"]) == 5
+    # What was written reads back as exactly the local merge of the three replicas.
+    sets = [
+        cvat_job_to_annotations(
+            st["annotations"][str(j)], st["meta"][str(j)], schema, annotator=f"r{j}"
+        )
+        for j in (1311, 1312, 1313)
+    ]
+    local = merge(combine(sets)).annotations
+    back = cvat_job_to_annotations(again, st["meta"]["131"], schema, annotator="c").annotations
+    assert back.kind.tolist() == local.kind.tolist() and back.label.tolist() == local.label.tolist()
+    np.testing.assert_allclose(back.bbox, local.bbox, atol=1e-6)
+    assert {s["source"] for s in again["shapes"]} == {"consensus"}
+
+
+def _schema(src, task):
+    from labelgate_cvat.payloads import schema_from_labels
+
+    return schema_from_labels(src.labels(task_id=task))
+
+
+def test_cli_merge_consensus_flag(cvat_env):
+    res = CliRunner().invoke(
+        main, ["cvat", "score", "--job", "103", "--merge-consensus", "--quiet"]
+    )
+    assert res.exit_code == 0, res.output  # task 10 has no replicas: nothing merged
+    res = CliRunner().invoke(main, ["cvat", "score", "--task", "13", "--merge-consensus"])
+    assert res.exit_code == 3 and "no ground_truth job" in res.output
+    assert len(cvat_env.state["annotations"]["131"]["shapes"]) == 22  # merged before scoring
