@@ -100,15 +100,16 @@ class CvatSource:
         return self._call(what, run)
 
     def _list(self, what: str, endpoint: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        """All pages of a paginated list endpoint."""
-        out: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            body = self._get(f"{what} (page {page})", endpoint, page=page, **kwargs)
-            out.extend(body.get("results", []))
-            if not body.get("next"):
-                return out
-            page += 1
+        """All pages of a paginated list endpoint (the SDK's own pagination helper)."""
+        from cvat_sdk.core.helpers import get_paginated_collection
+
+        def run() -> list[dict[str, Any]]:
+            rows = get_paginated_collection(
+                endpoint, return_json=True, _request_timeout=self.timeout, **kwargs
+            )
+            return [dict(r) for r in rows]
+
+        return self._call(what, run)
 
     # -- pull -------------------------------------------------------------------------------
 

@@ -296,3 +296,11 @@ def test_cli_merge_consensus_flag(cvat_env):
     res = CliRunner().invoke(main, ["cvat", "score", "--task", "13", "--merge-consensus"])
     assert res.exit_code == 3 and "no ground_truth job" in res.output
     assert len(cvat_env.state["annotations"]["131"]["shapes"]) == 22  # merged before scoring
+
+
+def test_lists_are_read_page_by_page(cvat_double):
+    with _source(cvat_double) as src:
+        jobs = src.jobs(10)
+    assert sorted(j["id"] for j in jobs) == [100, 101, 102, 103]
+    pages = cvat_double.requests("GET", "/api/jobs?")
+    assert len(pages) == 2 and "page=2" in pages[1][1]  # the double serves 2 rows per page
