@@ -35,6 +35,7 @@ from labelgate.model import (
     LabelSchema,
     Origin,
     SourceType,
+    Submission,
 )
 from labelgate_cvat.tracks import expand_track
 
@@ -471,11 +472,31 @@ def cvat_job_to_annotations(
     for key in ("task_id", "project_id", "type", "stage", "state"):
         if job.get(key) is not None:
             info[key] = job[key]
+    verdict = job_verdict(job)
+    submissions = tuple(
+        Submission(item=int(i), annotator=annotator, state=verdict)
+        for i, gone in zip(items.id, items.deleted, strict=True)
+        if not gone
+    )
     return AnnotationSet(
         name=name or where,
         schema=schema,
         items=items,
         annotations=conv.builder.build(),
+        submissions=submissions if job else (),
         meta=info,
         data_errors=tuple(conv.errors),
     )
+
+
+def job_verdict(job: Mapping[str, Any]) -> str | None:
+    """A job's review verdict from its stage/state: accepted, rejected, or None (pending).
+
+    acceptance/completed counts as approved; a rejected state (CVAT's reviewers, or labelgate's
+    stage policy) as rejected. Scorecards turn these into approval/rejection rates.
+    """
+    if job.get("state") == "rejected":
+        return "rejected"
+    if job.get("stage") == "acceptance" and job.get("state") == "completed":
+        return "accepted"
+    return None

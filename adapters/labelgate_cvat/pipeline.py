@@ -394,7 +394,9 @@ def merge_consensus(
         for rep in sorted(reps, key=lambda j: j["id"]):
             part = pull_job(source, rep, schema)
             who = f"{_username(rep) or 'replica'}#{rep['id']}"
-            sets.append(part.replace(annotations=part.annotations.with_columns(annotators=(who,))))
+            subs = tuple(dataclasses.replace(x, annotator=who) for x in part.submissions)
+            ann = part.annotations.with_columns(annotators=(who,))
+            sets.append(part.replace(annotations=ann, submissions=subs))
         merged = merge(combine(sets), quorum=quorum, iou_threshold=iou_threshold, method=method)
         payload = annotations_to_cvat(merged)
         source.put_annotations(parent, payload)

@@ -27,6 +27,8 @@ from labelgate.model import AnnotationSet
 
 MARKER = re.compile(r"\[labelgate:([A-Za-z0-9:_\-]+)\]")
 REJECTION = "rejection"
+AUDIT = "audit"
+_OWN_SCOPES = (REJECTION, AUDIT)
 
 
 def marker(key: str) -> str:
@@ -107,15 +109,27 @@ def _existing(source: Any, job_id: int) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _in_scope(key: str, scope: str | None) -> bool:
+    head = key.split(":", 1)[0]
+    return head == scope if scope is not None else head not in _OWN_SCOPES
+
+
 def push_issues(
-    source: Any, job_id: int, wanted: Mapping[str, Mapping[str, Any]]
+    source: Any, job_id: int, wanted: Mapping[str, Mapping[str, Any]], scope: str | None = None
 ) -> dict[str, int]:
     """Make the job's labelgate issues match ``wanted`` (see :func:`desired_issues`).
+
+    Args:
+        source: the CVAT source.
+        job_id: the job.
+        wanted: marker key → ``{frame, position, message}``.
+        scope: which of labelgate's issues this call manages: conflict issues (None), or one
+            kind of its own (``"audit"``); others are left alone.
 
     Returns:
         Counts: created, kept, reopened, resolved.
     """
-    have = {k: v for k, v in _existing(source, job_id).items() if not k.startswith(REJECTION)}
+    have = {k: v for k, v in _existing(source, job_id).items() if _in_scope(k, scope)}
     counts = {"created": 0, "kept": 0, "reopened": 0, "resolved": 0}
     for key, spec in wanted.items():
         issue = have.get(key)

@@ -20,5 +20,20 @@ class LabelStudioAdapter:
     def read_file(self, path: Path, **options: Any) -> AnnotationSet:
         return read_ls_export(path, config=options.get("config"))
 
+    def push_audit_sample(
+        self, target: int, sample: list[dict[str, Any]], aset: AnnotationSet
+    ) -> dict[str, Any]:
+        """Show the gate's audit sample as the project tab "labelgate: audit sample".
+
+        Items are Label Studio task ids; credentials from ``LABELGATE_LS_*``.
+        """
+        from labelgate_labelstudio.client import AUDIT_VIEW, connect
+
+        with connect() as source:
+            view = source.upsert_review_view(
+                target, [int(s["item"]) for s in sample], title=AUDIT_VIEW
+            )
+        return {"system": "labelstudio", "project": target, "view": view, "items": len(sample)}
+
 
 ADAPTER = LabelStudioAdapter()

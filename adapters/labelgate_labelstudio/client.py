@@ -22,6 +22,7 @@ from labelgate_labelstudio.json_export import ls_tasks_to_annotation_set
 QUALITY_MODEL = "labelgate-quality"
 CONSENSUS_MODEL = "labelgate-consensus"
 REVIEW_VIEW = "labelgate: review queue"
+AUDIT_VIEW = "labelgate: audit sample"
 T = TypeVar("T")
 
 
@@ -144,8 +145,10 @@ class LabelStudioSource:
             f"update task {task_id}", lambda: self.client.tasks.update(id=str(task_id), meta=meta)
         )
 
-    def upsert_review_view(self, project_id: int, task_ids: Iterable[int]) -> int:
-        """The Data Manager tab listing ``task_ids``; updated in place on re-runs."""
+    def upsert_review_view(
+        self, project_id: int, task_ids: Iterable[int], title: str = REVIEW_VIEW
+    ) -> int:
+        """The Data Manager tab ``title`` listing ``task_ids``; updated in place on re-runs."""
         from label_studio_sdk.data_manager import Filters
 
         ids = sorted(int(t) for t in task_ids)
@@ -166,13 +169,13 @@ class LabelStudioSource:
                 ],
             }
         )
-        data = {"title": REVIEW_VIEW, "filters": filters}
+        data = {"title": title, "filters": filters}
         views = [
             v
             for v in self._call(
                 "list views", lambda: list(self.client.views.list(project=project_id))
             )
-            if (v.data or {}).get("title") == REVIEW_VIEW
+            if (v.data or {}).get("title") == title
         ]
         for extra in views[1:]:
             self._call("delete a duplicate view", partial(self.client.views.delete, id=extra.id))

@@ -304,3 +304,56 @@ def test_lists_are_read_page_by_page(cvat_double):
     assert sorted(j["id"] for j in jobs) == [100, 101, 102, 103]
     pages = cvat_double.requests("GET", "/api/jobs?")
     assert len(pages) == 2 and "page=2" in pages[1][1]  # the double serves 2 rows per page
+
+
+def test_gate_audit_sample_becomes_cvat_issues(cvat_env, tmp_path):
+    ex = "examples/cvat"
+    args = [
+        "gate",
+        "--gt",
+        f"{ex}/gt.xml",
+        "--ds",
+        f"{ex}/annotator1.xml",
+        "--ds",
+        f"{ex}/annotator2.xml",
+        "--policy",
+        "examples/gate.toml",
+        "--quiet",
+        "--push-cvat-job",
+        "103",
+        "--json",
+        str(tmp_path / "g.json"),
+    ]
+    with _source(cvat_env) as src:
+        (r,) = score_target(src, "job", 103)["_results"]
+        push_task(src, r, issues=True)  # 4 conflict issues that the audit push must not touch
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code in (0, 1), first.output
+    data = json.loads((tmp_path / "g.json").read_text())
+    frames = sorted(s["item"] for s in data["audit_sample"])
+    assert len(frames) == 5 and data["pushed"][0]["created"] == 5
+    CliRunner().invoke(main, args)
+    issues = [i for i in cvat_env.state["issues"].values() if i["job"] == 103]
+    assert len(issues) == 9 and not any(i["resolved"] for i in issues)
+    audit = [
+        c["message"] for c in cvat_env.state["comments"].values() if "audit sample" in c["message"]
+    ]
+    assert sorted(int(m.split("review frame ")[1].split()[0]) for m in audit) == frames
+
+
+def test_job_states_become_approval_rates_in_the_stored_scorecards(cvat_double, tmp_path):
+    from labelgate.store import open_store
+
+    jobs = cvat_double.state["jobs"]
+    jobs["101"].update(stage="acceptance", state="completed")
+    jobs["103"].update(stage="annotation", state="rejected")
+    with _source(cvat_double) as src, open_store(f"sqlite:///{tmp_path}/s.db") as store:
+        result = score_target(src, "task", 10, store=store)
+        bundle = store.get_report(result["report_ids"]["bundle:task:10"]).report
+        kinds = sorted({r.kind for r in store.list_reports(project="cvat:1")})
+    cards = {c["annotator"]: c for c in bundle["scorecards"]}
+    assert cards["annotator1"]["approval_rate"] == 1.0
+    assert cards["annotator3"]["rejection_rate"] == 1.0
+    assert cards["annotator2"]["approval_rate"] is None
+    assert cards["annotator3"]["accuracy"] == pytest.approx(14 / 18)
+    assert {"bundle", "cvat_job", "cvat_task"} <= set(kinds)

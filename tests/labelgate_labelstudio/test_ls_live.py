@@ -173,3 +173,41 @@ def test_faults(ls_server, project):
         ],
     )
     assert res.exit_code == 3 and "bad-key-123" not in res.output
+
+
+def test_gate_audit_sample_becomes_a_view(ls_server, project, tmp_path, monkeypatch):
+    from labelgate_labelstudio.client import AUDIT_VIEW
+
+    monkeypatch.setenv("LABELGATE_LS_URL", ls_server.url)
+    monkeypatch.setenv("LABELGATE_LS_API_KEY", ls_server.api_key)
+    with connect(ls_server.url, ls_server.api_key) as src:
+        src.pull(project).save_json(tmp_path / "pulled.json")
+    policy = tmp_path / "gate.toml"
+    policy.write_text("[gate]\nmin_agreement = 0.1\n[gate.audit]\nsize = 3\nseed = 1\n")
+    args = [
+        "gate",
+        str(tmp_path / "pulled.json"),
+        "--policy",
+        str(policy),
+        "--quiet",
+        "--push-ls-project",
+        str(project),
+        "--json",
+        str(tmp_path / "g.json"),
+    ]
+    for _ in range(2):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code in (0, 1), res.output
+    sample = sorted(
+        s["item"] for s in json.loads((tmp_path / "g.json").read_text())["audit_sample"]
+    )
+    from label_studio_sdk import LabelStudio
+
+    client = LabelStudio(base_url=ls_server.url, api_key=ls_server.api_key)
+    views = [
+        v for v in client.views.list(project=project) if (v.data or {}).get("title") == AUDIT_VIEW
+    ]
+    client._client_wrapper.httpx_client.httpx_client.close()
+    assert len(views) == 1 and len(sample) == 3
+    (item,) = views[0].data["filters"]["items"]
+    assert sorted(item["value"]) == sample

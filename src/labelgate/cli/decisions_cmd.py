@@ -33,6 +33,16 @@ from labelgate.errors import ValidationError
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the random audit sample (items to review) here as JSON.",
 )
+@click.option(
+    "--push-ls-project",
+    type=int,
+    help="Show the audit sample as the tab 'labelgate: audit sample' of this Label Studio project.",
+)
+@click.option(
+    "--push-cvat-job",
+    type=int,
+    help="Open one audit issue per sampled frame on this CVAT job (idempotent).",
+)
 @click.option("--quiet", is_flag=True)
 @click.pass_context
 def gate_cmd(
@@ -45,12 +55,15 @@ def gate_cmd(
     settings_path: Path | None,
     json_out: Path | None,
     audit_out: Path | None,
+    push_ls_project: int | None,
+    push_cvat_job: int | None,
     quiet: bool,
 ) -> None:
     """Check a batch against a release policy; exit 0 when it may ship, 1 when it may not."""
     pol = GatePolicy.from_toml(policy)
     aset = load_multi(source, gt, ds, config)
     result = evaluate_gate(aset, pol, resolve_settings(toml_path=settings_path))
+    result["pushed"] = _push_audit(aset, result["audit_sample"], push_ls_project, push_cvat_job)
     write_json(json_out, result)
     write_json(audit_out, result["audit_sample"])
     if not quiet:
@@ -73,6 +86,26 @@ def gate_cmd(
             )
         Console().print(table)
     ctx.exit(0 if result["passed"] else 1)
+
+
+def _push_audit(
+    aset: Any, sample: list[dict[str, Any]], ls_project: int | None, cvat_job: int | None
+) -> list[dict[str, Any]]:
+    """Hand the audit sample to the adapters that write it back (found by entry point)."""
+    from labelgate.adapters import discover
+
+    adapters = discover()
+    pushed = []
+    for name, target in (("labelstudio", ls_project), ("cvat", cvat_job)):
+        if target is None:
+            continue
+        if not sample:
+            raise ValidationError("the policy draws no audit sample ([gate.audit] size = 0)")
+        adapter: Any = adapters.get(name)
+        if adapter is None or not hasattr(adapter, "push_audit_sample"):
+            raise ValidationError(f"the {name} adapter is not installed")
+        pushed.append(adapter.push_audit_sample(target, sample, aset))
+    return pushed
 
 
 @click.command("plan-gt")
