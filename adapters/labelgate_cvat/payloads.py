@@ -483,7 +483,8 @@ def cvat_job_to_annotations(
         schema=schema,
         items=items,
         annotations=conv.builder.build(),
-        submissions=submissions if job else (),
+        # Only live jobs carry a stage/state; an export's job has no verdict to report.
+        submissions=submissions if ("state" in job or "stage" in job) else (),
         meta=info,
         data_errors=tuple(conv.errors),
     )
