@@ -46,6 +46,14 @@ def _pct(value: Any) -> str:
     help="First merge each job's consensus replicas into its parent job (replaces them).",
 )
 @click.option("--quorum", default=0.5, show_default=True, type=float, help="Consensus quorum.")
+@click.option(
+    "--queue",
+    "queue_url",
+    default=None,
+    help="Fan job comparisons out to `labelgate worker` processes: redis://… or a queue file "
+    "(workers need the same --store).",
+)
+@click.option("--wait-timeout", default=3600.0, show_default=True, type=float)
 @click.option("--store", "store_url", default=None, help="Report store URL.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True)
@@ -61,6 +69,8 @@ def score_cmd(
     stage_policy: bool,
     merge_consensus: bool,
     quorum: float,
+    queue_url: str | None,
+    wait_timeout: float,
     store_url: str | None,
     json_out: Path | None,
     quiet: bool,
@@ -80,6 +90,31 @@ def score_cmd(
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --project, --task, --job")
     kind, target = chosen[0]
+    if queue_url and (issues or stage_policy or merge_consensus):
+        raise click.UsageError(
+            "--queue fans out scoring only; run push-back (--issues/--stage-policy/"
+            "--merge-consensus) without --queue"
+        )
+    if queue_url:
+        from labelgate_cvat.fanout import open_queue, run
+
+        with connect(host, org=org) as source, open_store(store_url) as store:
+            fanned = run(
+                source,
+                open_queue(queue_url),
+                store,
+                kind,
+                int(target),
+                settings_file=settings_file,
+                timeout=wait_timeout,
+            )
+        write_json(json_out, fanned)
+        if not quiet:
+            Console().print(
+                f"run {fanned['run']}: {sum(len(t['jobs']) for t in fanned['tasks'])} job(s) "
+                f"scored by workers; task and project reports stored"
+            )
+        return
     with connect(host, org=org) as source, open_store(store_url) as store:
         merged = []
         if merge_consensus:

@@ -134,6 +134,12 @@ class Store:
             raise NotFound(f"no stored report with id {report_id}")
         return self._row(r)
 
+    def find_key(self, key: str) -> StoredReport | None:
+        """The report saved under ``key``, or None."""
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(REPORTS).where(REPORTS.c.key == key)).first()
+        return None if r is None else self._row(r)
+
     def list_reports(
         self,
         source: str | None = None,

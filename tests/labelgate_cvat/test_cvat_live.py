@@ -357,3 +357,58 @@ def test_job_states_become_approval_rates_in_the_stored_scorecards(cvat_double, 
     assert cards["annotator2"]["approval_rate"] is None
     assert cards["annotator3"]["accuracy"] == pytest.approx(14 / 18)
     assert {"bundle", "cvat_job", "cvat_task"} <= set(kinds)
+
+
+def test_queue_fans_jobs_out_to_a_worker_process(cvat_env, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    store = f"sqlite:///{tmp_path}/store.db"
+    queue = str(tmp_path / "queue.db")
+    env = {
+        **os.environ,
+        "LABELGATE_QUEUE_PATH": queue,
+        "LABELGATE_STORE_URL": store,
+        "LABELGATE_HOME": str(tmp_path / "home"),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "labelgate.cli", "worker", "--poll", "0.1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        out = tmp_path / "fan.json"
+        res = CliRunner().invoke(
+            main,
+            [
+                "cvat",
+                "score",
+                "--project",
+                "1",
+                "--queue",
+                queue,
+                "--store",
+                store,
+                "--json",
+                str(out),
+                "--wait-timeout",
+                "120",
+            ],
+        )
+        assert res.exit_code == 0, res.output
+    finally:
+        worker.terminate()
+        worker.wait(10)
+    fanned = json.loads(out.read_text())
+    with _source(cvat_env) as src:
+        local = score_target(src, "project", 1)
+    assert fanned["project"]["summary"] == local["project"]["summary"]
+    for t_fan, t_loc in zip(fanned["tasks"], local["tasks"], strict=True):
+        assert t_fan["report"]["summary"] == t_loc["report"]["summary"]
+        assert sorted(map(int, t_fan["jobs"])) == sorted(j["job"]["id"] for j in t_loc["jobs"])
+    from labelgate.store import open_store
+
+    with open_store(store) as s:
+        assert len(s.list_reports(kind="cvat_job")) == 5  # jobs 101-103, 111, 121

@@ -59,9 +59,19 @@ def cvat_rescore(job: Job, store: Any = None) -> dict[str, Any]:
     return result
 
 
+def cvat_score_job(job: Job, store: Any = None) -> int:
+    """One job of a fanned-out ``labelgate cvat score --queue`` run (see labelgate_cvat.fanout)."""
+    from labelgate_cvat.client import connect
+    from labelgate_cvat.fanout import score_job
+
+    with connect() as source:
+        return score_job(job.payload, source, store)
+
+
 def handlers(store: Any = None) -> dict[str, Callable[[Job], Any]]:
     """Job name → handler, bound to a report store."""
     return {
         "labelstudio.rescore": lambda job: labelstudio_rescore(job, store),
         "cvat.rescore": lambda job: cvat_rescore(job, store),
+        "cvat.score_job": lambda job: cvat_score_job(job, store),
     }
