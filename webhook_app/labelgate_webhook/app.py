@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "LS_SECRET_HEADER": "X-Labelgate-Secret",
     "WORKER": False,
     "WORKER_POLL": 0.5,
+    "API_TOKEN": None,  # bearer token of the read API (/api); unset = API off
 }
 CVAT_EVENTS = {"update:job", "update:task", "create:job", "delete:job"}
 LS_EVENTS = {
@@ -237,4 +238,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             )
         return Response(render_html(r.report), mimetype="text/html")
 
+    from labelgate_webhook.read_api import register as register_read_api
+
+    register_read_api(app)
     return app
