@@ -1,6 +1,7 @@
 """The quality API's sections equal the stored reports the real pipelines wrote."""
 
 from collections import Counter
+from datetime import datetime, timezone
 
 import pytest
 from quality_store import fill_store
@@ -15,7 +16,7 @@ from labelgate.reporting.quality_api import (
     pinned_report,
     project_key,
 )
-from labelgate.store import open_store
+from labelgate.store import StoredReport, open_store
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +209,52 @@ def test_label_studio_project_report(filled):
     agreement = section(store, "labelstudio:7", "agreement")
     assert agreement["count"] == 30
     assert agreement["summary"]["mean_pairwise_f1"] == pytest.approx(0.8254336505349432)
+
+
+def test_label_studio_project_without_ground_truth():
+    # What score_project stores for a project with two annotators and no GT annotator.
+    report = {
+        "project": 5,
+        "annotators": {},
+        "agreement": None,
+        "tasks": {
+            "4": {
+                "basis": "agreement",
+                "per_annotator": {},
+                "agreement": 0.5,
+                "score": 0.5,
+                "conflicting_annotators": [],
+            }
+        },
+        "flagged": [4],
+        "pushed": {},
+    }
+    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    stored = StoredReport(
+        9, "ls_project", "labelstudio", "project:5", "labelstudio:5", when, report, None
+    )
+    cards = build_section(stored, "annotators")
+    assert cards["results"] is None and "no ground truth" in cards["notes"]["results"]
+    assert build_section(stored, "benchmark")["results"] == []
+    ov = build_section(stored, "overview")
+    assert ov["overview"]["annotators"] is None and ov["overview"]["mean_agreement"] is None
+    assert ov["overview"]["flagged_items"] == 1 and "mean_agreement" in ov["notes"]
+    items = build_section(stored, "items")["results"]
+    assert items == [
+        {
+            "item": 4,
+            "name": None,
+            "score": 0.5,
+            "basis": "agreement",
+            "agreement": 0.5,
+            "per_annotator": {},
+            "conflicts": None,
+            "flagged": True,
+            "flags": [{"reason": "low_score", "value": 0.5}],
+        }
+    ]
+    agreement = build_section(stored, "agreement")
+    assert agreement["summary"] is None and agreement["results"] is None
 
 
 def test_scorecards_only_project(filled):

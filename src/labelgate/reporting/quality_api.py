@@ -547,8 +547,11 @@ class _LabelStudioView(_View):
         return [{"annotator": n, **v} for n, v in people.items() if not _is_model(n)]
 
     def annotators(self) -> list[dict[str, Any]] | None:
-        cards = super().annotators()
-        if cards is not None:
+        cards = self.cards()
+        if cards is None:
+            # score_project fills "annotators" only from comparisons with a GT annotator.
+            self.missing("results", "no ground truth annotator, so no per-annotator scores")
+        else:
             self.missing(
                 "scorecard_fields",
                 "a Label Studio project report keeps accuracy, precision, recall and their "
