@@ -19,7 +19,7 @@ from labelgate.engine.aggregate import project_report, task_report
 from labelgate.engine.job_filter import job_matches
 from labelgate.engine.report import Report
 from labelgate.engine.settings import QualitySettings, resolve_settings
-from labelgate.errors import ConnectionFailed, MissingDependency, NotFound
+from labelgate.errors import ConnectionFailed, NotFound
 from labelgate_cvat.payloads import schema_from_labels
 from labelgate_cvat.pipeline import (
     effective_settings,
@@ -34,16 +34,9 @@ JOB_NAME = "cvat.score_job"
 
 def open_queue(url: str) -> Any:
     """The queue behind ``url``: ``redis://…`` (RQ) or a durable SQLite queue file path."""
-    if url.startswith(("redis://", "rediss://")):
-        import importlib
+    from labelgate.queue import open_queue as open_any
 
-        opener = getattr(importlib.import_module("labelgate.queue"), "open_queue", None)
-        if opener is None:
-            raise MissingDependency("the Redis queue backend is not installed")
-        return opener(url)
-    from labelgate.queue.durable import DurableQueue
-
-    return DurableQueue(url.removeprefix("sqlite:///"))
+    return open_any(url)
 
 
 def plan(

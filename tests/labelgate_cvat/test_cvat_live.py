@@ -359,25 +359,32 @@ def test_job_states_become_approval_rates_in_the_stored_scorecards(cvat_double, 
     assert {"bundle", "cvat_job", "cvat_task"} <= set(kinds)
 
 
-def test_queue_fans_jobs_out_to_a_worker_process(cvat_env, tmp_path):
+@pytest.mark.parametrize("backend", ["durable", pytest.param("redis", marks=pytest.mark.redis)])
+def test_queue_fans_jobs_out_to_worker_processes(cvat_env, tmp_path, request, backend):
     import os
     import subprocess
     import sys
 
     store = f"sqlite:///{tmp_path}/store.db"
-    queue = str(tmp_path / "queue.db")
+    queue = (
+        str(tmp_path / "queue.db") if backend == "durable" else request.getfixturevalue("redis_db")
+    )
     env = {
         **os.environ,
-        "LABELGATE_QUEUE_PATH": queue,
+        "LABELGATE_QUEUE_URL": queue,
         "LABELGATE_STORE_URL": store,
         "LABELGATE_HOME": str(tmp_path / "home"),
     }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "labelgate.cli", "worker", "--poll", "0.1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # Two workers share the jobs (RQ: two machines' worth; durable: two processes, one file).
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "labelgate.cli", "worker", "--poll", "0.1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
     try:
         out = tmp_path / "fan.json"
         res = CliRunner().invoke(
@@ -399,8 +406,9 @@ def test_queue_fans_jobs_out_to_a_worker_process(cvat_env, tmp_path):
         )
         assert res.exit_code == 0, res.output
     finally:
-        worker.terminate()
-        worker.wait(10)
+        for worker in workers:
+            worker.terminate()
+            worker.wait(10)
     fanned = json.loads(out.read_text())
     with _source(cvat_env) as src:
         local = score_target(src, "project", 1)

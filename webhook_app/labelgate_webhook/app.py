@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from labelgate.errors import FormatError, LabelgateError, NotFound, SignatureError
+from labelgate.queue import is_redis_url, open_queue
 from labelgate.queue.durable import DurableQueue
 from labelgate.store import Store, home, open_store
 from labelgate_webhook.signatures import verify_cvat, verify_shared_secret
@@ -31,7 +34,9 @@ from labelgate_webhook.signatures import verify_cvat, verify_shared_secret
 DEFAULTS: dict[str, Any] = {
     "STORE_URL": None,
     "MAX_CONTENT_LENGTH": 1 << 20,
-    "QUEUE_PATH": None,
+    "QUEUE_URL": None,  # redis://… (RQ workers) or a durable queue file; default under HOME
+    "QUEUE_PATH": None,  # older name for a durable queue file
+    "QUEUE_LEASE": 300.0,  # seconds before a dead worker's job is handed out again
     "DEBOUNCE_SECONDS": 30.0,
     "CVAT_WEBHOOK_SECRET": None,
     "LS_WEBHOOK_SECRET": None,
@@ -52,39 +57,115 @@ LS_EVENTS = {
 }
 
 
-def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Settings from ``LABELGATE_*`` variables (``LABELGATE_STORE_URL`` ...)."""
+def _read_toml(path: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise FormatError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise FormatError(f"{path}: not valid TOML: {exc}") from None
+    table = data.get("labelgate", data)
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = str(key).upper()
+        if name not in DEFAULTS:
+            raise FormatError(
+                f"{path}: unknown setting {key!r}; expected one of "
+                + ", ".join(sorted(k.lower() for k in DEFAULTS))
+            )
+        out[name] = value
+    return out
+
+
+def load_config(
+    environ: Mapping[str, str] | None = None, config_file: str | None = None
+) -> dict[str, Any]:
+    """Settings: defaults < TOML file < ``LABELGATE_*`` variables (``LABELGATE_STORE_URL`` ...).
+
+    Args:
+        environ: the environment to read (default ``os.environ``).
+        config_file: a TOML file of settings (keys as in DEFAULTS, any case, optionally under a
+            ``[labelgate]`` table); default ``LABELGATE_CONFIG``.
+
+    Raises:
+        FormatError: the file is missing, not TOML, has an unknown key, or a number is not one.
+    """
     env = os.environ if environ is None else environ
     cfg = dict(DEFAULTS)
-    for key in cfg:
+    path = config_file or env.get("LABELGATE_CONFIG")
+    if path:
+        cfg.update(_read_toml(path))
+    for key in DEFAULTS:
         if f"LABELGATE_{key}" in env:
             cfg[key] = env[f"LABELGATE_{key}"]
-    for key in ("MAX_CONTENT_LENGTH",):
-        cfg[key] = int(cfg[key])
-    cfg["DEBOUNCE_SECONDS"] = float(cfg["DEBOUNCE_SECONDS"])
+    return _coerce(cfg)
+
+
+def _coerce(cfg: dict[str, Any]) -> dict[str, Any]:
+    for key, kind in (
+        ("MAX_CONTENT_LENGTH", int),
+        ("DEBOUNCE_SECONDS", float),
+        ("QUEUE_LEASE", float),
+        ("WORKER_POLL", float),
+    ):
+        try:
+            cfg[key] = kind(cfg[key])
+        except (TypeError, ValueError):
+            raise FormatError(
+                f"setting {key} (LABELGATE_{key}): expected a number, got {cfg[key]!r}"
+            ) from None
     return cfg
+
+
+def queue_location(cfg: Mapping[str, Any]) -> str:
+    """The configured queue: QUEUE_URL, else QUEUE_PATH, else ``queue.db`` in LABELGATE_HOME."""
+    return str(cfg.get("QUEUE_URL") or cfg.get("QUEUE_PATH") or home() / "queue.db")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``config`` overrides the environment (tests pass ``STORE_URL``)."""
     app = Flask("labelgate_webhook")
-    app.config.update(load_config())
-    app.config.update(dict(config or {}))
+    overrides = dict(config or {})
+    app.config.update(load_config(config_file=overrides.get("CONFIG_FILE")))
+    app.config.update(overrides)
+    _coerce(app.config)  # type: ignore[arg-type]
     store: Store = open_store(app.config["STORE_URL"])
     app.extensions["labelgate_store"] = store
-    queue_path = app.config["QUEUE_PATH"] or str(home() / "queue.db")
-    Path(queue_path).parent.mkdir(parents=True, exist_ok=True)
-    queue = DurableQueue(queue_path)
+    location = queue_location(app.config)
+    queue = open_queue(location)
     app.extensions["labelgate_queue"] = queue
     metrics: Counter[str] = Counter()
+    timings: Counter[str] = Counter()
     app.extensions["labelgate_metrics"] = metrics
-    if str(app.config["WORKER"]).lower() in ("1", "true", "yes"):
+    if str(app.config["WORKER"]).lower() in ("1", "true", "yes") and not is_redis_url(location):
+        # Redis queues are worked by `labelgate worker` processes; the embedded thread serves
+        # the durable default.
         from labelgate_webhook.jobs import handlers
         from labelgate_webhook.worker import start_in_process
 
         app.extensions["labelgate_worker"] = start_in_process(
-            DurableQueue(queue_path), handlers(store), float(app.config["WORKER_POLL"])
+            DurableQueue(
+                Path(location.removeprefix("sqlite:///")), lease=app.config["QUEUE_LEASE"]
+            ),
+            handlers(store),
+            float(app.config["WORKER_POLL"]),
         )
+
+    @app.before_request
+    def _start_timer() -> None:
+        request.environ["labelgate.t0"] = time.perf_counter()
+
+    @app.after_request
+    def _stop_timer(response: Response) -> Response:
+        if request.path.startswith("/webhooks/"):
+            timings["count"] += 1
+            timings["seconds"] += time.perf_counter() - request.environ["labelgate.t0"]
+        return response
 
     def _json_body() -> dict[str, Any]:
         try:
@@ -200,6 +281,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         lines.append("# TYPE labelgate_queue_jobs gauge")
         for status in ("pending", "running", "done", "failed"):
             lines.append(f'labelgate_queue_jobs{{status="{status}"}} {counts.get(status, 0)}')
+        stats = queue.stats()
+        lines.append("# TYPE labelgate_rescores_total counter")
+        for outcome in ("done", "failed"):
+            lines.append(
+                f'labelgate_rescores_total{{outcome="{outcome}"}} {int(stats.get(outcome, 0))}'
+            )
+        lines += [
+            "# TYPE labelgate_rescore_duration_seconds summary",
+            f"labelgate_rescore_duration_seconds_sum {stats.get('done_seconds', 0.0) + stats.get('failed_seconds', 0.0):.6f}",
+            f"labelgate_rescore_duration_seconds_count {int(stats.get('done', 0) + stats.get('failed', 0))}",
+            "# TYPE labelgate_webhook_request_duration_seconds summary",
+            f"labelgate_webhook_request_duration_seconds_sum {timings['seconds']:.6f}",
+            f"labelgate_webhook_request_duration_seconds_count {int(timings['count'])}",
+        ]
         return Response("\n".join(lines) + "\n", mimetype="text/plain")
 
     @app.errorhandler(LabelgateError)

@@ -36,23 +36,39 @@ def serve_cmd(host: str, port: int, store_url: str | None, threads: int, no_work
 
 @click.command("worker")
 @click.option("--store", "store_url", default=None, help="Report store URL.")
+@click.option(
+    "--queue",
+    "queue_url",
+    default=None,
+    help="redis://… (RQ) or a durable queue file (default: LABELGATE_QUEUE_URL, "
+    "LABELGATE_QUEUE_PATH or queue.db in LABELGATE_HOME).",
+)
 @click.option("--poll", default=0.5, show_default=True, type=float)
-def worker_cmd(store_url: str | None, poll: float) -> None:
-    """Run queued re-score jobs from the durable queue (as many processes as you like)."""
+@click.option("--burst", is_flag=True, help="Exit once no job is due (instead of waiting).")
+def worker_cmd(store_url: str | None, queue_url: str | None, poll: float, burst: bool) -> None:
+    """Run queued re-score jobs (as many processes, on as many machines, as you like)."""
     import threading
 
-    from labelgate.queue.durable import DurableQueue
-    from labelgate.store import home, open_store
-    from labelgate_webhook.app import load_config
+    from labelgate.queue import is_redis_url
+    from labelgate.store import open_store
+    from labelgate_webhook.app import load_config, queue_location
     from labelgate_webhook.jobs import handlers
-    from labelgate_webhook.worker import run_worker
+    from labelgate_webhook.worker import run_rq_worker, run_worker
 
     cfg = load_config()
-    queue = DurableQueue(cfg["QUEUE_PATH"] or str(home() / "queue.db"))
-    click.echo("labelgate worker running; Ctrl-C to stop")
+    location = queue_url or queue_location(cfg)
+    bound = handlers(open_store(store_url or cfg["STORE_URL"]))
+    if is_redis_url(location):
+        click.echo(f"labelgate worker on {location.split('@')[-1]}; Ctrl-C to stop")
+        run_rq_worker(location, bound, burst=burst)
+        return
+    from labelgate.queue.durable import DurableQueue
+
+    queue = DurableQueue(location.removeprefix("sqlite:///"), lease=cfg["QUEUE_LEASE"])
+    click.echo(f"labelgate worker on {location}; Ctrl-C to stop")
     stop = threading.Event()
     try:
-        run_worker(queue, handlers(open_store(store_url or cfg["STORE_URL"])), stop, poll)
+        run_worker(queue, bound, stop, poll, burst=burst)
     except KeyboardInterrupt:
         stop.set()
 

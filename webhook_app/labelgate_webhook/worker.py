@@ -1,4 +1,4 @@
-"""The worker loop: claim due jobs from the durable queue and run them."""
+"""Worker loops: the durable queue's (claim due jobs and run them) and the RQ worker's."""
 
 from __future__ import annotations
 
@@ -14,11 +14,33 @@ def run_worker(
     handlers: dict[str, Callable[[Job], Any]],
     stop: threading.Event,
     poll: float = 0.5,
+    *,
+    burst: bool = False,
 ) -> None:
-    """Run jobs until ``stop`` is set; sleeps ``poll`` seconds when nothing is due."""
+    """Run jobs until ``stop`` is set (or, with ``burst``, none is due); sleeps ``poll`` when idle."""
     while not stop.is_set():
         if queue.run_once(handlers) is None:
+            if burst:
+                return
             stop.wait(poll)
+
+
+def run_rq_worker(
+    url: str, handlers: dict[str, Callable[[Job], Any]], *, burst: bool = False
+) -> None:
+    """Work the Redis queue with RQ (the scheduler included, which releases debounced jobs).
+
+    A ``SimpleWorker`` runs jobs in this process, so the handlers (and their store connection)
+    registered here are the ones used.
+    """
+    from rq import SimpleWorker
+
+    from labelgate.queue.redis_queue import RedisQueue, set_handlers
+
+    set_handlers(handlers)
+    queue = RedisQueue(url)
+    worker = SimpleWorker([queue.rq], connection=queue.redis)
+    worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
 
 
 def start_in_process(

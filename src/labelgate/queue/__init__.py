@@ -1,1 +1,75 @@
-"""Queues for re-score work: an embedded durable SQLite queue (default)."""
+"""Queues for re-score work, behind one interface.
+
+- :class:`~labelgate.queue.durable.DurableQueue`: the embedded default, one SQLite file shared by
+  the web process, its worker thread and any ``labelgate worker`` on the same machine.
+- :class:`~labelgate.queue.redis_queue.RedisQueue`: Redis + RQ, for workers on many machines.
+
+Both coalesce requests per (name, system, target) with a debounce, drop redelivered events and
+report ``counts()`` and ``stats()`` for ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from labelgate.errors import ValidationError
+
+
+class Queue(Protocol):
+    """What the web app, the CLI fan-out and ``/metrics`` need from a queue."""
+
+    def enqueue(
+        self,
+        name: str,
+        system: str,
+        target: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        debounce: float = 0.0,
+        delivery: str | None = None,
+        now: float | None = None,
+    ) -> tuple[Any, str]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def stats(self) -> dict[str, float]: ...
+
+    def jobs(self, status: str | None = None) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+def is_redis_url(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(("redis://", "rediss://", "unix://"))
+
+
+def open_queue(url: str | Path | None, default: str | Path | None = None) -> Any:
+    """The queue behind ``url``.
+
+    Args:
+        url: ``redis://host:port/db`` (RQ), ``sqlite:///path/queue.db`` or a plain file path
+            (durable queue); empty or None uses ``default``.
+        default: the durable queue file to use when ``url`` is empty.
+
+    Raises:
+        ValidationError: no queue given and no default, or an unsupported URL scheme.
+    """
+    text = str(url or "").strip()
+    if not text:
+        if default is None:
+            raise ValidationError("no queue URL or file given")
+        text = str(default)
+    if is_redis_url(text):
+        from labelgate.queue.redis_queue import RedisQueue
+
+        return RedisQueue(text)
+    if "://" in text and not text.startswith("sqlite:///"):
+        raise ValidationError(
+            f"queue URL {text!r}: expected redis://…, rediss://…, sqlite:///PATH or a file path"
+        )
+    from labelgate.queue.durable import DurableQueue
+
+    path = Path(text.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return DurableQueue(path)

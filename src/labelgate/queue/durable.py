@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(status, not_before);
 CREATE TABLE IF NOT EXISTS deliveries (delivery TEXT PRIMARY KEY, job INTEGER, seen REAL);
 """
+# Columns added after the first release; old queue files get them on open.
+_ADDED_COLUMNS = {"started": "REAL"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class DurableQueue:
         self._local = threading.local()
         with self._conn() as c:
             c.executescript(_SCHEMA)
+            have = {row[1] for row in c.execute("PRAGMA table_info(jobs)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in have:
+                    c.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -135,9 +141,9 @@ class DurableQueue:
                 conn.execute("COMMIT")
                 return None
             conn.execute(
-                "UPDATE jobs SET status = 'running', leased_until = ?, "
+                "UPDATE jobs SET status = 'running', leased_until = ?, started = ?, "
                 "attempts = attempts + 1 WHERE id = ?",
-                (t + self.lease, row[0]),
+                (t + self.lease, t, row[0]),
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -165,6 +171,17 @@ class DurableQueue:
                 "UPDATE jobs SET status = 'pending', error = ?, not_before = ? WHERE id = ?",
                 (error, t + min(300.0, 2.0**attempts), job_id),
             )
+
+    def stats(self) -> dict[str, float]:
+        """Totals of finished jobs: ``done``/``failed`` counts and their run-time sums (seconds)."""
+        rows = self._conn().execute(
+            "SELECT status, COUNT(*), COALESCE(SUM(finished - started), 0) FROM jobs "
+            "WHERE status IN ('done', 'failed') GROUP BY status"
+        )
+        out = {"done": 0.0, "failed": 0.0, "done_seconds": 0.0, "failed_seconds": 0.0}
+        for status, n, seconds in rows:
+            out[status], out[f"{status}_seconds"] = float(n), float(seconds)
+        return out
 
     def counts(self) -> dict[str, int]:
         rows = self._conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status")
