@@ -14,13 +14,35 @@ import click
     default=None,
     help="Report store URL (default: LABELGATE_STORE_URL or SQLite in LABELGATE_HOME).",
 )
+@click.option(
+    "--queue",
+    "queue_url",
+    default=None,
+    help="redis://… (RQ workers) or a durable queue file (default: LABELGATE_QUEUE_URL or "
+    "queue.db in LABELGATE_HOME).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="TOML file of settings (default: LABELGATE_CONFIG); LABELGATE_* variables win.",
+)
 @click.option("--threads", default=4, show_default=True, type=int)
 @click.option(
     "--no-worker",
     is_flag=True,
     help="Do not run the embedded worker thread (run `labelgate worker` processes instead).",
 )
-def serve_cmd(host: str, port: int, store_url: str | None, threads: int, no_worker: bool) -> None:
+def serve_cmd(
+    host: str,
+    port: int,
+    store_url: str | None,
+    queue_url: str | None,
+    config_file: str | None,
+    threads: int,
+    no_worker: bool,
+) -> None:
     """Receive webhooks and serve reports on a production WSGI server (waitress)."""
     import waitress
 
@@ -29,6 +51,10 @@ def serve_cmd(host: str, port: int, store_url: str | None, threads: int, no_work
     config: dict[str, object] = {"WORKER": not no_worker}
     if store_url:
         config["STORE_URL"] = store_url
+    if queue_url:
+        config["QUEUE_URL"] = queue_url
+    if config_file:
+        config["CONFIG_FILE"] = config_file
     app = create_app(config)
     click.echo(f"labelgate serving on http://{host}:{port}")
     waitress.serve(app, host=host, port=port, threads=threads)
