@@ -252,6 +252,43 @@ def test_webhook_save_rescores_and_pushes_issues(cvat_env, tmp_path):
     app.extensions["labelgate_store"].close()
 
 
+@pytest.mark.redis
+def test_webhook_save_through_redis_and_an_rq_worker_pushes_issues(cvat_env, tmp_path, redis_db):
+    from rq import SimpleWorker
+
+    from labelgate.queue.redis_queue import set_handlers
+    from labelgate_webhook.app import create_app
+    from labelgate_webhook.jobs import handlers
+    from labelgate_webhook.signatures import cvat_signature
+
+    app = create_app(
+        {
+            "STORE_URL": f"sqlite:///{tmp_path}/s.db",
+            "QUEUE_URL": redis_db,
+            "CVAT_WEBHOOK_SECRET": "sek",
+            "DEBOUNCE_SECONDS": 0.0,
+        }
+    )
+    body = json.dumps(
+        {
+            "event": "update:job",
+            "webhook_id": 1,
+            "job": {"id": 103, "task_id": 10, "updated_date": "2026-11-23T02:00:00Z"},
+            "before_update": {"updated_date": "2026-11-23T01:00:00Z"},
+        }
+    ).encode()
+    headers = {"X-Signature-256": cvat_signature(body, "sek"), "Content-Type": "application/json"}
+    assert app.test_client().post("/webhooks/cvat", data=body, headers=headers).status_code == 202
+    queue = app.extensions["labelgate_queue"]
+    set_handlers(handlers(app.extensions["labelgate_store"]))
+    SimpleWorker([queue.rq], connection=queue.redis).work(burst=True, logging_level="ERROR")
+    assert [(j["target"], j["status"]) for j in queue.jobs()] == [("job:103", "done")]
+    assert len([i for i in cvat_env.state["issues"].values() if i["job"] == 103]) == 4
+    stored = app.extensions["labelgate_store"].list_reports(source="cvat", kind="cvat_job")
+    assert [r.target for r in stored] == ["job:103"]
+    app.extensions["labelgate_store"].close()
+
+
 def test_consensus_replicas_merge_into_the_parent_job(cvat_double):
     from labelgate.consensus import merge
     from labelgate.model.annotation_set import combine

@@ -120,3 +120,15 @@ def test_metrics_count_rescores_and_their_durations(tmp_path):
     acked = float(re.search(r"webhook_request_duration_seconds_sum (\S+)", text).group(1))
     assert 0 < acked < 5
     app.extensions["labelgate_store"].close()
+
+
+def test_every_setting_and_metric_is_documented():
+    from pathlib import Path
+
+    from labelgate_webhook.app import DEFAULTS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    missing = [key for key in DEFAULTS if f"`{key}`" not in doc]
+    assert missing == []
+    for metric in ("labelgate_rescores_total", "labelgate_rescore_duration_seconds_sum"):
+        assert metric in doc
