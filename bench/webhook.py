@@ -51,8 +51,10 @@ def main() -> int:
     }
     env.pop("LABELGATE_QUEUE_URL", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "labelgate.cli", "serve", "--port", str(port), "--no-worker"]
-        + ["--threads", str(args.threads)],
+        [
+            *(sys.executable, "-m", "labelgate.cli", "serve", "--port", str(port)),
+            *("--no-worker", "--threads", str(args.threads)),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -264,24 +264,28 @@ def build_report_data(
     def fi(items: np.ndarray) -> np.ndarray:
         return np.searchsorted(frames, items)
 
-    cm = np.zeros((nf, n_lab + 1, n_lab + 1), dtype=np.int64)
+    # Confusion counts as one bincount over flat (frame, ds label, gt label) cells.
+    side = n_lab + 1
     pf = fi(gt.item[m.gt_row])
-    np.add.at(cm, (pf, ds.label[m.ds_row], gt.label[m.gt_row]), 1)
-    u_ds = np.full(len(m.unmatched_ds), u)
-    u_gt = np.full(len(m.unmatched_gt), u)
-    np.add.at(cm, (fi(ds.item[m.unmatched_ds]), ds.label[m.unmatched_ds], u_ds), 1)
-    np.add.at(cm, (fi(gt.item[m.unmatched_gt]), u_gt, gt.label[m.unmatched_gt]), 1)
-    # Per-frame mean IoU over shape pairs plus unmatched shapes' best similarity.
+    cells = [
+        (pf * side + ds.label[m.ds_row]) * side + gt.label[m.gt_row],
+        (fi(ds.item[m.unmatched_ds]) * side + ds.label[m.unmatched_ds]) * side + u,
+        (fi(gt.item[m.unmatched_gt]) * side + u) * side + gt.label[m.unmatched_gt],
+    ]
+    flat = np.concatenate([c.astype(np.int64) for c in cells])
+    cm = np.bincount(flat, minlength=nf * side * side).reshape(nf, side, side)
+    # Per-frame mean IoU over shape pairs plus unmatched shapes' best similarity. bincount
+    # adds weights sequentially in input order, so the sums equal the add-one-by-one ones.
     shape_pair = m.type_group != GROUP_CODE["tag"]
-    iou_sum = np.zeros(nf)
-    iou_n = np.zeros(nf)
-    np.add.at(iou_sum, pf[shape_pair], np.clip(m.similarity[shape_pair], 0, None))
-    np.add.at(iou_n, pf[shape_pair], 1)
+    where = [pf[shape_pair]]
+    value = [np.clip(m.similarity[shape_pair], 0, None)]
     for rows, best, ann in ((m.unmatched_gt, m.best_gt, gt), (m.unmatched_ds, m.best_ds, ds)):
         sh = ann.kind[rows] != Kind.TAG
-        f = fi(ann.item[rows[sh]])
-        np.add.at(iou_sum, f, np.clip(np.nan_to_num(best[sh]), 0, None))
-        np.add.at(iou_n, f, 1)
+        where.append(fi(ann.item[rows[sh]]))
+        value.append(np.clip(np.nan_to_num(best[sh]), 0, None))
+    at = np.concatenate(where).astype(np.int64)
+    iou_sum = np.bincount(at, np.concatenate(value).astype(np.float64), minlength=nf)
+    iou_n = np.bincount(at, minlength=nf).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         frame_iou = np.where(iou_n > 0, iou_sum / iou_n, 0.0)
     has_shapes = iou_n > 0
@@ -290,9 +294,9 @@ def build_report_data(
     ann_summary = confusion_summary(total, labels)
     # empty_is_annotated: frames with nothing on a side count as one virtual annotation.
     gt_empty = np.ones(nf, bool)
-    gt_empty[fi(np.unique(gt.item))] = False if len(gt) else gt_empty[:0]
+    gt_empty[fi(gt.item)] = False if len(gt) else gt_empty[:0]
     ds_empty = np.ones(nf, bool)
-    ds_empty[fi(np.unique(ds.item))] = False if len(ds) else ds_empty[:0]
+    ds_empty[fi(ds.item)] = False if len(ds) else ds_empty[:0]
     if s.empty_is_annotated:
         both = int((gt_empty & ds_empty).sum())
         either = int((gt_empty | ds_empty).sum())

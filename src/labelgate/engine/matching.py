@@ -17,6 +17,7 @@ import numpy as np
 import shapely
 from scipy.optimize import linear_sum_assignment
 
+from labelgate.engine.box_kernels import match_box_frames
 from labelgate.engine.settings import QualitySettings
 from labelgate.engine.similarity import (
     bitmap_iou,
@@ -197,55 +198,6 @@ def match_annotations(
     return out.result(gt, ds)
 
 
-def _grid_candidates(
-    fa: np.ndarray, a: np.ndarray, fb: np.ndarray, b: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i, j) with a[i], b[j] in the same frame and sharing a grid cell.
-
-    Every pair of boxes that overlaps shares at least one cell, so IoU only needs computing for
-    these candidates. Each box is expanded into the cells it covers; a sort-merge join on
-    (frame, cell) yields the pairs without any Python loop.
-    """
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    sizes = np.concatenate([a[:, 2:] - a[:, :2], b[:, 2:] - b[:, :2]]).max(axis=1)
-    # Cells about one box wide: a box covers ~1-4 cells and each cell holds a few boxes.
-    cell = max(float(np.percentile(sizes, 90)), 16.0)
-    origin = np.minimum(a[:, :2].min(0), b[:, :2].min(0))
-    span = np.maximum(a[:, 2:].max(0), b[:, 2:].max(0)) - origin
-    nx, ny = int(span[0] // cell) + 1, int(span[1] // cell) + 1
-
-    def expand(f: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lo = ((boxes[:, :2] - origin) // cell).astype(np.int64)
-        hi = ((boxes[:, 2:] - origin) // cell).astype(np.int64)
-        cx, cy = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
-        n = cx * cy
-        idx = np.arange(len(boxes))
-        if int(n.max()) > 1:
-            idx = np.repeat(idx, n)
-            k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-            rx = np.repeat(cx, n)
-            x = np.repeat(lo[:, 0], n) + k % rx
-            y = np.repeat(lo[:, 1], n) + k // rx
-            key = (np.repeat(f, n) * ny + y) * nx + x
-        else:
-            key = (f * ny + lo[:, 1]) * nx + lo[:, 0]
-        order = np.argsort(key, kind="stable")
-        return key[order], idx[order]
-
-    ka, ia = expand(fa, a)
-    kb, ib = expand(fb, b)
-    lo = np.searchsorted(kb, ka, side="left")
-    cnt = np.searchsorted(kb, ka, side="right") - lo
-    total = int(cnt.sum())
-    if total == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    pi = np.repeat(ia, cnt)
-    pj = ib[np.repeat(lo, cnt) + np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)]
-    pid = np.unique(pi * len(b) + pj)  # a pair sharing several cells appears once
-    return pid // len(b), pid % len(b)
-
-
 def _boxes_sparse(
     out: _Collector,
     code: int,
@@ -255,43 +207,35 @@ def _boxes_sparse(
     d_rows: np.ndarray,
     threshold: float,
 ) -> None:
-    """Axis-aligned boxes over all frames at once: IoU on overlapping candidates only.
+    """Axis-aligned boxes over all frames at once: IoU on overlapping pairs only.
 
-    Where every row and column has at most one candidate at or above the threshold, those
-    candidates are the optimal assignment; only frames with competing candidates run the
-    Hungarian solver, on their exact dense matrix (non-candidates have IoU 0, cost 1).
+    The kernel settles every frame whose optimal assignment is unique by a clear margin (no
+    competing candidates, or small contested components solved exactly). The rest (ties, big
+    components) run the Hungarian solver on the frame's exact dense matrix (non-candidates
+    have IoU 0, cost 1), so its tie-breaking is CVAT's.
     """
-    a, b = gt.bbox[g_rows], ds.bbox[d_rows]
-    fa, fb = gt.item[g_rows], ds.item[d_rows]
-    ci, cj = _grid_candidates(fa, a, fb, b)
-    iou = _pair_iou(a[ci], b[cj])
-    best_g = np.zeros(len(g_rows))
-    best_d = np.zeros(len(d_rows))
-    np.maximum.at(best_g, ci, iou)
-    np.maximum.at(best_d, cj, iou)
-    ok = (iou >= threshold) & (iou > 0)
-    oi, oj, osim = ci[ok], cj[ok], iou[ok]
-    per_g = np.bincount(oi, minlength=len(g_rows))
-    per_d = np.bincount(oj, minlength=len(d_rows))
-    contested = (per_g[oi] > 1) | (per_d[oj] > 1)
-    hard_frames = np.unique(fa[oi[contested]])
-    easy = ~np.isin(fa[oi], hard_frames)
-    pair_g, pair_d = [oi[easy]], [oj[easy]]
-    # Rows are sorted by item, and candidates by GT row, so each frame is a contiguous range.
-    fo = fa[oi]
-    for frame in hard_frames:
-        g0, g1 = np.searchsorted(fa, frame), np.searchsorted(fa, frame, side="right")
-        d0, d1 = np.searchsorted(fb, frame), np.searchsorted(fb, frame, side="right")
-        p0, p1 = np.searchsorted(fo, frame), np.searchsorted(fo, frame, side="right")
+    a = np.ascontiguousarray(gt.bbox[g_rows], dtype=np.float64)
+    b = np.ascontiguousarray(ds.bbox[d_rows], dtype=np.float64)
+    fa = np.ascontiguousarray(gt.item[g_rows], dtype=np.int64)
+    fb = np.ascontiguousarray(ds.item[d_rows], dtype=np.int64)
+    pg, pd, ps, best_g, best_d, hard, hi, hj, hs = match_box_frames(fa, a, fb, b, float(threshold))
+    pair_g, pair_d, pair_s = [pg], [pd], [ps]
+    for g0, g1, d0, d1, p0, p1 in hard.tolist():
         cost = np.ones((g1 - g0, d1 - d0))
-        cost[oi[p0:p1] - g0, oj[p0:p1] - d0] = 1.0 - osim[p0:p1]
+        sim = np.zeros((g1 - g0, d1 - d0))
+        cost[hi[p0:p1] - g0, hj[p0:p1] - d0] = 1.0 - hs[p0:p1]
+        sim[hi[p0:p1] - g0, hj[p0:p1] - d0] = hs[p0:p1]
         r, c = linear_sum_assignment(cost)
         keep = cost[r, c] < 1.0
         pair_g.append(g0 + r[keep])
         pair_d.append(d0 + c[keep])
+        pair_s.append(sim[r[keep], c[keep]])
     pg = np.concatenate(pair_g).astype(np.int64)
     pd = np.concatenate(pair_d).astype(np.int64)
-    sims = _pair_iou(a[pg], b[pd])
+    sims = np.concatenate(pair_s).astype(np.float64)
+    # GT-row order, so each frame's pairs come out in the same order as a per-frame solve.
+    order = np.argsort(pg, kind="stable")
+    pg, pd, sims = pg[order], pd[order], sims[order]
     un_g = np.ones(len(g_rows), bool)
     un_g[pg] = False
     un_d = np.ones(len(d_rows), bool)
