@@ -396,13 +396,36 @@ def test_job_states_become_approval_rates_in_the_stored_scorecards(cvat_double, 
     assert {"bundle", "cvat_job", "cvat_task"} <= set(kinds)
 
 
-@pytest.mark.parametrize("backend", ["durable", pytest.param("redis", marks=pytest.mark.redis)])
+def _fresh_postgres_database(url: str) -> str:
+    """A new empty database on the session's PostgreSQL server; returns its URL."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"fanout_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "durable",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("redis+postgres", marks=[pytest.mark.redis, pytest.mark.postgres]),
+    ],
+)
 def test_queue_fans_jobs_out_to_worker_processes(cvat_env, tmp_path, request, backend):
     import os
     import subprocess
     import sys
 
     store = f"sqlite:///{tmp_path}/store.db"
+    if backend == "redis+postgres":  # the scale-out deployment: shared Redis and PostgreSQL
+        store = _fresh_postgres_database(request.getfixturevalue("postgres_url"))
     queue = (
         str(tmp_path / "queue.db") if backend == "durable" else request.getfixturevalue("redis_db")
     )

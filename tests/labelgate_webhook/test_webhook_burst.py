@@ -49,11 +49,13 @@ def _state() -> dict:
     return state
 
 
-def _wait_http(url: str, proc: subprocess.Popen, seconds: float = 20) -> None:
+def _wait_http(url: str, proc: subprocess.Popen, log_path, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"{proc.args} exited with {proc.returncode}")
+            pytest.fail(
+                f"{proc.args} exited with {proc.returncode}: {log_path.read_text()[-2000:]}"
+            )
         try:
             with urlopen(url, timeout=1):
                 return
@@ -89,7 +91,7 @@ def test_burst_of_2000_events_with_a_worker_killed_mid_burst(tmp_path):
         workers = [_start(["worker", "--poll", "0.05"], env, log)]
         queue_file = tmp_path / "home" / "queue.db"
         try:
-            _wait_http(f"http://127.0.0.1:{port}/healthz", server)
+            _wait_http(f"http://127.0.0.1:{port}/healthz", server, tmp_path / "processes.log")
             url = f"http://127.0.0.1:{port}/webhooks/cvat"
             acks = []
             per_wave = JOBS // WAVES
