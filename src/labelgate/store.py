@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -62,10 +63,18 @@ class Store:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        try:
-            _META.create_all(engine)
-        except sa.exc.OperationalError as exc:
-            raise ConnectionFailed(f"cannot open the report store: {exc.orig}") from None
+        for attempt in range(5):
+            try:
+                _META.create_all(engine)
+                break
+            except sa.exc.OperationalError as exc:
+                # Processes starting together (serve + workers) race to create the tables:
+                # the loser sees "already exists" or a lock, and a second look finds them.
+                text = str(exc.orig).lower()
+                if attempt < 4 and ("already exists" in text or "locked" in text):
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise ConnectionFailed(f"cannot open the report store: {exc.orig}") from None
 
     def close(self) -> None:
         """Release pooled database connections."""
