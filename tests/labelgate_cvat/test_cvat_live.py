@@ -259,6 +259,7 @@ def test_webhook_save_through_redis_and_an_rq_worker_pushes_issues(cvat_env, tmp
     from labelgate.queue.redis_queue import set_handlers
     from labelgate_webhook.app import create_app
     from labelgate_webhook.jobs import handlers
+    from labelgate_webhook.loadgen import cvat_save_event
     from labelgate_webhook.signatures import cvat_signature
 
     app = create_app(
@@ -269,14 +270,7 @@ def test_webhook_save_through_redis_and_an_rq_worker_pushes_issues(cvat_env, tmp
             "DEBOUNCE_SECONDS": 0.0,
         }
     )
-    body = json.dumps(
-        {
-            "event": "update:job",
-            "webhook_id": 1,
-            "job": {"id": 103, "task_id": 10, "updated_date": "2026-11-23T02:00:00Z"},
-            "before_update": {"updated_date": "2026-11-23T01:00:00Z"},
-        }
-    ).encode()
+    body = cvat_save_event(job_id=103, task_id=10, save=1)
     headers = {"X-Signature-256": cvat_signature(body, "sek"), "Content-Type": "application/json"}
     assert app.test_client().post("/webhooks/cvat", data=body, headers=headers).status_code == 202
     queue = app.extensions["labelgate_queue"]

@@ -37,16 +37,8 @@ def _iou(a: np.ndarray, i: int, b: np.ndarray, j: int) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _grow_i(x: np.ndarray, need: int) -> np.ndarray:
-    if need <= len(x):
-        return x
-    out = np.empty(max(need, 2 * len(x)), x.dtype)
-    out[: len(x)] = x
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _grow_f(x: np.ndarray, need: int) -> np.ndarray:
+def _grow(x: np.ndarray, need: int) -> np.ndarray:
+    # One definition serves int and float buffers: numba compiles a version per dtype.
     if need <= len(x):
         return x
     out = np.empty(max(need, 2 * len(x)), x.dtype)
@@ -230,9 +222,9 @@ def match_box_frames(
                     best_b[j] = s
                 if s >= threshold and s > 0.0:
                     if k == len(oi):
-                        oi = _grow_i(oi, k + 1)
-                        oj = _grow_i(oj, k + 1)
-                        os = _grow_f(os, k + 1)
+                        oi = _grow(oi, k + 1)
+                        oj = _grow(oj, k + 1)
+                        os = _grow(os, k + 1)
                     oi[k] = i
                     oj[k] = j
                     os[k] = s
@@ -264,9 +256,9 @@ def match_box_frames(
                     grown = np.empty((2 * nhard, 6), np.int64)
                     grown[:nhard] = hard
                     hard = grown
-                hi = _grow_i(hi, nh + k)
-                hj = _grow_i(hj, nh + k)
-                hs = _grow_f(hs, nh + k)
+                hi = _grow(hi, nh + k)
+                hj = _grow(hj, nh + k)
+                hs = _grow(hs, nh + k)
                 hi[nh : nh + k] = oi[:k]
                 hj[nh : nh + k] = oj[:k]
                 hs[nh : nh + k] = os[:k]
