@@ -283,6 +283,57 @@ def test_webhook_save_through_redis_and_an_rq_worker_pushes_issues(cvat_env, tmp
     app.extensions["labelgate_store"].close()
 
 
+@pytest.mark.redis
+def test_debounced_saves_reach_a_labelgate_worker_process_through_redis(
+    cvat_env, tmp_path, redis_db
+):
+    """The scale-out path: saves coalesce in RQ's schedule; a separate worker re-scores once."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from labelgate_webhook.app import create_app
+    from labelgate_webhook.loadgen import cvat_save_event
+    from labelgate_webhook.signatures import cvat_signature
+
+    store = f"sqlite:///{tmp_path}/s.db"
+    app = create_app(
+        {
+            "STORE_URL": store,
+            "QUEUE_URL": redis_db,
+            "CVAT_WEBHOOK_SECRET": "sek",
+            "DEBOUNCE_SECONDS": 1.0,
+        }
+    )
+    client = app.test_client()
+    for save in range(10):
+        body = cvat_save_event(job_id=103, task_id=10, save=save)
+        headers = {"X-Signature-256": cvat_signature(body, "sek")}
+        assert client.post("/webhooks/cvat", data=body, headers=headers).status_code == 202
+    env = {**os.environ, "LABELGATE_QUEUE_URL": redis_db, "LABELGATE_STORE_URL": store}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "labelgate.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    queue = app.extensions["labelgate_queue"]
+    try:
+        deadline = time.monotonic() + 60
+        while queue.counts()["done"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(20)
+    assert [(j["target"], j["status"], j["events"]) for j in queue.jobs()] == [
+        ("job:103", "done", 10)
+    ]
+    assert len([i for i in cvat_env.state["issues"].values() if i["job"] == 103]) == 4
+    assert queue.stats()["done"] == 1
+    app.extensions["labelgate_store"].close()
+
+
 def test_consensus_replicas_merge_into_the_parent_job(cvat_double):
     from labelgate.consensus import merge
     from labelgate.model.annotation_set import combine
