@@ -108,3 +108,43 @@ def test_unknown_job_name_fails_with_a_clear_message(queue):
     queue.enqueue("nobody.handles", "cvat", "job:5")
     _work(queue, {})
     assert "no handler registered for job 'nobody.handles'" in queue.jobs()[0]["error"]
+
+
+def test_concurrent_producers_start_one_job_per_target(redis_db):
+    import threading
+    from collections import Counter
+
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+    rounds, producers = 30, 8
+    barrier = threading.Barrier(producers)
+
+    def produce(k: int) -> None:
+        q = RedisQueue(redis_db)  # one client per thread, as separate web processes would be
+        for r in range(rounds):
+            barrier.wait()  # every producer's first event for a new target at the same moment
+            _, outcome = q.enqueue("r", "cvat", f"job:{r}", debounce=30, delivery=f"{k}-{r}")
+            with lock:
+                outcomes[outcome] += 1
+        q.close()
+
+    threads = [threading.Thread(target=produce, args=(k,)) for k in range(producers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == {"queued": rounds, "coalesced": rounds * (producers - 1)}
+    check = RedisQueue(redis_db)
+    assert sorted(j["events"] for j in check.jobs()) == [producers] * rounds
+    check.close()
+
+
+def test_a_delivery_that_failed_to_queue_is_not_a_duplicate_later(queue, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ConnectionError("redis went away")
+
+    monkeypatch.setattr(queue, "_fold_or_create", broken)
+    with pytest.raises(ConnectionError):
+        queue.enqueue("r", "cvat", "job:1", delivery="d-9", debounce=5)
+    monkeypatch.undo()
+    assert queue.enqueue("r", "cvat", "job:1", delivery="d-9", debounce=5)[1] == "queued"

@@ -108,14 +108,35 @@ class RedisQueue:
         now: float | None = None,
     ) -> tuple[str | None, str]:
         """Queue (or merge into) a job. Returns (job id, "queued" | "coalesced" | "duplicate")."""
-        from rq import Retry
-
         t = time.time() if now is None else now
         body = json.dumps(payload or {})
         dkey = f"{PREFIX}:{self.name}:delivery:{delivery}" if delivery is not None else None
         if dkey is not None and not self.redis.set(dkey, "", nx=True, ex=DELIVERY_TTL):
             seen = self.redis.get(dkey)
             return (seen.decode() if seen else None), "duplicate"
+        try:
+            # One producer at a time per target (across every web process), so two events
+            # arriving together cannot both start a job.
+            with self.redis.lock(
+                self._pending_key(name, system, target) + ":lock",
+                timeout=30,
+                sleep=0.002,  # the default 0.1 s poll would be the latency under a burst
+                blocking_timeout=30,
+            ):
+                job_id, outcome = self._fold_or_create(name, system, target, body, debounce, t)
+        except BaseException:
+            if dkey is not None:  # not queued: a retry of this delivery must not be a duplicate
+                self.redis.delete(dkey)
+            raise
+        if dkey is not None:
+            self.redis.set(dkey, job_id, ex=DELIVERY_TTL)
+        return job_id, outcome
+
+    def _fold_or_create(
+        self, name: str, system: str, target: str, body: str, debounce: float, t: float
+    ) -> tuple[str, str]:
+        from rq import Retry
+
         pending = self._pending_key(name, system, target)
         due = int(t + debounce + 0.999)  # RQ schedules in whole seconds; never run early
         if debounce > 0:
@@ -124,10 +145,7 @@ class RedisQueue:
                 args=[due, body],
             )
             if folded:
-                job_id = folded.decode() if isinstance(folded, bytes) else str(folded)
-                if dkey is not None:
-                    self.redis.set(dkey, job_id, ex=DELIVERY_TTL)
-                return job_id, "coalesced"
+                return (folded.decode() if isinstance(folded, bytes) else str(folded)), "coalesced"
         seq = self.redis.incr(self._stats_key() + ":seq")
         job_id = f"lg-{name.replace('.', '_')}-{int(t * 1000)}-{seq}"
         self.redis.hset(
@@ -156,8 +174,6 @@ class RedisQueue:
             self.rq.enqueue_at(when, "labelgate.queue.redis_queue.perform", *args, **kwargs)
         else:
             self.rq.enqueue("labelgate.queue.redis_queue.perform", *args, **kwargs)
-        if dkey is not None:
-            self.redis.set(dkey, job_id, ex=DELIVERY_TTL)
         return job_id, "queued"
 
     # -- worker side ------------------------------------------------------------------------
