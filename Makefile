@@ -63,6 +63,7 @@ bench: install
 	$(PY) bench/compare.py || status=1; \
 	$(PY) bench/agreement.py || status=1; \
 	$(PY) bench/webhook.py || status=1; \
+	$(PY) bench/webhook.py --backend redis || status=1; \
 	exit $$status
 
 clean:

@@ -4,15 +4,21 @@ Starts a real ``labelgate serve`` process (waitress, durable SQLite queue, no wo
 127.0.0.1 in a temporary LABELGATE_HOME, posts signed CVAT annotation-save events for many jobs
 from a pool of keep-alive HTTP clients, and prints the throughput and the p50/p99 latency from
 request sent to answer received. Every event must be acknowledged (2xx) and the queue must hold
-exactly one coalesced job per target afterwards. The target: p99 under 50 ms while saturated.
+exactly one coalesced job per target afterwards. The target: p99 under 50 ms while saturated
+(100 ms with Redis, whose server shares the two cores with the receiver and the clients).
+
+With ``--backend redis`` the receiver enqueues into Redis + RQ instead (a temporary
+``redis-server`` on a free loopback port, in memory only).
 
 Usage: python bench/webhook.py [--events 5000] [--jobs 100] [--concurrency 16] [--threads 8]
+                               [--backend durable|redis]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.request import urlopen
 
-from labelgate.queue.durable import DurableQueue
+from labelgate.queue import open_queue
 from labelgate_webhook.loadgen import cvat_save_event, fire, percentile
 
 SECRET = "bench-secret"
@@ -40,6 +46,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--threads", type=int, default=8, help="waitress threads")
+    ap.add_argument("--backend", choices=("durable", "redis"), default="durable")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="labelgate-bench-webhook-"))
     port = _free_port()
@@ -50,6 +57,32 @@ def main() -> int:
         "LABELGATE_DEBOUNCE_SECONDS": "3600",  # nothing becomes due while we measure
     }
     env.pop("LABELGATE_QUEUE_URL", None)
+    redis_server = None
+    queue_url = str(home / "queue.db")
+    if args.backend == "redis":
+        binary = shutil.which("redis-server")
+        if binary is None:
+            print("FAILED: --backend redis needs redis-server (Debian package redis-server)")
+            return 1
+        redis_port = _free_port()
+        redis_server = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(home),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        queue_url = env["LABELGATE_QUEUE_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        time.sleep(0.5)
     server = subprocess.Popen(
         [
             *(sys.executable, "-m", "labelgate.cli", "serve", "--port", str(port)),
@@ -76,17 +109,20 @@ def main() -> int:
         t0 = time.perf_counter()
         acks = fire(url, bodies, SECRET, concurrency=args.concurrency)
         elapsed = time.perf_counter() - t0
+        queue = open_queue(queue_url)
+        jobs = queue.jobs()
+        queue.close()
     finally:
         server.terminate()
         server.wait(10)
+        if redis_server is not None:
+            redis_server.terminate()
+            redis_server.wait(10)
     latencies = [a.seconds * 1000 for a in acks]
     statuses = Counter(a.status for a in acks)
-    queue = DurableQueue(home / "queue.db")
-    jobs = queue.jobs()
-    queue.close()
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     print(
-        f"webhook receiver (waitress, {args.threads} threads, durable SQLite queue), "
+        f"webhook receiver (waitress, {args.threads} threads, {args.backend} queue), "
         f"{args.events:,} signed CVAT events for {args.jobs} jobs, {args.concurrency} clients:"
     )
     print(f"  {args.events / elapsed:,.0f} acknowledged events/s ({elapsed:.2f} s)")
@@ -94,8 +130,13 @@ def main() -> int:
         f"  acknowledgement latency p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(latencies):.1f} ms"
     )
     print(f"  statuses {dict(statuses)}; queue: {len(jobs) - 1} jobs + 1 warm-up job")
-    ok = statuses == {202: args.events} and len(jobs) == args.jobs + 1 and p99 < 50
-    print("OK" if ok else "FAILED: an event was not acknowledged, not coalesced, or p99 >= 50 ms")
+    target = 50 if args.backend == "durable" else 100
+    ok = statuses == {202: args.events} and len(jobs) == args.jobs + 1 and p99 < target
+    print(
+        "OK"
+        if ok
+        else f"FAILED: an event was not acknowledged, not coalesced, or p99 >= {target} ms"
+    )
     return 0 if ok else 1
 
 

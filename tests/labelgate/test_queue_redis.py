@@ -143,7 +143,7 @@ def test_a_delivery_that_failed_to_queue_is_not_a_duplicate_later(queue, monkeyp
     def broken(*args, **kwargs):
         raise ConnectionError("redis went away")
 
-    monkeypatch.setattr(queue, "_fold_or_create", broken)
+    monkeypatch.setattr(queue, "_create", broken)
     with pytest.raises(ConnectionError):
         queue.enqueue("r", "cvat", "job:1", delivery="d-9", debounce=5)
     monkeypatch.undo()

@@ -30,18 +30,28 @@ DELIVERY_TTL = 7 * 24 * 3600
 
 _HANDLERS: dict[str, Callable[[Job], Any]] = {}
 
-# KEYS: pending key, scheduled registry, info key of the pending job (unknown → "")
-# ARGV: new due timestamp (int seconds, RQ's resolution), payload JSON
-# Returns the pending job id if the request was folded into it, else "".
-_COALESCE = """
-local id = redis.call('GET', KEYS[1])
-if not id then return '' end
-if not redis.call('ZSCORE', KEYS[2], id) then return '' end
-redis.call('ZADD', KEYS[2], 'XX', ARGV[1], id)
-local info = KEYS[3] .. id
-redis.call('HINCRBY', info, 'events', 1)
-redis.call('HSET', info, 'payload', ARGV[2])
-return id
+# One round trip for the common cases (a redelivery, or an event folded into a waiting job).
+# KEYS: delivery key, pending key, scheduled registry, info key prefix
+# ARGV: check delivery ("1"/"0"), new due time (int seconds, RQ's resolution), payload JSON,
+#       delivery TTL, may coalesce ("1"/"0")
+# Returns {"duplicate", id} | {"coalesced", id} | {"create", ""}; "create" reserves the delivery.
+_ENQUEUE = """
+if ARGV[1] == '1' then
+  local seen = redis.call('GET', KEYS[1])
+  if seen then return {'duplicate', seen} end
+end
+if ARGV[5] == '1' then
+  local id = redis.call('GET', KEYS[2])
+  if id and redis.call('ZSCORE', KEYS[3], id) then
+    redis.call('ZADD', KEYS[3], 'XX', ARGV[2], id)
+    redis.call('HINCRBY', KEYS[4] .. id, 'events', 1)
+    redis.call('HSET', KEYS[4] .. id, 'payload', ARGV[3])
+    if ARGV[1] == '1' then redis.call('SET', KEYS[1], id, 'EX', ARGV[4]) end
+    return {'coalesced', id}
+  end
+end
+if ARGV[1] == '1' then redis.call('SET', KEYS[1], '', 'EX', ARGV[4]) end
+return {'create', ''}
 """
 
 # KEYS: pending key, info key. ARGV: job id. Releases the pending slot if it is still ours.
@@ -80,7 +90,7 @@ class RedisQueue:
         self.name = name
         self.redis = redis.Redis.from_url(url)
         self.rq = rq.Queue(name, connection=self.redis)
-        self._coalesce = self.redis.register_script(_COALESCE)
+        self._enqueue_script = self.redis.register_script(_ENQUEUE)
         self._start = self.redis.register_script(_START)
 
     # -- keys -------------------------------------------------------------------------------
@@ -110,44 +120,52 @@ class RedisQueue:
         """Queue (or merge into) a job. Returns (job id, "queued" | "coalesced" | "duplicate")."""
         t = time.time() if now is None else now
         body = json.dumps(payload or {})
-        dkey = f"{PREFIX}:{self.name}:delivery:{delivery}" if delivery is not None else None
-        if dkey is not None and not self.redis.set(dkey, "", nx=True, ex=DELIVERY_TTL):
-            seen = self.redis.get(dkey)
-            return (seen.decode() if seen else None), "duplicate"
+        dkey = f"{PREFIX}:{self.name}:delivery:{delivery}" if delivery is not None else ""
+        pending = self._pending_key(name, system, target)
+        due = int(t + debounce + 0.999)  # RQ schedules in whole seconds; never run early
+
+        def attempt(check_delivery: bool) -> tuple[str, str]:
+            outcome, job_id = self._enqueue_script(
+                keys=[dkey, pending, self.rq.scheduled_job_registry.key, self._info_prefix()],
+                args=["1" if check_delivery else "0", due, body, DELIVERY_TTL, int(debounce > 0)],
+            )
+            return outcome.decode(), job_id.decode()
+
+        outcome, job_id = attempt(bool(dkey))
+        if outcome != "create":
+            return (job_id or None), outcome
         try:
-            # One producer at a time per target (across every web process), so two events
-            # arriving together cannot both start a job.
+            # One creator at a time per target (across every web process), so two events
+            # arriving together cannot both start a job; under the lock, look once more.
             with self.redis.lock(
-                self._pending_key(name, system, target) + ":lock",
+                pending + ":lock",
                 timeout=30,
                 sleep=0.002,  # the default 0.1 s poll would be the latency under a burst
                 blocking_timeout=30,
             ):
-                job_id, outcome = self._fold_or_create(name, system, target, body, debounce, t)
+                outcome, job_id = attempt(False)
+                if outcome == "create":
+                    job_id, outcome = (
+                        self._create(name, system, target, body, debounce, due),
+                        "queued",
+                    )
         except BaseException:
-            if dkey is not None:  # not queued: a retry of this delivery must not be a duplicate
+            if dkey:  # not queued: a retry of this delivery must not be a duplicate
                 self.redis.delete(dkey)
             raise
-        if dkey is not None:
+        if dkey:
             self.redis.set(dkey, job_id, ex=DELIVERY_TTL)
         return job_id, outcome
 
-    def _fold_or_create(
-        self, name: str, system: str, target: str, body: str, debounce: float, t: float
-    ) -> tuple[str, str]:
+    def _create(
+        self, name: str, system: str, target: str, body: str, debounce: float, due: int
+    ) -> str:
+        """A new RQ job for the target, scheduled at ``due`` when debounced."""
         from rq import Retry
 
         pending = self._pending_key(name, system, target)
-        due = int(t + debounce + 0.999)  # RQ schedules in whole seconds; never run early
-        if debounce > 0:
-            folded = self._coalesce(
-                keys=[pending, self.rq.scheduled_job_registry.key, self._info_prefix()],
-                args=[due, body],
-            )
-            if folded:
-                return (folded.decode() if isinstance(folded, bytes) else str(folded)), "coalesced"
         seq = self.redis.incr(self._stats_key() + ":seq")
-        job_id = f"lg-{name.replace('.', '_')}-{int(t * 1000)}-{seq}"
+        job_id = f"lg-{name.replace('.', '_')}-{int(time.time() * 1000)}-{seq}"
         self.redis.hset(
             self._info_prefix() + job_id,
             mapping={
@@ -174,7 +192,7 @@ class RedisQueue:
             self.rq.enqueue_at(when, "labelgate.queue.redis_queue.perform", *args, **kwargs)
         else:
             self.rq.enqueue("labelgate.queue.redis_queue.perform", *args, **kwargs)
-        return job_id, "queued"
+        return job_id
 
     # -- worker side ------------------------------------------------------------------------
 
