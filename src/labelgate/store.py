@@ -76,6 +76,14 @@ class Store:
                     continue
                 raise ConnectionFailed(f"cannot open the report store: {exc.orig}") from None
 
+    def ping(self) -> None:
+        """Raises: ConnectionFailed: the database does not answer."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as exc:
+            raise ConnectionFailed(f"the report store does not answer: {exc}") from None
+
     def close(self) -> None:
         """Release pooled database connections."""
         self.engine.dispose()

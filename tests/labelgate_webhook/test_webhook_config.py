@@ -132,3 +132,20 @@ def test_every_setting_and_metric_is_documented():
     assert missing == []
     for metric in ("labelgate_rescores_total", "labelgate_rescore_duration_seconds_sum"):
         assert metric in doc
+
+
+def test_healthz_is_503_when_the_queue_is_down(tmp_path):
+    from services_plugin import free_port
+
+    app = create_app(
+        {
+            "STORE_URL": f"sqlite:///{tmp_path}/s.db",
+            "QUEUE_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        }
+    )
+    res = app.test_client().get("/healthz")
+    body = res.get_json()
+    assert res.status_code == 503 and body["status"] == "unavailable"
+    assert body["store"] == "ok" and "ConnectionError" in body["queue"]
+    app.extensions["labelgate_queue"].close()
+    app.extensions["labelgate_store"].close()

@@ -302,8 +302,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         return jsonify({"error": str(exc)}), exc.status
 
     @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify({"status": "ok"})
+    def healthz() -> tuple[Response, int]:
+        # A load balancer should stop sending webhooks here when events could not be queued.
+        checks: dict[str, str] = {}
+        for part, probe in (("store", store.ping), ("queue", queue.counts)):
+            try:
+                probe()
+                checks[part] = "ok"
+            except Exception as exc:
+                checks[part] = f"{type(exc).__name__}: {exc}"[:300]
+        ok = all(v == "ok" for v in checks.values())
+        return jsonify({"status": "ok" if ok else "unavailable", **checks}), 200 if ok else 503
 
     @app.get("/reports/<int:report_id>")
     def report_json(report_id: int) -> Response:
