@@ -96,7 +96,8 @@ def score_cmd(
             "--merge-consensus) without --queue"
         )
     if queue_url:
-        from labelgate_cvat.fanout import open_queue, run
+        from labelgate.queue import open_queue
+        from labelgate_cvat.fanout import run
 
         with connect(host, org=org) as source, open_store(store_url) as store:
             fanned = run(

@@ -32,13 +32,6 @@ from labelgate_cvat.pipeline import (
 JOB_NAME = "cvat.score_job"
 
 
-def open_queue(url: str) -> Any:
-    """The queue behind ``url``: ``redis://…`` (RQ) or a durable SQLite queue file path."""
-    from labelgate.queue import open_queue as open_any
-
-    return open_any(url)
-
-
 def plan(
     source: Any,
     kind: str,

@@ -20,13 +20,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
 from labelgate.errors import FormatError, LabelgateError, NotFound, SignatureError
-from labelgate.queue import is_redis_url, open_queue
+from labelgate.queue import open_queue
 from labelgate.queue.durable import DurableQueue
 from labelgate.store import Store, home, open_store
 from labelgate_webhook.signatures import verify_cvat, verify_shared_secret
@@ -137,23 +136,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     store: Store = open_store(app.config["STORE_URL"])
     app.extensions["labelgate_store"] = store
     location = queue_location(app.config)
-    queue = open_queue(location)
+    queue = open_queue(location, lease=app.config["QUEUE_LEASE"])
     app.extensions["labelgate_queue"] = queue
     metrics: Counter[str] = Counter()
     timings: Counter[str] = Counter()
     app.extensions["labelgate_metrics"] = metrics
-    if str(app.config["WORKER"]).lower() in ("1", "true", "yes") and not is_redis_url(location):
+    if str(app.config["WORKER"]).lower() in ("1", "true", "yes") and isinstance(
+        queue, DurableQueue
+    ):
         # Redis queues are worked by `labelgate worker` processes; the embedded thread serves
-        # the durable default.
+        # the durable default (its connection is per thread, so it can share the instance).
         from labelgate_webhook.jobs import handlers
         from labelgate_webhook.worker import start_in_process
 
         app.extensions["labelgate_worker"] = start_in_process(
-            DurableQueue(
-                Path(location.removeprefix("sqlite:///")), lease=app.config["QUEUE_LEASE"]
-            ),
-            handlers(store),
-            float(app.config["WORKER_POLL"]),
+            queue, handlers(store), float(app.config["WORKER_POLL"])
         )
 
     @app.before_request

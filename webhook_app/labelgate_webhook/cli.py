@@ -75,7 +75,8 @@ def worker_cmd(store_url: str | None, queue_url: str | None, poll: float, burst:
     """Run queued re-score jobs (as many processes, on as many machines, as you like)."""
     import threading
 
-    from labelgate.queue import is_redis_url
+    from labelgate.queue import open_queue
+    from labelgate.queue.redis_queue import RedisQueue
     from labelgate.store import open_store
     from labelgate_webhook.app import load_config, queue_location
     from labelgate_webhook.jobs import handlers
@@ -84,14 +85,11 @@ def worker_cmd(store_url: str | None, queue_url: str | None, poll: float, burst:
     cfg = load_config()
     location = queue_url or queue_location(cfg)
     bound = handlers(open_store(store_url or cfg["STORE_URL"]))
-    if is_redis_url(location):
-        click.echo(f"labelgate worker on {location.split('@')[-1]}; Ctrl-C to stop")
-        run_rq_worker(location, bound, burst=burst)
+    queue = open_queue(location, lease=cfg["QUEUE_LEASE"])
+    click.echo(f"labelgate worker on {location.split('@')[-1]}; Ctrl-C to stop")
+    if isinstance(queue, RedisQueue):
+        run_rq_worker(queue, bound, burst=burst)
         return
-    from labelgate.queue.durable import DurableQueue
-
-    queue = DurableQueue(location.removeprefix("sqlite:///"), lease=cfg["QUEUE_LEASE"])
-    click.echo(f"labelgate worker on {location}; Ctrl-C to stop")
     stop = threading.Event()
     try:
         run_worker(queue, bound, stop, poll, burst=burst)

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from labelgate_webhook.signatures import cvat_signature
 
 
@@ -97,9 +99,7 @@ def fire(
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) by nearest rank; NaN for no values."""
+    """The ``q``-th percentile (0-100) by nearest rank (an observed value); NaN for no values."""
     if not values:
         return float("nan")
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
+    return float(np.percentile(values, q, method="inverted_cdf"))

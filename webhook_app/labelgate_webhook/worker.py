@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from labelgate.queue.durable import DurableQueue, Job
+from labelgate.queue.redis_queue import RedisQueue
 
 
 def run_worker(
@@ -26,7 +27,7 @@ def run_worker(
 
 
 def run_rq_worker(
-    url: str, handlers: dict[str, Callable[[Job], Any]], *, burst: bool = False
+    queue: RedisQueue, handlers: dict[str, Callable[[Job], Any]], *, burst: bool = False
 ) -> None:
     """Work the Redis queue with RQ (the scheduler included, which releases debounced jobs).
 
@@ -35,10 +36,9 @@ def run_rq_worker(
     """
     from rq import SimpleWorker
 
-    from labelgate.queue.redis_queue import RedisQueue, set_handlers
+    from labelgate.queue.redis_queue import set_handlers
 
     set_handlers(handlers)
-    queue = RedisQueue(url)
     worker = SimpleWorker([queue.rq], connection=queue.redis)
     worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
 

@@ -44,13 +44,17 @@ def is_redis_url(url: str | None) -> bool:
     return bool(url) and str(url).startswith(("redis://", "rediss://", "unix://"))
 
 
-def open_queue(url: str | Path | None, default: str | Path | None = None) -> Any:
+def open_queue(
+    url: str | Path | None, default: str | Path | None = None, *, lease: float = 300.0
+) -> Any:
     """The queue behind ``url``.
 
     Args:
         url: ``redis://host:port/db`` (RQ), ``sqlite:///path/queue.db`` or a plain file path
             (durable queue); empty or None uses ``default``.
         default: the durable queue file to use when ``url`` is empty.
+        lease: durable queue only: seconds before a dead worker's job is handed out again
+            (RQ has its own abandoned-job clean-up).
 
     Raises:
         ValidationError: no queue given and no default, or an unsupported URL scheme.
@@ -72,4 +76,4 @@ def open_queue(url: str | Path | None, default: str | Path | None = None) -> Any
 
     path = Path(text.removeprefix("sqlite:///"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    return DurableQueue(path)
+    return DurableQueue(path, lease=lease)
