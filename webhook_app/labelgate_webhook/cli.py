@@ -76,6 +76,7 @@ def worker_cmd(store_url: str | None, queue_url: str | None, poll: float, burst:
     import threading
 
     from labelgate.queue import open_queue
+    from labelgate.queue.durable import DurableQueue
     from labelgate.queue.redis_queue import RedisQueue
     from labelgate.store import open_store
     from labelgate_webhook.app import load_config, queue_location
@@ -89,12 +90,12 @@ def worker_cmd(store_url: str | None, queue_url: str | None, poll: float, burst:
     click.echo(f"labelgate worker on {location.split('@')[-1]}; Ctrl-C to stop")
     if isinstance(queue, RedisQueue):
         run_rq_worker(queue, bound, burst=burst)
-        return
-    stop = threading.Event()
-    try:
-        run_worker(queue, bound, stop, poll, burst=burst)
-    except KeyboardInterrupt:
-        stop.set()
+    elif isinstance(queue, DurableQueue):
+        stop = threading.Event()
+        try:
+            run_worker(queue, bound, stop, poll, burst=burst)
+        except KeyboardInterrupt:
+            stop.set()
 
 
 @click.group("webhooks")

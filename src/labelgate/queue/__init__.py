@@ -46,7 +46,7 @@ def is_redis_url(url: str | None) -> bool:
 
 def open_queue(
     url: str | Path | None, default: str | Path | None = None, *, lease: float = 300.0
-) -> Any:
+) -> Queue:
     """The queue behind ``url``.
 
     Args:
