@@ -1,8 +1,8 @@
 """Numba kernel for axis-aligned box matching over many frames at once.
 
 :func:`match_box_frames` walks frames (rows sorted by item), finds overlapping pairs with a
-sweep on x, computes IoU with exactly the float operations of :func:`pair_iou` (so results are
-bit-identical to the numpy path) and resolves the assignment wherever it is forced. Only frames
+sweep on x, computes IoU with exactly the float operations of
+:func:`labelgate.geometry.box_iou` (so results are bit-identical to the numpy path) and resolves the assignment wherever it is forced. Only frames
 whose assignment is a real choice are handed back for the Hungarian solver.
 """
 
@@ -18,7 +18,7 @@ TIE_MARGIN = 1e-9
 
 @njit(cache=True, nogil=True)
 def _iou(a: np.ndarray, i: int, b: np.ndarray, j: int) -> float:
-    # Same operations, same order as matching._pair_iou.
+    # Same operations, same order as geometry.box_iou (on valid, non-inverted boxes).
     ix = min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0])
     if ix < 0.0:
         ix = 0.0

@@ -252,20 +252,6 @@ def _boxes_sparse(
     )
 
 
-def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise IoU of two (K, 4) box arrays."""
-    ix = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = ix * iy
-    union = (
-        (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-        + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-        - inter
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
-
-
 Solver = Callable[
     [
         _Collector,

@@ -199,10 +199,7 @@ class RedisQueue:
     def start(self, job_id: str, pending: str) -> Job:
         """Release the job's pending slot (new events start a new job) and read its state."""
         raw = self._start(keys=[pending, self._info_prefix() + job_id], args=[job_id])
-        info = {
-            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in zip(raw[::2], raw[1::2], strict=True)
-        }
+        info = {k.decode(): v.decode() for k, v in zip(raw[::2], raw[1::2], strict=True)}
         if not info:
             raise LookupError(f"queue job {job_id}: its state is gone from Redis")
         attempts = int(self.redis.hincrby(self._info_prefix() + job_id, "attempts", 1))
