@@ -92,3 +92,52 @@ def test_two_workers_never_run_the_same_job(tmp_path):
     assert sorted(done) == sorted(f"job:{i}" for i in range(40))
     assert q.counts() == {"done": 40}
     q.close()
+
+
+def _open_queue_file(path, barrier, errors):
+    barrier.wait()
+    try:
+        DurableQueue(path).close()
+    except Exception as exc:
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+@pytest.mark.parametrize("old_file", [False, True], ids=["new-file", "file-without-started"])
+def test_processes_opening_one_file_together_all_succeed(tmp_path, old_file):
+    import multiprocessing as mp
+    import sqlite3
+
+    ctx = mp.get_context("fork")
+    errors = ctx.Queue()
+    for k in range(6):
+        path = tmp_path / f"q-{k}.db"
+        if old_file:  # a queue file from before the `started` column
+            conn = sqlite3.connect(path)
+            conn.executescript(
+                "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+                "system TEXT NOT NULL, target TEXT NOT NULL, payload TEXT NOT NULL, "
+                "status TEXT NOT NULL DEFAULT 'pending', not_before REAL NOT NULL, "
+                "leased_until REAL, attempts INTEGER NOT NULL DEFAULT 0, "
+                "events INTEGER NOT NULL DEFAULT 1, error TEXT, created REAL NOT NULL, "
+                "finished REAL);"
+            )
+            conn.close()
+        barrier = ctx.Barrier(4)
+        procs = [
+            ctx.Process(target=_open_queue_file, args=(path, barrier, errors)) for _ in range(4)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+        q = DurableQueue(path)
+        q.enqueue("r", "cvat", "job:1", now=0)
+        assert q.claim(now=1) is not None  # the `started` column is there
+        q.close()
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == []
+    errors.close()
+    errors.join_thread()

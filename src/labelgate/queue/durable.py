@@ -25,11 +25,12 @@ CREATE TABLE IF NOT EXISTS jobs (
   name TEXT NOT NULL, system TEXT NOT NULL, target TEXT NOT NULL,
   payload TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
   not_before REAL NOT NULL, leased_until REAL, attempts INTEGER NOT NULL DEFAULT 0,
-  events INTEGER NOT NULL DEFAULT 1, error TEXT, created REAL NOT NULL, finished REAL);
+  events INTEGER NOT NULL DEFAULT 1, error TEXT, created REAL NOT NULL, finished REAL,
+  started REAL);
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(status, not_before);
 CREATE TABLE IF NOT EXISTS deliveries (delivery TEXT PRIMARY KEY, job INTEGER, seen REAL);
 """
-# Columns added after the first release; old queue files get them on open.
+# Columns added after the first release; older queue files get them on open.
 _ADDED_COLUMNS = {"started": "REAL"}
 
 
@@ -55,12 +56,21 @@ class DurableQueue:
         # Threads of one process take turns here rather than in SQLite, whose busy handler
         # sleeps in steps of up to 100 ms: under a burst that sleep was the p99 latency.
         self._write = threading.Lock()
-        with self._conn() as c:
-            c.executescript(_SCHEMA)
-            have = {row[1] for row in c.execute("PRAGMA table_info(jobs)")}
+        # One write transaction, so processes opening a new or older file together (serve and
+        # its workers) take turns: the second sees the first's tables and columns.
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+            have = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
             for column, kind in _ADDED_COLUMNS.items():
                 if column not in have:
-                    c.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+                    conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -68,7 +78,16 @@ class DurableQueue:
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            for attempt in range(100):
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Switching a new file to WAL needs it to itself and answers "locked" at
+                    # once, without SQLite's busy wait, while another process opens it too.
+                    if "locked" not in str(exc) or attempt == 99:
+                        raise
+                    time.sleep(0.01)
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
