@@ -119,7 +119,7 @@ def test_bundled_merged_objects_on_one_task():
     # within a few pixels (every merged shape is one annotator's shape).
     names = aset.schema.names
     assert sorted(names[x] for x in merged.label) == sorted(names[x] for x in gt.label)
-    from labelgate.engine.similarity import box_iou
+    from labelgate.geometry import box_iou
 
     for lab in np.unique(gt.label):
         mg, gg = merged.bbox[merged.label == lab], gt.bbox[gt.label == lab]

@@ -52,8 +52,12 @@ def test_rotated_boxes_compare_as_polygons():
     gt = make_set([box(0, 0, 20, 10)])
     ds = make_set([box(0, 0, 20, 10, rotation=90.0)])
     # Same centre, 20x10 vs 10x20: intersection 10x10 = 100, union 300.
-    r = compare(gt, ds, QualitySettings(iou_threshold=0.3))
+    r = compare(gt, ds, QualitySettings(iou_threshold=0.3, exact_geometry=True))
     assert r.conflicts[0]["similarity"] == pytest.approx(1 / 3)
+    # CVAT rasterises at image resolution: the rotated box spans y in [-5, 15] and is clipped
+    # at the image top to 10x15 = 150 pixels; union 200 + 150 - 100 = 250.
+    r = compare(gt, ds, QualitySettings(iou_threshold=0.3))
+    assert r.conflicts[0]["similarity"] == 100 / 250
     square = make_set([box(0, 0, 10, 10, rotation=90.0)])
     r = compare(make_set([box(0, 0, 10, 10)]), square)
     assert r.summary["accuracy"] == 1.0 and r.conflicts == []

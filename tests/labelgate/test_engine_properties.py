@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
 from labelgate.engine import QualitySettings, compare
-from labelgate.engine.similarity import box_iou, geom_iou, polygons_from_vertices, rotated_corners
+from labelgate.geometry import box_iou, rle, rotated_box_iou, rotated_corners
 
 coord = st.floats(0, 90, allow_nan=False)
 size = st.floats(0.5, 40, allow_nan=False)
@@ -41,14 +41,12 @@ def test_box_iou_symmetric_bounded_and_equal_to_oracles(a, b):
 
 @settings(max_examples=40, deadline=None)
 @given(boxes_st, boxes_st, st.floats(0, 359))
-def test_polygon_iou_matches_per_pair_shapely_reference(a, b, angle):
+def test_exact_rotated_box_iou_matches_per_pair_shapely_reference(a, b, angle):
+    # the kernel the engine calls for rotated boxes with exact_geometry = true
     a, b = _arr(a), _arr(b)
-    ca = rotated_corners(a, np.full(len(a), angle))
-    cb = rotated_corners(b, np.zeros(len(b)))
-    ga, gb = polygons_from_vertices(ca), polygons_from_vertices(cb)
-    ba = np.c_[ca.min(1), ca.max(1)] if len(a) else np.zeros((0, 4))
-    bb = np.c_[cb.min(1), cb.max(1)] if len(b) else np.zeros((0, 4))
-    fast = geom_iou(ga, ba, gb, bb)
+    fast = rotated_box_iou(a, np.full(len(a), angle), b, np.zeros(len(b)))
+    ga = shapely.polygons(rotated_corners(a, np.full(len(a), angle))) if len(a) else []
+    gb = shapely.polygons(rotated_corners(b, np.zeros(len(b)))) if len(b) else []
     for i in range(len(a)):
         for j in range(len(b)):
             inter = ga[i].intersection(gb[j]).area
@@ -57,20 +55,19 @@ def test_polygon_iou_matches_per_pair_shapely_reference(a, b, angle):
             assert 0 <= fast[i, j] <= 1 + 1e-12
 
 
-def test_polygon_iou_close_to_pycocotools_raster():
+def test_polygon_raster_iou_equals_pycocotools():
+    # the default (CVAT) path: pycocotools rasters, identical IoU
     rng = np.random.default_rng(3)
     for _ in range(20):
         pa = rng.uniform(10, 90, size=(6, 2))
         pb = pa + rng.normal(0, 4, size=(6, 2))
-        ga = shapely.convex_hull(shapely.multipoints(pa))
-        gb = shapely.convex_hull(shapely.multipoints(pb))
-        ours = geom_iou(
-            np.array([ga]), np.array([ga.bounds]), np.array([gb]), np.array([gb.bounds])
-        )
-        ra = mask_utils.frPyObjects([np.asarray(ga.exterior.coords).ravel().tolist()], 100, 100)
-        rb = mask_utils.frPyObjects([np.asarray(gb.exterior.coords).ravel().tolist()], 100, 100)
-        coco = mask_utils.iou(ra, rb, [0])[0, 0]
-        assert ours[0, 0] == pytest.approx(coco, abs=0.08)  # raster vs exact geometry
+        pts = np.concatenate([pa, pb])
+        ra_, rb_ = rle.rasterize_polygons(pts, np.array([0, 6, 12]), [0, 1], 100, 100)
+        ours = rle.mask_iou([ra_], [rb_], 100, 100)
+        ra = mask_utils.frPyObjects([pa.ravel().tolist()], 100, 100)
+        rb = mask_utils.frPyObjects([pb.ravel().tolist()], 100, 100)
+        coco = mask_utils.iou(rb, ra, [0])[0, 0]
+        assert ours[0, 0] == coco
 
 
 frames_st = st.lists(

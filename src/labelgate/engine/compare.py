@@ -133,7 +133,7 @@ def compare(
     errors += [{**e, "side": "gt"} for e in err_g] + [{**e, "side": "ds"} for e in err_d]
     g_ann, d_ann = g_ann.select(~bad_g), d_ann.select(~bad_d)
     matches = match_annotations(g_ann, d_ann, gt.items, s)
-    conflicts = find_conflicts(g_ann, d_ann, matches, s)
+    conflicts = find_conflicts(g_ann, d_ann, matches, s, gt.items)
     labels = [lb.name for lb in schema.labels]
     data = build_report_data(
         g_ann,

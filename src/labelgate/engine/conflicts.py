@@ -9,14 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import shapely
 from scipy.optimize import linear_sum_assignment
 
 from labelgate.engine.matching import GROUP_CODE, Matches
 from labelgate.engine.settings import QualitySettings
-from labelgate.engine.similarity import polygons_from_ragged
-from labelgate.geometry import ellipse_polygons
-from labelgate.model import Annotations, Kind
+from labelgate.geometry import rle, shape_rles
+from labelgate.model import Annotations, Items, Kind
 
 CONFLICT_TYPES = (
     "low_overlap",
@@ -58,7 +56,7 @@ class Conflicts:
 
 
 def find_conflicts(
-    gt: Annotations, ds: Annotations, m: Matches, settings: QualitySettings
+    gt: Annotations, ds: Annotations, m: Matches, settings: QualitySettings, items: Items
 ) -> Conflicts:
     """All conflicts of one comparison, sorted by frame (stable within a frame by CVAT's order).
 
@@ -66,6 +64,7 @@ def find_conflicts(
         gt, ds: the compared sets (same item ids).
         m: their matches.
         settings: which optional checks run and their thresholds.
+        items: frame sizes (the covered check works on rasters at image resolution).
     """
     parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # type, ds, gt, sim
     shape_pair = m.type_group != GROUP_CODE["tag"]
@@ -82,7 +81,7 @@ def find_conflicts(
         rev = lines & ((m.similarity - m.oriented) > settings.line_orientation_threshold)
         parts.append((4, m.ds_row[rev], m.gt_row[rev], m.similarity[rev]))
     if settings.check_covered_annotations:
-        cov = covered_rows(ds, settings.object_visibility_threshold)
+        cov = covered_rows(ds, items, settings.object_visibility_threshold)
         parts.append((5, cov, np.full(len(cov), -1), np.full(len(cov), np.nan)))
     if settings.compare_attributes:
         att = attribute_mismatches(gt, ds, m)
@@ -174,64 +173,37 @@ def _group_sizes(ann: Annotations, lo: int, hi: int) -> dict[int, int]:
 _COVER_KINDS = (Kind.POLYGON, Kind.MASK, Kind.RECTANGLE, Kind.ELLIPSE)
 
 
-def covered_rows(ds: Annotations, visibility_threshold: float) -> np.ndarray:
-    """DS rows hidden under later (higher z_order) shapes: visible share below the threshold.
+def covered_rows(ds: Annotations, items: Items, visibility_threshold: float) -> np.ndarray:
+    """DS rows hidden under shapes painted above them (CVAT ``find_covered``).
 
-    Boxes and ellipses are compared unrotated, as CVAT does. A cheap box pre-filter drops rows
-    whose overlap with everything above cannot reach the covered level before shapely runs.
+    Polygons, masks, boxes and ellipses of a frame, sorted by z_order (stable, so document
+    order breaks ties), each rasterised as CVAT does (boxes and ellipses unrotated); a shape
+    is covered when the union of the later ones leaves less than ``visibility_threshold`` of
+    its own pixels visible. Only shapes whose box meets a later shape's box are rasterised.
     """
-    rows = np.flatnonzero(np.isin(ds.kind, _COVER_KINDS) & (ds.kind != Kind.MASK))
+    rows = np.flatnonzero(np.isin(ds.kind, _COVER_KINDS))
     if len(rows) < 2:
         return np.zeros(0, np.int64)
-    found: list[int] = []
-    items = ds.item[rows]
-    change = np.flatnonzero(np.diff(items)) + 1
+    found: list[np.ndarray] = []
+    items_of = ds.item[rows]
+    change = np.flatnonzero(np.diff(items_of)) + 1
     for block in np.split(rows, change):
         if len(block) < 2:
             continue
-        order = block[np.lexsort((block, ds.z_order[block]))]
+        w, h = items.size_of(ds.item[block[:1]])
+        w, h = int(w[0]), int(h[0])
+        if w <= 0 or h <= 0:
+            continue  # no raster without a frame size
+        order = block[np.argsort(ds.z_order[block], kind="stable")]
         b = ds.bbox[order]
-        area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-        iw = np.clip(
-            np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]),
-            0,
-            None,
-        )
-        ih = np.clip(
-            np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]),
-            0,
-            None,
-        )
-        inter = np.triu(iw * ih, k=1)  # only shapes drawn later (above)
-        candidates = np.flatnonzero(
-            (area > 0) & (inter.sum(1) >= (1 - visibility_threshold) * area)
-        )
-        if len(candidates) == 0:
+        iw = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
+        ih = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
+        # boxes within a pixel of each other: a raster can reach the pixel past a box edge
+        meet = np.triu((iw > -2) & (ih > -2), k=1)
+        involved = np.flatnonzero(meet.any(axis=0) | meet.any(axis=1))
+        if len(involved) < 2:
             continue
-        geoms = _cover_geoms(ds, order)
-        for i in candidates:
-            top = shapely.union_all(geoms[i + 1 :][inter[i, i + 1 :] > 0])
-            own = shapely.area(geoms[i])
-            if own <= 0:
-                continue
-            hidden = shapely.area(shapely.intersection(top, geoms[i]))
-            if hidden > 0 and 1 - hidden / own < visibility_threshold:
-                found.append(int(order[i]))
-    return np.asarray(sorted(found), dtype=np.int64)
-
-
-def _cover_geoms(ds: Annotations, rows: np.ndarray) -> np.ndarray:
-    geoms = np.empty(len(rows), dtype=object)
-    kinds = ds.kind[rows]
-    poly = kinds == Kind.POLYGON
-    if poly.any():
-        geoms[poly] = polygons_from_ragged(ds, rows[poly])
-    box = kinds == Kind.RECTANGLE
-    if box.any():
-        b = ds.bbox[rows[box]]
-        geoms[box] = shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3])
-    ell = kinds == Kind.ELLIPSE
-    if ell.any():
-        r = rows[ell]
-        geoms[ell] = ellipse_polygons(ds.bbox[r], np.zeros(len(r)))
-    return geoms
+        counts = shape_rles(ds, order[involved], h, w, cover=True)
+        hidden = rle.find_covered(counts, h, visibility_threshold)
+        found.append(order[involved][hidden])
+    return np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)

@@ -11,29 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import shapely
 from scipy.optimize import linear_sum_assignment
 
 from labelgate.engine.box_kernels import match_box_frames
 from labelgate.engine.settings import QualitySettings
-from labelgate.engine.similarity import (
-    bitmap_iou,
+from labelgate.geometry import (
     box_iou,
-    boxes_touch,
-    geom_iou,
-    line_similarity,
-    oks_skeletons,
-    outer_boxes,
+    ellipse_iou,
+    geometry_bounds,
+    line_similarities,
+    make_polygons,
     point_group_similarity,
-    polygons_from_ragged,
-    polygons_from_vertices,
-    rotated_corners,
+    polygon_iou,
+    rle,
+    rotated_box_iou,
+    shape_rles,
+    skeleton_oks,
+    visible_parts,
 )
-from labelgate.geometry import ellipse_iou
-from labelgate.io.rle import decode_column_major
 from labelgate.model import Annotations, Items, Kind
 
 #: Type groups matched separately, as CVAT does (polygons and masks together).
@@ -273,49 +270,59 @@ def _tags(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-u
     out.add(code, g, d, sim, 0.5)
 
 
+def _image_size(items: Items, item: int) -> tuple[int, int]:
+    w, h = items.size_of(np.array([item]))
+    return int(w[0]), int(h[0])
+
+
+def _on_rasters(items: Items, item: int, s: QualitySettings) -> tuple[bool, int, int]:
+    """Compare on CVAT's pycocotools rasters unless exact geometry is asked for (or the frame
+    size is unknown, which rasters need)."""
+    w, h = _image_size(items, item)
+    return (not s.exact_geometry and w > 0 and h > 0), w, h
+
+
 def _boxes(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
     sim = box_iou(gt.bbox[g], ds.bbox[d])
     rot_g, rot_d = gt.rotation[g], ds.rotation[d]
     differ = rot_g[:, None] != rot_d[None, :]
     if differ.any():
         # CVAT compares rotated boxes as polygons only when the rotations differ.
-        cg, cd = rotated_corners(gt.bbox[g], rot_g), rotated_corners(ds.bbox[d], rot_d)
-        poly = geom_iou(
-            polygons_from_vertices(cg), outer_boxes(cg), polygons_from_vertices(cd), outer_boxes(cd)
-        )
+        raster, w, h = _on_rasters(items, item, s)
+        if raster:
+            poly = rle.mask_iou(shape_rles(gt, g, h, w), shape_rles(ds, d, h, w), h, w)
+        else:
+            poly = rotated_box_iou(gt.bbox[g], rot_g, ds.bbox[d], rot_d)
         sim = np.where(differ, poly, sim)
     out.add(code, g, d, sim, s.iou_threshold)
 
 
 def _ellipses(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
-    sim = ellipse_iou(gt.bbox[g], gt.rotation[g], ds.bbox[d], ds.rotation[d])
+    raster, w, h = _on_rasters(items, item, s)
+    if raster:
+        sim = rle.mask_iou(shape_rles(gt, g, h, w), shape_rles(ds, d, h, w), h, w)
+    else:
+        sim = ellipse_iou(gt.bbox[g], gt.rotation[g], ds.bbox[d], ds.rotation[d])
     out.add(code, g, d, sim, s.iou_threshold)
-
-
-def _image_size(items: Items, item: int) -> tuple[int, int]:
-    w, h = items.size_of(np.array([item]))
-    return int(w[0]), int(h[0])
 
 
 def _lines(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
     w, h = _image_size(items, item)
-    sim = np.zeros((len(g), len(d)))
-    ori = np.zeros((len(g), len(d)))
-    for i, gr in enumerate(g):
-        for j, dr in enumerate(d):
-            sim[i, j], ori[i, j] = line_similarity(
-                gt.points_of(gr), ds.points_of(dr), float(w * h), s.line_thickness
-            )
+    sim, ori = line_similarities(
+        [gt.points_of(r) for r in g], [ds.points_of(r) for r in d], float(w * h), s.line_thickness
+    )
     out.add(code, g, d, sim, s.iou_threshold, oriented=ori)
 
 
 def _instance_boxes(ann: Annotations, rows: np.ndarray) -> np.ndarray:
-    """Each row's instance box: the union box of rows in the same frame sharing its group."""
+    """Each row's instance box (CVAT ``instance_bbox``): the union box of the frame's shapes
+    sharing its non-zero group; tags have no box."""
     boxes = ann.bbox[rows].copy()
     if len(rows) == 0:
         return boxes
     lo, hi = ann.item_range(int(ann.item[rows[0]]))
     frame = np.arange(lo, hi)
+    frame = frame[ann.kind[frame] != Kind.TAG]
     for k, r in enumerate(rows):
         grp = ann.group[r]
         if grp == 0:
@@ -332,23 +339,16 @@ def _area(b: np.ndarray) -> np.ndarray:
 
 def _points(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
     w, h = _image_size(items, item)
-    bg, bd = _instance_boxes(gt, g), _instance_boxes(ds, d)
-    touch = boxes_touch(bg, bd)
-    sim = np.zeros((len(g), len(d)))
-    for i, gr in enumerate(g):
-        for j, dr in enumerate(d):
-            a_area, b_area = _area(bg[i]), _area(bd[j])
-            if a_area <= 0 and b_area <= 0:
-                scale = float(w * h)  # single points: OKS in image space
-            elif s.point_size_base == "image_size":
-                scale = float(w * h)
-            else:
-                if not touch[i, j] or box_iou(bg[i : i + 1], bd[j : j + 1])[0, 0] <= 0:
-                    continue
-                scale = float(_area((bg[i] + bd[j]) / 2))
-            sim[i, j] = point_group_similarity(
-                gt.points_of(gr), ds.points_of(dr), scale, s.oks_sigma, s.iou_threshold
-            )
+    sim = point_group_similarity(
+        [gt.points_of(r) for r in g],
+        [ds.points_of(r) for r in d],
+        _instance_boxes(gt, g),
+        _instance_boxes(ds, d),
+        float(w * h),
+        s.oks_sigma,
+        s.iou_threshold,
+        s.point_size_base,
+    )
     out.add(code, g, d, sim, s.iou_threshold)
 
 
@@ -370,99 +370,76 @@ def _skeletons(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore
         # Fix for CVAT #9957: single-point or line-like skeletons have a zero-area box and never
         # matched; they fall back to the image area as the OKS scale, as point groups do.
         scale = np.where(degenerate, float(w * h), scale)
-        sub = oks_skeletons(pa, va, pb, vb, scale, s.oks_sigma)
-        apart = ~boxes_touch(bg[ig], bd[id_]) & ~degenerate
+        sub = skeleton_oks(pa, va, pb, vb, scale, s.oks_sigma)
+        # CVAT: similarity 0 unless the two instance boxes share area (Datumaro bbox_iou > 0)
+        apart = ~(box_iou(bg[ig], bd[id_]) > 0) & ~degenerate
         sub[apart] = 0.0
         sim[np.ix_(ig, id_)] = sub
     out.add(code, g, d, sim, s.iou_threshold)
 
 
-def _instances(ann: Annotations, rows: np.ndarray) -> list[np.ndarray]:
-    """Rows grouped into instances: same non-zero group and same label, else alone."""
-    keys: dict[tuple[int, int], list[int]] = {}
-    out: list[list[int]] = []
-    for r in rows:
-        grp = int(ann.group[r])
-        if grp == 0:
-            out.append([int(r)])
-            continue
-        key = (grp, int(ann.label[r]))
-        if key not in keys:
-            keys[key] = []
-            out.append(keys[key])
-        keys[key].append(int(r))
-    return [np.asarray(x, dtype=np.int64) for x in out]
+def segment_order(ann: Annotations, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CVAT's instances and paint order for polygon/mask (or covered-check) rows of one frame.
 
+    CVAT lists polygons before masks, each in document order, then groups them with Datumaro
+    ``find_instances`` (stable sort by group id: ungrouped shapes first, each alone; then each
+    group, split by label in label order). The compiled mask paints that sequence after a
+    stable sort by z_order, later shapes on top.
 
-def _bitmap(ann: Annotations, r: int, w: int, h: int) -> np.ndarray:
-    if ann.kind[r] == Kind.MASK:
-        return decode_column_major(ann.rle_of(r), h, w)
-    # Rasterise a polygon: pixel centres inside it, checked only within its box.
-    out = np.zeros((h, w), dtype=bool)
-    x1, y1, x2, y2 = ann.bbox[r]
-    xs = np.arange(max(int(np.floor(x1)), 0), min(int(np.ceil(x2)) + 1, w))
-    ys = np.arange(max(int(np.floor(y1)), 0), min(int(np.ceil(y2)) + 1, h))
-    if len(xs) and len(ys):
-        geom = polygons_from_ragged(ann, np.array([r]))[0]
-        gx, gy = np.meshgrid(xs + 0.5, ys + 0.5)
-        inside = shapely.contains_xy(geom, gx, gy)
-        out[np.ix_(ys, xs)] = inside
-    return out
-
-
-def _visible_order(ann: Annotations, inst: list[np.ndarray]) -> np.ndarray:
-    """Instance indices from bottom to top (z_order, then row order, as CVAT paints)."""
-    z = np.array([ann.z_order[m].max() for m in inst])
-    first = np.array([m.min() for m in inst])
-    return np.lexsort((first, z))
+    Returns:
+        ``(members, instance, paint)``: ``members`` the rows in instance order, ``instance``
+        each member's instance index, ``paint`` positions into ``members``, bottom first.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    grp = ann.group[rows]
+    lab = np.where(grp != 0, ann.label[rows], 0)
+    is_mask = ann.kind[rows] == Kind.MASK
+    members = rows[np.lexsort((np.arange(len(rows)), is_mask, lab, grp))]
+    mg, ml = ann.group[members], ann.label[members]
+    new = np.ones(len(members), bool)
+    new[1:] = (mg[1:] == 0) | (mg[1:] != mg[:-1]) | (ml[1:] != ml[:-1])
+    instance = np.cumsum(new) - 1
+    paint = np.argsort(ann.z_order[members], kind="stable")
+    return members, instance, paint
 
 
 def _segment_shapes(
-    ann: Annotations, inst: list[np.ndarray], panoptic: bool, use_bitmaps: bool, w: int, h: int
-) -> tuple[list, np.ndarray]:
-    """Instance geometries (shapely or bitmaps) and boxes, occluded parts removed if panoptic."""
-    boxes = np.array(
-        [
-            [ann.bbox[m, 0].min(), ann.bbox[m, 1].min(), ann.bbox[m, 2].max(), ann.bbox[m, 3].max()]
-            for m in inst
-        ]
-    ).reshape(-1, 4)
-    if use_bitmaps:
-        shapes = [np.any([_bitmap(ann, int(r), w, h) for r in m], axis=0) for m in inst]
-        if panoptic:
-            painted = np.zeros((h, w), bool)
-            for k in _visible_order(ann, inst)[::-1]:
-                own = shapes[k]
-                shapes[k] = own & ~painted
-                painted |= own
-        return shapes, boxes
-    geoms = polygons_from_ragged(ann, np.concatenate(inst)) if inst else np.empty(0, object)
-    offsets = np.cumsum([0] + [len(m) for m in inst])
-    merged = [
-        shapely.union_all(geoms[offsets[k] : offsets[k + 1]]) if len(m) > 1 else geoms[offsets[k]]
-        for k, m in enumerate(inst)
-    ]
-    if panoptic and len(merged) > 1:
-        cover: Any = None
-        for k in _visible_order(ann, inst)[::-1]:
-            g = merged[k]
-            merged[k] = g if cover is None else shapely.difference(g, cover)
-            cover = g if cover is None else shapely.union(cover, g)
-    return merged, boxes
+    ann: Annotations, rows: np.ndarray, panoptic: bool, raster: bool, w: int, h: int
+) -> tuple[list[np.ndarray], list]:
+    """Instances (member rows) and their shapes: RLE counts, or shapely geometries in exact
+    mode; with ``panoptic``, only the pixels where the instance is on top."""
+    members, instance, paint = segment_order(ann, rows)
+    n_inst = int(instance[-1]) + 1 if len(members) else 0
+    inst = [members[instance == k] for k in range(n_inst)]
+    order = paint if panoptic else np.arange(len(members))
+    if raster:
+        counts = shape_rles(ann, members, h, w)
+        parts = [counts[p] for p in order]
+        return inst, rle.visible_parts(parts, instance[order], n_inst, h, w, occlude=panoptic)
+    geoms, _ = make_polygons(*_ragged_points(ann, members))
+    return inst, visible_parts(geoms[order], instance[order], n_inst, occlude=panoptic)
+
+
+def _ragged_points(ann: Annotations, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    starts, ends = ann.point_offsets[rows], ann.point_offsets[rows + 1]
+    off = np.zeros(len(rows) + 1, np.int64)
+    off[1:] = np.cumsum(ends - starts)
+    idx = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)] or [[]])
+    return ann.points[idx.astype(np.int64)].reshape(-1, 2), off
 
 
 def _segmentation(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
-    w, h = _image_size(items, item)
-    ig, id_ = _instances(gt, g), _instances(ds, d)
-    masks = bool((gt.kind[g] == Kind.MASK).any() or (ds.kind[d] == Kind.MASK).any())
-    if masks and (w <= 0 or h <= 0):
-        masks = False
-    sg, bg = _segment_shapes(gt, ig, s.panoptic_comparison, masks, w, h)
-    sd, bd = _segment_shapes(ds, id_, s.panoptic_comparison, masks, w, h)
-    if masks:
-        sim = bitmap_iou(sg, sd)
+    raster, w, h = _on_rasters(items, item, s)
+    has_masks = bool((gt.kind[g] == Kind.MASK).any() or (ds.kind[d] == Kind.MASK).any())
+    # masks are rasters already: a frame holding any is compared on pixels in every mode
+    raster = raster or (has_masks and w > 0 and h > 0)
+    ig, sg = _segment_shapes(gt, g, s.panoptic_comparison, raster, w, h)
+    id_, sd = _segment_shapes(ds, d, s.panoptic_comparison, raster, w, h)
+    if raster:
+        sim = rle.mask_iou(sg, sd, h, w)
     else:
-        sim = geom_iou(np.array(sg, dtype=object), bg, np.array(sd, dtype=object), bd)
+        ga, gb = np.array(sg, dtype=object), np.array(sd, dtype=object)
+        sim = polygon_iou(ga, geometry_bounds(ga), gb, geometry_bounds(gb))
     n, m = sim.shape
     if n and m:
         ok = (sim >= s.iou_threshold) & (sim > 0)

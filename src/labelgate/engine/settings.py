@@ -57,6 +57,9 @@ class QualitySettings:
     panoptic_comparison: bool = True
     compare_attributes: bool = True
     empty_is_annotated: bool = False
+    #: labelgate's own: polygon, ellipse and rotated-box IoU on exact (shapely) geometry
+    #: instead of CVAT's pycocotools rasters at image resolution.
+    exact_geometry: bool = False
     target_metric: str = "accuracy"
     target_metric_threshold: float = 0.7
     max_validations_per_job: int = 0

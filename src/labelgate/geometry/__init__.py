@@ -1,9 +1,13 @@
 """Geometry kernels of the quality engine: pairwise (N, M) similarity arrays.
 
-Submodules: :mod:`~labelgate.geometry.boxes` (axis-aligned/rotated boxes, overlap pre-filter),
-:mod:`~labelgate.geometry.polygons` (shapely IoU, ellipses, occlusion),
-:mod:`~labelgate.geometry.rle` (column-major COCO RLE masks), :mod:`~labelgate.geometry.points`
-(skeleton OKS, point groups) and :mod:`~labelgate.geometry.lines` (polylines).
+Every similarity the engine computes lives here, once. Submodules:
+:mod:`~labelgate.geometry.boxes` (axis-aligned/rotated boxes, overlap pre-filter),
+:mod:`~labelgate.geometry.shapes` (boxes, ellipses and polygons rasterised as CVAT does),
+:mod:`~labelgate.geometry.rle` and :mod:`~labelgate.geometry.rle_kernels` (column-major COCO
+RLE masks: pycocotools-exact rasterisation, merges, IoU, panoptic occlusion, coverage),
+:mod:`~labelgate.geometry.polygons` (exact shapely IoU, the ``exact_geometry`` setting),
+:mod:`~labelgate.geometry.points` (skeleton OKS, point groups) and
+:mod:`~labelgate.geometry.lines` (polylines).
 """
 
 from labelgate.geometry import rle
@@ -13,17 +17,15 @@ from labelgate.geometry.boxes import (
     box_overlap_pairs,
     box_overlap_pairs_batched,
     corners_bbox,
+    rotate_about,
     rotated_corners,
 )
-from labelgate.geometry.lines import line_similarity, resample_pair
+from labelgate.geometry.lines import line_similarities, line_similarity, resample_pair
 from labelgate.geometry.points import point_group_similarity, skeleton_oks
 from labelgate.geometry.polygons import (
-    ELLIPSE_VERTICES,
     box_similarity,
-    covered_fraction,
     ellipse_iou,
     ellipse_polygons,
-    find_covered,
     geometry_bounds,
     make_polygons,
     polygon_iou,
@@ -32,20 +34,22 @@ from labelgate.geometry.polygons import (
     visible_parts,
 )
 from labelgate.geometry.rle import rasterize_polygons, rle_iou
+from labelgate.geometry.shapes import ELLIPSE_VERTICES, box_outlines, ellipse_outlines, shape_rles
 
 __all__ = [
     "ELLIPSE_VERTICES",
     "box_area",
     "box_iou",
+    "box_outlines",
     "box_overlap_pairs",
     "box_overlap_pairs_batched",
     "box_similarity",
     "corners_bbox",
-    "covered_fraction",
     "ellipse_iou",
+    "ellipse_outlines",
     "ellipse_polygons",
-    "find_covered",
     "geometry_bounds",
+    "line_similarities",
     "line_similarity",
     "make_polygons",
     "point_group_similarity",
@@ -54,9 +58,11 @@ __all__ = [
     "resample_pair",
     "rle",
     "rle_iou",
+    "rotate_about",
     "rotated_box_iou",
     "rotated_box_polygons",
     "rotated_corners",
+    "shape_rles",
     "skeleton_oks",
     "visible_parts",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "box_overlap_pairs",
     "box_overlap_pairs_batched",
     "corners_bbox",
+    "rotate_about",
     "rotated_corners",
 ]
 
@@ -204,13 +205,30 @@ def rotated_corners(bbox: np.ndarray, rotation_deg: np.ndarray) -> np.ndarray:
     corners = np.stack(
         [box[:, [0, 1]], box[:, [2, 1]], box[:, [2, 3]], box[:, [0, 3]]], axis=1
     )  # (N, 4, 2)
-    centre = (box[:, None, :2] + box[:, None, 2:]) / 2
-    theta = np.deg2rad(rot)
-    cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
-    d = corners - centre
-    x = d[..., 0] * cos - d[..., 1] * sin
-    y = d[..., 0] * sin + d[..., 1] * cos
-    return np.stack([x, y], axis=-1) + centre
+    return rotate_about(corners, (box[:, :2] + box[:, 2:]) / 2, rot)
+
+
+def rotate_about(points: np.ndarray, centre: np.ndarray, rotation_deg: np.ndarray) -> np.ndarray:
+    """Rotate vertex sets about their centres, with CVAT's ``to_polygon`` arithmetic.
+
+    ``(p - c) @ ((cos, sin), (-sin, cos)) + c`` with ``angle = deg / 180 * pi``; rows whose
+    angle is 0 are returned unchanged (CVAT does not rotate them).
+
+    Args:
+        points: (N, K, 2) vertices.
+        centre: (N, 2) rotation centres.
+        rotation_deg: (N,) degrees, clockwise on screen.
+
+    Returns:
+        (N, K, 2) rotated vertices.
+    """
+    angle = np.asarray(rotation_deg, dtype=np.float64) / 180 * np.pi
+    cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    rel = points - centre[:, None, :]
+    x = rel[..., 0] * cos + rel[..., 1] * -sin
+    y = rel[..., 0] * sin + rel[..., 1] * cos
+    out = np.stack([x, y], axis=-1) + centre[:, None, :]
+    return np.where((angle != 0)[:, None, None], out, points)
 
 
 def corners_bbox(corners: np.ndarray) -> np.ndarray:

@@ -1,55 +1,182 @@
-"""Polyline similarity: CVAT's ``LineMatcher`` (Datumaro-derived Gaussian on resampled lines)."""
+"""Polyline similarity: CVAT 2.42's ``LineMatcher`` (a Gaussian on resampled lines), compiled.
+
+Both lines are first resampled onto a shared arc-length parametrisation
+(``LineMatcher.approximate_points``, reproduced step for step: a vertex position shared by both
+lines is emitted twice, and the final end-point pair is dropped), then compared point by point.
+The reversed comparison reverses the already-resampled second line, as CVAT does.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
+from numba import njit
 
 from labelgate.errors import ValidationError
 
-__all__ = ["line_similarity", "resample_pair"]
+__all__ = ["line_similarities", "line_similarity", "resample_pair"]
+
+_EPSILON = 1e-7  # LineMatcher.EPSILON
 
 
-def _relative_positions(line: np.ndarray) -> np.ndarray:
-    seg = np.linalg.norm(np.diff(line, axis=0), axis=1)
-    cum = np.concatenate([[0.0], np.cumsum(seg)])
-    total = cum[-1]
-    if total <= 0:
-        return np.zeros(len(line))
-    return cum / total
+@njit(cache=True, nogil=True)
+def _ends(line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segment lengths and cumulative segment end distances (last one duplicated)."""
+    k = len(line) - 1
+    seg = np.empty(k)
+    ends = np.empty(k + 1)
+    acc = 0.0
+    for i in range(k):
+        dx = line[i + 1, 0] - line[i, 0]
+        dy = line[i + 1, 1] - line[i, 1]
+        seg[i] = math.sqrt(dx * dx + dy * dy)
+        acc += seg[i]
+        ends[i] = acc
+    ends[k] = ends[k - 1] if k > 0 else 0.0
+    return seg, ends
 
 
-def _interp(line: np.ndarray, rel: np.ndarray, at: np.ndarray) -> np.ndarray:
-    return np.stack([np.interp(at, rel, line[:, 0]), np.interp(at, rel, line[:, 1])], axis=1)
+@njit(cache=True, nogil=True)
+def _approximate(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CVAT ``approximate_points``: both lines with the same number of points."""
+    ac, bc = len(a) - 1, len(b) - 1
+    a_seg, a_end = _ends(a)
+    b_seg, b_end = _ends(b)
+    a_len, b_len = a_end[ac], b_end[bc]
+    a_div = a_len if a_len != 0 else 1.0
+    b_div = b_len if b_len != 0 else 1.0
+    size = len(a) + len(b) - 1
+    an = np.zeros((size, 2))
+    bn = np.zeros((size, 2))
+    an[0] = a[0]
+    bn[0] = b[0]
+    ai = 0
+    bi = 0
+    nxt = 0
+    while ai < ac or bi < bc:
+        nxt = ai + bi + 1
+        a_pos = a_end[ai] / a_div
+        b_pos = b_end[bi] / b_div
+        if ai < ac and a_pos <= b_pos:
+            if bi < bc:
+                seg = b_seg[bi] if b_seg[bi] != 0 else 1.0
+                q = (b_pos - a_pos) * (b_len / seg)
+                if abs(q) <= _EPSILON:
+                    bn[nxt] = b[1 + bi]
+                else:
+                    bn[nxt] = b[bi] * q + b[1 + bi] * (1 - q)
+            elif bi == bc:
+                bn[nxt] = b[bi]
+            ai += 1
+            an[nxt] = a[ai]
+        else:
+            if ai < ac:
+                seg = a_seg[ai] if a_seg[ai] != 0 else 1.0
+                q = (a_pos - b_pos) * (a_len / seg)
+                if abs(q) <= _EPSILON:
+                    an[nxt] = a[1 + ai]
+                else:
+                    an[nxt] = a[ai] * q + a[1 + ai] * (1 - q)
+            elif ai == ac:
+                an[nxt] = a[ai]
+            bi += 1
+            bn[nxt] = b[bi]
+    if nxt < size:
+        return an[:nxt], bn[:nxt]
+    return an, bn
+
+
+@njit(cache=True, nogil=True)
+def _gauss_mean(a: np.ndarray, b: np.ndarray, reverse: bool, denom: float) -> float:
+    n = len(a)
+    total = 0.0
+    for i in range(n):
+        j = n - 1 - i if reverse else i
+        dx = a[i, 0] - b[j, 0]
+        dy = a[i, 1] - b[j, 1]
+        d = math.sqrt(dx * dx + dy * dy)
+        total += math.exp(-(d**2) / denom)
+    return total / n
+
+
+@njit(cache=True, nogil=True)
+def _circle(line: np.ndarray) -> tuple[float, float, float]:
+    x0, x1 = line[:, 0].min(), line[:, 0].max()
+    y0, y1 = line[:, 1].min(), line[:, 1].max()
+    return (x0 + x1) / 2, (y0 + y1) / 2, ((x1 - x0) ** 2 + (y1 - y0) ** 2) / 4
+
+
+@njit(cache=True, nogil=True)
+def _similarities(
+    pa: np.ndarray, oa: np.ndarray, pb: np.ndarray, ob: np.ndarray, scale: float, r: float
+) -> np.ndarray:
+    n, m = len(oa) - 1, len(ob) - 1
+    out = np.zeros((n, m, 2))
+    sigma6_2 = scale * (6 * r) ** 2
+    denom = 2 * scale * (2 * r) ** 2
+    for i in range(n):
+        a = pa[oa[i] : oa[i + 1]]
+        acx, acy, ar2 = _circle(a)
+        for j in range(m):
+            b = pb[ob[j] : ob[j + 1]]
+            bcx, bcy, br2 = _circle(b)
+            if (bcx - acx) ** 2 + (bcy - acy) ** 2 > br2 + ar2 + sigma6_2:
+                continue
+            ra, rb = _approximate(a, b)
+            direct = _gauss_mean(ra, rb, False, denom)
+            out[i, j, 0] = max(direct, _gauss_mean(ra, rb, True, denom))
+            out[i, j, 1] = direct
+    return out
 
 
 def resample_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Resample two polylines onto a shared arc-length parametrisation.
-
-    The shared positions are the union of both lines' relative vertex positions (CVAT
-    ``approximate_points``), so each output has the same number of points.
+    """Resample two polylines to the same number of points (CVAT ``approximate_points``).
 
     Args:
-        a: (ka, 2) vertices.
-        b: (kb, 2) vertices.
+        a: (ka, 2) vertices, ka >= 2.
+        b: (kb, 2) vertices, kb >= 2.
 
     Returns:
-        ``(a_new, b_new)`` both (k, 2).
+        ``(a_new, b_new)``, both (ka + kb - 2, 2).
     """
-    return _resample(a, _relative_positions(a), b, _relative_positions(b))
+    return _approximate(_as_line(a, "a", 0), _as_line(b, "b", 0))
 
 
-def _resample(
-    a: np.ndarray, ra: np.ndarray, b: np.ndarray, rb: np.ndarray
+def line_similarities(
+    lines_a: Sequence[np.ndarray],
+    lines_b: Sequence[np.ndarray],
+    image_area: float,
+    thickness: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    at = np.unique(np.concatenate([ra, rb]))
-    return _interp(a, ra, at), _interp(b, rb, at)
+    """CVAT's unoriented and oriented polyline similarity for every pair.
 
+    With S = image area and r = ``thickness``: pairs whose bbox circles are too far apart
+    (squared centre distance > r_a^2 + r_b^2 + S * (6r)^2, r_* = bbox half-diagonals) get 0;
+    otherwise both lines are resampled (:func:`resample_pair`) and the similarity is
+    ``mean(exp(-d^2 / (2 * S * (2r)^2)))``. Unoriented is the max of that and the same with the
+    resampled second line reversed; oriented is the direct comparison only.
 
-def _gauss_mean(a: np.ndarray, b: np.ndarray, denom: float) -> float:
-    d2 = ((a - b) ** 2).sum(axis=1)
-    return float(np.exp(-d2 / denom).mean())
+    Args:
+        lines_a: N arrays (k, 2), k >= 2 (the GT side).
+        lines_b: M arrays (k, 2), k >= 2.
+        image_area: width * height.
+        thickness: CVAT ``line_thickness`` (relative).
+
+    Returns:
+        ``(unoriented, oriented)``, each (N, M) float64 in [0, 1].
+
+    Raises:
+        ValidationError: a line with fewer than 2 points or with non-finite coordinates.
+    """
+    n, m = len(lines_a), len(lines_b)
+    if n == 0 or m == 0 or image_area <= 0 or thickness <= 0:
+        return np.zeros((n, m)), np.zeros((n, m))
+    pa, oa = _ragged([_as_line(x, "a", i) for i, x in enumerate(lines_a)])
+    pb, ob = _ragged([_as_line(x, "b", j) for j, x in enumerate(lines_b)])
+    out = _similarities(pa, oa, pb, ob, float(image_area), float(thickness))
+    return out[..., 0], out[..., 1]
 
 
 def line_similarity(
@@ -59,63 +186,21 @@ def line_similarity(
     thickness: float,
     oriented: bool = False,
 ) -> np.ndarray:
-    """CVAT's polyline similarity for every pair.
+    """One of :func:`line_similarities`: unoriented (matching) or ``oriented`` (direction)."""
+    unoriented, direct = line_similarities(lines_a, lines_b, image_area, thickness)
+    return direct if oriented else unoriented
 
-    With S = image area and r = ``thickness``: pairs whose bbox circles are too far apart
-    (squared centre distance > r_a^2 + r_b^2 + S * (6r)^2, r_* = bbox half-diagonals) get 0;
-    otherwise both lines are resampled (:func:`resample_pair`) and the similarity is
-    ``mean(exp(-d^2 / (2 * S * (2r)^2)))``. Unoriented similarity is the max of the direct and
-    the reversed (resampled ``b`` reversed) comparison.
 
-    Args:
-        lines_a: N arrays (k, 2).
-        lines_b: M arrays (k, 2).
-        image_area: width * height.
-        thickness: CVAT ``line_thickness`` (relative).
-        oriented: compare in the drawn direction only.
-
-    Returns:
-        (N, M) float64 in [0, 1].
-
-    Raises:
-        ValidationError: a line without points or with non-finite coordinates.
-    """
-    n, m = len(lines_a), len(lines_b)
-    out = np.zeros((n, m))
-    if n == 0 or m == 0:
-        return out
-    la = [_as_line(x, "a", i) for i, x in enumerate(lines_a)]
-    lb = [_as_line(x, "b", j) for j, x in enumerate(lines_b)]
-    ca, ra2 = _circles(la)
-    cb, rb2 = _circles(lb)
-    dist2 = ((ca[:, None, :] - cb[None, :, :]) ** 2).sum(axis=-1)
-    limit = ra2[:, None] + rb2[None, :] + image_area * (6 * thickness) ** 2
-    denom = 2 * image_area * (2 * thickness) ** 2
-    if denom <= 0:
-        return out
-    rel_a = [_relative_positions(x) for x in la]
-    rel_b = [_relative_positions(x) for x in lb]
-    for i, j in np.argwhere(dist2 <= limit):
-        a, b = _resample(la[i], rel_a[i], lb[j], rel_b[j])
-        sim = _gauss_mean(a, b, denom)
-        if not oriented:
-            sim = max(sim, _gauss_mean(a, b[::-1], denom))
-        out[i, j] = sim
-    return out
+def _ragged(lines: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    off = np.zeros(len(lines) + 1, np.int64)
+    off[1:] = np.cumsum([len(x) for x in lines])
+    return np.ascontiguousarray(np.concatenate(lines)), off
 
 
 def _as_line(x: np.ndarray, side: str, row: int) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64).reshape(-1, 2)
-    if len(arr) == 0:
-        raise ValidationError(f"polyline {side} row {row}: no points")
+    arr = np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(-1, 2))
+    if len(arr) < 2:
+        raise ValidationError(f"polyline {side} row {row}: needs at least 2 points")
     if not np.isfinite(arr).all():
         raise ValidationError(f"polyline {side} row {row}: non-finite coordinates")
     return arr
-
-
-def _circles(lines: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    lo = np.array([x.min(axis=0) for x in lines])
-    hi = np.array([x.max(axis=0) for x in lines])
-    centre = (lo + hi) / 2
-    r2 = ((hi - lo) ** 2).sum(axis=1) / 4
-    return centre, r2

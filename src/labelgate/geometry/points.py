@@ -105,9 +105,12 @@ def point_group_similarity(
 ) -> np.ndarray:
     """CVAT's ``match_points`` similarity for every pair of point groups.
 
-    Scale: image area when both boxes have zero area or ``point_size_base='image_size'``;
-    otherwise 0 similarity if the boxes do not intersect (IoU <= 0), else the area of the mean
-    of the two boxes. Points are paired with a Hungarian assignment on per-point OKS
+    When both boxes have zero area (single points, or points on an axis-parallel line) the
+    similarity is plain OKS in image space over the points in drawn order (0 for groups of
+    different sizes). Otherwise the scale is the image area (``point_size_base='image_size'``),
+    or, with ``'group_bbox_size'``, 0 similarity if the boxes do not intersect (IoU <= 0), else
+    the area of the mean of the two boxes; points are paired with a Hungarian assignment on
+    per-point OKS
     (pairs below ``iou_threshold`` are left unmatched), and the similarity is
     ``sum(exp(-d^2 / (2 * scale * (2 * sigma)^2)) over matches) /
     (matches + unmatched_a + unmatched_b)``.
@@ -157,13 +160,15 @@ def point_group_similarity(
     k = 2 * (2 * sigma) ** 2
     for i, j in np.argwhere(candidates):
         a, b = pa[i], pb[j]
-        total = len(a) + len(b)
-        if total == 0 or scale[i, j] <= 0:
-            continue
-        if len(a) == 0 or len(b) == 0:
+        if len(a) == 0 or len(b) == 0 or scale[i, j] <= 0:
             continue
         d2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=-1)
         sim = np.exp(-d2 / (k * scale[i, j]))
+        if both_zero[i, j]:
+            # CVAT: boxes without area are compared point by point in drawn order (plain OKS
+            # in image space; groups of different sizes give 0), with no point matching
+            out[i, j] = np.diag(sim).mean() if len(a) == len(b) else 0.0
+            continue
         matched = _match_points(sim, iou_threshold)
         n_match = len(matched)
         # matches + unmatched_a + unmatched_b

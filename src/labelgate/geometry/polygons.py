@@ -1,8 +1,8 @@
-"""Polygon, rotated-box and ellipse IoU with shapely 2, plus panoptic occlusion.
+"""Exact geometry (setting ``exact_geometry``): polygon, rotated-box and ellipse IoU with shapely.
 
-Areas are exact polygon areas. CVAT rasterises rotated boxes, ellipses and polygons with
-pycocotools at image resolution before taking IoU, so results differ from CVAT by the
-rasterisation error along the outline (well under 1% IoU for objects larger than ~30 px).
+Areas are exact polygon areas. By default the engine compares these shapes on pycocotools
+rasters as CVAT does (:mod:`labelgate.geometry.shapes`, :mod:`labelgate.geometry.rle`); this
+module is the exact alternative, with the same outlines and the same paint order.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ from labelgate.geometry.boxes import (
     corners_bbox,
     rotated_corners,
 )
+from labelgate.geometry.shapes import ELLIPSE_VERTICES, ellipse_outlines
 
 __all__ = [
-    "ELLIPSE_VERTICES",
+    "ELLIPSE_VERTICES",  # re-exported from labelgate.geometry.shapes
     "box_similarity",
-    "covered_fraction",
     "ellipse_iou",
     "ellipse_polygons",
-    "find_covered",
     "geometry_bounds",
     "make_polygons",
     "polygon_iou",
@@ -33,13 +32,6 @@ __all__ = [
     "rotated_box_polygons",
     "visible_parts",
 ]
-
-#: Vertex count of the ellipse approximation, as in Datumaro ``Ellipse.as_polygon(num_points=720)``
-#: (used by CVAT's ``match_ellipses``): ``theta = linspace(0, 2*pi, 720)``, so the last vertex
-#: repeats the first and the ring has 719 distinct vertices. Its area is within 0.002% of the
-#: true ellipse.
-ELLIPSE_VERTICES = 720
-
 
 def make_polygons(points: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Build shapely polygons from ragged vertex arrays in one vectorised call.
@@ -207,165 +199,71 @@ def box_similarity(
     return np.where(same, aligned, rotated_box_iou(bbox_a, ra, bbox_b, rb))
 
 
-def _ellipse_vertices(bbox: np.ndarray, rotation: np.ndarray, n_vertices: int) -> np.ndarray:
+def ellipse_polygons(bbox: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """Shapely polygons of (rotated) ellipses, on CVAT's 720-vertex outlines.
+
+    Args:
+        bbox: (N, 4) ``(cx - rx, cy - ry, cx + rx, cy + ry)``.
+        rotation: (N,) degrees, clockwise on screen, about the centre.
+
+    Returns:
+        (N,) shapely polygons (empty polygon for a degenerate ellipse).
+
+    Raises:
+        ValidationError: non-finite input or a rotation array of the wrong length.
+    """
     box = as_boxes(bbox)
     rot = np.asarray(rotation, dtype=np.float64).ravel()
     if rot.size == 1 and len(box) != 1:
         rot = np.full(len(box), rot[0])
     if len(rot) != len(box) or not np.isfinite(rot).all():
         raise ValidationError(f"rotation: expected {len(box)} finite values, got {len(rot)}")
-    if n_vertices < 4:
-        raise ValidationError(f"n_vertices: expected at least 4, got {n_vertices}")
-    c = (box[:, :2] + box[:, 2:]) / 2
-    r = (box[:, 2:] - box[:, :2]) / 2
-    # Datumaro's endpoint duplicates the first vertex; drop it (shapely closes the ring)
-    t = np.linspace(0.0, 2 * np.pi, n_vertices)[:-1]
-    dx = r[:, None, 0] * np.cos(t)[None, :]
-    dy = r[:, None, 1] * np.sin(t)[None, :]
-    th = np.deg2rad(rot)[:, None]
-    x = c[:, None, 0] + dx * np.cos(th) - dy * np.sin(th)
-    y = c[:, None, 1] + dx * np.sin(th) + dy * np.cos(th)
-    return np.stack([x, y], axis=-1)
-
-
-def ellipse_polygons(
-    bbox: np.ndarray, rotation: np.ndarray, n_vertices: int = ELLIPSE_VERTICES
-) -> np.ndarray:
-    """Polygon approximation of (rotated) ellipses.
-
-    Args:
-        bbox: (N, 4) ``(cx - rx, cy - ry, cx + rx, cy + ry)``.
-        rotation: (N,) degrees, clockwise on screen, about the centre.
-        n_vertices: ring vertices per ellipse, the closing duplicate included (Datumaro's
-            ``linspace(0, 2*pi, n)``).
-
-    Returns:
-        (N,) shapely polygons (empty polygon for a degenerate ellipse).
-
-    Raises:
-        ValidationError: non-finite input or fewer than 3 vertices.
-    """
-    v = _ellipse_vertices(bbox, rotation, n_vertices)
-    if len(v) == 0:
+    if len(box) == 0:
         return np.zeros(0, dtype=object)
-    return _repair(shapely.polygons(v))
+    return _repair(shapely.polygons(ellipse_outlines(box, rot, round_output=False)))
 
 
 def ellipse_iou(
-    bbox_a: np.ndarray,
-    rot_a: np.ndarray,
-    bbox_b: np.ndarray,
-    rot_b: np.ndarray,
-    n_vertices: int = ELLIPSE_VERTICES,
+    bbox_a: np.ndarray, rot_a: np.ndarray, bbox_b: np.ndarray, rot_b: np.ndarray
 ) -> np.ndarray:
-    """Pairwise IoU of rotated ellipses via their polygon approximations.
+    """Pairwise exact IoU of rotated ellipses via their 720-vertex outlines.
 
     Args:
         bbox_a: (N, 4) unrotated ellipse boxes.
         rot_a: (N,) degrees.
         bbox_b: (M, 4).
         rot_b: (M,) degrees.
-        n_vertices: polygon vertices per ellipse.
 
     Returns:
         (N, M) float64 IoU.
     """
-    va = _ellipse_vertices(bbox_a, rot_a, n_vertices)
-    vb = _ellipse_vertices(bbox_b, rot_b, n_vertices)
-    if len(va) == 0 or len(vb) == 0:
-        return np.zeros((len(va), len(vb)))
-    return polygon_iou(
-        _repair(shapely.polygons(va)),
-        corners_bbox(va),
-        _repair(shapely.polygons(vb)),
-        corners_bbox(vb),
-    )
+    ga, gb = ellipse_polygons(bbox_a, rot_a), ellipse_polygons(bbox_b, rot_b)
+    if len(ga) == 0 or len(gb) == 0:
+        return np.zeros((len(ga), len(gb)))
+    return polygon_iou(ga, geometry_bounds(ga), gb, geometry_bounds(gb))
 
 
-def _draw_order(z_order: np.ndarray, n: int) -> np.ndarray:
-    z = np.asarray(z_order).ravel()
-    if len(z) != n:
-        raise ValidationError(f"z_order: expected {n} values, got {len(z)}")
-    # stable: equal z_order keeps row order, later rows drawn on top (CVAT sorts stably)
-    return np.argsort(z, kind="stable")
-
-
-def _tops(geoms: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """For each row, the union of every geometry drawn above it (None when nothing is)."""
-    tops = np.empty(len(geoms), dtype=object)
-    acc = None
-    # one union per annotation, from the top of the stack down
-    for row in order[::-1]:
-        tops[row] = acc
-        g = geoms[row]
-        if g is not None and not shapely.is_empty(g):
-            acc = g if acc is None else shapely.union(acc, g)
-    return tops
-
-
-def visible_parts(geoms: np.ndarray, z_order: np.ndarray) -> np.ndarray:
-    """Panoptic occlusion: each geometry minus everything drawn above it.
+def visible_parts(
+    geoms: np.ndarray, owner: np.ndarray, n_owners: int, *, occlude: bool = True
+) -> list:
+    """Panoptic occlusion on exact geometry, the counterpart of ``rle.visible_parts``.
 
     Args:
-        geoms: (N,) shapely geometries of one frame.
-        z_order: (N,) draw order; higher is on top, ties go to the later row.
+        geoms: (N,) shapely geometries in paint order (bottom first; later ones cover).
+        owner: (N,) which output (instance) each geometry belongs to.
+        n_owners: number of outputs.
+        occlude: False gives each owner the plain union of its geometries.
 
     Returns:
-        (N,) visible geometries.
-
-    Raises:
-        ValidationError: z_order of the wrong length.
+        ``n_owners`` geometries: the area where a geometry of that owner is the top one.
     """
     g = np.asarray(geoms, dtype=object).ravel()
-    if len(g) == 0:
-        return g
-    tops = _tops(g, _draw_order(z_order, len(g)))
-    out = g.copy()
-    has_top = np.array([t is not None for t in tops])
-    if has_top.any():
-        out[has_top] = shapely.difference(g[has_top], tops[has_top])
+    out: list = [shapely.Polygon()] * n_owners
+    cover = None
+    for k in range(len(g) - 1, -1, -1):
+        vis = g[k] if cover is None or not occlude else shapely.difference(g[k], cover)
+        o = int(owner[k])
+        out[o] = vis if shapely.is_empty(out[o]) else shapely.union(out[o], vis)
+        if not shapely.is_empty(g[k]):
+            cover = g[k] if cover is None else shapely.union(cover, g[k])
     return out
-
-
-def covered_fraction(geoms: np.ndarray, z_order: np.ndarray) -> np.ndarray:
-    """Share of each geometry's area hidden by geometries drawn above it.
-
-    Args:
-        geoms: (N,) shapely geometries.
-        z_order: (N,) draw order.
-
-    Returns:
-        (N,) float64 in [0, 1]; 0 for empty geometries or when nothing is on top.
-    """
-    g = np.asarray(geoms, dtype=object).ravel()
-    out = np.zeros(len(g))
-    if len(g) == 0:
-        return out
-    tops = _tops(g, _draw_order(z_order, len(g)))
-    has_top = np.array([t is not None for t in tops])
-    if not has_top.any():
-        return out
-    area = np.nan_to_num(shapely.area(g[has_top]))
-    inter = np.nan_to_num(shapely.area(shapely.intersection(g[has_top], tops[has_top])))
-    out[has_top] = np.divide(inter, area, out=np.zeros_like(area), where=area > 0)
-    return np.clip(out, 0.0, 1.0)
-
-
-def find_covered(geoms: np.ndarray, z_order: np.ndarray, visibility_threshold: float) -> np.ndarray:
-    """CVAT's ``covered_annotation`` rule (reference section 2.4 item 6).
-
-    Annotation i is covered when the union of everything above it overlaps it
-    (IoU > 0) and its visible share ``1 - area(top & i) / area(i)`` is below
-    ``visibility_threshold``. The caller passes boxes and ellipses *unrotated*, like CVAT.
-
-    Args:
-        geoms: (N,) shapely geometries of one (DS) frame.
-        z_order: (N,) draw order.
-        visibility_threshold: ``object_visibility_threshold`` in [0, 1].
-
-    Returns:
-        (N,) bool.
-    """
-    frac = covered_fraction(geoms, z_order)
-    # IoU(top, i) > 0 is the same as a positive-area intersection
-    return (frac > 0) & ((1.0 - frac) < visibility_threshold)

@@ -9,26 +9,32 @@ converted to xyxy.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
-import shapely
 
 from labelgate.errors import ValidationError
+from labelgate.geometry import rle_kernels
 from labelgate.geometry.boxes import as_boxes, box_overlap_pairs
 
 __all__ = [
     "area",
+    "areas_and_boxes",
     "bbox",
     "decode",
     "decode_window",
     "encode",
+    "find_covered",
     "from_cvat",
+    "mask_iou",
+    "merge",
+    "ragged",
     "rasterize_polygons",
     "rle_iou",
     "to_cvat",
+    "unragged",
     "validate",
+    "visible_parts",
 ]
 
 
@@ -154,18 +160,7 @@ def bbox(counts: np.ndarray, height: int, width: int) -> np.ndarray:
         float64 ``[x1, y1, x2, y2]`` with x2 = last column + 1; all zeros for an empty mask.
     """
     del width  # the column count follows from the runs
-    s, n = _one_runs(counts)
-    if s.size == 0:
-        return np.zeros(4)
-    e = s + n - 1
-    c0, c1 = s // height, e // height
-    r0, r1 = s % height, e % height
-    # a run that crosses a column boundary covers the bottom of one column and the top of the
-    # next, so it spans every row
-    spans = c1 > c0
-    y1 = int(np.where(spans, 0, r0).min())
-    y2 = int(np.where(spans, height - 1, r1).max()) + 1
-    return np.array([c0.min(), y1, c1.max() + 1, y2], dtype=np.float64)
+    return areas_and_boxes([np.asarray(counts, dtype=np.uint32)], height)[1][0]
 
 
 def decode_window(
@@ -279,6 +274,19 @@ def to_cvat(counts: np.ndarray, height: int, width: int) -> list[float]:
     return [float(x) for x in runs] + [float(b[0]), float(b[1]), float(b[2] - 1), float(b[3] - 1)]
 
 
+def ragged(counts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Masks as one flat uint32 counts array plus (N + 1) offsets (the kernels' layout)."""
+    off = np.zeros(len(counts) + 1, dtype=np.int64)
+    off[1:] = np.cumsum([len(c) for c in counts])
+    flat = np.concatenate(counts).astype(np.uint32) if counts else np.zeros(0, np.uint32)
+    return flat, off
+
+
+def unragged(flat: np.ndarray, off: np.ndarray) -> list[np.ndarray]:
+    """Inverse of :func:`ragged`."""
+    return [flat[off[i] : off[i + 1]] for i in range(len(off) - 1)]
+
+
 def rasterize_polygons(
     points: np.ndarray,
     offsets: np.ndarray,
@@ -286,11 +294,10 @@ def rasterize_polygons(
     height: int,
     width: int,
 ) -> list[np.ndarray]:
-    """Rasterise polygons to RLE at image resolution.
+    """Rasterise polygons to RLE at image resolution, exactly as pycocotools ``frPyObjects``.
 
-    A pixel is set when its centre ``(x + 0.5, y + 0.5)`` lies inside the polygon (or on its
-    boundary). pycocotools ``frPyObjects`` instead traces the outline on a 5x upsampled grid,
-    so the two differ by at most about one pixel along the outline.
+    CVAT 2.42 compares polygons, rotated boxes and ellipses on these rasters; the counts are
+    identical to pycocotools' (its ``rleFrPoly`` outline tracing on a 5x upsampled grid).
 
     Args:
         points: (P, 2) ragged vertices.
@@ -300,36 +307,115 @@ def rasterize_polygons(
         width: image width.
 
     Returns:
-        One uint32 counts array per requested row (empty polygon -> all zeros).
+        One uint32 counts array per requested row (fewer than 3 vertices -> all zeros).
 
     Raises:
         ValidationError: non-finite vertices (the row is named).
     """
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    pts = np.ascontiguousarray(np.asarray(points, dtype=np.float64).reshape(-1, 2))
     off = np.asarray(offsets, dtype=np.int64)
-    out: list[np.ndarray] = []
-    for row in np.asarray(rows, dtype=np.int64):
-        v = pts[off[row] : off[row + 1]]
-        if not np.isfinite(v).all():
+    rows = np.asarray(rows, dtype=np.int64)
+    for row in rows:
+        if not np.isfinite(pts[off[row] : off[row + 1]]).all():
             raise ValidationError(f"polygon row {int(row)}: non-finite vertex coordinates")
-        if len(v) < 3:
-            out.append(np.array([height * width], dtype=np.uint32))
-            continue
-        geom = shapely.make_valid(shapely.Polygon(v))
-        x1 = max(math.floor(v[:, 0].min()), 0)
-        y1 = max(math.floor(v[:, 1].min()), 0)
-        x2 = min(math.ceil(v[:, 0].max()), width)
-        y2 = min(math.ceil(v[:, 1].max()), height)
-        if x2 <= x1 or y2 <= y1:
-            out.append(np.array([height * width], dtype=np.uint32))
-            continue
-        # column-major order of the window so the indices come out sorted
-        xs, ys = np.meshgrid(np.arange(x1, x2), np.arange(y1, y2), indexing="ij")
-        xs, ys = xs.ravel(), ys.ravel()
-        inside = shapely.intersects_xy(geom, xs + 0.5, ys + 0.5)
-        idx = xs[inside] * height + ys[inside]
-        out.append(_counts_from_indices(idx, height * width))
+    short = (off[rows + 1] - off[rows]) < 3
+    flat, out_off = rle_kernels.fr_polys(pts, off, rows[~short], int(height), int(width))
+    built = iter(unragged(flat, out_off))
+    empty = np.array([height * width], dtype=np.uint32)
+    return [empty.copy() if s else next(built) for s in short]
+
+
+def areas_and_boxes(counts: Sequence[np.ndarray], height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel counts (N,) and tight pixel-edge xyxy boxes (N, 4) of many masks."""
+    flat, off = ragged(counts)
+    return rle_kernels.areas_and_boxes(flat, off, int(height))
+
+
+def merge(counts: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:
+    """Union of masks (pycocotools ``merge``); an empty mask for no input."""
+    if not counts:
+        return np.array([height * width], dtype=np.uint32)
+    out = np.asarray(counts[0], dtype=np.uint32)  # the first mask fixes the size
+    for c in counts[1:]:
+        out = rle_kernels.merge2(out, np.asarray(c, dtype=np.uint32), rle_kernels.UNION)
     return out
+
+
+def visible_parts(
+    counts: Sequence[np.ndarray],
+    owner: np.ndarray,
+    n_owners: int,
+    height: int,
+    width: int,
+    *,
+    occlude: bool = True,
+) -> list[np.ndarray]:
+    """Panoptic occlusion as CVAT's compiled mask: each pixel belongs to the last mask painted.
+
+    Args:
+        counts: masks in paint order (bottom first; later ones cover earlier ones).
+        owner: (N,) which output (instance) each mask belongs to.
+        n_owners: number of outputs.
+        height: image height.
+        width: image width.
+        occlude: False gives each owner the plain union of its masks.
+
+    Returns:
+        ``n_owners`` masks: the pixels where a mask of that owner is the top one.
+    """
+    empty = np.array([height * width], dtype=np.uint32)
+    out = [empty] * n_owners
+    cover = empty
+    for k in range(len(counts) - 1, -1, -1):
+        own = np.asarray(counts[k], dtype=np.uint32)
+        vis = rle_kernels.merge2(own, cover, rle_kernels.DIFFERENCE) if occlude else own
+        o = int(owner[k])
+        out[o] = rle_kernels.merge2(out[o], vis, rle_kernels.UNION)
+        cover = rle_kernels.merge2(cover, own, rle_kernels.UNION)
+    return out
+
+
+def find_covered(
+    counts: Sequence[np.ndarray], height: int, visibility_threshold: float
+) -> np.ndarray:
+    """CVAT's ``covered_annotation`` rule on masks given in paint order (bottom first).
+
+    Mask i is covered when the union of every later mask overlaps it and its visible share
+    ``1 - area(top & i) / area(i)`` is below ``visibility_threshold``. Masks are merged only
+    where the boxes of later masks could hide that much of the mask's own area (the sum of box
+    intersections bounds the hidden area), which leaves the result unchanged.
+
+    Args:
+        counts: masks of one frame, in paint order.
+        height: image height.
+        visibility_threshold: ``object_visibility_threshold``.
+
+    Returns:
+        (N,) bool.
+    """
+    n = len(counts)
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    area, b = areas_and_boxes(counts, height)
+    iw = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
+    ih = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
+    above = np.triu(np.clip(iw, 0, None) * np.clip(ih, 0, None), k=1)
+    for i in np.flatnonzero((area > 0) & (above.sum(axis=1) >= (1 - visibility_threshold) * area)):
+        tops = [counts[j] for j in np.flatnonzero(above[i] > 0)]
+        top = tops[0] if len(tops) == 1 else merge(tops, height, 0)
+        hidden, _ = rle_kernels.overlap(np.asarray(counts[i], np.uint32), top)
+        out[i] = hidden > 0 and 1 - hidden / area[i] < visibility_threshold
+    return out
+
+
+def mask_iou(
+    counts_a: Sequence[np.ndarray], counts_b: Sequence[np.ndarray], height: int, width: int
+) -> np.ndarray:
+    """Pairwise IoU of masks, with their own tight boxes as the pre-filter (:func:`rle_iou`)."""
+    _, ba = areas_and_boxes(counts_a, height)
+    _, bb = areas_and_boxes(counts_b, height)
+    return rle_iou(counts_a, counts_b, ba, bb, height, width)
 
 
 def rle_iou(
@@ -340,21 +426,19 @@ def rle_iou(
     height: int,
     width: int,
 ) -> np.ndarray:
-    """Pairwise mask IoU, computed only for pairs whose boxes overlap.
-
-    Each mask is decoded once, inside its own tight box; a pair intersects the two windows.
-    Memory therefore scales with object size, not image size.
+    """Pairwise mask IoU (pycocotools ``iou`` without crowd), only for pairs whose boxes overlap.
 
     Args:
         counts_a: N masks (column-major counts).
         counts_b: M masks.
-        bbox_a: (N, 4) xyxy boxes used as the pre-filter (e.g. ``Annotations.bbox``).
+        bbox_a: (N, 4) xyxy boxes covering the masks (the pre-filter, e.g. from
+            :func:`areas_and_boxes`).
         bbox_b: (M, 4) xyxy boxes.
         height: image height.
         width: image width.
 
     Returns:
-        (N, M) float64 IoU; 0 for non-overlapping boxes and empty masks.
+        (N, M) float64 IoU; 0 for pairs that share no pixel.
 
     Raises:
         ValidationError: bad RLE or box arrays of the wrong length.
@@ -369,28 +453,9 @@ def rle_iou(
     pairs = box_overlap_pairs(ba, bb)
     if len(pairs) == 0:
         return out
-
-    def prep(counts: Sequence[np.ndarray], rows: np.ndarray) -> dict[int, tuple]:
-        cache = {}
-        for r in rows:
-            c = validate(counts[r], height, width)
-            win = bbox(c, height, width).astype(np.int64)
-            cache[int(r)] = (win, decode_window(c, height, win), area(c))
-        return cache
-
-    wa = prep(counts_a, np.unique(pairs[:, 0]))
-    wb = prep(counts_b, np.unique(pairs[:, 1]))
-    for i, j in pairs:
-        (a_win, a_mask, a_area), (b_win, b_mask, b_area) = wa[int(i)], wb[int(j)]
-        union = a_area + b_area
-        if union == 0:
-            continue
-        x1, y1 = max(a_win[0], b_win[0]), max(a_win[1], b_win[1])
-        x2, y2 = min(a_win[2], b_win[2]), min(a_win[3], b_win[3])
-        inter = 0
-        if x2 > x1 and y2 > y1:
-            sa = a_mask[y1 - a_win[1] : y2 - a_win[1], x1 - a_win[0] : x2 - a_win[0]]
-            sb = b_mask[y1 - b_win[1] : y2 - b_win[1], x1 - b_win[0] : x2 - b_win[0]]
-            inter = int(np.count_nonzero(sa & sb))
-        out[i, j] = inter / (union - inter)
+    ca = [validate(counts_a[i], height, width) for i in range(n)]
+    cb = [validate(counts_b[j], height, width) for j in range(m)]
+    fa, oa = ragged(ca)
+    fb, ob = ragged(cb)
+    out[pairs[:, 0], pairs[:, 1]] = rle_kernels.pair_iou(fa, oa, fb, ob, pairs[:, 0], pairs[:, 1])
     return out

@@ -1,0 +1,132 @@
+"""Shapes turned into rasters the way CVAT 2.42 does it before taking IoU or coverage.
+
+CVAT converts rectangles and ellipses to polygon outlines (Datumaro ``as_polygon``, rotated
+about the centre by ``DistanceComparator.to_polygon``), stores every shape's coordinates rounded
+to 2 decimals (Datumaro ``COORDINATE_ROUNDING_DIGITS``), and rasterises outlines with
+pycocotools at image resolution (:func:`labelgate.geometry.rle.rasterize_polygons`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from labelgate.geometry import rle
+from labelgate.geometry.boxes import as_boxes, rotate_about
+
+if TYPE_CHECKING:
+    from labelgate.model import Annotations
+
+__all__ = ["COORDINATE_DIGITS", "ELLIPSE_VERTICES", "box_outlines", "ellipse_outlines", "shape_rles"]
+
+#: Datumaro rounds shape coordinates to this many decimals when CVAT builds its dataset.
+COORDINATE_DIGITS = 2
+#: Datumaro ``Ellipse.as_polygon(num_points=720)``: ``linspace(0, 2*pi, 720)``, so the last
+#: vertex repeats the first (up to rounding).
+ELLIPSE_VERTICES = 720
+
+# Kind codes (labelgate.model.Kind), kept here so geometry does not import the model at runtime.
+_RECTANGLE, _POLYGON, _ELLIPSE, _MASK = 1, 2, 5, 6
+
+
+def _rounded(x: np.ndarray) -> np.ndarray:
+    return np.round(x, COORDINATE_DIGITS)
+
+
+def box_outlines(bbox: np.ndarray, rotation: np.ndarray, *, rotate: bool = True) -> np.ndarray:
+    """(N, 4, 2) rectangle outlines as CVAT builds them (Datumaro ``Bbox.as_polygon``).
+
+    Args:
+        bbox: (N, 4) xyxy before rotation.
+        rotation: (N,) degrees, clockwise on screen.
+        rotate: False for the covered-annotation check, which ignores rotation.
+
+    Returns:
+        Corners top-left, top-right, bottom-right, bottom-left (rotated, then rounded, when
+        ``rotate``; unrounded as_polygon output otherwise).
+    """
+    p = _rounded(as_boxes(bbox))
+    x, y = p[:, 0], p[:, 1]
+    w, h = p[:, 2] - x, p[:, 3] - y
+    corners = np.stack(
+        [np.c_[x, y], np.c_[x + w, y], np.c_[x + w, y + h], np.c_[x, y + h]], axis=1
+    )
+    if not rotate:
+        return corners
+    centre = (corners[:, 0] + corners[:, 2]) / 2
+    return _rounded(rotate_about(corners, centre, np.asarray(rotation, np.float64).ravel()))
+
+
+def ellipse_outlines(
+    bbox: np.ndarray, rotation: np.ndarray, *, rotate: bool = True, round_output: bool = True
+) -> np.ndarray:
+    """(N, 720, 2) ellipse outlines as CVAT builds them (Datumaro ``Ellipse.as_polygon``).
+
+    Args:
+        bbox: (N, 4) ``(cx - rx, cy - ry, cx + rx, cy + ry)``.
+        rotation: (N,) degrees, about the centre.
+        rotate: False for the covered-annotation check (no rotation, no output rounding).
+        round_output: False keeps the rotated outline unrounded (exact geometry).
+
+    Returns:
+        The ring with its closing vertex, rotated and rounded when ``rotate``.
+    """
+    p = _rounded(as_boxes(bbox))
+    cx, cy = 0.5 * (p[:, 0] + p[:, 2]), 0.5 * (p[:, 1] + p[:, 3])
+    l1, l2 = 0.5 * (p[:, 2] - p[:, 0]), 0.5 * (p[:, 3] - p[:, 1])
+    theta = np.linspace(0, 2 * np.pi, num=ELLIPSE_VERTICES)
+    pts = np.stack(
+        [cx[:, None] + l1[:, None] * np.cos(theta), cy[:, None] + l2[:, None] * np.sin(theta)],
+        axis=-1,
+    )
+    if not rotate:
+        return pts
+    out = rotate_about(pts, np.c_[cx, cy], np.asarray(rotation, np.float64).ravel())
+    return _rounded(out) if round_output else out
+
+
+def shape_rles(
+    ann: Annotations, rows: np.ndarray, height: int, width: int, *, cover: bool = False
+) -> list[np.ndarray]:
+    """Rasters (column-major counts) of polygon, mask, rectangle and ellipse rows.
+
+    Args:
+        ann: the annotations.
+        rows: rows to rasterise (other kinds give an empty mask).
+        height: image height.
+        width: image width.
+        cover: build outlines as CVAT's covered-annotation check does (no rotation).
+
+    Returns:
+        One counts array per row, in ``rows`` order.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    kinds = ann.kind[rows]
+    out: list[np.ndarray] = [np.array([height * width], np.uint32)] * len(rows)
+    outlines: list[np.ndarray] = []
+    at: list[int] = []
+    poly = np.flatnonzero(kinds == _POLYGON)
+    if len(poly):
+        pts = _rounded(ann.points)
+        for k in poly:
+            outlines.append(pts[ann.point_offsets[rows[k]] : ann.point_offsets[rows[k] + 1]])
+        at.extend(poly.tolist())
+    for kind, build in ((_RECTANGLE, box_outlines), (_ELLIPSE, ellipse_outlines)):
+        sel = np.flatnonzero(kinds == kind)
+        if len(sel):
+            r = rows[sel]
+            outlines.extend(build(ann.bbox[r], ann.rotation[r], rotate=not cover))
+            at.extend(sel.tolist())
+    if outlines:
+        sizes = np.array([len(o) for o in outlines])
+        offsets = np.zeros(len(outlines) + 1, np.int64)
+        offsets[1:] = np.cumsum(sizes)
+        rasters = rle.rasterize_polygons(
+            np.concatenate(outlines), offsets, np.arange(len(outlines)), height, width
+        )
+        for k, counts in zip(at, rasters, strict=True):
+            out[k] = counts
+    for k in np.flatnonzero(kinds == _MASK):
+        out[k] = np.asarray(ann.rle_of(int(rows[k])), dtype=np.uint32)
+    return out
