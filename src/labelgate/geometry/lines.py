@@ -3,7 +3,8 @@
 Both lines are first resampled onto a shared arc-length parametrisation
 (``LineMatcher.approximate_points``, reproduced step for step: a vertex position shared by both
 lines is emitted twice, and the final end-point pair is dropped), then compared point by point.
-The reversed comparison reverses the already-resampled second line, as CVAT does.
+The reversed comparison reverses the already-resampled second line, as CVAT does. A
+zero-length second line, on which CVAT's resampling fails, is compared as its single point.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def _approximate(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         nxt = ai + bi + 1
         a_pos = a_end[ai] / a_div
         b_pos = b_end[bi] / b_div
-        if ai < ac and a_pos <= b_pos:
+        # CVAT fails (assert False) once a zero-length second line is used up while the first
+        # is not; advancing the first line instead compares the rest with b's end point
+        if ai < ac and (a_pos <= b_pos or bi >= bc):
             if bi < bc:
                 seg = b_seg[bi] if b_seg[bi] != 0 else 1.0
                 q = (b_pos - a_pos) * (b_len / seg)
