@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cvat_reference as cr
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -89,67 +90,10 @@ def test_zero_length_second_line_is_compared_as_its_point():
     assert line_similarity(a, b, AREA, 0.01)[0, 0] == pytest.approx(expected)
 
 
-def _cvat_approximate(a, b):
-    """CVAT 2.42 LineMatcher.approximate_points, transcribed from quality_reports.py."""
-    eps = 1e-7
-    a_count, b_count = len(a) - 1, len(b) - 1
-    a_lens = np.linalg.norm(a[1:] - a[:-1], axis=1)
-    a_ends = [0]
-    for seg in a_lens:
-        a_ends.append(a_ends[-1] + seg)
-    a_ends.pop(0)
-    a_ends.append(a_ends[-1])
-    b_lens = np.linalg.norm(b[1:] - b[:-1], axis=1)
-    b_ends = [0]
-    for seg in b_lens:
-        b_ends.append(b_ends[-1] + seg)
-    b_ends.pop(0)
-    b_ends.append(b_ends[-1])
-    a_len, b_len = a_ends[-1], b_ends[-1]
-    size = len(a) + len(b) - 1
-    an, bn = np.zeros((size, 2)), np.zeros((size, 2))
-    an[0], bn[0] = a[0], b[0]
-    ai = bi = 0
-    while ai < a_count or bi < b_count:
-        nxt = ai + bi + 1
-        a_pos = a_ends[ai] / (a_len or 1)
-        b_pos = b_ends[bi] / (b_len or 1)
-        if ai < a_count and a_pos <= b_pos:
-            if bi < b_count:
-                q = (b_pos - a_pos) * (b_len / (b_lens[bi] or 1))
-                bn[nxt] = b[1 + bi] if abs(q) <= eps else b[bi] * q + b[1 + bi] * (1 - q)
-            elif bi == b_count:
-                bn[nxt] = b[bi]
-            ai += 1
-            an[nxt] = a[ai]
-        elif bi < b_count:
-            if ai < a_count:
-                q = (a_pos - b_pos) * (a_len / (a_lens[ai] or 1))
-                an[nxt] = a[1 + ai] if abs(q) <= eps else a[ai] * q + a[1 + ai] * (1 - q)
-            elif ai == a_count:
-                an[nxt] = a[ai]
-            bi += 1
-            bn[nxt] = b[bi]
-    if nxt < size:
-        an, bn = an[:nxt], bn[:nxt]
-    return an, bn
-
-
 def _ref(a, b, area, r, oriented):
-    """CVAT LineMatcher.distance: quick rejection, approximate_points, then the Gaussian, with
-    the reversed candidate being the *resampled* second line reversed."""
-    ca, cb = (a.min(0) + a.max(0)) / 2, (b.min(0) + b.max(0)) / 2
-    ra = ((a.max(0) - a.min(0)) ** 2).sum() / 4
-    rb = ((b.max(0) - b.min(0)) ** 2).sum() / 4
-    if ((ca - cb) ** 2).sum() > ra + rb + area * (6 * r) ** 2:
-        return 0.0
-    pa, pb = _cvat_approximate(a, b)
-
-    def cmp(x, y):
-        d = np.linalg.norm(x - y, axis=1)
-        return sum(np.exp(-(d**2) / (2 * area * (2 * r) ** 2))) / len(x)
-
-    return cmp(pa, pb) if oriented else max(cmp(pa, pb), cmp(pa, pb[::-1]))
+    """CVAT LineMatcher.distance, transcribed (the reversed candidate is the *resampled*
+    second line reversed)."""
+    return cr.line_distance(a.ravel().tolist(), b.ravel().tolist(), area, r, oriented)
 
 
 @settings(max_examples=40, deadline=None)

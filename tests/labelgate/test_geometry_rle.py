@@ -157,9 +157,7 @@ def _coco_counts(counts, h, w):
 
 
 # vertices on a 0.1 grid hit pycocotools' rounding boundaries (5 * x.1 + .5 is an integer)
-coords = st.one_of(
-    st.floats(-8, 60, allow_nan=False), st.integers(-80, 600).map(lambda v: v / 10)
-)
+coords = st.one_of(st.floats(-8, 60, allow_nan=False), st.integers(-80, 600).map(lambda v: v / 10))
 polygon = st.lists(st.tuples(coords, coords), min_size=3, max_size=9)
 
 
@@ -181,10 +179,12 @@ def test_raster_iou_merge_and_visible_parts_vs_pycocotools(pa, pb):
     h, w = 45, 55
     ra = [mask_utils.frPyObjects([np.ravel(p).tolist()], h, w)[0] for p in pa]
     rb = [mask_utils.frPyObjects([np.ravel(p).tolist()], h, w)[0] for p in pb]
-    ca = rle.rasterize_polygons(np.concatenate(pa), np.cumsum([0] + [len(p) for p in pa]),
-                                range(len(pa)), h, w)
-    cb = rle.rasterize_polygons(np.concatenate(pb), np.cumsum([0] + [len(p) for p in pb]),
-                                range(len(pb)), h, w)
+    ca = rle.rasterize_polygons(
+        np.concatenate(pa), np.cumsum([0] + [len(p) for p in pa]), range(len(pa)), h, w
+    )
+    cb = rle.rasterize_polygons(
+        np.concatenate(pb), np.cumsum([0] + [len(p) for p in pb]), range(len(pb)), h, w
+    )
     # IoU: pycocotools iou(dt=b, gt=a) as CVAT calls it, transposed to (a, b)
     ref = np.asarray(mask_utils.iou(rb, ra, [0] * len(ra))).T
     np.testing.assert_array_equal(rle.mask_iou(ca, cb, h, w), ref)

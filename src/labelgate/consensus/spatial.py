@@ -29,8 +29,8 @@ from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
 from labelgate.engine.compare import COMPARED_KINDS
 from labelgate.engine.matching import GROUP_CODE, match_annotations
 from labelgate.engine.settings import QualitySettings
-from labelgate.geometry import box_iou
 from labelgate.errors import ValidationError
+from labelgate.geometry import box_iou
 from labelgate.model import (
     AnnotationsBuilder,
     AnnotationSet,

@@ -190,8 +190,8 @@ def covered_rows(ds: Annotations, items: Items, visibility_threshold: float) -> 
     for block in np.split(rows, change):
         if len(block) < 2:
             continue
-        w, h = items.size_of(ds.item[block[:1]])
-        w, h = int(w[0]), int(h[0])
+        ws, hs = items.size_of(ds.item[block[:1]])
+        w, h = int(ws[0]), int(hs[0])
         if w <= 0 or h <= 0:
             continue  # no raster without a frame size
         order = block[np.argsort(ds.z_order[block], kind="stable")]

@@ -424,8 +424,9 @@ def _ragged_points(ann: Annotations, rows: np.ndarray) -> tuple[np.ndarray, np.n
     starts, ends = ann.point_offsets[rows], ann.point_offsets[rows + 1]
     off = np.zeros(len(rows) + 1, np.int64)
     off[1:] = np.cumsum(ends - starts)
-    idx = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)] or [[]])
-    return ann.points[idx.astype(np.int64)].reshape(-1, 2), off
+    parts = [np.arange(a, b) for a, b in zip(starts, ends, strict=True)]
+    idx = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    return ann.points[idx].reshape(-1, 2), off
 
 
 def _segmentation(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]

@@ -33,6 +33,7 @@ __all__ = [
     "visible_parts",
 ]
 
+
 def make_polygons(points: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Build shapely polygons from ragged vertex arrays in one vectorised call.
 

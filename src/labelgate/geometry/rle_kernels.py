@@ -82,7 +82,7 @@ def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
     for j in range(n):
         a[j] = px[j] * h + py[j]
     a[n] = h * w
-    a = np.sort(a)
+    a.sort()
     p = 0
     for j in range(n + 1):
         t = a[j]
@@ -137,18 +137,18 @@ def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
     run = 0
     ia = 0
     ib = 0
-    ra = np.int64(a[0]) if len(a) else np.int64(0)
-    rb = np.int64(b[0]) if len(b) else np.int64(0)
+    ra = int(a[0]) if len(a) else 0
+    rb = int(b[0]) if len(b) else 0
     va = 0
     vb = 0
     while True:
         while ra == 0 and ia + 1 < len(a):
             ia += 1
-            ra = np.int64(a[ia])
+            ra = int(a[ia])
             va ^= 1
         while rb == 0 and ib + 1 < len(b):
             ib += 1
-            rb = np.int64(b[ib])
+            rb = int(b[ib])
             vb ^= 1
         if ra == 0 or rb == 0:
             break
@@ -180,18 +180,18 @@ def overlap(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
     union = 0
     ia = 0
     ib = 0
-    ra = np.int64(a[0]) if len(a) else np.int64(0)
-    rb = np.int64(b[0]) if len(b) else np.int64(0)
+    ra = int(a[0]) if len(a) else 0
+    rb = int(b[0]) if len(b) else 0
     va = 0
     vb = 0
     while True:
         while ra == 0 and ia + 1 < len(a):
             ia += 1
-            ra = np.int64(a[ia])
+            ra = int(a[ia])
             va ^= 1
         while rb == 0 and ib + 1 < len(b):
             ib += 1
-            rb = np.int64(b[ib])
+            rb = int(b[ib])
             vb ^= 1
         if ra == 0 or rb == 0:
             break
@@ -234,19 +234,19 @@ def areas_and_boxes(flat: np.ndarray, off: np.ndarray, h: int) -> tuple[np.ndarr
         pos = 0
         x0, y0, x1, y1 = 1 << 62, 1 << 62, -1, -1
         for k in range(off[i], off[i + 1]):
-            c = np.int64(flat[k])
+            c = int(flat[k])
             if (k - off[i]) % 2 == 1 and c > 0:
                 area[i] += c
                 s, e = pos, pos + c - 1
-                cs, ce = s // h, e // h
+                cs, ce = int(s // h), int(e // h)
                 x0 = min(x0, cs)
                 x1 = max(x1, ce)
                 if ce > cs:  # a run crossing a column spans every row
                     y0 = 0
                     y1 = max(y1, h - 1)
                 else:
-                    y0 = min(y0, s % h)
-                    y1 = max(y1, e % h)
+                    y0 = min(y0, int(s % h))
+                    y1 = max(y1, int(e % h))
             pos += c
         if area[i] > 0:
             box[i, 0] = x0

@@ -18,7 +18,13 @@ from labelgate.geometry.boxes import as_boxes, rotate_about
 if TYPE_CHECKING:
     from labelgate.model import Annotations
 
-__all__ = ["COORDINATE_DIGITS", "ELLIPSE_VERTICES", "box_outlines", "ellipse_outlines", "shape_rles"]
+__all__ = [
+    "COORDINATE_DIGITS",
+    "ELLIPSE_VERTICES",
+    "box_outlines",
+    "ellipse_outlines",
+    "shape_rles",
+]
 
 #: Datumaro rounds shape coordinates to this many decimals when CVAT builds its dataset.
 COORDINATE_DIGITS = 2
@@ -49,9 +55,7 @@ def box_outlines(bbox: np.ndarray, rotation: np.ndarray, *, rotate: bool = True)
     p = _rounded(as_boxes(bbox))
     x, y = p[:, 0], p[:, 1]
     w, h = p[:, 2] - x, p[:, 3] - y
-    corners = np.stack(
-        [np.c_[x, y], np.c_[x + w, y], np.c_[x + w, y + h], np.c_[x, y + h]], axis=1
-    )
+    corners = np.stack([np.c_[x, y], np.c_[x + w, y], np.c_[x + w, y + h], np.c_[x, y + h]], axis=1)
     if not rotate:
         return corners
     centre = (corners[:, 0] + corners[:, 2]) / 2
