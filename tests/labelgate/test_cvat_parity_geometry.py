@@ -46,6 +46,14 @@ def _mask(x1, y1, x2, y2, label="car", **kw):
     }
 
 
+def _covered_rows(report):
+    return {
+        c["annotation_ids"][0]["obj_id"] - 1
+        for c in report.conflicts
+        if c["type"] == "covered_annotation"
+    }
+
+
 def _shape_similarity(report):
     sims = [c["similarity"] for c in report.conflicts if c["type"] == "low_overlap"]
     return sims[0] if sims else None
@@ -119,13 +127,7 @@ def test_defect2_covered_uses_own_area(ds, covered):
         pts = row["points"] if row["kind"] == "polygon" else cr.box_polygon(*row["bbox"], 0)
         rles.append(cr.polygon_rle(pts, H, W))
     assert {order[i] for i in cr.find_covered(rles, 0.05)} == covered
-    r = compare(make_set(ds), make_set(ds))
-    got = {
-        c["annotation_ids"][0]["obj_id"] - 1
-        for c in r.conflicts
-        if c["type"] == "covered_annotation"
-    }
-    assert got == covered
+    assert _covered_rows(compare(make_set(ds), make_set(ds))) == covered
 
 
 # --- defect 3: paint order at equal z_order (group id, polygons before masks, document) -----
@@ -193,13 +195,7 @@ def test_defect3_issue_case_against_cvat_compiled_mask():
     ids=["mask-under-polygon", "polygon-under-mask", "mask-under-mask", "mask-10pct-visible"],
 )
 def test_defect4_masks_in_covered_check(ds, covered):
-    r = compare(make_set(ds), make_set(ds))
-    got = {
-        c["annotation_ids"][0]["obj_id"] - 1
-        for c in r.conflicts
-        if c["type"] == "covered_annotation"
-    }
-    assert got == covered
+    assert _covered_rows(compare(make_set(ds), make_set(ds))) == covered
 
 
 # --- defect 10: polygons, ellipses and rotated boxes on CVAT's rasters by default -----------

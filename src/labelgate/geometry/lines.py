@@ -40,6 +40,20 @@ def _ends(line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
+def _point_at(
+    line: np.ndarray, seg: np.ndarray, idx: int, count: int, length: float, gap: float
+) -> np.ndarray:
+    """The point of ``line`` at relative distance ``gap`` before the end of segment ``idx``
+    (its last vertex once the line is used up), with CVAT's arithmetic."""
+    if idx >= count:
+        return line[idx]
+    q = gap * (length / (seg[idx] if seg[idx] != 0 else 1.0))
+    if abs(q) <= _EPSILON:
+        return line[1 + idx]
+    return line[idx] * q + line[1 + idx] * (1 - q)
+
+
+@njit(cache=True, nogil=True)
 def _approximate(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """CVAT ``approximate_points``: both lines with the same number of points."""
     ac, bc = len(a) - 1, len(b) - 1
@@ -63,27 +77,11 @@ def _approximate(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # CVAT fails (assert False) once a zero-length second line is used up while the first
         # is not; advancing the first line instead compares the rest with b's end point
         if ai < ac and (a_pos <= b_pos or bi >= bc):
-            if bi < bc:
-                seg = b_seg[bi] if b_seg[bi] != 0 else 1.0
-                q = (b_pos - a_pos) * (b_len / seg)
-                if abs(q) <= _EPSILON:
-                    bn[nxt] = b[1 + bi]
-                else:
-                    bn[nxt] = b[bi] * q + b[1 + bi] * (1 - q)
-            elif bi == bc:
-                bn[nxt] = b[bi]
+            bn[nxt] = _point_at(b, b_seg, bi, bc, b_len, b_pos - a_pos)
             ai += 1
             an[nxt] = a[ai]
         else:
-            if ai < ac:
-                seg = a_seg[ai] if a_seg[ai] != 0 else 1.0
-                q = (a_pos - b_pos) * (a_len / seg)
-                if abs(q) <= _EPSILON:
-                    an[nxt] = a[1 + ai]
-                else:
-                    an[nxt] = a[ai] * q + a[1 + ai] * (1 - q)
-            elif ai == ac:
-                an[nxt] = a[ai]
+            an[nxt] = _point_at(a, a_seg, ai, ac, a_len, a_pos - b_pos)
             bi += 1
             bn[nxt] = b[bi]
     if nxt < size:

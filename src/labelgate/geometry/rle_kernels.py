@@ -126,15 +126,12 @@ def fr_polys(
 
 
 @njit(cache=True, nogil=True)
-def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
-    """Union, intersection or difference (a and not b) of two masks of the same size.
-
-    The result has no empty runs except a leading zero-run, as pycocotools ``rleMerge``.
-    """
-    out = np.empty(len(a) + len(b) + 1, np.int64)
+def _pieces(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walk two masks of the same size together: lengths of the stretches where neither
+    changes, and the pair of values there (bit 0: a, bit 1: b)."""
+    lens = np.empty(len(a) + len(b), np.int64)
+    vals = np.empty(len(a) + len(b), np.int8)
     n = 0
-    cur = 0
-    run = 0
     ia = 0
     ib = 0
     ra = int(a[0]) if len(a) else 0
@@ -153,6 +150,27 @@ def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
         if ra == 0 or rb == 0:
             break
         c = min(ra, rb)
+        lens[n] = c
+        vals[n] = va | (vb << 1)
+        n += 1
+        ra -= c
+        rb -= c
+    return lens[:n], vals[:n]
+
+
+@njit(cache=True, nogil=True)
+def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
+    """Union, intersection or difference (a and not b) of two masks of the same size.
+
+    The result has no empty runs except a leading zero-run, as pycocotools ``rleMerge``.
+    """
+    lens, vals = _pieces(a, b)
+    out = np.empty(len(lens) + 1, np.int64)
+    n = 0
+    cur = 0
+    run = 0
+    for k in range(len(lens)):
+        va, vb = vals[k] & 1, vals[k] >> 1
         if op == UNION:
             val = va | vb
         elif op == INTERSECT:
@@ -160,14 +178,12 @@ def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
         else:
             val = va & (1 - vb)
         if val == cur:
-            run += c
+            run += lens[k]
         else:
             out[n] = run
             n += 1
             cur = val
-            run = c
-        ra -= c
-        rb -= c
+            run = lens[k]
     out[n] = run
     n += 1
     return out[:n].astype(np.uint32)
@@ -176,32 +192,14 @@ def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
 @njit(cache=True, nogil=True)
 def overlap(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
     """(intersection, union) pixel counts of two masks of the same size."""
+    lens, vals = _pieces(a, b)
     inter = 0
     union = 0
-    ia = 0
-    ib = 0
-    ra = int(a[0]) if len(a) else 0
-    rb = int(b[0]) if len(b) else 0
-    va = 0
-    vb = 0
-    while True:
-        while ra == 0 and ia + 1 < len(a):
-            ia += 1
-            ra = int(a[ia])
-            va ^= 1
-        while rb == 0 and ib + 1 < len(b):
-            ib += 1
-            rb = int(b[ib])
-            vb ^= 1
-        if ra == 0 or rb == 0:
-            break
-        c = min(ra, rb)
-        if va | vb:
-            union += c
-            if va & vb:
-                inter += c
-        ra -= c
-        rb -= c
+    for k in range(len(lens)):
+        if vals[k]:
+            union += lens[k]
+            if vals[k] == 3:
+                inter += lens[k]
     return inter, union
 
 
