@@ -153,3 +153,27 @@ def test_rotated_corners_45_degrees():
 def test_rotated_corners_rejects_nan_rotation():
     with pytest.raises(ValidationError, match="rotation"):
         rotated_corners(np.array([[0, 0, 1, 1]]), np.array([np.nan]))
+
+
+def test_boxes_near_another_by_frame_and_margin():
+    from labelgate.geometry import boxes_near_another
+
+    frame = np.array([0, 0, 0, 1, 1])
+    boxes = np.array(
+        [
+            [0, 0, 10, 10],
+            [11.5, 0, 20, 10],  # gap 1.5 px to row 0
+            [50, 50, 60, 60],
+            [0, 0, 10, 10],  # frame 1: gap 0.5 px to row 4
+            [10.5, 0, 20, 10],
+        ],
+        float,
+    )
+    np.testing.assert_array_equal(
+        boxes_near_another(frame, boxes, 1.0), [True, True, False, True, True]
+    )
+    # grown by 0.5 on every side, only a gap under 1 px closes
+    np.testing.assert_array_equal(
+        boxes_near_another(frame, boxes, 0.5), [False, False, False, True, True]
+    )
+    assert boxes_near_another(np.zeros(0), np.zeros((0, 4)), 1.0).shape == (0,)

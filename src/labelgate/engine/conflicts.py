@@ -13,7 +13,7 @@ from scipy.optimize import linear_sum_assignment
 
 from labelgate.engine.matching import GROUP_CODE, Matches
 from labelgate.engine.settings import QualitySettings
-from labelgate.geometry import rle, shape_rles
+from labelgate.geometry import boxes_near_another, rle, shape_rles
 from labelgate.model import Annotations, Items, Kind
 
 CONFLICT_TYPES = (
@@ -179,31 +179,29 @@ def covered_rows(ds: Annotations, items: Items, visibility_threshold: float) -> 
     Polygons, masks, boxes and ellipses of a frame, sorted by z_order (stable, so document
     order breaks ties), each rasterised as CVAT does (boxes and ellipses unrotated); a shape
     is covered when the union of the later ones leaves less than ``visibility_threshold`` of
-    its own pixels visible. Only shapes whose box meets a later shape's box are rasterised.
+    its own pixels visible. Only shapes whose box comes within a pixel of another shape's box
+    in the frame are rasterised (a raster never reaches further); frames of unknown size are
+    skipped.
     """
     rows = np.flatnonzero(np.isin(ds.kind, _COVER_KINDS))
     if len(rows) < 2:
         return np.zeros(0, np.int64)
-    found: list[np.ndarray] = []
-    items_of = ds.item[rows]
-    change = np.flatnonzero(np.diff(items_of)) + 1
-    for block in np.split(rows, change):
-        if len(block) < 2:
-            continue
-        ws, hs = items.size_of(ds.item[block[:1]])
-        w, h = int(ws[0]), int(hs[0])
-        if w <= 0 or h <= 0:
-            continue  # no raster without a frame size
-        order = block[np.argsort(ds.z_order[block], kind="stable")]
-        b = ds.bbox[order]
-        iw = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
-        ih = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
-        # boxes within a pixel of each other: a raster can reach the pixel past a box edge
-        meet = np.triu((iw > -2) & (ih > -2), k=1)
-        involved = np.flatnonzero(meet.any(axis=0) | meet.any(axis=1))
-        if len(involved) < 2:
-            continue
-        counts = shape_rles(ds, order[involved], h, w, cover=True)
-        hidden = rle.find_covered(counts, h, visibility_threshold)
-        found.append(order[involved][hidden])
-    return np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
+    w, h = items.size_of(ds.item[rows])
+    rows = rows[(w > 0) & (h > 0)]
+    rows = rows[boxes_near_another(ds.item[rows], ds.bbox[rows], 1.0)]
+    if len(rows) < 2:
+        return np.zeros(0, np.int64)
+    # paint order within each frame: z_order, then document order
+    rows = rows[np.lexsort((rows, ds.z_order[rows], ds.item[rows]))]
+    w, h = items.size_of(ds.item[rows])
+    counts: list[np.ndarray] = [np.zeros(0, np.uint32)] * len(rows)
+    for size in np.unique(np.c_[w, h], axis=0):
+        at = np.flatnonzero((w == size[0]) & (h == size[1]))
+        for k, c in zip(
+            at, shape_rles(ds, rows[at], int(size[1]), int(size[0]), cover=True), strict=True
+        ):
+            counts[k] = c
+    starts = np.flatnonzero(np.r_[True, ds.item[rows][1:] != ds.item[rows][:-1]])
+    frame_ptr = np.r_[starts, len(rows)]
+    hidden = rle.find_covered_frames(counts, frame_ptr, h[starts], visibility_threshold)
+    return np.sort(rows[hidden])

@@ -7,6 +7,7 @@ Boxes are ``(N, 4)`` float arrays ``[x1, y1, x2, y2]`` in pixels. All pairwise f
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from labelgate.errors import ValidationError
 
@@ -16,6 +17,7 @@ __all__ = [
     "box_iou",
     "box_overlap_pairs",
     "box_overlap_pairs_batched",
+    "boxes_near_another",
     "corners_bbox",
     "rotate_about",
     "rotated_corners",
@@ -244,3 +246,36 @@ def corners_bbox(corners: np.ndarray) -> np.ndarray:
     if c.shape[0] == 0:
         return np.zeros((0, 4))
     return np.concatenate([c.min(axis=1), c.max(axis=1)], axis=1)
+
+
+@njit(cache=True, nogil=True)
+def _near_another(frame_ptr: np.ndarray, boxes: np.ndarray, margin: float) -> np.ndarray:
+    out = np.zeros(len(boxes), np.bool_)
+    for f in range(len(frame_ptr) - 1):
+        for i in range(frame_ptr[f], frame_ptr[f + 1]):
+            for j in range(i + 1, frame_ptr[f + 1]):
+                if (
+                    min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]) > -2 * margin
+                    and min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]) > -2 * margin
+                ):
+                    out[i] = True
+                    out[j] = True
+    return out
+
+
+def boxes_near_another(frame: np.ndarray, boxes: np.ndarray, margin: float) -> np.ndarray:
+    """Which boxes meet another box of their frame once both are grown by ``margin`` on
+    every side (a gap under ``2 * margin`` on both axes).
+
+    Args:
+        frame: (N,) frame ids, sorted.
+        boxes: (N, 4) xyxy.
+        margin: distance in pixels.
+
+    Returns:
+        (N,) bool.
+    """
+    b = np.ascontiguousarray(as_boxes(boxes), dtype=np.float64)
+    f = np.asarray(frame).ravel()
+    starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]]) if len(f) else np.zeros(0, np.int64)
+    return _near_another(np.r_[starts, len(f)].astype(np.int64), b, float(margin))

@@ -25,6 +25,7 @@ __all__ = [
     "decode_window",
     "encode",
     "find_covered",
+    "find_covered_frames",
     "from_cvat",
     "mask_iou",
     "merge",
@@ -315,9 +316,12 @@ def rasterize_polygons(
     pts = np.ascontiguousarray(np.asarray(points, dtype=np.float64).reshape(-1, 2))
     off = np.asarray(offsets, dtype=np.int64)
     rows = np.asarray(rows, dtype=np.int64)
-    for row in rows:
-        if not np.isfinite(pts[off[row] : off[row + 1]]).all():
-            raise ValidationError(f"polygon row {int(row)}: non-finite vertex coordinates")
+    bad = ~np.isfinite(pts).all(axis=1)
+    if bad.any():
+        owner = np.searchsorted(off, np.flatnonzero(bad), side="right") - 1
+        hit = rows[np.isin(rows, owner)]
+        if len(hit):
+            raise ValidationError(f"polygon row {int(hit[0])}: non-finite vertex coordinates")
     short = (off[rows + 1] - off[rows]) < 3
     flat, out_off = rle_kernels.fr_polys(pts, off, rows[~short], int(height), int(width))
     built = iter(unragged(flat, out_off))
@@ -363,16 +367,11 @@ def visible_parts(
     Returns:
         ``n_owners`` masks: the pixels where a mask of that owner is the top one.
     """
-    empty = np.array([height * width], dtype=np.uint32)
-    out = [empty] * n_owners
-    cover = empty
-    for k in range(len(counts) - 1, -1, -1):
-        own = np.asarray(counts[k], dtype=np.uint32)
-        vis = rle_kernels.merge2(own, cover, rle_kernels.DIFFERENCE) if occlude else own
-        o = int(owner[k])
-        out[o] = rle_kernels.merge2(out[o], vis, rle_kernels.UNION)
-        cover = rle_kernels.merge2(cover, own, rle_kernels.UNION)
-    return out
+    flat, off = ragged([np.asarray(c, dtype=np.uint32) for c in counts])
+    vis_flat, vis_off = rle_kernels.visible_parts(
+        flat, off, np.asarray(owner, np.int64), int(n_owners), int(height) * int(width), occlude
+    )
+    return unragged(vis_flat, vis_off)
 
 
 def find_covered(
@@ -393,29 +392,56 @@ def find_covered(
     Returns:
         (N,) bool.
     """
-    n = len(counts)
-    out = np.zeros(n, dtype=bool)
-    if n < 2:
-        return out
-    area, b = areas_and_boxes(counts, height)
-    iw = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
-    ih = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
-    above = np.triu(np.clip(iw, 0, None) * np.clip(ih, 0, None), k=1)
-    for i in np.flatnonzero((area > 0) & (above.sum(axis=1) >= (1 - visibility_threshold) * area)):
-        tops = [counts[j] for j in np.flatnonzero(above[i] > 0)]
-        top = tops[0] if len(tops) == 1 else merge(tops, height, 0)
-        hidden, _ = rle_kernels.overlap(np.asarray(counts[i], np.uint32), top)
-        out[i] = hidden > 0 and 1 - hidden / area[i] < visibility_threshold
-    return out
+    frame = np.array([0, len(counts)], np.int64)
+    return find_covered_frames(counts, frame, np.array([height]), visibility_threshold)
+
+
+def find_covered_frames(
+    counts: Sequence[np.ndarray],
+    frame_ptr: np.ndarray,
+    heights: np.ndarray,
+    visibility_threshold: float,
+) -> np.ndarray:
+    """:func:`find_covered` for many frames in one compiled pass.
+
+    Args:
+        counts: masks, frame after frame, each frame's in paint order.
+        frame_ptr: (F + 1,) where each frame's masks start (and the end).
+        heights: (F,) image height of each frame.
+        visibility_threshold: ``object_visibility_threshold``.
+
+    Returns:
+        (N,) bool.
+    """
+    flat, off = ragged([np.asarray(c, dtype=np.uint32) for c in counts])
+    return rle_kernels.covered_frames(
+        flat,
+        off,
+        np.asarray(frame_ptr, np.int64),
+        np.asarray(heights, np.int64),
+        float(visibility_threshold),
+    )
 
 
 def mask_iou(
     counts_a: Sequence[np.ndarray], counts_b: Sequence[np.ndarray], height: int, width: int
 ) -> np.ndarray:
-    """Pairwise IoU of masks, with their own tight boxes as the pre-filter (:func:`rle_iou`)."""
-    _, ba = areas_and_boxes(counts_a, height)
-    _, bb = areas_and_boxes(counts_b, height)
-    return rle_iou(counts_a, counts_b, ba, bb, height, width)
+    """Pairwise IoU of valid masks (rasters built here, or rows ``compare`` checked), with
+    their own tight boxes as the pre-filter; :func:`rle_iou` for unchecked input."""
+    n, m = len(counts_a), len(counts_b)
+    if n == 0 or m == 0:
+        return np.zeros((n, m))
+    fa, oa = ragged(counts_a)
+    fb, ob = ragged(counts_b)
+    _, ba = rle_kernels.areas_and_boxes(fa, oa, int(height))
+    _, bb = rle_kernels.areas_and_boxes(fb, ob, int(height))
+    out = np.zeros((n, m))
+    pairs = box_overlap_pairs(ba, bb)
+    if len(pairs):
+        out[pairs[:, 0], pairs[:, 1]] = rle_kernels.pair_iou(
+            fa, oa, fb, ob, pairs[:, 0], pairs[:, 1]
+        )
+    return out
 
 
 def rle_iou(

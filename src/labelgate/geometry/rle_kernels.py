@@ -252,3 +252,68 @@ def areas_and_boxes(flat: np.ndarray, off: np.ndarray, h: int) -> tuple[np.ndarr
             box[i, 2] = x1 + 1
             box[i, 3] = y1 + 1
     return area, box
+
+
+@njit(cache=True, nogil=True)
+def visible_parts(
+    flat: np.ndarray, off: np.ndarray, owner: np.ndarray, n_owners: int, total: int, occlude: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per owner, the pixels where one of its masks is the last painted (masks in paint order,
+    bottom first); without ``occlude``, the plain union of its masks."""
+    empty = np.array([total], np.uint32)
+    out = [empty for _ in range(n_owners)]
+    cover = empty
+    for k in range(len(off) - 2, -1, -1):
+        own = flat[off[k] : off[k + 1]]
+        vis = merge2(own, cover, DIFFERENCE) if occlude else own
+        out[owner[k]] = merge2(out[owner[k]], vis, UNION)
+        if occlude:
+            cover = merge2(cover, own, UNION)
+    out_off = np.zeros(n_owners + 1, np.int64)
+    for i in range(n_owners):
+        out_off[i + 1] = out_off[i] + len(out[i])
+    out_flat = np.empty(out_off[-1], np.uint32)
+    for i in range(n_owners):
+        out_flat[out_off[i] : out_off[i + 1]] = out[i]
+    return out_flat, out_off
+
+
+@njit(cache=True, nogil=True)
+def covered_frames(
+    flat: np.ndarray, off: np.ndarray, frame_ptr: np.ndarray, heights: np.ndarray, thr: float
+) -> np.ndarray:
+    """CVAT ``_find_covered_segments`` for many frames: masks of frame f are rows
+    ``frame_ptr[f]:frame_ptr[f + 1]`` in paint order (bottom first), image height ``heights[f]``.
+
+    Mask i is covered when the masks after it overlap it and leave less than ``thr`` of its
+    pixels visible. Only masks that the boxes of later ones could hide that much are merged.
+    """
+    out = np.zeros(len(off) - 1, np.bool_)
+    for f in range(len(frame_ptr) - 1):
+        lo, hi = frame_ptr[f], frame_ptr[f + 1]
+        if hi - lo < 2:
+            continue
+        area, box = areas_and_boxes(flat, off[lo : hi + 1], heights[f])
+        n = hi - lo
+        for i in range(n - 1):
+            if area[i] == 0:
+                continue
+            bound = 0.0
+            for j in range(i + 1, n):
+                iw = min(box[i, 2], box[j, 2]) - max(box[i, 0], box[j, 0])
+                ih = min(box[i, 3], box[j, 3]) - max(box[i, 1], box[j, 1])
+                if iw > 0 and ih > 0:
+                    bound += iw * ih
+            # the hidden area is at most the sum of box intersections
+            if bound < (1 - thr) * area[i]:
+                continue
+            top: np.ndarray = np.empty(0, np.uint32)
+            for j in range(i + 1, n):
+                iw = min(box[i, 2], box[j, 2]) - max(box[i, 0], box[j, 0])
+                ih = min(box[i, 3], box[j, 3]) - max(box[i, 1], box[j, 1])
+                if iw > 0 and ih > 0:
+                    m = flat[off[lo + j] : off[lo + j + 1]]
+                    top = m if len(top) == 0 else merge2(top, m, UNION)
+            hidden, _ = overlap(flat[off[lo + i] : off[lo + i + 1]], top)
+            out[lo + i] = hidden > 0 and 1 - hidden / area[i] < thr
+    return out

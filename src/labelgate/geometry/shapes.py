@@ -108,28 +108,33 @@ def shape_rles(
     rows = np.asarray(rows, dtype=np.int64)
     kinds = ann.kind[rows]
     out: list[np.ndarray] = [np.array([height * width], np.uint32)] * len(rows)
-    outlines: list[np.ndarray] = []
-    at: list[int] = []
+    parts: list[np.ndarray] = []  # (P, 2) vertex blocks
+    sizes: list[np.ndarray] = []  # vertices per outline
+    at: list[np.ndarray] = []  # positions in rows
     poly = np.flatnonzero(kinds == _POLYGON)
     if len(poly):
-        pts = _rounded(ann.points)
-        for k in poly:
-            outlines.append(pts[ann.point_offsets[rows[k]] : ann.point_offsets[rows[k] + 1]])
-        at.extend(poly.tolist())
+        starts, ends = ann.point_offsets[rows[poly]], ann.point_offsets[rows[poly] + 1]
+        n = ends - starts
+        idx = np.repeat(starts - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
+        parts.append(_rounded(ann.points[idx]))
+        sizes.append(n)
+        at.append(poly)
     for kind, build in ((_RECTANGLE, box_outlines), (_ELLIPSE, ellipse_outlines)):
         sel = np.flatnonzero(kinds == kind)
         if len(sel):
             r = rows[sel]
-            outlines.extend(build(ann.bbox[r], ann.rotation[r], rotate=not cover))
-            at.extend(sel.tolist())
-    if outlines:
-        sizes = np.array([len(o) for o in outlines])
-        offsets = np.zeros(len(outlines) + 1, np.int64)
-        offsets[1:] = np.cumsum(sizes)
+            v = build(ann.bbox[r], ann.rotation[r], rotate=not cover)
+            parts.append(v.reshape(-1, 2))
+            sizes.append(np.full(len(sel), v.shape[1]))
+            at.append(sel)
+    if parts:
+        n = np.concatenate(sizes)
+        offsets = np.zeros(len(n) + 1, np.int64)
+        offsets[1:] = np.cumsum(n)
         rasters = rle.rasterize_polygons(
-            np.concatenate(outlines), offsets, np.arange(len(outlines)), height, width
+            np.concatenate(parts), offsets, np.arange(len(n)), height, width
         )
-        for k, counts in zip(at, rasters, strict=True):
+        for k, counts in zip(np.concatenate(at).tolist(), rasters, strict=True):
             out[k] = counts
     for k in np.flatnonzero(kinds == _MASK):
         out[k] = np.asarray(ann.rle_of(int(rows[k])), dtype=np.uint32)
