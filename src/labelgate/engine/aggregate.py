@@ -49,7 +49,7 @@ def _combine(reports: Sequence[Report], weights: Sequence[float], keep_frames: b
     comps: dict[str, dict[str, float]] = {"shape": {}, "label": {}}
     by_type = dict.fromkeys(CONFLICT_TYPES, 0)
     frame_count = total_frames = conflicts = errors = 0
-    extra_counts = dict.fromkeys(_COUNT_KEYS, 0)
+    counts = dict.fromkeys(_COUNT_KEYS, 0)
     iou_num = iou_den = 0.0
     for r, w in zip(reports, weights, strict=True):
         cs = r.data["comparison_summary"]
@@ -60,11 +60,11 @@ def _combine(reports: Sequence[Report], weights: Sequence[float], keep_frames: b
                     comps[part][k] = comps[part].get(k, 0) + math.ceil(v * w)
         for k, v in cs["conflicts_by_type"].items():
             by_type[k] = by_type.get(k, 0) + v
-        # Virtual empty-frame counts (empty_is_annotated) live outside the matrix.
+        # Each count is ceil(count * w) of the report's own count (CVAT's accumulate), not a
+        # sum of the ceiled matrix cells; virtual empty-frame counts are in the counts only.
         ann = cs["annotations"]
-        base = confusion_summary(_matrix(r), labels)
         for k in _COUNT_KEYS:
-            extra_counts[k] += math.ceil((ann[k] - base[k]) * w)
+            counts[k] += math.ceil(ann[k] * w)
         frame_count += cs["frame_count"]
         total_frames += cs["total_frames"]
         conflicts += cs["conflict_count"]
@@ -72,9 +72,7 @@ def _combine(reports: Sequence[Report], weights: Sequence[float], keep_frames: b
         mean = cs["annotation_components"]["shape"].get("mean_iou", 0.0)
         iou_num += mean * cs["frame_count"]
         iou_den += cs["frame_count"]
-    summary = confusion_summary(matrix, labels)
-    for k in _COUNT_KEYS:
-        summary[k] += extra_counts[k]
+    summary = {**confusion_summary(matrix, labels), **counts}
     comps["shape"]["mean_iou"] = iou_num / iou_den if iou_den else 0.0
     for part in ("shape", "label"):
         comps[part]["accuracy"] = comps[part].get("valid_count", 0) / (
