@@ -258,8 +258,8 @@ class _Converter:
         for attrs in groups:
             for a in attrs:
                 sid = a.get("spec_id")
-                owner, spec = self.ix.attribute.get(sid, (None, None))
-                if spec is None or owner != label:
+                found = self.ix.attribute.get(sid) if isinstance(sid, int) else None
+                if found is None or found[0] != label:
                     self.fail(
                         obj,
                         otype,
@@ -269,6 +269,7 @@ class _Converter:
                         field=f"attribute spec_id {sid!r}",
                     )
                     continue
+                spec = found[1]
                 raw = a.get("value")
                 parsed = spec.parse("" if raw is None else raw)
                 if parsed.problem:
