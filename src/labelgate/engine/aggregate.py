@@ -16,6 +16,8 @@ import numpy as np
 
 from labelgate.engine.conflicts import CONFLICT_TYPES
 from labelgate.engine.report import (
+    COUNT_KEYS,
+    LABEL_COUNT_KEYS,
     Report,
     conflict_counts,
     confusion_block,
@@ -24,9 +26,6 @@ from labelgate.engine.report import (
     summary_block,
 )
 from labelgate.errors import ValidationError
-
-_COUNT_KEYS = ("valid_count", "missing_count", "extra_count", "total_count", "ds_count", "gt_count")
-_LABEL_KEYS = ("valid_count", "invalid_count", "total_count")
 
 
 def _matrix(r: Report) -> np.ndarray:
@@ -49,7 +48,7 @@ def _combine(reports: Sequence[Report], weights: Sequence[float], keep_frames: b
     comps: dict[str, dict[str, float]] = {"shape": {}, "label": {}}
     by_type = dict.fromkeys(CONFLICT_TYPES, 0)
     frame_count = total_frames = conflicts = errors = 0
-    counts = dict.fromkeys(_COUNT_KEYS, 0)
+    counts = dict.fromkeys(COUNT_KEYS, 0)
     iou_num = iou_den = 0.0
     for r, w in zip(reports, weights, strict=True):
         cs = r.data["comparison_summary"]
@@ -63,7 +62,7 @@ def _combine(reports: Sequence[Report], weights: Sequence[float], keep_frames: b
         # Each count is ceil(count * w) of the report's own count (CVAT's accumulate), not a
         # sum of the ceiled matrix cells; virtual empty-frame counts are in the counts only.
         ann = cs["annotations"]
-        for k in _COUNT_KEYS:
+        for k in COUNT_KEYS:
             counts[k] += math.ceil(ann[k] * w)
         frame_count += cs["frame_count"]
         total_frames += cs["total_frames"]
@@ -123,7 +122,7 @@ def _merge_frames(reports: Sequence[Report]) -> dict[str, Any]:
             cur = out[frame]
             cur["conflicts"] = cur["conflicts"] + res["conflicts"]
             cur.update(conflict_counts(cur["conflicts"]))
-            _add_counts(cur["annotations"], res["annotations"], _COUNT_KEYS)
+            _add_counts(cur["annotations"], res["annotations"], COUNT_KEYS)
             a = cur["annotations"]
             a["accuracy"] = a["valid_count"] / (a["total_count"] or 1)
             a["precision"] = a["valid_count"] / (a["ds_count"] or 1)
@@ -137,7 +136,7 @@ def _merge_frames(reports: Sequence[Report]) -> dict[str, Any]:
                     {k: v.tolist() for k, v in label_metrics(rows).items()},
                 )
             comps, other = cur["annotation_components"], res["annotation_components"]
-            for part, keys in (("shape", _COUNT_KEYS), ("label", _LABEL_KEYS)):
+            for part, keys in (("shape", COUNT_KEYS), ("label", LABEL_COUNT_KEYS)):
                 if part in comps and part in other:
                     _add_counts(comps[part], other[part], keys)
                     comps[part]["accuracy"] = comps[part]["valid_count"] / (

@@ -11,6 +11,8 @@ import numpy as np
 from labelgate.engine.conflicts import CONFLICT_TYPES, SEVERITY, Conflicts, find_conflicts
 from labelgate.engine.matching import GROUP_CODE, TYPE_GROUPS, Matches, match_annotations
 from labelgate.engine.report import (
+    COUNT_KEYS,
+    LABEL_COUNT_KEYS,
     Report,
     conflict_counts,
     confusion_block,
@@ -236,10 +238,6 @@ def conflicts_to_json(
     return out
 
 
-_SHAPE_KEYS = ("valid_count", "missing_count", "extra_count", "total_count", "ds_count", "gt_count")
-_LABEL_KEYS = ("valid_count", "invalid_count", "total_count")
-
-
 def _frame_components(
     gt: Annotations,
     ds: Annotations,
@@ -282,8 +280,8 @@ def _frame_components(
         )
         ds_n, gt_n = ds_n + ds_empty, gt_n + gt_empty
     return {
-        "shape": dict(zip(_SHAPE_KEYS, (valid, missing, extra, total, ds_n, gt_n), strict=True)),
-        "label": dict(zip(_LABEL_KEYS, (lab_ok, lab_bad, lab_total), strict=True)),
+        "shape": dict(zip(COUNT_KEYS, (valid, missing, extra, total, ds_n, gt_n), strict=True)),
+        "label": dict(zip(LABEL_COUNT_KEYS, (lab_ok, lab_bad, lab_total), strict=True)),
     }
 
 

@@ -18,6 +18,11 @@ import numpy as np
 from labelgate.errors import FormatError
 from labelgate.stats import wilson_interval
 
+#: The six counts of CVAT's ``annotations`` summary and shape component.
+COUNT_KEYS = ("valid_count", "missing_count", "extra_count", "total_count", "ds_count", "gt_count")
+#: The counts of CVAT's label component.
+LABEL_COUNT_KEYS = ("valid_count", "invalid_count", "total_count")
+
 
 def label_metrics(matrix: np.ndarray) -> dict[str, np.ndarray]:
     """CVAT's per-label precision, recall, accuracy and Jaccard index of confusion matrices.
