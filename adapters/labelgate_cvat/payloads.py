@@ -214,8 +214,6 @@ class _Converter:
     ) -> None:
         oid = obj.get("id")
         where = f"frame {frame}, {otype} {oid} (label_id {obj.get('label_id')!r})"
-        if field:
-            where += f", {field}"
         warnings.warn(f"{self.where}: {where}: {exc}", DataWarning, stacklevel=3)
         error = {
             **self.context,
@@ -264,7 +262,7 @@ class _Converter:
                         obj,
                         otype,
                         frame,
-                        "not an attribute of this label; ignored",
+                        f"attribute spec_id {sid!r} is not declared on this label; ignored",
                         kind="invalid_attribute",
                         field=f"attribute spec_id {sid!r}",
                     )
