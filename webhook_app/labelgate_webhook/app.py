@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -247,10 +248,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:
         # A bug, not the caller's fault: log it (redacted) and answer JSON, never a page.
-        app.logger.error(
-            redact(f"{request.method} {request.path}: {type(exc).__name__}: {exc}", _secrets()),
-            exc_info=exc,
-        )
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        app.logger.error(redact(f"{request.method} {request.path}: {trace}", _secrets()))
         return _error(500, f"internal error ({type(exc).__name__}); see the server log")
 
     @app.post("/webhooks/cvat")
