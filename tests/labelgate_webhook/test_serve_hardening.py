@@ -180,3 +180,53 @@ def test_a_full_disk_is_a_503_naming_the_parts_and_recovers(tmp_path):
     finally:
         log = server.stop()
     assert "Traceback" not in log, log[-2000:]
+
+
+def test_serve_options_are_documented():
+    from click.testing import CliRunner
+
+    from labelgate.cli import main
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    help_text = CliRunner().invoke(main, ["serve", "--help"]).output
+    for option in ("--threads", "--connection-limit", "--channel-timeout", "--cleanup-interval"):
+        assert option in help_text and f"`{option}`" in doc
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["--connection-limit", "100000000"],
+            {},
+            "CONNECTION_LIMIT 100000000 needs 100000064 open files",
+        ),
+        (
+            [],
+            {"LABELGATE_CHANNEL_TIMEOUT": "0"},
+            "CHANNEL_TIMEOUT (LABELGATE_CHANNEL_TIMEOUT): expected a number >= 1",
+        ),
+        (
+            [],
+            {"LABELGATE_THREADS": "many"},
+            "THREADS (LABELGATE_THREADS): expected a number >= 1, got 'many'",
+        ),
+        (
+            [],
+            {"LABELGATE_SHOW_FILE_PATHS": "maybe"},
+            "SHOW_FILE_PATHS (LABELGATE_SHOW_FILE_PATHS): expected true or false",
+        ),
+    ],
+    ids=["too-many-connections", "zero-timeout", "threads-not-a-number", "flag-not-a-flag"],
+)
+def test_bad_serve_settings_exit_2_before_serving(tmp_path, args, env, message):
+    from click.testing import CliRunner
+
+    from labelgate.cli import main
+
+    res = CliRunner().invoke(
+        main,
+        ["serve", "--port", str(free_port()), "--no-worker", *args],
+        env={"LABELGATE_HOME": str(tmp_path), **env},
+    )
+    assert res.exit_code == 2 and message in res.output, res.output

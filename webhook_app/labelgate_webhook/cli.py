@@ -114,8 +114,9 @@ def serve_cmd(
         cleanup_interval=float(cfg["CLEANUP_INTERVAL"]),
         # poll() has no FD_SETSIZE (1024) ceiling, which select() would put on the limit.
         asyncore_use_poll=True,
-        # Bodies over the limit are refused before they are buffered (waitress's own 413).
-        max_request_body_size=int(cfg["MAX_CONTENT_LENGTH"]),
+        # Bodies over the limit are refused before they are buffered (waitress's own 413;
+        # it refuses a Content-Length >= its limit, Flask one > MAX_CONTENT_LENGTH).
+        max_request_body_size=int(cfg["MAX_CONTENT_LENGTH"]) + 1,
     )
 
 
