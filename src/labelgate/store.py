@@ -250,11 +250,11 @@ class Store:
             NotFound: no report with that id (anything that is not a :data:`PUBLIC_ID` included).
         """
         if not isinstance(report_id, str) or not PUBLIC_ID.fullmatch(report_id):
-            raise NotFound(f"no stored report with id {str(report_id)[:40]!r}")
+            raise NotFound(f"no stored report with id {str(report_id)[:40]}")
         with _guard("read the report"), self.engine.connect() as conn:
             r = conn.execute(sa.select(REPORTS).where(REPORTS.c.public_id == report_id)).first()
         if r is None:
-            raise NotFound(f"no stored report with id {report_id!r}")
+            raise NotFound(f"no stored report with id {report_id}")
         return self._row(r)
 
     def find_key(self, key: str) -> StoredReport | None:
