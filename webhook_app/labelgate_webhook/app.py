@@ -112,7 +112,7 @@ def load_config(
 _NUMBERS: dict[str, tuple[type, float]] = {
     "MAX_CONTENT_LENGTH": (int, 1),
     "DEBOUNCE_SECONDS": (float, 0),
-    "QUEUE_LEASE": (float, 1),
+    "QUEUE_LEASE": (float, 0.1),
     "WORKER_POLL": (float, 0.01),
     "THREADS": (int, 1),
     "CONNECTION_LIMIT": (int, 1),
