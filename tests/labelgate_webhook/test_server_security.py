@@ -285,7 +285,7 @@ def test_well_formed_ids_still_queue(app):
     assert targets == ["job:2147483647", "project:3"]
 
 
-def test_every_error_is_json_never_an_html_page(app, monkeypatch):
+def test_every_error_is_json_never_an_html_page(app, monkeypatch, caplog):
     client = app.test_client()
     for res in (
         client.get("/no/such/page"),
@@ -305,6 +305,10 @@ def test_every_error_is_json_never_an_html_page(app, monkeypatch):
     res = client.get("/reports/" + "A" * 22, headers={"Authorization": f"Bearer {TOKEN}"})
     assert res.status_code == 500 and res.is_json
     assert res.get_json()["error"] == "internal error (RuntimeError); see the server log"
+    # The log has the traceback for the operator, with the secret masked.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "RuntimeError: unexpected failure with password=***" in logged
+    assert "hunter2-secret" not in logged and "Traceback" in logged
 
 
 def test_deeply_nested_json_is_a_400_not_a_crash(app):
