@@ -28,7 +28,32 @@ import click
     type=click.Path(dir_okay=False),
     help="TOML file of settings (default: LABELGATE_CONFIG); LABELGATE_* variables win.",
 )
-@click.option("--threads", default=4, show_default=True, type=int)
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Request threads (default: THREADS setting, 4).",
+)
+@click.option(
+    "--connection-limit",
+    type=int,
+    default=None,
+    help="Open connections accepted at once (default: CONNECTION_LIMIT setting, 1000).",
+)
+@click.option(
+    "--channel-timeout",
+    type=float,
+    default=None,
+    help="Seconds a connection may send nothing before it is closed "
+    "(default: CHANNEL_TIMEOUT setting, 30).",
+)
+@click.option(
+    "--cleanup-interval",
+    type=float,
+    default=None,
+    help="Seconds between checks for such idle connections "
+    "(default: CLEANUP_INTERVAL setting, 10).",
+)
 @click.option(
     "--no-worker",
     is_flag=True,
@@ -40,24 +65,94 @@ def serve_cmd(
     store_url: str | None,
     queue_url: str | None,
     config_file: str | None,
-    threads: int,
+    threads: int | None,
+    connection_limit: int | None,
+    channel_timeout: float | None,
+    cleanup_interval: float | None,
     no_worker: bool,
 ) -> None:
-    """Receive webhooks and serve reports on a production WSGI server (waitress)."""
+    """Receive webhooks and serve reports on a production WSGI server (waitress).
+
+    A client that connects and then sends nothing (or a body that never ends) is dropped after
+    the channel timeout, and such clients can hold at most the connection limit, so they
+    cannot keep /healthz or webhooks from being answered for long.
+    """
     import waitress
 
     from labelgate_webhook.app import create_app
 
     config: dict[str, object] = {"WORKER": not no_worker}
-    if store_url:
-        config["STORE_URL"] = store_url
-    if queue_url:
-        config["QUEUE_URL"] = queue_url
-    if config_file:
-        config["CONFIG_FILE"] = config_file
+    for key, value in (
+        ("STORE_URL", store_url),
+        ("QUEUE_URL", queue_url),
+        ("CONFIG_FILE", config_file),
+        ("THREADS", threads),
+        ("CONNECTION_LIMIT", connection_limit),
+        ("CHANNEL_TIMEOUT", channel_timeout),
+        ("CLEANUP_INTERVAL", cleanup_interval),
+    ):
+        if value is not None:
+            config[key] = value
+    _redact_logs()
     app = create_app(config)
+    cfg = app.config
+    _ensure_file_limit(int(cfg["CONNECTION_LIMIT"]))
+    if not cfg.get("API_TOKEN") and host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(
+            f"warning: serving on {host} without LABELGATE_API_TOKEN: stored reports and "
+            "/metrics are readable by anyone who can reach this port",
+            err=True,
+        )
     click.echo(f"labelgate serving on http://{host}:{port}")
-    waitress.serve(app, host=host, port=port, threads=threads)
+    waitress.serve(
+        app,
+        host=host,
+        port=port,
+        threads=int(cfg["THREADS"]),
+        connection_limit=int(cfg["CONNECTION_LIMIT"]),
+        channel_timeout=float(cfg["CHANNEL_TIMEOUT"]),
+        cleanup_interval=float(cfg["CLEANUP_INTERVAL"]),
+        # poll() has no FD_SETSIZE (1024) ceiling, which select() would put on the limit.
+        asyncore_use_poll=True,
+        # Bodies over the limit are refused before they are buffered (waitress's own 413;
+        # it refuses a Content-Length >= its limit, Flask one > MAX_CONTENT_LENGTH).
+        max_request_body_size=int(cfg["MAX_CONTENT_LENGTH"]) + 1,
+    )
+
+
+def _redact_logs() -> None:
+    """Log warnings and errors (waitress's, Flask's) to stderr through the redaction filter."""
+    import logging
+
+    from labelgate.security import RedactingFilter
+
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    for name in ("waitress", "labelgate_webhook", "rq.worker"):
+        # Their own handlers would print the unredacted record; the root's prints it redacted.
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+
+
+def _ensure_file_limit(connections: int) -> None:
+    """Raise the open-file limit to fit the connection limit, or refuse to start (exit 2)."""
+    import resource
+
+    from labelgate.errors import SettingsError
+
+    need = connections + 64  # store, queue, log and thread files on top of the sockets
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            raise SettingsError(
+                f"CONNECTION_LIMIT {connections} needs {need} open files but the limit is "
+                f"{hard} (ulimit -n): lower --connection-limit"
+            )
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
 
 
 @click.command("worker")
@@ -78,16 +173,18 @@ def worker_cmd(store_url: str | None, queue_url: str | None, poll: float, burst:
     from labelgate.queue import open_queue
     from labelgate.queue.durable import DurableQueue
     from labelgate.queue.redis_queue import RedisQueue
+    from labelgate.security import redact
     from labelgate.store import open_store
     from labelgate_webhook.app import load_config, queue_location
     from labelgate_webhook.jobs import handlers
     from labelgate_webhook.worker import run_rq_worker, run_worker
 
+    _redact_logs()
     cfg = load_config()
     location = queue_url or queue_location(cfg)
     bound = handlers(open_store(store_url or cfg["STORE_URL"]))
     queue = open_queue(location, lease=cfg["QUEUE_LEASE"])
-    click.echo(f"labelgate worker on {location.split('@')[-1]}; Ctrl-C to stop")
+    click.echo(redact(f"labelgate worker on {location}; Ctrl-C to stop"))
     if isinstance(queue, RedisQueue):
         run_rq_worker(queue, bound, burst=burst)
     elif isinstance(queue, DurableQueue):

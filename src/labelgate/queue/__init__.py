@@ -73,7 +73,8 @@ def open_queue(
             f"queue URL {text!r}: expected redis://…, rediss://…, sqlite:///PATH or a file path"
         )
     from labelgate.queue.durable import DurableQueue
+    from labelgate.security import private_file
 
-    path = Path(text.removeprefix("sqlite:///"))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Created 0600 (folder 0700 when new): queued events name projects and annotators.
+    path = private_file(Path(text.removeprefix("sqlite:///")))
     return DurableQueue(path, lease=lease)
