@@ -25,8 +25,9 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from labelgate.errors import FormatError, LabelgateError, NotFound, SignatureError
-from labelgate.queue import open_queue
+from labelgate.queue import Queue, open_queue
 from labelgate.queue.durable import DurableQueue
+from labelgate.queue.retry import RetryPolicy
 from labelgate.store import Store, home, open_store
 from labelgate_webhook.signatures import verify_cvat, verify_shared_secret
 
@@ -37,6 +38,12 @@ DEFAULTS: dict[str, Any] = {
     "QUEUE_PATH": None,  # older name for a durable queue file
     "QUEUE_LEASE": 300.0,  # seconds before a dead worker's job is handed out again
     "DEBOUNCE_SECONDS": 30.0,
+    "DEBOUNCE_MAX_WAIT": 300.0,  # a target saved without pause is still re-scored this often
+    "RETRY_BACKOFF": 5.0,  # first retry delay of a failed job (doubles)
+    "RETRY_BACKOFF_MAX": 300.0,  # cap on one retry delay
+    "RETRY_WINDOW": 86400.0,  # seconds an unreachable upstream is retried before dead-letter
+    "RETRY_ATTEMPTS": 3,  # attempts before a permanent error (404, bad data) dead-letters
+    "QUEUE_RETENTION": 604800.0,  # seconds done jobs and delivery ids are kept
     "CVAT_WEBHOOK_SECRET": None,
     "LS_WEBHOOK_SECRET": None,
     "LS_SECRET_HEADER": "X-Labelgate-Secret",
@@ -111,6 +118,12 @@ def _coerce(cfg: dict[str, Any]) -> dict[str, Any]:
         ("DEBOUNCE_SECONDS", float),
         ("QUEUE_LEASE", float),
         ("WORKER_POLL", float),
+        ("DEBOUNCE_MAX_WAIT", float),
+        ("RETRY_BACKOFF", float),
+        ("RETRY_BACKOFF_MAX", float),
+        ("RETRY_WINDOW", float),
+        ("RETRY_ATTEMPTS", int),
+        ("QUEUE_RETENTION", float),
     ):
         try:
             cfg[key] = kind(cfg[key])
@@ -118,12 +131,35 @@ def _coerce(cfg: dict[str, Any]) -> dict[str, Any]:
             raise FormatError(
                 f"setting {key} (LABELGATE_{key}): expected a number, got {cfg[key]!r}"
             ) from None
+    for key, low in (("QUEUE_LEASE", 0.1), ("RETRY_BACKOFF", 0.0), ("RETRY_ATTEMPTS", 1)):
+        if not cfg[key] >= low:  # also refuses NaN
+            raise FormatError(f"setting {key} (LABELGATE_{key}): must be at least {low}")
+    for key in ("DEBOUNCE_MAX_WAIT", "RETRY_BACKOFF_MAX", "RETRY_WINDOW", "QUEUE_RETENTION"):
+        if not cfg[key] >= 0:
+            raise FormatError(f"setting {key} (LABELGATE_{key}): must not be negative")
     return cfg
 
 
 def queue_location(cfg: Mapping[str, Any]) -> str:
     """The configured queue: QUEUE_URL, else QUEUE_PATH, else ``queue.db`` in LABELGATE_HOME."""
     return str(cfg.get("QUEUE_URL") or cfg.get("QUEUE_PATH") or home() / "queue.db")
+
+
+def configured_queue(cfg: Mapping[str, Any], url: str | None = None) -> Queue:
+    """The queue at ``url`` (default :func:`queue_location`) with the configured lease, retry
+    policy and retention."""
+    policy = RetryPolicy(
+        backoff=cfg["RETRY_BACKOFF"],
+        backoff_max=cfg["RETRY_BACKOFF_MAX"],
+        window=cfg["RETRY_WINDOW"],
+        max_attempts=cfg["RETRY_ATTEMPTS"],
+    )
+    return open_queue(
+        url or queue_location(cfg),
+        lease=cfg["QUEUE_LEASE"],
+        policy=policy,
+        retention=cfg["QUEUE_RETENTION"],
+    )
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -135,8 +171,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _coerce(app.config)  # type: ignore[arg-type]
     store: Store = open_store(app.config["STORE_URL"])
     app.extensions["labelgate_store"] = store
-    location = queue_location(app.config)
-    queue = open_queue(location, lease=app.config["QUEUE_LEASE"])
+    queue = configured_queue(app.config)
     app.extensions["labelgate_queue"] = queue
     metrics: Counter[str] = Counter()
     timings: Counter[str] = Counter()
@@ -182,6 +217,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             target,
             payload,
             debounce=float(app.config["DEBOUNCE_SECONDS"]),
+            max_wait=float(app.config["DEBOUNCE_MAX_WAIT"]),
             delivery=delivery,
         )
         metrics[f"jobs_{outcome}"] += 1

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from rq import SimpleWorker
+from rq.worker import WorkerStatus
+
 from labelgate.queue.durable import DurableQueue, Job
 from labelgate.queue.redis_queue import RedisQueue
+
+PRUNE_EVERY = 60.0  # seconds between prunes of done jobs by a durable-queue worker
 
 
 def run_worker(
@@ -18,12 +24,57 @@ def run_worker(
     *,
     burst: bool = False,
 ) -> None:
-    """Run jobs until ``stop`` is set (or, with ``burst``, none is due); sleeps ``poll`` when idle."""
+    """Run jobs until ``stop`` is set (or, with ``burst``, none is due); sleeps ``poll`` when idle.
+
+    Also prunes done jobs past the queue's retention, on start and every ``PRUNE_EVERY`` seconds.
+    """
+    pruned = float("-inf")
     while not stop.is_set():
+        if time.monotonic() - pruned >= PRUNE_EVERY:
+            queue.prune()
+            pruned = time.monotonic()
         if queue.run_once(handlers) is None:
             if burst:
                 return
             stop.wait(poll)
+
+
+class LeasedWorker(SimpleWorker):
+    """RQ's in-process worker with a lease: the running job's started-registry entry lives
+    ``lease`` seconds and is renewed every ``lease / 3`` seconds by a heartbeat thread.
+
+    RQ's ``SimpleWorker`` sets that entry once, for the job timeout + 60 s, so a dead worker's
+    job was retried only an hour later; RQ's forking worker renews it from its parent process,
+    which an in-process worker does not have.
+    """
+
+    lease: float = 300.0
+
+    def get_heartbeat_ttl(self, job: Any, working_time: float = 0.0) -> int:
+        return max(1, int(self.lease))
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        execution = self.prepare_execution(job)
+        done = threading.Event()
+        beat = threading.Thread(
+            target=self._renew, args=(job, execution, done), name="labelgate-lease", daemon=True
+        )
+        beat.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            done.set()
+            beat.join()
+        self.set_state(WorkerStatus.IDLE)
+
+    def _renew(self, job: Any, execution: Any, done: threading.Event) -> None:
+        import redis
+
+        while not done.wait(self.lease / 3):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except redis.exceptions.RedisError:  # Redis away for a moment: next beat
+                continue
 
 
 def run_rq_worker(
@@ -31,15 +82,21 @@ def run_rq_worker(
 ) -> None:
     """Work the Redis queue with RQ (the scheduler included, which releases debounced jobs).
 
-    A ``SimpleWorker`` runs jobs in this process, so the handlers (and their store connection)
-    registered here are the ones used.
-    """
-    from rq import SimpleWorker
+    A :class:`LeasedWorker` runs jobs in this process, so the handlers (and their store
+    connection) registered here are the ones used, with ``queue``'s retry policy; it looks for
+    abandoned jobs every ``queue.lease`` seconds.
 
+    Raises:
+        ConnectionFailed: Redis does not answer at start.
+    """
     from labelgate.queue.redis_queue import set_handlers
 
-    set_handlers(handlers)
-    worker = SimpleWorker([queue.rq], connection=queue.redis)
+    queue.ping()
+    set_handlers(handlers, queue)
+    worker = LeasedWorker(
+        [queue.rq], connection=queue.redis, maintenance_interval=max(1, int(queue.lease))
+    )
+    worker.lease = queue.lease
     worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
 
 
