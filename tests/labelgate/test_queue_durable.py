@@ -176,13 +176,15 @@ def test_a_killed_workers_lease_still_expires(tmp_path):
     q.enqueue("hang", "cvat", "job:1")
     proc = mp.get_context("fork").Process(target=_run_forever, args=(path,))
     proc.start()
-    deadline = time.monotonic() + 20
-    while q.jobs()[0]["status"] != "running" and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(1.5)  # 2.5 leases: renewed by the worker's heartbeat
-    assert q.claim() is None
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.join()
+    try:
+        deadline = time.monotonic() + 20
+        while q.jobs()[0]["status"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(1.5)  # 2.5 leases: renewed by the worker's heartbeat
+        assert q.claim() is None
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join()
     time.sleep(0.7)  # one lease after the last heartbeat at most
     job = q.claim()
     assert job is not None and job.attempts == 2

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from rq import SimpleWorker
+from rq.job_lifecycle import call_exception_handlers
 from rq.worker import WorkerStatus
 
 from labelgate.queue.durable import DurableQueue, Job
@@ -51,7 +53,7 @@ class LeasedWorker(SimpleWorker):
     lease: float = 300.0
 
     def get_heartbeat_ttl(self, job: Any, working_time: float = 0.0) -> int:
-        return max(1, int(self.lease))
+        return max(1, math.ceil(self.lease))  # RQ's registries count whole seconds
 
     def execute_job(self, job: Any, queue: Any) -> None:
         execution = self.prepare_execution(job)
@@ -66,6 +68,14 @@ class LeasedWorker(SimpleWorker):
             done.set()
             beat.join()
         self.set_state(WorkerStatus.IDLE)
+
+    def handle_exception(self, job: Any, *exc_info: Any) -> None:
+        # One line, not RQ's traceback: during an outage every retry fails the same way, and the
+        # error is kept with the job (`labelgate queue list`).
+        self.log.warning(
+            "job %s (%s) failed: %s: %s", job.id, job.description, exc_info[0].__name__, exc_info[1]
+        )
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
 
     def _renew(self, job: Any, execution: Any, done: threading.Event) -> None:
         import redis
@@ -94,7 +104,7 @@ def run_rq_worker(
     queue.ping()
     set_handlers(handlers, queue)
     worker = LeasedWorker(
-        [queue.rq], connection=queue.redis, maintenance_interval=max(1, int(queue.lease))
+        [queue.rq], connection=queue.redis, maintenance_interval=max(1, math.ceil(queue.lease))
     )
     worker.lease = queue.lease
     worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")

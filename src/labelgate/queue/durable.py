@@ -174,6 +174,7 @@ class DurableQueue:
         """
         t = self.clock() if now is None else now
         body = json.dumps(payload or {})
+        wait = debounce if max_wait is None else min(debounce, max_wait)
 
         def work(conn: sqlite3.Connection) -> tuple[int | None, str]:
             if delivery is not None:
@@ -203,7 +204,7 @@ class DurableQueue:
                 cur = conn.execute(
                     "INSERT INTO jobs (name, system, target, payload, not_before, created) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (name, system, target, body, t + debounce, t),
+                    (name, system, target, body, t + wait, t),
                 )
                 job_id, outcome = int(cur.lastrowid or 0), "queued"
             if delivery is not None:

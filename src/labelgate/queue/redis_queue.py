@@ -187,7 +187,8 @@ class RedisQueue:
         body = json.dumps(payload or {})
         dkey = f"{PREFIX}:{self.name}:delivery:{delivery}" if delivery is not None else ""
         pending = self._pending_key(name, system, target)
-        due = int(t + debounce + 0.999)  # RQ schedules in whole seconds; never run early
+        wait = debounce if max_wait is None else min(debounce, max_wait)
+        due = int(t + wait + 0.999)  # RQ schedules in whole seconds; never run early
 
         def attempt(check_delivery: bool) -> tuple[str, str]:
             outcome, job_id = self._enqueue_script(
@@ -197,7 +198,7 @@ class RedisQueue:
                     due,
                     body,
                     int(self.retention),
-                    int(debounce > 0),
+                    int(wait > 0),
                     "" if max_wait is None else float(max_wait),
                 ],
             )
@@ -218,7 +219,7 @@ class RedisQueue:
                 outcome, job_id = attempt(False)
                 if outcome == "create":
                     job_id, outcome = (
-                        self._create(name, system, target, body, debounce, due, t),
+                        self._create(name, system, target, body, wait, due, t),
                         "queued",
                     )
         except BaseException:
