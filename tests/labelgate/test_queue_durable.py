@@ -143,10 +143,13 @@ def test_a_long_job_keeps_its_lease_and_is_never_handed_out_twice(tmp_path):
     q = DurableQueue(path, lease=0.6)  # renewed every 0.2 s while the job runs
     q.enqueue("slow", "cvat", "job:1")
     ran = []
+    running = threading.Event()
     worker = threading.Thread(
-        target=q.run_once, args=({"slow": lambda job: (ran.append(1), time.sleep(2.0))},)
+        target=q.run_once,
+        args=({"slow": lambda job: (ran.append(1), running.set(), time.sleep(2.0))},),
     )
     worker.start()
+    assert running.wait(20)
     other = DurableQueue(path, lease=0.6)
     stolen = []
     while worker.is_alive():  # 2 s: more than three leases
