@@ -121,6 +121,25 @@ def test_an_abandoned_job_counts_as_a_transient_failure(tmp_path):
     q.close()
 
 
+def test_a_new_event_brings_a_waiting_retry_forward(tmp_path):
+    clock = Clock(0.0)
+    q = DurableQueue(tmp_path / "q.db", policy=RetryPolicy(backoff=300), clock=clock)
+    q.enqueue("r", "cvat", "job:1")
+
+    def down(job):
+        raise ConnectionFailed("CVAT down")
+
+    q.run_once({"r": down})
+    assert q.jobs()[0]["due"] == 300
+    clock.t = 10  # CVAT sent a save: it is up again
+    assert q.enqueue("r", "cvat", "job:1", debounce=2)[1] == "coalesced"
+    assert q.jobs()[0]["due"] == 12 and q.jobs()[0]["events"] == 2
+    clock.t = 250  # another save must not push the retry later than it was
+    q.enqueue("r", "cvat", "job:1", debounce=100)
+    assert q.jobs()[0]["due"] == 12
+    q.close()
+
+
 def test_debounce_has_a_maximum_wait(tmp_path):
     q = DurableQueue(tmp_path / "q.db")
     claimed = []

@@ -312,7 +312,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                 f"labelgate_{name}_total {metrics[name]}",
             ]
         lines.append("# TYPE labelgate_queue_jobs gauge")
-        for status in ("pending", "running", "done", "failed"):
+        for status in ("pending", "failed", "running", "dead", "done"):
             lines.append(f'labelgate_queue_jobs{{status="{status}"}} {counts.get(status, 0)}')
         stats = queue.stats()
         lines.append("# TYPE labelgate_rescores_total counter")
