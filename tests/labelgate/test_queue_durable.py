@@ -356,3 +356,48 @@ def test_processes_opening_one_file_together_all_succeed(tmp_path, old_file):
     assert found == []
     errors.close()
     errors.join_thread()
+
+
+def test_a_worker_outlives_queue_file_errors(tmp_path, monkeypatch, caplog):
+    import sqlite3
+
+    from labelgate_webhook.worker import run_worker
+
+    q = DurableQueue(tmp_path / "q.db")
+    q.enqueue("r", "cvat", "job:1")
+    real_claim = q.claim
+    failures = iter([sqlite3.OperationalError("database or disk is full")])
+
+    def claim(now=None):
+        for exc in failures:
+            raise exc
+        return real_claim(now)
+
+    monkeypatch.setattr(q, "claim", claim)
+    ran = []
+    run_worker(q, {"r": lambda job: ran.append(job.target)}, threading.Event(), 0.01, burst=True)
+    assert ran == ["job:1"] and q.counts() == {"done": 1}
+    assert "database or disk is full; trying again" in caplog.text
+    q.close()
+
+
+def test_an_older_queue_files_given_up_jobs_become_dead(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "q.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+        "system TEXT NOT NULL, target TEXT NOT NULL, payload TEXT NOT NULL, "
+        "status TEXT NOT NULL DEFAULT 'pending', not_before REAL NOT NULL, "
+        "leased_until REAL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "events INTEGER NOT NULL DEFAULT 1, error TEXT, created REAL NOT NULL, "
+        "finished REAL, started REAL);"
+        "INSERT INTO jobs (name, system, target, payload, status, not_before, attempts, error, "
+        "created) VALUES ('r', 'cvat', 'job:1', '{}', 'failed', 0, 5, 'HTTP 503', 0);"
+    )
+    conn.close()
+    q = DurableQueue(path)
+    assert [(j["status"], j["error"]) for j in q.jobs()] == [("dead", "HTTP 503")]
+    assert q.retry_dead(1) == [1] and q.claim().attempts == 1
+    q.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from rq.worker import WorkerStatus
 from labelgate.queue.durable import DurableQueue, Job
 from labelgate.queue.redis_queue import RedisQueue
 
+log = logging.getLogger("labelgate.worker")
 PRUNE_EVERY = 60.0  # seconds between prunes of done jobs by a durable-queue worker
 
 
@@ -32,10 +35,18 @@ def run_worker(
     """
     pruned = float("-inf")
     while not stop.is_set():
-        if time.monotonic() - pruned >= PRUNE_EVERY:
-            queue.prune()
-            pruned = time.monotonic()
-        if queue.run_once(handlers) is None:
+        try:
+            if time.monotonic() - pruned >= PRUNE_EVERY:
+                queue.prune()
+                pruned = time.monotonic()
+            job = queue.run_once(handlers)
+        except sqlite3.Error as exc:
+            # The queue file is locked for long, read-only or its disk full: the jobs are still
+            # in it (a claimed one is handed out again when its lease runs out), so keep going.
+            log.warning("queue %s: %s: %s; trying again", queue.path, type(exc).__name__, exc)
+            stop.wait(max(poll, 1.0))
+            continue
+        if job is None:
             if burst:
                 return
             stop.wait(poll)
