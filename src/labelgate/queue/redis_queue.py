@@ -1,6 +1,6 @@
 """Scale-out queue on Redis + RQ, with the durable queue's semantics.
 
-- ``enqueue`` is idempotent per delivery id (``SET NX`` with a week's expiry).
+- ``enqueue`` is idempotent per delivery id (remembered for ``retention`` seconds).
 - A re-score request is one RQ job scheduled ``debounce`` seconds ahead (RQ's scheduled-job
   registry). Requests for the same (name, system, target) while that job is still scheduled push
   its time back (never past ``first event + max_wait``) and count as ``coalesced``; one arriving
@@ -145,7 +145,8 @@ class RedisQueue:
 
     def where(self) -> str:
         """The server, without credentials (for messages)."""
-        return "redis://" + self.url.split("://", 1)[-1].rsplit("@", 1)[-1]
+        scheme, _, rest = self.url.partition("://")
+        return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
 
     def ping(self) -> None:
         """Check that Redis answers.
