@@ -62,7 +62,7 @@ def test_a_dead_workers_job_is_handed_out_again_after_its_lease(queue):
     assert queue.claim(now=32).attempts == 2
 
 
-def test_permanent_failures_retry_with_backoff_then_go_dead(tmp_path):
+def test_permanent_failures_retry_with_backoff_then_go_dead(tmp_path, caplog):
     clock = Clock(1000.0)
     q = DurableQueue(tmp_path / "q.db", policy=RetryPolicy(backoff=2, max_attempts=2), clock=clock)
     q.enqueue("boom", "cvat", "job:9")
@@ -81,6 +81,10 @@ def test_permanent_failures_retry_with_backoff_then_go_dead(tmp_path):
     clock.t = 1002.0
     q.run_once({"boom": boom})
     assert q.jobs()[0]["status"] == "dead" and ran == [1, 2]  # gave up after 2 attempts
+    assert [r.getMessage() for r in caplog.records] == [
+        "job 1 (cvat job:9) failed: RuntimeError: bad data; next attempt in 2 s",
+        "job 1 (cvat job:9) failed: RuntimeError: bad data; dead",
+    ]
     clock.t = 10**10
     assert q.run_once({"boom": boom}) is None  # a dead job is never run again by itself
     assert q.counts() == {"dead": 1} and q.stats()["failed"] == 2

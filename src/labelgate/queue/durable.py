@@ -21,6 +21,7 @@ failed attempt; its error and next run are listed), ``running``, ``dead``, ``don
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -45,6 +46,7 @@ CREATE TABLE IF NOT EXISTS deliveries (delivery TEXT PRIMARY KEY, job INTEGER, s
 CREATE TABLE IF NOT EXISTS stats (
   outcome TEXT PRIMARY KEY, runs INTEGER NOT NULL, seconds REAL NOT NULL)
 """
+log = logging.getLogger("labelgate.queue")
 # Columns added after the first release; older queue files get them on open.
 _ADDED_COLUMNS = {"started": "REAL", "first_failed": "REAL"}
 # What the listing calls a pending job that has failed at least once.
@@ -305,7 +307,8 @@ class DurableQueue:
         """Record a failed attempt: schedule a retry by the policy, or dead-letter the job.
 
         Returns:
-            When the job runs again, or None when it is now dead.
+            When the job runs again; None when it is now dead (or another worker holds it, its
+            lease having run out).
         """
         t = self.clock() if now is None else now
 
@@ -355,7 +358,17 @@ class DurableQueue:
         except Exception as exc:  # a failing job must not kill the worker
             done.set()
             beat.join()
-            self.fail(job, f"{type(exc).__name__}: {exc}", transient=is_transient(exc))
+            error = f"{type(exc).__name__}: {exc}"
+            due = self.fail(job, error, transient=is_transient(exc))
+            # One line per failed attempt (the error is kept with the job for `queue list`).
+            log.warning(
+                "job %s (%s %s) failed: %s; %s",
+                job.id,
+                job.system,
+                job.target,
+                error,
+                f"next attempt in {due - self.clock():.0f} s" if due is not None else "dead",
+            )
         else:
             done.set()
             beat.join()
