@@ -281,3 +281,14 @@ def test_a_long_job_keeps_its_lease_and_a_dead_workers_job_runs_again(redis_db):
     _work_until(q, {"slow": lambda job: None}, lambda: q.counts()["done"] == 2)
     assert [j["attempts"] for j in q.jobs() if j["target"] == "job:2"] == [2]
     q.close()
+
+
+def test_delivery_ids_and_finished_jobs_expire_after_the_retention(redis_db):
+    q = RedisQueue(redis_db, retention=50)
+    job_id, _ = q.enqueue("r", "cvat", "job:1", delivery="d-1")
+    dkey = f"labelgate:queue:{q.name}:delivery:d-1"
+    assert 0 < q.redis.ttl(dkey) <= 50
+    _work_until(q, {"r": lambda job: None}, lambda: q.counts()["done"] == 1)
+    assert 0 < q.redis.ttl(q._info_prefix() + job_id) <= 50  # the listing forgets it then
+    assert 0 < q.redis.ttl(f"rq:job:{job_id}") <= 50  # RQ's result_ttl
+    q.close()
