@@ -27,8 +27,9 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from labelgate.errors import FormatError, LabelgateError, NotFound, SignatureError
-from labelgate.queue import open_queue
+from labelgate.queue import Queue, open_queue
 from labelgate.queue.durable import DurableQueue
+from labelgate.queue.retry import RetryPolicy
 from labelgate.reporting.paths import strip_paths
 from labelgate.security import redact
 from labelgate.store import Store, home, open_store
@@ -44,6 +45,12 @@ DEFAULTS: dict[str, Any] = {
     "QUEUE_PATH": None,  # older name for a durable queue file
     "QUEUE_LEASE": 300.0,  # seconds before a dead worker's job is handed out again
     "DEBOUNCE_SECONDS": 30.0,
+    "DEBOUNCE_MAX_WAIT": 300.0,  # a target saved without pause is still re-scored this often
+    "RETRY_BACKOFF": 5.0,  # first retry delay of a failed job (doubles)
+    "RETRY_BACKOFF_MAX": 300.0,  # cap on one retry delay
+    "RETRY_WINDOW": 86400.0,  # seconds an unreachable upstream is retried before dead-letter
+    "RETRY_ATTEMPTS": 3,  # attempts before a permanent error (404, bad data) dead-letters
+    "QUEUE_RETENTION": 604800.0,  # seconds done jobs and delivery ids are kept
     "CVAT_WEBHOOK_SECRET": None,
     "LS_WEBHOOK_SECRET": None,
     "LS_SECRET_HEADER": "X-Labelgate-Secret",
@@ -118,6 +125,12 @@ _NUMBERS: dict[str, tuple[type, float]] = {
     "CONNECTION_LIMIT": (int, 1),
     "CHANNEL_TIMEOUT": (float, 1),
     "CLEANUP_INTERVAL": (float, 1),
+    "DEBOUNCE_MAX_WAIT": (float, 0),
+    "RETRY_BACKOFF": (float, 0),
+    "RETRY_BACKOFF_MAX": (float, 0),
+    "RETRY_WINDOW": (float, 0),
+    "RETRY_ATTEMPTS": (int, 1),
+    "QUEUE_RETENTION": (float, 0),
 }
 _FLAGS = ("WORKER", "SHOW_FILE_PATHS")
 
@@ -152,6 +165,23 @@ def queue_location(cfg: Mapping[str, Any]) -> str:
     return str(cfg.get("QUEUE_URL") or cfg.get("QUEUE_PATH") or home() / "queue.db")
 
 
+def configured_queue(cfg: Mapping[str, Any], url: str | None = None) -> Queue:
+    """The queue at ``url`` (default :func:`queue_location`) with the configured lease, retry
+    policy and retention."""
+    policy = RetryPolicy(
+        backoff=cfg["RETRY_BACKOFF"],
+        backoff_max=cfg["RETRY_BACKOFF_MAX"],
+        window=cfg["RETRY_WINDOW"],
+        max_attempts=cfg["RETRY_ATTEMPTS"],
+    )
+    return open_queue(
+        url or queue_location(cfg),
+        lease=cfg["QUEUE_LEASE"],
+        policy=policy,
+        retention=cfg["QUEUE_RETENTION"],
+    )
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``config`` overrides the environment (tests pass ``STORE_URL``)."""
     app = Flask("labelgate_webhook")
@@ -161,8 +191,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _coerce(app.config)  # type: ignore[arg-type]
     store: Store = open_store(app.config["STORE_URL"])
     app.extensions["labelgate_store"] = store
-    location = queue_location(app.config)
-    queue = open_queue(location, lease=app.config["QUEUE_LEASE"])
+    queue = configured_queue(app.config)
     app.extensions["labelgate_queue"] = queue
     metrics: Counter[str] = Counter()
     timings: Counter[str] = Counter()
@@ -224,6 +253,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                 str(event.target),
                 {key: event.name},
                 debounce=float(app.config["DEBOUNCE_SECONDS"]),
+                max_wait=float(app.config["DEBOUNCE_MAX_WAIT"]),
                 delivery=delivery,
             )
         except Exception as exc:  # not persisted: the sender must retry, so say 503
@@ -300,7 +330,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                 f"labelgate_{name}_total {metrics[name]}",
             ]
         lines.append("# TYPE labelgate_queue_jobs gauge")
-        for status in ("pending", "running", "done", "failed"):
+        for status in ("pending", "failed", "running", "dead", "done"):
             lines.append(f'labelgate_queue_jobs{{status="{status}"}} {counts.get(status, 0)}')
         stats = queue.stats()
         lines.append("# TYPE labelgate_rescores_total counter")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
@@ -155,36 +157,60 @@ def _ensure_file_limit(connections: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
 
 
-@click.command("worker")
-@click.option("--store", "store_url", default=None, help="Report store URL.")
-@click.option(
+_QUEUE_OPTION = click.option(
     "--queue",
     "queue_url",
     default=None,
     help="redis://… (RQ) or a durable queue file (default: LABELGATE_QUEUE_URL, "
     "LABELGATE_QUEUE_PATH or queue.db in LABELGATE_HOME).",
 )
+
+
+def _open_queue(queue_url: str | None) -> tuple[Any, str]:
+    """The configured queue and where it is (credentials left out), checked to answer.
+
+    Raises:
+        ConnectionFailed: Redis does not answer, or the queue file cannot be opened (exit 3).
+    """
+    import sqlite3
+
+    from labelgate.errors import ConnectionFailed
+    from labelgate.queue.redis_queue import RedisQueue
+    from labelgate_webhook.app import configured_queue, load_config, queue_location
+
+    cfg = load_config()
+    location = queue_url or queue_location(cfg)
+    try:
+        queue = configured_queue(cfg, location)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConnectionFailed(f"queue file {location}: cannot be opened ({exc})") from None
+    if isinstance(queue, RedisQueue):
+        queue.ping()
+        return queue, queue.where()
+    return queue, location
+
+
+@click.command("worker")
+@click.option("--store", "store_url", default=None, help="Report store URL.")
+@_QUEUE_OPTION
 @click.option("--poll", default=0.5, show_default=True, type=float)
 @click.option("--burst", is_flag=True, help="Exit once no job is due (instead of waiting).")
 def worker_cmd(store_url: str | None, queue_url: str | None, poll: float, burst: bool) -> None:
     """Run queued re-score jobs (as many processes, on as many machines, as you like)."""
     import threading
 
-    from labelgate.queue import open_queue
     from labelgate.queue.durable import DurableQueue
     from labelgate.queue.redis_queue import RedisQueue
     from labelgate.security import redact
     from labelgate.store import open_store
-    from labelgate_webhook.app import load_config, queue_location
+    from labelgate_webhook.app import load_config
     from labelgate_webhook.jobs import handlers
     from labelgate_webhook.worker import run_rq_worker, run_worker
 
     _redact_logs()
-    cfg = load_config()
-    location = queue_url or queue_location(cfg)
-    bound = handlers(open_store(store_url or cfg["STORE_URL"]))
-    queue = open_queue(location, lease=cfg["QUEUE_LEASE"])
-    click.echo(redact(f"labelgate worker on {location}; Ctrl-C to stop"))
+    queue, where = _open_queue(queue_url)
+    bound = handlers(open_store(store_url or load_config()["STORE_URL"]))
+    click.echo(redact(f"labelgate worker on {where}; Ctrl-C to stop"))
     if isinstance(queue, RedisQueue):
         run_rq_worker(queue, bound, burst=burst)
     elif isinstance(queue, DurableQueue):
@@ -193,6 +219,68 @@ def worker_cmd(store_url: str | None, queue_url: str | None, poll: float, burst:
             run_worker(queue, bound, stop, poll, burst=burst)
         except KeyboardInterrupt:
             stop.set()
+
+
+@click.group("queue")
+def queue_group() -> None:
+    """Inspect the re-score queue and retry dead jobs (both queue backends)."""
+
+
+_STATUSES = ("pending", "failed", "running", "dead", "done")
+
+
+@queue_group.command("list")
+@_QUEUE_OPTION
+@click.option(
+    "--status",
+    type=click.Choice(_STATUSES),
+    multiple=True,
+    help="Only these statuses (repeatable; default: every status but done).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON.")
+def list_cmd(queue_url: str | None, status: tuple[str, ...], as_json: bool) -> None:
+    """List queued (pending), running, failed (waiting for a retry) and dead jobs."""
+    import json
+    from datetime import datetime, timezone
+
+    queue, where = _open_queue(queue_url)
+    wanted = set(status or _STATUSES[:-1])
+    jobs = [j for j in queue.jobs() if j["status"] in wanted]
+    queue.close()
+    if as_json:
+        click.echo(json.dumps(jobs, indent=2))
+        return
+    click.echo(f"{len(jobs)} job(s) on {where}")
+    for j in jobs:
+        due = (
+            datetime.fromtimestamp(j["due"], tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+            if j.get("due") is not None
+            else "-"
+        )
+        click.echo(
+            f"{j['id']}  {j['status']:<7}  {j['system']} {j['target']}  events={j['events']}  "
+            f"attempts={j['attempts']}  next={due}"
+            + (f"  error={j['error']}" if j.get("error") else "")
+        )
+
+
+@queue_group.command("retry")
+@_QUEUE_OPTION
+@click.argument("job_id", required=False)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every dead job.")
+def retry_cmd(queue_url: str | None, job_id: str | None, retry_all: bool) -> None:
+    """Requeue a dead job (JOB_ID as `labelgate queue list` shows it), or every one with --all."""
+    if (job_id is None) == (not retry_all):
+        raise click.UsageError("give a JOB_ID or --all")
+    queue, where = _open_queue(queue_url)
+    try:
+        ids = queue.retry_dead(None if retry_all else job_id)
+    finally:
+        queue.close()
+    click.echo(
+        f"requeued {len(ids)} dead job(s) on {where}"
+        + (f": {', '.join(map(str, ids))}" if ids else "")
+    )
 
 
 @click.group("webhooks")
