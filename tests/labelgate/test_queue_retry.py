@@ -37,3 +37,13 @@ def test_next_run_within_the_window_or_attempts_else_dead():
     assert policy.next_run(True, 41, first_failure=100, now=3700) is None  # an hour is up
     assert policy.next_run(False, 2, first_failure=100, now=110) == 120
     assert policy.next_run(False, 3, first_failure=100, now=130) is None  # third attempt failed
+
+
+def test_kept_job_errors_are_redacted():
+    from labelgate.errors import ConnectionFailed
+    from labelgate.queue.retry import describe_error
+
+    exc = ConnectionFailed("https://admin:hunter22@cvat.example/api/jobs/3: 503")
+    text = describe_error(exc)
+    assert "hunter22" not in text
+    assert text == "ConnectionFailed: https://admin:***@cvat.example/api/jobs/3: 503"

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from labelgate.errors import ValidationError
-from labelgate.queue.retry import RetryPolicy, is_transient
+from labelgate.queue.retry import RetryPolicy, describe_error, is_transient
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -358,7 +358,7 @@ class DurableQueue:
         except Exception as exc:  # a failing job must not kill the worker
             done.set()
             beat.join()
-            error = f"{type(exc).__name__}: {exc}"
+            error = describe_error(exc)
             due = self.fail(job, error, transient=is_transient(exc))
             # One line per failed attempt (the error is kept with the job for `queue list`).
             log.warning(

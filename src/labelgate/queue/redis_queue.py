@@ -30,7 +30,7 @@ from typing import Any
 
 from labelgate.errors import ConnectionFailed, MissingDependency, ValidationError
 from labelgate.queue.durable import Job
-from labelgate.queue.retry import RetryPolicy, is_transient
+from labelgate.queue.retry import RetryPolicy, describe_error, is_transient
 
 PREFIX = "labelgate:queue"
 ABANDONED_RETRIES = 5  # reruns of a job whose worker died (RQ's retries_left budget)
@@ -310,7 +310,7 @@ class RedisQueue:
             first = float(raw[1]) if raw[1] is not None else t
             due = self.policy.next_run(is_transient(exc), int(raw[0]), first, t)
             self.redis.hset(
-                info, mapping={"error": f"{type(exc).__name__}: {exc}", "first_failed": first}
+                info, mapping={"error": describe_error(exc), "first_failed": first}
             )
         if due is None:
             self.redis.srem(self._retrying_key(), job_id)

@@ -67,3 +67,14 @@ class RetryPolicy:
         elif attempts >= self.max_attempts:
             return None
         return now + self.delay(attempts)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A failed job's error as kept with the job and logged: its type and message, redacted.
+
+    Kept errors are listed by ``labelgate queue list`` and the logs, so URL credentials and secret
+    values in an exception message (a CVAT host with a password) must not be stored.
+    """
+    from labelgate.security import redact
+
+    return redact(f"{type(exc).__name__}: {exc}")
