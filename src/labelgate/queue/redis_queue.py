@@ -309,9 +309,7 @@ class RedisQueue:
         else:
             first = float(raw[1]) if raw[1] is not None else t
             due = self.policy.next_run(is_transient(exc), int(raw[0]), first, t)
-            self.redis.hset(
-                info, mapping={"error": describe_error(exc), "first_failed": first}
-            )
+            self.redis.hset(info, mapping={"error": describe_error(exc), "first_failed": first})
         if due is None:
             self.redis.srem(self._retrying_key(), job_id)
             if rq_job is not None:
