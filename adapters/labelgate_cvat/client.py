@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from labelgate.errors import AuthenticationFailed, ConnectionFailed, NotFound, ValidationError
+from labelgate.security import redact
 
 T = TypeVar("T")
 _RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -327,6 +328,7 @@ def connect(
             "CVAT credentials missing: set LABELGATE_CVAT_TOKEN (personal access token) or "
             "LABELGATE_CVAT_USER and LABELGATE_CVAT_PASSWORD"
         )
+    shown = redact(host)  # a host URL may carry user:password
     try:
         if token:
             client = make_client(host, access_token=token)
@@ -336,11 +338,11 @@ def connect(
         # CVAT answers a wrong user/password with 400 on /api/auth/login.
         if exc.status in (401, 403) or (exc.status == 400 and not token):
             raise AuthenticationFailed(
-                f"CVAT at {host} refused the credentials (HTTP {exc.status})"
+                f"CVAT at {shown} refused the credentials (HTTP {exc.status})"
             ) from None
-        raise ConnectionFailed(f"CVAT at {host}: login failed with HTTP {exc.status}") from None
+        raise ConnectionFailed(f"CVAT at {shown}: login failed with HTTP {exc.status}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise ConnectionFailed(f"CVAT at {host} is unreachable ({type(exc).__name__})") from None
+        raise ConnectionFailed(f"CVAT at {shown} is unreachable ({type(exc).__name__})") from None
     if org:
         client.organization_slug = org
     source = CvatSource(client, retries=retries, backoff=backoff, timeout=timeout)

@@ -5,16 +5,18 @@ to with ``to_dict()``): ``Label`` lists, ``/data/meta``, ``LabeledData`` (tags, 
 and ``validation_layout``. The CVAT XML export reader turns its files into the same shapes and
 calls the same functions, so an export and a live job convert identically.
 
-One bad object (unknown label, too few points, bad mask runs, attribute value outside its spec)
-is skipped with a :class:`~labelgate.errors.DataWarning` and listed in ``data_errors`` naming the
-job, object type, id, frame and field; it never stops the conversion.
+One bad object (unknown label, too few points, bad mask runs) is skipped with a
+:class:`~labelgate.errors.DataWarning` and listed in ``data_errors`` naming the job, object type,
+id, frame and field; it never stops the conversion. Attribute values are read as CVAT 2.42 reads
+them (:meth:`~labelgate.model.AttributeSpec.normalize`): one bad attribute is reported as an
+``invalid_attribute`` data error and never drops its annotation.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,7 +172,6 @@ class _Index:
     label: dict[int, int] = field(default_factory=dict)
     element: dict[int, tuple[int, int]] = field(default_factory=dict)
     attribute: dict[int, tuple[int, AttributeSpec]] = field(default_factory=dict)
-    check: dict[int, Callable[[str], bool]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, schema: LabelSchema) -> _Index:
@@ -183,27 +184,7 @@ class _Index:
             for spec in lab.attributes:
                 if spec.id is not None:
                     idx.attribute[spec.id] = (i, spec)
-                    idx.check[spec.id] = _validator(spec)
         return idx
-
-
-def _validator(spec: AttributeSpec) -> Callable[[str], bool]:
-    """cvat-sdk's own attribute value check; lenient when the spec itself is malformed."""
-    from cvat_sdk import models
-    from cvat_sdk.attributes import attribute_value_validator
-
-    try:
-        return attribute_value_validator(
-            models.AttributeRequest(
-                name=spec.name,
-                input_type=models.InputTypeEnum(spec.input_type),
-                values=list(spec.values),
-                mutable=spec.mutable,
-                default_value=spec.default,
-            )
-        )
-    except (ValueError, TypeError):
-        return lambda value: True
 
 
 class _Converter:
@@ -221,22 +202,32 @@ class _Converter:
             for i, w, h in zip(items.id, items.width, items.height, strict=True)
         }
 
-    def fail(self, obj: Mapping[str, Any], otype: str, frame: Any, exc: Exception) -> None:
+    def fail(
+        self,
+        obj: Mapping[str, Any],
+        otype: str,
+        frame: Any,
+        exc: Exception | str,
+        *,
+        kind: str = "invalid_annotation",
+        field: str | None = None,
+    ) -> None:
         oid = obj.get("id")
         where = f"frame {frame}, {otype} {oid} (label_id {obj.get('label_id')!r})"
         warnings.warn(f"{self.where}: {where}: {exc}", DataWarning, stacklevel=3)
-        self.errors.append(
-            {
-                **self.context,
-                "type": "invalid_annotation",
-                "source": self.where,
-                "where": where,
-                "obj_type": otype,
-                "obj_id": oid,
-                "frame": frame,
-                "message": str(exc),
-            }
-        )
+        error = {
+            **self.context,
+            "type": kind,
+            "source": self.where,
+            "where": where,
+            "obj_type": otype,
+            "obj_id": oid,
+            "frame": frame,
+            "message": str(exc),
+        }
+        if field:
+            error["field"] = field
+        self.errors.append(error)
 
     def label(self, obj: Mapping[str, Any]) -> int:
         lid = obj.get("label_id")
@@ -246,26 +237,49 @@ class _Converter:
             raise ValidationError(f"label_id {lid!r} is not a label of this task")
         return self.ix.label[int(lid)]
 
-    def attributes(self, label: int, *groups: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    def attributes(
+        self,
+        obj: Mapping[str, Any],
+        otype: str,
+        frame: Any,
+        label: int,
+        *groups: Iterable[Mapping[str, Any]],
+    ) -> dict[str, Any]:
+        """Every attribute declared on the label, as CVAT's comparator sees it.
+
+        An absent attribute takes the label's default (so "" and omitted are equal for a text
+        attribute whose default is ""). A value CVAT cannot read, or a spec_id of another label,
+        is an ``invalid_attribute`` data error; the annotation is kept either way.
+        """
         specs = self.ix.schema.labels[label].attributes
-        out: dict[str, Any] = {s.name: s.normalize(s.default) if s.default else None for s in specs}
+        out: dict[str, Any] = {s.name: s.parse(s.default).value for s in specs}
         for attrs in groups:
             for a in attrs:
                 sid = a.get("spec_id")
-                if sid not in self.ix.attribute:
-                    raise ValidationError(f"attribute spec_id {sid!r} is not defined on the label")
-                owner, spec = self.ix.attribute[sid]
-                if owner != label:
-                    raise ValidationError(
-                        f"attribute {spec.name!r} (spec_id {sid}) belongs to another label"
+                found = self.ix.attribute.get(sid) if isinstance(sid, int) else None
+                if found is None or found[0] != label:
+                    self.fail(
+                        obj,
+                        otype,
+                        frame,
+                        f"attribute spec_id {sid!r} is not declared on this label; ignored",
+                        kind="invalid_attribute",
+                        field=f"attribute spec_id {sid!r}",
                     )
-                value = str(a.get("value", ""))
-                if not self.ix.check[sid](value):
-                    raise ValidationError(
-                        f"attribute {spec.name!r}: value {value!r} is not allowed "
-                        f"({spec.input_type} {list(spec.values)})"
+                    continue
+                spec = found[1]
+                raw = a.get("value")
+                parsed = spec.parse("" if raw is None else raw)
+                if parsed.problem:
+                    self.fail(
+                        obj,
+                        otype,
+                        frame,
+                        parsed.problem,
+                        kind="invalid_attribute",
+                        field=f"attribute {spec.name!r}",
                     )
-                out[spec.name] = spec.normalize(value)
+                out[spec.name] = parsed.value
         return out
 
     def tag(self, tag: Mapping[str, Any]) -> None:
@@ -280,7 +294,10 @@ class _Converter:
                 origin=Origin.parse(tag.get("source")),
                 annotator=0,
                 group=int(tag.get("group") or 0),
-                attributes=self.attributes(label, tag.get("attributes") or ()) or None,
+                attributes=self.attributes(
+                    tag, "tag", tag.get("frame"), label, tag.get("attributes") or ()
+                )
+                or None,
             )
         except (ValidationError, ValueError, KeyError, TypeError) as exc:
             self.fail(tag, "tag", tag.get("frame"), exc)
@@ -303,7 +320,12 @@ class _Converter:
                 raise ValidationError(f"frame {frame} is outside the job's frames")
             label = self.label(src)
             attrs = self.attributes(
-                label, shape.get("attributes") or (), (owner or {}).get("attributes") or ()
+                src,
+                otype,
+                frame,
+                label,
+                shape.get("attributes") or (),
+                (owner or {}).get("attributes") or (),
             )
             common: dict[str, Any] = {
                 "source_id": int(src.get("id", -1) if src.get("id") is not None else -1),
@@ -466,7 +488,12 @@ def cvat_job_to_annotations(
     stop = int(meta["stop_frame"])
     for track in payload.get("tracks") or ():
         conv.track(track, stop)
-    info: dict[str, Any] = {"system": "cvat"}
+    # CVAT's total_frames is the job's segment length (meta ``size``), however many frames
+    # the source lists; an export may leave some out.
+    info: dict[str, Any] = {
+        "system": "cvat",
+        "segment_size": max(_segment_size(meta), len(items)),
+    }
     if "id" in job:
         info["job_id"] = int(job["id"])
     for key in ("task_id", "project_id", "type", "stage", "state"):
@@ -488,6 +515,13 @@ def cvat_job_to_annotations(
         meta=info,
         data_errors=tuple(conv.errors),
     )
+
+
+def _segment_size(meta: Mapping[str, Any]) -> int:
+    try:
+        return int(meta.get("size") or 0)
+    except (TypeError, ValueError):
+        return 0  # not a usable size: the listed frames stand in for it
 
 
 def job_verdict(job: Mapping[str, Any]) -> str | None:

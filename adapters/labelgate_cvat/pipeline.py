@@ -353,14 +353,14 @@ def _save(
         )
 
 
-def _save_bundle(store: Any, r: TaskResult, project: str) -> int:
+def _save_bundle(store: Any, r: TaskResult, project: str) -> str:
     """The same report bundle ``labelgate report`` builds (scorecards, per label, alerts)."""
     from labelgate.reporting.pipeline import build_bundle
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # already reported per job
         bundle = build_bundle(r.gt, list(r.sets.values()), r.settings, store=store, project=project)
-    return int(bundle["report_id"])
+    return str(bundle["report_id"])
 
 
 def merge_consensus(

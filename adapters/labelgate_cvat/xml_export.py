@@ -119,6 +119,9 @@ def xml_to_payloads(
     ids = _Ids(labels)
     images = root.findall("image")
     meta = _image_meta(images, source) if images else _video_meta(root, owner)
+    size = (owner.findtext("size") or "").strip() if owner is not None else ""
+    if size.isdigit():  # the segment length, even when the file lists only some of its frames
+        meta["size"] = int(size)
     payload: dict[str, list[dict[str, Any]]] = {"tags": [], "shapes": [], "tracks": []}
     counter = iter(range(1 << 62))
     for img in images:

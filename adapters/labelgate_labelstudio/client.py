@@ -17,6 +17,7 @@ import httpx
 
 from labelgate.errors import AuthenticationFailed, ConnectionFailed, NotFound, ValidationError
 from labelgate.model import AnnotationSet
+from labelgate.security import redact
 from labelgate_labelstudio.json_export import ls_tasks_to_annotation_set
 
 QUALITY_MODEL = "labelgate-quality"
@@ -69,7 +70,7 @@ class LabelStudioSource:
             raise ConnectionFailed(f"Label Studio: {what} failed (HTTP {code})") from None
         except httpx.TransportError as exc:
             raise ConnectionFailed(
-                f"cannot reach Label Studio at {self.url} to {what}: {type(exc).__name__}"
+                f"cannot reach Label Studio at {redact(self.url)} to {what}: {type(exc).__name__}"
             ) from None
 
     # --- pull ----------------------------------------------------------------------------
@@ -223,6 +224,6 @@ def connect(
                 f"Label Studio refused the API key (HTTP {code}); check LABELGATE_LS_API_KEY"
             ) from None
         raise ConnectionFailed(
-            f"cannot connect to Label Studio at {url}: {type(exc).__name__}"
+            f"cannot connect to Label Studio at {redact(url)}: {type(exc).__name__}"
         ) from None
     return LabelStudioSource(client, url, http)

@@ -13,6 +13,7 @@ an HTTP status.
     │   └── SettingsError                                     out-of-range or unknown setting
     ├── FormatError (ValueError)                 status 400  a file or payload that cannot be read
     ├── ConnectionFailed (ConnectionError)       status 502  server down, timeout, 5xx after retries
+    │   └── StoreUnavailable                     status 503  local store/queue unreadable or unwritable
     ├── AuthenticationFailed (PermissionError)   status 401  wrong token or credentials (401/403)
     ├── NotFound (LookupError)                   status 404  project / task / job / report missing
     ├── SignatureError (PermissionError)         status 401  webhook signature missing or wrong
@@ -60,6 +61,13 @@ class ConnectionFailed(LabelgateError, ConnectionError):
     """The remote server could not be reached or kept failing after retries."""
 
     status = 502
+
+
+class StoreUnavailable(ConnectionFailed):
+    """The report store (or the queue) cannot be read or written: unreachable database, full or
+    read-only disk. The CLI exits 3; the webhook app answers 503 so senders retry."""
+
+    status = 503
 
 
 class AuthenticationFailed(LabelgateError, PermissionError):

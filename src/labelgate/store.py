@@ -3,13 +3,23 @@
 SQLite file by default (``$LABELGATE_HOME/labelgate.db``), PostgreSQL by URL
 (``postgresql+psycopg://user@host/db``). Saving with a ``key`` is idempotent: the same key
 updates its row instead of adding a second one, so retries never write twice.
+
+A report's id is a random URL-safe string (:data:`PUBLIC_ID`), so ids in ``/reports/<id>``
+links cannot be guessed; the integer primary key stays inside the database (it orders runs).
+Every database or file-system failure leaves this module as :class:`StoreUnavailable` with a
+redacted message, never as a SQLAlchemy traceback. New SQLite files (and the default home
+folder) are created private (0600 / 0700).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +27,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from labelgate.errors import ConnectionFailed, NotFound
+from labelgate.errors import MissingDependency, NotFound, StoreUnavailable, ValidationError
+from labelgate.security import private_dir, private_file, redact
+
+#: A report id: ``secrets.token_urlsafe(16)`` (128 random bits, 22 characters).
+PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
 _META = sa.MetaData()
 REPORTS = sa.Table(
@@ -32,8 +46,35 @@ REPORTS = sa.Table(
     sa.Column("key", sa.String(255), unique=True),
     sa.Column("report", sa.Text, nullable=False),
     sa.Column("settings", sa.Text),
+    sa.Column("public_id", sa.String(32)),
     sa.Index("ix_reports_lookup", "source", "project", "kind", "created_at"),
+    # Unique, also on stores created before the column existed (see Store._migrate).
+    sa.Index("ix_reports_public_id", "public_id", unique=True),
 )
+#: One row, rewritten by :meth:`Store.check_writable` (``/healthz``) to prove writes land.
+HEALTH = sa.Table(
+    "labelgate_health",
+    _META,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def new_public_id() -> str:
+    """A fresh report id (:data:`PUBLIC_ID`)."""
+    return secrets.token_urlsafe(16)
+
+
+@contextmanager
+def _guard(action: str) -> Iterator[None]:
+    """Turn database and file-system failures into :class:`StoreUnavailable`."""
+    try:
+        yield
+    except sa.exc.SQLAlchemyError as exc:
+        detail = getattr(exc, "orig", None) or exc
+        raise StoreUnavailable(redact(f"the report store cannot {action}: {detail}")) from None
+    except OSError as exc:
+        raise StoreUnavailable(redact(f"the report store cannot {action}: {exc}")) from None
 
 
 def home() -> Path:
@@ -48,7 +89,9 @@ def home() -> Path:
 
 @dataclass(frozen=True)
 class StoredReport:
-    id: int
+    """A stored report. ``id`` is its public id; ``seq`` the internal insertion order."""
+
+    id: str
     kind: str
     source: str
     target: str
@@ -56,33 +99,88 @@ class StoredReport:
     created_at: datetime
     report: dict[str, Any]
     settings: dict[str, Any] | None
+    seq: int = 0
+
+
+def _racing(exc: sa.exc.SQLAlchemyError) -> bool:
+    """A failure another process starting at the same time explains (a retry succeeds)."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(k in text for k in ("already exists", "locked", "duplicate column"))
 
 
 class Store:
-    """Reports in a SQL database. Use :func:`open_store`."""
+    """Reports in a SQL database. Use :func:`open_store`.
+
+    Raises (every method): StoreUnavailable: the database cannot be reached, read or written.
+    """
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         for attempt in range(5):
             try:
                 _META.create_all(engine)
+                self._migrate()
                 break
-            except sa.exc.OperationalError as exc:
+            except sa.exc.SQLAlchemyError as exc:
                 # Processes starting together (serve + workers) race to create the tables:
                 # the loser sees "already exists" or a lock, and a second look finds them.
-                text = str(exc.orig).lower()
-                if attempt < 4 and ("already exists" in text or "locked" in text):
+                if attempt < 4 and _racing(exc):
                     time.sleep(0.05 * (attempt + 1))
                     continue
-                raise ConnectionFailed(f"cannot open the report store: {exc.orig}") from None
+                detail = getattr(exc, "orig", None) or exc
+                raise StoreUnavailable(redact(f"cannot open the report store: {detail}")) from None
+            except OSError as exc:
+                raise StoreUnavailable(redact(f"cannot open the report store: {exc}")) from None
+
+    def _migrate(self) -> None:
+        """Give stores created before public ids their column, ids and unique index."""
+        columns = {c["name"] for c in sa.inspect(self.engine).get_columns(REPORTS.name)}
+        if "public_id" not in columns:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.text(f"ALTER TABLE {REPORTS.name} ADD COLUMN public_id VARCHAR(32)")
+                )
+                conn.execute(
+                    sa.text(
+                        f"CREATE UNIQUE INDEX IF NOT EXISTS ix_reports_public_id "
+                        f"ON {REPORTS.name} (public_id)"
+                    )
+                )
+        with self.engine.connect() as conn:
+            missing = conn.execute(
+                sa.select(REPORTS.c.id).where(REPORTS.c.public_id.is_(None))
+            ).all()
+        if missing:
+            with self.engine.begin() as conn:
+                for row in missing:
+                    conn.execute(
+                        REPORTS.update()
+                        .where(REPORTS.c.id == row.id, REPORTS.c.public_id.is_(None))
+                        .values(public_id=new_public_id())
+                    )
 
     def ping(self) -> None:
-        """Raises: ConnectionFailed: the database does not answer."""
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError as exc:
-            raise ConnectionFailed(f"the report store does not answer: {exc}") from None
+        """Raises: StoreUnavailable: the database does not answer."""
+        with _guard("answer"), self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def check_writable(self) -> None:
+        """Commit a one-row write, so a read-only or full disk shows (``/healthz``).
+
+        Raises:
+            StoreUnavailable: the write did not commit.
+        """
+        now = datetime.now(timezone.utc)
+        with _guard("write"):
+            try:
+                with self.engine.begin() as conn:
+                    done = conn.execute(
+                        HEALTH.update().where(HEALTH.c.id == 1).values(checked_at=now)
+                    )
+                    if not done.rowcount:
+                        conn.execute(HEALTH.insert().values(id=1, checked_at=now))
+            except sa.exc.IntegrityError:
+                pass  # a concurrent check inserted the row: that write committed
 
     def close(self) -> None:
         """Release pooled database connections."""
@@ -105,8 +203,9 @@ class Store:
         settings: dict[str, Any] | None = None,
         key: str | None = None,
         created_at: datetime | None = None,
-    ) -> int:
-        """Store a report and return its id; an existing ``key`` is updated in place."""
+    ) -> str:
+        """Store a report and return its public id; an existing ``key`` is updated in place
+        (and keeps its id)."""
         row = {
             "kind": kind,
             "source": source,
@@ -117,23 +216,23 @@ class Store:
             "settings": json.dumps(settings) if settings else None,
             "key": key,
         }
-        with self.engine.begin() as conn:
+        with _guard("save the report"), self.engine.begin() as conn:
             if key is not None:
-                found = conn.execute(sa.select(REPORTS.c.id).where(REPORTS.c.key == key)).first()
+                found = conn.execute(
+                    sa.select(REPORTS.c.id, REPORTS.c.public_id).where(REPORTS.c.key == key)
+                ).first()
                 if found is not None:
                     conn.execute(REPORTS.update().where(REPORTS.c.id == found.id).values(**row))
-                    return int(found.id)
-            result = conn.execute(REPORTS.insert().values(**row))
-            new_id = result.inserted_primary_key
-            if new_id is None:  # pragma: no cover - every supported backend returns it
-                raise ConnectionFailed("the store did not return the new report's id")
-            return int(new_id[0])
+                    return str(found.public_id)
+            public_id = new_public_id()
+            conn.execute(REPORTS.insert().values(**row, public_id=public_id))
+            return public_id
 
     @staticmethod
     def _row(r: Any) -> StoredReport:
         created = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=timezone.utc)
         return StoredReport(
-            int(r.id),
+            str(r.public_id),
             r.kind,
             r.source,
             r.target,
@@ -141,19 +240,26 @@ class Store:
             created,
             json.loads(r.report),
             json.loads(r.settings) if r.settings else None,
+            int(r.id),
         )
 
-    def get_report(self, report_id: int) -> StoredReport:
-        """Raises: NotFound: no report with that id."""
-        with self.engine.connect() as conn:
-            r = conn.execute(sa.select(REPORTS).where(REPORTS.c.id == report_id)).first()
+    def get_report(self, report_id: str) -> StoredReport:
+        """The report with public id ``report_id``.
+
+        Raises:
+            NotFound: no report with that id (anything that is not a :data:`PUBLIC_ID` included).
+        """
+        if not isinstance(report_id, str) or not PUBLIC_ID.fullmatch(report_id):
+            raise NotFound(f"no stored report with id {str(report_id)[:40]}")
+        with _guard("read the report"), self.engine.connect() as conn:
+            r = conn.execute(sa.select(REPORTS).where(REPORTS.c.public_id == report_id)).first()
         if r is None:
             raise NotFound(f"no stored report with id {report_id}")
         return self._row(r)
 
     def find_key(self, key: str) -> StoredReport | None:
         """The report saved under ``key``, or None."""
-        with self.engine.connect() as conn:
+        with _guard("read the report"), self.engine.connect() as conn:
             r = conn.execute(sa.select(REPORTS).where(REPORTS.c.key == key)).first()
         return None if r is None else self._row(r)
 
@@ -178,7 +284,7 @@ class Store:
         q = q.order_by(REPORTS.c.created_at.desc(), REPORTS.c.id.desc())
         if limit:
             q = q.limit(limit)
-        with self.engine.connect() as conn:
+        with _guard("list reports"), self.engine.connect() as conn:
             return [self._row(r) for r in conn.execute(q)]
 
 
@@ -186,11 +292,32 @@ def open_store(url: str | None = None) -> Store:
     """Open (and create if needed) the store at ``url`` / ``LABELGATE_STORE_URL`` / default.
 
     Raises:
-        ConnectionFailed: the database cannot be reached.
+        ValidationError: ``url`` is not a database URL.
+        MissingDependency: the URL's database driver is not installed.
+        StoreUnavailable: the database cannot be reached or the file cannot be created.
     """
     url = url or os.environ.get("LABELGATE_STORE_URL")
-    if not url:
-        folder = home()
-        folder.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{folder / 'labelgate.db'}"
-    return Store(sa.create_engine(url, future=True))
+    try:
+        if not url:
+            url = f"sqlite:///{private_dir(home()) / 'labelgate.db'}"
+        parsed = sa.engine.make_url(url)
+        database = parsed.database or ""
+        is_uri = str(parsed.query.get("uri", "")).lower() == "true" or database.startswith("file:")
+        if (
+            parsed.get_backend_name() == "sqlite"
+            and database not in ("", ":memory:")
+            and not is_uri
+        ):
+            private_file(database)
+        engine = sa.create_engine(url, future=True)
+    except sa.exc.NoSuchModuleError as exc:
+        raise MissingDependency(redact(f"store URL {url!r}: {exc}")) from None
+    except sa.exc.ArgumentError:
+        raise ValidationError(
+            redact(f"store URL {url!r} (LABELGATE_STORE_URL / --store) is not a database URL")
+        ) from None
+    except ImportError as exc:
+        raise MissingDependency(redact(f"store URL {url!r} needs a driver: {exc}")) from None
+    except OSError as exc:
+        raise StoreUnavailable(redact(f"cannot create the report store: {exc}")) from None
+    return Store(engine)

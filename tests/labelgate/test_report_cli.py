@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from labelgate.cli import main
+from labelgate.store import PUBLIC_ID
 
 ROOT = Path(__file__).resolve().parents[2]
 EX = ROOT / "examples"
@@ -121,7 +122,8 @@ def test_label_studio_export_with_predictions_inside(tmp_path):
     assert "prediction:yolo-demo" in bundle["comparisons"]
     humans = [c["annotator"] for c in bundle["scorecards"]]
     assert humans == [f"annotator{i}@example.com" for i in (1, 2, 3)]
-    assert bundle["report_id"] > 0 and len(bundle["history"]["time"]) == 1
+    # The stored id is the random public one (issue #18), not the row number.
+    assert PUBLIC_ID.fullmatch(bundle["report_id"]) and len(bundle["history"]["time"]) == 1
 
 
 @pytest.mark.parametrize(

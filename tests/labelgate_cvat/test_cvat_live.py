@@ -75,8 +75,14 @@ def test_project_report_weights_tasks(cvat_double):
         result = score_target(src, "project", 1)
     assert [t["task"]["id"] for t in result["tasks"]] == [10, 11, 12]
     s = result["project"]["summary"]
-    # frame_share is 1.0 for every task, so the project report is their plain sum.
-    assert s["valid_count"] == 52 + 1 + 4 and s["gt_count"] == 56 + 1 + 4
+    # CVAT's total_frames is each job's segment length: task 10 validates 12 of 30 frames
+    # (weight 2.5), task 11 one honeypot in a 3-frame job (weight 3), task 12 two of 10 video
+    # frames (weight 5); each count adds ceil(count * weight).
+    assert [t["report"]["summary"]["frame_share"] for t in result["tasks"]] == pytest.approx(
+        [12 / 30, 1 / 3, 2 / 10]
+    )
+    assert s["valid_count"] == 52 * 2.5 + 1 * 3 + 4 * 5
+    assert s["gt_count"] == 56 * 2.5 + 1 * 3 + 4 * 5
 
 
 def test_issues_are_pushed_once_and_resolved(cvat_double):

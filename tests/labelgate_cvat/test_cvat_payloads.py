@@ -135,18 +135,10 @@ def test_schema_keeps_ids_attributes_and_skeleton_edges():
         ({"type": "polygon", "points": [0, 0, 1, 1]}, "polygon with 2 points"),
         ({"type": "rectangle", "points": [1, 1, 5, 5], "label_id": 99}, "label_id 99"),
         ({"type": "mask", "points": [3, 2, 0, 0, 1, 1]}, "runs sum to 5"),
-        (
-            {
-                "type": "rectangle",
-                "points": [1, 1, 5, 5],
-                "attributes": [{"spec_id": 50, "value": "green"}],
-            },
-            "'green' is not allowed",
-        ),
         ({"type": "rectangle", "points": [1, 1, 5, 5], "frame": 42}, "frame 42"),
         ({"type": "hexagon", "points": [1, 1]}, "unknown shape type"),
     ],
-    ids=["odd", "short-polygon", "unknown-label", "bad-mask", "bad-attribute", "bad-frame", "type"],
+    ids=["odd", "short-polygon", "unknown-label", "bad-mask", "bad-frame", "type"],
 )
 def test_one_bad_shape_is_a_data_error(shape, message):
     good = {"id": 1, "type": "rectangle", "frame": 0, "label_id": 5, "points": [0, 0, 4, 4]}

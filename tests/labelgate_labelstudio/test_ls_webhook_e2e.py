@@ -47,7 +47,16 @@ def test_new_annotation_triggers_rescore_and_push_back(ls_server, tmp_path, monk
         }
     )
     server = waitress.create_server(app, host="127.0.0.1", port=port, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
+    closing = threading.Event()
+
+    def serve() -> None:
+        try:
+            server.run()
+        except OSError:  # the loop's select() on a socket closed by server.close() below
+            if not closing.is_set():
+                raise
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{port}/webhooks/labelstudio"
@@ -82,7 +91,9 @@ def test_new_annotation_triggers_rescore_and_push_back(ls_server, tmp_path, monk
     finally:
         _, stop = app.extensions["labelgate_worker"]
         stop.set()
+        closing.set()
         server.close()
+        thread.join(5)
         app.extensions["labelgate_store"].close()
         app.extensions["labelgate_queue"].close()
         client._client_wrapper.httpx_client.httpx_client.close()

@@ -86,7 +86,10 @@ def test_unknown_source_project_section_and_report_are_json_404(client, stored):
         res.status_code == 404
         and "not a quality report of project 'cvat:1'" in (res.get_json()["error"])
     )
-    assert get(client, f"{BASE}/alerts", report=999999).status_code == 404
+    # Report ids are random 22-character URL-safe strings (issue #18): a well-formed unknown
+    # id is a 404, an integer or any other shape is not an id at all (400).
+    assert get(client, f"{BASE}/alerts", report="A" * 22).status_code == 404
+    assert get(client, f"{BASE}/alerts", report=999999).status_code == 400
     assert get(client, f"{BASE}/alerts", report="x").status_code == 400
     res = get(client, f"{BASE}/items", page=0)
     assert res.status_code == 400 and "page must be a positive integer" in res.get_json()["error"]

@@ -10,6 +10,7 @@ import pytest
 
 from labelgate.errors import FormatError
 from labelgate.queue.redis_queue import RedisQueue
+from labelgate.queue.retry import RetryPolicy
 from labelgate_webhook import create_app
 from labelgate_webhook.app import load_config
 from labelgate_webhook.signatures import cvat_signature
@@ -110,12 +111,14 @@ def test_metrics_count_rescores_and_their_durations(tmp_path):
         raise RuntimeError("CVAT down")
 
     queue.run_once({"cvat.rescore": lambda job: None})
-    queue.max_attempts = 1
+    queue.policy = RetryPolicy(max_attempts=1)  # was `max_attempts = 1` before issue 18
     queue.run_once({"cvat.rescore": fail})
     text = client.get("/metrics").get_data(as_text=True)
     assert 'labelgate_rescores_total{outcome="done"} 1' in text
     assert 'labelgate_rescores_total{outcome="failed"} 1' in text
     assert "labelgate_rescore_duration_seconds_count 2" in text
+    assert 'labelgate_queue_jobs{status="dead"} 1' in text
+    assert 'labelgate_queue_jobs{status="done"} 1' in text
     assert "labelgate_webhook_request_duration_seconds_count 2" in text
     acked = float(re.search(r"webhook_request_duration_seconds_sum (\S+)", text).group(1))
     assert 0 < acked < 5

@@ -71,8 +71,9 @@ def test_report_page_is_the_cli_page(client, stored):
 def test_unknown_and_wrong_kind_reports(client, stored):
     res = client.get("/reports/999999")
     assert res.status_code == 404 and "no stored report with id 999999" in res.get_json()["error"]
-    scorecards_id = stored[1]["report_id"] - 1  # the run's scorecards, stored just before
-    res = client.get(f"/reports/{scorecards_id}.html")
+    with open_store(stored[0]) as store:
+        (scorecards,) = store.list_reports(kind="scorecards")  # the run's trend record
+    res = client.get(f"/reports/{scorecards.id}.html")
     assert res.status_code == 404 and "pages exist for bundles" in res.get_json()["error"]
 
 

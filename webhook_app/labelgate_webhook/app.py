@@ -1,15 +1,15 @@
 """Flask application factory for labelgate's HTTP side.
 
-- ``GET /healthz``; ``GET /reports/<id>`` (JSON) and ``GET /reports/<id>.html`` (the page
-  ``labelgate report --html`` writes); ``GET /metrics`` (Prometheus text).
-- ``POST /webhooks/cvat`` and ``POST /webhooks/labelstudio``: verify, parse and enqueue a
-  re-score in the durable queue (coalesced per target with a debounce; redeliveries are
-  idempotent). The handler does nothing else, so it answers in milliseconds.
+- ``GET /healthz``: 200 when the store and the queue take a write, else 503 naming the part.
+- ``GET /reports/<id>`` (JSON) and ``GET /reports/<id>.html`` (the page ``labelgate report
+  --html`` writes), ``GET /metrics`` (Prometheus text) and the quality API under ``/api``: with
+  ``API_TOKEN`` set, each needs it (:mod:`labelgate_webhook.auth`).
+- ``POST /webhooks/cvat`` and ``POST /webhooks/labelstudio``: verify, parse
+  (:mod:`labelgate_webhook.events`) and enqueue a re-score (coalesced per target with a
+  debounce; redeliveries are idempotent). The handler does nothing else, so it answers in
+  milliseconds; an event the queue cannot persist is answered 503 so the sender retries.
 
-Loop prevention: CVAT reports an annotation save as ``update:job`` whose ``before_update`` holds
-only ``updated_date``; stage/state/assignee changes (which labelgate's own push-back makes) are
-acknowledged and ignored. Label Studio sends no event for predictions, views or task meta,
-which is all labelgate writes there.
+Every answer is JSON (the pages and the token form aside), errors included: no HTML 500.
 """
 
 from __future__ import annotations
@@ -18,16 +18,24 @@ import json
 import os
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from labelgate.errors import FormatError, LabelgateError, NotFound, SignatureError
-from labelgate.queue import open_queue
+from labelgate.queue import Queue, open_queue
 from labelgate.queue.durable import DurableQueue
+from labelgate.queue.retry import RetryPolicy
+from labelgate.reporting.paths import strip_paths
+from labelgate.security import redact
 from labelgate.store import Store, home, open_store
+from labelgate_webhook import auth
+from labelgate_webhook.events import Event, parse_cvat, parse_labelstudio
+from labelgate_webhook.health import health
 from labelgate_webhook.signatures import verify_cvat, verify_shared_secret
 
 DEFAULTS: dict[str, Any] = {
@@ -37,22 +45,24 @@ DEFAULTS: dict[str, Any] = {
     "QUEUE_PATH": None,  # older name for a durable queue file
     "QUEUE_LEASE": 300.0,  # seconds before a dead worker's job is handed out again
     "DEBOUNCE_SECONDS": 30.0,
+    "DEBOUNCE_MAX_WAIT": 300.0,  # a target saved without pause is still re-scored this often
+    "RETRY_BACKOFF": 5.0,  # first retry delay of a failed job (doubles)
+    "RETRY_BACKOFF_MAX": 300.0,  # cap on one retry delay
+    "RETRY_WINDOW": 86400.0,  # seconds an unreachable upstream is retried before dead-letter
+    "RETRY_ATTEMPTS": 3,  # attempts before a permanent error (404, bad data) dead-letters
+    "QUEUE_RETENTION": 604800.0,  # seconds done jobs and delivery ids are kept
     "CVAT_WEBHOOK_SECRET": None,
     "LS_WEBHOOK_SECRET": None,
     "LS_SECRET_HEADER": "X-Labelgate-Secret",
     "WORKER": False,
     "WORKER_POLL": 0.5,
-    "API_TOKEN": None,  # bearer token of the read API (/api); unset = API off
-}
-CVAT_EVENTS = {"update:job", "update:task", "create:job", "delete:job"}
-LS_EVENTS = {
-    "ANNOTATION_CREATED",
-    "ANNOTATIONS_CREATED",
-    "ANNOTATION_UPDATED",
-    "ANNOTATIONS_DELETED",
-    "TASKS_CREATED",
-    "TASKS_DELETED",
-    "PROJECT_UPDATED",
+    "API_TOKEN": None,  # read token of /reports, /metrics and /api; unset = API off
+    "SHOW_FILE_PATHS": False,  # served reports keep server file paths (default: names only)
+    # `labelgate serve` (waitress): stalled clients are dropped and cannot take every slot.
+    "THREADS": 4,
+    "CONNECTION_LIMIT": 1000,
+    "CHANNEL_TIMEOUT": 30.0,
+    "CLEANUP_INTERVAL": 10.0,
 }
 
 
@@ -105,25 +115,71 @@ def load_config(
     return _coerce(cfg)
 
 
+#: Settings that are numbers, with their smallest allowed value.
+_NUMBERS: dict[str, tuple[type, float]] = {
+    "MAX_CONTENT_LENGTH": (int, 1),
+    "DEBOUNCE_SECONDS": (float, 0),
+    "QUEUE_LEASE": (float, 0.1),
+    "WORKER_POLL": (float, 0.01),
+    "THREADS": (int, 1),
+    "CONNECTION_LIMIT": (int, 1),
+    "CHANNEL_TIMEOUT": (float, 1),
+    "CLEANUP_INTERVAL": (float, 1),
+    "DEBOUNCE_MAX_WAIT": (float, 0),
+    "RETRY_BACKOFF": (float, 0),
+    "RETRY_BACKOFF_MAX": (float, 0),
+    "RETRY_WINDOW": (float, 0),
+    "RETRY_ATTEMPTS": (int, 1),
+    "QUEUE_RETENTION": (float, 0),
+}
+_FLAGS = ("WORKER", "SHOW_FILE_PATHS")
+
+
 def _coerce(cfg: dict[str, Any]) -> dict[str, Any]:
-    for key, kind in (
-        ("MAX_CONTENT_LENGTH", int),
-        ("DEBOUNCE_SECONDS", float),
-        ("QUEUE_LEASE", float),
-        ("WORKER_POLL", float),
-    ):
+    for key, (kind, least) in _NUMBERS.items():
+        if key not in cfg:
+            continue
         try:
-            cfg[key] = kind(cfg[key])
-        except (TypeError, ValueError):
+            value = kind(cfg[key])
+        except (TypeError, ValueError, OverflowError):
+            value = None
+        if value is None or value != value or value < least:  # value != value: NaN
             raise FormatError(
-                f"setting {key} (LABELGATE_{key}): expected a number, got {cfg[key]!r}"
-            ) from None
+                f"setting {key} (LABELGATE_{key}): expected a number >= {least:g}, got {cfg[key]!r}"
+            )
+        cfg[key] = value
+    for key in _FLAGS:
+        value = cfg.get(key)
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+                raise FormatError(f"setting {key} (LABELGATE_{key}): expected true or false")
+            cfg[key] = text in ("1", "true", "yes", "on")
+        else:
+            cfg[key] = bool(value)
     return cfg
 
 
 def queue_location(cfg: Mapping[str, Any]) -> str:
     """The configured queue: QUEUE_URL, else QUEUE_PATH, else ``queue.db`` in LABELGATE_HOME."""
     return str(cfg.get("QUEUE_URL") or cfg.get("QUEUE_PATH") or home() / "queue.db")
+
+
+def configured_queue(cfg: Mapping[str, Any], url: str | None = None) -> Queue:
+    """The queue at ``url`` (default :func:`queue_location`) with the configured lease, retry
+    policy and retention."""
+    policy = RetryPolicy(
+        backoff=cfg["RETRY_BACKOFF"],
+        backoff_max=cfg["RETRY_BACKOFF_MAX"],
+        window=cfg["RETRY_WINDOW"],
+        max_attempts=cfg["RETRY_ATTEMPTS"],
+    )
+    return open_queue(
+        url or queue_location(cfg),
+        lease=cfg["QUEUE_LEASE"],
+        policy=policy,
+        retention=cfg["QUEUE_RETENTION"],
+    )
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -135,15 +191,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _coerce(app.config)  # type: ignore[arg-type]
     store: Store = open_store(app.config["STORE_URL"])
     app.extensions["labelgate_store"] = store
-    location = queue_location(app.config)
-    queue = open_queue(location, lease=app.config["QUEUE_LEASE"])
+    queue = configured_queue(app.config)
     app.extensions["labelgate_queue"] = queue
     metrics: Counter[str] = Counter()
     timings: Counter[str] = Counter()
     app.extensions["labelgate_metrics"] = metrics
-    if str(app.config["WORKER"]).lower() in ("1", "true", "yes") and isinstance(
-        queue, DurableQueue
-    ):
+    if app.config["WORKER"] and isinstance(queue, DurableQueue):
         # Redis queues are worked by `labelgate worker` processes; the embedded thread serves
         # the durable default (its connection is per thread, so it can share the instance).
         from labelgate_webhook.jobs import handlers
@@ -152,6 +205,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.extensions["labelgate_worker"] = start_in_process(
             queue, handlers(store), float(app.config["WORKER_POLL"])
         )
+
+    def _secrets() -> list[str]:
+        keys = ("API_TOKEN", "CVAT_WEBHOOK_SECRET", "LS_WEBHOOK_SECRET")
+        return [str(app.config[k]) for k in keys if app.config.get(k)]
+
+    def _error(status: int, message: str) -> tuple[Response, int]:
+        return jsonify({"error": redact(message, _secrets())}), status
 
     @app.before_request
     def _start_timer() -> None:
@@ -167,30 +227,60 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     def _json_body() -> dict[str, Any]:
         try:
             data = json.loads(request.get_data(cache=True) or b"")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            metrics["events_rejected"] += 1
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise FormatError("the body is not valid JSON") from None
         if not isinstance(data, dict):
-            metrics["events_rejected"] += 1
             raise FormatError("the body must be a JSON object")
         return data
 
-    def _enqueue(system: str, target: str, payload: dict[str, Any], delivery: str | None):
-        job_id, outcome = queue.enqueue(
-            f"{system}.rescore",
-            system,
-            target,
-            payload,
-            debounce=float(app.config["DEBOUNCE_SECONDS"]),
-            delivery=delivery,
-        )
+    def _answer(system: str, parse: Any) -> Any:
+        try:
+            event: Event = parse(_json_body())
+        except FormatError:
+            metrics["events_rejected"] += 1
+            raise
+        if event.status == "pong":
+            return jsonify({"status": "pong"}), 200
+        key = "event" if system == "cvat" else "action"
+        if event.status == "ignored":
+            metrics["events_ignored"] += 1
+            return jsonify({"status": "ignored", key: event.name, "reason": event.reason}), 202
+        delivery = request.headers.get("X-Delivery-Id") or event.delivery
+        try:
+            job_id, outcome = queue.enqueue(
+                f"{system}.rescore",
+                system,
+                str(event.target),
+                {key: event.name},
+                debounce=float(app.config["DEBOUNCE_SECONDS"]),
+                max_wait=float(app.config["DEBOUNCE_MAX_WAIT"]),
+                delivery=delivery,
+            )
+        except Exception as exc:  # not persisted: the sender must retry, so say 503
+            metrics["events_failed"] += 1
+            app.logger.error(redact(f"cannot queue {event.target}: {exc}", _secrets()))
+            return _error(503, f"the queue cannot take the event: {type(exc).__name__}: {exc}")
         metrics[f"jobs_{outcome}"] += 1
-        return jsonify({"status": outcome, "job": job_id, "target": target}), 202
+        return jsonify({"status": outcome, "job": job_id, "target": event.target}), 202
 
-    @app.errorhandler(413)
-    def _too_large(_: Any) -> tuple[Response, int]:
-        metrics["events_rejected"] += 1
-        return jsonify({"error": "request body over the configured limit"}), 413
+    @app.errorhandler(LabelgateError)
+    def _labelgate_error(exc: LabelgateError) -> tuple[Response, int]:
+        return _error(exc.status, str(exc))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        if exc.code == 413:
+            if request.path.startswith("/webhooks/"):
+                metrics["events_rejected"] += 1
+            return _error(413, "request body over the configured limit")
+        return _error(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        # A bug, not the caller's fault: log it (redacted) and answer JSON, never a page.
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        app.logger.error(redact(f"{request.method} {request.path}: {trace}", _secrets()))
+        return _error(500, f"internal error ({type(exc).__name__}); see the server log")
 
     @app.post("/webhooks/cvat")
     def cvat_webhook() -> Any:
@@ -204,36 +294,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         except SignatureError:
             metrics["events_rejected"] += 1
             raise
-        data = _json_body()
-        event = str(data.get("event", ""))
-        if event == "ping":
-            return jsonify({"status": "pong"}), 200
-        if event not in CVAT_EVENTS:
-            metrics["events_ignored"] += 1
-            return jsonify({"status": "ignored", "event": event}), 202
-        if event == "update:job":
-            changed = set((data.get("before_update") or {}).keys())
-            if changed - {"updated_date"}:
-                # A stage/state/assignee change (labelgate's own push-back included).
-                metrics["events_ignored"] += 1
-                return jsonify({"status": "ignored", "reason": "not an annotation save"}), 202
-        if event == "update:task" and set(data.get("before_update") or {}) <= {"updated_date"}:
-            # An annotation save touches the task too; its update:job already re-scores.
-            metrics["events_ignored"] += 1
-            return jsonify({"status": "ignored", "reason": "covered by update:job"}), 202
-        job = data.get("job") or {}
-        task = data.get("task") or {}
-        if event == "update:job":
-            target = f"job:{job.get('id')}"
-        else:  # task changes and job creation/deletion re-score the whole task
-            target = f"task:{task.get('id') or job.get('task_id')}"
-        if target.endswith(":None"):
-            metrics["events_rejected"] += 1
-            raise FormatError(f"{event} payload has no job/task id")
-        delivery = request.headers.get("X-Delivery-Id") or (
-            f"{data.get('webhook_id')}:{event}:{target}:{job.get('updated_date') or task.get('updated_date')}"
-        )
-        return _enqueue("cvat", target, {"event": event}, delivery)
+        return _answer("cvat", parse_cvat)
 
     @app.post("/webhooks/labelstudio")
     def labelstudio_webhook() -> Any:
@@ -246,27 +307,20 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         except SignatureError:
             metrics["events_rejected"] += 1
             raise
-        data = _json_body()
-        action = str(data.get("action", ""))
-        if action not in LS_EVENTS:
-            metrics["events_ignored"] += 1
-            return jsonify({"status": "ignored", "action": action}), 202
-        project = (data.get("project") or {}).get("id")
-        if project is None:
-            metrics["events_rejected"] += 1
-            raise FormatError(f"{action} payload has no project id")
-        ann = data.get("annotation") or {}
-        delivery = f"ls:{action}:{ann.get('id')}:{ann.get('updated_at')}" if ann else None
-        return _enqueue("labelstudio", f"project:{project}", {"action": action}, delivery)
+        return _answer("labelstudio", parse_labelstudio)
 
     @app.get("/metrics")
-    def prometheus() -> Response:
+    def prometheus() -> Any:
+        refused = auth.check_token()
+        if refused is not None:
+            return refused
         counts = queue.counts()
         lines = []
         for name in (
             "events_received",
             "events_rejected",
             "events_ignored",
+            "events_failed",
             "jobs_queued",
             "jobs_coalesced",
             "jobs_duplicate",
@@ -276,7 +330,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                 f"labelgate_{name}_total {metrics[name]}",
             ]
         lines.append("# TYPE labelgate_queue_jobs gauge")
-        for status in ("pending", "running", "done", "failed"):
+        for status in ("pending", "failed", "running", "dead", "done"):
             lines.append(f'labelgate_queue_jobs{{status="{status}"}} {counts.get(status, 0)}')
         stats = queue.stats()
         lines.append("# TYPE labelgate_rescores_total counter")
@@ -294,52 +348,52 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         ]
         return Response("\n".join(lines) + "\n", mimetype="text/plain")
 
-    @app.errorhandler(LabelgateError)
-    def _labelgate_error(exc: LabelgateError) -> tuple[Response, int]:
-        return jsonify({"error": str(exc)}), exc.status
-
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
         # A load balancer should stop sending webhooks here when events could not be queued.
-        checks: dict[str, str] = {}
-        for part, probe in (("store", store.ping), ("queue", queue.counts)):
-            try:
-                probe()
-                checks[part] = "ok"
-            except Exception as exc:
-                checks[part] = f"{type(exc).__name__}: {exc}"[:300]
+        checks = health(store, queue)
         ok = all(v == "ok" for v in checks.values())
         return jsonify({"status": "ok" if ok else "unavailable", **checks}), 200 if ok else 503
 
-    @app.get("/reports/<int:report_id>")
-    def report_json(report_id: int) -> Response:
+    def _served(report: Any) -> Any:
+        return report if app.config["SHOW_FILE_PATHS"] else strip_paths(report)
+
+    @app.get("/reports/<report_id>")
+    def report_json(report_id: str) -> Any:
+        refused = auth.check_token()
+        if refused is not None:
+            return refused
         r = store.get_report(report_id)
         return jsonify(
             {
                 "id": r.id,
                 "kind": r.kind,
                 "source": r.source,
-                "target": r.target,
+                "target": _served(r.target),
                 "project": r.project,
                 "created_at": r.created_at.isoformat(),
-                "report": r.report,
+                "report": _served(r.report),
                 "settings": r.settings,
             }
         )
 
-    @app.get("/reports/<int:report_id>.html")
-    def report_html(report_id: int) -> Response:
+    @app.get("/reports/<report_id>.html")
+    def report_html(report_id: str) -> Any:
         from labelgate.reporting.html import render_html
 
+        refused = auth.check_token(page=True)
+        if refused is not None:
+            return refused
         r = store.get_report(report_id)
         if r.kind != "bundle":
             raise NotFound(
                 f"report {report_id} is a {r.kind} report; pages exist for bundles "
                 "written by `labelgate report`"
             )
-        return Response(render_html(r.report), mimetype="text/html")
+        return Response(render_html(_served(r.report)), mimetype="text/html")
 
     from labelgate_webhook.read_api import register as register_read_api
 
+    auth.register(app)
     register_read_api(app)
     return app

@@ -4,17 +4,18 @@ Sections (``overview``, ``agreement``, ``annotators``, ``items``, ``benchmark``,
 served as JSON from the newest stored quality report of the project; the mapping lives in
 :mod:`labelgate.reporting.quality_api`, this module only does HTTP.
 
-Access needs ``Authorization: Bearer <API_TOKEN>`` (``LABELGATE_API_TOKEN``), compared in
-constant time. Without a configured token the API does not exist (404 for every path): reports
-name annotators and their error rates, so the API is never open by default.
+Access needs the read token (``LABELGATE_API_TOKEN``), checked by
+:func:`labelgate_webhook.auth.check_token` like every other read path. Without a configured
+token the API does not exist (404 for every path): reports name annotators and their error
+rates, so the API is never open by default.
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from labelgate.errors import LabelgateError, ValidationError
 from labelgate.reporting.quality_api import (
@@ -23,10 +24,10 @@ from labelgate.reporting.quality_api import (
     parse_paging,
     pinned_report,
 )
+from labelgate.store import PUBLIC_ID
+from labelgate_webhook.auth import check_token
 
 bp = Blueprint("labelgate_read_api", __name__, url_prefix="/api")
-#: ``WWW-Authenticate`` challenge of a 401 (RFC 6750).
-REALM = 'Bearer realm="labelgate"'
 
 
 def register(app: Flask) -> None:
@@ -47,21 +48,12 @@ def _error(status: int, message: str, **headers: str) -> Response:
 
 
 @bp.before_request
-def _authenticate() -> Response | None:
+def _authenticate() -> BaseResponse | None:
     """Refuse every request without the configured bearer token (before any lookup, so an
     unauthenticated caller cannot probe which projects exist)."""
-    token = current_app.config.get("API_TOKEN")
-    if not token:
+    if not current_app.config.get("API_TOKEN"):
         return _error(404, "API disabled: set LABELGATE_API_TOKEN to enable the read API")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        return _error(401, "missing bearer token", **{"WWW-Authenticate": REALM})
-    # Bytes, so a non-ASCII header is a wrong token rather than a TypeError.
-    if not hmac.compare_digest(given.strip().encode(), str(token).encode()):
-        return _error(
-            401, "invalid bearer token", **{"WWW-Authenticate": f'{REALM}, error="invalid_token"'}
-        )
-    return None
+    return check_token()
 
 
 @bp.errorhandler(LabelgateError)
@@ -77,9 +69,9 @@ def quality_section(source: str, project_id: str, section: str) -> Response:
     page, page_size = parse_paging(request.args)
     pinned = request.args.get("report")
     if pinned:
-        if not pinned.isdigit():
-            raise ValidationError(f"report must be a report id, got {pinned!r}")
-        stored = pinned_report(store, source, project_id, int(pinned))
+        if not PUBLIC_ID.fullmatch(pinned):
+            raise ValidationError(f"report must be a report id, got {pinned[:40]!r}")
+        stored = pinned_report(store, source, project_id, pinned)
     else:
         stored = latest_report(store, source, project_id)
     flagged = request.args.get("flagged", "").lower() in ("1", "true", "yes")

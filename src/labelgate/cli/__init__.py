@@ -4,7 +4,9 @@ Every command is registered through the ``labelgate.commands`` entry-point group
 commands and adapter commands (``cvat``, ``ls``) and third-party plug-ins load the same way.
 
 Exit codes: 0 success; 1 a check failed (release gate said no); 2 usage or input error
-(bad file, bad setting); 3 remote system error (auth, not found, connection).
+(bad file, bad setting); 3 remote system error (auth, not found, connection) or the local
+store failed (unreachable database, full or read-only disk). Messages are redacted
+(:func:`labelgate.security.redact`): no password or token reaches the terminal.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from labelgate.errors import (
     LabelgateError,
     NotFound,
 )
+from labelgate.security import redact
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_INPUT, EXIT_REMOTE = 0, 1, 2, 3
 
@@ -55,10 +58,10 @@ class LabelgateGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (AuthenticationFailed, NotFound, ConnectionFailed) as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {redact(exc)}", err=True)
             ctx.exit(EXIT_REMOTE)
         except LabelgateError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {redact(exc)}", err=True)
             ctx.exit(EXIT_INPUT)
         return None
 

@@ -7,17 +7,25 @@ project mean IoU is the frame-weighted mean of the task values (CVAT leaves it a
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from labelgate.engine.conflicts import CONFLICT_TYPES
-from labelgate.engine.report import Report, confusion_summary, summary_block
+from labelgate.engine.report import (
+    COUNT_KEYS,
+    LABEL_COUNT_KEYS,
+    Report,
+    conflict_counts,
+    confusion_block,
+    confusion_summary,
+    label_metrics,
+    summary_block,
+)
 from labelgate.errors import ValidationError
-
-_COUNT_KEYS = ("valid_count", "missing_count", "extra_count", "total_count", "ds_count", "gt_count")
 
 
 def _matrix(r: Report) -> np.ndarray:
@@ -40,7 +48,7 @@ def _combine(reports: Sequence[Report], weights: Sequence[float], keep_frames: b
     comps: dict[str, dict[str, float]] = {"shape": {}, "label": {}}
     by_type = dict.fromkeys(CONFLICT_TYPES, 0)
     frame_count = total_frames = conflicts = errors = 0
-    extra_counts = dict.fromkeys(_COUNT_KEYS, 0)
+    counts = dict.fromkeys(COUNT_KEYS, 0)
     iou_num = iou_den = 0.0
     for r, w in zip(reports, weights, strict=True):
         cs = r.data["comparison_summary"]
@@ -51,11 +59,11 @@ def _combine(reports: Sequence[Report], weights: Sequence[float], keep_frames: b
                     comps[part][k] = comps[part].get(k, 0) + math.ceil(v * w)
         for k, v in cs["conflicts_by_type"].items():
             by_type[k] = by_type.get(k, 0) + v
-        # Virtual empty-frame counts (empty_is_annotated) live outside the matrix.
+        # Each count is ceil(count * w) of the report's own count (CVAT's accumulate), not a
+        # sum of the ceiled matrix cells; virtual empty-frame counts are in the counts only.
         ann = cs["annotations"]
-        base = confusion_summary(_matrix(r), labels)
-        for k in _COUNT_KEYS:
-            extra_counts[k] += math.ceil((ann[k] - base[k]) * w)
+        for k in COUNT_KEYS:
+            counts[k] += math.ceil(ann[k] * w)
         frame_count += cs["frame_count"]
         total_frames += cs["total_frames"]
         conflicts += cs["conflict_count"]
@@ -63,9 +71,7 @@ def _combine(reports: Sequence[Report], weights: Sequence[float], keep_frames: b
         mean = cs["annotation_components"]["shape"].get("mean_iou", 0.0)
         iou_num += mean * cs["frame_count"]
         iou_den += cs["frame_count"]
-    summary = confusion_summary(matrix, labels)
-    for k in _COUNT_KEYS:
-        summary[k] += extra_counts[k]
+    summary = {**confusion_summary(matrix, labels), **counts}
     comps["shape"]["mean_iou"] = iou_num / iou_den if iou_den else 0.0
     for part in ("shape", "label"):
         comps[part]["accuracy"] = comps[part].get("valid_count", 0) / (
@@ -101,35 +107,50 @@ def _combine(reports: Sequence[Report], weights: Sequence[float], keep_frames: b
 
 
 def _merge_frames(reports: Sequence[Report]) -> dict[str, Any]:
+    """Task ``frame_results``: a frame checked by several jobs has its conflicts concatenated,
+    its counts, confusion matrix and components summed and its mean IoU running-averaged
+    (CVAT's ``_compute_task_report``)."""
     out: dict[str, Any] = {}
+    seen: dict[str, int] = {}
     for r in reports:
         for frame, res in r.to_dict().get("frame_results", {}).items():
-            if frame not in out:
-                out[frame] = {
-                    "conflicts": list(res["conflicts"]),
-                    "annotations": dict(res["annotations"]),
-                    "annotation_components": {"shape": dict(res["annotation_components"]["shape"])},
-                    "_n": 1,
-                }
+            n = seen.get(frame, 0)
+            seen[frame] = n + 1
+            if n == 0:
+                out[frame] = copy.deepcopy(res)
                 continue
             cur = out[frame]
-            cur["conflicts"] += res["conflicts"]
-            for k in _COUNT_KEYS:
-                cur["annotations"][k] += res["annotations"][k]
+            cur["conflicts"] = cur["conflicts"] + res["conflicts"]
+            cur.update(conflict_counts(cur["conflicts"]))
+            _add_counts(cur["annotations"], res["annotations"], COUNT_KEYS)
             a = cur["annotations"]
             a["accuracy"] = a["valid_count"] / (a["total_count"] or 1)
             a["precision"] = a["valid_count"] / (a["ds_count"] or 1)
             a["recall"] = a["valid_count"] / (a["gt_count"] or 1)
-            a["confusion_matrix"] = None
-            n = cur["_n"] + 1
-            shape = cur["annotation_components"]["shape"]
-            shape["mean_iou"] += (
-                res["annotation_components"]["shape"]["mean_iou"] - shape["mean_iou"]
-            ) / n
-            cur["_n"] = n
-    for v in out.values():
-        v.pop("_n", None)
+            mine, theirs = a.get("confusion_matrix"), res["annotations"].get("confusion_matrix")
+            if isinstance(mine, dict) and isinstance(theirs, dict):
+                rows = np.asarray(mine["rows"]) + np.asarray(theirs["rows"])
+                a["confusion_matrix"] = confusion_block(
+                    mine["labels"],
+                    rows.tolist(),
+                    {k: v.tolist() for k, v in label_metrics(rows).items()},
+                )
+            comps, other = cur["annotation_components"], res["annotation_components"]
+            for part, keys in (("shape", COUNT_KEYS), ("label", LABEL_COUNT_KEYS)):
+                if part in comps and part in other:
+                    _add_counts(comps[part], other[part], keys)
+                    comps[part]["accuracy"] = comps[part]["valid_count"] / (
+                        comps[part]["total_count"] or 1
+                    )
+            shape = comps["shape"]
+            shape["mean_iou"] = (shape["mean_iou"] * n + other["shape"]["mean_iou"]) / (n + 1)
     return out
+
+
+def _add_counts(into: dict[str, Any], other: Mapping[str, Any], keys: Sequence[str]) -> None:
+    for k in keys:
+        if k in into and k in other:
+            into[k] += other[k]
 
 
 def task_report(job_reports: Sequence[Report]) -> Report:

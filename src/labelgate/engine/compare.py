@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from labelgate.engine.conflicts import CONFLICT_TYPES, SEVERITY, Conflicts, find_conflicts
 from labelgate.engine.matching import GROUP_CODE, TYPE_GROUPS, Matches, match_annotations
-from labelgate.engine.report import Report, confusion_summary, summary_block
+from labelgate.engine.report import (
+    COUNT_KEYS,
+    LABEL_COUNT_KEYS,
+    Report,
+    conflict_counts,
+    confusion_block,
+    confusion_summary,
+    label_metrics,
+    summary_block,
+)
 from labelgate.engine.settings import QualitySettings
 from labelgate.errors import DataWarning
 from labelgate.model import Annotations, AnnotationSet, Kind, SourceType
@@ -156,8 +166,16 @@ def compare(
 
 
 def _total_frames(ds: AnnotationSet, gt: AnnotationSet) -> int:
-    n = int((~ds.items.deleted).sum())
-    return n if n else len(gt.items)
+    """CVAT's ``total_frames``: the DS job's segment length (``JobData.__len__``).
+
+    Deleted frames and frames outside the validation set count; a reader that knows the segment
+    length (``meta["segment_size"]``, e.g. a CVAT export listing only some frames) gives it.
+    """
+    try:
+        size = int(ds.meta.get("segment_size") or 0)
+    except (TypeError, ValueError):
+        size = 0
+    return max(size, len(ds.items)) or len(gt.items)
 
 
 _SOURCE_TYPE = {
@@ -220,29 +238,76 @@ def conflicts_to_json(
     return out
 
 
-def _components(
-    gt: Annotations, ds: Annotations, m: Matches, frame_of_pairs: np.ndarray
-) -> dict[str, Any]:
+def _frame_components(
+    gt: Annotations,
+    ds: Annotations,
+    m: Matches,
+    fi: Callable[[np.ndarray], np.ndarray],
+    nf: int,
+    empty: tuple[np.ndarray, np.ndarray] | None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """CVAT's per-frame ``annotation_components`` counts as (nf,) arrays.
+
+    ``empty`` = (gt_empty, ds_empty) under ``empty_is_annotated``: a frame empty on both sides
+    gets one valid shape and one valid label, a side with no annotations at all (tags count) one
+    shape, as ``DatasetComparator._generate_frame_annotation_conflicts`` does.
+    """
+
+    def count(rows: np.ndarray, ann: Annotations) -> np.ndarray:
+        return np.bincount(fi(ann.item[rows]), minlength=nf)
+
     shape_pair = m.type_group != GROUP_CODE["tag"]
-    un_g_shape = gt.kind[m.unmatched_gt] != Kind.TAG
-    un_d_shape = ds.kind[m.unmatched_ds] != Kind.TAG
-    valid = int(shape_pair.sum())
-    missing, extra = int(un_g_shape.sum()), int(un_d_shape.sum())
+    valid = count(m.gt_row[shape_pair], gt)
+    missing = count(m.unmatched_gt[gt.kind[m.unmatched_gt] != Kind.TAG], gt)
+    extra = count(m.unmatched_ds[ds.kind[m.unmatched_ds] != Kind.TAG], ds)
+    lab_ok = count(m.gt_row[m.label_equal], gt)
+    lab_bad = count(m.gt_row[~m.label_equal], gt)
+    total, ds_n, gt_n, lab_total = (
+        valid + missing + extra,
+        valid + extra,
+        valid + missing,
+        lab_ok + lab_bad,
+    )
+    if empty is not None:
+        gt_empty, ds_empty = empty
+        both = gt_empty & ds_empty
+        # CVAT sets these to 1; they are 0 on such frames, so adding is the same.
+        valid, total, lab_ok, lab_total = (
+            valid + both,
+            total + both,
+            lab_ok + both,
+            lab_total + both,
+        )
+        ds_n, gt_n = ds_n + ds_empty, gt_n + gt_empty
     return {
-        "shape": {
-            "valid_count": valid,
-            "missing_count": missing,
-            "extra_count": extra,
-            "total_count": valid + missing + extra,
-            "ds_count": valid + extra,
-            "gt_count": valid + missing,
-        },
-        "label": {
-            "valid_count": int(m.label_equal.sum()),
-            "invalid_count": int((~m.label_equal).sum()),
-            "total_count": len(m.label_equal),
-        },
+        "shape": dict(zip(COUNT_KEYS, (valid, missing, extra, total, ds_n, gt_n), strict=True)),
+        "label": dict(zip(LABEL_COUNT_KEYS, (lab_ok, lab_bad, lab_total), strict=True)),
     }
+
+
+def _frame_counts(cm: np.ndarray, empty_is_annotated: bool) -> dict[str, np.ndarray]:
+    """CVAT's per-frame ``annotations`` counts from the (nf, L+1, L+1) matrices.
+
+    Under ``empty_is_annotated`` a frame with nothing compared gets valid = total = 1, and a side
+    with nothing gets a count of 1 (``_generate_frame_annotations_summary``): only a frame empty
+    on both sides adds to the total, unlike the job summary, which adds every empty side.
+    """
+    n = cm.shape[1] - 1
+    c = {
+        "valid_count": np.trace(cm[:, :n, :n], axis1=1, axis2=2),
+        "missing_count": cm[:, n, :].sum(1),
+        "extra_count": cm[:, :, n].sum(1),
+        "total_count": cm.sum((1, 2)),
+        "ds_count": cm[:, :n, :].sum((1, 2)),
+        "gt_count": cm[:, :, :n].sum((1, 2)),
+    }
+    if empty_is_annotated:
+        nothing = c["total_count"] == 0
+        c["valid_count"] = c["valid_count"] + nothing
+        c["total_count"] = c["total_count"] + nothing
+        c["ds_count"] = np.maximum(c["ds_count"], 1)
+        c["gt_count"] = np.maximum(c["gt_count"], 1)
+    return c
 
 
 def build_report_data(
@@ -258,7 +323,6 @@ def build_report_data(
     """Summaries, confusion matrices (job and per frame) and components, all vectorised."""
     n_lab = len(labels)
     u = n_lab  # the "unmatched" index
-    fidx = {int(f): i for i, f in enumerate(frames)}
     nf = len(frames)
 
     def fi(items: np.ndarray) -> np.ndarray:
@@ -304,14 +368,16 @@ def build_report_data(
         ann_summary["total_count"] += either
         ann_summary["ds_count"] += int(ds_empty.sum())
         ann_summary["gt_count"] += int(gt_empty.sum())
-    comps = _components(gt, ds, m, pf)
+    # Job components are the sum of the frames' (virtual empty annotations included), as CVAT.
+    frame_comps = _frame_components(
+        gt, ds, m, fi, nf, (gt_empty, ds_empty) if s.empty_is_annotated else None
+    )
+    comps: dict[str, dict[str, Any]] = {
+        part: {k: int(v.sum()) for k, v in cols.items()} for part, cols in frame_comps.items()
+    }
     comps["shape"]["mean_iou"] = mean_iou
-    comps["shape"]["accuracy"] = comps["shape"]["valid_count"] / (
-        comps["shape"]["total_count"] or 1
-    )
-    comps["label"]["accuracy"] = comps["label"]["valid_count"] / (
-        comps["label"]["total_count"] or 1
-    )
+    for part in comps.values():
+        part["accuracy"] = part["valid_count"] / (part["total_count"] or 1)
     counts = np.bincount(c.type.astype(np.int64), minlength=len(CONFLICT_TYPES))
     by_type = {t: int(counts[i]) for i, t in enumerate(CONFLICT_TYPES)}
     errors = sum(v for k, v in by_type.items() if SEVERITY[k] == "error")
@@ -338,51 +404,48 @@ def build_report_data(
         "_frames": {
             "frames": frames,
             "cm": cm,
+            "counts": _frame_counts(cm, s.empty_is_annotated),
+            "components": frame_comps,
             "iou": frame_iou,
             "labels": labels,
-            "empty": (gt_empty, ds_empty),
-            "empty_is_annotated": s.empty_is_annotated,
-            "index": fidx,
         },
     }
 
 
 def frame_results(f: dict[str, Any], conflicts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-frame results: conflicts, counts and mean IoU (labels once, matrices compact)."""
+    """Per-frame results with CVAT 2.42's fields (``ComparisonReportFrameSummary``).
+
+    Each frame has its ``conflicts`` with their counts by severity and type, the ``annotations``
+    summary with its labelled confusion matrix, and the shape and label ``annotation_components``.
+    """
     by_frame: dict[int, list[dict[str, Any]]] = {}
     for item in conflicts:
         by_frame.setdefault(item["frame_id"], []).append(item)
     cm = f["cm"]
-    n = cm.shape[1] - 1
-    diag = np.trace(cm[:, :n, :n], axis1=1, axis2=2)
-    missing = cm[:, n, :].sum(1)
-    extra = cm[:, :, n].sum(1)
-    totals = cm.sum((1, 2))
-    ds_c = cm[:, :n, :].sum((1, 2))
-    gt_c = cm[:, :, :n].sum((1, 2))
-    gt_empty, ds_empty = f["empty"]
+    labels = [*f["labels"], "unmatched"]
+    metrics = {k: v.tolist() for k, v in label_metrics(cm).items()}
+    rows = cm.tolist()
+    counts = {k: v.tolist() for k, v in f["counts"].items()}
+    comps = {p: {k: v.tolist() for k, v in cols.items()} for p, cols in f["components"].items()}
+    ious = f["iou"].tolist()
     out: dict[str, Any] = {}
     for i, frame in enumerate(f["frames"].tolist()):
-        valid, total, dsn, gtn = int(diag[i]), int(totals[i]), int(ds_c[i]), int(gt_c[i])
-        if f["empty_is_annotated"]:
-            valid += int(gt_empty[i] and ds_empty[i])
-            total += int(gt_empty[i] or ds_empty[i])
-            dsn += int(ds_empty[i])
-            gtn += int(gt_empty[i])
+        ann: dict[str, Any] = {k: v[i] for k, v in counts.items()}
+        ann["confusion_matrix"] = confusion_block(
+            labels, rows[i], {k: v[i] for k, v in metrics.items()}
+        )
+        ann["accuracy"] = ann["valid_count"] / (ann["total_count"] or 1)
+        ann["precision"] = ann["valid_count"] / (ann["ds_count"] or 1)
+        ann["recall"] = ann["valid_count"] / (ann["gt_count"] or 1)
+        shape: dict[str, Any] = {k: v[i] for k, v in comps["shape"].items()}
+        shape["mean_iou"] = ious[i]
+        label: dict[str, Any] = {k: v[i] for k, v in comps["label"].items()}
+        for part in (shape, label):
+            part["accuracy"] = part["valid_count"] / (part["total_count"] or 1)
         out[str(frame)] = {
             "conflicts": by_frame.get(frame, []),
-            "annotations": {
-                "valid_count": valid,
-                "missing_count": int(missing[i]),
-                "extra_count": int(extra[i]),
-                "total_count": total,
-                "ds_count": dsn,
-                "gt_count": gtn,
-                "accuracy": valid / (total or 1),
-                "precision": valid / (dsn or 1),
-                "recall": valid / (gtn or 1),
-                "confusion_matrix": cm[i].tolist() if cm[i].any() else None,
-            },
-            "annotation_components": {"shape": {"mean_iou": float(f["iou"][i])}},
+            "annotations": ann,
+            "annotation_components": {"shape": shape, "label": label},
+            **conflict_counts(by_frame.get(frame, [])),
         }
     return out

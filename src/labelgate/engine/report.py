@@ -8,6 +8,7 @@ the summed matrix, exactly as CVAT does for jobs and tasks.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,50 @@ import numpy as np
 
 from labelgate.errors import FormatError
 from labelgate.stats import wilson_interval
+
+#: The six counts of CVAT's ``annotations`` summary and shape component.
+COUNT_KEYS = ("valid_count", "missing_count", "extra_count", "total_count", "ds_count", "gt_count")
+#: The counts of CVAT's label component.
+LABEL_COUNT_KEYS = ("valid_count", "invalid_count", "total_count")
+
+
+def label_metrics(matrix: np.ndarray) -> dict[str, np.ndarray]:
+    """CVAT's per-label precision, recall, accuracy and Jaccard index of confusion matrices.
+
+    Args:
+        matrix: (..., L+1, L+1) counts, rows ds, cols gt, last row/col "unmatched"; leading axes
+            stack several matrices (one per frame).
+
+    Returns:
+        (..., L+1) arrays, 0 where a denominator is 0 (CVAT's ``_arr_div``).
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    diag = np.diagonal(m, axis1=-2, axis2=-1)
+    rows, cols = m.sum(-1), m.sum(-2)
+    total = m.sum((-2, -1))[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        jac_den = rows + cols - diag
+        return {
+            "precision": np.where(rows > 0, diag / rows, 0.0),
+            "recall": np.where(cols > 0, diag / cols, 0.0),
+            "accuracy": np.where(
+                total > 0, (total - (rows - diag) - (cols - diag)) / np.maximum(total, 1), 0.0
+            ),
+            "jaccard_index": np.where(jac_den > 0, diag / jac_den, 0.0),
+        }
+
+
+def confusion_block(labels: Sequence[str], rows: Any, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """CVAT's serialised ``ConfusionMatrix``: labels (``unmatched`` last), rows, per-label metrics."""
+    return {
+        "labels": list(labels),
+        "rows": rows,
+        "precision": metrics["precision"],
+        "recall": metrics["recall"],
+        "accuracy": metrics["accuracy"],
+        "jaccard_index": metrics["jaccard_index"],
+        "axes": {"cols": "gt", "rows": "ds"},
+    }
 
 
 def confusion_summary(matrix: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
@@ -29,35 +74,30 @@ def confusion_summary(matrix: np.ndarray, labels: Sequence[str]) -> dict[str, An
         CVAT's ``annotations`` summary dict (``confusion_matrix`` included).
     """
     m = np.asarray(matrix, dtype=np.float64)
-    diag = np.diag(m)
-    rows, cols, total = m.sum(1), m.sum(0), float(m.sum())
-    valid = float(diag[:-1].sum())
-    missing = float(m[-1, :].sum())
-    extra = float(m[:, -1].sum())
-    ds_count = float(rows[:-1].sum())
-    gt_count = float(cols[:-1].sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(rows > 0, diag / rows, 0.0)
-        recall = np.where(cols > 0, diag / cols, 0.0)
-        jac_den = rows + cols - diag
-        jaccard = np.where(jac_den > 0, diag / jac_den, 0.0)
-        accuracy = np.where(total > 0, (total - (rows - diag) - (cols - diag)) / total, 0.0)
+    rows, cols = m.sum(1), m.sum(0)
+    metrics = {k: v.tolist() for k, v in label_metrics(m).items()}
     return {
-        "valid_count": int(valid),
-        "missing_count": int(missing),
-        "extra_count": int(extra),
-        "total_count": int(total),
-        "ds_count": int(ds_count),
-        "gt_count": int(gt_count),
-        "confusion_matrix": {
-            "labels": [*labels, "unmatched"],
-            "rows": m.astype(int).tolist(),
-            "precision": precision.tolist(),
-            "recall": recall.tolist(),
-            "accuracy": np.atleast_1d(accuracy).tolist(),
-            "jaccard_index": jaccard.tolist(),
-            "axes": {"cols": "gt", "rows": "ds"},
-        },
+        "valid_count": int(np.trace(m[:-1, :-1])),
+        "missing_count": int(m[-1, :].sum()),
+        "extra_count": int(m[:, -1].sum()),
+        "total_count": int(m.sum()),
+        "ds_count": int(rows[:-1].sum()),
+        "gt_count": int(cols[:-1].sum()),
+        "confusion_matrix": confusion_block(
+            [*labels, "unmatched"], m.astype(int).tolist(), metrics
+        ),
+    }
+
+
+def conflict_counts(conflicts: list[dict[str, Any]]) -> dict[str, Any]:
+    """A frame's ``conflict_count``, ``warning_count``, ``error_count`` and ``conflicts_by_type``
+    (only the types present, as CVAT's ``Counter``)."""
+    severity = Counter(c["severity"] for c in conflicts)
+    return {
+        "conflict_count": len(conflicts),
+        "warning_count": severity.get("warning", 0),
+        "error_count": severity.get("error", 0),
+        "conflicts_by_type": dict(Counter(c["type"] for c in conflicts)),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from labelgate.errors import SchemaError
 
@@ -27,6 +27,13 @@ LABEL_KINDS = (
 INPUT_TYPES = ("checkbox", "radio", "number", "text", "select")
 
 
+class ParsedValue(NamedTuple):
+    """An attribute value as compared, and why the raw text was not valid (None when it was)."""
+
+    value: Any
+    problem: str | None = None
+
+
 @dataclass(frozen=True)
 class AttributeSpec:
     """One attribute a label may carry (CVAT attribute spec / LS per-region control)."""
@@ -46,10 +53,15 @@ class AttributeSpec:
             )
 
     def normalize(self, value: Any) -> Any:
-        """Normalise a raw value the way CVAT does: number→float, checkbox→bool, else str.
+        """The value CVAT 2.42 compares: number -> float, checkbox -> bool, anything else as text.
+
+        As CVAT's importer does, a number is any text ``float()`` reads ("45.0" equals "45"),
+        a checkbox is ``true``/``false`` in any case, and select/radio/text values are kept as
+        written, a select value outside the declared list included.
 
         Raises:
-            SchemaError: the value cannot be read as this attribute's type.
+            SchemaError: a number ``float()`` cannot read (CVAT's report fails on it) or a
+                checkbox other than true/false (CVAT's import refuses it).
         """
         if value is None:
             return None
@@ -63,13 +75,24 @@ class AttributeSpec:
         if self.input_type == "checkbox":
             if isinstance(value, bool):
                 return value
-            text = str(value).strip().lower()
-            if text in ("true", "1", "yes"):
-                return True
-            if text in ("false", "0", "no", ""):
-                return False
-            raise SchemaError(f"attribute {self.name!r}: expected true/false, got {value!r}")
+            text = str(value).lower()
+            if text in ("true", "false"):
+                return text == "true"
+            raise SchemaError(f"attribute {self.name!r}: expected true or false, got {value!r}")
         return str(value)
+
+    def parse(self, value: Any) -> ParsedValue:
+        """:meth:`normalize` that never fails: an unreadable value is kept and its problem named.
+
+        The kept value is what CVAT's comparator would make of it where it has a rule (a
+        checkbox is true only when the text is "true"), otherwise the text itself.
+        """
+        try:
+            return ParsedValue(self.normalize(value))
+        except SchemaError as exc:
+            text = str(value)
+            kept: Any = text.lower() == "true" if self.input_type == "checkbox" else text
+            return ParsedValue(kept, str(exc))
 
     def to_dict(self) -> dict[str, Any]:
         return {

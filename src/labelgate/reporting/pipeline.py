@@ -359,10 +359,11 @@ def read_history(store: Any, project: str) -> dict[str, list[Any]]:
     return history
 
 
-def save_run(store: Any, bundle: dict[str, Any], *, project: str, target: str) -> int:
+def save_run(store: Any, bundle: dict[str, Any], *, project: str, target: str) -> str:
     """Store this run: a small trend record (read by :func:`read_history`) and the bundle.
 
-    Sets ``bundle["report_id"]`` (the page is served at ``/reports/<id>.html``) and returns it.
+    Sets ``bundle["report_id"]`` (the public id; the page is served at ``/reports/<id>.html``)
+    and returns it.
     """
     agreement = bundle["agreement"]["summary"]["mean_pairwise_f1"] if bundle["agreement"] else None
     store.save_report(
@@ -384,7 +385,7 @@ def save_run(store: Any, bundle: dict[str, Any], *, project: str, target: str) -
     bundle["report_id"] = store.save_report(
         BUNDLE_KIND, "file", target, bundle, project=project, settings=bundle["settings"]
     )
-    return int(bundle["report_id"])
+    return str(bundle["report_id"])
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

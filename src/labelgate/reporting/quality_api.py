@@ -96,14 +96,14 @@ def latest_report(store: Any, source: str, project_id: str) -> StoredReport:
     for tier in KIND_TIERS:
         found = [r for kind in tier for r in store.list_reports(project=key, kind=kind, limit=1)]
         if found:
-            return max(found, key=lambda r: (r.created_at, r.id))
+            return max(found, key=lambda r: (r.created_at, r.seq))
     raise NotFound(
         f"no stored quality report for project {key!r} "
         f"(looked for kinds {', '.join(READABLE_KINDS)})"
     )
 
 
-def pinned_report(store: Any, source: str, project_id: str, report_id: int) -> StoredReport:
+def pinned_report(store: Any, source: str, project_id: str, report_id: str) -> StoredReport:
     """A given report of the project (``?report=<id>``, so that paging survives a new run).
 
     Raises:
