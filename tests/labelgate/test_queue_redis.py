@@ -228,8 +228,12 @@ def test_debounce_has_a_maximum_wait(queue):
     assert [j["events"] for j in queue.jobs()] == [20]
 
 
+#: Long enough that a heartbeat every third of it survives a loaded 2-core CI machine.
+_LEASE = 3.0
+
+
 def _slow_worker(url: str, seconds: float) -> None:
-    q = RedisQueue(url, lease=1.5)
+    q = RedisQueue(url, lease=_LEASE)
     set_handlers({"slow": lambda job: time.sleep(seconds)}, q)
     worker = LeasedWorker([q.rq], connection=q.redis)
     worker.lease = q.lease
@@ -249,9 +253,9 @@ def test_a_long_job_keeps_its_lease_and_a_dead_workers_job_runs_again(redis_db):
     import signal
 
     ctx = mp.get_context("fork")
-    q = RedisQueue(redis_db, lease=1.5)
+    q = RedisQueue(redis_db, lease=_LEASE)
     q.enqueue("slow", "cvat", "job:1")
-    long = ctx.Process(target=_slow_worker, args=(redis_db, 4.0))  # 4 s > 2.5 leases
+    long = ctx.Process(target=_slow_worker, args=(redis_db, 2.5 * _LEASE))  # outlives 2 leases
     long.start()
     try:
         _wait_started(q)
@@ -275,7 +279,7 @@ def test_a_long_job_keeps_its_lease_and_a_dead_workers_job_runs_again(redis_db):
     finally:
         os.kill(doomed.pid, signal.SIGKILL)
         doomed.join()
-    time.sleep(2.0)  # its lease (1.5 s) runs out
+    time.sleep(_LEASE + 0.5)  # its lease runs out
     q.rq.started_job_registry.cleanup()
     assert q.counts()["pending"] == 1  # handed out again
     _work_until(q, {"slow": lambda job: None}, lambda: q.counts()["done"] == 2)
