@@ -276,6 +276,12 @@ def test_a_long_job_keeps_its_lease_and_a_dead_workers_job_runs_again(redis_db):
     doomed.start()
     try:
         _wait_started(q)
+        # RQ registers the job as started a moment before our job function counts the attempt:
+        # kill only once the attempt is on record, or the kill lands in between.
+        deadline = time.monotonic() + 20
+        while [j["attempts"] for j in q.jobs() if j["target"] == "job:2"] != [1]:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
     finally:
         os.kill(doomed.pid, signal.SIGKILL)
         doomed.join()
