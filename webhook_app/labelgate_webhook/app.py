@@ -32,7 +32,7 @@ from labelgate.queue.durable import DurableQueue
 from labelgate.reporting.paths import strip_paths
 from labelgate.security import redact
 from labelgate.store import Store, home, open_store
-from labelgate_webhook import auth
+from labelgate_webhook import auth, viewer
 from labelgate_webhook.events import Event, parse_cvat, parse_labelstudio
 from labelgate_webhook.health import health
 from labelgate_webhook.signatures import verify_cvat, verify_shared_secret
@@ -51,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_POLL": 0.5,
     "API_TOKEN": None,  # read token of /reports, /metrics and /api; unset = API off
     "SHOW_FILE_PATHS": False,  # served reports keep server file paths (default: names only)
+    "IMAGES_DIR": None,  # frame images of file sources, by item name (the conflict viewer)
+    "THUMB_CACHE_BYTES": 256 << 20,  # disk cache of frame thumbnails under HOME/thumbs
     # `labelgate serve` (waitress): stalled clients are dropped and cannot take every slot.
     "THREADS": 4,
     "CONNECTION_LIMIT": 1000,
@@ -118,6 +120,7 @@ _NUMBERS: dict[str, tuple[type, float]] = {
     "CONNECTION_LIMIT": (int, 1),
     "CHANNEL_TIMEOUT": (float, 1),
     "CLEANUP_INTERVAL": (float, 1),
+    "THUMB_CACHE_BYTES": (int, 0),
 }
 _FLAGS = ("WORKER", "SHOW_FILE_PATHS")
 
@@ -366,4 +369,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     auth.register(app)
     register_read_api(app)
+    viewer.register(app)
     return app

@@ -37,6 +37,9 @@ TYPE_COLOURS = {
     "mismatching_groups": "#bcbd22",
 }
 _DEFAULT_COLOUR = "#7f7f7f"
+DRAWN_KINDS = frozenset(
+    {"rectangle", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "cuboid"}
+)
 
 
 def shape_geometry(ann: Annotations, row: int, width: int, height: int) -> dict[str, Any]:
@@ -73,19 +76,22 @@ class DrawnShape:
     side: str
     conflict_type: str
     label: str | None = None
+    current: bool = False  # the conflict being looked at: drawn thicker
 
 
-def shapes_of_conflict(conflict: Mapping[str, Any]) -> list[DrawnShape]:
+def shapes_of_conflict(conflict: Mapping[str, Any], *, current: bool = False) -> list[DrawnShape]:
     """The drawable shapes of one stored conflict (none when it carries no geometry)."""
     geo = conflict.get("geometry") or {}
     labels = conflict.get("label_names") or []
     out = []
     sides = [s for s in ("ds", "gt") if geo.get(s)]
     for side in sides:
+        if geo[side].get("kind") not in DRAWN_KINDS:  # tags and text have no place on the image
+            continue
         # label_names lists the DS label first when both sides exist.
         idx = sides.index(side)
         label = labels[idx] if idx < len(labels) else None
-        out.append(DrawnShape(geo[side], side, str(conflict.get("type", "")), label))
+        out.append(DrawnShape(geo[side], side, str(conflict.get("type", "")), label, current))
     return out
 
 
@@ -123,9 +129,11 @@ def _element(shape: DrawnShape, s: float, width: int, height: int) -> str:
     colour = TYPE_COLOURS.get(shape.conflict_type, _DEFAULT_COLOUR)
     dash = " stroke-dasharray='6 4'" if shape.side == "gt" else ""
     title = f"<title>{escape(shape.side.upper())}: {escape(shape.label or '—')} ({escape(str(g.get('kind')))}, {escape(shape.conflict_type)})</title>"
+    cls = f"shape {shape.side}" + (" current" if shape.current else "")
     attrs = (
-        f"class='shape {shape.side}' data-side='{shape.side}' data-kind='{escape(str(g.get('kind')))}'"
-        f" data-type='{escape(shape.conflict_type)}' stroke='{colour}' stroke-width='2'{dash}"
+        f"class='{cls}' data-side='{shape.side}' data-kind='{escape(str(g.get('kind')))}'"
+        f" data-type='{escape(shape.conflict_type)}' stroke='{colour}'"
+        f" stroke-width='{3 if shape.current else 1.5}'{dash}"
     )
     x1, y1, x2, y2 = (float(v) * s for v in g.get("bbox", (0, 0, 0, 0)))
     rot = float(g.get("rotation") or 0.0)
