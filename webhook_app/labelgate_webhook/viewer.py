@@ -4,15 +4,18 @@
   filtered list (``i``, from 0) with every filtered conflict of the same frame and annotator,
   GT dashed and DS solid, colour-coded by type (:mod:`labelgate.reporting.shapes`), with
   previous/next links (arrow keys, ``j``/``k``).
-- ``GET /reports/<id>/images/<frame>``: the frame's thumbnail, from the images folder
-  (``IMAGES_DIR``) through the disk cache (:mod:`labelgate_webhook.thumbs`). Without an image
-  the page draws on a blank canvas of the frame size.
+- ``GET /reports/<id>/images/<frame>``: the frame's thumbnail through the disk cache
+  (:mod:`labelgate_webhook.thumbs`): CVAT reports pull the frame through the SDK
+  (``LABELGATE_CVAT_*``, as the worker does), file reports read the images folder
+  (``IMAGES_DIR``, by item name). Without an image the page draws on a blank canvas of the
+  frame size. The browser only ever talks to labelgate.
 
 Both need the read token when one is set (:func:`labelgate_webhook.auth.check_token`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -90,16 +93,41 @@ def _frame_size(rows: list[dict[str, Any]]) -> tuple[int, int]:
     return max(w, 1), max(h, 1)
 
 
-def _image(rid: str, rows: list[dict[str, Any]], frame: int) -> bytes:
-    source = current_app.extensions.get("labelgate_images")
-    if source is None:
+def _cvat_job(stored: Any, frame: int) -> int:
+    """The CVAT job that shows ``frame``: the report's own job, else a conflict's job id."""
+    kind, _, value = str(stored.target).partition(":")
+    if kind == "job" and value.isdigit():
+        return int(value)
+    for c in stored.report.get("conflicts") or []:
+        if c.get("frame_id") == frame:
+            for ref in c.get("annotation_ids") or []:
+                if ref.get("job_id") is not None:
+                    return int(ref["job_id"])
+    raise NotFound(f"report {stored.id} names no CVAT job for frame {frame}")
+
+
+def _image(stored: Any, rows: list[dict[str, Any]], frame: int) -> bytes:
+    """The frame's thumbnail: CVAT frames through the SDK, else the images folder."""
+    cache: ThumbCache = current_app.extensions["labelgate_thumbs"]
+    if stored.source == "cvat":
+        job = _cvat_job(stored, frame)
+        host = os.environ.get("LABELGATE_CVAT_HOST", "")
+
+        def pull() -> bytes:
+            from labelgate_cvat.client import connect
+
+            with connect() as source:  # LABELGATE_CVAT_* as for the worker's re-scores
+                return source.frame(job, frame)
+
+        return cache.get(f"cvat:{host}:{job}:{frame}", pull)
+    local: LocalImages | None = current_app.extensions.get("labelgate_images")
+    if local is None:
         raise NotFound("no images configured: start `labelgate serve --images DIR`")
     row = next((r for r in rows if r.get("frame") == frame), None)
     if row is None:
-        raise NotFound(f"report {rid} has no conflict on frame {frame}")
+        raise NotFound(f"report {stored.id} has no conflict on frame {frame}")
     name = str(row.get("item_name") or frame)
-    cache: ThumbCache = current_app.extensions["labelgate_thumbs"]
-    return cache.get(source.key(name), lambda: source.read(name))
+    return cache.get(local.key(name), lambda: local.read(name))
 
 
 @bp.get("/reports/<report_id>/images/<int:frame>")
@@ -108,7 +136,8 @@ def frame_image(report_id: str, frame: int) -> Any:
     if refused is not None:
         return refused
     store = current_app.extensions["labelgate_store"]
-    data = _image(report_id, conflict_rows(store.get_report(report_id)), frame)
+    stored = store.get_report(report_id)
+    data = _image(stored, conflict_rows(stored), frame)
     return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
 
@@ -147,12 +176,11 @@ def conflicts_page(report_id: str) -> Any:
         shapes = [s for r in same for s in shapes_of_conflict(r, current=r is current)]
         width, height = _frame_size(same)
         href = None
-        if current_app.extensions.get("labelgate_images") is not None:
-            try:
-                _image(report_id, rows, int(current["frame"]))
-                href = f"/reports/{report_id}/images/{int(current['frame'])}"
-            except LabelgateError:  # no such image: the blank canvas
-                href = None
+        try:  # fetched (and cached) now, so a frame without an image gets the blank canvas
+            _image(stored, rows, int(current["frame"]))
+            href = f"/reports/{report_id}/images/{int(current['frame'])}"
+        except LabelgateError:
+            href = None
         svg = render_svg(shapes, width, height, DISPLAY_WIDTH, image_href=href)
         same_count = len(same)
     else:

@@ -147,7 +147,7 @@ def _element(shape: DrawnShape, s: float, width: int, height: int) -> str:
     fill = " fill='none'"
     if kind == "mask" and g.get("rle"):
         d = _mask_path(g["rle"], width, height, s)
-        return f"<path {attrs} fill='{colour}' fill-opacity='0.35' stroke-width='1' d='{d}'>{title}</path>"
+        return f"<path {attrs} fill='{colour}' fill-opacity='0.35' d='{d}'>{title}</path>"
     if kind in ("polygon", "polyline") and pts:
         tag = "polygon" if kind == "polygon" else "polyline"
         coords = " ".join(f"{_num(x)},{_num(y)}" for x, y in pts)
