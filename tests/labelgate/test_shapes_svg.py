@@ -134,7 +134,7 @@ def test_payload_is_bounded():
     # A mask of alternating pixels needs one count per pixel: far over the RLE bound.
     counts = [1] * (MAX_RLE_COUNTS + 2)
     side = int(np.ceil(np.sqrt(sum(counts))))
-    mask = {"kind": "mask", "rle": counts + [side * side - sum(counts)], "label": "car"}
+    mask = {"kind": "mask", "rle": [*counts, side * side - sum(counts)], "label": "car"}
     gt = make_set([poly, {**mask, "bbox": [0, 0, side, side]}], size=(side, side))
     ds = make_set([], size=(side, side))
     geos = [c["geometry"]["gt"] for c in compare(gt, ds).to_dict()["conflicts"]]
