@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from labelgate.errors import NotFound
+from labelgate.reporting.images import find_image
 
 THUMB_WIDTH = 1280
 
@@ -37,10 +38,9 @@ class LocalImages:
         Raises:
             NotFound: no such file inside the folder (names leaving it are refused).
         """
-        for candidate in (name, Path(name).name):
-            path = (self.root / candidate).resolve()
-            if path.is_relative_to(self.root) and path.is_file():
-                return path.read_bytes()
+        path = find_image(self.root, name)
+        if path is not None:
+            return path.read_bytes()
         raise NotFound(f"no image for item {name[:200]!r} in the images folder")
 
 
