@@ -23,7 +23,7 @@ from labelgate.engine.report import (
 from labelgate.engine.settings import QualitySettings
 from labelgate.errors import DataWarning
 from labelgate.model import Annotations, AnnotationSet, Items, Kind, SourceType
-from labelgate.reporting.shapes import shape_geometry
+from labelgate.reporting.shapes import shape_geometries
 
 COMPARED_KINDS = tuple(k for kinds in TYPE_GROUPS.values() for k in kinds)
 SHAPE_TYPE = {
@@ -214,7 +214,7 @@ def conflicts_to_json(
     """Conflicts as CVAT-style dicts (ds annotation first), plus labels, position, similarity.
 
     With ``items`` each conflict also carries ``geometry``: the frame size and the DS and GT
-    shapes of the pair (:func:`labelgate.reporting.shapes.shape_geometry`), which the conflict
+    shapes of the pair (:func:`labelgate.reporting.shapes.shape_geometries`), which the conflict
     viewer and the report gallery draw.
     """
     names = [*labels, None]  # label -1 indexes the trailing None
@@ -232,7 +232,11 @@ def conflicts_to_json(
     sims = [v if v == v else None for v in c.similarity.tolist()]  # NaN -> None
     types = [CONFLICT_TYPES[t] for t in c.type.tolist()]
     if items is not None and len(c):
-        fw, fh = (a.tolist() for a in items.size_of(c.frame))
+        fw_arr, fh_arr = items.size_of(c.frame)
+        known = (fw_arr > 0) & (fh_arr > 0)
+        fw, fh = fw_arr.tolist(), fh_arr.tolist()
+        d_geo = shape_geometries(ds, c.ds_row, known)
+        g_geo = shape_geometries(gt, c.gt_row, known)
     out = []
     for k, t in enumerate(types):
         ids = [x for x in (d_ids[k], g_ids[k]) if x is not None]
@@ -249,12 +253,10 @@ def conflicts_to_json(
             }
         )
         if items is not None:
-            w, h = int(fw[k]), int(fh[k])
-            d_row, g_row = int(c.ds_row[k]), int(c.gt_row[k])
             out[-1]["geometry"] = {
-                "frame_size": [w, h],
-                "ds": shape_geometry(ds, d_row, w, h) if d_row >= 0 else None,
-                "gt": shape_geometry(gt, g_row, w, h) if g_row >= 0 else None,
+                "frame_size": [fw[k], fh[k]],
+                "ds": d_geo[k],
+                "gt": g_geo[k],
             }
     return out
 

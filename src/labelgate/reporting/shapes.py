@@ -3,6 +3,7 @@
 The payload (``conflict["geometry"]``, written by :func:`labelgate.engine.compare.conflicts_to_json`)
 holds the frame size and the DS and GT shape of the conflicting pair, each
 ``{"kind", "bbox": [x1, y1, x2, y2], "rotation", "points": [[x, y], ...], "rle": [...]}``
+(``rotation`` only when not 0)
 in image pixels. It is size-bounded: a shape keeps at most :data:`MAX_POINTS` vertices (evenly
 thinned beyond that) and a mask its RLE only up to :data:`MAX_RLE_COUNTS` counts (else it is
 drawn as its box), so a stored report with 100k conflicts stays small.
@@ -42,30 +43,59 @@ DRAWN_KINDS = frozenset(
 )
 
 
-def shape_geometry(ann: Annotations, row: int, width: int, height: int) -> dict[str, Any]:
-    """The bounded geometry payload of one annotation row (``width``/``height``: frame size)."""
-    kind = Kind(int(ann.kind[row]))
-    out: dict[str, Any] = {
-        "kind": kind.name.lower(),
-        "bbox": [round(float(v), 2) for v in ann.bbox[row]],
-        "rotation": round(float(ann.rotation[row]), 2),
-    }
-    pts = ann.points_of(row)
-    if len(pts) and kind in (Kind.POLYGON, Kind.POLYLINE, Kind.POINTS, Kind.SKELETON, Kind.CUBOID):
-        keep = np.arange(len(pts))
-        if len(pts) > MAX_POINTS:  # thin evenly; the last vertex stays so a line keeps its end
-            keep = np.unique(np.linspace(0, len(pts) - 1, MAX_POINTS).round().astype(int))
-        vis = ann.vis_of(row)
-        out["points"] = np.round(pts[keep], 2).tolist()
-        if kind == Kind.SKELETON:
-            out["visibility"] = vis[keep].astype(int).tolist()
-    if kind == Kind.MASK:
-        counts = ann.rle_of(row)
-        if 0 < len(counts) <= MAX_RLE_COUNTS and width > 0 and height > 0:
-            out["rle"] = counts.astype(int).tolist()
-        else:
-            out["rle_omitted"] = True  # drawn as its box
+_RAGGED = (Kind.POLYGON, Kind.POLYLINE, Kind.POINTS, Kind.SKELETON, Kind.CUBOID)
+_KIND_NAMES = {int(k): k.name.lower() for k in Kind}
+
+
+def shape_geometries(ann: Annotations, rows: np.ndarray, frame_ok: np.ndarray) -> list[Any]:
+    """The bounded geometry payload of each row in ``rows`` (None where a row is -1).
+
+    Args:
+        ann: the annotations.
+        rows: row indices, -1 for "no object on this side".
+        frame_ok: per entry, whether the frame size is known (a mask's RLE needs it).
+
+    Vectorised over the rows; only rows with vertices or a mask do per-row work, so a report
+    with 100k box conflicts stays cheap to build.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if not len(ann) or not len(rows):
+        return [None] * len(rows)
+    safe = np.maximum(rows, 0)
+    kinds = ann.kind[safe].tolist()
+    boxes = np.round(ann.bbox[safe], 2).tolist()
+    turns = np.round(ann.rotation[safe], 2).tolist()
+    out: list[Any] = []
+    for k, r in enumerate(rows.tolist()):
+        if r < 0:
+            out.append(None)
+            continue
+        geo: dict[str, Any] = {"kind": _KIND_NAMES[kinds[k]], "bbox": boxes[k]}
+        if turns[k]:  # only rotated shapes carry it, to keep the payload small
+            geo["rotation"] = turns[k]
+        kind = kinds[k]
+        if kind in _RAGGED:
+            _add_points(geo, ann, r, kind)
+        elif kind == Kind.MASK:
+            counts = ann.rle_of(r)
+            if 0 < len(counts) <= MAX_RLE_COUNTS and frame_ok[k]:
+                geo["rle"] = counts.astype(int).tolist()
+            else:
+                geo["rle_omitted"] = True  # drawn as its box
+        out.append(geo)
     return out
+
+
+def _add_points(geo: dict[str, Any], ann: Annotations, row: int, kind: int) -> None:
+    pts = ann.points_of(row)
+    if not len(pts):
+        return
+    keep = np.arange(len(pts))
+    if len(pts) > MAX_POINTS:  # thin evenly; the last vertex stays so a line keeps its end
+        keep = np.unique(np.linspace(0, len(pts) - 1, MAX_POINTS).round().astype(int))
+    geo["points"] = np.round(pts[keep], 2).tolist()
+    if kind == Kind.SKELETON:
+        geo["visibility"] = ann.vis_of(row)[keep].astype(int).tolist()
 
 
 @dataclass(frozen=True)
