@@ -327,3 +327,28 @@ def test_viewer_in_headless_chromium(stored, tmp_path, monkeypatch):
         app.extensions["labelgate_store"].close()
     assert errors == []
     assert requested and all(u.startswith(base + "/") for u in requested), requested
+
+
+def test_cvat_mask_and_skeleton_drawn_at_hand_computed_places(cvat_env, tmp_path, monkeypatch):
+    """Job 121 (a 64x48 video, shown 960 px wide: scale 15): the extra mask on frame 5 covers
+    pixels x 30-31, y 30-31 (CVAT RLE [0, 4] over the box 30,30-31,31); the extra skeleton track
+    on frame 0 has its first point at (5, 30)."""
+    from labelgate_cvat.client import connect
+    from labelgate_cvat.pipeline import score_target
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    store = open_store(url)
+    with connect(retries=1, backoff=0.01, timeout=5) as src:
+        rid = score_target(src, "task", 12, store=store)["report_ids"]["job:121"]
+    store.close()
+    monkeypatch.setenv("LABELGATE_HOME", str(tmp_path / "home"))
+    app = create_app({"STORE_URL": url, "QUEUE_PATH": str(tmp_path / "q.db"), "TESTING": True})
+    c = app.test_client()
+    mask = _svg(c.get(f"/reports/{rid}/conflicts?type=extra_annotation&frame=5").get_data(True))
+    assert (mask.get("width"), mask.get("height")) == ("960", "720")
+    path = mask.find(f"{SVG}path[@data-kind='mask']")
+    assert path.get("d") == "M450 450h15v30h-15zM465 450h15v30h-15z"
+    skel = _svg(c.get(f"/reports/{rid}/conflicts?type=extra_annotation&frame=0").get_data(True))
+    dots = skel.findall(f"{SVG}g[@data-kind='skeleton']/{SVG}circle")
+    assert dots and (dots[0].get("cx"), dots[0].get("cy")) == ("75", "450")
+    app.extensions["labelgate_store"].close()
