@@ -145,3 +145,15 @@ def test_payload_is_bounded():
     assert "rle" not in by_kind["mask"] and by_kind["mask"]["rle_omitted"] is True
     rect = _svg([_shape(by_kind["mask"])], side, side, side).find(f"{SVG}rect[@data-kind='mask']")
     assert rect is not None  # drawn as its box
+
+
+def test_only_the_first_conflicts_of_a_report_carry_geometry(monkeypatch):
+    import sys
+
+    module = sys.modules["labelgate.engine.compare"]
+    monkeypatch.setattr(module, "MAX_GEOMETRY_CONFLICTS", 2)
+    gt = make_set([box(10 * i, 0, 10 * i + 5, 5) for i in range(5)], size=(100, 100))
+    conflicts = compare(gt, make_set([], size=(100, 100))).to_dict()["conflicts"]
+    assert len(conflicts) == 5
+    assert [("geometry" in c) for c in conflicts] == [True, True, False, False, False]
+    assert [c["geometry"]["gt"]["bbox"] for c in conflicts[:2]] == [[0, 0, 5, 5], [10, 0, 15, 5]]

@@ -6,7 +6,8 @@ holds the frame size and the DS and GT shape of the conflicting pair, each
 (``rotation`` only when not 0)
 in image pixels. It is size-bounded: a shape keeps at most :data:`MAX_POINTS` vertices (evenly
 thinned beyond that) and a mask its RLE only up to :data:`MAX_RLE_COUNTS` counts (else it is
-drawn as its box), so a stored report with 100k conflicts stays small.
+drawn as its box), and only the first :data:`MAX_GEOMETRY_CONFLICTS` conflicts of a report
+carry it, so a stored report with 100k conflicts stays small.
 
 :func:`render_svg` draws such shapes scaled to a display width; both the conflict viewer of
 ``labelgate serve`` and the gallery of the static HTML report use it.
@@ -25,6 +26,8 @@ from labelgate.model import Annotations, Kind
 
 MAX_POINTS = 256
 MAX_RLE_COUNTS = 4096
+#: Conflicts of one report that carry geometry (in report order; the rest are listed without).
+MAX_GEOMETRY_CONFLICTS = 20_000
 
 #: Colour of each conflict type (colour-blind-safe palette; GT dashed, DS solid).
 TYPE_COLOURS = {
