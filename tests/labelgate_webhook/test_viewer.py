@@ -253,6 +253,9 @@ def test_cvat_frames_come_through_the_sdk_and_are_cached(cvat_env, tmp_path, mon
     asked = [p for _, p in cvat_env.requests("GET", "/api/jobs/103/data?")]
     assert asked == [f"/api/jobs/103/data?type=frame&number={frame}&quality=compressed"]
     assert cvat_env.frames_served == 1  # the page fetched it once; the image came from cache
+    other = c.get(f"/reports/{rid}/images/5")  # a frame the report does not list: no proxying
+    assert other.status_code == 404 and "no conflict on frame 5" in other.get_json()["error"]
+    assert cvat_env.frames_served == 1
     app.extensions["labelgate_store"].close()
 
 

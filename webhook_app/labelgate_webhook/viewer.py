@@ -109,6 +109,10 @@ def _cvat_job(stored: Any, frame: int) -> int:
 def _image(stored: Any, rows: list[dict[str, Any]], frame: int) -> bytes:
     """The frame's thumbnail: CVAT frames through the SDK, else the images folder."""
     cache: ThumbCache = current_app.extensions["labelgate_thumbs"]
+    # Only frames the report lists: the route is not a general frame proxy.
+    row = next((r for r in rows if r.get("frame") == frame), None)
+    if row is None:
+        raise NotFound(f"report {stored.id} has no conflict on frame {frame}")
     if stored.source == "cvat":
         job = _cvat_job(stored, frame)
         host = os.environ.get("LABELGATE_CVAT_HOST", "")
@@ -123,9 +127,6 @@ def _image(stored: Any, rows: list[dict[str, Any]], frame: int) -> bytes:
     local: LocalImages | None = current_app.extensions.get("labelgate_images")
     if local is None:
         raise NotFound("no images configured: start `labelgate serve --images DIR`")
-    row = next((r for r in rows if r.get("frame") == frame), None)
-    if row is None:
-        raise NotFound(f"report {stored.id} has no conflict on frame {frame}")
     name = str(row.get("item_name") or frame)
     return cache.get(local.key(name), lambda: local.read(name))
 
