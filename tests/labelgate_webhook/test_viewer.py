@@ -257,6 +257,20 @@ def test_cvat_frames_come_through_the_sdk_and_are_cached(cvat_env, tmp_path, mon
     assert other.status_code == 404 and "no conflict on frame 5" in other.get_json()["error"]
     assert cvat_env.frames_served == 1
     app.extensions["labelgate_store"].close()
+    # CVAT unreachable and nothing cached: the page draws on a blank canvas, the image is 502.
+    from services_plugin import free_port
+
+    monkeypatch.setenv("LABELGATE_CVAT_HOST", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("LABELGATE_HOME", str(tmp_path / "home2"))
+    app = create_app({"STORE_URL": url, "QUEUE_PATH": str(tmp_path / "q.db"), "TESTING": True})
+    c = app.test_client()
+    page = c.get(f"/reports/{rid}/conflicts?type=missing_annotation")
+    svg = _svg(page.get_data(as_text=True))
+    assert page.status_code == 200 and svg.find(f"{SVG}image") is None
+    assert svg.find(f"{SVG}rect[@class='canvas']") is not None
+    res = c.get(f"/reports/{rid}/images/{frame}")
+    assert res.status_code == 502 and "unreachable" in res.get_json()["error"]
+    app.extensions["labelgate_store"].close()
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -120,7 +120,9 @@ def _image(stored: Any, rows: list[dict[str, Any]], frame: int) -> bytes:
         def pull() -> bytes:
             from labelgate_cvat.client import connect
 
-            with connect() as source:  # LABELGATE_CVAT_* as for the worker's re-scores
+            # LABELGATE_CVAT_* as for the worker's re-scores; a page waits for this, so an
+            # unreachable CVAT gives up quickly (the frame is then drawn on a blank canvas).
+            with connect(retries=1, timeout=10.0) as source:
                 return source.frame(job, frame)
 
         return cache.get(f"cvat:{host}:{job}:{frame}", pull)
