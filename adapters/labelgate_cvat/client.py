@@ -152,6 +152,22 @@ class CvatSource:
             )
         )
 
+    def frame(self, job_id: int, number: int) -> bytes:
+        """The compressed image of frame ``number`` (a task frame number) of a job."""
+
+        def run() -> bytes:
+            _model, response = self.api.jobs_api.retrieve_data_endpoint.call_with_http_info(
+                id=job_id,
+                type="frame",
+                number=number,
+                quality="compressed",
+                _parse_response=False,
+                _request_timeout=self.timeout,
+            )
+            return bytes(response.data)
+
+        return self._call(f"frame {number} of job {job_id}", run)
+
     def meta(self, job_id: int) -> dict[str, Any]:
         return dict(
             self._get(

@@ -68,6 +68,7 @@ SECTIONS = ("overview", "agreement", "annotators", "items", "benchmark", "alerts
 READ_PATHS = {
     "report-json": "/reports/{id}",
     "report-page": "/reports/{id}.html",
+    "conflicts-page": "/reports/{id}/conflicts",
     "metrics": "/metrics",
     **{f"api-{s}": f"/api/projects/cvat/1/quality/{s}" for s in SECTIONS},
 }
@@ -77,7 +78,12 @@ def test_the_table_covers_every_get_route(app):
     """A new GET route must be added to READ_PATHS (or to the open ones) to pass."""
     gets = {r.rule for r in app.url_map.iter_rules() if "GET" in r.methods}
     open_routes = {"/healthz", "/login", "/static/<path:filename>"}
+    open_routes.add("/static/viewer/<path:filename>")  # the viewer's script and style sheet
     covered = {"/reports/<report_id>", "/reports/<report_id>.html", "/metrics"}
+    covered.add("/reports/<report_id>/conflicts")
+    # Frame images: token checked in test_viewer.py::test_token_guards_page_and_images (here
+    # no images folder is configured, so an authorised request gets 404).
+    covered.add("/reports/<report_id>/images/<int:frame>")
     covered.add("/api/projects/<source>/<project_id>/quality/<section>")
     assert gets == open_routes | covered
 
@@ -87,7 +93,7 @@ def test_every_read_path_needs_the_token(app, stored, which):
     path = READ_PATHS[which].format(id=stored[1]["report_id"])
     client = app.test_client()
     res = client.get(path)
-    if which == "report-page":
+    if which in ("report-page", "conflicts-page"):
         # A browser is sent to the token form, and nothing of the report is in the answer.
         assert res.status_code == 303 and res.headers["Location"].startswith("/login?next=")
     else:

@@ -33,7 +33,7 @@ from labelgate.queue.retry import RetryPolicy
 from labelgate.reporting.paths import strip_paths
 from labelgate.security import redact
 from labelgate.store import Store, home, open_store
-from labelgate_webhook import auth
+from labelgate_webhook import auth, viewer
 from labelgate_webhook.events import Event, parse_cvat, parse_labelstudio
 from labelgate_webhook.health import health
 from labelgate_webhook.signatures import verify_cvat, verify_shared_secret
@@ -58,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "WORKER_POLL": 0.5,
     "API_TOKEN": None,  # read token of /reports, /metrics and /api; unset = API off
     "SHOW_FILE_PATHS": False,  # served reports keep server file paths (default: names only)
+    "IMAGES_DIR": None,  # frame images of file sources, by item name (the conflict viewer)
+    "THUMB_CACHE_BYTES": 256 << 20,  # disk cache of frame thumbnails under HOME/thumbs
     # `labelgate serve` (waitress): stalled clients are dropped and cannot take every slot.
     "THREADS": 4,
     "CONNECTION_LIMIT": 1000,
@@ -131,6 +133,7 @@ _NUMBERS: dict[str, tuple[type, float]] = {
     "RETRY_WINDOW": (float, 0),
     "RETRY_ATTEMPTS": (int, 1),
     "QUEUE_RETENTION": (float, 0),
+    "THUMB_CACHE_BYTES": (int, 0),
 }
 _FLAGS = ("WORKER", "SHOW_FILE_PATHS")
 
@@ -396,4 +399,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     auth.register(app)
     register_read_api(app)
+    viewer.register(app)
     return app

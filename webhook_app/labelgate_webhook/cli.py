@@ -57,6 +57,14 @@ import click
     "(default: CLEANUP_INTERVAL setting, 10).",
 )
 @click.option(
+    "--images",
+    "images_dir",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="Folder of frame images by item name, for the conflict viewer of file sources "
+    "(default: IMAGES_DIR setting).",
+)
+@click.option(
     "--no-worker",
     is_flag=True,
     help="Do not run the embedded worker thread (run `labelgate worker` processes instead).",
@@ -71,6 +79,7 @@ def serve_cmd(
     connection_limit: int | None,
     channel_timeout: float | None,
     cleanup_interval: float | None,
+    images_dir: str | None,
     no_worker: bool,
 ) -> None:
     """Receive webhooks and serve reports on a production WSGI server (waitress).
@@ -92,6 +101,7 @@ def serve_cmd(
         ("CONNECTION_LIMIT", connection_limit),
         ("CHANNEL_TIMEOUT", channel_timeout),
         ("CLEANUP_INTERVAL", cleanup_interval),
+        ("IMAGES_DIR", images_dir),
     ):
         if value is not None:
             config[key] = value

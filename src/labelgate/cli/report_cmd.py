@@ -42,6 +42,13 @@ from labelgate.errors import ValidationError
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     help="Write the bundle as JSON ('-' for stdout).",
 )
+@click.option(
+    "--images",
+    "images_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Folder of the frame images by item name: the HTML report gains a gallery of the "
+    "worst frames with their conflicts drawn over them.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars or summary tables.")
 @click.option("--check", is_flag=True, help="Exit with code 1 when the release gate fails.")
 def report_cmd(
@@ -56,6 +63,7 @@ def report_cmd(
     no_history: bool,
     html_out: Path | None,
     json_out: Path | None,
+    images_dir: Path | None,
     quiet: bool,
     check: bool,
 ) -> None:
@@ -112,7 +120,7 @@ def report_cmd(
             steps.update("writing the report")
             if html_out is not None:
                 html_out.parent.mkdir(parents=True, exist_ok=True)
-                html_out.write_text(render_html(bundle), encoding="utf-8")
+                html_out.write_text(render_html(bundle, images_dir), encoding="utf-8")
             _write_json(json_out, bundle)
     finally:
         if store is not None:

@@ -22,7 +22,8 @@ from labelgate.engine.report import (
 )
 from labelgate.engine.settings import QualitySettings
 from labelgate.errors import DataWarning
-from labelgate.model import Annotations, AnnotationSet, Kind, SourceType
+from labelgate.model import Annotations, AnnotationSet, Items, Kind, SourceType
+from labelgate.reporting.shapes import MAX_GEOMETRY_CONFLICTS, shape_geometries
 
 COMPARED_KINDS = tuple(k for kinds in TYPE_GROUPS.values() for k in kinds)
 SHAPE_TYPE = {
@@ -159,7 +160,7 @@ def compare(
     frames_payload = data.pop("_frames")
 
     def materialize() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        conflict_list = conflicts_to_json(g_ann, d_ann, conflicts, labels, job)
+        conflict_list = conflicts_to_json(g_ann, d_ann, conflicts, labels, job, gt.items)
         return conflict_list, frame_results(frames_payload, conflict_list)
 
     return Report(data=data, data_errors=errors, materialize=materialize)
@@ -203,9 +204,20 @@ def _id_columns(ann: Annotations, rows: np.ndarray, job: Any) -> list[dict[str, 
 
 
 def conflicts_to_json(
-    gt: Annotations, ds: Annotations, c: Conflicts, labels: list[str], job: dict[str, Any]
+    gt: Annotations,
+    ds: Annotations,
+    c: Conflicts,
+    labels: list[str],
+    job: dict[str, Any],
+    items: Items | None = None,
 ) -> list[dict[str, Any]]:
-    """Conflicts as CVAT-style dicts (ds annotation first), plus labels, position, similarity."""
+    """Conflicts as CVAT-style dicts (ds annotation first), plus labels, position, similarity.
+
+    With ``items`` each conflict (the first :data:`MAX_GEOMETRY_CONFLICTS` of them, so a huge
+    report stays small) also carries ``geometry``: the frame size and the DS and GT shapes of
+    the pair (:func:`labelgate.reporting.shapes.shape_geometries`), which the conflict
+    viewer and the report gallery draw.
+    """
     names = [*labels, None]  # label -1 indexes the trailing None
     d_ids = _id_columns(ds, c.ds_row, job["ds"])
     g_ids = _id_columns(gt, c.gt_row, job["gt"])
@@ -220,6 +232,13 @@ def conflicts_to_json(
     ).tolist()
     sims = [v if v == v else None for v in c.similarity.tolist()]  # NaN -> None
     types = [CONFLICT_TYPES[t] for t in c.type.tolist()]
+    drawn = min(len(c), MAX_GEOMETRY_CONFLICTS) if items is not None else 0
+    if drawn:
+        fw_arr, fh_arr = items.size_of(c.frame[:drawn])  # type: ignore[union-attr]
+        known = (fw_arr > 0) & (fh_arr > 0)
+        fw, fh = fw_arr.tolist(), fh_arr.tolist()
+        d_geo = shape_geometries(ds, c.ds_row[:drawn], known)
+        g_geo = shape_geometries(gt, c.gt_row[:drawn], known)
     out = []
     for k, t in enumerate(types):
         ids = [x for x in (d_ids[k], g_ids[k]) if x is not None]
@@ -235,6 +254,12 @@ def conflicts_to_json(
                 "similarity": sims[k],
             }
         )
+        if k < drawn:
+            out[-1]["geometry"] = {
+                "frame_size": [fw[k], fh[k]],
+                "ds": d_geo[k],
+                "gt": g_geo[k],
+            }
     return out
 
 

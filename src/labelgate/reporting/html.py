@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from typing import Any
 
 import plotly.graph_objects as go
@@ -23,6 +24,8 @@ th,td{border:1px solid #e3e6eb;padding:4px 8px;text-align:left} th{background:#e
 .filters button{margin:0 6px 6px 0;padding:4px 10px;border:1px solid #9aa3af;border-radius:14px;background:#fff;cursor:pointer}
 .filters button.active{background:#1d4ed8;color:#fff;border-color:#1d4ed8}
 input#conflict-filter{padding:4px 8px;margin:0 0 8px;width:260px}
+.gallery{display:flex;flex-wrap:wrap;gap:12px} .gallery figure{margin:0;background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:6px}
+.gallery figcaption{font-size:12px;color:#4b5563;margin-top:4px}
 """
 
 _JS = """
@@ -353,7 +356,58 @@ def _conflicts(bundle: dict[str, Any]) -> str:
     )
 
 
-def render_html(bundle: dict[str, Any]) -> str:
+#: Frames shown in the gallery of the static report.
+GALLERY_FRAMES = 12
+_GALLERY_WIDTH = 420
+
+
+def worst_frames(bundle: dict[str, Any], n: int = GALLERY_FRAMES) -> list[list[dict[str, Any]]]:
+    """The conflicts of the ``n`` worst (annotator, frame) pairs: most errors, then most
+    conflicts, then frame order; only conflicts that carry geometry count."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in bundle.get("conflicts") or []:
+        if r.get("geometry"):
+            groups.setdefault((str(r["annotator"]), int(r["frame"])), []).append(r)
+
+    def badness(item: tuple[tuple[str, int], list[dict[str, Any]]]) -> tuple[int, int, int, str]:
+        (annotator, frame), rows = item
+        errors = sum(1 for r in rows if r.get("severity") == "error")
+        return (-errors, -len(rows), frame, annotator)
+
+    return [rows for _, rows in sorted(groups.items(), key=badness)[:n]]
+
+
+def _gallery(bundle: dict[str, Any], images: str | os.PathLike[str] | None) -> str:
+    """The worst frames drawn with their conflicts over the image (embedded as data URIs)."""
+    from labelgate.reporting.images import data_uri, find_image
+    from labelgate.reporting.shapes import render_svg, shapes_of_conflict
+
+    if images is None:
+        return ""
+    figures = []
+    for rows in worst_frames(bundle):
+        first = rows[0]
+        width, height = first["geometry"].get("frame_size") or (0, 0)
+        path = find_image(images, str(first.get("item_name") or first["frame"]))
+        href = data_uri(path) if path is not None else None
+        shapes = [sh for r in rows for sh in shapes_of_conflict(r)]
+        svg = render_svg(shapes, width, height, _GALLERY_WIDTH, image_href=href)
+        errors = sum(1 for r in rows if r.get("severity") == "error")
+        figures.append(
+            f"<figure class='frame' data-frame='{int(first['frame'])}'>{svg}<figcaption>"
+            f"<b>{_e(first.get('item_name'))}</b> · {_e(first['annotator'])} · "
+            f"{len(rows)} conflicts ({errors} errors)</figcaption></figure>"
+        )
+    if not figures:
+        return ""
+    return (
+        "<section id='sec-gallery'><h2>Worst frames</h2><p class='muted'>GT dashed, annotation "
+        "solid, coloured by conflict type.</p>"
+        f"<div class='gallery'>{''.join(figures)}</div></section>"
+    )
+
+
+def render_html(bundle: dict[str, Any], images: str | os.PathLike[str] | None = None) -> str:
     """The self-contained report page for a bundle.
 
     One HTML file with Plotly's JS inlined once: it opens without network access. Sections
@@ -363,6 +417,8 @@ def render_html(bundle: dict[str, Any]) -> str:
     Args:
         bundle: from :func:`labelgate.reporting.pipeline.build_bundle`, or a CVAT-shaped
             comparison report (rendered through ``bundle_from_report``).
+        images: folder of the frame images by item name: adds a gallery of the worst frames
+            with their conflicts drawn over them (:func:`worst_frames`), images embedded.
 
     Returns:
         The page as a string.
@@ -384,7 +440,7 @@ def render_html(bundle: dict[str, Any]) -> str:
     ]
     body = "".join(
         f"<section id='sec-{key}'><h2>{_e(t)}</h2>{c}</section>" for key, t, c in sections
-    )
+    ) + _gallery(bundle, images)
     title = bundle.get("title") or "labelgate quality report"
     meta = {k: bundle.get(k) for k in ("title", "generated_at", "version", "report_id")}
     # "<" escaped so no value can close the script element early.

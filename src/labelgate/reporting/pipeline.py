@@ -304,6 +304,8 @@ def bundle_from_report(
             "labels": " vs ".join(x or "—" for x in c.get("label_names", [])),
             "similarity": c.get("similarity"),
             "link": conflict_link(meta, c["frame_id"], (c.get("annotation_ids") or [None])[0]),
+            "label_names": c.get("label_names", []),
+            "geometry": c.get("geometry"),
         }
         for c in raw
     ]
@@ -413,6 +415,8 @@ def _conflict_rows(
             "labels": " vs ".join(x or "—" for x in c["label_names"]),
             "similarity": c["similarity"],
             "link": conflict_link(meta, c["frame_id"], (c["annotation_ids"] or [None])[0]),
+            "label_names": c["label_names"],
+            "geometry": c.get("geometry"),
         }
         for c, name in zip(conflicts, names, strict=True)
     ]
