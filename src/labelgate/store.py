@@ -102,6 +102,19 @@ class StoredReport:
     seq: int = 0
 
 
+@dataclass(frozen=True)
+class ReportHead:
+    """A stored report without its body (listing thousands of runs loads no report JSON)."""
+
+    id: str
+    kind: str
+    source: str
+    target: str
+    project: str | None
+    created_at: datetime
+    seq: int = 0
+
+
 def _racing(exc: sa.exc.SQLAlchemyError) -> bool:
     """A failure another process starting at the same time explains (a retry succeeds)."""
     text = str(getattr(exc, "orig", exc)).lower()
@@ -262,6 +275,37 @@ class Store:
         with _guard("read the report"), self.engine.connect() as conn:
             r = conn.execute(sa.select(REPORTS).where(REPORTS.c.key == key)).first()
         return None if r is None else self._row(r)
+
+    def list_heads(
+        self,
+        source: str | None = None,
+        project: str | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+    ) -> list[ReportHead]:
+        """Matching reports without their bodies, newest first (see :meth:`list_reports`)."""
+        cols = [REPORTS.c[c] for c in ("id", "public_id", "kind", "source", "target", "project")]
+        q = sa.select(*cols, REPORTS.c.created_at)
+        for col, value in (("source", source), ("project", project), ("kind", kind)):
+            if value is not None:
+                q = q.where(REPORTS.c[col] == value)
+        q = q.order_by(REPORTS.c.created_at.desc(), REPORTS.c.id.desc())
+        if limit:
+            q = q.limit(limit)
+        with _guard("list reports"), self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [
+            ReportHead(
+                str(r.public_id),
+                r.kind,
+                r.source,
+                r.target,
+                r.project,
+                r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=timezone.utc),
+                int(r.id),
+            )
+            for r in rows
+        ]
 
     def list_reports(
         self,

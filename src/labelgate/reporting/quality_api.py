@@ -237,6 +237,14 @@ def build_section(
     return out
 
 
+def item_rows(stored: StoredReport) -> list[dict[str, Any]] | None:
+    """Every item row of a report, worst first (the ``items`` section unpaginated), or None
+    when the kind keeps no per-item data."""
+    if stored.kind not in READABLE_KINDS:
+        return None
+    return _VIEWS[stored.kind](stored.report, {}).items()
+
+
 # --- per kind ---------------------------------------------------------------------------------
 
 
@@ -641,6 +649,7 @@ __all__ = [
     "SECTIONS",
     "SOURCES",
     "build_section",
+    "item_rows",
     "latest_report",
     "paginate",
     "parse_paging",
