@@ -84,13 +84,16 @@ def source_page(source: str, source_id: str) -> str:
     digests = [_cache().digest(h) for h in reversed(runs)]
     latest_head = runs[0]
     page, page_size = parse_paging(request.args)
-    filters = {
-        "flagged": request.args.get("flagged", "").lower() in ("1", "true", "yes", "on"),
-        "annotator": request.args.get("annotator") or None,
-        "reason": request.args.get("reason") or None,
-    }
+    flagged = request.args.get("flagged", "").lower() in ("1", "true", "yes", "on")
+    annotator = request.args.get("annotator") or None
+    reason = request.args.get("reason") or None
+    filters = {"flagged": flagged, "annotator": annotator, "reason": reason}
     rows = _cache().items(latest_head)
-    kept = filter_items(rows, **filters) if rows is not None else None
+    kept = (
+        filter_items(rows, flagged=flagged, annotator=annotator, reason=reason)
+        if rows is not None
+        else None
+    )
     items = paginate(kept, page, page_size)
     base = {k: v for k, v in request.args.items() if k != "page" and v}
 

@@ -38,6 +38,20 @@ SOURCE_KINDS = ("bundle", "ls_project", "cvat_project", "cvat_task", "cvat_job",
 #: Sources with a project namespace in the store (``"<system>:<id>"``).
 SYSTEMS = ("cvat", "labelstudio")
 SCORE_NAMES = ("accuracy", "precision", "recall")
+#: Scorecard fields the project page shows.
+CARD_FIELDS = (
+    "annotator",
+    "items",
+    "annotations",
+    "accuracy",
+    "accuracy_ci95",
+    "precision",
+    "recall",
+    "peer_agreement",
+    "approval_rate",
+    "rejection_rate",
+    "ai_assisted_share",
+)
 
 
 @dataclass(frozen=True)
@@ -134,9 +148,7 @@ def _agreement(d: Digest, agreement: Mapping[str, Any] | None) -> None:
 
 
 def _card_fields(card: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("annotator", "items", "annotations", "accuracy", "accuracy_ci95", "precision")
-    keys += ("recall", "peer_agreement", "approval_rate", "rejection_rate", "ai_assisted_share")
-    return {k: card.get(k) for k in keys}
+    return {k: card.get(k) for k in CARD_FIELDS}
 
 
 def digest_bundle(r: StoredReport) -> Digest:
