@@ -47,6 +47,8 @@ def register(app: Flask) -> None:
 
 @bp.before_request
 def _authenticate() -> BaseResponse | None:
+    if request.endpoint == "labelgate_dashboard.static":
+        return None  # the stylesheet holds no data (the token form is open too)
     return check_token(page=True)
 
 
@@ -55,8 +57,10 @@ def _cache() -> DigestCache:
 
 
 def _name(text: str) -> str:
-    shown = text if current_app.config.get("SHOW_FILE_PATHS") else strip_paths(text)
-    return str(shown)
+    """A target as the page shows it: a file name, unless SHOW_FILE_PATHS is set."""
+    if current_app.config.get("SHOW_FILE_PATHS"):
+        return text
+    return str(strip_paths({"file": text})["file"])
 
 
 @bp.get("/")
