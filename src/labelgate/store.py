@@ -47,6 +47,9 @@ REPORTS = sa.Table(
     sa.Column("report", sa.Text, nullable=False),
     sa.Column("settings", sa.Text),
     sa.Column("public_id", sa.String(32)),
+    # The dashboard's summary of the report (labelgate.reporting.dashboard.digest_report),
+    # computed once on save so listing runs never parses report bodies; NULL on older rows.
+    sa.Column("digest", sa.Text),
     sa.Index("ix_reports_lookup", "source", "project", "kind", "created_at"),
     # Unique, also on stores created before the column existed (see Store._migrate).
     sa.Index("ix_reports_public_id", "public_id", unique=True),
@@ -113,6 +116,7 @@ class ReportHead:
     project: str | None
     created_at: datetime
     seq: int = 0
+    digest: dict[str, Any] | None = None
 
 
 def _racing(exc: sa.exc.SQLAlchemyError) -> bool:
@@ -148,6 +152,9 @@ class Store:
     def _migrate(self) -> None:
         """Give stores created before public ids their column, ids and unique index."""
         columns = {c["name"] for c in sa.inspect(self.engine).get_columns(REPORTS.name)}
+        if "digest" not in columns:
+            with self.engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {REPORTS.name} ADD COLUMN digest TEXT"))
         if "public_id" not in columns:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -219,6 +226,9 @@ class Store:
     ) -> str:
         """Store a report and return its public id; an existing ``key`` is updated in place
         (and keeps its id)."""
+        from labelgate.reporting.dashboard import digest_report
+
+        digest = digest_report(kind, report)
         row = {
             "kind": kind,
             "source": source,
@@ -228,6 +238,7 @@ class Store:
             "report": json.dumps(report),
             "settings": json.dumps(settings) if settings else None,
             "key": key,
+            "digest": json.dumps(digest) if digest is not None else None,
         }
         with _guard("save the report"), self.engine.begin() as conn:
             if key is not None:
@@ -284,8 +295,8 @@ class Store:
         limit: int | None = None,
     ) -> list[ReportHead]:
         """Matching reports without their bodies, newest first (see :meth:`list_reports`)."""
-        cols = [REPORTS.c[c] for c in ("id", "public_id", "kind", "source", "target", "project")]
-        q = sa.select(*cols, REPORTS.c.created_at)
+        names = ("id", "public_id", "kind", "source", "target", "project", "created_at", "digest")
+        q = sa.select(*[REPORTS.c[c] for c in names])
         for col, value in (("source", source), ("project", project), ("kind", kind)):
             if value is not None:
                 q = q.where(REPORTS.c[col] == value)
@@ -303,6 +314,7 @@ class Store:
                 r.project,
                 r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=timezone.utc),
                 int(r.id),
+                json.loads(r.digest) if r.digest else None,
             )
             for r in rows
         ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 from statsmodels.stats.proportion import proportion_confint
 
 from labelgate.reporting.dashboard import (
@@ -17,22 +18,20 @@ from labelgate.reporting.dashboard import (
     digest_bundle,
     digest_cvat,
     digest_ls_project,
+    digest_report,
     digest_scorecards,
     filter_items,
     group_heads,
     headline_kind,
+    item_links,
     pooled,
     series,
     source_key,
     sparkline,
 )
-from labelgate.store import ReportHead, StoredReport, open_store
+from labelgate.store import ReportHead, open_store
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
-
-
-def _stored(kind, report, project="cvat:1", target="t", when=T0):
-    return StoredReport("x" * 22, kind, "file", target, project, when, report, None)
 
 
 def _matrix(rows):
@@ -88,7 +87,7 @@ def test_pooled_rate_has_the_wilson_interval():
 
 
 def test_bundle_pools_the_human_annotators():
-    d = digest_bundle(_stored("bundle", BUNDLE))
+    d = digest_bundle(BUNDLE)
     assert d.scores["accuracy"].value == pytest.approx(14 / 18)
     assert d.scores["precision"].value == pytest.approx(14 / 16)
     assert d.scores["recall"].value == pytest.approx(14 / 16)
@@ -107,7 +106,7 @@ def test_bundle_pools_the_human_annotators():
     )
     assert "unmatched" not in d.per_label
     assert d.gate_passed is False and len(d.alerts) == 1 and d.conflicts == 4 + 2
-    assert d.item_links == {3: "http://cvat/tasks/1/jobs/2?frame=3"}
+    assert item_links("bundle", BUNDLE) == {3: "http://cvat/tasks/1/jobs/2?frame=3"}
     assert d.per_annotator == {"a": 0.8, "b": 0.75}
     assert d.matrix_annotators == ["a", "b"] and d.matrix[0][1] == 0.6 and d.agreement == 0.6
     assert d.has_page
@@ -118,9 +117,7 @@ def test_bundle_with_different_label_sets_keeps_no_per_label_table():
         **BUNDLE["comparisons"]["b"],
         "confusion_matrix": {"labels": ["x", "unmatched"], "rows": [[1, 0], [0, 0]]},
     }
-    d = digest_bundle(
-        _stored("bundle", {"comparisons": {"a": BUNDLE["comparisons"]["a"], "b": other}})
-    )
+    d = digest_bundle({"comparisons": {"a": BUNDLE["comparisons"]["a"], "b": other}})
     assert d.per_label == {} and d.gate_passed is None and d.conflicts == 0
 
 
@@ -144,7 +141,7 @@ def test_cvat_report_uses_its_summary_counts_and_matrix():
             }
         },
     }
-    d = digest_cvat(_stored("cvat_task", report))
+    d = digest_cvat(report)
     assert d.scores["accuracy"].value == pytest.approx(0.7)
     assert d.scores["recall"].value == pytest.approx(14 / 18)
     assert d.conflicts == 6 and d.per_label == {
@@ -166,19 +163,17 @@ def test_label_studio_project_links_each_task():
         "tasks": {"4": {"conflicting_annotators": ["b@x"]}, "9": {"conflicting_annotators": []}},
         "source": {"meta": {"system": "labelstudio", "url": "http://ls:8080/", "project_id": 7}},
     }
-    d = digest_ls_project(_stored("ls_project", report, project="labelstudio:7"))
+    d = digest_ls_project(report)
     assert d.scores["accuracy"].value == pytest.approx(0.75) and d.scores["accuracy"].low is None
     assert d.per_annotator == {"a@x": 1.0, "b@x": 0.5}
     assert d.conflicts == 1
-    assert d.item_links == {
+    assert item_links("ls_project", report) == {
         4: "http://ls:8080/projects/7/data?task=4",
         9: "http://ls:8080/projects/7/data?task=9",
     }
     # A report stored before the source was recorded has no host, so no links.
-    older = digest_ls_project(
-        _stored("ls_project", {k: v for k, v in report.items() if k != "source"})
-    )
-    assert older.item_links == {}
+    older = {k: v for k, v in report.items() if k != "source"}
+    assert item_links("ls_project", older) == {}
 
 
 def test_scorecards_record():
@@ -187,7 +182,7 @@ def test_scorecards_record():
         "annotators": [{"annotator": "a", "accuracy": 0.9}],
         "alerts": [{"type": "x"}, {"type": "y"}],
     }
-    d = digest_scorecards(_stored("scorecards", report))
+    d = digest_scorecards(report)
     assert d.scores["accuracy"].value == 0.9 and d.agreement == 0.8 and len(d.alerts) == 2
     assert d.per_annotator == {"a": 0.9} and d.cards[0]["annotator"] == "a"
 
@@ -217,20 +212,9 @@ def test_sources_group_by_project_or_hashed_target():
 
 
 def test_series_fills_runs_without_a_name_with_none():
-    a = digest_scorecards(
-        _stored("scorecards", {"annotators": [{"annotator": "x", "accuracy": 0.5}]})
-    )
-    b = digest_scorecards(
-        _stored(
-            "scorecards",
-            {
-                "annotators": [
-                    {"annotator": "y", "accuracy": 1.0},
-                    {"annotator": "x", "accuracy": 0.25},
-                ]
-            },
-        )
-    )
+    a = digest_scorecards({"annotators": [{"annotator": "x", "accuracy": 0.5}]})
+    cards = [{"annotator": "y", "accuracy": 1.0}, {"annotator": "x", "accuracy": 0.25}]
+    b = digest_scorecards({"annotators": cards})
     assert series([a, b], lambda d: d.per_annotator) == {"x": [0.5, 0.25], "y": [None, 1.0]}
 
 
@@ -275,24 +259,39 @@ def test_item_filters(kw, items):
     assert [r["item"] for r in filter_items(ROWS, **kw)] == items
 
 
-def test_digests_are_read_once_per_report(tmp_path, monkeypatch):
+def test_digest_is_stored_with_the_report_and_bodies_are_read_once(tmp_path, monkeypatch):
     store = open_store(f"sqlite:///{tmp_path / 's.db'}")
     rid = store.save_report("bundle", "file", "t", BUNDLE, project="cvat:1")
     (head,) = store.list_heads()
     assert head.id == rid and head.kind == "bundle" and head.project == "cvat:1"
+    assert head.digest == digest_report("bundle", BUNDLE)
     cache = DigestCache(store)
     calls = []
     real = store.get_report
     monkeypatch.setattr(store, "get_report", lambda i: calls.append(i) or real(i))
-    assert cache.digest(head).conflicts == 6
-    assert cache.digest(head).conflicts == 6
-    assert calls == [rid]
+    d = cache.digest(head)
+    assert (d.id, d.kind, d.conflicts, d.gate_passed) == (rid, "bundle", 6, False)
+    assert d.scores["accuracy"].value == pytest.approx(14 / 18) and calls == []
+    assert cache.items(head).links == {3: "http://cvat/tasks/1/jobs/2?frame=3"}
+    assert cache.items(head).rows is not None and calls == [rid]
     # A keyed re-save keeps the id but not the time: the cache reads the new body.
     store.save_report("bundle", "file", "t", BUNDLE, project="cvat:2", key="k")
     first = store.list_heads(project="cvat:2")[0]
-    assert cache.digest(first).conflicts == 6
+    assert 5 in cache.items(first).links or cache.items(first).rows
     store.save_report("bundle", "file", "t", {**BUNDLE, "conflicts": []}, project="cvat:2", key="k")
     again = store.list_heads(project="cvat:2")[0]
     assert again.id == first.id and again.created_at > first.created_at
-    assert cache.digest(again).conflicts == 2
+    assert cache.items(again).links == {} and cache.digest(again).conflicts == 2
     store.close()
+
+
+def test_rows_from_before_digests_are_digested_from_their_body(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with open_store(url) as store:
+        store.save_report("scorecards", "file", "t", {"summary": {"mean_accuracy": 0.5}})
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE labelgate_reports DROP COLUMN digest"))
+    with open_store(url) as store:  # the column comes back, empty on the old row
+        (head,) = store.list_heads()
+        assert head.digest is None
+        assert DigestCache(store).digest(head).scores["accuracy"].value == 0.5

@@ -92,7 +92,8 @@ def source_page(source: str, source_id: str) -> str:
     annotator = request.args.get("annotator") or None
     reason = request.args.get("reason") or None
     filters = {"flagged": flagged, "annotator": annotator, "reason": reason}
-    rows = _cache().items(latest_head)
+    table = _cache().items(latest_head)
+    rows = table.rows
     kept = (
         filter_items(rows, flagged=flagged, annotator=annotator, reason=reason)
         if rows is not None
@@ -115,6 +116,7 @@ def source_page(source: str, source_id: str) -> str:
         accuracy_trend=summary.trend,
         items=items,
         filters=filters,
+        links=table.links,
         reasons=reasons,
         annotators=sorted(summary.latest.per_annotator),
         next_url=page_url(items["next_page"]),

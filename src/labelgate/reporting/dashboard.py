@@ -19,7 +19,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -67,9 +67,9 @@ class Score:
 class Digest:
     """What the dashboard reads from one stored report."""
 
-    id: str
     kind: str
-    created_at: str
+    id: str = ""
+    created_at: str = ""
     scores: dict[str, Score] = field(default_factory=dict)
     gate_passed: bool | None = None
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -82,9 +82,28 @@ class Digest:
     cards: list[dict[str, Any]] = field(default_factory=list)
     matrix_annotators: list[str] = field(default_factory=list)
     matrix: list[list[float | None]] = field(default_factory=list)
-    #: item id -> URL in the annotation tool (first conflict's link, or the LS task URL).
-    item_links: dict[int, str] = field(default_factory=dict)
     has_page: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form (without id and time, which the report row holds)."""
+        out = asdict(self)
+        for k in ("id", "created_at"):
+            del out[k]
+        return out
+
+    @classmethod
+    def from_json(cls, head: ReportHead, data: Mapping[str, Any]) -> Digest:
+        """A digest stored with its report (:meth:`to_json`), for the report ``head``."""
+        fields = {k: v for k, v in data.items() if k in _FIELDS}
+        fields["scores"] = {k: Score(**v) for k, v in (data.get("scores") or {}).items()}
+        return cls(
+            **{
+                **fields,
+                "kind": head.kind,
+                "id": head.id,
+                "created_at": head.created_at.isoformat(),
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -151,10 +170,9 @@ def _card_fields(card: Mapping[str, Any]) -> dict[str, Any]:
     return {k: card.get(k) for k in CARD_FIELDS}
 
 
-def digest_bundle(r: StoredReport) -> Digest:
+def digest_bundle(rep: Mapping[str, Any]) -> Digest:
     """``bundle`` (``labelgate report``, CVAT runs): counts pooled over the human annotators."""
-    rep = r.report
-    d = Digest(r.id, r.kind, r.created_at.isoformat(), has_page=True)
+    d = Digest("bundle", has_page=True)
     comparisons = {n: c for n, c in (rep.get("comparisons") or {}).items() if _human(n)}
     sums = {k: 0.0 for k in ("valid_count", "total_count", "ds_count", "gt_count")}
     for c in comparisons.values():
@@ -172,12 +190,7 @@ def digest_bundle(r: StoredReport) -> Digest:
     gate = rep.get("gate")
     d.gate_passed = gate.get("passed") if isinstance(gate, Mapping) else None
     d.alerts = list(rep.get("alerts") or [])
-    conflicts = rep.get("conflicts") or []
-    d.conflicts = len(conflicts) + int(rep.get("conflicts_truncated") or 0)
-    for c in conflicts:
-        frame = int(c["frame"])
-        if c.get("link") and frame not in d.item_links and _human(c.get("annotator", "")):
-            d.item_links[frame] = c["link"]
+    d.conflicts = len(rep.get("conflicts") or []) + int(rep.get("conflicts_truncated") or 0)
     cards = list(rep.get("scorecards") or [])
     d.cards = [_card_fields(c) for c in cards]
     d.per_annotator = {c["annotator"]: c.get("accuracy") for c in cards if _human(c["annotator"])}
@@ -185,10 +198,9 @@ def digest_bundle(r: StoredReport) -> Digest:
     return d
 
 
-def digest_cvat(r: StoredReport) -> Digest:
+def digest_cvat(rep: Mapping[str, Any]) -> Digest:
     """``cvat_job``/``cvat_task``/``cvat_project``: CVAT's own summary and per-label metrics."""
-    rep = r.report
-    d = Digest(r.id, r.kind, r.created_at.isoformat())
+    d = Digest("cvat_task")
     s = rep.get("summary") or {}
     d.scores = {
         "accuracy": pooled(s.get("valid_count") or 0, s.get("total_count") or 0),
@@ -200,11 +212,10 @@ def digest_cvat(r: StoredReport) -> Digest:
     return d
 
 
-def digest_ls_project(r: StoredReport) -> Digest:
+def digest_ls_project(rep: Mapping[str, Any]) -> Digest:
     """``ls_project``: per-annotator rates against the GT annotator (no counts, so the headline
     accuracy is the annotators' mean without an interval)."""
-    rep = r.report
-    d = Digest(r.id, r.kind, r.created_at.isoformat())
+    d = Digest("ls_project")
     people = {n: v for n, v in (rep.get("annotators") or {}).items() if _human(n)}
     d.per_annotator = {n: v.get("accuracy") for n, v in people.items()}
     d.cards = [_card_fields({"annotator": n, **v}) for n, v in people.items()]
@@ -215,20 +226,13 @@ def digest_ls_project(r: StoredReport) -> Digest:
     d.conflicts = sum(
         bool(t.get("conflicting_annotators")) for t in (rep.get("tasks") or {}).values()
     )
-    meta = {"system": "labelstudio", **((rep.get("source") or {}).get("meta") or {})}
-    meta.setdefault("project_id", rep.get("project"))
-    for task in rep.get("tasks") or {}:
-        link = conflict_link(meta, int(task))
-        if link:
-            d.item_links[int(task)] = link
     _agreement(d, rep.get("agreement"))
     return d
 
 
-def digest_scorecards(r: StoredReport) -> Digest:
-    """``scorecards``: the trend record (means, cards, per-label error rates, alerts)."""
-    rep = r.report
-    d = Digest(r.id, r.kind, r.created_at.isoformat())
+def digest_scorecards(rep: Mapping[str, Any]) -> Digest:
+    """``scorecards``: the trend record (means, cards, alerts)."""
+    d = Digest("scorecards")
     summary = rep.get("summary") or {}
     d.agreement = summary.get("mean_agreement")
     if summary.get("mean_accuracy") is not None:
@@ -240,7 +244,25 @@ def digest_scorecards(r: StoredReport) -> Digest:
     return d
 
 
-DIGESTERS: dict[str, Callable[[StoredReport], Digest]] = {
+def item_links(kind: str, rep: Mapping[str, Any]) -> dict[int, str]:
+    """Item id -> URL in the annotation tool: a bundle's first human conflict link per frame
+    (CVAT job/frame), or every task of a Label Studio project (its task URL)."""
+    links: dict[int, str] = {}
+    if kind == "bundle":
+        for c in rep.get("conflicts") or []:
+            if c.get("link") and _human(c.get("annotator", "")):
+                links.setdefault(int(c["frame"]), c["link"])
+    elif kind == "ls_project":
+        meta = {"system": "labelstudio", **((rep.get("source") or {}).get("meta") or {})}
+        meta.setdefault("project_id", rep.get("project"))
+        for task in rep.get("tasks") or {}:
+            link = conflict_link(meta, int(task))
+            if link:
+                links[int(task)] = link
+    return links
+
+
+DIGESTERS: dict[str, Callable[[Mapping[str, Any]], Digest]] = {
     "bundle": digest_bundle,
     "ls_project": digest_ls_project,
     "cvat_project": digest_cvat,
@@ -248,6 +270,28 @@ DIGESTERS: dict[str, Callable[[StoredReport], Digest]] = {
     "cvat_job": digest_cvat,
     "scorecards": digest_scorecards,
 }
+
+
+_FIELDS = {f.name for f in fields(Digest)}
+
+
+def digest_report(kind: str, report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The stored digest of a report (:meth:`Digest.to_json`), None for kinds the dashboard
+    does not read. The store calls this when it saves a report, so listing runs never parses
+    their bodies."""
+    if kind not in DIGESTERS:
+        return None
+    d = DIGESTERS[kind](report)
+    d.kind = kind
+    return d.to_json()
+
+
+@dataclass
+class ItemTable:
+    """A report's item rows, worst first (None: the kind keeps none), and their tool links."""
+
+    rows: list[dict[str, Any]] | None
+    links: dict[int, str]
 
 
 class DigestCache:
@@ -274,10 +318,22 @@ class DigestCache:
         return value
 
     def digest(self, head: ReportHead) -> Digest:
-        return self._get("digest", head, lambda r: DIGESTERS[r.kind](r))  # type: ignore[no-any-return]
+        """The report's digest: the stored one, else computed from the body (older rows)."""
+        if head.digest is not None:
+            return Digest.from_json(head, head.digest)
 
-    def items(self, head: ReportHead) -> list[dict[str, Any]] | None:
-        return self._get("items", head, item_rows)  # type: ignore[no-any-return]
+        def build(r: StoredReport) -> Digest:
+            return Digest.from_json(head, digest_report(r.kind, r.report) or {})
+
+        return self._get("digest", head, build)  # type: ignore[no-any-return]
+
+    def items(self, head: ReportHead) -> ItemTable:
+        """The report's item rows and links (the body is parsed once per report)."""
+
+        def build(r: StoredReport) -> ItemTable:
+            return ItemTable(item_rows(r), item_links(r.kind, r.report))
+
+        return self._get("items", head, build)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -411,12 +467,15 @@ __all__ = [
     "DIGESTERS",
     "Digest",
     "DigestCache",
+    "ItemTable",
     "Score",
     "SourceKey",
     "SourceSummary",
+    "digest_report",
     "filter_items",
     "group_heads",
     "headline_kind",
+    "item_links",
     "pooled",
     "series",
     "source_heads",
