@@ -105,7 +105,6 @@ def source_page(source: str, source_id: str) -> str:
     def page_url(number: int | None) -> str | None:
         return None if number is None else "?" + urlencode({**base, "page": number})
 
-    reasons = sorted({f.get("type") or f["reason"] for r in rows or [] for f in r["flags"]})
     return render_template(
         "dashboard/source.html",
         key=key,
@@ -117,7 +116,7 @@ def source_page(source: str, source_id: str) -> str:
         items=items,
         filters=filters,
         links=table.links,
-        reasons=reasons,
+        reasons=table.reasons,
         annotators=sorted(summary.latest.per_annotator),
         next_url=page_url(items["next_page"]),
         previous_url=page_url(items["previous_page"]),

@@ -292,6 +292,8 @@ class ItemTable:
 
     rows: list[dict[str, Any]] | None
     links: dict[int, str]
+    #: Flag reasons and conflict types present (the page's "problem" filter choices).
+    reasons: list[str] = field(default_factory=list)
 
 
 class DigestCache:
@@ -331,7 +333,9 @@ class DigestCache:
         """The report's item rows and links (the body is parsed once per report)."""
 
         def build(r: StoredReport) -> ItemTable:
-            return ItemTable(item_rows(r), item_links(r.kind, r.report))
+            rows = item_rows(r)
+            reasons = {f.get("type") or f["reason"] for row in rows or [] for f in row["flags"]}
+            return ItemTable(rows, item_links(r.kind, r.report), sorted(reasons))
 
         return self._get("items", head, build)  # type: ignore[no-any-return]
 
