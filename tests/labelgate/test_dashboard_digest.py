@@ -28,6 +28,7 @@ from labelgate.reporting.dashboard import (
     series,
     source_key,
     sparkline,
+    summarize,
 )
 from labelgate.store import ReportHead, open_store
 
@@ -295,3 +296,16 @@ def test_rows_from_before_digests_are_digested_from_their_body(tmp_path):
         (head,) = store.list_heads()
         assert head.digest is None
         assert DigestCache(store).digest(head).scores["accuracy"].value == 0.5
+
+
+def test_a_trend_follows_one_target(tmp_path):
+    """A CVAT project run stores one bundle per task: the trend follows the newest one's task."""
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        for minutes, target, valid in ((0, "task A", 1), (1, "task B", 2), (2, "task A", 3)):
+            report = {"comparisons": {"a": {"summary": {"valid_count": valid, "total_count": 4}}}}
+            when = T0 + timedelta(minutes=minutes)
+            store.save_report("bundle", "file", target, report, project="cvat:1", created_at=when)
+        heads = store.list_heads()
+        s = summarize(DigestCache(store), SourceKey("cvat", "1"), heads)
+    assert [h.target for h in s.runs] == ["task A", "task A"]
+    assert s.trend == [0.25, 0.75] and s.latest.scores["accuracy"].value == 0.75

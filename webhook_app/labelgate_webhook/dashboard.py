@@ -83,10 +83,8 @@ def source_page(source: str, source_id: str) -> str:
     key = SourceKey(source, source_id)
     heads = source_heads(current_app.extensions["labelgate_store"], key)
     summary = summarize(_cache(), key, heads, HISTORY)
-    kind = summary.latest.kind
-    runs = [h for h in heads if h.kind == kind][:HISTORY]
-    digests = [_cache().digest(h) for h in reversed(runs)]
-    latest_head = runs[0]
+    digests = summary.digests
+    latest_head = summary.runs[-1]
     page, page_size = parse_paging(request.args)
     flagged = request.args.get("flagged", "").lower() in ("1", "true", "yes", "on")
     annotator = request.args.get("annotator") or None

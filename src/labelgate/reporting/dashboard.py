@@ -347,8 +347,18 @@ class SourceSummary:
     key: SourceKey
     name: str
     heads: list[ReportHead]
-    latest: Digest
-    trend: list[float | None]
+    #: The runs the trend covers, oldest first, with their digests (the last is the latest).
+    runs: list[ReportHead]
+    digests: list[Digest]
+
+    @property
+    def latest(self) -> Digest:
+        return self.digests[-1]
+
+    @property
+    def trend(self) -> list[float | None]:
+        """Headline accuracy per run, oldest first."""
+        return [d.scores.get("accuracy", Score(None)).value for d in self.digests]
 
 
 def group_heads(heads: Iterable[ReportHead]) -> dict[SourceKey, list[ReportHead]]:
@@ -369,19 +379,14 @@ def headline_kind(heads: Sequence[ReportHead]) -> str:
 def summarize(
     cache: DigestCache, key: SourceKey, heads: Sequence[ReportHead], history: int = 30
 ) -> SourceSummary:
-    """A source's row: newest report of its headline kind, accuracy trend (oldest first)."""
+    """A source's row: the newest report of its headline kind and the earlier runs of the same
+    kind and target (a CVAT project stores one bundle per task: a trend follows one task)."""
     kind = headline_kind(heads)
-    runs = [h for h in heads if h.kind == kind][:history]
-    digests = [cache.digest(h) for h in reversed(runs)]
-    latest = digests[-1]
-    name = key.id if key.source != "file" else runs[0].target
-    return SourceSummary(
-        key,
-        name,
-        list(heads),
-        latest,
-        [d.scores.get("accuracy", Score(None)).value for d in digests],
-    )
+    newest = next(h for h in heads if h.kind == kind)
+    runs = [h for h in heads if h.kind == kind and h.target == newest.target][:history]
+    runs.reverse()
+    name = key.id if key.source != "file" else newest.target
+    return SourceSummary(key, name, list(heads), runs, [cache.digest(h) for h in runs])
 
 
 def source_heads(store: Any, key: SourceKey) -> list[ReportHead]:
