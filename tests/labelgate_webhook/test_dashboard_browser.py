@@ -98,6 +98,8 @@ def test_dashboard_in_chromium(cvat_double, ls_server, tmp_path):
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url))
+        failed: list[str] = []
+        page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
         # The read token: the browser is sent to the form, and back to the dashboard.
         page.goto(base + "/")
         assert page.url.startswith(base + "/login")
@@ -152,7 +154,7 @@ def test_dashboard_in_chromium(cvat_double, ls_server, tmp_path):
         browser.close()
     app.extensions["labelgate_store"].close()
     app.extensions["labelgate_queue"].close()
-    assert errors == []
+    assert errors == [] and failed == []
     assert requests and all(r.startswith(base + "/") for r in requests), [
         r for r in requests if not r.startswith(base)
     ]

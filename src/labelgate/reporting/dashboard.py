@@ -385,7 +385,10 @@ def summarize(
     newest = next(h for h in heads if h.kind == kind)
     runs = [h for h in heads if h.kind == kind and h.target == newest.target][:history]
     runs.reverse()
-    name = key.id if key.source != "file" else newest.target
+    if key.source == "file":
+        name = newest.target
+    else:
+        name = f"project {key.id}" if key.id.isdigit() else key.id.replace(":", " ")
     return SourceSummary(key, name, list(heads), runs, [cache.digest(h) for h in runs])
 
 
