@@ -298,9 +298,10 @@ class ItemTable:
 
 class DigestCache:
     """Digests and item rows per report, computed once (a keyed re-save changes
-    ``created_at``, so it is part of the key). Bounded LRU; safe across server threads."""
+    ``created_at``, so it is part of the key). Bounded LRU, small because one item table of a
+    100k-conflict report holds tens of MB; safe across server threads."""
 
-    def __init__(self, store: Any, size: int = 256) -> None:
+    def __init__(self, store: Any, size: int = 32) -> None:
         self.store = store
         self.size = size
         self._lock = threading.Lock()
