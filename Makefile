@@ -64,6 +64,7 @@ bench: install
 	$(PY) bench/agreement.py || status=1; \
 	$(PY) bench/webhook.py || status=1; \
 	$(PY) bench/webhook.py --backend redis || status=1; \
+	$(PY) bench/dashboard.py || status=1; \
 	exit $$status
 
 clean:

@@ -496,7 +496,8 @@ def cvat_job_to_annotations(
     }
     if "id" in job:
         info["job_id"] = int(job["id"])
-    for key in ("task_id", "project_id", "type", "stage", "state"):
+    # ``host`` (set by the live pipeline) lets reports link each conflict to its job/frame.
+    for key in ("task_id", "project_id", "type", "stage", "state", "host"):
         if job.get(key) is not None:
             info[key] = job[key]
     verdict = job_verdict(job)

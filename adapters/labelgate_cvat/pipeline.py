@@ -14,6 +14,7 @@ import dataclasses
 import warnings
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -136,17 +137,31 @@ class TaskResult:
     notes: list[str]
 
 
+def _public_host(source: Any) -> str | None:
+    """The CVAT server's URL without credentials (links in reports must not carry them)."""
+    config = getattr(getattr(source, "api", None), "configuration", None)
+    host = getattr(config, "host", None)
+    if not isinstance(host, str) or not host:
+        return None
+    parts = urlsplit(host)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
 def pull_job(
     source: Any, job: Mapping[str, Any], schema: LabelSchema, *, gt: bool = False
 ) -> AnnotationSet:
     """One job as an annotation set (annotator: its assignee, or ``ground_truth``)."""
     who = GT_ANNOTATOR if gt else (_username(job) or f"job {job['id']}")
+    host = _public_host(source)
     return cvat_job_to_annotations(
         source.annotations(job["id"]),
         source.meta(job["id"]),
         schema,
         annotator=who,
-        job=job,
+        job={**job, "host": host} if host else job,
         name=f"job {job['id']}",
     )
 

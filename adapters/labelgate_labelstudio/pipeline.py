@@ -149,6 +149,15 @@ def score_project(
         "tasks": {str(k): v for k, v in sorted(scores.items())},
         "flagged": flagged,
         "pushed": {},
+        # Where the tasks live, so a dashboard can link each task (labelgate.reporting.links).
+        "source": {
+            "name": aset.name,
+            "meta": {
+                "system": "labelstudio",
+                "url": aset.meta.get("url"),
+                "project_id": project_id,
+            },
+        },
     }
     if push_scores:
         for task, entry in scores.items():

@@ -47,6 +47,9 @@ REPORTS = sa.Table(
     sa.Column("report", sa.Text, nullable=False),
     sa.Column("settings", sa.Text),
     sa.Column("public_id", sa.String(32)),
+    # The dashboard's summary of the report (labelgate.reporting.dashboard.digest_report),
+    # computed once on save so listing runs never parses report bodies; NULL on older rows.
+    sa.Column("digest", sa.Text),
     sa.Index("ix_reports_lookup", "source", "project", "kind", "created_at"),
     # Unique, also on stores created before the column existed (see Store._migrate).
     sa.Index("ix_reports_public_id", "public_id", unique=True),
@@ -102,6 +105,20 @@ class StoredReport:
     seq: int = 0
 
 
+@dataclass(frozen=True)
+class ReportHead:
+    """A stored report without its body (listing thousands of runs loads no report JSON)."""
+
+    id: str
+    kind: str
+    source: str
+    target: str
+    project: str | None
+    created_at: datetime
+    seq: int = 0
+    digest: dict[str, Any] | None = None
+
+
 def _racing(exc: sa.exc.SQLAlchemyError) -> bool:
     """A failure another process starting at the same time explains (a retry succeeds)."""
     text = str(getattr(exc, "orig", exc)).lower()
@@ -135,6 +152,9 @@ class Store:
     def _migrate(self) -> None:
         """Give stores created before public ids their column, ids and unique index."""
         columns = {c["name"] for c in sa.inspect(self.engine).get_columns(REPORTS.name)}
+        if "digest" not in columns:
+            with self.engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {REPORTS.name} ADD COLUMN digest TEXT"))
         if "public_id" not in columns:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -206,6 +226,9 @@ class Store:
     ) -> str:
         """Store a report and return its public id; an existing ``key`` is updated in place
         (and keeps its id)."""
+        from labelgate.reporting.dashboard import digest_report
+
+        digest = digest_report(kind, report)
         row = {
             "kind": kind,
             "source": source,
@@ -215,6 +238,7 @@ class Store:
             "report": json.dumps(report),
             "settings": json.dumps(settings) if settings else None,
             "key": key,
+            "digest": json.dumps(digest) if digest is not None else None,
         }
         with _guard("save the report"), self.engine.begin() as conn:
             if key is not None:
@@ -262,6 +286,38 @@ class Store:
         with _guard("read the report"), self.engine.connect() as conn:
             r = conn.execute(sa.select(REPORTS).where(REPORTS.c.key == key)).first()
         return None if r is None else self._row(r)
+
+    def list_heads(
+        self,
+        source: str | None = None,
+        project: str | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+    ) -> list[ReportHead]:
+        """Matching reports without their bodies, newest first (see :meth:`list_reports`)."""
+        names = ("id", "public_id", "kind", "source", "target", "project", "created_at", "digest")
+        q = sa.select(*[REPORTS.c[c] for c in names])
+        for col, value in (("source", source), ("project", project), ("kind", kind)):
+            if value is not None:
+                q = q.where(REPORTS.c[col] == value)
+        q = q.order_by(REPORTS.c.created_at.desc(), REPORTS.c.id.desc())
+        if limit:
+            q = q.limit(limit)
+        with _guard("list reports"), self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [
+            ReportHead(
+                str(r.public_id),
+                r.kind,
+                r.source,
+                r.target,
+                r.project,
+                r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=timezone.utc),
+                int(r.id),
+                json.loads(r.digest) if r.digest else None,
+            )
+            for r in rows
+        ]
 
     def list_reports(
         self,

@@ -70,6 +70,8 @@ READ_PATHS = {
     "report-page": "/reports/{id}.html",
     "conflicts-page": "/reports/{id}/conflicts",
     "metrics": "/metrics",
+    "dashboard": "/",
+    "dashboard-source": "/sources/cvat/1",
     **{f"api-{s}": f"/api/projects/cvat/1/quality/{s}" for s in SECTIONS},
 }
 
@@ -77,10 +79,16 @@ READ_PATHS = {
 def test_the_table_covers_every_get_route(app):
     """A new GET route must be added to READ_PATHS (or to the open ones) to pass."""
     gets = {r.rule for r in app.url_map.iter_rules() if "GET" in r.methods}
-    open_routes = {"/healthz", "/login", "/static/<path:filename>"}
-    open_routes.add("/static/viewer/<path:filename>")  # the viewer's script and style sheet
+    # The viewer's script and style sheet and the dashboard's stylesheet hold no data.
+    open_routes = {
+        "/healthz",
+        "/login",
+        "/static/<path:filename>",
+        "/static/viewer/<path:filename>",
+        "/static/dashboard/<path:filename>",
+    }
     covered = {"/reports/<report_id>", "/reports/<report_id>.html", "/metrics"}
-    covered.add("/reports/<report_id>/conflicts")
+    covered |= {"/", "/sources/<source>/<path:source_id>", "/reports/<report_id>/conflicts"}
     # Frame images: token checked in test_viewer.py::test_token_guards_page_and_images (here
     # no images folder is configured, so an authorised request gets 404).
     covered.add("/reports/<report_id>/images/<int:frame>")
@@ -93,7 +101,7 @@ def test_every_read_path_needs_the_token(app, stored, which):
     path = READ_PATHS[which].format(id=stored[1]["report_id"])
     client = app.test_client()
     res = client.get(path)
-    if which in ("report-page", "conflicts-page"):
+    if which in ("report-page", "conflicts-page", "dashboard", "dashboard-source"):
         # A browser is sent to the token form, and nothing of the report is in the answer.
         assert res.status_code == 303 and res.headers["Location"].startswith("/login?next=")
     else:
@@ -108,6 +116,8 @@ def test_every_read_path_needs_the_token(app, stored, which):
         assert b"labelgate_events_received_total 0" in ok.data
     elif which.startswith("api-"):
         assert ok.get_json()["section"] == which.removeprefix("api-")
+    elif which == "dashboard":
+        assert b'href="/sources/cvat/1"' in ok.data
     else:
         assert b"annotator1" in ok.data
 

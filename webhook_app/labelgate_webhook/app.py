@@ -395,9 +395,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             )
         return Response(render_html(_served(r.report)), mimetype="text/html")
 
+    from labelgate_webhook.dashboard import register as register_dashboard
     from labelgate_webhook.read_api import register as register_read_api
 
     auth.register(app)
     register_read_api(app)
     viewer.register(app)
+    register_dashboard(app)
     return app

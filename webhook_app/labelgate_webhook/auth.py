@@ -76,7 +76,7 @@ def _safe_next(value: str | None) -> str:
 
 
 _FORM = """<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>
-<title>labelgate: token</title></head><body style='font-family:sans-serif;max-width:30em;margin:4em auto'>
+<link rel='icon' href='data:,'><title>labelgate: token</title></head><body style='font-family:sans-serif;max-width:30em;margin:4em auto'>
 <h1>labelgate</h1><p>This server needs its read token (<code>LABELGATE_API_TOKEN</code>).</p>
 {error}<form method='post' action='/login'><input type='hidden' name='next' value='{next}'>
 <label>Token <input type='password' name='token' autocomplete='current-password' autofocus></label>

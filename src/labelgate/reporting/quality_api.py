@@ -237,6 +237,14 @@ def build_section(
     return out
 
 
+def item_rows(stored: StoredReport) -> list[dict[str, Any]] | None:
+    """Every item row of a report, worst first (the ``items`` section unpaginated), or None
+    when the kind keeps no per-item data."""
+    if stored.kind not in READABLE_KINDS:
+        return None
+    return _VIEWS[stored.kind](stored.report, {}).items()
+
+
 # --- per kind ---------------------------------------------------------------------------------
 
 
@@ -434,9 +442,9 @@ class _BundleView(_View):
         rows: dict[int, dict[str, Any]] = {}
 
         def row(item: int, name: Any = None) -> dict[str, Any]:
-            entry = rows.setdefault(
-                item,
-                {
+            entry = rows.get(item)
+            if entry is None:  # not setdefault: building the default per conflict costs 2x
+                entry = rows[item] = {
                     "item": item,
                     "name": None,
                     "score": None,
@@ -446,8 +454,7 @@ class _BundleView(_View):
                     "conflicts": {"error": 0, "warning": 0},
                     "flagged": False,
                     "flags": [],
-                },
-            )
+                }
             if entry["name"] is None and name is not None:
                 entry["name"] = name
             return entry
@@ -460,23 +467,33 @@ class _BundleView(_View):
                     {"reason": "low_agreement", "value": a["agreement"], "threshold": LOW_AGREEMENT}
                 )
         conflict_flags: dict[tuple[int, str, str], dict[str, Any]] = {}
+        # 100k conflict rows are common: the loop keeps lookups local (the dashboard's bench).
         for c in self.r.get("conflicts") or []:
-            if _is_model(c.get("annotator", "")):
+            annotator = c.get("annotator", "")
+            if annotator.startswith(PREDICTION_PREFIX):
                 continue  # a model's errors against GT say nothing about the annotation work
-            entry = row(int(c["frame"]), c.get("item_name"))
+            frame = int(c["frame"])
+            found = rows.get(frame)
+            entry = (
+                found
+                if found is not None and found["name"] is not None
+                else row(frame, c.get("item_name"))
+            )
+            counts = entry["conflicts"]
             severity = c.get("severity", "error")
-            entry["conflicts"][severity] = entry["conflicts"].get(severity, 0) + 1
+            counts[severity] = counts.get(severity, 0) + 1
             if severity == "error":
-                key = (entry["item"], c["annotator"], c["type"])
-                if key not in conflict_flags:
-                    conflict_flags[key] = {
+                key = (frame, annotator, c["type"])
+                flag = conflict_flags.get(key)
+                if flag is None:
+                    flag = conflict_flags[key] = {
                         "reason": "conflict",
-                        "annotator": c["annotator"],
+                        "annotator": annotator,
                         "type": c["type"],
                         "count": 0,
                     }
-                    entry["flags"].append(conflict_flags[key])
-                conflict_flags[key]["count"] += 1
+                    entry["flags"].append(flag)
+                flag["count"] += 1
         for alert in self.r.get("alerts") or []:
             if alert.get("type") == "outlier_item" and alert.get("item") is not None:
                 row(int(alert["item"]))["flags"].append(
@@ -641,6 +658,7 @@ __all__ = [
     "SECTIONS",
     "SOURCES",
     "build_section",
+    "item_rows",
     "latest_report",
     "paginate",
     "parse_paging",
