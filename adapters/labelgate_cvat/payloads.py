@@ -22,6 +22,7 @@ import numpy as np
 
 from labelgate.errors import DataWarning, FormatError, SchemaError, ValidationError
 from labelgate.geometry.rle import from_cvat
+from labelgate.io.inputs import to_float, to_int
 from labelgate.model import (
     ABSENT,
     HIDDEN,
@@ -133,31 +134,42 @@ def items_from_meta(meta: Mapping[str, Any]) -> Items:
     Raises:
         FormatError: the meta has no frames or sizes that do not fit the frame range.
     """
+    if not isinstance(meta, Mapping):
+        raise FormatError(f"CVAT data meta: expected an object, got {type(meta).__name__}")
     try:
-        start, stop = int(meta["start_frame"]), int(meta["stop_frame"])
-        frames = list(meta["frames"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FormatError(f"CVAT data meta: missing or bad field {exc}") from None
-    if meta.get("frame_ids") is not None:
-        ids = [int(f) for f in meta["frame_ids"]]
-    else:
-        ids = list(range(start, stop + 1, _step(meta.get("frame_filter"))))
+        start = to_int(meta.get("start_frame"), "start_frame", lo=0)
+        stop = to_int(meta.get("stop_frame"), "stop_frame", lo=0)
+        frames = meta.get("frames")
+        if not isinstance(frames, list) or not all(isinstance(f, Mapping) for f in frames):
+            raise ValidationError("frames: expected a list of objects")
+        if meta.get("frame_ids") is not None:
+            ids = [to_int(f, "frame_ids", lo=0) for f in meta["frame_ids"]]
+        else:
+            ids = list(range(start, stop + 1, _step(meta.get("frame_filter"))))
+        deleted = set(to_int(f, "deleted_frames") for f in meta.get("deleted_frames") or ())
+        included = meta.get("included_frames")
+        included_ids = set(to_int(f, "included_frames") for f in included or ())
+        names = [str(f.get("name") or "") for f in frames]
+        widths = [to_int(f.get("width") or 0, "frames.width", lo=0) for f in frames]
+        heights = [to_int(f.get("height") or 0, "frames.height", lo=0) for f in frames]
+    except (ValidationError, TypeError) as exc:
+        raise FormatError(f"CVAT data meta: {exc}") from None
     if len(frames) == 1 and len(ids) > 1:  # video: one entry describes every frame
         # Datumaro names video frames frame_000123; the video file name would pair them all.
-        frames = [{**frames[0], "name": f"frame_{i:06d}"} for i in ids]
+        names, widths, heights = ([""] * len(ids), widths * len(ids), heights * len(ids))
     if len(frames) != len(ids):
         raise FormatError(
             f"CVAT data meta: {len(frames)} frame entries for frames {start}..{stop} "
             f"({len(ids)} expected)"
         )
-    deleted = set(int(f) for f in meta.get("deleted_frames") or ())
-    included = meta.get("included_frames")
-    excluded = set(ids) - set(int(f) for f in included) if included else set()
+    if len(set(ids)) != len(ids):
+        raise FormatError("CVAT data meta: frame_ids: duplicate frame ids")
+    excluded = set(ids) - included_ids if included else set()
     return Items.create(
         ids,
-        name=[str(f.get("name") or f"frame_{i:06d}") for f, i in zip(frames, ids, strict=True)],
-        width=[int(f.get("width") or 0) for f in frames],
-        height=[int(f.get("height") or 0) for f in frames],
+        name=[n or f"frame_{i:06d}" for n, i in zip(names, ids, strict=True)],
+        width=widths,
+        height=heights,
         deleted=[i in deleted or i in excluded for i in ids],
     )
 
@@ -224,7 +236,8 @@ class _Converter:
     def fail(self, obj: Mapping[str, Any], otype: str, frame: Any, exc: Exception) -> None:
         oid = obj.get("id")
         where = f"frame {frame}, {otype} {oid} (label_id {obj.get('label_id')!r})"
-        warnings.warn(f"{self.where}: {where}: {exc}", DataWarning, stacklevel=3)
+        file = f"{self.context['file']}: " if self.context.get("file") else ""
+        warnings.warn(f"{file}{self.where}: {where}: {exc}", DataWarning, stacklevel=3)
         self.errors.append(
             {
                 **self.context,
@@ -270,19 +283,22 @@ class _Converter:
 
     def tag(self, tag: Mapping[str, Any]) -> None:
         try:
+            frame = to_int(tag.get("frame"), "frame")
+            if frame not in self.size:
+                raise ValidationError(f"frame {frame} is outside the job's frames")
             label = self.label(tag)
             self.builder.add(
-                int(tag["frame"]),
+                frame,
                 Kind.TAG,
                 label,
-                source_id=int(tag.get("id") or -1),
+                source_id=_source_id(tag),
                 source_type=SourceType.TAG,
                 origin=Origin.parse(tag.get("source")),
                 annotator=0,
-                group=int(tag.get("group") or 0),
-                attributes=self.attributes(label, tag.get("attributes") or ()) or None,
+                group=to_int(tag.get("group") or 0, "group"),
+                attributes=self.attributes(label, _records(tag, "attributes")) or None,
             )
-        except (ValidationError, ValueError, KeyError, TypeError) as exc:
+        except (ValidationError, ValueError, KeyError, TypeError, OverflowError) as exc:
             self.fail(tag, "tag", tag.get("frame"), exc)
 
     def shape(
@@ -298,26 +314,28 @@ class _Converter:
         try:
             if shape.get("outside"):
                 return  # CVAT ignores outside annotations in every matcher
-            frame = int(shape["frame"])
+            frame = to_int(shape.get("frame"), "frame")
             if frame not in self.size:
                 raise ValidationError(f"frame {frame} is outside the job's frames")
+            if shape.get("error"):  # the XML reader could not read this element
+                raise ValidationError(shape["error"])
             label = self.label(src)
             attrs = self.attributes(
-                label, shape.get("attributes") or (), (owner or {}).get("attributes") or ()
+                label, _records(shape, "attributes"), _records(owner or {}, "attributes")
             )
             common: dict[str, Any] = {
-                "source_id": int(src.get("id", -1) if src.get("id") is not None else -1),
+                "source_id": _source_id(src),
                 "source_type": SourceType.TRACK if owner is not None else SourceType.SHAPE,
                 "origin": Origin.parse(src.get("source")),
                 "annotator": 0,
-                "group": int(src.get("group") or 0),
-                "z_order": int(shape.get("z_order") or 0),
+                "group": to_int(src.get("group") or 0, "group"),
+                "z_order": to_int(shape.get("z_order") or 0, "z_order", -(2**31), 2**31 - 1),
                 "occluded": bool(shape.get("occluded")),
-                "rotation": float(shape.get("rotation") or 0.0),
+                "rotation": to_float(shape.get("rotation") or 0.0, "rotation"),
                 "attributes": attrs or None,
             }
             self._geometry(shape, frame, label, common, owner)
-        except (ValidationError, ValueError, KeyError, TypeError) as exc:
+        except (ValidationError, ValueError, KeyError, TypeError, OverflowError) as exc:
             self.fail(src, otype, frame, exc)
 
     def _geometry(
@@ -328,10 +346,13 @@ class _Converter:
         common: dict[str, Any],
         owner: Mapping[str, Any] | None,
     ) -> None:
-        if shape.get("error"):  # the XML reader could not read the coordinates
-            raise ValidationError(shape["error"])
         kind = str(shape.get("type"))
-        pts = np.asarray(shape.get("points") or (), dtype=np.float64)
+        points = shape.get("points") or ()
+        if not isinstance(points, list | tuple) or not all(
+            isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in points
+        ):
+            raise ValidationError("points: expected a list of numbers")
+        pts = np.asarray([to_float(v, "points", finite=False) for v in points], dtype=np.float64)
         if not np.isfinite(pts).all():
             raise ValidationError("points has a NaN or infinite coordinate")
         least = _MIN_COORDS.get(kind, 0)
@@ -401,6 +422,9 @@ class _Converter:
 
     def track(self, track: Mapping[str, Any], stop_frame: int) -> None:
         try:
+            if track.get("error"):  # the XML reader could not read this track
+                raise ValidationError(track["error"])
+            _source_id(track)
             shapes = expand_track(track, stop_frame)
             elements = {
                 int(el["label_id"]): {
@@ -408,7 +432,7 @@ class _Converter:
                 }
                 for el in track.get("elements") or ()
             }
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             self.fail(track, "track", track.get("frame"), exc)
             return
         for s in shapes:
@@ -459,13 +483,26 @@ def cvat_job_to_annotations(
     job = dict(job or {})
     where = f"job {job['id']}" if "id" in job else (name or "CVAT job")
     conv = _Converter(_Index.build(schema), items, annotator, where, context or {})
-    for shape in payload.get("shapes") or ():
-        conv.shape(shape)
-    for tag in payload.get("tags") or ():
-        conv.tag(tag)
-    stop = int(meta["stop_frame"])
-    for track in payload.get("tracks") or ():
-        conv.track(track, stop)
+    if not isinstance(payload, Mapping):
+        raise FormatError(f"{where}: annotations: expected an object with tags, shapes, tracks")
+    groups = {}
+    for key in ("shapes", "tags", "tracks"):
+        records = payload.get(key) or []
+        if not isinstance(records, list):
+            raise FormatError(f"{where}: annotations: {key!r} is not a list")
+        groups[key] = records
+    stop = to_int(meta["stop_frame"], "stop_frame")
+    for add, key, otype in ((conv.shape, "shapes", "shape"), (conv.tag, "tags", "tag")):
+        for n, obj in enumerate(groups[key]):
+            if isinstance(obj, Mapping):
+                add(obj)
+            else:
+                conv.fail({"id": f"#{n}"}, otype, None, ValidationError("not an object"))
+    for n, track in enumerate(groups["tracks"]):
+        if isinstance(track, Mapping):
+            conv.track(track, stop)
+        else:
+            conv.fail({"id": f"#{n}"}, "track", None, ValidationError("not an object"))
     info: dict[str, Any] = {"system": "cvat"}
     if "id" in job:
         info["job_id"] = int(job["id"])
@@ -488,6 +525,24 @@ def cvat_job_to_annotations(
         meta=info,
         data_errors=tuple(conv.errors),
     )
+
+
+def _records(obj: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    """A list-of-objects field (``attributes``, ``elements``); empty when absent.
+
+    Raises:
+        ValidationError: the field is not a list of objects.
+    """
+    value = obj.get(key) or []
+    if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
+        raise ValidationError(f"{key}: expected a list of objects")
+    return list(value)
+
+
+def _source_id(obj: Mapping[str, Any]) -> int:
+    """The object's CVAT id (-1 when absent)."""
+    oid = obj.get("id")
+    return -1 if oid is None else to_int(oid, "id")
 
 
 def job_verdict(job: Mapping[str, Any]) -> str | None:

@@ -530,7 +530,7 @@ class AnnotationsBuilder:
                 f"item {item}, source id {source_id}: bbox has x2 < x1 or y2 < y1"
             )
         row = len(self._bbox)
-        values = {
+        values: dict[str, Any] = {
             "item": item,
             "kind": int(kind),
             "label": label,
@@ -546,6 +546,9 @@ class AnnotationsBuilder:
             "score": score,
             "number": number,
         }
+        _check_row(item, source_id, values)
+        if span is not None and not np.isfinite(np.asarray(span, dtype=np.float64)).all():
+            raise ValidationError(f"item {item}, source id {source_id}: span is not finite")
         for name, v in values.items():
             self._rows[name].append(v)
         self._bbox.append(box)
@@ -588,6 +591,38 @@ class AnnotationsBuilder:
                 col[r] = v
             attrs[key] = col
         return _sorted_annotations(cols, attrs, tuple(self._annotators))
+
+
+def _check_row(item: Any, source_id: Any, values: Mapping[str, Any]) -> None:
+    """Refuse values that do not fit their column (so one bad object is skipped, not the set).
+
+    Integers must fit the column's dtype; rotation must be finite; score and number are NaN
+    (none) or finite.
+    """
+    for name, value in values.items():
+        dtype = np.dtype(_ROW_COLUMNS[name][0])
+        if dtype.kind == "i":
+            info = np.iinfo(dtype)
+            if isinstance(value, float | np.floating) and np.isfinite(value):
+                value = int(value)  # callers may pass whole floats; numpy casts them
+            if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+                problem = f"{name}={value!r} is not an integer"
+            elif info.min <= int(value) <= info.max:
+                continue
+            else:
+                problem = f"{name}={value} is out of range [{info.min}, {info.max}]"
+        elif dtype.kind == "f":
+            try:
+                number = float(value)
+            except (TypeError, ValueError, OverflowError):
+                problem = f"{name}={value!r} is not a number"
+            else:
+                if np.isfinite(number) or (np.isnan(number) and name != "rotation"):
+                    continue
+                problem = f"{name}={value!r} is not a finite number"
+        else:
+            continue
+        raise ValidationError(f"item {item}, source id {source_id}: {problem}")
 
 
 def _take_columns(cols: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
