@@ -235,7 +235,9 @@ class _Converter:
 
     def fail(self, obj: Mapping[str, Any], otype: str, frame: Any, exc: Exception) -> None:
         oid = obj.get("id")
-        where = f"frame {frame}, {otype} {oid} (label_id {obj.get('label_id')!r})"
+        kind = f"{obj['type']}, " if isinstance(obj.get("type"), str) else ""
+        where = f"{otype} {oid} ({kind}label_id {obj.get('label_id')!r})"
+        where = where if frame is None else f"frame {frame}, {where}"
         file = f"{self.context['file']}: " if self.context.get("file") else ""
         warnings.warn(f"{file}{self.where}: {where}: {exc}", DataWarning, stacklevel=3)
         self.errors.append(

@@ -422,7 +422,7 @@ def _track(track: ET.Element, ids: _Ids) -> dict[str, Any]:
                     }
                 )
     except ValidationError as exc:
-        out["error"] = f"<track id={track.get('id')!r}>: {exc}"
+        out.update(error=f"<track id={track.get('id')!r}>: {exc}", frame=None)
         return out
     out["frame"] = min((s["frame"] for s in out["shapes"]), default=0)
     if elements:

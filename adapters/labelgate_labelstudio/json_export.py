@@ -570,7 +570,9 @@ def _attribute_value(control: Control, r: Mapping[str, Any]) -> Any:
         raise ValidationError(f"{control.name}: 'value' is not an object")
     if control.type == "Choices":
         chosen = value.get("choices") or []
-        return chosen[0] if len(chosen) == 1 else "|".join(str(c) for c in chosen)
+        if not isinstance(chosen, list):
+            raise ValidationError(f"{control.name}: choices: expected a list")
+        return str(chosen[0]) if len(chosen) == 1 else "|".join(str(c) for c in chosen)
     if control.type == "Taxonomy":
         return "|".join("/".join(map(str, p)) for p in value.get("taxonomy") or [])
     if control.type == "TextArea":

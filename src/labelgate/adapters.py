@@ -71,6 +71,8 @@ def read_any(path: str | Path, **options: Any) -> AnnotationSet:
         raise FormatError(f"{p}: is a directory, expected an annotation file")
     if not p.is_file():
         raise FormatError(f"{p}: no such file")
+    if p.stat().st_size == 0:
+        raise FormatError(f"{p}: empty file, expected an annotation file")
     try:
         for adapter in _candidates(p):
             return adapter.read_file(p, **options)

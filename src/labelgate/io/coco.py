@@ -232,7 +232,12 @@ def _add_annotation(
         score = to_float(ann["score"], "score")
         common.update(score=score, annotator="prediction:coco", origin=Origin.AUTO)
     if ann.get("attributes"):
-        common["attributes"] = dict(ann["attributes"])
+        attrs = ann["attributes"]
+        if not isinstance(attrs, dict) or not all(
+            v is None or isinstance(v, str | int | float) for v in attrs.values()
+        ):
+            raise ValidationError("attributes: expected an object of text, number or bool values")
+        common["attributes"] = dict(attrs)
     seg = ann.get("segmentation")
     if isinstance(seg, dict):
         counts = _rle_counts(seg, height, width)

@@ -73,6 +73,11 @@ class AnnotationSet:
                 f"{missing[:5].tolist()}"
             )
 
+    @property
+    def source_name(self) -> str:
+        """The file the set was read from (``meta["file"]``), else its name: for messages."""
+        return str(self.meta.get("file") or self.name)
+
     def replace(self, **changes: Any) -> AnnotationSet:
         return replace(self, **changes)
 
