@@ -255,6 +255,8 @@ def _add_annotation(
             if not np.isfinite(part).all():
                 raise ValidationError("polygon has a NaN or infinite coordinate")
         if len(parts) > 1:
+            if source_id < 0:
+                raise ValidationError(f"id={source_id}: a multi-part polygon needs an id >= 0")
             common["group"] = source_id + 1
         for part in parts:
             builder.add(image_id, Kind.POLYGON, label_of[cat], points=part, **common)

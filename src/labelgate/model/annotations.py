@@ -79,6 +79,10 @@ class Origin(enum.IntEnum):
 #: Point visibility flags for skeleton elements and point groups.
 ABSENT, HIDDEN, VISIBLE = 0, 1, 2
 
+#: No image is 2**31 pixels wide; coordinates beyond it are corrupt and would overflow the
+#: geometry kernels (rasterising, shapely), so the builder refuses them.
+MAX_COORDINATE = float(2**31)
+
 _ROW_COLUMNS: dict[str, tuple[Any, Any]] = {
     # name: (dtype, fill value for a new row)
     "item": (np.int64, 0),
@@ -505,6 +509,10 @@ class AnnotationsBuilder:
             raise ValidationError(f"item {item}: points must be (k, 2), got {pts.shape}")
         if not np.isfinite(pts).all():
             raise ValidationError(f"item {item}, source id {source_id}: NaN or infinite point")
+        if len(pts) and np.abs(pts).max() > MAX_COORDINATE:
+            raise ValidationError(
+                f"item {item}, source id {source_id}: a point lies beyond ±{MAX_COORDINATE:.0f} px"
+            )
         flags = (
             np.full(len(pts), VISIBLE, dtype=np.int8)
             if vis is None
@@ -524,6 +532,10 @@ class AnnotationsBuilder:
         if box.shape != (4,) or not np.isfinite(box).all():
             raise ValidationError(
                 f"item {item}, source id {source_id}: bbox must be 4 finite numbers"
+            )
+        if np.abs(box).max() > MAX_COORDINATE:
+            raise ValidationError(
+                f"item {item}, source id {source_id}: bbox lies beyond ±{MAX_COORDINATE:.0f} px"
             )
         if box[2] < box[0] or box[3] < box[1]:
             raise ValidationError(
@@ -593,6 +605,10 @@ class AnnotationsBuilder:
         return _sorted_annotations(cols, attrs, tuple(self._annotators))
 
 
+#: Columns whose values have a meaning below zero only as the "none" marker.
+_MIN_VALUE = {"group": 0, "label": -1}
+
+
 def _check_row(item: Any, source_id: Any, values: Mapping[str, Any]) -> None:
     """Refuse values that do not fit their column (so one bad object is skipped, not the set).
 
@@ -607,10 +623,11 @@ def _check_row(item: Any, source_id: Any, values: Mapping[str, Any]) -> None:
                 value = int(value)  # callers may pass whole floats; numpy casts them
             if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
                 problem = f"{name}={value!r} is not an integer"
-            elif info.min <= int(value) <= info.max:
+            elif _MIN_VALUE.get(name, info.min) <= int(value) <= info.max:
                 continue
             else:
-                problem = f"{name}={value} is out of range [{info.min}, {info.max}]"
+                lo = _MIN_VALUE.get(name, info.min)
+                problem = f"{name}={value} is out of range [{lo}, {info.max}]"
         elif dtype.kind == "f":
             try:
                 number = float(value)
