@@ -496,9 +496,10 @@ class _Converter:
             pts = np.asarray(v.get("points") or [], dtype=np.float64).reshape(-1, 2)
             if len(pts) < 3:
                 raise ValidationError(f"polygon with {len(pts)} points; at least 3 needed")
+            with np.errstate(over="ignore"):  # a huge percentage becomes inf, refused below
+                pts = pts * np.array([w / 100, h / 100])
             if not np.isfinite(pts).all():
                 raise ValidationError("polygon has a NaN or infinite coordinate")
-            pts = pts * np.array([w / 100, h / 100])
             self.builder.add(task_id, kind, label, points=pts, **common)
         elif kind == Kind.MASK:
             counts, bbox = brush_to_rle(v, int(w), int(h))

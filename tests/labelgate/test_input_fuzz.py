@@ -100,10 +100,9 @@ def _corpus(tmp: Path) -> dict[str, tuple[str, str]]:
 
 def _mutate_xml(text: str, rng: random.Random, log: list[str]) -> str:
     root = ET.fromstring(text)
-    parents = {child: parent for parent in root.iter() for child in parent}
-    elements = list(root.iter())
     for _ in range(rng.randint(1, 3)):
-        el = rng.choice(elements)
+        parents = {child: parent for parent in root.iter() for child in parent}
+        el = rng.choice(list(root.iter()))
         op = rng.random()
         if op < 0.5 and el.attrib:
             key, value = rng.choice(sorted(el.attrib)), rng.choice(XML_VALUES)
