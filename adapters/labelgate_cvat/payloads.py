@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from labelgate.errors import DataWarning, FormatError, SchemaError, ValidationError
+from labelgate.errors import DataWarning, FormatError, ValidationError
 from labelgate.geometry.rle import from_cvat
 from labelgate.io.inputs import to_float, to_int
 from labelgate.model import (
     ABSENT,
     HIDDEN,
+    MAX_COORDINATE,
     VISIBLE,
     AnnotationsBuilder,
     AnnotationSet,
@@ -40,6 +41,9 @@ from labelgate.model import (
 )
 from labelgate_cvat.tracks import expand_track
 
+#: Most frames one job may span: a frame range is expanded into one item per frame, so a
+#: corrupt stop_frame (10**30) must be refused rather than allocated.
+MAX_FRAMES = 1_000_000
 _MIN_COORDS = {"polygon": 6, "polyline": 4, "points": 2, "rectangle": 4, "ellipse": 4}
 _SVG_TAG = re.compile(r"<(\w+)\b([^>]*)>")
 _SVG_ATTR = re.compile(r'([\w-]+)="([^"]*)"')
@@ -69,13 +73,15 @@ def skeleton_edges(svg: str, sublabels: Sequence[Label]) -> tuple[tuple[int, int
 
 
 def _attribute(spec: Mapping[str, Any]) -> AttributeSpec:
+    if not isinstance(spec.get("values") or [], list):
+        raise ValidationError(f"attribute {spec.get('name')!r}: values: expected a list")
     return AttributeSpec(
         name=str(spec["name"]),
         input_type=str(spec.get("input_type") or "text"),
         values=tuple(str(v) for v in spec.get("values") or () if str(v) != ""),
         default=str(spec.get("default_value") or ""),
         mutable=bool(spec.get("mutable", False)),
-        id=spec.get("id"),
+        id=_optional_id(spec),
     )
 
 
@@ -88,34 +94,51 @@ def schema_from_labels(labels: Iterable[Mapping[str, Any]]) -> LabelSchema:
         FormatError: a label without a name, or an attribute/skeleton the schema rejects.
     """
     out = []
-    for lab in labels:
+    try:
+        entries = _records({"labels": labels if isinstance(labels, list) else None}, "labels")
+    except ValidationError as exc:
+        raise FormatError(f"CVAT labels: {exc}") from None
+    for n, lab in enumerate(entries):
         if lab.get("parent_id") is not None or lab.get("has_parent"):
             continue
         try:
-            name = lab["name"]
             subs = tuple(
                 Label(
-                    name=s["name"],
-                    kind=s.get("type") or "points",
-                    id=s.get("id"),
-                    attributes=tuple(_attribute(a) for a in s.get("attributes") or ()),
+                    name=_name(s),
+                    kind=str(s.get("type") or "points"),
+                    id=_optional_id(s),
+                    attributes=tuple(_attribute(a) for a in _records(s, "attributes")),
                 )
-                for s in lab.get("sublabels") or ()
+                for s in _records(lab, "sublabels")
             )
             out.append(
                 Label(
-                    name=name,
-                    kind=lab.get("type") or "any",
-                    id=lab.get("id"),
-                    attributes=tuple(_attribute(a) for a in lab.get("attributes") or ()),
+                    name=_name(lab),
+                    kind=str(lab.get("type") or "any"),
+                    id=_optional_id(lab),
+                    attributes=tuple(_attribute(a) for a in _records(lab, "attributes")),
                     sublabels=subs,
-                    edges=skeleton_edges(lab.get("svg") or "", subs),
+                    edges=skeleton_edges(str(lab.get("svg") or ""), subs),
                     color=lab.get("color"),
                 )
             )
-        except (KeyError, SchemaError) as exc:
-            raise FormatError(f"CVAT label {lab.get('id', '?')}: {exc}") from None
-    return LabelSchema(labels=tuple(out))
+        except (KeyError, TypeError, ValueError) as exc:  # SchemaError is a ValueError
+            raise FormatError(f"CVAT label #{n} (id {lab.get('id', '?')!r}): {exc}") from None
+    try:
+        return LabelSchema(labels=tuple(out))
+    except ValidationError as exc:
+        raise FormatError(f"CVAT labels: {exc}") from None
+
+
+def _optional_id(obj: Mapping[str, Any]) -> int | None:
+    return None if obj.get("id") is None else to_int(obj["id"], "id")
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    name = obj.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValidationError(f"name={name!r} is not a label name")
+    return name
 
 
 def _step(frame_filter: str | None) -> int:
@@ -144,6 +167,8 @@ def items_from_meta(meta: Mapping[str, Any]) -> Items:
             raise ValidationError("frames: expected a list of objects")
         if meta.get("frame_ids") is not None:
             ids = [to_int(f, "frame_ids", lo=0) for f in meta["frame_ids"]]
+        elif stop < start or stop - start >= MAX_FRAMES:
+            raise ValidationError(f"frames {start}..{stop}: not a range of 1 to {MAX_FRAMES:,}")
         else:
             ids = list(range(start, stop + 1, _step(meta.get("frame_filter"))))
         deleted = set(to_int(f, "deleted_frames") for f in meta.get("deleted_frames") or ())
@@ -349,14 +374,7 @@ class _Converter:
         owner: Mapping[str, Any] | None,
     ) -> None:
         kind = str(shape.get("type"))
-        points = shape.get("points") or ()
-        if not isinstance(points, list | tuple) or not all(
-            isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in points
-        ):
-            raise ValidationError("points: expected a list of numbers")
-        pts = np.asarray([to_float(v, "points", finite=False) for v in points], dtype=np.float64)
-        if not np.isfinite(pts).all():
-            raise ValidationError("points has a NaN or infinite coordinate")
+        pts = _points(shape)
         least = _MIN_COORDS.get(kind, 0)
         if kind in _MIN_COORDS and len(pts) % 2:
             raise ValidationError(f"{kind} has an odd number of coordinates ({len(pts)})")
@@ -427,6 +445,13 @@ class _Converter:
             if track.get("error"):  # the XML reader could not read this track
                 raise ValidationError(track["error"])
             _source_id(track)
+            # Interpolation does arithmetic on the keyframes: check them before it.
+            keys = _records(track, "shapes")
+            for el in _records(track, "elements"):
+                keys += _records(el, "shapes")
+            for key in keys:
+                to_int(key.get("frame"), "frame", lo=0)
+                _points(key)
             shapes = expand_track(track, stop_frame)
             elements = {
                 int(el["label_id"]): {
@@ -483,6 +508,11 @@ def cvat_job_to_annotations(
     schema = labels if isinstance(labels, LabelSchema) else schema_from_labels(labels)
     items = items_from_meta(meta)
     job = dict(job or {})
+    if "id" in job:
+        try:
+            job["id"] = to_int(job["id"], "id", lo=0)
+        except ValidationError as exc:
+            raise FormatError(f"CVAT job: {exc}") from None
     where = f"job {job['id']}" if "id" in job else (name or "CVAT job")
     conv = _Converter(_Index.build(schema), items, annotator, where, context or {})
     if not isinstance(payload, Mapping):
@@ -539,6 +569,26 @@ def _records(obj: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
         raise ValidationError(f"{key}: expected a list of objects")
     return list(value)
+
+
+def _points(shape: Mapping[str, Any]) -> np.ndarray:
+    """A shape's flat ``points`` as float64, every value finite (and a coordinate in range).
+
+    Raises:
+        ValidationError: not a list of numbers, NaN/infinite, or beyond ±2**31 px (mask run
+            lengths, which share the list, may be larger).
+    """
+    points = shape.get("points") or ()
+    if not isinstance(points, list | tuple) or not all(
+        isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in points
+    ):
+        raise ValidationError("points: expected a list of numbers")
+    pts = np.asarray([to_float(v, "points", finite=False) for v in points], dtype=np.float64)
+    if not np.isfinite(pts).all():
+        raise ValidationError("points has a NaN or infinite coordinate")
+    if shape.get("type") != "mask" and len(pts) and np.abs(pts).max() > MAX_COORDINATE:
+        raise ValidationError(f"points has a coordinate beyond ±{MAX_COORDINATE:.0f} px")
+    return pts
 
 
 def _source_id(obj: Mapping[str, Any]) -> int:

@@ -22,11 +22,9 @@ import numpy as np
 from labelgate.errors import FormatError, ValidationError
 from labelgate.io.inputs import to_int
 from labelgate.model import AnnotationSet
-from labelgate_cvat.payloads import cvat_job_to_annotations, schema_from_labels
+from labelgate_cvat.payloads import MAX_FRAMES, cvat_job_to_annotations, schema_from_labels
 
 _SHAPES = ("box", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "cuboid")
-#: A video export lists no frames, so its range comes from numbers in the file; this bounds it.
-MAX_VIDEO_FRAMES = 1_000_000
 
 
 def looks_like_cvat_xml(path: Path) -> bool:
@@ -258,10 +256,8 @@ def _video_meta(root: ET.Element, owner: ET.Element | None, source: str) -> dict
         stop = max(used, default=start)
     if stop < start:
         raise FormatError(f"{source}: {where}: stop_frame {stop} is before start_frame {start}")
-    if stop - start >= MAX_VIDEO_FRAMES:
-        raise FormatError(
-            f"{source}: {where}: frames {start}..{stop} are more than {MAX_VIDEO_FRAMES:,}"
-        )
+    if stop - start >= MAX_FRAMES:
+        raise FormatError(f"{source}: {where}: frames {start}..{stop} are more than {MAX_FRAMES:,}")
     names = [{"name": f"frame_{f:06d}", "width": w, "height": h} for f in range(start, stop + 1)]
     return {"start_frame": start, "stop_frame": stop, "frames": names}
 

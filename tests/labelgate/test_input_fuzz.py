@@ -13,17 +13,15 @@ so it can be replayed.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import random
-import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from mutations import mutate_json, mutate_xml
 
 from labelgate.cli import main
 
@@ -34,27 +32,6 @@ CASES_PER_FORMAT = 120
 COMMAND_CASES = 40
 # More rounds (other seeds) for a longer hunt: LABELGATE_FUZZ_ROUNDS=20 pytest -k fuzz
 ROUNDS = int(os.environ.get("LABELGATE_FUZZ_ROUNDS", "1"))
-
-XML_VALUES = ["x", "nan", "-inf", "inf", "1e400", "", "-1", str(10**30), "1.5", " ", "²", "True"]
-JSON_VALUES: list[Any] = [
-    None,
-    "abc",
-    [],
-    {},
-    5,
-    -1,
-    10**30,
-    10**400,
-    float("nan"),
-    float("inf"),
-    True,
-    [1],
-    {"a": 1},
-    "",
-    1.5,
-    -1e308,
-    [[1, 2]],
-]
 
 VIDEO_TRACKS = """<track id="1" label="car" source="manual">
   <box frame="0" outside="0" occluded="0" keyframe="1" xtl="10" ytl="10" xbr="50" ybr="40"
@@ -98,69 +75,6 @@ def _corpus(tmp: Path) -> dict[str, tuple[str, str]]:
     }
 
 
-def _mutate_xml(text: str, rng: random.Random, log: list[str]) -> str:
-    root = ET.fromstring(text)
-    for _ in range(rng.randint(1, 3)):
-        parents = {child: parent for parent in root.iter() for child in parent}
-        el = rng.choice(list(root.iter()))
-        op = rng.random()
-        if op < 0.5 and el.attrib:
-            key, value = rng.choice(sorted(el.attrib)), rng.choice(XML_VALUES)
-            el.set(key, value)
-            log.append(f"<{el.tag} {key}={value!r}>")
-        elif op < 0.6 and el.attrib:
-            key = rng.choice(sorted(el.attrib))
-            del el.attrib[key]
-            log.append(f"<{el.tag}> without {key}")
-        elif op < 0.75:
-            el.text = rng.choice(XML_VALUES)
-            log.append(f"<{el.tag}> text {el.text!r}")
-        elif el in parents:
-            if rng.random() < 0.5:
-                parents[el].remove(el)
-                log.append(f"<{el.tag}> deleted")
-            else:
-                parents[el].append(copy.deepcopy(el))
-                log.append(f"<{el.tag}> duplicated")
-    return ET.tostring(root, encoding="unicode")
-
-
-def _paths(data: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield path
-    items = (
-        data.items()
-        if isinstance(data, dict)
-        else enumerate(data)
-        if isinstance(data, list)
-        else ()
-    )
-    for key, value in items:
-        yield from _paths(value, (*path, key))
-
-
-def _mutate_json(text: str, rng: random.Random, log: list[str]) -> str:
-    data = json.loads(text)
-    for _ in range(rng.randint(1, 3)):
-        paths = list(_paths(data))[1:]
-        if not paths:
-            break
-        path = rng.choice(paths)
-        parent = data
-        for key in path[:-1]:
-            parent = parent[key]
-        op = rng.random()
-        if op < 0.8:
-            parent[path[-1]] = rng.choice(JSON_VALUES)
-            log.append(f"{list(path)} = {parent[path[-1]]!r:.40}")
-        elif isinstance(parent, dict):
-            del parent[path[-1]]
-            log.append(f"{list(path)} deleted")
-        else:
-            parent.append(copy.deepcopy(parent[path[-1]]))
-            log.append(f"{list(path)} duplicated")
-    return json.dumps(data)
-
-
 def _mutant(fmt: str, corpus: dict[str, tuple[str, str]], rng: random.Random, log: list[str]):
     suffix, text = corpus[fmt]
     if rng.random() < 0.08:
@@ -168,8 +82,8 @@ def _mutant(fmt: str, corpus: dict[str, tuple[str, str]], rng: random.Random, lo
         log.append(f"truncated at {cut}")
         return suffix, text[:cut]
     if suffix == ".xml":
-        return suffix, _mutate_xml(text, rng, log)
-    return suffix, _mutate_json(text, rng, log)
+        return suffix, mutate_xml(text, rng, log)
+    return suffix, mutate_json(text, rng, log)
 
 
 @pytest.fixture(scope="module")

@@ -70,8 +70,15 @@ class Origin(enum.IntEnum):
 
     @classmethod
     def parse(cls, name: str | None) -> Origin:
+        """CVAT's ``source`` text (unknown names are manual).
+
+        Raises:
+            ValidationError: ``name`` is not text.
+        """
         if not name:
             return cls.MANUAL
+        if not isinstance(name, str):
+            raise ValidationError(f"source={name!r} is not a source name")
         key = name.strip().upper().replace("-", "_")
         return cls[key] if key in cls.__members__ else cls.MANUAL
 
