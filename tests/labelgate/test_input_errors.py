@@ -413,6 +413,30 @@ def test_missing_file_or_directory_is_a_usage_error(tmp_path, args, words):
         assert word in res.stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "content", "words"),
+    [
+        ("--settings", b"quality = 5\n", ("q.toml", "quality: expected a table")),
+        ("--settings", b"\xff\xfe", ("q.toml", "cannot read settings", "utf-8")),
+        ("--settings", b"[quality]\niou_threshold = nan\n", ("q.toml", "iou_threshold=nan")),
+        ("--policy", b"gate = 5\n", ("q.toml", "[gate]: expected a table")),
+        ("--policy", b"[gate]\naudit = 3\n", ("q.toml", "[gate.audit]: expected a table")),
+        ("--policy", b"\xff\xfe", ("q.toml", "cannot read gate policy", "utf-8")),
+        ("--policy", b"[gate]\nmin_agreement = [", ("q.toml", "cannot read gate policy")),
+    ],
+    ids=["quality-int", "settings-bytes", "nan", "gate-int", "audit-int", "policy-bytes", "cut"],
+)
+def test_bad_settings_or_policy_file(tmp_path, option, content, words):
+    toml = tmp_path / "q.toml"
+    toml.write_bytes(content)
+    gt, ds = EXAMPLES / "cvat" / "gt.xml", EXAMPLES / "cvat" / "annotator1.xml"
+    args = ["report", "--gt", str(gt), "--ds", str(ds), option, str(toml), "--no-history"]
+    res = CliRunner().invoke(main, [*args, "--quiet"], catch_exceptions=False)
+    assert res.exit_code == 2, res.output
+    for word in words:
+        assert word in res.stderr, (word, res.stderr)
+
+
 def test_read_any_names_a_directory_and_a_missing_file(tmp_path):
     from labelgate.adapters import read_any
     from labelgate.errors import FormatError
