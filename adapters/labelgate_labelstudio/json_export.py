@@ -674,4 +674,6 @@ def read_ls_export(path: str | Path, config: str | Path | None = None) -> Annota
     try:
         return ls_tasks_to_annotation_set(tasks, text, name=p.stem, meta={"file": str(p)})
     except FormatError as exc:
-        raise FormatError(f"{p}: {exc}") from None
+        # A config that does not parse is the config file's fault, not the export's.
+        where = config if str(exc).startswith("label config") else p
+        raise FormatError(f"{where}: {exc}") from None

@@ -280,6 +280,12 @@ CASES: list[tuple[str, Callable[[Path], Path], int, tuple[str, ...]]] = [
         2,
         ("config.xml", "not UTF-8"),
     ),
+    (
+        "ls-config-truncated",
+        raw("config.xml", b'<View><Image name="image" value="$image"/><Choices'),
+        2,
+        ("config.xml", "label config cannot be parsed"),
+    ),
     # COCO
     (
         "coco-annotations-5",
