@@ -182,7 +182,7 @@ def items_from_meta(meta: Mapping[str, Any]) -> Items:
     if len(frames) == 1 and len(ids) > 1:  # video: one entry describes every frame
         # Datumaro names video frames frame_000123; the video file name would pair them all.
         names, widths, heights = ([""] * len(ids), widths * len(ids), heights * len(ids))
-    if len(frames) != len(ids):
+    if len(names) != len(ids):
         raise FormatError(
             f"CVAT data meta: {len(frames)} frame entries for frames {start}..{stop} "
             f"({len(ids)} expected)"
