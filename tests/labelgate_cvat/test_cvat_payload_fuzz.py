@@ -98,3 +98,38 @@ def test_mutated_payloads_convert_or_raise_a_labelgate_error(doc, seed):
             outcomes["converted"] += 1
     # Both outcomes happen, so the mutations reach past the first checks.
     assert outcomes["converted"] > CASES // 3 and outcomes["refused"] > 0, outcomes
+
+
+def test_video_meta_one_frame_entry_covers_the_range():
+    """A video's ``/data/meta`` has one ``frames`` entry for all frames (names per frame)."""
+    from labelgate_cvat.payloads import items_from_meta
+
+    meta = {
+        "start_frame": 2,
+        "stop_frame": 5,
+        "frames": [{"name": "v.mp4", "width": 64, "height": 48}],
+    }
+    items = items_from_meta(meta)
+    assert items.id.tolist() == [2, 3, 4, 5]
+    assert list(items.name) == ["frame_000002", "frame_000003", "frame_000004", "frame_000005"]
+    assert items.width.tolist() == [64] * 4 and items.height.tolist() == [48] * 4
+
+
+@pytest.mark.parametrize(
+    ("meta", "words"),
+    [
+        ({"start_frame": 0, "stop_frame": 10**12, "frames": [{}]}, "not a range of 1 to"),
+        ({"start_frame": "x", "stop_frame": 1, "frames": [{}]}, "start_frame='x'"),
+        ({"start_frame": 0, "stop_frame": 0, "frames": [{"width": "inf"}]}, "frames.width='inf'"),
+        ({"start_frame": 0, "stop_frame": 1, "frames": 5}, "frames: expected a list of objects"),
+        ([1], "expected an object, got list"),
+    ],
+    ids=["huge-range", "start-text", "width-inf", "frames-int", "not-an-object"],
+)
+def test_bad_meta_is_a_format_error_naming_the_field(meta, words):
+    from labelgate.errors import FormatError
+    from labelgate_cvat.payloads import items_from_meta
+
+    with pytest.raises(FormatError, match="CVAT data meta") as info:
+        items_from_meta(meta)
+    assert words in str(info.value)
