@@ -22,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from labelgate.errors import DataWarning, FormatError, SchemaError, ValidationError
+from labelgate.errors import DataWarning, FormatError, ValidationError
 from labelgate.geometry.rle import from_cvat
+from labelgate.io.inputs import to_float, to_int
 from labelgate.model import (
     ABSENT,
     HIDDEN,
+    MAX_COORDINATE,
     VISIBLE,
     AnnotationsBuilder,
     AnnotationSet,
@@ -41,6 +43,9 @@ from labelgate.model import (
 )
 from labelgate_cvat.tracks import expand_track
 
+#: Most frames one job may span: a frame range is expanded into one item per frame, so a
+#: corrupt stop_frame (10**30) must be refused rather than allocated.
+MAX_FRAMES = 1_000_000
 _MIN_COORDS = {"polygon": 6, "polyline": 4, "points": 2, "rectangle": 4, "ellipse": 4}
 _SVG_TAG = re.compile(r"<(\w+)\b([^>]*)>")
 _SVG_ATTR = re.compile(r'([\w-]+)="([^"]*)"')
@@ -70,13 +75,15 @@ def skeleton_edges(svg: str, sublabels: Sequence[Label]) -> tuple[tuple[int, int
 
 
 def _attribute(spec: Mapping[str, Any]) -> AttributeSpec:
+    if not isinstance(spec.get("values") or [], list):
+        raise ValidationError(f"attribute {spec.get('name')!r}: values: expected a list")
     return AttributeSpec(
         name=str(spec["name"]),
         input_type=str(spec.get("input_type") or "text"),
         values=tuple(str(v) for v in spec.get("values") or () if str(v) != ""),
         default=str(spec.get("default_value") or ""),
         mutable=bool(spec.get("mutable", False)),
-        id=spec.get("id"),
+        id=_optional_id(spec),
     )
 
 
@@ -89,34 +96,51 @@ def schema_from_labels(labels: Iterable[Mapping[str, Any]]) -> LabelSchema:
         FormatError: a label without a name, or an attribute/skeleton the schema rejects.
     """
     out = []
-    for lab in labels:
+    try:
+        entries = _records({"labels": labels if isinstance(labels, list) else None}, "labels")
+    except ValidationError as exc:
+        raise FormatError(f"CVAT labels: {exc}") from None
+    for n, lab in enumerate(entries):
         if lab.get("parent_id") is not None or lab.get("has_parent"):
             continue
         try:
-            name = lab["name"]
             subs = tuple(
                 Label(
-                    name=s["name"],
-                    kind=s.get("type") or "points",
-                    id=s.get("id"),
-                    attributes=tuple(_attribute(a) for a in s.get("attributes") or ()),
+                    name=_name(s),
+                    kind=str(s.get("type") or "points"),
+                    id=_optional_id(s),
+                    attributes=tuple(_attribute(a) for a in _records(s, "attributes")),
                 )
-                for s in lab.get("sublabels") or ()
+                for s in _records(lab, "sublabels")
             )
             out.append(
                 Label(
-                    name=name,
-                    kind=lab.get("type") or "any",
-                    id=lab.get("id"),
-                    attributes=tuple(_attribute(a) for a in lab.get("attributes") or ()),
+                    name=_name(lab),
+                    kind=str(lab.get("type") or "any"),
+                    id=_optional_id(lab),
+                    attributes=tuple(_attribute(a) for a in _records(lab, "attributes")),
                     sublabels=subs,
-                    edges=skeleton_edges(lab.get("svg") or "", subs),
+                    edges=skeleton_edges(str(lab.get("svg") or ""), subs),
                     color=lab.get("color"),
                 )
             )
-        except (KeyError, SchemaError) as exc:
-            raise FormatError(f"CVAT label {lab.get('id', '?')}: {exc}") from None
-    return LabelSchema(labels=tuple(out))
+        except (KeyError, TypeError, ValueError) as exc:  # SchemaError is a ValueError
+            raise FormatError(f"CVAT label #{n} (id {lab.get('id', '?')!r}): {exc}") from None
+    try:
+        return LabelSchema(labels=tuple(out))
+    except ValidationError as exc:
+        raise FormatError(f"CVAT labels: {exc}") from None
+
+
+def _optional_id(obj: Mapping[str, Any]) -> int | None:
+    return None if obj.get("id") is None else to_int(obj["id"], "id")
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    name = obj.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValidationError(f"name={name!r} is not a label name")
+    return name
 
 
 def _step(frame_filter: str | None) -> int:
@@ -135,31 +159,44 @@ def items_from_meta(meta: Mapping[str, Any]) -> Items:
     Raises:
         FormatError: the meta has no frames or sizes that do not fit the frame range.
     """
+    if not isinstance(meta, Mapping):
+        raise FormatError(f"CVAT data meta: expected an object, got {type(meta).__name__}")
     try:
-        start, stop = int(meta["start_frame"]), int(meta["stop_frame"])
-        frames = list(meta["frames"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FormatError(f"CVAT data meta: missing or bad field {exc}") from None
-    if meta.get("frame_ids") is not None:
-        ids = [int(f) for f in meta["frame_ids"]]
-    else:
-        ids = list(range(start, stop + 1, _step(meta.get("frame_filter"))))
+        start = to_int(meta.get("start_frame"), "start_frame", lo=0)
+        stop = to_int(meta.get("stop_frame"), "stop_frame", lo=0)
+        frames = meta.get("frames")
+        if not isinstance(frames, list) or not all(isinstance(f, Mapping) for f in frames):
+            raise ValidationError("frames: expected a list of objects")
+        if meta.get("frame_ids") is not None:
+            ids = [to_int(f, "frame_ids", lo=0) for f in meta["frame_ids"]]
+        elif stop < start or stop - start >= MAX_FRAMES:
+            raise ValidationError(f"frames {start}..{stop}: not a range of 1 to {MAX_FRAMES:,}")
+        else:
+            ids = list(range(start, stop + 1, _step(meta.get("frame_filter"))))
+        deleted = set(to_int(f, "deleted_frames") for f in meta.get("deleted_frames") or ())
+        included = meta.get("included_frames")
+        included_ids = set(to_int(f, "included_frames") for f in included or ())
+        names = [str(f.get("name") or "") for f in frames]
+        widths = [to_int(f.get("width") or 0, "frames.width", lo=0) for f in frames]
+        heights = [to_int(f.get("height") or 0, "frames.height", lo=0) for f in frames]
+    except (ValidationError, TypeError) as exc:
+        raise FormatError(f"CVAT data meta: {exc}") from None
     if len(frames) == 1 and len(ids) > 1:  # video: one entry describes every frame
         # Datumaro names video frames frame_000123; the video file name would pair them all.
-        frames = [{**frames[0], "name": f"frame_{i:06d}"} for i in ids]
-    if len(frames) != len(ids):
+        names, widths, heights = ([""] * len(ids), widths * len(ids), heights * len(ids))
+    if len(names) != len(ids):
         raise FormatError(
             f"CVAT data meta: {len(frames)} frame entries for frames {start}..{stop} "
             f"({len(ids)} expected)"
         )
-    deleted = set(int(f) for f in meta.get("deleted_frames") or ())
-    included = meta.get("included_frames")
-    excluded = set(ids) - set(int(f) for f in included) if included else set()
+    if len(set(ids)) != len(ids):
+        raise FormatError("CVAT data meta: frame_ids: duplicate frame ids")
+    excluded = set(ids) - included_ids if included else set()
     return Items.create(
         ids,
-        name=[str(f.get("name") or f"frame_{i:06d}") for f, i in zip(frames, ids, strict=True)],
-        width=[int(f.get("width") or 0) for f in frames],
-        height=[int(f.get("height") or 0) for f in frames],
+        name=[n or f"frame_{i:06d}" for n, i in zip(names, ids, strict=True)],
+        width=widths,
+        height=heights,
         deleted=[i in deleted or i in excluded for i in ids],
     )
 
@@ -213,8 +250,11 @@ class _Converter:
         field: str | None = None,
     ) -> None:
         oid = obj.get("id")
-        where = f"frame {frame}, {otype} {oid} (label_id {obj.get('label_id')!r})"
-        warnings.warn(f"{self.where}: {where}: {exc}", DataWarning, stacklevel=3)
+        shape_type = f"{obj['type']}, " if isinstance(obj.get("type"), str) else ""
+        where = f"{otype} {oid} ({shape_type}label_id {obj.get('label_id')!r})"
+        where = where if frame is None else f"frame {frame}, {where}"
+        file = f"{self.context['file']}: " if self.context.get("file") else ""
+        warnings.warn(f"{file}{self.where}: {where}: {exc}", DataWarning, stacklevel=3)
         error = {
             **self.context,
             "type": kind,
@@ -284,22 +324,25 @@ class _Converter:
 
     def tag(self, tag: Mapping[str, Any]) -> None:
         try:
+            frame = to_int(tag.get("frame"), "frame")
+            if frame not in self.size:
+                raise ValidationError(f"frame {frame} is outside the job's frames")
             label = self.label(tag)
             self.builder.add(
-                int(tag["frame"]),
+                frame,
                 Kind.TAG,
                 label,
-                source_id=int(tag.get("id") or -1),
+                source_id=_source_id(tag),
                 source_type=SourceType.TAG,
                 origin=Origin.parse(tag.get("source")),
                 annotator=0,
-                group=int(tag.get("group") or 0),
+                group=to_int(tag.get("group") or 0, "group"),
                 attributes=self.attributes(
-                    tag, "tag", tag.get("frame"), label, tag.get("attributes") or ()
+                    tag, "tag", tag.get("frame"), label, _records(tag, "attributes")
                 )
                 or None,
             )
-        except (ValidationError, ValueError, KeyError, TypeError) as exc:
+        except (ValidationError, ValueError, KeyError, TypeError, OverflowError) as exc:
             self.fail(tag, "tag", tag.get("frame"), exc)
 
     def shape(
@@ -315,31 +358,33 @@ class _Converter:
         try:
             if shape.get("outside"):
                 return  # CVAT ignores outside annotations in every matcher
-            frame = int(shape["frame"])
+            frame = to_int(shape.get("frame"), "frame")
             if frame not in self.size:
                 raise ValidationError(f"frame {frame} is outside the job's frames")
+            if shape.get("error"):  # the XML reader could not read this element
+                raise ValidationError(shape["error"])
             label = self.label(src)
             attrs = self.attributes(
                 src,
                 otype,
                 frame,
                 label,
-                shape.get("attributes") or (),
-                (owner or {}).get("attributes") or (),
+                _records(shape, "attributes"),
+                _records(owner or {}, "attributes"),
             )
             common: dict[str, Any] = {
-                "source_id": int(src.get("id", -1) if src.get("id") is not None else -1),
+                "source_id": _source_id(src),
                 "source_type": SourceType.TRACK if owner is not None else SourceType.SHAPE,
                 "origin": Origin.parse(src.get("source")),
                 "annotator": 0,
-                "group": int(src.get("group") or 0),
-                "z_order": int(shape.get("z_order") or 0),
+                "group": to_int(src.get("group") or 0, "group"),
+                "z_order": to_int(shape.get("z_order") or 0, "z_order", -(2**31), 2**31 - 1),
                 "occluded": bool(shape.get("occluded")),
-                "rotation": float(shape.get("rotation") or 0.0),
+                "rotation": to_float(shape.get("rotation") or 0.0, "rotation"),
                 "attributes": attrs or None,
             }
             self._geometry(shape, frame, label, common, owner)
-        except (ValidationError, ValueError, KeyError, TypeError) as exc:
+        except (ValidationError, ValueError, KeyError, TypeError, OverflowError) as exc:
             self.fail(src, otype, frame, exc)
 
     def _geometry(
@@ -350,12 +395,8 @@ class _Converter:
         common: dict[str, Any],
         owner: Mapping[str, Any] | None,
     ) -> None:
-        if shape.get("error"):  # the XML reader could not read the coordinates
-            raise ValidationError(shape["error"])
         kind = str(shape.get("type"))
-        pts = np.asarray(shape.get("points") or (), dtype=np.float64)
-        if not np.isfinite(pts).all():
-            raise ValidationError("points has a NaN or infinite coordinate")
+        pts = _points(shape)
         least = _MIN_COORDS.get(kind, 0)
         if kind in _MIN_COORDS and len(pts) % 2:
             raise ValidationError(f"{kind} has an odd number of coordinates ({len(pts)})")
@@ -423,6 +464,16 @@ class _Converter:
 
     def track(self, track: Mapping[str, Any], stop_frame: int) -> None:
         try:
+            if track.get("error"):  # the XML reader could not read this track
+                raise ValidationError(track["error"])
+            _source_id(track)
+            # Interpolation does arithmetic on the keyframes: check them before it.
+            keys = _records(track, "shapes")
+            for el in _records(track, "elements"):
+                keys += _records(el, "shapes")
+            for key in keys:
+                to_int(key.get("frame"), "frame", lo=0)
+                _points(key)
             shapes = expand_track(track, stop_frame)
             elements = {
                 int(el["label_id"]): {
@@ -430,7 +481,7 @@ class _Converter:
                 }
                 for el in track.get("elements") or ()
             }
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             self.fail(track, "track", track.get("frame"), exc)
             return
         for s in shapes:
@@ -479,15 +530,33 @@ def cvat_job_to_annotations(
     schema = labels if isinstance(labels, LabelSchema) else schema_from_labels(labels)
     items = items_from_meta(meta)
     job = dict(job or {})
+    if "id" in job:
+        try:
+            job["id"] = to_int(job["id"], "id", lo=0)
+        except ValidationError as exc:
+            raise FormatError(f"CVAT job: {exc}") from None
     where = f"job {job['id']}" if "id" in job else (name or "CVAT job")
     conv = _Converter(_Index.build(schema), items, annotator, where, context or {})
-    for shape in payload.get("shapes") or ():
-        conv.shape(shape)
-    for tag in payload.get("tags") or ():
-        conv.tag(tag)
-    stop = int(meta["stop_frame"])
-    for track in payload.get("tracks") or ():
-        conv.track(track, stop)
+    if not isinstance(payload, Mapping):
+        raise FormatError(f"{where}: annotations: expected an object with tags, shapes, tracks")
+    groups = {}
+    for key in ("shapes", "tags", "tracks"):
+        records = payload.get(key) or []
+        if not isinstance(records, list):
+            raise FormatError(f"{where}: annotations: {key!r} is not a list")
+        groups[key] = records
+    stop = to_int(meta["stop_frame"], "stop_frame")
+    for add, key, otype in ((conv.shape, "shapes", "shape"), (conv.tag, "tags", "tag")):
+        for n, obj in enumerate(groups[key]):
+            if isinstance(obj, Mapping):
+                add(obj)
+            else:
+                conv.fail({"id": f"#{n}"}, otype, None, ValidationError("not an object"))
+    for n, track in enumerate(groups["tracks"]):
+        if isinstance(track, Mapping):
+            conv.track(track, stop)
+        else:
+            conv.fail({"id": f"#{n}"}, "track", None, ValidationError("not an object"))
     # CVAT's total_frames is the job's segment length (meta ``size``), however many frames
     # the source lists; an export may leave some out.
     info: dict[str, Any] = {
@@ -523,6 +592,44 @@ def _segment_size(meta: Mapping[str, Any]) -> int:
         return int(meta.get("size") or 0)
     except (TypeError, ValueError):
         return 0  # not a usable size: the listed frames stand in for it
+
+
+def _records(obj: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    """A list-of-objects field (``attributes``, ``elements``); empty when absent.
+
+    Raises:
+        ValidationError: the field is not a list of objects.
+    """
+    value = obj.get(key) or []
+    if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
+        raise ValidationError(f"{key}: expected a list of objects")
+    return list(value)
+
+
+def _points(shape: Mapping[str, Any]) -> np.ndarray:
+    """A shape's flat ``points`` as float64, every value finite (and a coordinate in range).
+
+    Raises:
+        ValidationError: not a list of numbers, NaN/infinite, or beyond ±2**31 px (mask run
+            lengths, which share the list, may be larger).
+    """
+    points = shape.get("points") or ()
+    if not isinstance(points, list | tuple) or not all(
+        isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in points
+    ):
+        raise ValidationError("points: expected a list of numbers")
+    pts = np.asarray([to_float(v, "points", finite=False) for v in points], dtype=np.float64)
+    if not np.isfinite(pts).all():
+        raise ValidationError("points has a NaN or infinite coordinate")
+    if shape.get("type") != "mask" and len(pts) and np.abs(pts).max() > MAX_COORDINATE:
+        raise ValidationError(f"points has a coordinate beyond ±{MAX_COORDINATE:.0f} px")
+    return pts
+
+
+def _source_id(obj: Mapping[str, Any]) -> int:
+    """The object's CVAT id (-1 when absent)."""
+    oid = obj.get("id")
+    return -1 if oid is None else to_int(oid, "id")
 
 
 def job_verdict(job: Mapping[str, Any]) -> str | None:

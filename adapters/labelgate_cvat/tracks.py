@@ -48,7 +48,7 @@ def expand_track(track: Mapping[str, Any], stop_frame: int) -> list[dict[str, An
         key["attributes"] = _carry_attributes(prev, key)
         key["keyframe"] = True
         if prev is not None and not prev.get("outside", False):
-            out.extend(s for s in interpolate(prev, key) if int(s["frame"]) < end)
+            out.extend(interpolate(prev, key, until=end))
         if int(key["frame"]) >= end:
             prev = None
             break
@@ -83,12 +83,17 @@ def shortest_arc(a: float, b: float) -> float:
     return d - 360.0 if d > 180.0 else d
 
 
-def interpolate(left: Mapping[str, Any], right: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Shapes for the frames strictly between two keyframes of one track."""
+def interpolate(
+    left: Mapping[str, Any], right: Mapping[str, Any], until: int | None = None
+) -> list[dict[str, Any]]:
+    """Shapes for the frames strictly between two keyframes of one track (and before ``until``).
+
+    ``until`` (the job's end) keeps a far-away keyframe from producing frames no job has.
+    """
     f0, f1 = int(left["frame"]), int(right["frame"])
     kind = left.get("type")
     out = []
-    for frame in range(f0 + 1, f1):
+    for frame in range(f0 + 1, f1 if until is None else min(f1, until)):
         t = (frame - f0) / (f1 - f0)
         if kind != right.get("type"):
             out.append(_copy(left, frame))

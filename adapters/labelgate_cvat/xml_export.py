@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from labelgate.errors import FormatError, ValidationError
+from labelgate.io.inputs import to_int
 from labelgate.model import AnnotationSet
-from labelgate_cvat.payloads import cvat_job_to_annotations, schema_from_labels
+from labelgate_cvat.payloads import MAX_FRAMES, cvat_job_to_annotations, schema_from_labels
 
 _SHAPES = ("box", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "cuboid")
 
@@ -57,8 +58,12 @@ def read_cvat_xml(path: str | Path, annotator: str | None = None) -> AnnotationS
     except ET.ParseError as exc:
         line, col = exc.position
         raise FormatError(f"{p}: malformed XML at line {line}, column {col} ({exc})") from None
+    except IsADirectoryError:
+        raise FormatError(f"{p}: is a directory, expected a CVAT XML file") from None
     except OSError as exc:
-        raise FormatError(f"{p}: cannot read ({exc})") from None
+        raise FormatError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    except RecursionError:
+        raise FormatError(f"{p}: XML nested too deeply to be a CVAT export") from None
     return parse_cvat_xml(root, name=p.stem, source=str(p), annotator=annotator or p.stem)
 
 
@@ -74,18 +79,18 @@ def parse_cvat_xml(root: ET.Element, *, name: str, source: str, annotator: str) 
     """
     if root.tag != "annotations":
         raise FormatError(f"{source}: root element is <{root.tag}>, expected <annotations>")
-    meta_el = root.find("meta")
-    owner = None
-    if meta_el is not None:
-        owner = meta_el.find("job") or meta_el.find("task") or meta_el.find("project")
+    owner = _owner(root)
     labels, meta, payload = xml_to_payloads(root, source)
     try:
         schema = schema_from_labels(labels)
     except FormatError as exc:
         raise FormatError(f"{source}: <labels>: {exc}") from None
     info: dict[str, Any] = {}
-    if owner is not None and owner.findtext("id", "").isdigit():
-        info["id"] = int(owner.findtext("id", "0"))
+    if owner is not None and owner.findtext("id") is not None:
+        try:
+            info["id"] = to_int(owner.findtext("id"), "id", lo=0)
+        except ValidationError as exc:
+            raise FormatError(f"{source}: <meta><{owner.tag}><id>: {exc}") from None
     aset = cvat_job_to_annotations(
         payload, meta, schema, annotator=annotator, job=info, name=name, context={"file": source}
     )
@@ -108,24 +113,20 @@ def xml_to_payloads(
     Raises:
         FormatError: unusable labels or image elements.
     """
-    meta_el = root.find("meta")
-    owner = None
-    if meta_el is not None:
-        owner = meta_el.find("job") or meta_el.find("task") or meta_el.find("project")
+    owner = _owner(root)
     try:
         labels = _labels(root)
     except FormatError as exc:
         raise FormatError(f"{source}: <labels>: {exc}") from None
     ids = _Ids(labels)
     images = root.findall("image")
-    meta = _image_meta(images, source) if images else _video_meta(root, owner)
+    meta = _image_meta(images, source) if images else _video_meta(root, owner, source)
     size = (owner.findtext("size") or "").strip() if owner is not None else ""
     if size.isdigit():  # the segment length, even when the file lists only some of its frames
         meta["size"] = int(size)
     payload: dict[str, list[dict[str, Any]]] = {"tags": [], "shapes": [], "tracks": []}
     counter = iter(range(1 << 62))
-    for img in images:
-        frame = int(img.get("id", "0"))
+    for img, frame in zip(images, meta.pop("frame_ids_in_file", ()), strict=True):
         for el in img:
             obj = _object(el, frame, ids, next(counter))
             if obj is not None:
@@ -133,6 +134,16 @@ def xml_to_payloads(
     for track in root.findall("track"):
         payload["tracks"].append(_track(track, ids))
     return labels, meta, payload
+
+
+def _owner(root: ET.Element) -> ET.Element | None:
+    """The ``<job>``, ``<task>`` or ``<project>`` element of ``<meta>`` (None when absent)."""
+    meta_el = root.find("meta")
+    for tag in ("job", "task", "project"):
+        el = meta_el.find(tag) if meta_el is not None else None
+        if el is not None:
+            return el
+    return None
 
 
 def _labels(root: ET.Element) -> list[dict[str, Any]]:
@@ -195,32 +206,61 @@ class _Ids:
 
 def _image_meta(images: list[ET.Element], source: str) -> dict[str, Any]:
     frames, ids = [], []
-    for img in images:
+    for n, img in enumerate(images):
         try:
-            ids.append(int(img.get("id", "")))
-            w, h = int(img.get("width", "0")), int(img.get("height", "0"))
-        except ValueError:
-            raise FormatError(
-                f"{source}: <image name={img.get('name')!r}> has a non-integer id/size"
-            ) from None
+            ids.append(to_int(img.get("id"), "id", lo=0))
+            w = to_int(img.get("width", "0"), "width", lo=0)
+            h = to_int(img.get("height", "0"), "height", lo=0)
+        except ValidationError as exc:
+            raise FormatError(f"{source}: <image> #{n} (name {img.get('name')!r}): {exc}") from None
         frames.append({"name": img.get("name", str(ids[-1])), "width": w, "height": h})
     if len(set(ids)) != len(ids):
-        raise FormatError(f"{source}: <image> elements: duplicate image ids")
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise FormatError(f"{source}: <image id={dup}>: id: duplicate image id")
+    in_file = list(ids)
     order = np.argsort(ids)
     ids = [ids[i] for i in order]
     frames = [frames[i] for i in order]
     # An export lists only some frames (a GT job's), so the ids are given explicitly.
-    return {"start_frame": ids[0], "stop_frame": ids[-1], "frames": frames, "frame_ids": ids}
+    return {
+        "start_frame": ids[0],
+        "stop_frame": ids[-1],
+        "frames": frames,
+        "frame_ids": ids,
+        "frame_ids_in_file": in_file,
+    }
 
 
-def _video_meta(root: ET.Element, owner: ET.Element | None) -> dict[str, Any]:
+def _video_meta(root: ET.Element, owner: ET.Element | None, source: str) -> dict[str, Any]:
+    """Frames of a video export: the job's range (or the highest frame used) at one size."""
+
+    def number(el: ET.Element | None, key: str, where: str) -> int | None:
+        text = el.findtext(key) if el is not None else None
+        if text is None or not text.strip():
+            return None
+        try:
+            return to_int(text, key, lo=0)
+        except ValidationError as exc:
+            raise FormatError(f"{source}: {where}: {exc}") from None
+
     size = root.find(".//meta//original_size")
-    w = int(size.findtext("width", "0")) if size is not None else 0
-    h = int(size.findtext("height", "0")) if size is not None else 0
-    start = int(owner.findtext("start_frame", "0")) if owner is not None else 0
-    stop_text = owner.findtext("stop_frame") if owner is not None else None
-    frames = [int(f) for f in (el.get("frame", "0") for el in root.iter()) if f.isdigit()]
-    stop = int(stop_text) if stop_text and stop_text.isdigit() else max(frames, default=start)
+    w = number(size, "width", "<original_size>") or 0
+    h = number(size, "height", "<original_size>") or 0
+    where = f"<meta><{owner.tag if owner is not None else 'job'}>"
+    start = number(owner, "start_frame", where) or 0
+    stop = number(owner, "stop_frame", where)
+    if stop is None:
+        used = []
+        for el in root.iter():
+            try:
+                used.append(to_int(el.get("frame"), "frame", lo=0))
+            except ValidationError:
+                continue  # reported with its shape
+        stop = max(used, default=start)
+    if stop < start:
+        raise FormatError(f"{source}: {where}: stop_frame {stop} is before start_frame {start}")
+    if stop - start >= MAX_FRAMES:
+        raise FormatError(f"{source}: {where}: frames {start}..{stop} are more than {MAX_FRAMES:,}")
     names = [{"name": f"frame_{f:06d}", "width": w, "height": h} for f in range(start, stop + 1)]
     return {"start_frame": start, "stop_frame": stop, "frames": names}
 
@@ -260,8 +300,7 @@ def _geometry(el: ET.Element) -> list[float]:
         ]
     if tag == "mask":
         runs = _points(el.get("rle"))
-        left, top = int(_num(el, "left")), int(_num(el, "top"))
-        bw, bh = int(_num(el, "width")), int(_num(el, "height"))
+        left, top, bw, bh = (to_int(el.get(k), k, lo=0) for k in ("left", "top", "width", "height"))
         return [*runs, left, top, left + bw - 1, top + bh - 1]
     if tag == "skeleton":
         return []
@@ -269,7 +308,11 @@ def _geometry(el: ET.Element) -> list[float]:
 
 
 def _object(el: ET.Element, frame: int, ids: _Ids, oid: int) -> dict[str, Any] | None:
-    """One ``<image>`` child (or track keyframe) as an API tag/shape dict."""
+    """One ``<image>`` child (or track keyframe) as an API tag/shape dict.
+
+    Numbers that do not parse (``group``, ``z_order``, ``rotation``) are passed on as text: the
+    payload converter checks them, naming the field, as it does for the API.
+    """
     if el.tag not in (*_SHAPES, "tag"):
         return None
     lname = el.get("label", "")
@@ -277,7 +320,7 @@ def _object(el: ET.Element, frame: int, ids: _Ids, oid: int) -> dict[str, Any] |
         "id": oid,
         "frame": frame,
         "label_id": ids.label.get(lname, f"unknown label {lname!r}"),
-        "group": int(el.get("group_id", "0") or 0),
+        "group": _number(el.get("group_id"), int),
         "source": el.get("source") or "manual",
         "attributes": _attr_values(el, lname, ids),
     }
@@ -287,29 +330,43 @@ def _object(el: ET.Element, frame: int, ids: _Ids, oid: int) -> dict[str, Any] |
     return obj
 
 
+def _number(text: str | None, kind: type[int] | type[float]) -> int | float | str:
+    """An XML number attribute as the API would send it (0 when absent).
+
+    Text that is not a number is passed on unchanged, so the payload converter reports it as a
+    data error of that object naming the field.
+    """
+    if text is None or not text.strip():
+        return 0
+    try:
+        return kind(text)
+    except ValueError:
+        return text
+
+
 def _shape_fields(el: ET.Element, lname: str, ids: _Ids) -> dict[str, Any]:
     out: dict[str, Any] = {
         "type": "rectangle" if el.tag == "box" else el.tag,
         "occluded": el.get("occluded", "0") == "1",
         "outside": el.get("outside", "0") == "1",
-        "z_order": int(el.get("z_order", "0") or 0),
-        "rotation": float(el.get("rotation", "0") or 0),
+        "z_order": _number(el.get("z_order"), int),
+        "rotation": _number(el.get("rotation"), float),
     }
     try:
         out["points"] = _geometry(el)
+        if el.tag == "skeleton":
+            out["elements"] = [
+                {
+                    "label_id": ids.element.get((lname, p.get("label", "")), p.get("label", "")),
+                    "points": _points(p.get("points")),
+                    "occluded": p.get("occluded", "0") == "1",
+                    "outside": p.get("outside", "0") == "1",
+                }
+                for p in el.findall("points")
+            ]
     except ValidationError as exc:
         out["points"] = []
-        out["error"] = str(exc)
-    if el.tag == "skeleton":
-        out["elements"] = [
-            {
-                "label_id": ids.element.get((lname, p.get("label", "")), p.get("label", "")),
-                "points": _points(p.get("points")),
-                "occluded": p.get("occluded", "0") == "1",
-                "outside": p.get("outside", "0") == "1",
-            }
-            for p in el.findall("points")
-        ]
+        out["error"] = f"<{el.tag}>: {exc}"
     return out
 
 
@@ -323,38 +380,50 @@ def _attr_values(el: ET.Element, lname: str, ids: _Ids) -> list[dict[str, Any]]:
 
 
 def _track(track: ET.Element, ids: _Ids) -> dict[str, Any]:
-    """A ``<track>`` as an API ``LabeledTrack`` dict (keyframes; skeleton elements as sub-tracks)."""
+    """A ``<track>`` as an API ``LabeledTrack`` dict (keyframes; skeleton elements as sub-tracks).
+
+    A malformed keyframe makes the whole track one data error (``error``): its frames between
+    keyframes cannot be interpolated without it.
+    """
     lname = track.get("label", "")
-    tid = int(track.get("id", "0") or 0)
     keyframes = [el for el in track if el.tag in _SHAPES]
-    shapes = []
-    for el in keyframes:
-        shape = {"frame": int(el.get("frame", "0")), **_shape_fields(el, lname, ids)}
-        shape["attributes"] = _attr_values(el, lname, ids)
-        shape.pop("elements", None)
-        shapes.append(shape)
     out: dict[str, Any] = {
-        "id": tid,
-        "frame": min((s["frame"] for s in shapes), default=0),
+        "id": _number(track.get("id"), int),
+        "frame": 0,
         "label_id": ids.label.get(lname, f"unknown label {lname!r}"),
-        "group": int(track.get("group_id", "0") or 0),
+        "group": _number(track.get("group_id"), int),
         "source": track.get("source") or "manual",
         "attributes": [],
-        "shapes": shapes,
+        "shapes": [],
     }
     elements: dict[str, list[dict[str, Any]]] = {}
-    for el in keyframes:
-        for p in el.findall("points"):
-            elements.setdefault(p.get("label", ""), []).append(
-                {
-                    "frame": int(el.get("frame", "0")),
-                    "type": "points",
-                    "points": _points(p.get("points")),
-                    "occluded": p.get("occluded", "0") == "1",
-                    "outside": p.get("outside", "0") == "1",
-                    "attributes": [],
-                }
-            )
+    try:
+        for n, el in enumerate(keyframes):
+            try:
+                frame = to_int(el.get("frame"), "frame", lo=0)
+            except ValidationError as exc:
+                raise ValidationError(f"keyframe #{n} <{el.tag}>: {exc}") from None
+            shape = {"frame": frame, **_shape_fields(el, lname, ids)}
+            if "error" in shape:
+                raise ValidationError(f"keyframe #{n} at frame {frame}: {shape['error']}")
+            shape["attributes"] = _attr_values(el, lname, ids)
+            shape.pop("elements", None)
+            out["shapes"].append(shape)
+            for p in el.findall("points"):
+                elements.setdefault(p.get("label", ""), []).append(
+                    {
+                        "frame": frame,
+                        "type": "points",
+                        "points": _points(p.get("points")),
+                        "occluded": p.get("occluded", "0") == "1",
+                        "outside": p.get("outside", "0") == "1",
+                        "attributes": [],
+                    }
+                )
+    except ValidationError as exc:
+        out.update(error=f"<track id={track.get('id')!r}>: {exc}", frame=None)
+        return out
+    out["frame"] = min((s["frame"] for s in out["shapes"]), default=0)
     if elements:
         out["elements"] = [
             {"label_id": ids.element.get((lname, sub), sub), "shapes": s, "frame": out["frame"]}

@@ -15,7 +15,6 @@ One bad region is skipped with a :class:`~labelgate.errors.DataWarning` and list
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,6 +25,7 @@ import numpy as np
 
 from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
 from labelgate.errors import DataWarning, FormatError, LabelgateError, ValidationError
+from labelgate.io.inputs import read_json, read_text, to_float, to_int
 from labelgate.io.rle import encode_column_major
 from labelgate.model import (
     AnnotationsBuilder,
@@ -133,7 +133,11 @@ def parse_label_config(config: str, taxonomy_paths: Iterable[str] = ()) -> Label
 
 
 def annotator_name(completed_by: Any, users: Mapping[int, str] | None = None) -> str:
-    """Readable annotator name from ``completed_by`` (an int id or a user object)."""
+    """Readable annotator name from ``completed_by`` (an int id or a user object).
+
+    Raises:
+        ValidationError: ``completed_by`` is neither a user id nor a user object.
+    """
     if isinstance(completed_by, Mapping):
         email = completed_by.get("email")
         if email:
@@ -141,19 +145,65 @@ def annotator_name(completed_by: Any, users: Mapping[int, str] | None = None) ->
         completed_by = completed_by.get("id")
     if completed_by is None:
         return "user:unknown"
-    uid = int(completed_by)
+    uid = to_int(completed_by, "completed_by")
     return (users or {}).get(uid, f"user:{uid}")
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _taxonomy_paths(tasks: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Taxonomy selections in the data; malformed parts are skipped (reported when converted)."""
     paths: set[str] = set()
     for task in tasks:
-        for source in (*task.get("annotations", ()), *task.get("predictions", ())):
-            for r in source.get("result", ()) or ():
+        sources = [*_list(task.get("annotations")), *_list(task.get("predictions"))]
+        for source in sources:
+            results = _list(source.get("result")) if isinstance(source, Mapping) else []
+            for r in results:
+                if not isinstance(r, Mapping) or not isinstance(r.get("value"), Mapping):
+                    continue
+                value = r["value"]
                 if r.get("type") == "taxonomy":
-                    for path in r.get("value", {}).get("taxonomy", ()):
-                        paths.add("/".join(str(p) for p in path))
+                    for path in _list(value.get("taxonomy")):
+                        if isinstance(path, list):
+                            paths.add("/".join(str(p) for p in path))
     return paths
+
+
+def check_tasks(tasks: Any, name: str) -> list[Mapping[str, Any]]:
+    """Label Studio tasks with a usable structure: the checks that make a file unreadable.
+
+    A task must be an object with an integer ``id``; ``data`` must be an object and
+    ``annotations``/``predictions`` lists when present. What is inside one annotation or
+    prediction is checked when it is converted (a bad one is a data error, not fatal).
+
+    Raises:
+        FormatError: naming the task (position and id) and the field.
+    """
+    if not isinstance(tasks, list):
+        raise FormatError(f"{name}: expected a JSON list of tasks, got {type(tasks).__name__}")
+    if not tasks:
+        raise FormatError(f"{name}: the export holds no tasks")
+    seen: set[int] = set()
+    for n, task in enumerate(tasks):
+        if not isinstance(task, Mapping):
+            raise FormatError(f"{name}: task #{n}: expected an object, got {type(task).__name__}")
+        try:
+            task_id = to_int(task.get("id"), "id")
+        except ValidationError as exc:
+            raise FormatError(f"{name}: task #{n}: {exc}") from None
+        if task_id in seen:
+            raise FormatError(f"{name}: task #{n} (id {task_id}): id: duplicate task id")
+        seen.add(task_id)
+        for key, kind in (("data", dict), ("annotations", list), ("predictions", list)):
+            value = task.get(key)
+            if value is not None and not isinstance(value, kind):
+                raise FormatError(
+                    f"{name}: task #{n} (id {task_id}): {key}: expected "
+                    f"{'an object' if kind is dict else 'a list'}, got {type(value).__name__}"
+                )
+    return tasks
 
 
 def ls_tasks_to_annotation_set(
@@ -177,22 +227,20 @@ def ls_tasks_to_annotation_set(
         One set holding every annotator, ground truth and prediction (see module docstring).
 
     Raises:
-        FormatError: a task lacks an integer ``id``.
+        FormatError: the tasks' structure is unusable (see :func:`check_tasks`).
     """
+    tasks = check_tasks(tasks, name)
     schema = parse_label_config(label_config, _taxonomy_paths(tasks))
-    conv = _Converter(schema, name)
+    conv = _Converter(schema, str((meta or {}).get("file") or name))
     ids, names, widths, heights, gold = [], [], [], [], []
-    for n, task in enumerate(tasks):
-        try:
-            task_id = int(task["id"])
-        except (KeyError, TypeError, ValueError):
-            raise FormatError(f"{name}: task #{n} has no integer 'id'") from None
+    for task in tasks:
+        task_id = to_int(task["id"], "id")
         size = conv.task(task_id, task, users)
         ids.append(task_id)
         names.append(_task_name(task, task_id))
         widths.append(size[0])
         heights.append(size[1])
-        gold.append(any(a.get("ground_truth") for a in task.get("annotations", ()) or ()))
+        gold.append(task_id in conv.gold)
     try:
         items = Items.create(ids, name=names, width=widths, height=heights, gold=gold)
     except ValidationError as exc:
@@ -224,6 +272,7 @@ class _Converter:
         self.submissions: list[Submission] = []
         self.errors: list[dict[str, Any]] = []
         self.control_index = {c.name: i for i, c in enumerate(schema.controls)}
+        self.gold: set[int] = set()
 
     def fail(self, where: str, exc: Exception) -> None:
         warnings.warn(f"{self.source}: {where}: {exc}", DataWarning, stacklevel=3)
@@ -235,39 +284,31 @@ class _Converter:
         self, task_id: int, task: Mapping[str, Any], users: Mapping[int, str] | None
     ) -> tuple[int, int]:
         size = [0, 0]
-        for ann in task.get("annotations", ()) or ():
-            if ann.get("was_cancelled"):
+        for n, ann in enumerate(task.get("annotations") or ()):
+            try:
+                if not isinstance(ann, Mapping):
+                    raise ValidationError(f"expected an object, got {type(ann).__name__}")
+                if ann.get("was_cancelled"):
+                    continue
+                sub, results = _submission(task_id, ann, users)
+            except ValidationError as exc:
+                self.fail(f"task {task_id}, annotations[{n}] (id {_id_of(ann)})", exc)
                 continue
-            who = (
-                GT_ANNOTATOR
-                if ann.get("ground_truth")
-                else annotator_name(ann.get("completed_by"), users)
-            )
-            self.submissions.append(
-                Submission(
-                    item=task_id,
-                    annotator=who,
-                    annotation_id=ann.get("id"),
-                    lead_time=ann.get("lead_time"),
-                    created_at=ann.get("created_at"),
-                    updated_at=ann.get("updated_at"),
-                    ground_truth=bool(ann.get("ground_truth")),
-                    state=_review_state(ann),
-                )
-            )
-            self.result(task_id, ann.get("id"), ann.get("result") or (), who, Origin.MANUAL, size)
-        for pred in task.get("predictions", ()) or ():
+            self.gold.update([task_id] if sub.ground_truth else [])
+            self.submissions.append(sub)
+            self.result(task_id, ann.get("id"), results, sub.annotator, Origin.MANUAL, size)
+        for n, pred in enumerate(task.get("predictions") or ()):
+            try:
+                if not isinstance(pred, Mapping):
+                    raise ValidationError(f"expected an object, got {type(pred).__name__}")
+                score = pred.get("score")
+                score = math.nan if score is None else to_float(score, "score")
+                results = _results(pred)
+            except ValidationError as exc:
+                self.fail(f"task {task_id}, predictions[{n}] (id {_id_of(pred)})", exc)
+                continue
             who = f"{PREDICTION_PREFIX}{pred.get('model_version') or 'unknown'}"
-            score = pred.get("score")
-            self.result(
-                task_id,
-                pred.get("id"),
-                pred.get("result") or (),
-                who,
-                Origin.AUTO,
-                size,
-                score=float(score) if score is not None else math.nan,
-            )
+            self.result(task_id, pred.get("id"), results, who, Origin.AUTO, size, score=score)
         return size[0], size[1]
 
     def result(
@@ -292,7 +333,7 @@ class _Converter:
             where = f"task {task_id}, annotation {source_id}, region {rid!r}"
             try:
                 self.region(task_id, source_id, rid, parts, who, origin, size, score)
-            except (LabelgateError, KeyError, TypeError, ValueError) as exc:
+            except (LabelgateError, KeyError, TypeError, ValueError, OverflowError) as exc:
                 self.fail(where, exc)
 
     def region(
@@ -320,7 +361,8 @@ class _Converter:
             raise ValidationError("per-region result with no labelled region to attach to")
         for control, r in primary:
             if r.get("original_width") and r.get("original_height"):
-                size[0], size[1] = int(r["original_width"]), int(r["original_height"])
+                size[0] = to_int(r["original_width"], "original_width", lo=0, hi=2**31 - 1)
+                size[1] = to_int(r["original_height"], "original_height", lo=0, hi=2**31 - 1)
             self.row(task_id, source_id, rid, control, r, attrs, who, origin, score)
 
     def _label(self, control: Control, value: str) -> int:
@@ -352,13 +394,14 @@ class _Converter:
             "annotator": who,
             "origin": origin,
             "control": self.control_index[control.name],
-            "score": float(region_score) if region_score is not None else score,
+            "score": to_float(region_score, "score") if region_score is not None else score,
         }
         if origin == Origin.MANUAL and r.get("origin") == "prediction":
             common["origin"] = Origin.AUTO  # a pre-annotation the annotator left as it was
         if attrs:
             common["attributes"] = attrs
-        w, h = float(r.get("original_width") or 0), float(r.get("original_height") or 0)
+        w = to_float(r.get("original_width") or 0, "original_width")
+        h = to_float(r.get("original_height") or 0, "original_height")
         ctype = control.type
         if ctype in SPATIAL:
             key = _VALUE_KEY[str(r.get("type", ctype.lower()))]
@@ -399,9 +442,7 @@ class _Converter:
             )
         else:  # Rating / Number
             key = "rating" if ctype == "Rating" else "number"
-            number = float(value[key])
-            if not math.isfinite(number):
-                raise ValidationError(f"{key} is NaN or infinite")
+            number = to_float(value.get(key), key)
             self.builder.add(
                 task_id, Kind.NUMBER, -1, number=number, source_type=SourceType.TAG, **common
             )
@@ -445,7 +486,7 @@ class _Converter:
                 kind,
                 label,
                 bbox=(cx - rx, cy - ry, cx + rx, cy + ry),
-                rotation=float(v.get("rotation") or 0.0),
+                rotation=to_float(v.get("rotation") or 0.0, "rotation"),
                 **common,
             )
         elif kind == Kind.POINTS:
@@ -455,9 +496,10 @@ class _Converter:
             pts = np.asarray(v.get("points") or [], dtype=np.float64).reshape(-1, 2)
             if len(pts) < 3:
                 raise ValidationError(f"polygon with {len(pts)} points; at least 3 needed")
+            with np.errstate(over="ignore"):  # a huge percentage becomes inf, refused below
+                pts = pts * np.array([w / 100, h / 100])
             if not np.isfinite(pts).all():
                 raise ValidationError("polygon has a NaN or infinite coordinate")
-            pts = pts * np.array([w / 100, h / 100])
             self.builder.add(task_id, kind, label, points=pts, **common)
         elif kind == Kind.MASK:
             counts, bbox = brush_to_rle(v, int(w), int(h))
@@ -467,10 +509,7 @@ class _Converter:
 def _num(v: Mapping[str, Any], key: str) -> float:
     if key not in v:
         raise ValidationError(f"value lacks {key!r}")
-    x = float(v[key])
-    if not math.isfinite(x):
-        raise ValidationError(f"{key} is NaN or infinite")
-    return x
+    return to_float(v[key], key)
 
 
 def rectangle_to_pixels(
@@ -489,7 +528,7 @@ def rectangle_to_pixels(
     bw, bh = _num(v, "width") * w / 100, _num(v, "height") * h / 100
     if bw < 0 or bh < 0:
         raise ValidationError(f"rectangle has a negative size ({bw} x {bh})")
-    theta = float(v.get("rotation") or 0.0)
+    theta = to_float(v.get("rotation") or 0.0, "rotation")
     t = math.radians(theta)
     cx = x + (bw / 2) * math.cos(t) - (bh / 2) * math.sin(t)
     cy = y + (bw / 2) * math.sin(t) + (bh / 2) * math.cos(t)
@@ -528,15 +567,61 @@ def brush_to_rle(
 
 def _attribute_value(control: Control, r: Mapping[str, Any]) -> Any:
     value = r.get("value") or {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{control.name}: 'value' is not an object")
     if control.type == "Choices":
         chosen = value.get("choices") or []
-        return chosen[0] if len(chosen) == 1 else "|".join(str(c) for c in chosen)
+        if not isinstance(chosen, list):
+            raise ValidationError(f"{control.name}: choices: expected a list")
+        return str(chosen[0]) if len(chosen) == 1 else "|".join(str(c) for c in chosen)
     if control.type == "Taxonomy":
         return "|".join("/".join(map(str, p)) for p in value.get("taxonomy") or [])
     if control.type == "TextArea":
         return "\n".join(str(t) for t in value.get("text") or [])
     key = "rating" if control.type == "Rating" else "number"
-    return float(value[key]) if key in value else None
+    return to_float(value[key], key) if key in value else None
+
+
+def _id_of(record: Any) -> Any:
+    return record.get("id") if isinstance(record, Mapping) else None
+
+
+def _results(record: Mapping[str, Any]) -> list[Any]:
+    results = record.get("result")
+    if results is None:
+        return []
+    if not isinstance(results, list):
+        raise ValidationError(f"result: expected a list, got {type(results).__name__}")
+    return results
+
+
+def _submission(
+    task_id: int, ann: Mapping[str, Any], users: Mapping[int, str] | None
+) -> tuple[Submission, list[Any]]:
+    """One annotation's submission record and results, its fields checked.
+
+    Raises:
+        ValidationError: naming the malformed field; the whole annotation is then skipped (its
+            submission too, so that it does not count as an empty annotation).
+    """
+    gt = bool(ann.get("ground_truth"))
+    who = GT_ANNOTATOR if gt else annotator_name(ann.get("completed_by"), users)
+    aid = ann.get("id")
+    lead = ann.get("lead_time")
+    for key in ("created_at", "updated_at"):
+        if ann.get(key) is not None and not isinstance(ann[key], str):
+            raise ValidationError(f"{key}={ann[key]!r} is not a date string")
+    sub = Submission(
+        item=task_id,
+        annotator=who,
+        annotation_id=None if aid is None else to_int(aid, "id"),
+        lead_time=None if lead is None else to_float(lead, "lead_time"),
+        created_at=ann.get("created_at"),
+        updated_at=ann.get("updated_at"),
+        ground_truth=gt,
+        state=_review_state(ann),
+    )
+    return sub, _results(ann)
 
 
 def _review_state(ann: Mapping[str, Any]) -> str | None:
@@ -557,7 +642,9 @@ def looks_like_ls_export(path: Path) -> bool:
             head = fh.read(1 << 14).decode("utf-8", errors="ignore").lstrip()
     except OSError:
         return False
-    return head.startswith("[") and '"data"' in head
+    # COCO and labelgate JSON are objects, so a JSON list can only be meant as an LS export;
+    # the reader then says what is wrong with it.
+    return head.startswith("[")
 
 
 def read_ls_export(path: str | Path, config: str | Path | None = None) -> AnnotationSet:
@@ -572,12 +659,8 @@ def read_ls_export(path: str | Path, config: str | Path | None = None) -> Annota
         FormatError: the file is not valid JSON, not a list of tasks, or no config is found.
     """
     p = Path(path)
-    try:
-        tasks = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{p}: not valid JSON ({exc})") from None
-    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
-        raise FormatError(f"{p}: a Label Studio JSON export must be a list of task objects")
+    tasks = read_json(p, "Label Studio JSON export")
+    check_tasks(tasks, str(p))
     if config is None:
         for candidate in ("config.xml", "label_config.xml"):
             if (p.parent / candidate).is_file():
@@ -587,11 +670,10 @@ def read_ls_export(path: str | Path, config: str | Path | None = None) -> Annota
         raise FormatError(
             f"{p}: no label config given and no config.xml beside the export (use --config)"
         )
-    try:
-        text = Path(config).read_text()
-    except OSError as exc:
-        raise FormatError(f"{config}: cannot read label config ({exc})") from None
+    text = read_text(config, "label config XML")
     try:
         return ls_tasks_to_annotation_set(tasks, text, name=p.stem, meta={"file": str(p)})
     except FormatError as exc:
-        raise FormatError(f"{p}: {exc}") from None
+        # A config that does not parse is the config file's fault, not the export's.
+        where = config if str(exc).startswith("label config") else p
+        raise FormatError(f"{where}: {exc}") from None

@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from labelgate.errors import FormatError, MissingDependency
+from labelgate.errors import FormatError, MissingDependency, ValidationError
 from labelgate.model import AnnotationSet
 
 GROUP = "labelgate.adapters"
@@ -67,14 +67,25 @@ def read_any(path: str | Path, **options: Any) -> AnnotationSet:
     from labelgate.io.coco import looks_like_coco, read_coco
 
     p = Path(path)
+    if p.is_dir():
+        raise FormatError(f"{p}: is a directory, expected an annotation file")
     if not p.is_file():
         raise FormatError(f"{p}: no such file")
-    for adapter in _candidates(p):
-        return adapter.read_file(p, **options)
-    if looks_like_coco(p):
-        return read_coco(p)
-    if p.suffix == ".json":
-        return AnnotationSet.load_json(p)
+    if p.stat().st_size == 0:
+        raise FormatError(f"{p}: empty file, expected an annotation file")
+    try:
+        for adapter in _candidates(p):
+            return adapter.read_file(p, **options)
+        if looks_like_coco(p):
+            return read_coco(p)
+        if p.suffix.lower() == ".json":
+            return AnnotationSet.load_json(p)
+    except FormatError:
+        raise
+    except ValidationError as exc:
+        # A check of the common model (e.g. Items, AnnotationSet) that a reader did not word:
+        # still name the file.
+        raise FormatError(f"{p}: {exc}") from None
     raise FormatError(
         f"{p}: not a recognised annotation file (expected CVAT XML, Label Studio JSON export, "
         "COCO instances JSON or labelgate JSON)"

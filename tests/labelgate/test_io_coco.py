@@ -78,6 +78,24 @@ def test_multi_part_polygon_shares_a_group(tmp_path):
     assert ann.group.tolist() == [10, 10]
 
 
+@pytest.mark.parametrize("second", [[5, 5, 7, 5, 7, 7], [0, 0, 2, 0, 2, 2]], ids=["apart", "same"])
+def test_multi_part_polygon_scored_against_itself_is_one_clean_match(tmp_path, second):
+    """A grouped annotation compared with itself: no error and no group mismatch, accuracy 1.
+
+    Its parts are paired part by part (2 x 2 pairs for two identical parts), which made the
+    group similarity divide by zero and abort ``compare`` before the fix.
+    """
+    from labelgate.engine import compare
+
+    seg = [[0, 0, 2, 0, 2, 2], second]
+    ann = {"id": 9, "image_id": 7, "category_id": 5, "segmentation": seg, "bbox": [0, 0, 7, 7]}
+    aset = read_coco(_write(tmp_path, _base([ann])))
+    report = compare(aset, aset).to_dict()
+    assert report["summary"]["accuracy"] == 1.0
+    assert report["summary"]["error_count"] == 0
+    assert report["summary"]["conflicts_by_type"]["mismatching_groups"] == 0
+
+
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain-counts", "compressed-string"])
 def test_rle_masks_match_pycocotools(tmp_path, compressed):
     rng = np.random.default_rng(1)

@@ -249,7 +249,7 @@ def test_ground_truth_predictions_and_cancelled():
                 "rectanglelabels",
                 {"x": float("nan"), "y": 1, "width": 1, "height": 1, "rectanglelabels": ["car"]},
             ),
-            "x is NaN",
+            "x=nan is not a finite number",
         ),
         (
             _r(
@@ -282,7 +282,7 @@ def test_truncated_export_and_missing_config(tmp_path):
     with pytest.raises(FormatError, match="no label config given"):
         read_ls_export(path)
     path.write_text(json.dumps([{"data": {}}]))
-    with pytest.raises(FormatError, match="task #0 has no integer 'id'"):
+    with pytest.raises(FormatError, match="task #0: id=None is not an integer"):
         read_ls_export(path, config=EXAMPLES / "config.xml")
 
 

@@ -11,7 +11,9 @@ store failed (unreachable database, full or read-only disk). Messages are redact
 
 from __future__ import annotations
 
+import warnings
 from importlib.metadata import entry_points
+from typing import TextIO
 
 import click
 
@@ -19,12 +21,31 @@ from labelgate import __version__
 from labelgate.errors import (
     AuthenticationFailed,
     ConnectionFailed,
+    DataWarning,
     LabelgateError,
     NotFound,
 )
 from labelgate.security import redact
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_INPUT, EXIT_REMOTE = 0, 1, 2, 3
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Data problems read as ``warning: <message>`` (which names file, record and field)."""
+    if issubclass(category, DataWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
 
 
 class LabelgateGroup(click.Group):
@@ -56,7 +77,10 @@ class LabelgateGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                # Only the display changes: filters (and so -W error) still apply.
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except (AuthenticationFailed, NotFound, ConnectionFailed) as exc:
             click.echo(f"error: {redact(exc)}", err=True)
             ctx.exit(EXIT_REMOTE)

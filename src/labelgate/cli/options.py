@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from labelgate.adapters import GT_ANNOTATOR, read_any
+from labelgate.adapters import read_any
 from labelgate.errors import ValidationError
 from labelgate.model import Annotations, AnnotationSet
 
@@ -57,15 +57,17 @@ def load_multi(
         return read_any(source, **opts)
     if gt is None or not ds:
         raise ValidationError("give SOURCE (a multi-annotator file) or --gt FILE with --ds FILE")
+    from labelgate.reporting.pipeline import as_ground_truth
+
     g = read_any(gt, **opts)
-    g_ann = g.annotations.with_columns(annotator=(g.annotations.annotator * 0))
-    g_ann = Annotations(**{**g_ann.__dict__, "annotators": (GT_ANNOTATOR,)})
-    sets = [g.replace(annotations=g_ann)] + [read_any(p, **opts) for p in ds]
+    sets = [as_ground_truth(g)] + [read_any(p, **opts) for p in ds]
     names = sets[0].schema.names
     items = sets[0].items
     for s in sets[1:]:
         if s.schema.names != names:
-            raise ValidationError(f"{s.name}: labels {s.schema.names} differ from {names}")
+            raise ValidationError(
+                f"{s.source_name}: labels {s.schema.names} differ from {names} in {g.source_name}"
+            )
         items = items.merged(s.items)
     return AnnotationSet(
         name=g.name,

@@ -68,8 +68,13 @@ class GatePolicy:
         Raises:
             SettingsError: unknown key, wrong type or a rate outside [0, 1].
         """
-        table = dict(data.get("gate", data))
-        audit = dict(table.pop("audit", {}))
+        table, audit = data.get("gate", data), {}
+        if isinstance(table, Mapping):
+            table = dict(table)
+            audit = table.pop("audit", {})
+        for name, part in (("gate", table), ("gate.audit", audit)):
+            if not isinstance(part, Mapping):
+                raise SettingsError(f"{source}: [{name}]: expected a table, got {part!r}")
         kwargs: dict[str, Any] = {}
         for key, value in table.items():
             if key not in _KEYS:
@@ -98,8 +103,8 @@ class GatePolicy:
     def from_toml(cls, path: str | Path) -> GatePolicy:
         p = Path(path)
         try:
-            data = tomllib.loads(p.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"{p}: cannot read gate policy ({exc})") from None
         return cls.from_mapping(data, source=str(p))
 

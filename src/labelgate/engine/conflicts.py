@@ -143,8 +143,7 @@ def group_mismatches(gt: Annotations, ds: Annotations, m: Matches, threshold: fl
         dsize = _group_sizes(ds, dlo, dhi)
         gu, gi = np.unique(gkey, return_inverse=True)
         du, di = np.unique(dkey, return_inverse=True)
-        links = np.zeros((len(gu), len(du)))
-        np.add.at(links, (gi, di), 1)
+        links = _group_links(gi, di, m.gt_row[idx], m.ds_row[idx], (len(gu), len(du)))
         gs = np.array([gsize.get(int(k), 1) for k in gu], dtype=float)
         dsz = np.array([dsize.get(int(k), 1) for k in du], dtype=float)
         sim = links / (gs[:, None] + dsz[None, :] - links)
@@ -156,6 +155,25 @@ def group_mismatches(gt: Annotations, ds: Annotations, m: Matches, threshold: fl
         gt_alone = gkey < 0
         out[idx] = (gt_alone & ds_big) | (mapped[di] != gkey)
     return out
+
+
+def _group_links(
+    gi: np.ndarray, di: np.ndarray, g_row: np.ndarray, d_row: np.ndarray, shape: tuple[int, int]
+) -> np.ndarray:
+    """Matched annotations shared by each (GT group, DS group): CVAT's intersection count.
+
+    Pairs are one-to-one, except that a merged group (one instance of several parts) is paired
+    part by part with every part of its match; counting distinct rows on each side (the
+    smaller count) keeps the intersection within both groups' sizes, so the Jaccard
+    similarity stays in [0, 1] (it divided by zero for a two-part polygon matched to itself).
+    """
+    out = []
+    for rows in (g_row, d_row):
+        cells = np.unique(np.stack([gi, di, rows]), axis=1)
+        count = np.zeros(shape)
+        np.add.at(count, (cells[0], cells[1]), 1)
+        out.append(count)
+    return np.minimum(out[0], out[1])
 
 
 def _group_keys(ann: Annotations, rows: np.ndarray) -> np.ndarray:

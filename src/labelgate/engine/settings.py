@@ -132,10 +132,12 @@ class QualitySettings:
         """
         p = Path(path)
         try:
-            data = tomllib.loads(p.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"{p}: cannot read settings ({exc})") from None
         table = data.get("quality", data)
+        if not isinstance(table, dict):
+            raise SettingsError(f"{p}: quality: expected a table, got {table!r}")
         return (base or cls()).merged(source=str(p), **table)
 
     @classmethod

@@ -9,7 +9,6 @@ there is no segmentation. Bad annotations are skipped with a :class:`DataWarning
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from labelgate.errors import DataWarning, FormatError, ValidationError
+from labelgate.io.inputs import read_json, to_float, to_int
 from labelgate.model import (
     AnnotationsBuilder,
     AnnotationSet,
@@ -86,13 +86,18 @@ def _rle_counts(seg: Mapping[str, Any], height: int, width: int) -> np.ndarray:
     if (
         not isinstance(size, list)
         or len(size) != 2
-        or [int(size[0]), int(size[1])] != [height, width]
+        or [to_int(v, "segmentation.size") for v in size] != [height, width]
     ):
         raise ValidationError(
             f"RLE size {size!r} does not match the image size [{height}, {width}]"
         )
     raw = seg.get("counts")
-    counts = decode_compressed_counts(raw) if isinstance(raw, str) else list(raw or [])
+    if isinstance(raw, str):
+        counts = decode_compressed_counts(raw)
+    elif isinstance(raw, list):
+        counts = [to_int(c, "segmentation.counts", lo=0, hi=height * width) for c in raw]
+    else:
+        raise ValidationError("segmentation.counts: expected a list or a compressed string")
     arr = np.asarray(counts, dtype=np.int64)
     if np.any(arr < 0) or int(arr.sum()) != height * width:
         raise ValidationError(
@@ -131,34 +136,23 @@ def read_coco(path: str | Path) -> AnnotationSet:
         FormatError: not JSON, or images/annotations/categories missing or malformed.
     """
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{p}: not valid JSON ({exc})") from None
+    data = read_json(p, "COCO instances JSON")
     if not isinstance(data, dict) or any(k not in data for k in ("images", "categories")):
         raise FormatError(f"{p}: not a COCO instances file (needs 'images' and 'categories')")
-    try:
-        categories = sorted(data["categories"], key=lambda c: int(c["id"]))
-        schema = LabelSchema(
-            labels=tuple(Label(name=str(c["name"]), id=int(c["id"])) for c in categories)
-        )
-        images = data["images"]
-        items = Items.create(
-            id=[int(im["id"]) for im in images],
-            name=[str(im.get("file_name", im["id"])) for im in images],
-            width=[int(im.get("width", 0)) for im in images],
-            height=[int(im.get("height", 0)) for im in images],
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FormatError(f"{p}: malformed images/categories ({exc!r})") from None
+    for key in ("images", "categories", "annotations"):
+        if not isinstance(data.get(key, []), list):
+            raise FormatError(f"{p}: {key}: expected a list, got {type(data[key]).__name__}")
+    schema, items = _categories(p, data["categories"]), _images(p, data["images"])
     label_of = {int(lb.id or 0): i for i, lb in enumerate(schema.labels)}
     builder = AnnotationsBuilder()
     errors: list[dict[str, Any]] = []
     for n, ann in enumerate(data.get("annotations", [])):
         where = f"annotation #{n} (id {ann.get('id') if isinstance(ann, dict) else '?'})"
         try:
+            if not isinstance(ann, dict):
+                raise ValidationError(f"expected an object, got {type(ann).__name__}")
             _add_annotation(builder, ann, items, label_of, schema)
-        except (ValidationError, KeyError, TypeError, ValueError) as exc:
+        except (ValidationError, KeyError, TypeError, ValueError, OverflowError) as exc:
             msg = f"{p}: {where}: {exc}"
             warnings.warn(msg, DataWarning, stacklevel=2)
             errors.append(
@@ -174,6 +168,51 @@ def read_coco(path: str | Path) -> AnnotationSet:
     )
 
 
+def _categories(p: Path, categories: list[Any]) -> LabelSchema:
+    """The label schema from ``categories``.
+
+    Raises:
+        FormatError: naming the category and field.
+    """
+    labels = []
+    for n, c in enumerate(categories):
+        try:
+            if not isinstance(c, dict):
+                raise ValidationError(f"expected an object, got {type(c).__name__}")
+            if not isinstance(c.get("name"), str) or not c["name"]:
+                raise ValidationError(f"name={c.get('name')!r} is not a label name")
+            labels.append(Label(name=c["name"], id=to_int(c.get("id"), "id")))
+        except ValidationError as exc:
+            raise FormatError(f"{p}: categories[{n}]: {exc}") from None
+    try:
+        return LabelSchema(labels=tuple(sorted(labels, key=lambda lb: int(lb.id or 0))))
+    except ValidationError as exc:
+        raise FormatError(f"{p}: categories: {exc}") from None
+
+
+def _images(p: Path, images: list[Any]) -> Items:
+    """The item table from ``images``.
+
+    Raises:
+        FormatError: naming the image and field.
+    """
+    ids, names, widths, heights = [], [], [], []
+    for n, im in enumerate(images):
+        try:
+            if not isinstance(im, dict):
+                raise ValidationError(f"expected an object, got {type(im).__name__}")
+            ids.append(to_int(im.get("id"), "id"))
+            widths.append(to_int(im.get("width", 0), "width", lo=0, hi=2**31 - 1))
+            heights.append(to_int(im.get("height", 0), "height", lo=0, hi=2**31 - 1))
+            names.append(str(im.get("file_name", ids[-1])))
+        except ValidationError as exc:
+            raise FormatError(f"{p}: images[{n}]: {exc}") from None
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise FormatError(f"{p}: images: id {dup} appears twice")
+    return Items.create(id=ids, name=names, width=widths, height=heights)
+
+
 def _add_annotation(
     builder: AnnotationsBuilder,
     ann: Mapping[str, Any],
@@ -181,17 +220,24 @@ def _add_annotation(
     label_of: Mapping[int, int],
     schema: LabelSchema,
 ) -> None:
-    image_id = int(ann["image_id"])
+    image_id = to_int(ann.get("image_id"), "image_id")
     pos = items.position(image_id)
     height, width = int(items.height[pos]), int(items.width[pos])
-    cat = int(ann["category_id"])
+    cat = to_int(ann.get("category_id"), "category_id")
     if cat not in label_of:
         raise ValidationError(f"unknown category_id {cat}; known: {sorted(label_of)}")
-    common: dict[str, Any] = {"source_id": int(ann.get("id", -1)), "group": 0}
+    source_id = to_int(ann.get("id", -1), "id")
+    common: dict[str, Any] = {"source_id": source_id, "group": 0}
     if "score" in ann:
-        common.update(score=float(ann["score"]), annotator="prediction:coco", origin=Origin.AUTO)
+        score = to_float(ann["score"], "score")
+        common.update(score=score, annotator="prediction:coco", origin=Origin.AUTO)
     if ann.get("attributes"):
-        common["attributes"] = dict(ann["attributes"])
+        attrs = ann["attributes"]
+        if not isinstance(attrs, dict) or not all(
+            v is None or isinstance(v, str | int | float) for v in attrs.values()
+        ):
+            raise ValidationError("attributes: expected an object of text, number or bool values")
+        common["attributes"] = dict(attrs)
     seg = ann.get("segmentation")
     if isinstance(seg, dict):
         counts = _rle_counts(seg, height, width)
@@ -200,7 +246,7 @@ def _add_annotation(
         )
         return
     if isinstance(seg, list) and seg:
-        parts = [np.asarray(poly, dtype=np.float64) for poly in seg]
+        parts = [_coordinates(poly, "segmentation") for poly in seg]
         for part in parts:
             if len(part) % 2 or len(part) < 6:
                 raise ValidationError(
@@ -209,12 +255,21 @@ def _add_annotation(
             if not np.isfinite(part).all():
                 raise ValidationError("polygon has a NaN or infinite coordinate")
         if len(parts) > 1:
-            common["group"] = int(ann.get("id", 0)) + 1
+            if source_id < 0:
+                raise ValidationError(f"id={source_id}: a multi-part polygon needs an id >= 0")
+            common["group"] = source_id + 1
         for part in parts:
             builder.add(image_id, Kind.POLYGON, label_of[cat], points=part, **common)
         return
-    box = [float(v) for v in ann["bbox"]]
+    box = _coordinates(ann.get("bbox"), "bbox").tolist()
     if len(box) != 4 or not np.isfinite(box).all() or box[2] < 0 or box[3] < 0:
         raise ValidationError(f"bbox must be 4 finite numbers [x, y, w, h] with w, h >= 0: {box}")
     x, y, w, h = box
     builder.add(image_id, Kind.RECTANGLE, label_of[cat], bbox=(x, y, x + w, y + h), **common)
+
+
+def _coordinates(value: Any, field: str) -> np.ndarray:
+    """A flat list of numbers (NaN/inf kept for the caller's geometry check)."""
+    if not isinstance(value, list):
+        raise ValidationError(f"{field}: expected a list of numbers, got {type(value).__name__}")
+    return np.asarray([to_float(v, field, finite=False) for v in value], dtype=np.float64)

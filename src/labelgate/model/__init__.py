@@ -4,6 +4,7 @@ from labelgate.model.annotation_set import AnnotationSet, Submission, combine
 from labelgate.model.annotations import (
     ABSENT,
     HIDDEN,
+    MAX_COORDINATE,
     VISIBLE,
     Annotations,
     AnnotationsBuilder,
@@ -18,6 +19,7 @@ from labelgate.model.schema import AttributeSpec, Control, Label, LabelSchema
 __all__ = [
     "ABSENT",
     "HIDDEN",
+    "MAX_COORDINATE",
     "VISIBLE",
     "AnnotationSet",
     "Annotations",

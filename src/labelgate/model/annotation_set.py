@@ -73,6 +73,11 @@ class AnnotationSet:
                 f"{missing[:5].tolist()}"
             )
 
+    @property
+    def source_name(self) -> str:
+        """The file the set was read from (``meta["file"]``), else its name: for messages."""
+        return str(self.meta.get("file") or self.name)
+
     def replace(self, **changes: Any) -> AnnotationSet:
         return replace(self, **changes)
 
@@ -124,8 +129,11 @@ class AnnotationSet:
                 meta=dict(d.get("meta", {})),
                 data_errors=tuple(d.get("data_errors", ())),
             )
-        except (KeyError, TypeError) as exc:
-            raise ValidationError(f"AnnotationSet.from_dict: malformed input ({exc})") from None
+        except (KeyError, TypeError, AttributeError, OverflowError) as exc:
+            # AttributeError: a part that should be an object is a list/str/number ("x".get).
+            raise ValidationError(
+                f"AnnotationSet.from_dict: malformed input ({type(exc).__name__}: {exc})"
+            ) from None
 
     def save_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict()))
@@ -137,13 +145,15 @@ class AnnotationSet:
         Raises:
             FormatError: not JSON or not an annotation set.
         """
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise FormatError(f"{path}: cannot read labelgate JSON ({exc})") from None
-        if data.get("format") != "labelgate.annotation_set/1":
+        from labelgate.io.inputs import read_json
+
+        data = read_json(path, "labelgate JSON annotation set")
+        if not isinstance(data, dict) or data.get("format") != "labelgate.annotation_set/1":
             raise FormatError(f"{path}: not a labelgate annotation set (no 'format' marker)")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except (ValidationError, ValueError, OverflowError) as exc:
+            raise FormatError(f"{path}: {exc}") from None
 
 
 def combine(sets: Sequence[AnnotationSet], name: str | None = None) -> AnnotationSet:

@@ -70,14 +70,25 @@ class Origin(enum.IntEnum):
 
     @classmethod
     def parse(cls, name: str | None) -> Origin:
+        """CVAT's ``source`` text (unknown names are manual).
+
+        Raises:
+            ValidationError: ``name`` is not text.
+        """
         if not name:
             return cls.MANUAL
+        if not isinstance(name, str):
+            raise ValidationError(f"source={name!r} is not a source name")
         key = name.strip().upper().replace("-", "_")
         return cls[key] if key in cls.__members__ else cls.MANUAL
 
 
 #: Point visibility flags for skeleton elements and point groups.
 ABSENT, HIDDEN, VISIBLE = 0, 1, 2
+
+#: No image is 2**31 pixels wide; coordinates beyond it are corrupt and would overflow the
+#: geometry kernels (rasterising, shapely), so the builder refuses them.
+MAX_COORDINATE = float(2**31)
 
 _ROW_COLUMNS: dict[str, tuple[Any, Any]] = {
     # name: (dtype, fill value for a new row)
@@ -505,6 +516,10 @@ class AnnotationsBuilder:
             raise ValidationError(f"item {item}: points must be (k, 2), got {pts.shape}")
         if not np.isfinite(pts).all():
             raise ValidationError(f"item {item}, source id {source_id}: NaN or infinite point")
+        if len(pts) and np.abs(pts).max() > MAX_COORDINATE:
+            raise ValidationError(
+                f"item {item}, source id {source_id}: a point lies beyond ±{MAX_COORDINATE:.0f} px"
+            )
         flags = (
             np.full(len(pts), VISIBLE, dtype=np.int8)
             if vis is None
@@ -525,12 +540,16 @@ class AnnotationsBuilder:
             raise ValidationError(
                 f"item {item}, source id {source_id}: bbox must be 4 finite numbers"
             )
+        if np.abs(box).max() > MAX_COORDINATE:
+            raise ValidationError(
+                f"item {item}, source id {source_id}: bbox lies beyond ±{MAX_COORDINATE:.0f} px"
+            )
         if box[2] < box[0] or box[3] < box[1]:
             raise ValidationError(
                 f"item {item}, source id {source_id}: bbox has x2 < x1 or y2 < y1"
             )
         row = len(self._bbox)
-        values = {
+        values: dict[str, Any] = {
             "item": item,
             "kind": int(kind),
             "label": label,
@@ -546,6 +565,9 @@ class AnnotationsBuilder:
             "score": score,
             "number": number,
         }
+        _check_row(item, source_id, values)
+        if span is not None and not np.isfinite(np.asarray(span, dtype=np.float64)).all():
+            raise ValidationError(f"item {item}, source id {source_id}: span is not finite")
         for name, v in values.items():
             self._rows[name].append(v)
         self._bbox.append(box)
@@ -588,6 +610,43 @@ class AnnotationsBuilder:
                 col[r] = v
             attrs[key] = col
         return _sorted_annotations(cols, attrs, tuple(self._annotators))
+
+
+#: Columns whose values have a meaning below zero only as the "none" marker.
+_MIN_VALUE = {"group": 0, "label": -1}
+
+
+def _check_row(item: Any, source_id: Any, values: Mapping[str, Any]) -> None:
+    """Refuse values that do not fit their column (so one bad object is skipped, not the set).
+
+    Integers must fit the column's dtype; rotation must be finite; score and number are NaN
+    (none) or finite.
+    """
+    for name, value in values.items():
+        dtype = np.dtype(_ROW_COLUMNS[name][0])
+        if dtype.kind == "i":
+            info = np.iinfo(dtype)
+            if isinstance(value, float | np.floating) and np.isfinite(value):
+                value = int(value)  # callers may pass whole floats; numpy casts them
+            if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+                problem = f"{name}={value!r} is not an integer"
+            elif _MIN_VALUE.get(name, info.min) <= int(value) <= info.max:
+                continue
+            else:
+                lo = _MIN_VALUE.get(name, info.min)
+                problem = f"{name}={value} is out of range [{lo}, {info.max}]"
+        elif dtype.kind == "f":
+            try:
+                number = float(value)
+            except (TypeError, ValueError, OverflowError):
+                problem = f"{name}={value!r} is not a number"
+            else:
+                if np.isfinite(number) or (np.isnan(number) and name != "rotation"):
+                    continue
+                problem = f"{name}={value!r} is not a finite number"
+        else:
+            continue
+        raise ValidationError(f"item {item}, source id {source_id}: {problem}")
 
 
 def _take_columns(cols: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:

@@ -15,7 +15,14 @@ from labelgate.errors import ValidationError
 def _col(values: Any, dtype: Any, n: int, name: str, fill: Any) -> np.ndarray:
     if values is None:
         return np.full(n, fill, dtype=dtype)
-    arr = np.asarray(values, dtype=dtype)
+    try:
+        arr = np.asarray(values, dtype=dtype)
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"Items.{name}: values that are not {np.dtype(dtype)} ({exc})"
+        ) from None
+    if n < 0:  # the id column sets the length
+        return arr.reshape(-1)
     if arr.shape != (n,):
         raise ValidationError(f"Items.{name}: expected {n} values, got shape {arr.shape}")
     return arr
@@ -70,23 +77,15 @@ class Items:
         Raises:
             ValidationError: lengths differ, ids repeat, or sizes are negative.
         """
-        ids = np.asarray(id, dtype=np.int64).reshape(-1)
+        ids = _col(id, np.int64, -1, "id", 0)
         n = len(ids)
         names = (
             np.array([str(i) for i in ids], dtype=object)
             if name is None
             else _col(list(name), object, n, "name", "")
         )
-        w = (
-            np.full(n, width, np.int64)
-            if isinstance(width, int)
-            else _col(width, np.int64, n, "width", 0)
-        )
-        h = (
-            np.full(n, height, np.int64)
-            if isinstance(height, int)
-            else _col(height, np.int64, n, "height", 0)
-        )
+        w = _col([width] * n if isinstance(width, int) else width, np.int64, n, "width", 0)
+        h = _col([height] * n if isinstance(height, int) else height, np.int64, n, "height", 0)
         order = np.argsort(ids, kind="stable")
         return cls(
             id=ids[order],

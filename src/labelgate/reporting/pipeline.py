@@ -43,8 +43,11 @@ def _renamed(aset: AnnotationSet, names: Sequence[str]) -> AnnotationSet:
 
 def as_ground_truth(gt: AnnotationSet) -> AnnotationSet:
     """``gt`` with every annotation credited to the annotator ``"ground_truth"``."""
-    ann = gt.annotations.with_columns(annotator=np.zeros(len(gt.annotations), dtype=np.int32))
-    return _renamed(gt.replace(annotations=ann), (GT_ANNOTATOR,))
+    # Column and names change together: a reader may have named no annotator (COCO).
+    ann = gt.annotations.with_columns(
+        annotator=np.zeros(len(gt.annotations), dtype=np.int32), annotators=(GT_ANNOTATOR,)
+    )
+    return gt.replace(annotations=ann)
 
 
 def as_predictions(pred: AnnotationSet) -> AnnotationSet:
@@ -101,13 +104,14 @@ def combine_batch(
     for part in parts:
         if part.schema.names != gt.schema.names:
             raise ValidationError(
-                f"{part.name}: labels {list(part.schema.names)} differ from the ground truth's "
+                f"{part.source_name}: labels {list(part.schema.names)} differ from the ground "
+                "truth's "
                 f"{list(gt.schema.names)}"
             )
         for a in part.annotations.annotators:
             if a in metas:
                 raise ValidationError(
-                    f"{part.name}: annotator {a!r} also appears in another source; "
+                    f"{part.source_name}: annotator {a!r} also appears in another source; "
                     "give each annotator's work once"
                 )
             metas[a] = dict(part.meta)
