@@ -310,10 +310,25 @@ def _categorical_tags(
     out: AnnotationsBuilder, aset: AnnotationSet, names: list[str], tag_method: str
 ) -> None:
     """One consensus tag per item from majority vote or Dawid-Skene posteriors."""
+    from labelgate.agreement.report import tag_controls
+
+    for control in tag_controls(aset):  # one vote per control: two controls are two answers
+        _control_tags(out, aset, names, tag_method, control)
+
+
+def _control_tags(
+    out: AnnotationsBuilder,
+    aset: AnnotationSet,
+    names: list[str],
+    tag_method: str,
+    control: int | None,
+) -> None:
     from labelgate.agreement.report import tag_codes
     from labelgate.consensus.categorical import DawidSkene, MajorityVote
 
-    codes, classes, items = tag_codes(aset, names)
+    codes, classes, items = tag_codes(aset, names, control)
+    if not classes:
+        return
     labels = [aset.schema.index(c) for c in classes]
     if tag_method == "majority":
         mv = MajorityVote(n_classes=len(classes)).fit(codes)
@@ -331,6 +346,7 @@ def _categorical_tags(
                 origin=Origin.CONSENSUS,
                 annotator=0,
                 score=sc,
+                control=-1 if control is None else control,
             )
 
 
