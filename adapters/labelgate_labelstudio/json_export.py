@@ -115,8 +115,8 @@ def parse_label_config(config: str, taxonomy_paths: Iterable[str] = ()) -> Label
             continue
         labels = tuple(getattr(c, "labels", None) or ())
         # choice="multiple" makes a Choices control set-valued (agreement on sets).
-        attrs = tuple((k, str(c.attr[k])) for k in ("choice",) if k in c.attr)
-        controls.append(Control(c.name, tag, to_name, labels, per_region, attrs))
+        options = tuple((k, str(c.attr[k])) for k in ("choice",) if k in c.attr)
+        controls.append(Control(c.name, tag, to_name, labels, per_region, options))
     taxonomy = sorted(set(taxonomy_paths))
     value_count: dict[str, int] = {}
     for c in controls:
@@ -228,7 +228,7 @@ def is_json_min(tasks: Any) -> bool:
     )
 
 
-def from_json_min(records: list[Any], label_config: str, name: str) -> list[dict[str, Any]]:
+def from_json_min(records: Sequence[Any], label_config: str, name: str) -> list[dict[str, Any]]:
     """JSON-MIN records (one per annotation, control values flattened) → full-export tasks.
 
     JSON-MIN keeps neither ground-truth flags, predictions nor region ids, so per-region

@@ -14,28 +14,38 @@ from labelgate.model import AnnotationSet, Kind
 from labelgate_labelstudio.client import CONSENSUS_MODEL, QUALITY_MODEL, LabelStudioSource
 
 
-def task_scores(aset: AnnotationSet, settings: QualitySettings | None = None) -> dict[int, dict]:
-    """Per task: accuracy against ground truth where it exists, else annotator agreement."""
-    from labelgate.agreement.report import agreement_report
+def humans_of(aset: AnnotationSet) -> list[str]:
+    """The human annotators: not ground truth, not a model's predictions."""
+    return [
+        n
+        for n in aset.split_by_annotator()
+        if n and n != GT_ANNOTATOR and not n.startswith(PREDICTION_PREFIX)
+    ]
 
-    parts = aset.split_by_annotator()
-    gt = parts.get(GT_ANNOTATOR)
-    humans = [n for n in parts if n and n != GT_ANNOTATOR and not n.startswith(PREDICTION_PREFIX)]
+
+def task_scores(aset: AnnotationSet, settings: QualitySettings | None = None) -> dict[int, dict]:
+    """Per task: accuracy against ground truth where it exists, else annotator agreement.
+
+    Both are built from the task's controls (:mod:`labelgate.agreement.controls`): each
+    control scored with its own metric, a task's score the mean over its controls.
+    """
+    from labelgate.agreement.controls import (
+        control_accuracy,
+        control_agreement,
+        item_annotator_headline,
+        item_headline,
+    )
+
+    humans = humans_of(aset)
     out: dict[int, dict[str, Any]] = {}
-    if gt is not None:
-        for name in humans:
-            frames = compare(gt, parts[name], settings).to_dict()["frame_results"]
-            for frame, res in frames.items():
-                entry = out.setdefault(int(frame), {"basis": "ground_truth", "per_annotator": {}})
-                entry["per_annotator"][name] = res["annotations"]["accuracy"]
+    accuracy = item_annotator_headline(control_accuracy(aset, humans, settings), GT_ANNOTATOR)
+    for item, per in accuracy.items():
+        if per:
+            out[item] = {"basis": "ground_truth", "per_annotator": per}
     if len(humans) >= 2:
-        try:
-            rep = agreement_report(aset, settings, n_boot=0)
-        except ValidationError:
-            rep = None
-        for row in rep["per_item"] if rep else []:
-            entry = out.setdefault(row["item"], {"basis": "agreement", "per_annotator": {}})
-            entry["agreement"] = row["agreement"]
+        for item, value in item_headline(control_agreement(aset, humans, settings)).items():
+            entry = out.setdefault(item, {"basis": "agreement", "per_annotator": {}})
+            entry["agreement"] = value
     for entry in out.values():
         if entry["basis"] == "ground_truth":
             entry["score"] = float(np.mean(list(entry["per_annotator"].values())))
@@ -44,6 +54,65 @@ def task_scores(aset: AnnotationSet, settings: QualitySettings | None = None) ->
         entry["conflicting_annotators"] = sorted(
             n for n, v in entry["per_annotator"].items() if v < 1.0
         )
+    return out
+
+
+def annotator_accuracy(
+    aset: AnnotationSet, settings: QualitySettings | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each annotator and model against ground truth, per control and as one headline.
+
+    ``accuracy`` is the mean of the annotator's per-control accuracy; ``accuracy_ci95``
+    resamples the gold tasks; ``precision``/``recall`` are CVAT's on the region controls.
+    """
+    from labelgate.agreement.controls import annotator_headline, control_accuracy
+    from labelgate.agreement.report import text_agreement
+    from labelgate.stats import cluster_bootstrap_mean
+
+    parts = aset.split_by_annotator()
+    gt = parts.get(GT_ANNOTATOR)
+    if gt is None:
+        return {}
+    names = [n for n in parts if n and n != GT_ANNOTATOR]
+    controls = control_accuracy(aset, names, settings)
+    headline = annotator_headline(controls)
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        s = compare(gt, parts[name], settings).summary
+        per_item = [
+            (
+                item,
+                float(
+                    np.mean(
+                        [
+                            c.per_item_annotator[item][name]
+                            for c in controls.values()
+                            if name in c.per_item_annotator.get(item, {})
+                        ]
+                    )
+                ),
+            )
+            for item in sorted({i for c in controls.values() for i in c.per_item_annotator})
+            if any(name in c.per_item_annotator.get(item, {}) for c in controls.values())
+        ]
+        ci = cluster_bootstrap_mean(
+            np.array([i for i, _ in per_item], dtype=np.int64),
+            np.array([v for _, v in per_item], dtype=float),
+        )
+        out[name] = {
+            "accuracy": headline.get(name, 0.0),
+            "accuracy_ci95": list(ci) if ci else None,
+            "precision": s["precision"],
+            "recall": s["recall"],
+            "frame_count": s["frame_count"],
+            "per_control": {
+                c: {"metric": v.metric, "value": v.per_annotator[name]}
+                for c, v in controls.items()
+                if name in v.per_annotator
+            },
+            # Non-spatial controls against GT: span F1 exact/partial, text, number alpha.
+            **text_agreement({GT_ANNOTATOR: gt, name: parts[name]}, [GT_ANNOTATOR, name]),
+        }
     return out
 
 
@@ -109,6 +178,7 @@ def score_project(
     predictions: bool = False,
     threshold: float = 0.8,
     settings: QualitySettings | None = None,
+    gt_policy: str = "per-author",
 ) -> dict[str, Any]:
     """Pull, score every annotator against GT and each other, store, and push back (opt-in).
 
@@ -116,32 +186,18 @@ def score_project(
         JSON-ready summary: per-annotator accuracy, agreement, per-task scores, flagged tasks,
         stored report id and what was pushed.
     """
-    from labelgate.agreement.report import agreement_report, text_agreement
+    from labelgate.agreement.report import agreement_report
 
-    aset = source.pull(project_id)
-    parts = aset.split_by_annotator()
-    gt = parts.get(GT_ANNOTATOR)
-    annotators: dict[str, Any] = {}
-    if gt is not None:
-        for name in parts:
-            if name and name != GT_ANNOTATOR:
-                s = compare(gt, parts[name], settings).summary
-                annotators[name] = {
-                    k: s[k]
-                    for k in ("accuracy", "precision", "recall", "accuracy_ci95", "frame_count")
-                }
-                # Non-spatial controls against GT: span F1, TextArea similarity, number alpha.
-                annotators[name].update(
-                    text_agreement({GT_ANNOTATOR: gt, name: parts[name]}, [GT_ANNOTATOR, name])
-                )
+    aset = source.pull(project_id, gt_policy=gt_policy)
+    annotators = annotator_accuracy(aset, settings)
     try:
         agreement = agreement_report(aset, settings, n_boot=100)
     except ValidationError:
         agreement = None
     scores = task_scores(aset, settings)
-    flagged = sorted(
-        t for t, e in scores.items() if e["score"] < threshold or e["conflicting_annotators"]
-    )
+    # The threshold alone decides: one annotator's single error on a gold task is listed in
+    # conflicting_annotators but does not flag a task that still scores above it.
+    flagged = sorted(t for t, e in scores.items() if e["score"] < threshold)
     result: dict[str, Any] = {
         "project": project_id,
         "annotators": annotators,
@@ -149,6 +205,7 @@ def score_project(
         "tasks": {str(k): v for k, v in sorted(scores.items())},
         "flagged": flagged,
         "pushed": {},
+        **{k: aset.meta[k] for k in ("gt_policy", "gt_conflicts") if k in aset.meta},
     }
     if push_scores:
         for task, entry in scores.items():

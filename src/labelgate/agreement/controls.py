@@ -71,6 +71,8 @@ class ControlScore:
     per_annotator: dict[str, float]
     pairs: int
     details: dict[str, Any] = field(default_factory=dict)
+    #: item → annotator → mean score of that annotator's pairs on the item (not serialised).
+    per_item_annotator: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,6 +162,7 @@ class _Pairs:
         self.values: list[float] = []
         self.items: dict[int, list[float]] = {}
         self.annotators: dict[str, list[float]] = {}
+        self.item_annotators: dict[int, dict[str, list[float]]] = {}
         self.pairs = 0
 
     def add(self, names: Sequence[str], item: int, value: float) -> None:
@@ -167,6 +170,7 @@ class _Pairs:
         self.items.setdefault(item, []).append(value)
         for n in names:
             self.annotators.setdefault(n, []).append(value)
+            self.item_annotators.setdefault(item, {}).setdefault(n, []).append(value)
 
     def score(self, control: Control, family: str, **details: Any) -> ControlScore:
         mean = float(np.mean(self.values)) if self.values else None
@@ -180,6 +184,10 @@ class _Pairs:
             or {n: float(np.mean(v)) for n, v in sorted(self.annotators.items())},
             self.pairs,
             details,
+            {
+                i: {n: float(np.mean(v)) for n, v in per.items()}
+                for i, per in self.item_annotators.items()
+            },
         )
 
 
@@ -346,7 +354,8 @@ def control_accuracy(
                 frames = rep.to_dict()["frame_results"]
                 shared = set(np.intersect1d(worked[reference], worked[n]).tolist())
                 for frame, res in frames.items():
-                    if int(frame) in shared:
+                    # A task where neither drew a region of this control says nothing about it.
+                    if int(frame) in shared and res["annotations"]["total_count"]:
                         acc.add((n,), int(frame), res["annotations"]["accuracy"])
                 per_annotator[n] = float(rep.summary["accuracy"])
                 acc.pairs += 1
@@ -387,6 +396,21 @@ def annotator_headline(scores: Mapping[str, ControlScore]) -> dict[str, float]:
         for n, v in s.per_annotator.items():
             by.setdefault(n, []).append(v)
     return {n: float(np.mean(v)) for n, v in sorted(by.items())}
+
+
+def item_annotator_headline(
+    scores: Mapping[str, ControlScore], exclude: str | None = None
+) -> dict[int, dict[str, float]]:
+    """Per item and annotator, the mean of their scores over the controls on that item."""
+    by: dict[int, dict[str, list[float]]] = {}
+    for s in scores.values():
+        for item, per in s.per_item_annotator.items():
+            for n, v in per.items():
+                if n != exclude:
+                    by.setdefault(item, {}).setdefault(n, []).append(v)
+    return {
+        i: {n: float(np.mean(v)) for n, v in sorted(per.items())} for i, per in sorted(by.items())
+    }
 
 
 def item_headline(scores: Mapping[str, ControlScore]) -> dict[int, float]:
