@@ -65,9 +65,8 @@ def annotator_accuracy(
     ``accuracy`` is the mean of the annotator's per-control accuracy; ``accuracy_ci95``
     resamples the gold tasks; ``precision``/``recall`` are CVAT's on the region controls.
     """
-    from labelgate.agreement.controls import annotator_headline, control_accuracy
+    from labelgate.agreement.controls import annotator_summary, control_accuracy
     from labelgate.agreement.report import text_agreement
-    from labelgate.stats import cluster_bootstrap_mean
 
     parts = aset.split_by_annotator()
     gt = parts.get(GT_ANNOTATOR)
@@ -75,41 +74,17 @@ def annotator_accuracy(
         return {}
     names = [n for n in parts if n and n != GT_ANNOTATOR]
     controls = control_accuracy(aset, names, settings)
-    headline = annotator_headline(controls)
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         s = compare(gt, parts[name], settings).summary
-        per_item = [
-            (
-                item,
-                float(
-                    np.mean(
-                        [
-                            c.per_item_annotator[item][name]
-                            for c in controls.values()
-                            if name in c.per_item_annotator.get(item, {})
-                        ]
-                    )
-                ),
-            )
-            for item in sorted({i for c in controls.values() for i in c.per_item_annotator})
-            if any(name in c.per_item_annotator.get(item, {}) for c in controls.values())
-        ]
-        ci = cluster_bootstrap_mean(
-            np.array([i for i, _ in per_item], dtype=np.int64),
-            np.array([v for _, v in per_item], dtype=float),
-        )
+        headline = annotator_summary(controls, name) or {"value": 0.0, "ci95": None}
         out[name] = {
-            "accuracy": headline.get(name, 0.0),
-            "accuracy_ci95": list(ci) if ci else None,
+            "accuracy": headline["value"],
+            "accuracy_ci95": headline["ci95"],
             "precision": s["precision"],
             "recall": s["recall"],
             "frame_count": s["frame_count"],
-            "per_control": {
-                c: {"metric": v.metric, "value": v.per_annotator[name]}
-                for c, v in controls.items()
-                if name in v.per_annotator
-            },
+            "per_control": headline.get("per_control", {}),
             # Non-spatial controls against GT: span F1 exact/partial, text, number alpha.
             **text_agreement({GT_ANNOTATOR: gt, name: parts[name]}, [GT_ANNOTATOR, name]),
         }

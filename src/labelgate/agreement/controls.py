@@ -420,3 +420,32 @@ def item_headline(scores: Mapping[str, ControlScore]) -> dict[int, float]:
         for item, v in s.per_item.items():
             by.setdefault(item, []).append(v)
     return {i: float(np.mean(v)) for i, v in sorted(by.items())}
+
+
+def annotator_summary(
+    scores: Mapping[str, ControlScore], name: str, n_boot: int = 200, seed: int = 0
+) -> dict[str, Any] | None:
+    """One annotator's headline over the controls, its 95% interval (resampling items) and
+    the per-control values; None when no control scored them."""
+    from labelgate.stats import cluster_bootstrap_mean
+
+    per_control = {
+        c: {"metric": s.metric, "value": s.per_annotator[name]}
+        for c, s in scores.items()
+        if name in s.per_annotator
+    }
+    if not per_control:
+        return None
+    items = item_annotator_headline(scores)
+    pairs = [(i, per[name]) for i, per in items.items() if name in per]
+    ci = cluster_bootstrap_mean(
+        np.array([i for i, _ in pairs], dtype=np.int64),
+        np.array([v for _, v in pairs], dtype=float),
+        n_boot=n_boot,
+        seed=seed,
+    )
+    return {
+        "value": float(np.mean([v["value"] for v in per_control.values()])),
+        "ci95": list(ci) if ci else None,
+        "per_control": per_control,
+    }

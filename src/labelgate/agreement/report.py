@@ -9,6 +9,7 @@ intervals over items.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import combinations
 from typing import Any
 
@@ -277,16 +278,23 @@ def agreement_report(
     for row in per_item:
         row["name"] = name_of.get(row["item"])
     off = ~np.eye(k, dtype=bool)
+    # Per-control agreement: each control its own variable with its own metric.
+    from labelgate.agreement.controls import annotator_headline, control_agreement, headline
+
+    controls = control_agreement(aset, names, settings)
+    peers = annotator_headline(controls)
+    # peer_agreement: the one per-annotator agreement every view shows (scorecards, agree):
+    # the mean over controls where the set has them, else the mean matched-F1 with peers.
     per_annotator = [
-        {"annotator": names[i], "mean_f1_with_peers": _mean_defined(f1[i][off[i]])}
+        {
+            "annotator": names[i],
+            "mean_f1_with_peers": _mean_defined(f1[i][off[i]]),
+            "peer_agreement": peers.get(names[i]) if controls else _mean_defined(f1[i][off[i]]),
+        }
         for i in range(k)
     ]
     pooled = np.concatenate(all_ious) if all_ious else np.zeros(0)
     pooled_items = np.concatenate(all_iou_items) if all_iou_items else np.zeros(0, np.int64)
-    # Per-control agreement: each control its own variable with its own metric.
-    from labelgate.agreement.controls import control_agreement, headline
-
-    controls = control_agreement(aset, names, settings)
     # The legacy "tags" block: one classification control only (the first), never a mix.
     codes, classes, _ = tag_codes(aset, names, tag_controls(aset)[0])
     tags: dict[str, Any] = {"classes": classes}
@@ -341,6 +349,15 @@ def agreement_report(
     }
 
 
+def agreement_headline(report: Mapping[str, Any] | None) -> float | None:
+    """A report's headline agreement (over controls); reports stored before it: matched-F1."""
+    if not report:
+        return None
+    summary = report.get("summary") or {}
+    value = summary.get("headline", summary.get("mean_pairwise_f1"))
+    return None if value is None else float(value)
+
+
 def _mean_defined(values: np.ndarray) -> float | None:
     """Mean over the defined (non-NaN) values; None when no pair shared an item."""
     ok = ~np.isnan(values)
@@ -355,4 +372,4 @@ def _clean(m: np.ndarray) -> list[list[float | None]]:
     return [[None if np.isnan(v) else float(v) for v in row] for row in m]
 
 
-__all__ = ["agreement_report", "pair_agreement", "tag_codes", "tag_controls"]
+__all__ = ["agreement_headline", "agreement_report", "pair_agreement", "tag_codes", "tag_controls"]

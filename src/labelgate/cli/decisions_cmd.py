@@ -217,7 +217,7 @@ def scorecards_cmd(
     project = project or aset.name
     cards = scorecards(aset)
     try:
-        agreement = agreement_report(aset, n_boot=0)["summary"]["mean_pairwise_f1"]
+        agreement = agreement_report(aset, n_boot=0)["summary"]["headline"]
     except ValidationError:
         agreement = None
     store = None if no_store else open_store(store_url)

@@ -157,8 +157,16 @@ def _print_summary(console: Console, bundle: dict[str, Any], written: list[Path]
             )
         )
     if bundle["agreement"]:
-        f1 = bundle["agreement"]["summary"]["mean_pairwise_f1"]
-        console.print("mean pairwise agreement (matched-F1):", rate_text(f1, 0.85, 0.7))
+        from labelgate.agreement.report import agreement_headline
+
+        summary = bundle["agreement"]["summary"]
+        what = (
+            "over controls"
+            if summary.get("headline_metric") == "mean over controls"
+            else "(matched-F1)"
+        )
+        value = agreement_headline(bundle["agreement"])
+        console.print(f"mean pairwise agreement {what}:", rate_text(value, 0.85, 0.7))
     for a in bundle["alerts"]:
         style = "red" if a["severity"] == "error" else "yellow"
         console.print(f"[{style}]{a['severity']}[/{style}] {a['type']}: {a['message']}")

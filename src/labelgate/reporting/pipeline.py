@@ -20,6 +20,7 @@ import numpy as np
 
 from labelgate import __version__
 from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
+from labelgate.agreement.report import agreement_headline
 from labelgate.engine import QualitySettings, compare
 from labelgate.errors import ValidationError
 from labelgate.model import Annotations, AnnotationSet, Submission
@@ -225,7 +226,7 @@ def bundle_for_set(
     labels = per_label(aset, s)
     step("history and alerts")
     history = read_history(store, project) if store is not None else {}
-    current = agreement["summary"]["mean_pairwise_f1"] if agreement else None
+    current = agreement_headline(agreement)
     past = [v for v in history.get("agreement", []) if v is not None]
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     accuracy = _mean([c.get("accuracy") for c in cards])
@@ -364,7 +365,7 @@ def save_run(store: Any, bundle: dict[str, Any], *, project: str, target: str) -
 
     Sets ``bundle["report_id"]`` (the page is served at ``/reports/<id>.html``) and returns it.
     """
-    agreement = bundle["agreement"]["summary"]["mean_pairwise_f1"] if bundle["agreement"] else None
+    agreement = agreement_headline(bundle["agreement"])
     store.save_report(
         HISTORY_KIND,
         "file",
