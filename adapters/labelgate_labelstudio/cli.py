@@ -9,8 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from labelgate.adapters import GT_POLICIES
 from labelgate.cli.options import write_json
-from labelgate_labelstudio.json_export import GT_POLICIES
 
 
 @click.group("ls")

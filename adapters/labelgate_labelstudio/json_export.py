@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
+from labelgate.adapters import GT_ANNOTATOR, GT_POLICIES, PREDICTION_PREFIX
 from labelgate.errors import DataWarning, FormatError, LabelgateError, ValidationError
 from labelgate.io.inputs import read_json, read_text, to_float, to_int
 from labelgate.io.rle import encode_column_major
@@ -146,10 +146,6 @@ def parse_label_config(config: str, taxonomy_paths: Iterable[str] = ()) -> Label
     return LabelSchema(labels=tuple(out), controls=tuple(controls))
 
 
-#: How several ground-truth annotations on one task are treated: ``per-author`` (none of them
-#: is ground truth; each is scored as its author's annotation), ``first`` (the earliest is the
-#: ground truth, the others count as their authors'), ``merge`` (all of them are ground truth).
-GT_POLICIES = ("per-author", "first", "merge")
 #: model_version prefix of the predictions labelgate writes (labelgate-quality, -consensus).
 LABELGATE_MODEL_PREFIX = "labelgate-"
 

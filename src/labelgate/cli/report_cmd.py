@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 
 from labelgate.cli import EXIT_CHECK_FAILED
-from labelgate.cli.options import FILE, batch_input
+from labelgate.cli.options import FILE, batch_input, read_options
 from labelgate.cli.progress import make_console, progress_steps, rate_text, summary_table
 from labelgate.engine import resolve_settings
 from labelgate.errors import ValidationError
@@ -77,7 +77,7 @@ def report_cmd(
     if predictions and source is not None:
         raise ValidationError("--predictions needs --gt/--ds (a SOURCE carries its own)")
     console = make_console(quiet)
-    opts = {"config": config} if config else {}
+    opts = read_options(config)
     settings = resolve_settings(toml_path=settings_path)
     gate_policy = GatePolicy.from_toml(policy) if policy else None
     store = None
