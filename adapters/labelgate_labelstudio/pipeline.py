@@ -199,6 +199,22 @@ def score_project(
             source.upsert_prediction(task, CONSENSUS_MODEL, conf, res)
         result["pushed"]["predictions"] = len(regions)
     if store is not None:
+        from labelgate.agreement.report import agreement_headline
+        from labelgate.reporting.pipeline import save_trend
+
+        # The trend record `labelgate history --project labelstudio:<id>` reads.
+        save_trend(
+            store,
+            source="labelstudio",
+            target=f"project:{project_id}",
+            project=f"labelstudio:{project_id}",
+            agreement=agreement_headline(agreement),
+            annotators=[
+                {"annotator": n, **v}
+                for n, v in annotators.items()
+                if not n.startswith(PREDICTION_PREFIX)
+            ],
+        )
         result["report_id"] = store.save_report(
             "ls_project",
             "labelstudio",

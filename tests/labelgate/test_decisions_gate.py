@@ -165,3 +165,17 @@ def test_selection_is_reproducible_and_checked():
         main, ["plan-gt", "--items", "10000", "--margin", "0.03", "--expected", "0.9"]
     )
     assert res.exit_code == 0 and "validate 370 of 10000" in res.output
+
+
+def test_achieved_margin_is_zero_when_every_item_is_checked():
+    from labelgate.decisions.sampling import achieved_margin
+
+    assert achieved_margin(1, 0.5, population=1) == 0.0
+    assert achieved_margin(10, 0.5, population=10) == 0.0
+    # 5 of 10: z·sqrt(p(1−p)/n)·sqrt((N−n)/(N−1)), by hand.
+    assert achieved_margin(5, 0.5, population=10) == pytest.approx(
+        1.959963984540054 * (0.25 / 5) ** 0.5 * (5 / 9) ** 0.5
+    )
+    res = CliRunner().invoke(main, ["plan-gt", "--items", "1", "--margin", "0.05"])
+    assert res.exit_code == 0, res.output
+    assert "±0.00%" in res.output

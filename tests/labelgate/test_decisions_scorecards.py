@@ -186,3 +186,38 @@ def test_scorecards_cli_saves_history(tmp_path):
     same = [float(a == b) for v in scenes.values() for a, b in combinations(v, 2)]
     expected = (f1(Kind.RECTANGLE) + f1(Kind.POLYGON) + np.mean(same)) / 3
     assert data["summary"]["mean_agreement"] == pytest.approx(expected)
+
+
+def test_file_runs_are_kept_per_file_not_per_file_name(tmp_path):
+    """Two projects' export.json files get two histories (issue #19)."""
+    import shutil
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    for name in ("one", "two"):
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy(EXPORT, folder / "export.json")
+        shutil.copy(EXPORT.parent / "config.xml", folder / "config.xml")
+    for name, runs in (("one", 2), ("two", 1)):
+        for _ in range(runs):
+            res = CliRunner().invoke(
+                main,
+                ["scorecards", str(tmp_path / name / "export.json"), "--store", url, "--quiet"],
+            )
+            assert res.exit_code == 0, res.output
+    for name, runs in (("one", 2), ("two", 1)):
+        out = tmp_path / f"{name}.json"
+        res = CliRunner().invoke(
+            main,
+            [
+                "history",
+                "--project",
+                str(tmp_path / name / "export.json"),
+                "--store",
+                url,
+                "--json",
+                str(out),
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        assert len(json.loads(out.read_text())["runs"]) == runs

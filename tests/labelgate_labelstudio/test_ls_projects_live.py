@@ -588,3 +588,38 @@ def test_json_min_export_gives_the_same_per_control_agreement(
             == b["controls"][control]["krippendorff_alpha"]
         )
     assert sorted(minimal.annotations.annotators) == sorted(pulled.annotations.annotators)
+
+
+def test_history_finds_label_studio_runs(ls_server, two_control_project, tmp_path):
+    project, _ = two_control_project
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    for _ in range(2):
+        res = CliRunner().invoke(
+            main,
+            [
+                "ls",
+                "score",
+                "--project",
+                str(project),
+                "--url",
+                ls_server.url,
+                "--api-key",
+                ls_server.api_key,
+                "--store",
+                store,
+                "--quiet",
+            ],
+        )
+        assert res.exit_code == 0, res.output
+    out = tmp_path / "h.json"
+    res = CliRunner().invoke(
+        main,
+        ["history", "--project", f"labelstudio:{project}", "--store", store, "--json", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert len(data["runs"]) == 2
+    # The trend's agreement is the project's headline: the mean over its two controls.
+    scene = np.mean([float(r[i] == r[j]) for r in SCENE for i, j in combinations(range(3), 2)])
+    weather = np.mean([float(r[i] == r[j]) for r in WEATHER for i, j in combinations(range(3), 2)])
+    assert data["series"]["agreement"] == pytest.approx([(scene + weather) / 2] * 2)

@@ -236,3 +236,10 @@ def merge_cmd(
             f"{len(ann)} merged annotations from {', '.join(merged.meta['consensus']['annotators'])}"
             f" ({low} with confidence < 0.5) written to {out}"
         )
+        info = merged.meta["consensus"]
+        if info["dropped_clusters"]:
+            click.echo(
+                f"{info['dropped_clusters']} object cluster(s) left out for missing the quorum "
+                f"({info['dropped_ties']} of them ties between labels) on "
+                f"{len(info['dropped_items'])} item(s); lower --quorum to keep them"
+            )
