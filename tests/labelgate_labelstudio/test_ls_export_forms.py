@@ -186,6 +186,12 @@ def test_gt_policy_flag_on_batch_commands(tmp_path):
     data = json.loads(out.read_text())
     assert data["annotators"] == ["b@x.org", "c@x.org"]
     assert data["controls"]["scene"]["value"] == 0.0  # night vs day
+    with pytest.warns(DataWarning, match="--gt-policy merge"):
+        res = CliRunner().invoke(
+            main, ["inspect", str(tmp_path / "export.json"), "--gt-policy", "merge", "--json"]
+        )
+    assert res.exit_code == 0, res.output
+    assert set(json.loads(res.output)["per_annotator"]) == {"ground_truth", "c@x.org"}
 
 
 NER_CONFIG = """<View>

@@ -38,15 +38,7 @@ def batch_input(func: F) -> F:
                 type=FILE,
                 help="Label Studio label config XML (default: config.xml beside the export).",
             ),
-            click.option(
-                "--gt-policy",
-                type=click.Choice(GT_POLICIES),
-                default=None,
-                expose_value=False,
-                callback=_remember_gt_policy,
-                help="Label Studio tasks with several ground-truth annotations: none is GT "
-                "(per-author, the default), the earliest is (first), or all are (merge).",
-            ),
+            gt_policy_option,
         ]
     ):
         func = deco(func)
@@ -57,6 +49,18 @@ def _remember_gt_policy(ctx: click.Context, _param: click.Parameter, value: str 
     # Kept on the context, not passed to every batch command: only the readers need it.
     if value is not None:
         ctx.meta["labelgate.gt_policy"] = value
+
+
+#: ``--gt-policy``, kept on the click context for :func:`read_options`.
+gt_policy_option = click.option(
+    "--gt-policy",
+    type=click.Choice(GT_POLICIES),
+    default=None,
+    expose_value=False,
+    callback=_remember_gt_policy,
+    help="Label Studio tasks with several ground-truth annotations: none is GT "
+    "(per-author, the default), the earliest is (first), or all are (merge).",
+)
 
 
 def read_options(config: Path | None) -> dict[str, Any]:
