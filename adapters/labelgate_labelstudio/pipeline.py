@@ -3,15 +3,19 @@ webhook worker)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
-from labelgate.engine import QualitySettings, compare
+from labelgate.engine import QualitySettings
 from labelgate.errors import ValidationError
 from labelgate.model import AnnotationSet, Kind
 from labelgate_labelstudio.client import CONSENSUS_MODEL, QUALITY_MODEL, LabelStudioSource
+
+if TYPE_CHECKING:
+    from labelgate.agreement.controls import ControlScore
 
 
 def humans_of(aset: AnnotationSet) -> list[str]:
@@ -23,11 +27,18 @@ def humans_of(aset: AnnotationSet) -> list[str]:
     ]
 
 
-def task_scores(aset: AnnotationSet, settings: QualitySettings | None = None) -> dict[int, dict]:
+def task_scores(
+    aset: AnnotationSet,
+    settings: QualitySettings | None = None,
+    *,
+    accuracy: Mapping[str, ControlScore] | None = None,
+    agreement: Mapping[str, ControlScore] | None = None,
+) -> dict[int, dict]:
     """Per task: accuracy against ground truth where it exists, else annotator agreement.
 
     Both are built from the task's controls (:mod:`labelgate.agreement.controls`): each
     control scored with its own metric, a task's score the mean over its controls.
+    ``accuracy``/``agreement``: the control scores when the caller has them already.
     """
     from labelgate.agreement.controls import (
         control_accuracy,
@@ -37,13 +48,17 @@ def task_scores(aset: AnnotationSet, settings: QualitySettings | None = None) ->
     )
 
     humans = humans_of(aset)
+    if accuracy is None:
+        accuracy = control_accuracy(aset, humans, settings)
     out: dict[int, dict[str, Any]] = {}
-    accuracy = item_annotator_headline(control_accuracy(aset, humans, settings), GT_ANNOTATOR)
-    for item, per in accuracy.items():
+    for item, per in item_annotator_headline(accuracy, GT_ANNOTATOR).items():
+        per = {n: v for n, v in per.items() if n in humans}
         if per:
             out[item] = {"basis": "ground_truth", "per_annotator": per}
     if len(humans) >= 2:
-        for item, value in item_headline(control_agreement(aset, humans, settings)).items():
+        if agreement is None:
+            agreement = control_agreement(aset, humans, settings)
+        for item, value in item_headline(agreement).items():
             entry = out.setdefault(item, {"basis": "agreement", "per_annotator": {}})
             entry["agreement"] = value
     for entry in out.values():
@@ -58,35 +73,44 @@ def task_scores(aset: AnnotationSet, settings: QualitySettings | None = None) ->
 
 
 def annotator_accuracy(
-    aset: AnnotationSet, settings: QualitySettings | None = None
+    aset: AnnotationSet,
+    settings: QualitySettings | None = None,
+    controls: Mapping[str, ControlScore] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Each annotator and model against ground truth, per control and as one headline.
 
     ``accuracy`` is the mean of the annotator's per-control accuracy; ``accuracy_ci95``
-    resamples the gold tasks; ``precision``/``recall`` are CVAT's on the region controls.
+    resamples the gold tasks; ``precision``/``recall`` are CVAT's, pooled over the region
+    controls (None without one). ``controls``: :func:`control_accuracy` of every annotator
+    and model, when the caller has it.
     """
     from labelgate.agreement.controls import annotator_summary, control_accuracy
-    from labelgate.agreement.report import text_agreement
 
     parts = aset.split_by_annotator()
     gt = parts.get(GT_ANNOTATOR)
     if gt is None:
         return {}
     names = [n for n in parts if n and n != GT_ANNOTATOR]
-    controls = control_accuracy(aset, names, settings)
+    if controls is None:
+        controls = control_accuracy(aset, names, settings)
     out: dict[str, dict[str, Any]] = {}
     for name in names:
-        s = compare(gt, parts[name], settings).summary
         headline = annotator_summary(controls, name) or {"value": 0.0, "ci95": None}
+        pooled = [
+            c.details["counts"][name]
+            for c in controls.values()
+            if name in c.details.get("counts", {})
+        ]
+        valid = sum(c["valid_count"] for c in pooled)
+        ds = sum(c["ds_count"] for c in pooled)
+        gt_n = sum(c["gt_count"] for c in pooled)
         out[name] = {
             "accuracy": headline["value"],
             "accuracy_ci95": headline["ci95"],
-            "precision": s["precision"],
-            "recall": s["recall"],
-            "frame_count": s["frame_count"],
+            "precision": valid / (ds or 1) if pooled else None,
+            "recall": valid / (gt_n or 1) if pooled else None,
+            "frame_count": len(np.intersect1d(gt.items.id, parts[name].items.id)),
             "per_control": headline.get("per_control", {}),
-            # Non-spatial controls against GT: span F1 exact/partial, text, number alpha.
-            **text_agreement({GT_ANNOTATOR: gt, name: parts[name]}, [GT_ANNOTATOR, name]),
         }
     return out
 
@@ -164,12 +188,19 @@ def score_project(
     from labelgate.agreement.report import agreement_report
 
     aset = source.pull(project_id, gt_policy=gt_policy)
-    annotators = annotator_accuracy(aset, settings)
+    from labelgate.agreement.controls import control_accuracy, control_agreement
+
+    # Each control scored once, shared by the annotators' table, agreement and task scores.
+    humans = humans_of(aset)
+    named = [n for n in aset.split_by_annotator() if n and n != GT_ANNOTATOR]
+    accuracy = control_accuracy(aset, named, settings)
+    agreement_controls = control_agreement(aset, humans, settings) if len(humans) >= 2 else {}
+    annotators = annotator_accuracy(aset, settings, accuracy)
     try:
-        agreement = agreement_report(aset, settings, n_boot=100)
+        agreement = agreement_report(aset, settings, n_boot=100, controls=agreement_controls)
     except ValidationError:
         agreement = None
-    scores = task_scores(aset, settings)
+    scores = task_scores(aset, settings, accuracy=accuracy, agreement=agreement_controls)
     # The threshold alone decides: one annotator's single error on a gold task is listed in
     # conflicting_annotators but does not flag a task that still scores above it.
     flagged = sorted(t for t, e in scores.items() if e["score"] < threshold)

@@ -345,12 +345,14 @@ def control_accuracy(
         if family == "region":
             acc = _Pairs()
             per_annotator = {}
+            counts: dict[str, dict[str, int]] = {}
             gt = _only_control(parts[reference], ci)
             for n in names:
                 ds = _only_control(parts[n], ci)
                 if not len(gt.annotations) and not len(ds.annotations):
                     continue
                 rep = compare(gt, ds, settings)
+                counts[n] = {k: rep.summary[k] for k in ("valid_count", "ds_count", "gt_count")}
                 frames = rep.to_dict()["frame_results"]
                 shared = set(np.intersect1d(worked[reference], worked[n]).tolist())
                 for frame, res in frames.items():
@@ -365,6 +367,7 @@ def control_accuracy(
                     family,
                     value=float(np.mean(list(per_annotator.values()))),
                     per_annotator=per_annotator,
+                    counts=counts,
                 )
                 out[control.name] = replace(score, metric="accuracy")
             continue

@@ -114,6 +114,9 @@ def _item_bootstrap_mean(items: np.ndarray, values: np.ndarray) -> list[float] |
 def text_agreement(parts: dict[str, AnnotationSet], names: list[str]) -> dict[str, Any]:
     """Span F1 (exact/partial), TextArea similarity and Rating/Number interval α, if present."""
     out: dict[str, Any] = {}
+    kinds = (Kind.SPAN, Kind.TEXT, Kind.NUMBER)
+    if not any(np.isin(parts[n].annotations.kind, kinds).any() for n in names):
+        return out  # an image project: nothing to loop over
     spans: dict[str, list[float]] = {"exact": [], "partial": []}
     texts: list[float] = []
     for a, b in combinations(names, 2):
@@ -202,6 +205,7 @@ def agreement_report(
     include_ground_truth: bool = False,
     n_boot: int = 200,
     seed: int = 0,
+    controls: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Annotator × annotator agreement, per item, per annotator, per label, and tag coefficients.
 
@@ -210,6 +214,8 @@ def agreement_report(
         settings: matching thresholds (CVAT defaults).
         include_predictions / include_ground_truth: treat model and GT as annotators too.
         n_boot, seed: cluster bootstrap for the categorical coefficients.
+        controls: :func:`labelgate.agreement.controls.control_agreement` of the same
+            annotators when the caller has it already.
 
     Raises:
         ValidationError: fewer than two annotators.
@@ -281,7 +287,8 @@ def agreement_report(
     # Per-control agreement: each control its own variable with its own metric.
     from labelgate.agreement.controls import annotator_headline, control_agreement, headline
 
-    controls = control_agreement(aset, names, settings)
+    if controls is None:
+        controls = control_agreement(aset, names, settings)
     peers = annotator_headline(controls)
     # peer_agreement: the one per-annotator agreement every view shows (scorecards, agree):
     # the mean over controls where the set has them, else the mean matched-F1 with peers.
