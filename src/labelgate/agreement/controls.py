@@ -237,15 +237,18 @@ def _category_details(
         [[-1 if v is None else index[next(iter(v))] for v in row] for row in values],
         dtype=np.int64,
     ).reshape(len(values), len(names))
-    share = marginals(codes) if (codes >= 0).any() else np.zeros(len(classes))
+    share = marginals(codes, len(classes)) if (codes >= 0).any() else np.zeros(len(classes))
     return {
         "classes": list(classes),
         "percent_agreement": percent_agreement(codes).to_dict(),
         "krippendorff_alpha": krippendorff_alpha(codes, "nominal").to_dict(),
         "fleiss_kappa": fleiss_kappa(codes).to_dict(),
         "gwet_ac1": gwet_ac1(codes, len(classes)).to_dict(),
-        "per_class": {classes[c]: coef.to_dict() for c, coef in per_class_agreement(codes).items()},
-        "marginals": dict(zip(classes, share.tolist(), strict=False)),
+        "per_class": {
+            classes[c]: coef.to_dict()
+            for c, coef in per_class_agreement(codes, len(classes)).items()
+        },
+        "marginals": dict(zip(classes, share.tolist(), strict=True)),
     }
 
 
