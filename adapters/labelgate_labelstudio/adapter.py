@@ -18,7 +18,9 @@ class LabelStudioAdapter:
         return looks_like_ls_export(Path(path))
 
     def read_file(self, path: Path, **options: Any) -> AnnotationSet:
-        return read_ls_export(path, config=options.get("config"))
+        return read_ls_export(
+            path, config=options.get("config"), gt_policy=options.get("gt_policy") or "per-author"
+        )
 
     def push_audit_sample(
         self, target: int, sample: list[dict[str, Any]], aset: AnnotationSet

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from labelgate.adapters import GT_POLICIES
 from labelgate.cli.options import write_json
 
 
@@ -38,6 +40,14 @@ def ls_group() -> None:
     type=float,
     help="Tasks scoring below this go to the review queue.",
 )
+@click.option(
+    "--gt-policy",
+    type=click.Choice(GT_POLICIES),
+    default="per-author",
+    show_default=True,
+    help="Tasks with several ground-truth annotations: none is GT (per-author), the earliest "
+    "is (first), or all are merged (merge).",
+)
 @click.option("--store", "store_url", default=None, help="Report store URL.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True)
@@ -49,6 +59,7 @@ def score_cmd(
     review_view: bool,
     predictions: bool,
     threshold: float,
+    gt_policy: str,
     store_url: str | None,
     json_out: Path | None,
     quiet: bool,
@@ -67,23 +78,93 @@ def score_cmd(
             review_view=review_view,
             predictions=predictions,
             threshold=threshold,
+            gt_policy=gt_policy,
         )
     write_json(json_out, result)
     if quiet:
         return
-    table = Table(title=f"Label Studio project {project_id}")
-    for col in ("annotator", "accuracy vs GT", "gold tasks"):
-        table.add_column(col)
-    for name, s in result["annotators"].items():
-        table.add_row(name, f"{s['accuracy']:.1%}", str(s["frame_count"]))
     console = Console()
-    console.print(table)
-    if result["agreement"]:
-        console.print(
-            f"mean pairwise agreement (matched-F1): "
-            f"{result['agreement']['summary']['mean_pairwise_f1']:.3f}"
-        )
+    print_project(console, project_id, result)
     console.print(
         f"{len(result['flagged'])} task(s) flagged for review; pushed: "
         f"{result['pushed'] or 'nothing (use --scores/--review-view/--predictions)'}"
+    )
+
+
+def print_project(console: Console, project_id: int, result: dict[str, Any]) -> None:
+    """Accuracy vs GT and agreement, per control and as the headline built from them."""
+    annotators = result["annotators"]
+    controls = sorted({c for s in annotators.values() for c in s.get("per_control", {})})
+    table = Table(title=f"Label Studio project {project_id}")
+    for col in ("annotator", "accuracy vs GT", *controls, "gold tasks"):
+        table.add_column(col)
+    for name, s in annotators.items():
+        cells = [
+            f"{s['per_control'][c]['value']:.1%}" if c in s["per_control"] else "-"
+            for c in controls
+        ]
+        table.add_row(name, f"{s['accuracy']:.1%}", *cells, str(s["frame_count"]))
+    if annotators:
+        console.print(table)
+    agreement = result["agreement"]
+    if agreement:
+        for name, c in agreement.get("controls", {}).items():
+            extra = ""
+            if "krippendorff_alpha" in c:
+                alpha = c["krippendorff_alpha"]["value"]
+                extra = f", alpha {alpha:.3f}" if alpha is not None else ""
+            elif "alpha_masi" in c and c["alpha_masi"]["value"] is not None:
+                extra = f", alpha (MASI) {c['alpha_masi']['value']:.3f}"
+            elif "alpha_interval" in c and c["alpha_interval"]["value"] is not None:
+                extra = f", interval alpha {c['alpha_interval']['value']:.3f}"
+            console.print(f"agreement on {name} ({c['metric']}): {c['value']:.3f}{extra}")
+        headline = agreement["summary"].get("headline")
+        if headline is not None:
+            console.print(f"mean pairwise agreement over controls: {headline:.3f}")
+    if result.get("gt_conflicts"):
+        console.print(
+            f"{len(result['gt_conflicts'])} task(s) have several ground-truth annotations "
+            f"(--gt-policy {result['gt_policy']})"
+        )
+
+
+@ls_group.command("export")
+@click.option("--project", "project_id", required=True, type=int)
+@click.option("--url", default=None, help="Server URL (default: LABELGATE_LS_URL).")
+@click.option(
+    "--api-key",
+    default=None,
+    help="Legacy token or personal access token (default: LABELGATE_LS_API_KEY). Never printed.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for export.json and config.xml.",
+)
+@click.option(
+    "--from",
+    "from_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Complete this export (default JSON, snapshot or JSON-MIN) instead of downloading.",
+)
+def export_cmd(
+    project_id: int, url: str | None, api_key: str | None, out_dir: Path, from_file: Path | None
+) -> None:
+    """Write a project's full JSON export and its config.xml in one step.
+
+    Predictions listed as ids are written in full and annotators as their e-mails, so that
+    `labelgate inspect/agree/report OUT/export.json` reads everything.
+    """
+    from labelgate_labelstudio.client import connect
+    from labelgate_labelstudio.exports import export_project
+
+    with connect(url, api_key) as source:
+        res = export_project(source, project_id, out_dir, from_file)
+    click.echo(
+        f"wrote {res.export} ({res.tasks} tasks; {res.predictions_resolved} prediction(s) and "
+        f"{res.users_resolved} annotator(s) resolved through the API) and {res.config}"
     )

@@ -9,6 +9,7 @@ predictions by ``model_version`` and its view by title, and updates them in plac
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any, TypeVar
@@ -81,8 +82,10 @@ class LabelStudioSource:
             for u in self._call("list users", lambda: list(self.client.users.list()))
         }
 
-    def pull(self, project_id: int) -> AnnotationSet:
+    def pull(self, project_id: int, gt_policy: str = "per-author") -> AnnotationSet:
         """Every task of a project with all annotations and predictions (paginated).
+
+        ``gt_policy``: how several ground-truth annotations on one task are treated.
 
         Raises:
             NotFound, AuthenticationFailed, ConnectionFailed: as the server answers.
@@ -100,6 +103,7 @@ class LabelStudioSource:
             name=str(project.title or f"project {project_id}"),
             users=self.users(),
             meta={"url": self.url, "project_id": project_id},
+            gt_policy=gt_policy,
         )
 
     # --- push back -----------------------------------------------------------------------
@@ -208,6 +212,8 @@ def connect(
 
     url = url or os.environ.get("LABELGATE_LS_URL")
     api_key = api_key or os.environ.get("LABELGATE_LS_API_KEY")
+    if url:  # a URL copied from the browser (…/projects/1/data) names the same server
+        url = re.split(r"/(?:projects|api|user|organization)(?:/|$)", url, maxsplit=1)[0]
     if not url or not api_key:
         raise ValidationError(
             "Label Studio needs a URL and an API key (--url/--api-key or "

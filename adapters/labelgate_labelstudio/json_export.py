@@ -4,10 +4,21 @@ Pure functions. The label config is parsed with the SDK's ``LabelInterface``; br
 decoded with ``label_studio_sdk.converter.brush``. Percent coordinates become pixels using each
 result's ``original_width``/``original_height``.
 
-Annotator names: the annotator's e-mail when the payload carries it, else ``user:<id>``;
-ground-truth annotations are ``"ground_truth"``; predictions are ``"prediction:<model_version>"``
-(origin auto). Cancelled (skipped) annotations are left out. Results sharing a region ``id`` form
+Annotator names: the annotator's e-mail when the payload carries it (a user object, a
+``users`` map from the API, or the e-mail inside the export's ``created_username``), else
+``user:<id>``; ground-truth annotations are ``"ground_truth"``; predictions are
+``"prediction:<model_version>"`` (origin auto). labelgate's own predictions
+(:func:`is_labelgate_prediction`) are left out: they are labelgate's output, never an annotator
+or a model. Cancelled (skipped) annotations are left out. Results sharing a region ``id`` form
 one region: per-region Choices/TextArea/Rating/Number results become attributes of its row.
+
+Every export form is read: the full JSON export and snapshots (tasks with ``annotations``),
+the default ``export?exportType=JSON`` whose ``predictions`` are bare ids (resolved with a
+``predictions`` map, else left out with one warning), and JSON-MIN (one flat record per
+annotation, see :func:`from_json_min`).
+
+Several ground-truth annotations on one task are handled by a :data:`GT_POLICIES` policy and
+listed in ``meta["gt_conflicts"]`` (task id → authors) with a warning.
 
 One bad region is skipped with a :class:`~labelgate.errors.DataWarning` and listed in
 ``data_errors``; the rest of the task is kept.
@@ -18,12 +29,13 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
+from labelgate.adapters import GT_ANNOTATOR, GT_POLICIES, PREDICTION_PREFIX
 from labelgate.errors import DataWarning, FormatError, LabelgateError, ValidationError
 from labelgate.io.inputs import read_json, read_text, to_float, to_int
 from labelgate.io.rle import encode_column_major
@@ -102,7 +114,9 @@ def parse_label_config(config: str, taxonomy_paths: Iterable[str] = ()) -> Label
             )
             continue
         labels = tuple(getattr(c, "labels", None) or ())
-        controls.append(Control(c.name, tag, to_name, labels, per_region))
+        # choice="multiple" makes a Choices control set-valued (agreement on sets).
+        options = tuple((k, str(c.attr[k])) for k in ("choice",) if k in c.attr)
+        controls.append(Control(c.name, tag, to_name, labels, per_region, options))
     taxonomy = sorted(set(taxonomy_paths))
     value_count: dict[str, int] = {}
     for c in controls:
@@ -132,8 +146,27 @@ def parse_label_config(config: str, taxonomy_paths: Iterable[str] = ()) -> Label
     return LabelSchema(labels=tuple(out), controls=tuple(controls))
 
 
-def annotator_name(completed_by: Any, users: Mapping[int, str] | None = None) -> str:
-    """Readable annotator name from ``completed_by`` (an int id or a user object).
+#: model_version prefix of the predictions labelgate writes (labelgate-quality, -consensus).
+LABELGATE_MODEL_PREFIX = "labelgate-"
+
+
+def is_labelgate_prediction(model_version: Any) -> bool:
+    """True for a prediction labelgate wrote itself: never scored as an annotator or a model."""
+    return isinstance(model_version, str) and model_version.startswith(LABELGATE_MODEL_PREFIX)
+
+
+def email_from_created_username(text: Any) -> str | None:
+    """The e-mail inside an export's ``created_username`` (``"<first> <last> <email>, <id>"``)."""
+    if not isinstance(text, str):
+        return None
+    head = text.rsplit(",", 1)[0].split()
+    return head[-1] if head and "@" in head[-1] else None
+
+
+def annotator_name(
+    completed_by: Any, users: Mapping[int, str] | None = None, created_username: Any = None
+) -> str:
+    """Readable annotator name from ``completed_by`` (an int id, an e-mail or a user object).
 
     Raises:
         ValidationError: ``completed_by`` is neither a user id nor a user object.
@@ -145,8 +178,12 @@ def annotator_name(completed_by: Any, users: Mapping[int, str] | None = None) ->
         completed_by = completed_by.get("id")
     if completed_by is None:
         return "user:unknown"
+    if isinstance(completed_by, str) and "@" in completed_by:
+        return completed_by  # JSON-MIN writes the e-mail when the export had it
     uid = to_int(completed_by, "completed_by")
-    return (users or {}).get(uid, f"user:{uid}")
+    if users and uid in users:
+        return users[uid]
+    return email_from_created_username(created_username) or f"user:{uid}"
 
 
 def _list(value: Any) -> list[Any]:
@@ -169,6 +206,101 @@ def _taxonomy_paths(tasks: Sequence[Mapping[str, Any]]) -> set[str]:
                         if isinstance(path, list):
                             paths.add("/".join(str(p) for p in path))
     return paths
+
+
+_MIN_FIELDS = frozenset(
+    ("id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement")
+)
+
+
+def is_json_min(tasks: Any) -> bool:
+    """True for a JSON-MIN export: flat records with ``annotator``/``annotation_id``, no ``data``."""
+    first = tasks[0] if isinstance(tasks, list) and tasks else None
+    return (
+        isinstance(first, Mapping)
+        and "annotations" not in first
+        and "data" not in first
+        and ("annotation_id" in first or "annotator" in first)
+    )
+
+
+def from_json_min(records: Sequence[Any], label_config: str, name: str) -> list[dict[str, Any]]:
+    """JSON-MIN records (one per annotation, control values flattened) → full-export tasks.
+
+    JSON-MIN keeps neither ground-truth flags, predictions nor region ids, so per-region
+    controls cannot be attached to their regions: they are left out with one warning.
+
+    Raises:
+        FormatError: a record is not an object or has no integer ``id``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # said once, when the tasks are converted
+        schema = parse_label_config(label_config)
+    controls = {c.name: c for c in schema.controls}
+    tasks: dict[int, dict[str, Any]] = {}
+    per_region: set[str] = set()
+    for n, rec in enumerate(records):
+        if not isinstance(rec, Mapping):
+            raise FormatError(f"{name}: record #{n}: expected an object, got {type(rec).__name__}")
+        try:
+            task_id = to_int(rec.get("id"), "id")
+        except ValidationError as exc:
+            raise FormatError(f"{name}: record #{n}: {exc}") from None
+        task = tasks.setdefault(task_id, {"id": task_id, "data": {}, "annotations": []})
+        results: list[dict[str, Any]] = []
+        for key, value in rec.items():
+            control = controls.get(str(key))
+            if control is None:
+                if key not in _MIN_FIELDS:
+                    task["data"][key] = value
+            elif control.per_region:
+                per_region.add(control.name)
+            else:
+                results.extend(_min_results(control, value))
+        if rec.get("annotation_id") is None and not results:
+            continue  # a task nobody annotated
+        task["annotations"].append(
+            {
+                "id": rec.get("annotation_id"),
+                "completed_by": rec.get("annotator"),
+                "result": results,
+                **{k: rec.get(k) for k in ("created_at", "updated_at", "lead_time")},
+            }
+        )
+    if per_region:
+        warnings.warn(
+            f"{name}: JSON-MIN export: per-region controls {sorted(per_region)} cannot be "
+            "attached to their regions and are left out (use the JSON export)",
+            DataWarning,
+            stacklevel=2,
+        )
+    return list(tasks.values())
+
+
+def _min_results(control: Control, value: Any) -> list[dict[str, Any]]:
+    """One JSON-MIN control value (prettified: a string, an object or a list) → results."""
+    if isinstance(value, str):  # one choice or one text, written bare
+        values: list[Any] = [{"text" if control.type == "TextArea" else "choices": [value]}]
+    elif isinstance(value, list):
+        values = value
+    else:
+        values = [value]
+    out = []
+    for k, v in enumerate(values):
+        r: dict[str, Any] = {
+            "id": f"{control.name}#{k}",
+            "from_name": control.name,
+            "to_name": control.to_name.split(",")[0],
+            "type": control.type.lower(),
+        }
+        if isinstance(v, Mapping):
+            v = dict(v)
+            for dim in ("original_width", "original_height"):
+                if dim in v:
+                    r[dim] = v.pop(dim)
+        r["value"] = v
+        out.append(r)
+    return out
 
 
 def check_tasks(tasks: Any, name: str) -> list[Mapping[str, Any]]:
@@ -213,25 +345,38 @@ def ls_tasks_to_annotation_set(
     *,
     users: Mapping[int, str] | None = None,
     meta: Mapping[str, Any] | None = None,
+    predictions: Mapping[int, Mapping[str, Any]] | None = None,
+    gt_policy: str = "per-author",
 ) -> AnnotationSet:
     """Convert Label Studio tasks (with embedded annotations/predictions) to one annotation set.
 
     Args:
-        tasks: task dicts as the API (``fields=all``) or a JSON export returns them.
+        tasks: task dicts as the API (``fields=all``) or any JSON export returns them
+            (JSON-MIN records are accepted too).
         label_config: the project's label config XML.
         name: name of the resulting set.
         users: optional user id → e-mail map for payloads that only carry ids.
         meta: extra source metadata (URL, project id) kept in reports.
+        predictions: prediction id → prediction, for exports that list predictions as ids.
+        gt_policy: one of :data:`GT_POLICIES`, for tasks with several ground-truth annotations.
 
     Returns:
         One set holding every annotator, ground truth and prediction (see module docstring).
 
     Raises:
         FormatError: the tasks' structure is unusable (see :func:`check_tasks`).
+        ValidationError: unknown ``gt_policy``.
     """
+    if gt_policy not in GT_POLICIES:
+        raise ValidationError(
+            f"gt_policy must be one of {', '.join(GT_POLICIES)}, got {gt_policy!r}"
+        )
+    if is_json_min(tasks):
+        tasks = from_json_min(tasks, label_config, name)
     tasks = check_tasks(tasks, name)
     schema = parse_label_config(label_config, _taxonomy_paths(tasks))
-    conv = _Converter(schema, str((meta or {}).get("file") or name))
+    source = str((meta or {}).get("file") or name)
+    conv = _Converter(schema, source, predictions or {}, gt_policy)
     ids, names, widths, heights, gold = [], [], [], [], []
     for task in tasks:
         task_id = to_int(task["id"], "id")
@@ -245,13 +390,16 @@ def ls_tasks_to_annotation_set(
         items = Items.create(ids, name=names, width=widths, height=heights, gold=gold)
     except ValidationError as exc:
         raise FormatError(f"{name}: tasks: {exc}") from None
+    notes = conv.notes()
+    for message in notes.pop("warnings"):
+        warnings.warn(f"{source}: {message}", DataWarning, stacklevel=2)
     return AnnotationSet(
         name=name,
         schema=schema,
         items=items,
         annotations=conv.builder.build(),
         submissions=tuple(conv.submissions),
-        meta={"system": "labelstudio", **(meta or {})},
+        meta={"system": "labelstudio", **(meta or {}), **notes},
         data_errors=tuple(conv.errors),
     )
 
@@ -265,9 +413,20 @@ def _task_name(task: Mapping[str, Any], task_id: int) -> str:
 
 
 class _Converter:
-    def __init__(self, schema: LabelSchema, source: str) -> None:
+    def __init__(
+        self,
+        schema: LabelSchema,
+        source: str,
+        predictions: Mapping[int, Mapping[str, Any]],
+        gt_policy: str,
+    ) -> None:
         self.schema = schema
         self.source = source
+        self.predictions = predictions
+        self.gt_policy = gt_policy
+        self.gt_conflicts: dict[int, list[str]] = {}
+        self.unresolved_predictions = 0
+        self.own_predictions = 0
         self.builder = AnnotationsBuilder()
         self.submissions: list[Submission] = []
         self.errors: list[dict[str, Any]] = []
@@ -280,10 +439,39 @@ class _Converter:
             {"type": "invalid_annotation", "file": self.source, "where": where, "message": str(exc)}
         )
 
+    def notes(self) -> dict[str, Any]:
+        """What the reader decided for the user: kept in ``meta`` and said as warnings."""
+        out: dict[str, Any] = {"warnings": []}
+        if self.gt_conflicts:
+            tasks = sorted(self.gt_conflicts)
+            shown = ", ".join(map(str, tasks[:10])) + (", ..." if len(tasks) > 10 else "")
+            how = {
+                "per-author": "none of them is used as ground truth; each is scored as its author's",
+                "first": "the earliest is the ground truth; the others are scored as their authors'",
+                "merge": "all of them are merged into one ground truth",
+            }[self.gt_policy]
+            out["warnings"].append(
+                f"{len(tasks)} task(s) have several ground-truth annotations (tasks {shown}): "
+                f"{how} (--gt-policy {self.gt_policy}; choose per-author, first or merge)"
+            )
+            out["gt_policy"] = self.gt_policy
+            out["gt_conflicts"] = {str(t): a for t, a in sorted(self.gt_conflicts.items())}
+        if self.unresolved_predictions:
+            out["warnings"].append(
+                f"{self.unresolved_predictions} prediction(s) are given only as ids (Label "
+                "Studio's default JSON export) and are left out; `labelgate ls export` writes "
+                "them in full"
+            )
+            out["unresolved_predictions"] = self.unresolved_predictions
+        if self.own_predictions:
+            out["labelgate_predictions_skipped"] = self.own_predictions
+        return out
+
     def task(
         self, task_id: int, task: Mapping[str, Any], users: Mapping[int, str] | None
     ) -> tuple[int, int]:
         size = [0, 0]
+        subs: list[tuple[Mapping[str, Any], Submission, list[Any]]] = []
         for n, ann in enumerate(task.get("annotations") or ()):
             try:
                 if not isinstance(ann, Mapping):
@@ -294,10 +482,20 @@ class _Converter:
             except ValidationError as exc:
                 self.fail(f"task {task_id}, annotations[{n}] (id {_id_of(ann)})", exc)
                 continue
+            subs.append((ann, sub, results))
+        for ann, sub, results in self.apply_gt_policy(task_id, subs):
             self.gold.update([task_id] if sub.ground_truth else [])
             self.submissions.append(sub)
             self.result(task_id, ann.get("id"), results, sub.annotator, Origin.MANUAL, size)
         for n, pred in enumerate(task.get("predictions") or ()):
+            if isinstance(pred, int) and not isinstance(pred, bool):
+                if pred not in self.predictions:  # the default export lists only ids
+                    self.unresolved_predictions += 1
+                    continue
+                pred = self.predictions[pred]
+            if isinstance(pred, Mapping) and is_labelgate_prediction(pred.get("model_version")):
+                self.own_predictions += 1
+                continue
             try:
                 if not isinstance(pred, Mapping):
                     raise ValidationError(f"expected an object, got {type(pred).__name__}")
@@ -310,6 +508,34 @@ class _Converter:
             who = f"{PREDICTION_PREFIX}{pred.get('model_version') or 'unknown'}"
             self.result(task_id, pred.get("id"), results, who, Origin.AUTO, size, score=score)
         return size[0], size[1]
+
+    def apply_gt_policy(
+        self, task_id: int, subs: list[tuple[Mapping[str, Any], Submission, list[Any]]]
+    ) -> list[tuple[Mapping[str, Any], Submission, list[Any]]]:
+        """Name each annotation ground truth or its author's, by the policy (module docstring)."""
+        gts = [i for i, (_, sub, _) in enumerate(subs) if sub.ground_truth]
+        chosen = set(gts)
+        if len(gts) > 1:
+            self.gt_conflicts[task_id] = [subs[i][1].annotator for i in gts]
+            if self.gt_policy == "first":
+                chosen = {
+                    min(
+                        gts,
+                        key=lambda i: (subs[i][1].created_at or "", subs[i][1].annotation_id or 0),
+                    )
+                }
+            elif self.gt_policy == "per-author":
+                chosen = set()
+        return [
+            (
+                ann,
+                replace(sub, annotator=GT_ANNOTATOR, ground_truth=True)
+                if i in chosen
+                else replace(sub, ground_truth=False),
+                results,
+            )
+            for i, (ann, sub, results) in enumerate(subs)
+        ]
 
     def result(
         self,
@@ -598,14 +824,14 @@ def _results(record: Mapping[str, Any]) -> list[Any]:
 def _submission(
     task_id: int, ann: Mapping[str, Any], users: Mapping[int, str] | None
 ) -> tuple[Submission, list[Any]]:
-    """One annotation's submission record and results, its fields checked.
+    """One annotation's submission record (under its author's name) and results, checked.
 
     Raises:
         ValidationError: naming the malformed field; the whole annotation is then skipped (its
             submission too, so that it does not count as an empty annotation).
     """
     gt = bool(ann.get("ground_truth"))
-    who = GT_ANNOTATOR if gt else annotator_name(ann.get("completed_by"), users)
+    who = annotator_name(ann.get("completed_by"), users, ann.get("created_username"))
     aid = ann.get("id")
     lead = ann.get("lead_time")
     for key in ("created_at", "updated_at"):
@@ -647,20 +873,24 @@ def looks_like_ls_export(path: Path) -> bool:
     return head.startswith("[")
 
 
-def read_ls_export(path: str | Path, config: str | Path | None = None) -> AnnotationSet:
-    """Read a Label Studio JSON export.
+def read_ls_export(
+    path: str | Path, config: str | Path | None = None, gt_policy: str = "per-author"
+) -> AnnotationSet:
+    """Read a Label Studio JSON export (full, snapshot, default with prediction ids, JSON-MIN).
 
     Args:
         path: the export file (a JSON list of tasks).
         config: the label config XML file; default: ``config.xml`` or ``label_config.xml``
             beside the export.
+        gt_policy: see :data:`GT_POLICIES`.
 
     Raises:
         FormatError: the file is not valid JSON, not a list of tasks, or no config is found.
     """
     p = Path(path)
     tasks = read_json(p, "Label Studio JSON export")
-    check_tasks(tasks, str(p))
+    if not is_json_min(tasks):
+        check_tasks(tasks, str(p))
     if config is None:
         for candidate in ("config.xml", "label_config.xml"):
             if (p.parent / candidate).is_file():
@@ -672,7 +902,9 @@ def read_ls_export(path: str | Path, config: str | Path | None = None) -> Annota
         )
     text = read_text(config, "label config XML")
     try:
-        return ls_tasks_to_annotation_set(tasks, text, name=p.stem, meta={"file": str(p)})
+        return ls_tasks_to_annotation_set(
+            tasks, text, name=p.stem, meta={"file": str(p)}, gt_policy=gt_policy
+        )
     except FormatError as exc:
         # A config that does not parse is the config file's fault, not the export's.
         where = config if str(exc).startswith("label config") else p

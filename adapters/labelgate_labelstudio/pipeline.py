@@ -3,39 +3,64 @@ webhook worker)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
-from labelgate.engine import QualitySettings, compare
+from labelgate.engine import QualitySettings
 from labelgate.errors import ValidationError
 from labelgate.model import AnnotationSet, Kind
 from labelgate_labelstudio.client import CONSENSUS_MODEL, QUALITY_MODEL, LabelStudioSource
 
+if TYPE_CHECKING:
+    from labelgate.agreement.controls import ControlScore
 
-def task_scores(aset: AnnotationSet, settings: QualitySettings | None = None) -> dict[int, dict]:
-    """Per task: accuracy against ground truth where it exists, else annotator agreement."""
-    from labelgate.agreement.report import agreement_report
 
-    parts = aset.split_by_annotator()
-    gt = parts.get(GT_ANNOTATOR)
-    humans = [n for n in parts if n and n != GT_ANNOTATOR and not n.startswith(PREDICTION_PREFIX)]
+def humans_of(aset: AnnotationSet) -> list[str]:
+    """The human annotators: not ground truth, not a model's predictions."""
+    return [
+        n
+        for n in aset.split_by_annotator()
+        if n and n != GT_ANNOTATOR and not n.startswith(PREDICTION_PREFIX)
+    ]
+
+
+def task_scores(
+    aset: AnnotationSet,
+    settings: QualitySettings | None = None,
+    *,
+    accuracy: Mapping[str, ControlScore] | None = None,
+    agreement: Mapping[str, ControlScore] | None = None,
+) -> dict[int, dict]:
+    """Per task: accuracy against ground truth where it exists, else annotator agreement.
+
+    Both are built from the task's controls (:mod:`labelgate.agreement.controls`): each
+    control scored with its own metric, a task's score the mean over its controls.
+    ``accuracy``/``agreement``: the control scores when the caller has them already.
+    """
+    from labelgate.agreement.controls import (
+        control_accuracy,
+        control_agreement,
+        item_annotator_headline,
+        item_headline,
+    )
+
+    humans = humans_of(aset)
+    if accuracy is None:
+        accuracy = control_accuracy(aset, humans, settings)
     out: dict[int, dict[str, Any]] = {}
-    if gt is not None:
-        for name in humans:
-            frames = compare(gt, parts[name], settings).to_dict()["frame_results"]
-            for frame, res in frames.items():
-                entry = out.setdefault(int(frame), {"basis": "ground_truth", "per_annotator": {}})
-                entry["per_annotator"][name] = res["annotations"]["accuracy"]
+    for item, per in item_annotator_headline(accuracy, GT_ANNOTATOR).items():
+        per = {n: v for n, v in per.items() if n in humans}
+        if per:
+            out[item] = {"basis": "ground_truth", "per_annotator": per}
     if len(humans) >= 2:
-        try:
-            rep = agreement_report(aset, settings, n_boot=0)
-        except ValidationError:
-            rep = None
-        for row in rep["per_item"] if rep else []:
-            entry = out.setdefault(row["item"], {"basis": "agreement", "per_annotator": {}})
-            entry["agreement"] = row["agreement"]
+        if agreement is None:
+            agreement = control_agreement(aset, humans, settings)
+        for item, value in item_headline(agreement).items():
+            entry = out.setdefault(item, {"basis": "agreement", "per_annotator": {}})
+            entry["agreement"] = value
     for entry in out.values():
         if entry["basis"] == "ground_truth":
             entry["score"] = float(np.mean(list(entry["per_annotator"].values())))
@@ -44,6 +69,49 @@ def task_scores(aset: AnnotationSet, settings: QualitySettings | None = None) ->
         entry["conflicting_annotators"] = sorted(
             n for n, v in entry["per_annotator"].items() if v < 1.0
         )
+    return out
+
+
+def annotator_accuracy(
+    aset: AnnotationSet,
+    settings: QualitySettings | None = None,
+    controls: Mapping[str, ControlScore] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Each annotator and model against ground truth, per control and as one headline.
+
+    ``accuracy`` is the mean of the annotator's per-control accuracy; ``accuracy_ci95``
+    resamples the gold tasks; ``precision``/``recall`` are CVAT's, pooled over the region
+    controls (None without one). ``controls``: :func:`control_accuracy` of every annotator
+    and model, when the caller has it.
+    """
+    from labelgate.agreement.controls import annotator_summary, control_accuracy
+
+    parts = aset.split_by_annotator()
+    gt = parts.get(GT_ANNOTATOR)
+    if gt is None:
+        return {}
+    names = [n for n in parts if n and n != GT_ANNOTATOR]
+    if controls is None:
+        controls = control_accuracy(aset, names, settings)
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        headline = annotator_summary(controls, name) or {"value": 0.0, "ci95": None}
+        pooled = [
+            c.details["counts"][name]
+            for c in controls.values()
+            if name in c.details.get("counts", {})
+        ]
+        valid = sum(c["valid_count"] for c in pooled)
+        ds = sum(c["ds_count"] for c in pooled)
+        gt_n = sum(c["gt_count"] for c in pooled)
+        out[name] = {
+            "accuracy": headline["value"],
+            "accuracy_ci95": headline["ci95"],
+            "precision": valid / (ds or 1) if pooled else None,
+            "recall": valid / (gt_n or 1) if pooled else None,
+            "frame_count": len(np.intersect1d(gt.items.id, parts[name].items.id)),
+            "per_control": headline.get("per_control", {}),
+        }
     return out
 
 
@@ -109,6 +177,7 @@ def score_project(
     predictions: bool = False,
     threshold: float = 0.8,
     settings: QualitySettings | None = None,
+    gt_policy: str = "per-author",
 ) -> dict[str, Any]:
     """Pull, score every annotator against GT and each other, store, and push back (opt-in).
 
@@ -116,32 +185,25 @@ def score_project(
         JSON-ready summary: per-annotator accuracy, agreement, per-task scores, flagged tasks,
         stored report id and what was pushed.
     """
-    from labelgate.agreement.report import agreement_report, text_agreement
+    from labelgate.agreement.report import agreement_report
 
-    aset = source.pull(project_id)
-    parts = aset.split_by_annotator()
-    gt = parts.get(GT_ANNOTATOR)
-    annotators: dict[str, Any] = {}
-    if gt is not None:
-        for name in parts:
-            if name and name != GT_ANNOTATOR:
-                s = compare(gt, parts[name], settings).summary
-                annotators[name] = {
-                    k: s[k]
-                    for k in ("accuracy", "precision", "recall", "accuracy_ci95", "frame_count")
-                }
-                # Non-spatial controls against GT: span F1, TextArea similarity, number alpha.
-                annotators[name].update(
-                    text_agreement({GT_ANNOTATOR: gt, name: parts[name]}, [GT_ANNOTATOR, name])
-                )
+    aset = source.pull(project_id, gt_policy=gt_policy)
+    from labelgate.agreement.controls import control_accuracy, control_agreement
+
+    # Each control scored once, shared by the annotators' table, agreement and task scores.
+    humans = humans_of(aset)
+    named = [n for n in aset.split_by_annotator() if n and n != GT_ANNOTATOR]
+    accuracy = control_accuracy(aset, named, settings)
+    agreement_controls = control_agreement(aset, humans, settings) if len(humans) >= 2 else {}
+    annotators = annotator_accuracy(aset, settings, accuracy)
     try:
-        agreement = agreement_report(aset, settings, n_boot=100)
+        agreement = agreement_report(aset, settings, n_boot=100, controls=agreement_controls)
     except ValidationError:
         agreement = None
-    scores = task_scores(aset, settings)
-    flagged = sorted(
-        t for t, e in scores.items() if e["score"] < threshold or e["conflicting_annotators"]
-    )
+    scores = task_scores(aset, settings, accuracy=accuracy, agreement=agreement_controls)
+    # The threshold alone decides: one annotator's single error on a gold task is listed in
+    # conflicting_annotators but does not flag a task that still scores above it.
+    flagged = sorted(t for t, e in scores.items() if e["score"] < threshold)
     result: dict[str, Any] = {
         "project": project_id,
         "annotators": annotators,
@@ -158,6 +220,7 @@ def score_project(
                 "project_id": project_id,
             },
         },
+        **{k: aset.meta[k] for k in ("gt_policy", "gt_conflicts") if k in aset.meta},
     }
     if push_scores:
         for task, entry in scores.items():
@@ -176,6 +239,22 @@ def score_project(
             source.upsert_prediction(task, CONSENSUS_MODEL, conf, res)
         result["pushed"]["predictions"] = len(regions)
     if store is not None:
+        from labelgate.agreement.report import agreement_headline
+        from labelgate.reporting.pipeline import save_trend
+
+        # The trend record `labelgate history --project labelstudio:<id>` reads.
+        save_trend(
+            store,
+            source="labelstudio",
+            target=f"project:{project_id}",
+            project=f"labelstudio:{project_id}",
+            agreement=agreement_headline(agreement),
+            annotators=[
+                {"annotator": n, **v}
+                for n, v in annotators.items()
+                if not n.startswith(PREDICTION_PREFIX)
+            ],
+        )
         result["report_id"] = store.save_report(
             "ls_project",
             "labelstudio",

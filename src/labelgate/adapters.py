@@ -23,6 +23,10 @@ from labelgate.model import AnnotationSet
 GROUP = "labelgate.adapters"
 GT_ANNOTATOR = "ground_truth"
 PREDICTION_PREFIX = "prediction:"
+#: How a reader treats several ground-truth annotations on one item: ``per-author`` (none of
+#: them is ground truth; each is scored as its author's), ``first`` (the earliest is the ground
+#: truth, the others count as their authors'), ``merge`` (all of them are ground truth).
+GT_POLICIES = ("per-author", "first", "merge")
 
 
 @runtime_checkable

@@ -105,7 +105,12 @@ def test_report_matrix_and_tags():
     assert set(r["tags"]["per_class"]) == {"day", "night"}
     coef = r["tags"]["coefficients"]["percent_agreement"]
     assert coef["value"] == pytest.approx((1 + 1 / 3) / 2)
-    assert r["per_annotator"][1] == {"annotator": "b", "mean_f1_with_peers": 0.5}
+    # peer_agreement: the one value scorecards show too (matched-F1 here: no controls).
+    assert r["per_annotator"][1] == {
+        "annotator": "b",
+        "mean_f1_with_peers": 0.5,
+        "peer_agreement": 0.5,
+    }
 
 
 def test_one_annotator_is_a_clear_error():

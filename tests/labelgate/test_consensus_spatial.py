@@ -236,3 +236,18 @@ def test_bundled_cvat_replicas_merge_to_the_ground_truth(tmp_path, method):
     assert compare(gt, merged).summary["accuracy"] == pytest.approx(1.0)
     assert merged.meta["consensus"]["method"] == method
     assert not np.isnan(merged.annotations.score).any()
+
+
+def test_clusters_left_out_are_reported_with_their_ties():
+    """Three annotators, quorum 0.5 (2 votes): a car/person pair ties at 1 vote each and two
+    lone boxes have 1 vote each; all three are left out, and the merge says so (issue #19)."""
+    aset = _multi(
+        {
+            "a": [box(0, 0, 10, 10), box(50, 50, 60, 60)],
+            "b": [box(0, 0, 10, 10, "person")],
+            "c": [box(80, 80, 90, 90, "person")],
+        }
+    )
+    info = merge(aset).meta["consensus"]
+    assert info["dropped_clusters"] == 3 and info["dropped_ties"] == 1
+    assert info["dropped_items"] == [0]

@@ -26,8 +26,29 @@ def bundled():
 def test_scorecards_on_bundled_examples(bundled):
     _, cards = bundled
     a3 = cards["annotator3@example.com"]
-    # annotator3 vs GT on the 12 gold tasks: 45 label-correct matches of 58 (see compare).
-    assert a3["accuracy"] == pytest.approx(45 / 58)
+    # annotator3 vs GT on the 12 gold tasks, per control (issue #19), checked against the
+    # CVAT XML replicas of the same data (another reader): CVAT's accuracy on the boxes and
+    # on the polygons, and the share of gold tasks with the GT's scene tag.
+    from labelgate.engine import compare
+    from labelgate.model import Kind
+
+    cvat = EXPORT.parents[1] / "cvat"
+    gt, ds = read_any(cvat / "gt.xml"), read_any(cvat / "annotator3.xml")
+
+    def only(aset, kind):
+        return aset.replace(annotations=aset.annotations.select(aset.annotations.kind == kind))
+
+    boxes = compare(only(gt, Kind.RECTANGLE), only(ds, Kind.RECTANGLE)).summary["accuracy"]
+    polygons = compare(only(gt, Kind.POLYGON), only(ds, Kind.POLYGON)).summary["accuracy"]
+    tags = [only(gt, Kind.TAG).annotations, only(ds, Kind.TAG).annotations]
+    scene = [dict(zip(a.item.tolist(), a.label.tolist(), strict=True)) for a in tags]
+    gold = sorted(set(scene[0]) & set(scene[1]))
+    same = np.mean([scene[0][i] == scene[1][i] for i in gold])
+    assert len(gold) == 12
+    assert a3["per_control"]["bbox"]["value"] == pytest.approx(boxes)
+    assert a3["per_control"]["sign"]["value"] == pytest.approx(polygons)
+    assert a3["per_control"]["scene"]["value"] == pytest.approx(same)
+    assert a3["accuracy"] == pytest.approx((boxes + polygons + same) / 3)
     assert a3["gold_items"] == 12 and a3["items"] == 30
     # AI-assisted share, counted independently from the raw export: labelled regions whose
     # origin is "prediction" among annotator3's results (tags carry no origin: manual).
@@ -137,4 +158,66 @@ def test_scorecards_cli_saves_history(tmp_path):
         assert res.exit_code == 0, res.output
     assert len(open_store(url).list_reports(kind="scorecards")) == 2
     data = json.loads(out.read_text())
-    assert data["summary"]["mean_agreement"] == pytest.approx(0.8254, abs=1e-3)
+    # The headline is the mean over the project's controls (issue #19): matched-F1 on the
+    # boxes and on the polygons (from the CVAT XML replicas, another reader), and the share of
+    # annotator pairs giving the same scene tag, counted from the raw export.
+    from itertools import combinations
+
+    from labelgate.agreement.report import pair_agreement
+    from labelgate.model import Kind
+
+    cvat = EXPORT.parents[1] / "cvat"
+    sets = [read_any(cvat / f"annotator{i}.xml", annotator=f"a{i}") for i in (1, 2, 3)]
+
+    def f1(kind):
+        def only(a):
+            return a.replace(annotations=a.annotations.select(a.annotations.kind == kind))
+
+        return np.mean([pair_agreement(only(a), only(b))["f1"] for a, b in combinations(sets, 2)])
+
+    scenes = {}
+    for task in json.loads(EXPORT.read_text()):
+        for ann in task["annotations"]:
+            if ann["ground_truth"]:
+                continue
+            for r in ann["result"]:
+                if r["from_name"] == "scene":
+                    scenes.setdefault(task["id"], []).append(r["value"]["choices"][0])
+    same = [float(a == b) for v in scenes.values() for a, b in combinations(v, 2)]
+    expected = (f1(Kind.RECTANGLE) + f1(Kind.POLYGON) + np.mean(same)) / 3
+    assert data["summary"]["mean_agreement"] == pytest.approx(expected)
+
+
+def test_file_runs_are_kept_per_file_not_per_file_name(tmp_path):
+    """Two projects' export.json files get two histories (issue #19)."""
+    import shutil
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    for name in ("one", "two"):
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy(EXPORT, folder / "export.json")
+        shutil.copy(EXPORT.parent / "config.xml", folder / "config.xml")
+    for name, runs in (("one", 2), ("two", 1)):
+        for _ in range(runs):
+            res = CliRunner().invoke(
+                main,
+                ["scorecards", str(tmp_path / name / "export.json"), "--store", url, "--quiet"],
+            )
+            assert res.exit_code == 0, res.output
+    for name, runs in (("one", 2), ("two", 1)):
+        out = tmp_path / f"{name}.json"
+        res = CliRunner().invoke(
+            main,
+            [
+                "history",
+                "--project",
+                str(tmp_path / name / "export.json"),
+                "--store",
+                url,
+                "--json",
+                str(out),
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        assert len(json.loads(out.read_text())["runs"]) == runs

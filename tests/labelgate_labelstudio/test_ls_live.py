@@ -84,17 +84,32 @@ def test_score_and_push_back_twice_without_duplicates(ls_server, project, tmp_pa
     assert first["tasks"]["2"]["basis"] == "agreement"
     # Cross-check task 1 (bundled frame 0) against the same frame scored from the CVAT XML
     # export: a different reader and different ids must give the same per-annotator accuracy.
+    # A task's score is built from its controls (issue #19): the mean of CVAT's accuracy on
+    # the boxes (bbox), on the polygons (sign) and the scene tag's exact match.
     from labelgate.adapters import read_any
     from labelgate.engine import compare
+    from labelgate.model import Kind
+
+    def only(aset, kind):
+        return aset.replace(annotations=aset.annotations.select(aset.annotations.kind == kind))
+
+    def frame0(gt, ds, kind):
+        frames = compare(only(gt, kind), only(ds, kind)).to_dict()["frame_results"]
+        return frames["0"]["annotations"]["accuracy"]
 
     cvat = EX.parent / "cvat"
     gt_xml = read_any(cvat / "gt.xml")
     for i in (1, 2, 3):
-        frame0 = compare(gt_xml, read_any(cvat / f"annotator{i}.xml")).to_dict()["frame_results"][
-            "0"
+        ds = read_any(cvat / f"annotator{i}.xml")
+        scene = only(gt_xml, Kind.TAG).annotations, only(ds, Kind.TAG).annotations
+        (gt_tag,), (ds_tag,) = (a.label[a.item == 0].tolist() for a in scene)
+        per_control = [
+            frame0(gt_xml, ds, Kind.RECTANGLE),
+            frame0(gt_xml, ds, Kind.POLYGON),
+            float(gt_tag == ds_tag),
         ]
         got = first["tasks"]["1"]["per_annotator"][f"annotator{i}@example.com"]
-        assert got == pytest.approx(frame0["annotations"]["accuracy"])
+        assert got == pytest.approx(sum(per_control) / 3)
     assert first["tasks"]["1"]["score"] == pytest.approx(
         sum(first["tasks"]["1"]["per_annotator"].values()) / 3
     )

@@ -200,24 +200,34 @@ def _delta2(values: np.ndarray, n_c: np.ndarray, level: str) -> np.ndarray:
 
 
 def krippendorff_alpha(
-    codes: np.ndarray, level: str = "nominal", values: np.ndarray | None = None
+    codes: np.ndarray,
+    level: str = "nominal",
+    values: np.ndarray | None = None,
+    distance: np.ndarray | None = None,
 ) -> Coefficient:
-    """Krippendorff's α at the given level of measurement.
+    """Krippendorff's α at the given level of measurement, or with any distance between codes.
 
     Args:
         codes: (items, annotators) codes, -1 missing.
         level: nominal, ordinal, interval or ratio.
-        values: the numeric value of each code for interval/ratio/ordinal (default: the codes).
+        values: the numeric value (interval/ratio) or the rank (ordinal) of each code; default:
+            the codes. Ordinal ranks follow these values, not the code numbers.
+        distance: (K, K) distance δ² between codes (e.g. MASI between label sets); replaces
+            the level's metric.
 
     Returns:
         α = 1 − (n − 1) Σ o·δ² / Σ n_c n_k δ², over the categories actually used.
     """
-    c, k = check_codes(codes)
+    k_given = None if distance is None else len(distance)
+    c, k = check_codes(codes, k_given)
     o = coincidence_matrix(c, k)
     n_c = o.sum(1)
     used = n_c > 0
     o, n_c = o[np.ix_(used, used)], n_c[used]
     vals = (np.arange(k) if values is None else np.asarray(values, dtype=float))[used]
+    if level == "ordinal":  # the ordinal metric sums the categories lying between two ranks
+        order = np.argsort(vals, kind="stable")
+        o, n_c, vals = o[np.ix_(order, order)], n_c[order], vals[order]
     n = float(n_c.sum())
     items = int((counts_table(c, k).sum(1) >= 2).sum())
     if n == 0:
@@ -232,15 +242,28 @@ def krippendorff_alpha(
             int(n),
             reason="one value only: no variation to agree on",
         )
-    d2 = _delta2(vals, n_c, level)
+    d2 = (
+        _delta2(vals, n_c, level)
+        if distance is None
+        else np.asarray(distance, dtype=float)[np.ix_(used, used)]
+    )
+    name = f"krippendorff_alpha_{level}" if distance is None else "krippendorff_alpha"
+    if distance is not None and d2.sum() == 0:
+        return Coefficient(name, np.nan, items, int(n), reason="no two values differ")
     d_o = float((o * d2).sum())
     d_e = float((np.outer(n_c, n_c) * d2).sum())
-    return Coefficient(f"krippendorff_alpha_{level}", 1 - (n - 1) * d_o / d_e, items, int(n))
+    return Coefficient(name, 1 - (n - 1) * d_o / d_e, items, int(n))
 
 
-def gwet_ac1(codes: np.ndarray) -> Coefficient:
-    """Gwet's AC1 for several raters (nominal), robust to the κ prevalence paradox."""
-    c, k = check_codes(codes)
+def gwet_ac1(codes: np.ndarray, n_classes: int | None = None) -> Coefficient:
+    """Gwet's AC1 for several raters (nominal), robust to the κ prevalence paradox.
+
+    Args:
+        codes: (items, annotators) codes, -1 missing.
+        n_classes: the number of categories of the control (chance agreement depends on it:
+            a class nobody chose still counts); default: the highest code + 1.
+    """
+    c, k = check_codes(codes, n_classes)
     t = counts_table(c, k)
     m = t.sum(1)
     pair = m >= 2
@@ -257,9 +280,9 @@ def gwet_ac1(codes: np.ndarray) -> Coefficient:
     return Coefficient("gwet_ac1", (pa - pe) / (1 - pe), int(pair.sum()), int(m[pair].sum()))
 
 
-def per_class_agreement(codes: np.ndarray) -> dict[int, Coefficient]:
+def per_class_agreement(codes: np.ndarray, n_classes: int | None = None) -> dict[int, Coefficient]:
     """One-vs-rest nominal α for each class (which classes annotators confuse)."""
-    c, k = check_codes(codes)
+    c, k = check_codes(codes, n_classes)
     out = {}
     for cls in range(k):
         binary = np.where(c < 0, MISSING, (c == cls).astype(np.int64))
@@ -270,9 +293,9 @@ def per_class_agreement(codes: np.ndarray) -> dict[int, Coefficient]:
     return out
 
 
-def marginals(codes: np.ndarray) -> np.ndarray:
+def marginals(codes: np.ndarray, n_classes: int | None = None) -> np.ndarray:
     """Share of all ratings that went to each class (κ alone hides skewed marginals)."""
-    c, k = check_codes(codes)
+    c, k = check_codes(codes, n_classes)
     t = counts_table(c, k).sum(0)
     return t / t.sum() if t.sum() else t
 

@@ -9,6 +9,7 @@ intervals over items.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import combinations
 from typing import Any
 
@@ -113,6 +114,9 @@ def _item_bootstrap_mean(items: np.ndarray, values: np.ndarray) -> list[float] |
 def text_agreement(parts: dict[str, AnnotationSet], names: list[str]) -> dict[str, Any]:
     """Span F1 (exact/partial), TextArea similarity and Rating/Number interval α, if present."""
     out: dict[str, Any] = {}
+    kinds = (Kind.SPAN, Kind.TEXT, Kind.NUMBER)
+    if not any(np.isin(parts[n].annotations.kind, kinds).any() for n in names):
+        return out  # an image project: nothing to loop over
     spans: dict[str, list[float]] = {"exact": [], "partial": []}
     texts: list[float] = []
     for a, b in combinations(names, 2):
@@ -157,16 +161,28 @@ def text_agreement(parts: dict[str, AnnotationSet], names: list[str]) -> dict[st
     return out
 
 
+def tag_controls(aset: AnnotationSet) -> list[int | None]:
+    """The controls whose image-level tags are one variable each (None: a set without controls)."""
+    ann = aset.annotations
+    found = np.unique(ann.control[ann.kind == Kind.TAG]).tolist()
+    return [int(c) if c >= 0 else None for c in found] or [None]
+
+
 def tag_codes(
-    aset: AnnotationSet, annotators: list[str]
+    aset: AnnotationSet, annotators: list[str], control: int | None = None
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """(items × annotators) codes of image-level tags (first tag per item), -1 when none.
+
+    Args:
+        control: only this control's tags (two controls are two variables, never one).
 
     Returns:
         (codes, class names, item ids).
     """
     ann = aset.annotations
     tags = ann.kind == Kind.TAG
+    if control is not None:
+        tags &= ann.control == control
     labels = np.unique(ann.label[tags])
     names = [aset.schema.names[int(x)] for x in labels]
     items = aset.items.id
@@ -189,6 +205,7 @@ def agreement_report(
     include_ground_truth: bool = False,
     n_boot: int = 200,
     seed: int = 0,
+    controls: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Annotator × annotator agreement, per item, per annotator, per label, and tag coefficients.
 
@@ -197,6 +214,8 @@ def agreement_report(
         settings: matching thresholds (CVAT defaults).
         include_predictions / include_ground_truth: treat model and GT as annotators too.
         n_boot, seed: cluster bootstrap for the categorical coefficients.
+        controls: :func:`labelgate.agreement.controls.control_agreement` of the same
+            annotators when the caller has it already.
 
     Raises:
         ValidationError: fewer than two annotators.
@@ -265,29 +284,43 @@ def agreement_report(
     for row in per_item:
         row["name"] = name_of.get(row["item"])
     off = ~np.eye(k, dtype=bool)
+    # Per-control agreement: each control its own variable with its own metric.
+    from labelgate.agreement.controls import annotator_headline, control_agreement, headline
+
+    if controls is None:
+        controls = control_agreement(aset, names, settings)
+    peers = annotator_headline(controls)
+    # peer_agreement: the one per-annotator agreement every view shows (scorecards, agree):
+    # the mean over controls where the set has them, else the mean matched-F1 with peers.
     per_annotator = [
-        {"annotator": names[i], "mean_f1_with_peers": _mean_defined(f1[i][off[i]])}
+        {
+            "annotator": names[i],
+            "mean_f1_with_peers": _mean_defined(f1[i][off[i]]),
+            "peer_agreement": peers.get(names[i]) if controls else _mean_defined(f1[i][off[i]]),
+        }
         for i in range(k)
     ]
     pooled = np.concatenate(all_ious) if all_ious else np.zeros(0)
     pooled_items = np.concatenate(all_iou_items) if all_iou_items else np.zeros(0, np.int64)
-    codes, classes, _ = tag_codes(aset, names)
+    # The legacy "tags" block: one classification control only (the first), never a mix.
+    codes, classes, _ = tag_codes(aset, names, tag_controls(aset)[0])
     tags: dict[str, Any] = {"classes": classes}
     if (codes >= 0).sum(1).max(initial=0) >= 2:
         stats = {
             "percent_agreement": percent_agreement,
             "krippendorff_alpha": krippendorff_alpha,
             "fleiss_kappa": fleiss_kappa,
-            "gwet_ac1": gwet_ac1,
+            "gwet_ac1": lambda c: gwet_ac1(c, len(classes)),
         }
         tags["coefficients"] = {
             key: bootstrap(fn, codes, n_boot=n_boot, seed=seed).to_dict()
             for key, fn in stats.items()
         }
-        tags["marginals"] = dict(zip(classes, marginals(codes).tolist(), strict=True))
+        tags["marginals"] = dict(zip(classes, marginals(codes, len(classes)).tolist(), strict=True))
         # One-vs-rest alpha per class: a macro average would hide a rare class nobody agrees on.
         tags["per_class"] = {
-            classes[c]: coef.to_dict() for c, coef in per_class_agreement(codes).items()
+            classes[c]: coef.to_dict()
+            for c, coef in per_class_agreement(codes, len(classes)).items()
         }
         kappa = np.eye(k)
         for i, j in combinations(range(k), 2):
@@ -304,8 +337,13 @@ def agreement_report(
         "per_label_matrix": {lab: _clean(m) for lab, m in sorted(label_matrix.items())},
         **text_agreement(parts, names),
         "tags": tags,
+        "controls": {name: score.to_dict() for name, score in controls.items()},
         "per_label_mean_iou": {lab: float(np.mean(v)) for lab, v in sorted(label_ious.items())},
         "summary": {
+            # The project's headline: the mean of its controls' agreement (matched-F1 where
+            # the set has no controls).
+            "headline": headline(controls) if controls else _mean_defined(f1[off]),
+            "headline_metric": "mean over controls" if controls else "matched_f1",
             "mean_pairwise_f1": _mean_defined(f1[off]),
             "mean_iou": float(pooled.mean()) if len(pooled) else None,
             "mean_iou_ci95": _ci(
@@ -316,6 +354,15 @@ def agreement_report(
             "annotator_pairs": len(pairs),
         },
     }
+
+
+def agreement_headline(report: Mapping[str, Any] | None) -> float | None:
+    """A report's headline agreement (over controls); reports stored before it: matched-F1."""
+    if not report:
+        return None
+    summary = report.get("summary") or {}
+    value = summary.get("headline", summary.get("mean_pairwise_f1"))
+    return None if value is None else float(value)
 
 
 def _mean_defined(values: np.ndarray) -> float | None:
@@ -332,4 +379,4 @@ def _clean(m: np.ndarray) -> list[list[float | None]]:
     return [[None if np.isnan(v) else float(v) for v in row] for row in m]
 
 
-__all__ = ["agreement_report", "pair_agreement", "tag_codes"]
+__all__ = ["agreement_headline", "agreement_report", "pair_agreement", "tag_codes", "tag_controls"]

@@ -7,6 +7,7 @@ truth with one file per annotator (``--gt gt.xml --ds a1.xml --ds a2.xml``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -89,6 +90,8 @@ def agree_cmd(
         + (f" (95% CI {_f(ci[0])}-{_f(ci[1])}" if ci else " (")
         + f", {summ['matched_pairs']} matched pairs)"
     )
+    if report.get("controls"):
+        console.print(_controls_table(report))
     matrix = Table(title="matched-F1 between annotators (shapes and tags)")
     matrix.add_column("")
     for n in names:
@@ -99,8 +102,11 @@ def agree_cmd(
     peers = Table(title="per annotator")
     peers.add_column("annotator")
     peers.add_column("mean F1 with peers", justify="right")
+    peers.add_column("agreement with peers (as in scorecards)", justify="right")
     for row in report["per_annotator"]:
-        peers.add_row(row["annotator"], _f(row["mean_f1_with_peers"]))
+        peers.add_row(
+            row["annotator"], _f(row["mean_f1_with_peers"]), _f(row.get("peer_agreement"))
+        )
     console.print(peers)
     coefs = report["tags"].get("coefficients")
     if coefs:
@@ -123,6 +129,31 @@ def agree_cmd(
     for row in report["per_item"][:lowest]:
         low.add_row(str(row["item"]), str(row["name"]), _f(row["agreement"]), str(row["pairs"]))
     console.print(low)
+
+
+def _controls_table(report: dict[str, Any]) -> Table:
+    """One row per labelling control: its metric, value and chance-corrected coefficient."""
+    t = Table(
+        title=f"per control (headline: mean over controls {_f(report['summary']['headline'])})"
+    )
+    for col in ("control", "type", "metric", "value", "coefficient"):
+        t.add_column(col)
+    for name, c in report["controls"].items():
+        coef = ""
+        for key, label in (
+            ("krippendorff_alpha", "alpha"),
+            ("alpha_masi", "alpha (MASI)"),
+            ("alpha_interval", "interval alpha"),
+        ):
+            if key in c:
+                coef = f"{label} {_f(c[key]['value'])}"
+                break
+        if "span_f1_partial" in c:
+            coef = f"partial F1 {_f(c['span_f1_partial'])}"
+        if c.get("mean_iou") is not None:
+            coef = f"mean IoU {_f(c['mean_iou'])}"
+        t.add_row(name, c["type"], c["metric"], _f(c["value"]), coef)
+    return t
 
 
 @click.command("merge")
@@ -205,3 +236,10 @@ def merge_cmd(
             f"{len(ann)} merged annotations from {', '.join(merged.meta['consensus']['annotators'])}"
             f" ({low} with confidence < 0.5) written to {out}"
         )
+        info = merged.meta["consensus"]
+        if info["dropped_clusters"]:
+            click.echo(
+                f"{info['dropped_clusters']} object cluster(s) left out for missing the quorum "
+                f"({info['dropped_ties']} of them ties between labels) on "
+                f"{len(info['dropped_items'])} item(s); lower --quorum to keep them"
+            )

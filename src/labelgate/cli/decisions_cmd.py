@@ -211,13 +211,14 @@ def scorecards_cmd(
     """Per-annotator scorecards, the per-label view and alerts; saved to the history."""
     from labelgate.agreement.report import agreement_report
     from labelgate.decisions.scorecards import alerts, per_label, scorecards
+    from labelgate.reporting.pipeline import run_project
     from labelgate.store import open_store
 
     aset = load_multi(source, gt, ds, config)
-    project = project or aset.name
+    project = project or run_project(aset)
     cards = scorecards(aset)
     try:
-        agreement = agreement_report(aset, n_boot=0)["summary"]["mean_pairwise_f1"]
+        agreement = agreement_report(aset, n_boot=0)["summary"]["headline"]
     except ValidationError:
         agreement = None
     store = None if no_store else open_store(store_url)
@@ -290,8 +291,11 @@ def history_cmd(
 ) -> None:
     """Trends per project, annotator and label from stored scorecards, with drift."""
     from labelgate.decisions.scorecards import drift
+    from labelgate.reporting.pipeline import file_project
     from labelgate.store import open_store
 
+    if project and Path(project).is_file():  # a file's runs are kept under its full path
+        project = file_project(project)
     reports = open_store(store_url).list_reports(project=project, kind="scorecards")
     if not reports:
         raise ValidationError("no stored scorecards yet: run `labelgate scorecards` first")

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from labelgate.adapters import read_any
+from labelgate.cli.options import gt_policy_option, read_options
 from labelgate.model import AnnotationSet, Kind
 
 
@@ -60,11 +61,11 @@ def _table(title: str, counts: dict[str, int]) -> Table:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Label Studio label config XML (for Label Studio exports).",
 )
+@gt_policy_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def inspect_cmd(file: Path, config: Path | None, as_json: bool) -> None:
     """Print what FILE holds: items, labels, annotations per kind and per annotator."""
-    options = {"config": config} if config else {}
-    summary = summarize(read_any(file, **options))
+    summary = summarize(read_any(file, **read_options(config)))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from labelgate.adapters import read_any
+from labelgate.adapters import GT_POLICIES, read_any
 from labelgate.errors import ValidationError
 from labelgate.model import Annotations, AnnotationSet
 
@@ -38,10 +38,38 @@ def batch_input(func: F) -> F:
                 type=FILE,
                 help="Label Studio label config XML (default: config.xml beside the export).",
             ),
+            gt_policy_option,
         ]
     ):
         func = deco(func)
     return func
+
+
+def _remember_gt_policy(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    # Kept on the context, not passed to every batch command: only the readers need it.
+    if value is not None:
+        ctx.meta["labelgate.gt_policy"] = value
+
+
+#: ``--gt-policy``, kept on the click context for :func:`read_options`.
+gt_policy_option = click.option(
+    "--gt-policy",
+    type=click.Choice(GT_POLICIES),
+    default=None,
+    expose_value=False,
+    callback=_remember_gt_policy,
+    help="Label Studio tasks with several ground-truth annotations: none is GT "
+    "(per-author, the default), the earliest is (first), or all are (merge).",
+)
+
+
+def read_options(config: Path | None) -> dict[str, Any]:
+    """Reader options of the current command: ``--config`` and ``--gt-policy``."""
+    opts: dict[str, Any] = {"config": config} if config else {}
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and "labelgate.gt_policy" in ctx.meta:
+        opts["gt_policy"] = ctx.meta["labelgate.gt_policy"]
+    return opts
 
 
 def load_multi(
@@ -52,7 +80,7 @@ def load_multi(
     Raises:
         ValidationError: neither form given, or files with different label sets.
     """
-    opts = {"config": config} if config else {}
+    opts = read_options(config)
     if source is not None:
         return read_any(source, **opts)
     if gt is None or not ds:

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 
 from labelgate.cli import EXIT_CHECK_FAILED
-from labelgate.cli.options import FILE, batch_input
+from labelgate.cli.options import FILE, batch_input, read_options
 from labelgate.cli.progress import make_console, progress_steps, rate_text, summary_table
 from labelgate.engine import resolve_settings
 from labelgate.errors import ValidationError
@@ -85,7 +85,7 @@ def report_cmd(
     if predictions and source is not None:
         raise ValidationError("--predictions needs --gt/--ds (a SOURCE carries its own)")
     console = make_console(quiet)
-    opts = {"config": config} if config else {}
+    opts = read_options(config)
     settings = resolve_settings(toml_path=settings_path)
     gate_policy = GatePolicy.from_toml(policy) if policy else None
     store = None
@@ -165,8 +165,16 @@ def _print_summary(console: Console, bundle: dict[str, Any], written: list[Path]
             )
         )
     if bundle["agreement"]:
-        f1 = bundle["agreement"]["summary"]["mean_pairwise_f1"]
-        console.print("mean pairwise agreement (matched-F1):", rate_text(f1, 0.85, 0.7))
+        from labelgate.agreement.report import agreement_headline
+
+        summary = bundle["agreement"]["summary"]
+        what = (
+            "over controls"
+            if summary.get("headline_metric") == "mean over controls"
+            else "(matched-F1)"
+        )
+        value = agreement_headline(bundle["agreement"])
+        console.print(f"mean pairwise agreement {what}:", rate_text(value, 0.85, 0.7))
     for a in bundle["alerts"]:
         style = "red" if a["severity"] == "error" else "yellow"
         console.print(f"[{style}]{a['severity']}[/{style}] {a['type']}: {a['message']}")

@@ -162,6 +162,7 @@ def merge(
     spatial = participating & np.isin(ann.kind, COMPARED_KINDS) & (ann.kind != Kind.TAG)
     clusters = _clusters(np.flatnonzero(spatial), who, graph)
     decided = _cluster_labels(ann, clusters, weights, ids, method, need, n_src)
+    dropped = _dropped(ann, clusters, decided)
     rows: list[dict[str, Any]] = []
     for cluster, (label, share) in zip(clusters, decided, strict=True):
         if label < 0:
@@ -226,9 +227,27 @@ def merge(
                 "iou_threshold": iou_threshold,
                 "method": method,
                 "tag_method": tag_method,
+                **dropped,
             },
         },
     )
+
+
+def _dropped(
+    ann: Any, clusters: list[list[int]], decided: list[tuple[int, float]]
+) -> dict[str, Any]:
+    """Clusters left out for missing the quorum, and how many of them were ties between labels
+    (reported, never dropped silently)."""
+    out = [c for c, (label, _) in zip(clusters, decided, strict=True) if label < 0]
+    ties = 0
+    for c in out:
+        counts = Counter(int(ann.label[r]) for r in c).most_common()
+        ties += len(counts) > 1 and counts[0][1] == counts[1][1]
+    return {
+        "dropped_clusters": len(out),
+        "dropped_ties": int(ties),
+        "dropped_items": sorted({int(ann.item[c[0]]) for c in out}),
+    }
 
 
 def _cluster_labels(
@@ -310,10 +329,25 @@ def _categorical_tags(
     out: AnnotationsBuilder, aset: AnnotationSet, names: list[str], tag_method: str
 ) -> None:
     """One consensus tag per item from majority vote or Dawid-Skene posteriors."""
+    from labelgate.agreement.report import tag_controls
+
+    for control in tag_controls(aset):  # one vote per control: two controls are two answers
+        _control_tags(out, aset, names, tag_method, control)
+
+
+def _control_tags(
+    out: AnnotationsBuilder,
+    aset: AnnotationSet,
+    names: list[str],
+    tag_method: str,
+    control: int | None,
+) -> None:
     from labelgate.agreement.report import tag_codes
     from labelgate.consensus.categorical import DawidSkene, MajorityVote
 
-    codes, classes, items = tag_codes(aset, names)
+    codes, classes, items = tag_codes(aset, names, control)
+    if not classes:
+        return
     labels = [aset.schema.index(c) for c in classes]
     if tag_method == "majority":
         mv = MajorityVote(n_classes=len(classes)).fit(codes)
@@ -331,6 +365,7 @@ def _categorical_tags(
                 origin=Origin.CONSENSUS,
                 annotator=0,
                 score=sc,
+                control=-1 if control is None else control,
             )
 
 

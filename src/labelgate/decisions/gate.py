@@ -31,7 +31,7 @@ import numpy as np
 from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
 from labelgate.engine import QualitySettings, compare
 from labelgate.errors import SettingsError
-from labelgate.model import AnnotationSet
+from labelgate.model import AnnotationSet, Origin
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -109,6 +109,53 @@ class GatePolicy:
         return cls.from_mapping(data, source=str(p))
 
 
+def _gold_scores(
+    aset: AnnotationSet,
+    people: list[str],
+    reports: Mapping[str, Any],
+    settings: QualitySettings | None,
+) -> list[float]:
+    """Each (annotator, gold item) score: over the item's controls where the set has them,
+    else the comparison's per-frame accuracy."""
+    if aset.schema.controls:
+        from labelgate.agreement.controls import control_accuracy, item_annotator_headline
+
+        per_item = item_annotator_headline(control_accuracy(aset, people, settings), GT_ANNOTATOR)
+        return [v for per in per_item.values() for v in per.values()]
+    return [
+        res["annotations"]["accuracy"]
+        for r in reports.values()
+        for res in r.to_dict()["frame_results"].values()
+    ]
+
+
+def class_balance(aset: AnnotationSet) -> tuple[float | None, dict[str, dict[str, int]]]:
+    """Most / least frequent class, counted over the human annotators' labels only (not ground
+    truth, models or consensus) and per control (boxes and a Choices control are separate
+    variables; without controls, shapes and image tags). The value is the worst control's.
+
+    Returns:
+        (ratio or None when no control uses two classes, counts per control and class).
+    """
+    ann = aset.annotations
+    others = [
+        i
+        for i, n in enumerate(ann.annotators)
+        if n == GT_ANNOTATOR or n.startswith(PREDICTION_PREFIX)
+    ]
+    rows = ~np.isin(ann.annotator, others) & (ann.origin != Origin.CONSENSUS) & (ann.label >= 0)
+    labels = aset.schema.labels
+    counts: dict[str, dict[str, int]] = {}
+    for r in np.flatnonzero(rows):
+        label = labels[int(ann.label[r])]
+        group = label.control or ("tags" if label.kind == "tag" else "shapes")
+        short = label.name.removeprefix(f"{label.control}:") if label.control else label.name
+        per = counts.setdefault(group, {})
+        per[short] = per.get(short, 0) + 1
+    ratios = [max(c.values()) / min(c.values()) for c in counts.values() if len(c) >= 2]
+    return (max(ratios) if ratios else None), counts
+
+
 def _check(
     name: str,
     value: float | None,
@@ -158,7 +205,8 @@ def evaluate_gate(
     if policy.min_agreement is not None:
         value = None
         if len(people) >= 2:
-            value = agreement_report(aset, settings, n_boot=0)["summary"]["mean_pairwise_f1"]
+            # The project's headline: built from its controls where it has them.
+            value = agreement_report(aset, settings, n_boot=0)["summary"]["headline"]
         checks.append(
             _check(
                 "agreement",
@@ -170,10 +218,9 @@ def evaluate_gate(
         )
     if policy.min_gold_pass_rate is not None:
         passes = total = 0
-        for r in reports.values():
-            for res in r.to_dict()["frame_results"].values():
-                total += 1
-                passes += res["annotations"]["accuracy"] >= policy.gold_accuracy
+        for score in _gold_scores(aset, people, reports, settings):
+            total += 1
+            passes += score >= policy.gold_accuracy
         summary["gold_items"] = len(gt.items) if gt is not None else 0
         checks.append(
             _check(
@@ -197,11 +244,7 @@ def evaluate_gate(
             )
         )
     if policy.max_class_imbalance is not None:
-        labels = aset.annotations.label[aset.annotations.label >= 0]
-        counts = np.bincount(labels, minlength=len(aset.schema))
-        used = counts[counts > 0]
-        ratio = float(used.max() / used.min()) if len(used) >= 2 else None
-        summary["class_counts"] = dict(zip(aset.schema.names, counts.tolist(), strict=True))
+        ratio, summary["class_counts"] = class_balance(aset)
         checks.append(
             _check(
                 "class_balance",

@@ -38,6 +38,8 @@ def achieved_margin(
     """The ± margin a sample of ``n`` frames gives (finite-population corrected)."""
     if n <= 0:
         return 1.0
+    if population is not None and n >= population:
+        return 0.0  # every item is checked: the proportion is known exactly
     se = math.sqrt(expected * (1 - expected) / n)
     if population and population > 1:
         se *= math.sqrt(max(population - n, 0) / (population - 1))

@@ -13,6 +13,7 @@ from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
 from labelgate.agreement.report import agreement_report, pair_agreement
 from labelgate.decisions.sampling import achieved_margin
 from labelgate.engine import QualitySettings, compare
+from labelgate.errors import ValidationError
 from labelgate.model import AnnotationSet, Origin
 from labelgate.stats import wilson_interval
 
@@ -64,6 +65,17 @@ def scorecards(
     )
     models = [n for n in parts if n.startswith(PREDICTION_PREFIX)]
     gt = parts.get(GT_ANNOTATOR)
+    # A set with labelling controls (Label Studio) is scored per control, as every view does.
+    from labelgate.agreement.controls import annotator_summary, control_accuracy
+
+    by_control = control_accuracy(aset, people, settings) if aset.schema.controls else {}
+    peer_rows: dict[str, Any] = {}
+    if len(people) >= 2:
+        try:
+            rep_all = agreement_report(aset, settings, n_boot=0)
+            peer_rows = {r["annotator"]: r for r in rep_all["per_annotator"]}
+        except ValidationError:
+            peer_rows = {}
     cards = []
     for name in people:
         part = parts[name]
@@ -91,6 +103,11 @@ def scorecards(
                 }
             )
             card["gold_items"] = s["frame_count"]
+            summary = annotator_summary(by_control, name) if by_control else None
+            if summary is not None:
+                card["accuracy"] = summary["value"]
+                card["accuracy_ci95"] = summary["ci95"]
+                card["per_control"] = summary["per_control"]
             errors = Counter(c["type"] for c in rep.conflicts if c["severity"] == "error")
             card["top_errors"] = errors.most_common(3)
             confused = Counter(
@@ -108,8 +125,9 @@ def scorecards(
                 matches += res["matched"]
                 total += (res["n_a"] + res["n_b"]) / 2
         if total:
-            card["peer_agreement"] = matches / total
             card["peer_agreement_ci95"] = list(wilson_interval(matches, total))
+        if name in peer_rows:  # the same value `agree` reports (one computation)
+            card["peer_agreement"] = peer_rows[name]["peer_agreement"]
         subs = part.submissions
         lead = [s.lead_time for s in subs if s.lead_time is not None]
         card["median_seconds_per_item"] = float(np.median(lead)) if lead else None
@@ -129,10 +147,29 @@ def scorecards(
             float(np.isin(ann.origin, (Origin.AUTO, Origin.SEMI_AUTO)).mean()) if len(ann) else 0.0
         )
         if models:
-            card["prediction_agreement"] = pair_agreement(part, parts[models[0]], settings)["f1"]
+            card["prediction_agreement"] = prediction_agreement(
+                aset, name, models[0], part, parts[models[0]], settings
+            )
         cards.append(card)
     _flag_rubber_stamping(cards, th.rubber_stamp_gap)
     return cards
+
+
+def prediction_agreement(
+    aset: AnnotationSet,
+    name: str,
+    model: str,
+    part: AnnotationSet,
+    model_part: AnnotationSet,
+    settings: QualitySettings | None = None,
+) -> float | None:
+    """Agreement of an annotator with a model: over the controls where the set has them."""
+    if aset.schema.controls:
+        from labelgate.agreement.controls import annotator_headline, control_agreement
+
+        return annotator_headline(control_agreement(aset, [name, model], settings)).get(name)
+    value = pair_agreement(part, model_part, settings)["f1"]
+    return None if value is None else float(value)
 
 
 def _flag_rubber_stamping(cards: list[dict[str, Any]], gap: float) -> None:

@@ -211,7 +211,32 @@ def _agreement(bundle: dict[str, Any]) -> str:
         if rows
         else ""
     )
-    return _fig(fig, "chart-agreement") + table
+    return _controls(a) + _fig(fig, "chart-agreement") + table
+
+
+def _controls(a: dict[str, Any]) -> str:
+    """Per labelling control: its metric and value; the project's headline is their mean."""
+    controls = a.get("controls") or {}
+    if not controls:
+        return ""
+    coef_keys = (
+        ("krippendorff_alpha", "α"),
+        ("alpha_masi", "α (MASI)"),
+        ("alpha_interval", "interval α"),
+    )
+    rows = []
+    for name, c in controls.items():
+        coef = next((f"{label} {_num(c[k]['value'])}" for k, label in coef_keys if k in c), "")
+        rows.append(
+            f"<tr><td>{_e(name)}</td><td>{_e(c['type'])}</td><td>{_e(c['metric'])}</td>"
+            f"<td>{_num(c['value'])}</td><td>{_e(coef)}</td></tr>"
+        )
+    headline = a["summary"].get("headline")
+    return (
+        f"<p>Headline agreement (mean over controls): <b>{_num(headline)}</b></p>"
+        "<table><thead><tr><th>control</th><th>type</th><th>metric</th><th>value</th>"
+        f"<th>chance-corrected</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _scorecards(bundle: dict[str, Any]) -> str:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labelgate import __version__
 from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
+from labelgate.agreement.report import agreement_headline
 from labelgate.engine import QualitySettings, compare
 from labelgate.errors import ValidationError
 from labelgate.model import Annotations, AnnotationSet, Submission
@@ -152,7 +154,7 @@ def build_bundle(
             saved to it (``bundle["report_id"]``); None for neither.
         predictions: model prediction sets, compared with GT like annotators but left out of
             agreement and scorecards.
-        project: the history's project name (default: the GT set's name).
+        project: the history's project name (default: :func:`run_project` of the GT set).
         on_step: progress callback ``(description, done, total)``.
 
     Returns:
@@ -189,7 +191,7 @@ def bundle_for_set(
     from labelgate.decisions.scorecards import alerts, per_label, scorecards
 
     s = settings or QualitySettings()
-    project = project or aset.name
+    project = project or run_project(aset)
     parts = aset.split_by_annotator()
     gt = parts.get(GT_ANNOTATOR)
     people = [n for n in parts if n and n != GT_ANNOTATOR]
@@ -229,7 +231,7 @@ def bundle_for_set(
     labels = per_label(aset, s)
     step("history and alerts")
     history = read_history(store, project) if store is not None else {}
-    current = agreement["summary"]["mean_pairwise_f1"] if agreement else None
+    current = agreement_headline(agreement)
     past = [v for v in history.get("agreement", []) if v is not None]
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     accuracy = _mean([c.get("accuracy") for c in cards])
@@ -354,6 +356,56 @@ def find_drift(history: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def run_project(aset: AnnotationSet) -> str:
+    """The history key of a run: ``labelstudio:<id>`` for a pulled project, ``file:<absolute
+    path>`` for a file (two projects' ``export.json`` never share a history), else its name."""
+    meta = aset.meta
+    if meta.get("system") == "labelstudio" and meta.get("project_id") is not None:
+        return f"labelstudio:{meta['project_id']}"
+    if meta.get("file"):
+        return file_project(str(meta["file"]))
+    return aset.name
+
+
+def file_project(path: str) -> str:
+    """History key of a file run (``history --project FILE`` finds it too)."""
+    return f"file:{Path(path).resolve()}"
+
+
+def save_trend(
+    store: Any,
+    *,
+    source: str,
+    target: str,
+    project: str,
+    agreement: float | None,
+    annotators: Sequence[Mapping[str, Any]],
+    labels: Sequence[Any] = (),
+    alerts: Sequence[Any] = (),
+    settings: Any = None,
+) -> int:
+    """One run's trend record (``labelgate history`` reads these): mean agreement and accuracy
+    of the human annotators, and their cards."""
+    return int(
+        store.save_report(
+            HISTORY_KIND,
+            source,
+            target,
+            {
+                "summary": {
+                    "mean_agreement": agreement,
+                    "mean_accuracy": _mean([c.get("accuracy") for c in annotators]),
+                },
+                "annotators": list(annotators),
+                "labels": list(labels),
+                "alerts": list(alerts),
+            },
+            project=project,
+            settings=settings,
+        )
+    )
+
+
 def read_history(store: Any, project: str) -> dict[str, list[Any]]:
     """Earlier runs' mean agreement and accuracy, oldest first: ``{time, agreement, accuracy}``."""
     history: dict[str, list[Any]] = {"time": [], "agreement": [], "accuracy": []}
@@ -371,21 +423,15 @@ def save_run(store: Any, bundle: dict[str, Any], *, project: str, target: str) -
     Sets ``bundle["report_id"]`` (the public id; the page is served at ``/reports/<id>.html``)
     and returns it.
     """
-    agreement = bundle["agreement"]["summary"]["mean_pairwise_f1"] if bundle["agreement"] else None
-    store.save_report(
-        HISTORY_KIND,
-        "file",
-        target,
-        {
-            "summary": {
-                "mean_agreement": agreement,
-                "mean_accuracy": _mean([c.get("accuracy") for c in bundle["scorecards"]]),
-            },
-            "annotators": bundle["scorecards"],
-            "labels": bundle["labels"],
-            "alerts": bundle["alerts"],
-        },
+    save_trend(
+        store,
+        source="file",
+        target=target,
         project=project,
+        agreement=agreement_headline(bundle["agreement"]),
+        annotators=bundle["scorecards"],
+        labels=bundle["labels"],
+        alerts=bundle["alerts"],
         settings=bundle["settings"],
     )
     bundle["report_id"] = store.save_report(

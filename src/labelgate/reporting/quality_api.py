@@ -312,8 +312,9 @@ class _View:
         if agreement is None:
             self.missing("mean_agreement", "no agreement (it needs two annotators sharing items)")
             return None
-        value = (agreement.get("summary") or {}).get("mean_pairwise_f1")
-        return float(value) if value is not None else None
+        from labelgate.agreement.report import agreement_headline
+
+        return agreement_headline(agreement)
 
     def agreement_summary(self) -> dict[str, Any] | None:
         agreement = self.agreement()
