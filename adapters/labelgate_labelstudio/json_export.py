@@ -132,6 +132,14 @@ def parse_label_config(config: str, taxonomy_paths: Iterable[str] = ()) -> Label
     return LabelSchema(labels=tuple(out), controls=tuple(controls))
 
 
+LABELGATE_MODEL_PREFIX = "labelgate"
+
+
+def is_labelgate_prediction(model_version: Any) -> bool:
+    """True for a prediction labelgate wrote itself (model_version ``labelgate...``)."""
+    return isinstance(model_version, str) and model_version.startswith(LABELGATE_MODEL_PREFIX)
+
+
 def annotator_name(completed_by: Any, users: Mapping[int, str] | None = None) -> str:
     """Readable annotator name from ``completed_by`` (an int id or a user object).
 
@@ -301,6 +309,8 @@ class _Converter:
             try:
                 if not isinstance(pred, Mapping):
                     raise ValidationError(f"expected an object, got {type(pred).__name__}")
+                if is_labelgate_prediction(pred.get("model_version")):
+                    continue  # labelgate's own output: never an annotator or a model
                 score = pred.get("score")
                 score = math.nan if score is None else to_float(score, "score")
                 results = _results(pred)
