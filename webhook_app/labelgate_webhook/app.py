@@ -28,7 +28,7 @@ from labelgate.errors import FormatError, LabelgateError, NotFound, SignatureErr
 from labelgate.queue import open_queue
 from labelgate.queue.durable import DurableQueue
 from labelgate.store import Store, home, open_store
-from labelgate_webhook.signatures import verify_cvat, verify_shared_secret
+from labelgate_webhook.signatures import verify_cvat, verify_labelstudio
 
 DEFAULTS: dict[str, Any] = {
     "STORE_URL": None,
@@ -240,11 +240,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         metrics["events_received"] += 1
         header = app.config["LS_SECRET_HEADER"]
         try:
-            verify_shared_secret(
-                request.headers.get(header), app.config["LS_WEBHOOK_SECRET"], header
+            verify_labelstudio(
+                request.get_data(cache=True),
+                request.headers.get(header),
+                header,
+                app.config["LS_WEBHOOK_SECRET"],
+                store.engine,
             )
-        except SignatureError:
+        except SignatureError as exc:
             metrics["events_rejected"] += 1
+            app.logger.warning("rejected delivery: %s", exc)  # names the project, never a secret
             raise
         data = _json_body()
         action = str(data.get("action", ""))
