@@ -166,39 +166,6 @@ class LabelStudioSource:
 
     # --- push back -----------------------------------------------------------------------
 
-    def upsert_prediction(
-        self, task_id: int, model_version: str, score: float, result: list[dict[str, Any]]
-    ) -> int:
-        """One prediction per (task, model_version): update labelgate's own, or create it."""
-        existing = [
-            p
-            for p in self._call(
-                f"list predictions of task {task_id}",
-                lambda: list(self.client.predictions.list(task=task_id)),
-            )
-            if p.model_version == model_version
-        ]
-        for extra in existing[1:]:  # an earlier crash left a duplicate: keep exactly one
-            self._call(
-                "delete a duplicate prediction",
-                partial(self.client.predictions.delete, id=extra.id),
-            )
-        if existing:
-            self._call(
-                "update a prediction",
-                lambda: self.client.predictions.update(
-                    id=existing[0].id, result=result, score=score, model_version=model_version
-                ),
-            )
-            return int(existing[0].id)
-        created = self._call(
-            "create a prediction",
-            lambda: self.client.predictions.create(
-                task=task_id, result=result, score=score, model_version=model_version
-            ),
-        )
-        return int(created.id)
-
     def patch_task(self, task_id: int, fields: dict[str, Any]) -> None:
         """PATCH a task's ``data`` and/or ``meta`` (each replaced as a whole)."""
         self.request(f"update task {task_id}", "PATCH", f"api/tasks/{task_id}/", json=fields)
