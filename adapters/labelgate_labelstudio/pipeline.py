@@ -132,8 +132,10 @@ def score_project(
     """
     from labelgate.agreement.report import agreement_report, text_agreement
 
-    snapshot = source.snapshot(project_id)
-    aset = source.pull(project_id, snapshot)
+    # The raw tasks are kept only when something is pushed: the push compares with them.
+    pushing = push_scores or predictions is not False
+    snapshot = source.snapshot(project_id) if pushing else None
+    aset = source.pull(project_id, snapshot) if snapshot else source.pull(project_id)
     parts = aset.split_by_annotator()
     gt = parts.get(GT_ANNOTATOR)
     annotators: dict[str, Any] = {}
@@ -165,7 +167,7 @@ def score_project(
         "flagged": flagged,
         "pushed": {},
     }
-    if predictions is None:
+    if predictions is None and snapshot is not None:
         predictions = any(
             isinstance(p, dict) and p.get("model_version") == CONSENSUS_MODEL
             for t in snapshot.tasks
@@ -180,7 +182,7 @@ def score_project(
             task: (float(np.mean([r["score"] for r in res])) if res else 0.0, res)
             for task, res in regions.items()
         }
-    if push_scores or predictions:
+    if snapshot is not None and (push_scores or predictions):
         plan = plan_push(snapshot, scores if push_scores else None, consensus, meta=meta)
         stats = run_push(source, snapshot, plan, workers=workers, on_progress=on_progress)
         result["push"] = stats.to_dict()
