@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
+from labelgate.errors import ConnectionFailed
+
 _META = sa.MetaData()
 SECRETS = sa.Table(
     "labelgate_webhook_secrets",
@@ -55,13 +57,22 @@ def save_secret(engine: sa.Engine, source: str, project: int | str, secret: str)
 
 
 def secret_matches(engine: sa.Engine, source: str, project: int | str, value: str) -> bool | None:
-    """Whether ``value`` is the project's stored secret; None when it has none stored."""
-    with _ready(engine).connect() as conn:
-        digest = conn.execute(
-            sa.select(SECRETS.c.digest).where(
-                SECRETS.c.source == source, SECRETS.c.project == str(project)
-            )
-        ).scalar()
+    """Whether ``value`` is the project's stored secret; None when it has none stored.
+
+    Raises:
+        ConnectionFailed: the store does not answer.
+    """
+    try:
+        with _ready(engine).connect() as conn:
+            digest = conn.execute(
+                sa.select(SECRETS.c.digest).where(
+                    SECRETS.c.source == source, SECRETS.c.project == str(project)
+                )
+            ).scalar()
+    except sa.exc.SQLAlchemyError as exc:
+        raise ConnectionFailed(
+            f"cannot read webhook secrets from the store: {type(exc).__name__}"
+        ) from None
     if digest is None:
         return None
     return hmac.compare_digest(_digest(value).encode(), str(digest).encode())
