@@ -58,13 +58,14 @@ lint: install
 	$(VENV)/bin/mypy
 
 # Every script always runs; the target fails if any misses a speed target.
-bench: install
+bench: install $(LS_VENV)/.installed
 	@status=0; \
 	$(PY) bench/compare.py || status=1; \
 	$(PY) bench/agreement.py || status=1; \
 	$(PY) bench/webhook.py || status=1; \
 	$(PY) bench/webhook.py --backend redis || status=1; \
 	$(PY) bench/dashboard.py || status=1; \
+	LABELGATE_LS_SERVER_PYTHON=$(abspath $(LS_VENV))/bin/python $(PY) bench/ls_pushback.py || status=1; \
 	exit $$status
 
 clean:

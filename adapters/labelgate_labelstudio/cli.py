@@ -27,11 +27,24 @@ def ls_group() -> None:
     help="Legacy token or personal access token (default: LABELGATE_LS_API_KEY). Never printed.",
 )
 @click.option(
-    "--scores", is_flag=True, help="Write a labelgate-quality prediction and task meta per task."
+    "--scores",
+    is_flag=True,
+    help="Write each task's score into the task data fields labelgate_score and "
+    "labelgate_conflicts (Data Manager columns you can sort and filter by).",
+)
+@click.option(
+    "--meta", is_flag=True, help="With --scores: also write the full entry into task meta."
 )
 @click.option("--review-view", is_flag=True, help="Maintain the 'labelgate: review queue' tab.")
 @click.option(
     "--predictions", is_flag=True, help="Write the consensus as labelgate-consensus predictions."
+)
+@click.option(
+    "--workers",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1, max=64),
+    help="Concurrent requests for the writes that go one object at a time.",
 )
 @click.option(
     "--threshold",
@@ -56,8 +69,10 @@ def score_cmd(
     url: str | None,
     api_key: str | None,
     scores: bool,
+    meta: bool,
     review_view: bool,
     predictions: bool,
+    workers: int,
     threshold: float,
     gt_policy: str,
     store_url: str | None,
@@ -65,11 +80,17 @@ def score_cmd(
     quiet: bool,
 ) -> None:
     """Score every annotator against ground truth and each other; optionally push back."""
+    from labelgate.cli.progress import make_console, progress_steps
     from labelgate.store import open_store
     from labelgate_labelstudio.client import connect
     from labelgate_labelstudio.pipeline import score_project
 
-    with connect(url, api_key) as source, open_store(store_url) as store:
+    with (
+        connect(url, api_key) as source,
+        open_store(store_url) as store,
+        progress_steps(make_console(quiet)) as steps,
+    ):
+        steps.update(f"reading and scoring project {project_id}")
         result = score_project(
             source,
             project_id,
@@ -77,8 +98,11 @@ def score_cmd(
             push_scores=scores,
             review_view=review_view,
             predictions=predictions,
+            meta=meta,
             threshold=threshold,
             gt_policy=gt_policy,
+            workers=workers,
+            on_progress=steps.callback,
         )
     write_json(json_out, result)
     if quiet:
@@ -89,6 +113,12 @@ def score_cmd(
         f"{len(result['flagged'])} task(s) flagged for review; pushed: "
         f"{result['pushed'] or 'nothing (use --scores/--review-view/--predictions)'}"
     )
+    push = result.get("push")
+    if push:
+        console.print(
+            f"push: {push['tasks_changed']} of {push['tasks']} task(s) changed, "
+            f"{push['requests']} request(s) in {push['seconds']:.1f} s"
+        )
 
 
 def print_project(console: Console, project_id: int, result: dict[str, Any]) -> None:

@@ -3,14 +3,16 @@
 Credentials come from arguments or ``LABELGATE_LS_URL`` / ``LABELGATE_LS_API_KEY``; legacy
 tokens and personal access tokens both work (the SDK tells them apart). Errors become labelgate
 errors whose messages never contain the key. Push-back is idempotent: labelgate finds its own
-predictions by ``model_version`` and its view by title, and updates them in place.
+predictions by ``model_version`` and its view by title, and updates them in place. The bulk and
+per-object write calls used by :mod:`labelgate_labelstudio.pushback` live here too.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -21,11 +23,25 @@ from labelgate.model import AnnotationSet
 from labelgate.security import redact
 from labelgate_labelstudio.json_export import ls_tasks_to_annotation_set
 
+#: Written by labelgate before 0.2 (an empty prediction carrying the task score); removed on push.
 QUALITY_MODEL = "labelgate-quality"
 CONSENSUS_MODEL = "labelgate-consensus"
 REVIEW_VIEW = "labelgate: review queue"
 AUDIT_VIEW = "labelgate: audit sample"
+#: The task data field holding labelgate's task score: a sortable, filterable Data Manager column.
+SCORE_FIELD = "labelgate_score"
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One read of a project: its settings and every task as the API returns it (plain JSON)."""
+
+    project_id: int
+    title: str
+    label_config: str
+    model_version: str | None
+    tasks: list[dict[str, Any]]
 
 
 def _dump(obj: Any) -> Any:
@@ -82,10 +98,8 @@ class LabelStudioSource:
             for u in self._call("list users", lambda: list(self.client.users.list()))
         }
 
-    def pull(self, project_id: int, gt_policy: str = "per-author") -> AnnotationSet:
-        """Every task of a project with all annotations and predictions (paginated).
-
-        ``gt_policy``: how several ground-truth annotations on one task are treated.
+    def snapshot(self, project_id: int) -> Snapshot:
+        """The project and every task with all annotations and predictions (paginated).
 
         Raises:
             NotFound, AuthenticationFailed, ConnectionFailed: as the server answers.
@@ -97,58 +111,138 @@ class LabelStudioSource:
             f"list the tasks of project {project_id}",
             lambda: [_dump(t) for t in self.client.tasks.list(project=project_id, fields="all")],
         )
-        return ls_tasks_to_annotation_set(
+        return Snapshot(
+            project_id,
+            str(project.title or f"project {project_id}"),
+            str(project.label_config),
+            getattr(project, "model_version", None) or None,
             tasks,
-            project.label_config,
-            name=str(project.title or f"project {project_id}"),
+        )
+
+    def pull(
+        self, project_id: int, snapshot: Snapshot | None = None, gt_policy: str = "per-author"
+    ) -> AnnotationSet:
+        """The project as an annotation set (from ``snapshot`` when the caller already has one).
+
+        ``meta["model_version"]`` is the project's model version (the team's model);
+        ``gt_policy``: how several ground-truth annotations on one task are treated.
+
+        Raises:
+            NotFound, AuthenticationFailed, ConnectionFailed: as the server answers.
+        """
+        snap = snapshot or self.snapshot(project_id)
+        meta: dict[str, Any] = {"url": self.url, "project_id": project_id}
+        if snap.model_version:
+            meta["model_version"] = snap.model_version
+        return ls_tasks_to_annotation_set(
+            snap.tasks,
+            snap.label_config,
+            name=snap.title,
             users=self.users(),
-            meta={"url": self.url, "project_id": project_id},
+            meta=meta,
             gt_policy=gt_policy,
         )
 
+    def request(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        """One API call through the SDK's HTTP client (its auth, token refresh and base URL);
+        the decoded JSON answer, or None for an empty one.
+
+        For the routes the SDK has no method for (bulk prediction import by raw JSON, Data
+        Manager actions, model-version deletion), and where parsing every answer into SDK models
+        would cost more than the call.
+
+        Raises:
+            AuthenticationFailed, NotFound, ConnectionFailed: as ``_call``.
+        """
+        wrapper = self.client._client_wrapper.httpx_client
+
+        def go() -> Any:
+            from label_studio_sdk.core.api_error import ApiError
+
+            r = wrapper.request(path, method=method, json=json, params=params)
+            if r.status_code >= 400:
+                raise ApiError(status_code=r.status_code, headers=dict(r.headers), body=r.text)
+            return r.json() if r.content else None
+
+        return self._call(what, go)
+
     # --- push back -----------------------------------------------------------------------
 
-    def upsert_prediction(
-        self, task_id: int, model_version: str, score: float, result: list[dict[str, Any]]
-    ) -> int:
-        """One prediction per (task, model_version): update labelgate's own, or create it."""
-        existing = [
-            p
-            for p in self._call(
-                f"list predictions of task {task_id}",
-                lambda: list(self.client.predictions.list(task=task_id)),
-            )
-            if p.model_version == model_version
-        ]
-        for extra in existing[1:]:  # an earlier crash left a duplicate: keep exactly one
-            self._call(
-                "delete a duplicate prediction",
-                partial(self.client.predictions.delete, id=extra.id),
-            )
-        if existing:
-            self._call(
-                "update a prediction",
-                lambda: self.client.predictions.update(
-                    id=existing[0].id, result=result, score=score, model_version=model_version
-                ),
-            )
-            return int(existing[0].id)
-        created = self._call(
-            "create a prediction",
-            lambda: self.client.predictions.create(
-                task=task_id, result=result, score=score, model_version=model_version
-            ),
-        )
-        return int(created.id)
+    def patch_task(self, task_id: int, fields: dict[str, Any]) -> None:
+        """PATCH a task's ``data`` and/or ``meta`` (each replaced as a whole)."""
+        self.request(f"update task {task_id}", "PATCH", f"api/tasks/{task_id}/", json=fields)
 
-    def set_task_meta(self, task_id: int, key: str, value: Mapping[str, Any]) -> None:
-        """Merge ``{key: value}`` into a task's meta (other keys are kept)."""
-        task = self._call(f"read task {task_id}", lambda: self.client.tasks.get(id=task_id))
-        meta = dict(task.meta or {})
-        meta[key] = dict(value)
-        self._call(
-            f"update task {task_id}", lambda: self.client.tasks.update(id=str(task_id), meta=meta)
+    def import_predictions(self, project_id: int, predictions: list[dict[str, Any]]) -> int:
+        """Create many predictions (each with its ``task``) in one request; returns the count."""
+        answer = self.request(
+            f"import {len(predictions)} predictions into project {project_id}",
+            "POST",
+            f"api/projects/{project_id}/import/predictions",
+            json=predictions,
         )
+        return int((answer or {}).get("created", len(predictions)))
+
+    def update_prediction(self, prediction_id: int, fields: dict[str, Any]) -> None:
+        self.request(
+            f"update prediction {prediction_id}",
+            "PATCH",
+            f"api/predictions/{prediction_id}/",
+            json=fields,
+        )
+
+    def delete_prediction(self, prediction_id: int) -> None:
+        self.request(
+            f"delete prediction {prediction_id}", "DELETE", f"api/predictions/{prediction_id}/"
+        )
+
+    def delete_model_version(self, project_id: int, model_version: str) -> None:
+        """Delete every prediction of ``model_version`` in the project (one request)."""
+        self.request(
+            f"delete the {model_version} predictions of project {project_id}",
+            "DELETE",
+            f"api/projects/{project_id}/model-versions/",
+            json={"model_version": model_version},
+        )
+
+    def set_data_field(
+        self, project_id: int, task_ids: list[int], name: str, value: float | str
+    ) -> bool:
+        """Set ``data[name] = value`` on many tasks in one request (the Data Manager's "Add Or
+        Modify Data Field" action, which also makes the field a Data Manager column).
+
+        Returns:
+            False when this server has no such action (the caller PATCHes task by task).
+        """
+        body = {
+            "selectedItems": {"all": False, "included": task_ids},
+            "value_name": name,
+            "value_type": "Number" if isinstance(value, float) else "String",
+            "value": value,
+        }
+        try:
+            self.request(
+                f"set {name} on {len(task_ids)} tasks",
+                "POST",
+                "api/dm/actions",
+                json=body,
+                params={"id": "add_data_field", "project": project_id},
+            )
+        except NotFound:
+            return False
+        except ConnectionFailed as exc:
+            # A server without the action answers 400/500 naming it; an unreachable one re-raises.
+            if "HTTP 4" in str(exc) or "HTTP 500" in str(exc):
+                return False
+            raise
+        return True
 
     def upsert_review_view(
         self, project_id: int, task_ids: Iterable[int], title: str = REVIEW_VIEW
@@ -174,7 +268,14 @@ class LabelStudioSource:
                 ],
             }
         )
-        data = {"title": title, "filters": filters}
+        column = f"tasks:data.{SCORE_FIELD}"
+        # Lowest score first; the display type makes the server order numerically.
+        data = {
+            "title": title,
+            "filters": filters,
+            "ordering": [column],
+            "columnsDisplayType": {column: "Number"},
+        }
         views = [
             v
             for v in self._call(

@@ -499,6 +499,8 @@ class _Converter:
             try:
                 if not isinstance(pred, Mapping):
                     raise ValidationError(f"expected an object, got {type(pred).__name__}")
+                if is_labelgate_prediction(pred.get("model_version")):
+                    continue  # labelgate's own output: never an annotator or a model
                 score = pred.get("score")
                 score = math.nan if score is None else to_float(score, "score")
                 results = _results(pred)

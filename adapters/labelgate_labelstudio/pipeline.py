@@ -12,7 +12,8 @@ from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
 from labelgate.engine import QualitySettings
 from labelgate.errors import ValidationError
 from labelgate.model import AnnotationSet, Kind
-from labelgate_labelstudio.client import CONSENSUS_MODEL, QUALITY_MODEL, LabelStudioSource
+from labelgate_labelstudio.client import CONSENSUS_MODEL, LabelStudioSource
+from labelgate_labelstudio.pushback import DEFAULT_WORKERS, Progress, plan_push, run_push
 
 if TYPE_CHECKING:
     from labelgate.agreement.controls import ControlScore
@@ -174,20 +175,40 @@ def score_project(
     store: Any = None,
     push_scores: bool = False,
     review_view: bool = False,
-    predictions: bool = False,
+    predictions: bool | None = False,
+    meta: bool = False,
     threshold: float = 0.8,
     settings: QualitySettings | None = None,
     gt_policy: str = "per-author",
+    workers: int = DEFAULT_WORKERS,
+    on_progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Pull, score every annotator against GT and each other, store, and push back (opt-in).
 
+    Args:
+        push_scores: write the task score columns (:mod:`labelgate_labelstudio.pushback`).
+        review_view: keep the "labelgate: review queue" tab listing the flagged tasks.
+        predictions: write the consensus as ``labelgate-consensus`` predictions; None refreshes
+            them only where the project already has some (the webhook worker's choice).
+        meta: also write the full per-task entry into ``meta["labelgate"]`` (one request per
+            changed task).
+        workers: concurrent requests for the per-object writes.
+        on_progress: ``(description, done, total)`` callback of the push.
+
     Returns:
         JSON-ready summary: per-annotator accuracy, agreement, per-task scores, flagged tasks,
-        stored report id and what was pushed.
+        stored report id, what was pushed and the push statistics.
     """
     from labelgate.agreement.report import agreement_report
 
-    aset = source.pull(project_id, gt_policy=gt_policy)
+    # The raw tasks are kept only when something is pushed: the push compares with them.
+    pushing = push_scores or predictions is not False
+    snapshot = source.snapshot(project_id) if pushing else None
+    aset = (
+        source.pull(project_id, snapshot, gt_policy=gt_policy)
+        if snapshot
+        else source.pull(project_id, gt_policy=gt_policy)
+    )
     from labelgate.agreement.controls import control_accuracy, control_agreement
 
     # Each control scored once, shared by the annotators' table, agreement and task scores.
@@ -222,22 +243,31 @@ def score_project(
         },
         **{k: aset.meta[k] for k in ("gt_policy", "gt_conflicts") if k in aset.meta},
     }
-    if push_scores:
-        for task, entry in scores.items():
-            source.upsert_prediction(task, QUALITY_MODEL, entry["score"], [])
-            source.set_task_meta(task, "labelgate", entry)
-        result["pushed"]["scores"] = len(scores)
-    if review_view:
-        result["pushed"]["review_view"] = source.upsert_review_view(project_id, flagged)
+    if predictions is None and snapshot is not None:
+        predictions = any(
+            isinstance(p, dict) and p.get("model_version") == CONSENSUS_MODEL
+            for t in snapshot.tasks
+            for p in t.get("predictions") or []
+        )
+    consensus = None
     if predictions:
         from labelgate.consensus import merge
 
-        merged = merge(aset)
-        regions = to_ls_results(merged)
-        for task, res in regions.items():
-            conf = float(np.mean([r["score"] for r in res])) if res else 0.0
-            source.upsert_prediction(task, CONSENSUS_MODEL, conf, res)
-        result["pushed"]["predictions"] = len(regions)
+        regions = to_ls_results(merge(aset))
+        consensus = {
+            task: (float(np.mean([r["score"] for r in res])) if res else 0.0, res)
+            for task, res in regions.items()
+        }
+    if snapshot is not None and (push_scores or predictions):
+        plan = plan_push(snapshot, scores if push_scores else None, consensus, meta=meta)
+        stats = run_push(source, snapshot, plan, workers=workers, on_progress=on_progress)
+        result["push"] = stats.to_dict()
+        if push_scores:
+            result["pushed"]["scores"] = len(scores)
+        if consensus is not None:
+            result["pushed"]["predictions"] = len(consensus)
+    if review_view:
+        result["pushed"]["review_view"] = source.upsert_review_view(project_id, flagged)
     if store is not None:
         from labelgate.agreement.report import agreement_headline
         from labelgate.reporting.pipeline import save_trend

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from labelgate_labelstudio.client import LabelStudioSource
@@ -17,15 +19,29 @@ ACTIONS = [
 ]
 
 
+@dataclass(frozen=True)
+class Installed:
+    """The project's webhook after ``install_webhook``."""
+
+    hook_id: int
+    secret: str
+    reused: bool
+
+
 def install_webhook(
-    source: LabelStudioSource, project_id: int, url: str, header_name: str, secret: str
-) -> int:
-    """Create, or update in place, the project's webhook to ``url`` with the secret header.
+    source: LabelStudioSource,
+    project_id: int,
+    url: str,
+    header_name: str,
+    secret: str | None = None,
+    *,
+    rotate: bool = False,
+) -> Installed:
+    """Create, or update in place, the project's webhook to ``url`` with its secret header.
 
-    Label Studio signs nothing, so the shared secret travels in ``header_name``.
-
-    Returns:
-        The webhook id.
+    Label Studio signs nothing, so the shared secret travels in ``header_name``. The project's
+    existing secret (the header of its webhook to ``url``) is kept unless ``rotate`` is set or
+    ``secret`` is given; otherwise a new random one is made.
     """
     client: Any = source.client
     existing = [
@@ -35,6 +51,9 @@ def install_webhook(
         )
         if w.url == url
     ]
+    old = str((existing[0].headers or {}).get(header_name) or "") if existing else ""
+    reused = bool(old) and secret is None and not rotate
+    secret = old if reused else (secret or secrets.token_urlsafe(32))
     fields = {
         "url": url,
         "actions": ACTIONS,
@@ -49,8 +68,8 @@ def install_webhook(
             "update the webhook",
             lambda: client.webhooks.update(id=hook.id, **fields),
         )
-        return int(hook.id)
+        return Installed(int(hook.id), secret, reused)
     created = source._call(
         "create the webhook", lambda: client.webhooks.create(project=project_id, **fields)
     )
-    return int(created.id)
+    return Installed(int(created.id), secret, reused)

@@ -8,7 +8,13 @@ from click.testing import CliRunner
 
 from labelgate.cli import main
 from labelgate.errors import AuthenticationFailed, ConnectionFailed, NotFound
-from labelgate_labelstudio.client import CONSENSUS_MODEL, QUALITY_MODEL, REVIEW_VIEW, connect
+from labelgate_labelstudio.client import (
+    CONSENSUS_MODEL,
+    QUALITY_MODEL,
+    REVIEW_VIEW,
+    SCORE_FIELD,
+    connect,
+)
 from labelgate_labelstudio.pipeline import score_project
 
 EX = Path(__file__).resolve().parents[2] / "examples" / "labelstudio"
@@ -76,9 +82,14 @@ def test_score_and_push_back_twice_without_duplicates(ls_server, project, tmp_pa
     from label_studio_sdk import LabelStudio
 
     with connect(ls_server.url, ls_server.api_key) as src:
-        first = score_project(src, project, push_scores=True, review_view=True, predictions=True)
-        second = score_project(src, project, push_scores=True, review_view=True, predictions=True)
+        first = score_project(
+            src, project, push_scores=True, review_view=True, predictions=True, meta=True
+        )
+        second = score_project(
+            src, project, push_scores=True, review_view=True, predictions=True, meta=True
+        )
     assert first["tasks"] == second["tasks"] and first["flagged"] == second["flagged"]
+    assert second["push"]["requests"] == 0  # nothing changed, nothing written
     # Gold tasks 1 and 3 (bundled frames 0 and 2): scored against GT, as compare() does.
     assert first["tasks"]["1"]["basis"] == "ground_truth"
     assert first["tasks"]["2"]["basis"] == "agreement"
@@ -121,9 +132,11 @@ def test_score_and_push_back_twice_without_duplicates(ls_server, project, tmp_pa
         versions = [
             p["model_version"] if isinstance(p, dict) else p.model_version for p in t.predictions
         ]
-        assert versions.count(QUALITY_MODEL) == 1, versions
+        # The score lives in the task data (a Data Manager column), not in a prediction.
+        assert versions.count(QUALITY_MODEL) == 0, versions
         assert versions.count(CONSENSUS_MODEL) <= 1
         assert t.meta["labelgate"]["score"] == first["tasks"][str(t.id)]["score"]
+        assert t.data[SCORE_FIELD] == round(first["tasks"][str(t.id)]["score"], 4)
     views = [v for v in client.views.list(project=project) if v.data.get("title") == REVIEW_VIEW]
     assert len(views) == 1
     ids = views[0].data["filters"]["items"][0]["value"]

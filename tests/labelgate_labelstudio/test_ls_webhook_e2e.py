@@ -1,5 +1,5 @@
 """End to end: the real Label Studio server calls labelgate's webhook on a new annotation, the
-embedded worker re-scores the project, and task meta and the review view appear in Label Studio."""
+embedded worker re-scores the project, and the score columns and the review view appear in Label Studio."""
 
 import json
 import threading
@@ -9,7 +9,8 @@ from pathlib import Path
 import waitress
 from services_plugin import free_port
 
-from labelgate_labelstudio.client import REVIEW_VIEW, connect
+from labelgate_labelstudio.client import REVIEW_VIEW, SCORE_FIELD, connect
+from labelgate_labelstudio.pushback import CONFLICTS_FIELD
 from labelgate_labelstudio.webhooks import install_webhook
 from labelgate_webhook import create_app
 
@@ -63,7 +64,7 @@ def test_new_annotation_triggers_rescore_and_push_back(ls_server, tmp_path, monk
         with connect() as src:
             first = install_webhook(src, proj.id, url, "X-Labelgate-Secret", "hook-secret")
             again = install_webhook(src, proj.id, url, "X-Labelgate-Secret", "hook-secret")
-        assert first == again  # idempotent registration
+        assert first.hook_id == again.hook_id  # idempotent registration
         # An annotator saves a second annotation: Label Studio calls the receiver.
         client.annotations.create(id=task_ids[0], result=tasks[0]["annotations"][2]["result"])
         deadline = time.monotonic() + 60
@@ -76,12 +77,11 @@ def test_new_annotation_triggers_rescore_and_push_back(ls_server, tmp_path, monk
         assert [(j["target"], j["status"], j["error"]) for j in queue.jobs()] == [
             (f"project:{proj.id}", "done", None)
         ]
-        meta = client.tasks.get(id=task_ids[0]).meta or {}
+        data = client.tasks.get(id=task_ids[0]).data
         # Label Studio marks a task's first imported annotation as its ground truth, so the new
-        # annotation is scored against it.
-        assert meta and meta["labelgate"]["basis"] == "ground_truth", meta
-        assert list(meta["labelgate"]["per_annotator"]) == ["admin@example.com"]
-        assert 0 <= meta["labelgate"]["score"] <= 1
+        # annotation is scored against it: the score column and the conflicts column are set.
+        assert 0 <= data[SCORE_FIELD] <= 1
+        assert data[CONFLICTS_FIELD] in ("", "admin@example.com"), data
         views = [
             v
             for v in client.views.list(project=proj.id)

@@ -36,7 +36,7 @@ from labelgate.store import Store, home, open_store
 from labelgate_webhook import auth, viewer
 from labelgate_webhook.events import Event, parse_cvat, parse_labelstudio
 from labelgate_webhook.health import health
-from labelgate_webhook.signatures import verify_cvat, verify_shared_secret
+from labelgate_webhook.signatures import verify_cvat, verify_labelstudio
 
 DEFAULTS: dict[str, Any] = {
     "STORE_URL": None,
@@ -304,11 +304,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         metrics["events_received"] += 1
         header = app.config["LS_SECRET_HEADER"]
         try:
-            verify_shared_secret(
-                request.headers.get(header), app.config["LS_WEBHOOK_SECRET"], header
+            verify_labelstudio(
+                request.get_data(cache=True),
+                request.headers.get(header),
+                header,
+                app.config["LS_WEBHOOK_SECRET"],
+                store.engine,
             )
-        except SignatureError:
+        except SignatureError as exc:
             metrics["events_rejected"] += 1
+            app.logger.warning("rejected delivery: %s", exc)  # names the project, never a secret
             raise
         return _answer("labelstudio", parse_labelstudio)
 

@@ -308,8 +308,28 @@ def webhooks_group() -> None:
     show_default=True,
     help="Header that carries the shared secret (Label Studio).",
 )
-def install_cmd(ls_project: int | None, cvat_project: int | None, url: str, header: str) -> None:
-    """Register (or update) the webhook with a generated secret; prints the variable to set."""
+@click.option(
+    "--rotate",
+    is_flag=True,
+    help="Label Studio: give the project a new secret (default: keep its existing one).",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="Label Studio: the store `labelgate serve` reads project secrets from (default: "
+    "LABELGATE_STORE_URL or SQLite in LABELGATE_HOME).",
+)
+def install_cmd(
+    ls_project: int | None,
+    cvat_project: int | None,
+    url: str,
+    header: str,
+    rotate: bool,
+    store_url: str | None,
+) -> None:
+    """Register (or update) the webhook. CVAT: prints a new secret to set. Label Studio: keeps
+    the project's secret unless --rotate and stores it for `labelgate serve` (per project)."""
     import secrets
 
     from labelgate.errors import ValidationError
@@ -326,11 +346,15 @@ def install_cmd(ls_project: int | None, cvat_project: int | None, url: str, head
         click.echo(f"webhook {hook} registered for CVAT project {cvat_project} -> {url}")
         click.echo(f"set LABELGATE_CVAT_WEBHOOK_SECRET={secret} for `labelgate serve`")
         return
+    from labelgate.store import open_store
+    from labelgate.webhook_secrets import save_secret
     from labelgate_labelstudio.client import connect
     from labelgate_labelstudio.webhooks import install_webhook
 
-    secret = secrets.token_urlsafe(32)
-    with connect() as source:
-        hook = install_webhook(source, int(ls_project or 0), url, header, secret)
-    click.echo(f"webhook {hook} registered for project {ls_project} -> {url}")
-    click.echo(f"set LABELGATE_LS_WEBHOOK_SECRET={secret} for `labelgate serve`")
+    project = int(ls_project or 0)
+    with connect() as source, open_store(store_url) as store:
+        done = install_webhook(source, project, url, header, rotate=rotate)
+        save_secret(store.engine, "labelstudio", project, done.secret)
+    state = "kept its secret" if done.reused else ("new secret" if not rotate else "secret rotated")
+    click.echo(f"webhook {done.hook_id} registered for project {project} -> {url} ({state})")
+    click.echo("`labelgate serve` on the same store accepts this project's deliveries")

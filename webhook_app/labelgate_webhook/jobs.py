@@ -18,15 +18,30 @@ def _target_id(job: Job, kind: str) -> int:
 
 
 def labelstudio_rescore(job: Job, store: Any = None) -> dict[str, Any]:
-    """Re-score a Label Studio project and push scores, meta and the review view back."""
+    """Re-score a Label Studio project and push the changed tasks' scores, the review view and
+    (where the project already has them) fresh consensus predictions back.
+
+    ``LABELGATE_LS_THRESHOLD`` (default 0.8), ``LABELGATE_LS_META`` (also write task meta,
+    default off) and ``LABELGATE_LS_WORKERS`` (concurrent requests, default 8) tune it.
+    """
     from labelgate_labelstudio.client import connect
     from labelgate_labelstudio.pipeline import score_project
 
     project = _target_id(job, "project")
     threshold = float(os.environ.get("LABELGATE_LS_THRESHOLD", "0.8"))
+    meta = os.environ.get("LABELGATE_LS_META", "").strip().lower() in ("1", "true", "yes")
+    workers = int(os.environ.get("LABELGATE_LS_WORKERS", "8"))
     with connect() as source:
         return score_project(
-            source, project, store=store, push_scores=True, review_view=True, threshold=threshold
+            source,
+            project,
+            store=store,
+            push_scores=True,
+            review_view=True,
+            predictions=None,  # refresh the consensus where it was pushed once, never add it
+            meta=meta,
+            threshold=threshold,
+            workers=workers,
         )
 
 

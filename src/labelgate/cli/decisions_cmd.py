@@ -195,6 +195,12 @@ def _series(reports: list, path: tuple[str, ...]) -> list[float]:
     help="Report store URL (default: SQLite under LABELGATE_HOME).",
 )
 @click.option("--no-store", is_flag=True, help="Do not save this run to the history.")
+@click.option(
+    "--model",
+    default=None,
+    help="Model version the rubber-stamping check compares with (default: the project's model "
+    "version, else the only model).",
+)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True)
 def scorecards_cmd(
@@ -205,6 +211,7 @@ def scorecards_cmd(
     project: str | None,
     store_url: str | None,
     no_store: bool,
+    model: str | None,
     json_out: Path | None,
     quiet: bool,
 ) -> None:
@@ -216,7 +223,7 @@ def scorecards_cmd(
 
     aset = load_multi(source, gt, ds, config)
     project = project or run_project(aset)
-    cards = scorecards(aset)
+    cards = scorecards(aset, model=model)
     try:
         agreement = agreement_report(aset, n_boot=0)["summary"]["headline"]
     except ValidationError:

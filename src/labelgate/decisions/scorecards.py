@@ -44,10 +44,37 @@ def _parse_time(text: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
+def choose_model(aset: AnnotationSet, names: Any, model: str | None = None) -> str | None:
+    """The prediction source the rubber-stamping check compares annotators with.
+
+    ``model`` when given (a model version, with or without the ``prediction:`` prefix), else the
+    source's own model version (``aset.meta["model_version"]``: a Label Studio project's), else
+    the only prediction source; with several and no choice, none (never the alphabetically
+    first). Sources only hold other systems' predictions: readers leave labelgate's own out.
+
+    Raises:
+        ValidationError: ``model`` names no prediction source of the set.
+    """
+    from labelgate.errors import ValidationError
+
+    models = [n for n in names if str(n).startswith(PREDICTION_PREFIX)]
+    if model:
+        name = model if model.startswith(PREDICTION_PREFIX) else PREDICTION_PREFIX + model
+        if name not in models:
+            known = ", ".join(m[len(PREDICTION_PREFIX) :] for m in models) or "none"
+            raise ValidationError(f"--model {model}: no such prediction source (have: {known})")
+        return name
+    version = aset.meta.get("model_version")
+    if version and PREDICTION_PREFIX + str(version) in models:
+        return PREDICTION_PREFIX + str(version)
+    return models[0] if len(models) == 1 else None
+
+
 def scorecards(
     aset: AnnotationSet,
     settings: QualitySettings | None = None,
     thresholds: AlertThresholds | None = None,
+    model: str | None = None,
 ) -> list[dict[str, Any]]:
     """One scorecard per human annotator of a multi-annotator set (GT = "ground_truth").
 
@@ -56,14 +83,15 @@ def scorecards(
     seconds per item (lead_time); approval/rejection rate from review states; rework rate
     (submissions updated after they were created); top error types and confused label pairs;
     AI-assisted share (annotations kept from pre-annotation); agreement with the model's
-    predictions and a rubber-stamping flag when it is far above accuracy against GT.
+    predictions and a rubber-stamping flag when it is far above accuracy against GT. The model
+    is :func:`choose_model`'s (``model`` names it explicitly).
     """
     th = thresholds or AlertThresholds()
     parts = aset.split_by_annotator()
     people = sorted(
         n for n in parts if n and n != GT_ANNOTATOR and not n.startswith(PREDICTION_PREFIX)
     )
-    models = [n for n in parts if n.startswith(PREDICTION_PREFIX)]
+    chosen = choose_model(aset, parts, model)
     gt = parts.get(GT_ANNOTATOR)
     # A set with labelling controls (Label Studio) is scored per control, as every view does.
     from labelgate.agreement.controls import annotator_summary, control_accuracy
@@ -146,9 +174,10 @@ def scorecards(
         card["ai_assisted_share"] = (
             float(np.isin(ann.origin, (Origin.AUTO, Origin.SEMI_AUTO)).mean()) if len(ann) else 0.0
         )
-        if models:
+        if chosen is not None:
+            card["model"] = chosen[len(PREDICTION_PREFIX) :]
             card["prediction_agreement"] = prediction_agreement(
-                aset, name, models[0], part, parts[models[0]], settings
+                aset, name, chosen, part, parts[chosen], settings
             )
         cards.append(card)
     _flag_rubber_stamping(cards, th.rubber_stamp_gap)
