@@ -172,26 +172,28 @@ def test_several_ground_truth_annotations(policy, annotators, gold, match):
         ls_tasks_to_annotation_set(_gt_tasks(), CONFIG, gt_policy="newest")
 
 
+@pytest.mark.filterwarnings("always::labelgate.errors.DataWarning")
 def test_gt_policy_flag_on_batch_commands(tmp_path):
     (tmp_path / "export.json").write_text(json.dumps(_gt_tasks()))
     (tmp_path / "config.xml").write_text(CONFIG)
     out = tmp_path / "agree.json"
-    with pytest.warns(DataWarning, match="--gt-policy first"):
-        res = CliRunner().invoke(
-            main,
-            ["agree", str(tmp_path / "export.json"), "--gt-policy", "first", "--json", str(out)],
-        )
+    # The CLI prints data warnings itself ("warning: ..." on stderr).
+    res = CliRunner().invoke(
+        main,
+        ["agree", str(tmp_path / "export.json"), "--gt-policy", "first", "--json", str(out)],
+    )
     assert res.exit_code == 0, res.output
+    assert "--gt-policy first" in res.stderr
     # first: b's second GT annotation on task 1 is b's own; b and c share task 1 only.
     data = json.loads(out.read_text())
     assert data["annotators"] == ["b@x.org", "c@x.org"]
     assert data["controls"]["scene"]["value"] == 0.0  # night vs day
-    with pytest.warns(DataWarning, match="--gt-policy merge"):
-        res = CliRunner().invoke(
-            main, ["inspect", str(tmp_path / "export.json"), "--gt-policy", "merge", "--json"]
-        )
+    res = CliRunner().invoke(
+        main, ["inspect", str(tmp_path / "export.json"), "--gt-policy", "merge", "--json"]
+    )
     assert res.exit_code == 0, res.output
-    assert set(json.loads(res.output)["per_annotator"]) == {"ground_truth", "c@x.org"}
+    assert "--gt-policy merge" in res.stderr
+    assert set(json.loads(res.stdout)["per_annotator"]) == {"ground_truth", "c@x.org"}
 
 
 NER_CONFIG = """<View>

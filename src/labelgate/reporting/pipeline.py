@@ -383,10 +383,10 @@ def save_trend(
     labels: Sequence[Any] = (),
     alerts: Sequence[Any] = (),
     settings: Any = None,
-) -> int:
+) -> str:
     """One run's trend record (``labelgate history`` reads these): mean agreement and accuracy
     of the human annotators, and their cards."""
-    return int(
+    return str(
         store.save_report(
             HISTORY_KIND,
             source,
