@@ -200,6 +200,10 @@ def test_sources_group_by_project_or_hashed_target():
     # No project: the target may be a server path, so the URL carries a hash of it.
     key = source_key(_head("cvat_job", None, target="/srv/data/x.xml"))
     assert key.source == "file" and len(key.id) == 12 and "/" not in key.id
+    # File runs are keyed by their full path: hashed too.
+    key = source_key(_head("bundle", "file:/srv/data/gt.xml"))
+    assert key.source == "file" and len(key.id) == 12 and "/srv" not in key.id
+    assert key != source_key(_head("bundle", "file:/srv/other/gt.xml"))
     groups = group_heads(
         [_head("scorecards", "cvat:1"), _head("bundle", "cvat:1"), _head("other", "cvat:2")]
     )

@@ -372,17 +372,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if refused is not None:
             return refused
         r = store.get_report(report_id)
+        # One pass over the whole answer: a path recorded in the report is also cut where the
+        # target or the project key (``file:<path>`` for file runs) repeats it.
         return jsonify(
-            {
-                "id": r.id,
-                "kind": r.kind,
-                "source": r.source,
-                "target": _served(r.target),
-                "project": r.project,
-                "created_at": r.created_at.isoformat(),
-                "report": _served(r.report),
-                "settings": r.settings,
-            }
+            _served(
+                {
+                    "id": r.id,
+                    "kind": r.kind,
+                    "source": r.source,
+                    "target": r.target,
+                    "project": r.project,
+                    "created_at": r.created_at.isoformat(),
+                    "report": r.report,
+                    "settings": r.settings,
+                }
+            )
         )
 
     @app.get("/reports/<report_id>.html")

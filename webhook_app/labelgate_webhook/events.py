@@ -17,17 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from labelgate.errors import FormatError
+from labelgate_cvat.webhooks import EVENTS as CVAT_WEBHOOK_EVENTS
+from labelgate_labelstudio.webhooks import ACTIONS as LS_WEBHOOK_ACTIONS
 
-CVAT_EVENTS = {"update:job", "update:task", "create:job", "delete:job"}
-LS_EVENTS = {
-    "ANNOTATION_CREATED",
-    "ANNOTATIONS_CREATED",
-    "ANNOTATION_UPDATED",
-    "ANNOTATIONS_DELETED",
-    "TASKS_CREATED",
-    "TASKS_DELETED",
-    "PROJECT_UPDATED",
-}
+# The events each adapter subscribes its webhooks to are the ones the receiver accepts: one list,
+# owned by the adapter that installs the webhook.
+CVAT_EVENTS = frozenset(CVAT_WEBHOOK_EVENTS)
+LS_EVENTS = frozenset(LS_WEBHOOK_ACTIONS)
 #: Largest id accepted: CVAT and Label Studio ids are positive 32-bit database integers.
 MAX_ID = 2**31 - 1
 

@@ -120,8 +120,15 @@ def source_key(head: ReportHead) -> SourceKey:
         system, sep, rest = head.project.partition(":")
         if sep and system in SYSTEMS and rest:
             return SourceKey(system, rest)
-        return SourceKey("file", head.project)
-    return SourceKey("file", hashlib.sha256(head.target.encode()).hexdigest()[:12])
+        if "/" not in head.project and "\\" not in head.project:
+            return SourceKey("file", head.project)
+    # File runs are keyed by their full path (``file:/srv/data/gt.xml``), and a run without a
+    # project by its target: the URL carries a hash, never a server path.
+    return SourceKey("file", _short_hash(head.project or head.target))
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def pooled(valid: float, total: float) -> Score:
