@@ -236,6 +236,7 @@ def test_page_draws_the_boxes_where_they_were_drawn(ls_run, ls_server, tmp_path,
             f"/reports/{rid}/conflicts?annotator={who}.viewer@example.com&frame={tasks[name]}"
         )
         assert res.status_code == 200, res.get_data(as_text=True)
+        assert f"· task {tasks[name]} " in res.get_data(as_text=True)  # a task, not a frame
         svg = _svg(res.get_data(as_text=True))
         height = IMAGES[name][0][1] * 960 // width
         assert (svg.get("width"), svg.get("height")) == ("960", str(height))
