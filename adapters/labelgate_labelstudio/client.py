@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -174,6 +175,44 @@ class LabelStudioSource:
 
         return self._call(what, go)
 
+    def task_image(self, task_id: int, object_name: str) -> bytes:
+        """The image of a task: the URL in the ``data`` field that the object tag
+        ``object_name`` (a control's ``toName``) reads, fetched with the API key.
+
+        Raises:
+            NotFound: no such task, object tag or image URL.
+            ValidationError: the URL is not on this server (labelgate is no open proxy).
+            AuthenticationFailed, ConnectionFailed: as the server answers.
+        """
+        from label_studio_sdk.label_interface import LabelInterface
+
+        task = self.request(f"read task {task_id}", "GET", f"api/tasks/{int(task_id)}/") or {}
+        project = self.request(
+            f"read the project of task {task_id}", "GET", f"api/projects/{task.get('project')}/"
+        )
+        try:
+            tag = LabelInterface(str((project or {}).get("label_config") or "")).get_object(
+                object_name
+            )
+            key = str(tag.value).lstrip("$")
+        except Exception:  # the SDK raises several unrelated types for bad XML/unknown tags
+            raise NotFound(f"task {task_id}: no object tag {object_name[:80]!r}") from None
+        url = (task.get("data") or {}).get(key)
+        if not isinstance(url, str) or not url:
+            raise NotFound(f"task {task_id}: data field {key[:80]!r} holds no image URL")
+        path = server_path(url, self.url)
+        wrapper = self.client._client_wrapper.httpx_client
+
+        def go() -> bytes:
+            from label_studio_sdk.core.api_error import ApiError
+
+            r = wrapper.request(path, method="GET")
+            if r.status_code >= 400:
+                raise ApiError(status_code=r.status_code, headers=dict(r.headers), body=None)
+            return bytes(r.content)
+
+        return self._call(f"download the image of task {task_id}", go)
+
     # --- push back -----------------------------------------------------------------------
 
     def patch_task(self, task_id: int, fields: dict[str, Any]) -> None:
@@ -301,6 +340,39 @@ class LabelStudioSource:
         return self._call("list views", lambda: list(self.client.views.list(project=project_id)))
 
 
+def base_url(url: str) -> str:
+    """The server's base URL; one copied from the browser (…/projects/1/data) names it too."""
+    return re.split(r"/(?:projects|api|user|organization)(?:/|$)", url, maxsplit=1)[0].rstrip("/")
+
+
+def server_path(url: str, server: str) -> str:
+    """``url`` (absolute, or a path such as ``/data/upload/3/a.png``) as a path relative to the
+    ``server`` base URL, for the SDK's HTTP client.
+
+    Raises:
+        ValidationError: ``url`` points anywhere else (another host, port or scheme, a path
+            outside the server's base path, a ``//host`` or non-HTTP URL).
+    """
+    base = urlsplit(server.rstrip("/") + "/")
+    parts = urlsplit(url.strip())
+    if parts.scheme or parts.netloc:
+        same = (parts.scheme.lower(), parts.netloc.lower()) == (
+            base.scheme.lower(),
+            base.netloc.lower(),
+        )
+    else:
+        same = url.startswith("/")
+    path = parts.path
+    # A relative path is relative to the server root; the base path, if any, must lead it.
+    if not same or not path.startswith(base.path) or "/../" in path + "/":
+        raise ValidationError(
+            f"image URL {redact(url)[:200]!r} is not on the Label Studio server "
+            f"{redact(server)}; labelgate fetches images from that server only"
+        )
+    rest = path[len(base.path) :]
+    return rest + (f"?{parts.query}" if parts.query else "")
+
+
 def connect(
     url: str | None = None, api_key: str | None = None, timeout: float = 30.0
 ) -> LabelStudioSource:
@@ -313,8 +385,8 @@ def connect(
 
     url = url or os.environ.get("LABELGATE_LS_URL")
     api_key = api_key or os.environ.get("LABELGATE_LS_API_KEY")
-    if url:  # a URL copied from the browser (…/projects/1/data) names the same server
-        url = re.split(r"/(?:projects|api|user|organization)(?:/|$)", url, maxsplit=1)[0]
+    if url:
+        url = base_url(url)
     if not url or not api_key:
         raise ValidationError(
             "Label Studio needs a URL and an API key (--url/--api-key or "

@@ -116,6 +116,31 @@ def annotator_accuracy(
     return out
 
 
+def region_conflicts(
+    aset: AnnotationSet, accuracy: Mapping[str, ControlScore]
+) -> tuple[list[dict[str, Any]], int]:
+    """The region controls' conflicts against ground truth as bundle rows, and how many more.
+
+    Reuses the comparisons :func:`~labelgate.agreement.controls.control_accuracy` already made
+    (one per control and annotator). Each row is the bundle's conflict row (``frame`` is the
+    task id, ``geometry.frame_size`` the task's image size) plus ``task_id``, ``control`` and
+    ``object`` (the control's ``toName`` tag, whose data field holds the task's image URL);
+    rows past :data:`~labelgate.reporting.pipeline.MAX_CONFLICT_ROWS` are only counted.
+    """
+    from labelgate.reporting.pipeline import MAX_CONFLICT_ROWS, conflict_rows
+
+    controls = {c.name: c for c in aset.schema.controls}
+    rows: list[dict[str, Any]] = []
+    for name, score in accuracy.items():
+        obj = controls[name].to_name.split(",")[0] if name in controls else ""
+        for annotator, conflicts in score.conflicts.items():
+            rows += [
+                {**row, "task_id": row["frame"], "control": name, "object": obj}
+                for row in conflict_rows(aset, annotator, aset.meta, conflicts)
+            ]
+    return rows[:MAX_CONFLICT_ROWS], max(0, len(rows) - MAX_CONFLICT_ROWS)
+
+
 def to_ls_results(aset: AnnotationSet) -> dict[int, list[dict[str, Any]]]:
     """Label Studio result regions per task for boxes, polygons and choices (consensus output)."""
     ann, schema = aset.annotations, aset.schema
@@ -225,6 +250,7 @@ def score_project(
     # The threshold alone decides: one annotator's single error on a gold task is listed in
     # conflicting_annotators but does not flag a task that still scores above it.
     flagged = sorted(t for t, e in scores.items() if e["score"] < threshold)
+    conflicts, truncated = region_conflicts(aset, accuracy)
     result: dict[str, Any] = {
         "project": project_id,
         "annotators": annotators,
@@ -232,6 +258,9 @@ def score_project(
         "tasks": {str(k): v for k, v in sorted(scores.items())},
         "flagged": flagged,
         "pushed": {},
+        # The region controls' conflicts with GT, for the conflict viewer (labelgate serve).
+        "conflicts": conflicts,
+        "conflicts_truncated": truncated,
         # Where the tasks live, so a dashboard can link each task (labelgate.reporting.links).
         "source": {
             "name": aset.name,

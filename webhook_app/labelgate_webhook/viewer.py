@@ -7,7 +7,9 @@
 - ``GET /reports/<id>/images/<frame>``: the frame's thumbnail through the disk cache
   (:mod:`labelgate_webhook.thumbs`): CVAT reports pull the frame through the SDK
   (``LABELGATE_CVAT_*``, as the worker does), file reports read the images folder
-  (``IMAGES_DIR``, by item name). Without an image the page draws on a blank canvas of the
+  (``IMAGES_DIR``, by item name), Label Studio reports fetch the task's image (the URL in the
+  data field of the control's object tag) from ``LABELGATE_LS_URL`` with
+  ``LABELGATE_LS_API_KEY``, only when it is on that server. Without an image the page draws on a blank canvas of the
   frame size. The browser only ever talks to labelgate.
 
 Both need the read token when one is set (:func:`labelgate_webhook.auth.check_token`).
@@ -50,8 +52,9 @@ def register(app: Flask) -> None:
 
 
 def conflict_rows(stored: Any) -> list[dict[str, Any]]:
-    """The stored report's conflict rows (bundle rows; CVAT-shaped reports converted)."""
-    if stored.kind == "bundle":
+    """The stored report's conflict rows (bundle and Label Studio rows; CVAT-shaped reports
+    converted)."""
+    if stored.kind == "bundle" or (stored.kind == "ls_project" and "conflicts" in stored.report):
         return list(stored.report.get("conflicts") or [])
     from labelgate.reporting.pipeline import bundle_from_report
 
@@ -126,11 +129,38 @@ def _image(stored: Any, rows: list[dict[str, Any]], frame: int) -> bytes:
                 return source.frame(job, frame)
 
         return cache.get(f"cvat:{host}:{job}:{frame}", pull)
+    if stored.source == "labelstudio":
+        return _ls_image(stored, row, frame)
     local: LocalImages | None = current_app.extensions.get("labelgate_images")
     if local is None:
         raise NotFound("no images configured: start `labelgate serve --images DIR`")
     name = str(row.get("item_name") or frame)
     return cache.get(local.key(name), lambda: local.read(name))
+
+
+def _ls_image(stored: Any, row: Mapping[str, Any], task: int) -> bytes:
+    """A Label Studio task's image, fetched from ``LABELGATE_LS_URL`` with the worker's key."""
+    from labelgate_labelstudio.client import base_url
+
+    server = base_url(os.environ.get("LABELGATE_LS_URL", ""))
+    reported = str(((stored.report.get("source") or {}).get("meta") or {}).get("url") or "")
+    # Task ids mean nothing on another server: never ask the configured one about them.
+    if not server or reported.rstrip("/") != server:
+        raise NotFound(
+            f"report {stored.id} was scored on Label Studio {reported or '(unknown)'}, "
+            "not on LABELGATE_LS_URL"
+        )
+    obj = str(row.get("object") or "")
+    cache: ThumbCache = current_app.extensions["labelgate_thumbs"]
+
+    def pull() -> bytes:
+        from labelgate_labelstudio.client import connect
+
+        # A page waits for this: an unreachable server gives up quickly (blank canvas).
+        with connect(timeout=10.0) as source:
+            return source.task_image(task, obj)
+
+    return cache.get(f"labelstudio:{server}:{task}:{obj}", pull)
 
 
 @bp.get("/reports/<report_id>/images/<int:frame>")

@@ -73,6 +73,9 @@ class ControlScore:
     details: dict[str, Any] = field(default_factory=dict)
     #: item → annotator → mean score of that annotator's pairs on the item (not serialised).
     per_item_annotator: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
+    #: Region controls against ground truth: annotator → the comparison's conflicts
+    #: (:func:`labelgate.engine.compare.conflicts_to_json`, with geometry; not serialised).
+    conflicts: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -349,6 +352,7 @@ def control_accuracy(
             acc = _Pairs()
             per_annotator = {}
             counts: dict[str, dict[str, int]] = {}
+            conflicts: dict[str, list[dict[str, Any]]] = {}
             gt = _only_control(parts[reference], ci)
             for n in names:
                 ds = _only_control(parts[n], ci)
@@ -356,7 +360,9 @@ def control_accuracy(
                     continue
                 rep = compare(gt, ds, settings)
                 counts[n] = {k: rep.summary[k] for k in ("valid_count", "ds_count", "gt_count")}
-                frames = rep.to_dict()["frame_results"]
+                full = rep.to_dict()
+                frames = full["frame_results"]
+                conflicts[n] = full["conflicts"]
                 shared = set(np.intersect1d(worked[reference], worked[n]).tolist())
                 for frame, res in frames.items():
                     # A task where neither drew a region of this control says nothing about it.
@@ -372,7 +378,7 @@ def control_accuracy(
                     per_annotator=per_annotator,
                     counts=counts,
                 )
-                out[control.name] = replace(score, metric="accuracy")
+                out[control.name] = replace(score, metric="accuracy", conflicts=conflicts)
             continue
         if reference not in answers:
             continue

@@ -218,7 +218,7 @@ def bundle_for_set(
                 "summary": rep["summary"],
                 "confusion_matrix": rep["annotations"]["confusion_matrix"],
             }
-            conflicts.extend(_conflict_rows(aset, name, parts[name].meta, rep["conflicts"]))
+            conflicts.extend(conflict_rows(aset, name, parts[name].meta, rep["conflicts"]))
     step("agreement between annotators")
     agreement = None
     if len(humans) >= 2:
@@ -445,12 +445,13 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return sum(defined) / len(defined) if defined else None
 
 
-def _conflict_rows(
+def conflict_rows(
     aset: AnnotationSet,
     annotator: str,
     meta: Mapping[str, Any],
     conflicts: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
+    """Bundle rows of one annotator's comparison conflicts (item name, tool link, geometry)."""
     if not conflicts:
         return []
     frames = np.array([c["frame_id"] for c in conflicts])
