@@ -247,6 +247,24 @@ def test_page_draws_the_boxes_where_they_were_drawn(ls_run, ls_server, tmp_path,
     app.extensions["labelgate_store"].close()
 
 
+def test_dashboard_links_the_label_studio_viewer(ls_run, ls_server, tmp_path, monkeypatch):
+    """The project page links the run's conflict viewer and each flagged task's conflicts."""
+    import re
+
+    _, result, _, _ = ls_run
+    app = _app(ls_run, ls_server, tmp_path, monkeypatch)
+    c = app.test_client()
+    rid = result["report_id"]
+    page = c.get(f"/sources/labelstudio/{result['project']}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    links = set(re.findall(r'href="(/reports/[^"]+/conflicts[^"]*)"', html))
+    assert f"/reports/{rid}/conflicts" in links
+    for link in links:  # every link the page offers opens
+        assert c.get(link.replace("&amp;", "&")).status_code == 200, link
+    app.extensions["labelgate_store"].close()
+
+
 def test_image_comes_from_label_studio_then_the_cache(ls_run, ls_server, tmp_path, monkeypatch):
     _, result, tasks, hits = ls_run
     calls: list[int] = []
