@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -11,6 +12,21 @@ from rich.table import Table
 
 from labelgate.adapters import GT_POLICIES
 from labelgate.cli.options import write_json
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def server_options(command: F) -> F:
+    """``--url`` and ``--api-key`` of every command that talks to a Label Studio server."""
+    command = click.option(
+        "--api-key",
+        default=None,
+        help="Legacy token or personal access token (default: LABELGATE_LS_API_KEY). "
+        "Never printed.",
+    )(command)
+    return click.option("--url", default=None, help="Server URL (default: LABELGATE_LS_URL).")(
+        command
+    )
 
 
 @click.group("ls")
@@ -20,12 +36,7 @@ def ls_group() -> None:
 
 @ls_group.command("score")
 @click.option("--project", "project_id", required=True, type=int)
-@click.option("--url", default=None, help="Server URL (default: LABELGATE_LS_URL).")
-@click.option(
-    "--api-key",
-    default=None,
-    help="Legacy token or personal access token (default: LABELGATE_LS_API_KEY). Never printed.",
-)
+@server_options
 @click.option(
     "--scores",
     is_flag=True,
@@ -160,12 +171,7 @@ def print_project(console: Console, project_id: int, result: dict[str, Any]) -> 
 
 @ls_group.command("export")
 @click.option("--project", "project_id", required=True, type=int)
-@click.option("--url", default=None, help="Server URL (default: LABELGATE_LS_URL).")
-@click.option(
-    "--api-key",
-    default=None,
-    help="Legacy token or personal access token (default: LABELGATE_LS_API_KEY). Never printed.",
-)
+@server_options
 @click.option(
     "--out",
     "out_dir",

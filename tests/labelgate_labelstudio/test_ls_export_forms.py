@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from ls_results import choices
 
 from labelgate.cli import main
 from labelgate.errors import DataWarning, FormatError, ValidationError
@@ -22,16 +23,6 @@ CONFIG = """<View>
     <Choice value="cat"/><Choice value="dog"/>
   </Choices>
 </View>"""
-
-
-def choice(name, *values):
-    return {
-        "id": name,
-        "from_name": name,
-        "to_name": "image",
-        "type": "choices",
-        "value": {"choices": list(values)},
-    }
 
 
 def ann(aid, user, result, gt=False, created="2025-01-01T00:00:00Z", username=None):
@@ -54,8 +45,8 @@ DEFAULT_EXPORT = [
         "id": 1,
         "data": {"image": "/data/upload/1/a.jpg"},
         "annotations": [
-            ann(10, 5, [choice("scene", "day")], username=" ann5@example.com, 5"),
-            ann(11, 6, [choice("scene", "night")], username="Ann Six ann6@example.com, 6"),
+            ann(10, 5, [choices("scene", "day")], username=" ann5@example.com, 5"),
+            ann(11, 6, [choices("scene", "night")], username="Ann Six ann6@example.com, 6"),
         ],
         "predictions": [100, 101],
     }
@@ -68,7 +59,7 @@ def test_default_export_prediction_ids_and_user_ids():
     assert set(aset.annotations.annotators) == {"ann5@example.com", "ann6@example.com"}
     assert aset.meta["unresolved_predictions"] == 2 and aset.data_errors == ()
     preds = {
-        100: {"id": 100, "model_version": "team-v1", "result": [choice("scene", "day")]},
+        100: {"id": 100, "model_version": "team-v1", "result": [choices("scene", "day")]},
         101: {"id": 101, "model_version": "labelgate-consensus", "result": []},
     }
     users = {5: "five@example.com"}
@@ -129,22 +120,22 @@ def _gt_tasks():
                 ann(
                     21,
                     {"id": 2, "email": "b@x.org"},
-                    [choice("scene", "night")],
+                    [choices("scene", "night")],
                     True,
                     "2025-01-02",
                 ),
                 ann(
-                    20, {"id": 1, "email": "a@x.org"}, [choice("scene", "day")], True, "2025-01-01"
+                    20, {"id": 1, "email": "a@x.org"}, [choices("scene", "day")], True, "2025-01-01"
                 ),
-                ann(22, {"id": 3, "email": "c@x.org"}, [choice("scene", "day")]),
+                ann(22, {"id": 3, "email": "c@x.org"}, [choices("scene", "day")]),
             ],
         },
         {
             "id": 2,
             "data": {},
             "annotations": [
-                ann(23, {"id": 1, "email": "a@x.org"}, [choice("scene", "day")], True),
-                ann(24, {"id": 3, "email": "c@x.org"}, [choice("scene", "night")]),
+                ann(23, {"id": 1, "email": "a@x.org"}, [choices("scene", "day")], True),
+                ann(24, {"id": 3, "email": "c@x.org"}, [choices("scene", "night")]),
             ],
         },
     ]
@@ -217,7 +208,7 @@ def span(k, start, end, label):
 
 
 def text_choice(name, *values):
-    return {**choice(name, *values), "to_name": "text"}
+    return choices(name, *values, to_name="text")
 
 
 def test_per_control_scores_on_a_recorded_ner_export():

@@ -12,6 +12,7 @@ import krippendorff
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from ls_results import choices
 
 from labelgate.adapters import read_any
 from labelgate.cli import main
@@ -244,16 +245,6 @@ WEATHER = [
     ("rain", "rain", "rain"),
     ("sun", "sun", "fog"),
 ]
-
-
-def choices(name, *values):
-    return {
-        "id": name,
-        "from_name": name,
-        "to_name": "image",
-        "type": "choices",
-        "value": {"choices": list(values)},
-    }
 
 
 @pytest.fixture(scope="module")

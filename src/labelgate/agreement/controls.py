@@ -19,10 +19,10 @@ The headline of a project is the mean over its controls (:func:`headline`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import combinations
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -44,6 +44,9 @@ from labelgate.agreement.sets import (
 from labelgate.agreement.text import number_alpha, span_f1, text_similarity
 from labelgate.engine.settings import QualitySettings
 from labelgate.model import AnnotationSet, Control
+
+#: An annotator name or an item id: what the headlines group by.
+K = TypeVar("K", str, int)
 
 CATEGORY = ("Choices", "Taxonomy")
 SPAN = ("Labels",)
@@ -403,35 +406,31 @@ def headline(scores: Mapping[str, ControlScore]) -> float | None:
 
 def annotator_headline(scores: Mapping[str, ControlScore]) -> dict[str, float]:
     """Per annotator, the mean of their scores over the controls they were scored on."""
-    by: dict[str, list[float]] = {}
-    for s in scores.values():
-        for n, v in s.per_annotator.items():
-            by.setdefault(n, []).append(v)
-    return {n: float(np.mean(v)) for n, v in sorted(by.items())}
+    return _group_means((n, v) for s in scores.values() for n, v in s.per_annotator.items())
 
 
 def item_annotator_headline(
     scores: Mapping[str, ControlScore], exclude: str | None = None
 ) -> dict[int, dict[str, float]]:
     """Per item and annotator, the mean of their scores over the controls on that item."""
-    by: dict[int, dict[str, list[float]]] = {}
+    by: dict[int, list[tuple[str, float]]] = {}
     for s in scores.values():
         for item, per in s.per_item_annotator.items():
-            for n, v in per.items():
-                if n != exclude:
-                    by.setdefault(item, {}).setdefault(n, []).append(v)
-    return {
-        i: {n: float(np.mean(v)) for n, v in sorted(per.items())} for i, per in sorted(by.items())
-    }
+            by.setdefault(item, []).extend((n, v) for n, v in per.items() if n != exclude)
+    return {i: _group_means(pairs) for i, pairs in sorted(by.items()) if pairs}
 
 
 def item_headline(scores: Mapping[str, ControlScore]) -> dict[int, float]:
     """Per item, the mean of its controls' scores (controls answered on that item)."""
-    by: dict[int, list[float]] = {}
-    for s in scores.values():
-        for item, v in s.per_item.items():
-            by.setdefault(item, []).append(v)
-    return {i: float(np.mean(v)) for i, v in sorted(by.items())}
+    return _group_means((i, v) for s in scores.values() for i, v in s.per_item.items())
+
+
+def _group_means(pairs: Iterable[tuple[K, float]]) -> dict[K, float]:
+    """The mean of the values of each key, keys sorted (the headlines' one reduction)."""
+    by: dict[K, list[float]] = {}
+    for key, value in pairs:
+        by.setdefault(key, []).append(value)
+    return {key: float(np.mean(v)) for key, v in sorted(by.items())}
 
 
 def annotator_summary(
