@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from labelgate.engine.conflicts import CONFLICT_TYPES, SEVERITY, Conflicts, find_conflicts
+from labelgate.engine.match_rules import MatchRules
 from labelgate.engine.matching import GROUP_CODE, TYPE_GROUPS, Matches, match_annotations
 from labelgate.engine.report import (
     COUNT_KEYS,
@@ -110,7 +111,11 @@ def _data_error(ann: Annotations, r: int, message: str) -> dict[str, Any]:
 
 
 def compare(
-    gt: AnnotationSet, ds: AnnotationSet, settings: QualitySettings | None = None
+    gt: AnnotationSet,
+    ds: AnnotationSet,
+    settings: QualitySettings | None = None,
+    *,
+    rules: MatchRules | None = None,
 ) -> Report:
     """Score ``ds`` against ``gt`` the way CVAT 2.42 scores a job against its GT job.
 
@@ -118,6 +123,8 @@ def compare(
         gt: ground truth (its items define the validation frames).
         ds: the annotation set under test (a job, an annotator, a prediction set).
         settings: quality settings; CVAT defaults when omitted.
+        rules: matching behaviour (:data:`~labelgate.engine.match_rules.LEGACY`, CVAT 2.42,
+            when omitted; CVAT 2.74+ requirement matching with ``CURRENT``-based rules).
 
     Returns:
         The :class:`Report`. Malformed annotations are dropped into ``data_errors`` rather than
@@ -143,8 +150,8 @@ def compare(
     bad_d, err_d = _invalid_rows(d_ann, gt.items)
     errors += [{**e, "side": "gt"} for e in err_g] + [{**e, "side": "ds"} for e in err_d]
     g_ann, d_ann = g_ann.select(~bad_g), d_ann.select(~bad_d)
-    matches = match_annotations(g_ann, d_ann, gt.items, s)
-    conflicts = find_conflicts(g_ann, d_ann, matches, s, gt.items)
+    matches = match_annotations(g_ann, d_ann, gt.items, s, rules=rules)
+    conflicts = find_conflicts(g_ann, d_ann, matches, s, gt.items, rules=rules)
     labels = [lb.name for lb in schema.labels]
     data = build_report_data(
         g_ann,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from labelgate.engine.match_rules import MatchRules
 from labelgate.engine.matching import GROUP_CODE, Matches
 from labelgate.engine.settings import QualitySettings
 from labelgate.geometry import boxes_near_another, rle, shape_rles
@@ -56,7 +57,13 @@ class Conflicts:
 
 
 def find_conflicts(
-    gt: Annotations, ds: Annotations, m: Matches, settings: QualitySettings, items: Items
+    gt: Annotations,
+    ds: Annotations,
+    m: Matches,
+    settings: QualitySettings,
+    items: Items,
+    *,
+    rules: MatchRules | None = None,
 ) -> Conflicts:
     """All conflicts of one comparison, sorted by frame (stable within a frame by CVAT's order).
 
@@ -65,6 +72,7 @@ def find_conflicts(
         m: their matches.
         settings: which optional checks run and their thresholds.
         items: frame sizes (the covered check works on rasters at image resolution).
+        rules: matching behaviour; CVAT 2.42's when omitted.
     """
     parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # type, ds, gt, sim
     shape_pair = m.type_group != GROUP_CODE["tag"]

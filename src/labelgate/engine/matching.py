@@ -16,6 +16,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from labelgate.engine.box_kernels import match_box_frames
+from labelgate.engine.match_rules import MatchRules
 from labelgate.engine.settings import QualitySettings
 from labelgate.geometry import (
     box_iou,
@@ -165,6 +166,8 @@ def match_annotations(
     ds: Annotations,
     items: Items,
     settings: QualitySettings | None = None,
+    *,
+    rules: MatchRules | None = None,
 ) -> Matches:
     """Match two annotation sets that share item ids.
 
@@ -173,6 +176,8 @@ def match_annotations(
         ds: annotations under test (annotator B).
         items: item table giving image sizes (needed for masks, lines and point scales).
         settings: thresholds; CVAT defaults when omitted.
+        rules: matching behaviour; CVAT 2.42's (:data:`~labelgate.engine.match_rules.LEGACY`)
+            when omitted.
 
     Returns:
         Columnar :class:`Matches`. Rows of kinds CVAT does not compare (cuboids, spans, text,
