@@ -60,6 +60,7 @@ lint: install
 # Every script always runs; the target fails if any misses a speed target.
 bench: install $(LS_VENV)/.installed
 	@status=0; \
+	$(PY) bench/e2e.py || status=1; \
 	$(PY) bench/compare.py || status=1; \
 	$(PY) bench/agreement.py || status=1; \
 	$(PY) bench/webhook.py || status=1; \
