@@ -10,9 +10,39 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+import numpy as np
+
+from labelgate.model import Annotations
 
 Comparator = Literal["exact", "levenshtein"]
+COMPARATORS: tuple[Comparator, ...] = ("exact", "levenshtein")
+#: Attributes CVAT never compares (2.42's ``Comparator.ignored_attrs``).
+IGNORED_ATTRIBUTES = frozenset({"track_id", "keyframe", "z_order", "group", "rotation", "outside"})
+#: CVAT 2.74+ also skips the builtin ``score`` (``Comparator.IGNORED_ATTRIBUTES``).
+CURRENT_IGNORED_ATTRIBUTES = IGNORED_ATTRIBUTES | {"score"}
+#: Occlusion is an attribute to CVAT; it has no spec id, so only the default rule covers it.
+OCCLUDED = "occluded"
+
+
+def levenshtein_similarity(a: Any, b: Any) -> float:
+    """CVAT's ``levenshtein`` comparator: ``1 - distance / max(len)`` on ``str`` values.
+
+    Equal strings (two empty ones included) give 1; exactly one empty string gives 0.
+    """
+    x, y = str(a), str(b)
+    if x == y:
+        return 1.0
+    if not x or not y:
+        return 0.0
+    prev = list(range(len(y) + 1))
+    for i, cx in enumerate(x, start=1):
+        cur = [i]
+        for j, cy in enumerate(y, start=1):
+            cur.append(min(cur[j - 1] + 1, prev[j] + 1, prev[j - 1] + (cx != cy)))
+        prev = cur
+    return 1.0 - prev[-1] / max(len(x), len(y))
 
 
 @dataclass(frozen=True)
@@ -22,6 +52,12 @@ class AttributeRule:
     enabled: bool = False
     comparator: Comparator = "exact"
     threshold: float = 1.0
+
+    def matches(self, a: Any, b: Any) -> bool:
+        """Whether two present values agree under this rule."""
+        if self.comparator == "levenshtein":
+            return levenshtein_similarity(a, b) >= self.threshold
+        return bool(a == b)
 
 
 @dataclass(frozen=True)
@@ -48,6 +84,95 @@ class MatchRules:
     attribute_rules: Mapping[str, AttributeRule] = field(default_factory=dict)
     gate_direction: bool = False
     all_errors: bool = False
+
+    @property
+    def gates_attributes(self) -> bool:
+        """Whether any attribute rule is enabled (CVAT ``attribute_comparison_may_compare``)."""
+        default = self.attribute_default is not None and self.attribute_default.enabled
+        return default or any(r.enabled for r in self.attribute_rules.values())
+
+    @property
+    def is_legacy(self) -> bool:
+        """True when matching is CVAT 2.42's (no two-stage labels, no gating)."""
+        return not (self.two_stage_labels or self.gate_direction or self.gates_attributes)
+
+    def rule_for(self, name: str) -> AttributeRule | None:
+        """The enabled rule comparing attribute ``name``, or None when it is not compared."""
+        rule = None if name == OCCLUDED else self.attribute_rules.get(name)
+        rule = rule if rule is not None else self.attribute_default
+        return rule if rule is not None and rule.enabled else None
+
+
+def attribute_conflicts(
+    gt: Annotations, g: np.ndarray, ds: Annotations, d: np.ndarray, rules: MatchRules
+) -> np.ndarray:
+    """(len(g), len(d)) bool: pairs with an attribute that conflicts under ``rules`` or that
+    only one side has (CVAT 2.74+ ``_match_attrs``; occlusion counts as an attribute)."""
+    gi, di = np.meshgrid(np.arange(len(g)), np.arange(len(d)), indexing="ij")
+    flat = pair_attribute_conflicts(gt, g[gi.ravel()], ds, d[di.ravel()], rules)
+    return flat.reshape(len(g), len(d))
+
+
+def pair_attribute_conflicts(
+    gt: Annotations, g: np.ndarray, ds: Annotations, d: np.ndarray, rules: MatchRules
+) -> np.ndarray:
+    """Bool per aligned pair ``(g[k], d[k])``: :func:`attribute_conflicts` for given pairs."""
+    out = np.zeros(len(g), bool)
+    if not len(g):
+        return out
+    if rules.rule_for(OCCLUDED) is not None:
+        out |= gt.occluded[g] != ds.occluded[d]
+    for key in sorted(set(gt.attributes) | set(ds.attributes)):
+        rule = rules.rule_for(key)
+        if rule is None or key in CURRENT_IGNORED_ATTRIBUTES:
+            continue
+        out |= _key_conflicts(_values(gt, key, g), _values(ds, key, d), rule)
+    return out
+
+
+def conflicting_attribute_names(
+    gt: Annotations, g: int, ds: Annotations, d: int, rules: MatchRules | None
+) -> tuple[str, ...]:
+    """Sorted names of the attributes one GT/DS pair disagrees on.
+
+    With ``rules`` that gate attributes, CVAT 2.74+'s comparison (per-attribute comparators);
+    otherwise CVAT 2.42's exact comparison of every attribute and occlusion.
+    """
+    current = rules is not None and rules.gates_attributes
+    names = []
+    occ_rule = rules.rule_for(OCCLUDED) if current else AttributeRule(True)  # type: ignore[union-attr]
+    if occ_rule is not None and gt.occluded[g] != ds.occluded[d]:
+        names.append(OCCLUDED)
+    ignored = CURRENT_IGNORED_ATTRIBUTES if current else IGNORED_ATTRIBUTES
+    for key in set(gt.attributes) | set(ds.attributes):
+        if key in ignored:
+            continue
+        rule = rules.rule_for(key) if current else AttributeRule(True)  # type: ignore[union-attr]
+        a, b = _values(gt, key, np.array([g])), _values(ds, key, np.array([d]))
+        if rule is not None and _key_conflicts(a, b, rule)[0]:
+            names.append(key)
+    return tuple(sorted(names))
+
+
+def _values(ann: Annotations, key: str, rows: np.ndarray) -> np.ndarray:
+    col = ann.attributes.get(key)
+    return col[rows] if col is not None else np.full(len(rows), None, dtype=object)
+
+
+def _key_conflicts(va: np.ndarray, vb: np.ndarray, rule: AttributeRule) -> np.ndarray:
+    """Per aligned pair, one attribute: present on one side only, or values that disagree."""
+    na = np.array([v is None for v in va], bool)
+    nb = np.array([v is None for v in vb], bool)
+    out = na != nb
+    cache: dict[tuple[str, str], bool] = {}
+    for k in np.flatnonzero(~na & ~nb):
+        a, b = va[k], vb[k]
+        key = (repr(a), repr(b))
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = not rule.matches(a, b)
+        out[k] = hit
+    return out
 
 
 #: CVAT 2.42's matching (the default everywhere).

@@ -1,10 +1,12 @@
-"""Geometry-first matching of two annotation sets, frame by frame and type by type (CVAT 2.42).
+"""Geometry-first matching of two annotation sets, frame by frame and type by type.
 
 For each frame and each type group (tags; boxes; polygons+masks; polylines; points; ellipses;
 skeletons) a similarity matrix is solved with the Hungarian algorithm on ``1 - similarity``.
-Labels play no part in the cost: a pair whose similarity reaches ``iou_threshold`` is a match
-when the labels agree and a label mismatch otherwise; everything else is missing (GT) or extra
-(DS). The result is columnar (:class:`Matches`), not per-annotation objects.
+CVAT 2.42 (:data:`~labelgate.engine.match_rules.LEGACY`): labels play no part in the cost; a
+pair whose similarity reaches ``iou_threshold`` is a match when the labels agree and a label
+mismatch otherwise; everything else is missing (GT) or extra (DS). CVAT 2.74+ rules add
+two-stage label matching and attribute/direction gating (:meth:`_Collector.assign`). The
+result is columnar (:class:`Matches`), not per-annotation objects.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from labelgate.engine.box_kernels import match_box_frames
-from labelgate.engine.match_rules import MatchRules
+from labelgate.engine.match_rules import LEGACY, MatchRules, attribute_conflicts
 from labelgate.engine.settings import QualitySettings
 from labelgate.geometry import (
     box_iou,
@@ -70,11 +72,69 @@ class Matches:
     best_ds: np.ndarray
 
 
+def _assign(sim: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """One Hungarian solve: pairs (row, col) whose similarity reaches ``threshold`` (and > 0)."""
+    n, m = sim.shape
+    if not (n and m):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    ok = (sim >= threshold) & (sim > 0)
+    r, c = linear_sum_assignment(np.where(ok, 1.0 - sim, 1.0))
+    keep = ok[r, c]
+    return r[keep], c[keep]
+
+
+def _assign_two_stage(
+    sim: np.ndarray, same: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """CVAT 2.74+ ``match_segments``: pass 1 on same-label pairs only, pass 2 on the leftovers
+    with labels ignored (its pairs become label mismatches). Pass-1 pairs come first."""
+    r1, c1 = _assign(np.where(same, sim, 0.0), threshold)
+    left_r = np.setdiff1d(np.arange(sim.shape[0]), r1)
+    left_c = np.setdiff1d(np.arange(sim.shape[1]), c1)
+    if not (len(left_r) and len(left_c)):
+        return r1, c1
+    r2, c2 = _assign(sim[np.ix_(left_r, left_c)], threshold)
+    return np.concatenate([r1, left_r[r2]]), np.concatenate([c1, left_c[c2]])
+
+
 class _Collector:
-    def __init__(self) -> None:
+    def __init__(
+        self, gt: Annotations, ds: Annotations, rules: MatchRules, settings: QualitySettings
+    ) -> None:
+        self.gt, self.ds, self.rules, self.settings = gt, ds, rules, settings
         self.pairs: list[tuple[np.ndarray, ...]] = []
         self.un_gt: list[tuple[np.ndarray, np.ndarray]] = []
         self.un_ds: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def assign(
+        self,
+        sim: np.ndarray,
+        threshold: float,
+        same: np.ndarray,
+        blocked: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Solve one block under the rules.
+
+        Args:
+            sim: (n, m) similarities.
+            threshold: the lowest similarity that can match.
+            same: (n, m) bool, labels equal (used by two-stage matching only).
+            blocked: (n, m) bool, pairs gated to similarity 0 (attributes, direction), or None.
+
+        Returns:
+            ``(sim, rows, cols)``: the similarities after gating and the chosen pairs.
+        """
+        if blocked is not None and blocked.any():
+            sim = np.where(blocked, 0.0, sim)
+        if self.rules.two_stage_labels:
+            return (sim, *_assign_two_stage(sim, same, threshold))
+        return (sim, *_assign(sim, threshold))
+
+    def blocked(self, g_rows: np.ndarray, d_rows: np.ndarray) -> np.ndarray | None:
+        """Row pairs whose attributes conflict under the rules (None when none are compared)."""
+        if not self.rules.gates_attributes:
+            return None
+        return attribute_conflicts(self.gt, g_rows, self.ds, d_rows, self.rules)
 
     def add(
         self,
@@ -87,14 +147,19 @@ class _Collector:
     ) -> None:
         """Solve one frame/type block and record pairs and leftovers."""
         n, m = sim.shape
-        if n and m:
-            ok = (sim >= threshold) & (sim > 0)
-            cost = np.where(ok, 1.0 - sim, 1.0)
-            r, c = linear_sum_assignment(cost)
-            keep = ok[r, c]
-            r, c = r[keep], c[keep]
+        if self.rules.is_legacy:
+            r, c = _assign(sim, threshold)
         else:
-            r = c = np.zeros(0, np.int64)
+            same = self.gt.label[g_rows][:, None] == self.ds.label[d_rows][None, :]
+            # CVAT 2.74+ compares no attributes while matching tags.
+            blocked = None if group == GROUP_CODE["tag"] else self.blocked(g_rows, d_rows)
+            s = self.settings
+            if oriented is not None and self.rules.gate_direction and s.compare_line_orientation:
+                # The oriented similarity is the geometry similarity; a reversed line is gated.
+                reversed_ = (sim - oriented) > s.line_orientation_threshold
+                blocked = reversed_ if blocked is None else blocked | reversed_
+                sim = oriented
+            sim, r, c = self.assign(sim, threshold, same, blocked)
         if len(r):
             ori = oriented[r, c] if oriented is not None else np.full(len(r), np.nan)
             self.pairs.append(
@@ -184,14 +249,15 @@ def match_annotations(
         numbers) appear nowhere.
     """
     s = settings or QualitySettings()
-    out = _Collector()
+    out = _Collector(gt, ds, rules or LEGACY, s)
     for name, kinds in TYPE_GROUPS.items():
         g_rows = np.flatnonzero(np.isin(gt.kind, kinds))
         d_rows = np.flatnonzero(np.isin(ds.kind, kinds))
         if len(g_rows) == 0 and len(d_rows) == 0:
             continue
         code = GROUP_CODE[name]
-        if name == "bbox" and not gt.rotation[g_rows].any() and not ds.rotation[d_rows].any():
+        axis_aligned = not gt.rotation[g_rows].any() and not ds.rotation[d_rows].any()
+        if name == "bbox" and axis_aligned and out.rules.is_legacy:
             _boxes_sparse(out, code, gt, ds, g_rows, d_rows, s.iou_threshold)
             continue
         solver = _SOLVERS[name]
@@ -447,13 +513,10 @@ def _segmentation(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ign
         ga, gb = np.array(sg, dtype=object), np.array(sd, dtype=object)
         sim = polygon_iou(ga, geometry_bounds(ga), gb, geometry_bounds(gb))
     n, m = sim.shape
-    if n and m:
-        ok = (sim >= s.iou_threshold) & (sim > 0)
-        r, c = linear_sum_assignment(np.where(ok, 1 - sim, 1.0))
-        keep = ok[r, c]
-        r, c = r[keep], c[keep]
+    if out.rules.is_legacy:
+        r, c = _assign(sim, s.iou_threshold)
     else:
-        r = c = np.zeros(0, np.int64)
+        sim, r, c = _instance_assign(out, gt, ds, ig, id_, sim, s.iou_threshold)
     # A matched instance pair counts every member pair (cartesian product), as in CVAT.
     pg, pd, ps = [], [], []
     for a, b in zip(r, c, strict=True):
@@ -477,6 +540,32 @@ def _segmentation(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ign
         np.concatenate(ud) if ud else np.zeros(0, np.int64),
         np.concatenate([np.full(len(id_[k]), best_d[k]) for k in um_d]) if ud else np.zeros(0),
     )
+
+
+def _instance_assign(
+    out: _Collector,
+    gt: Annotations,
+    ds: Annotations,
+    ig: list[np.ndarray],
+    id_: list[np.ndarray],
+    sim: np.ndarray,
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rules-based solve of segmentation instances: an instance's label is its members'
+    (instances never mix labels); attributes are gated over every member pair, as CVAT does."""
+    glab = np.array([gt.label[k[0]] for k in ig], dtype=np.int64)
+    dlab = np.array([ds.label[k[0]] for k in id_], dtype=np.int64)
+    same = glab[:, None] == dlab[None, :]
+    blocked = None
+    if out.rules.gates_attributes and len(ig) and len(id_):
+        gm, dm = np.concatenate(ig), np.concatenate(id_)
+        rows = out.blocked(gm, dm)
+        assert rows is not None
+        gi = np.repeat(np.arange(len(ig)), [len(k) for k in ig])
+        di = np.repeat(np.arange(len(id_)), [len(k) for k in id_])
+        blocked = np.zeros(sim.shape, bool)
+        np.logical_or.at(blocked, (gi[:, None], di[None, :]), rows)
+    return out.assign(sim, threshold, same, blocked)
 
 
 _SOLVERS: dict[str, Solver] = {
