@@ -12,6 +12,7 @@ import pytest
 from engine_builders import box, make_set
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment
 
 from labelgate.engine import QualitySettings, compare, match_annotations
 from labelgate.engine.match_rules import (
@@ -22,6 +23,7 @@ from labelgate.engine.match_rules import (
     conflicting_attribute_names,
     levenshtein_similarity,
 )
+from labelgate.geometry import box_iou
 
 EXACT = QualitySettings(exact_geometry=True, check_covered_annotations=False)
 #: CURRENT with the default attribute rule on ("Match unspecified attributes exactly").
@@ -355,9 +357,7 @@ def _boxes(frames, labels=None, colors=None):
 @settings(max_examples=40, deadline=None)
 @given(_frames, _frames)
 def test_single_label_two_stage_equals_legacy(gtf, dsf):
-    # With one label pass 1 is CVAT 2.42's solve and pass 2 finds nothing; CURRENT runs the
-    # dense per-frame solver, LEGACY the sparse box kernel, so this also checks one against
-    # the other.
+    # With one label pass 1 is CVAT 2.42's solve and pass 2 finds nothing.
     n = len(gtf)
     gt, ds = _boxes(gtf), _boxes((dsf * n)[:n])
     a = match_annotations(gt.annotations, ds.annotations, gt.items, EXACT, rules=LEGACY)
@@ -383,6 +383,67 @@ def test_identical_sets_match_completely_under_current_rules(frames, data):
     assert m.label_equal.all() and len(m.gt_row) == k
     r = compare(s, s, EXACT, rules=rules)
     assert r.summary["valid_count"] == k and r.conflicts == []
+
+
+def _reference_two_stage(gt, ds, threshold):
+    """Dense per-frame two-stage matcher written from CVAT's ``match_segments``."""
+    g, d = gt.annotations, ds.annotations
+    pairs, un_g, un_d, best_g, best_d = [], [], [], {}, {}
+    for f in np.union1d(g.item, d.item):
+        gi, di = np.flatnonzero(g.item == f), np.flatnonzero(d.item == f)
+        sim = box_iou(g.bbox[gi], d.bbox[di])
+        bg = sim.max(1) if len(di) else np.zeros(len(gi))
+        bd = sim.max(0) if len(gi) else np.zeros(len(di))
+        best_g.update(zip(gi.tolist(), bg.tolist(), strict=True))
+        best_d.update(zip(di.tolist(), bd.tolist(), strict=True))
+
+        def solve(m):
+            if not m.size:
+                return np.zeros(0, int), np.zeros(0, int)
+            ok = (m >= threshold) & (m > 0)
+            r, c = linear_sum_assignment(np.where(ok, 1.0 - m, 1.0))
+            return r[ok[r, c]], c[ok[r, c]]
+
+        same = g.label[gi][:, None] == d.label[di][None, :]
+        r1, c1 = solve(np.where(same, sim, 0.0))
+        lr, lc = np.setdiff1d(np.arange(len(gi)), r1), np.setdiff1d(np.arange(len(di)), c1)
+        r2, c2 = solve(sim[np.ix_(lr, lc)])
+        r, c = np.concatenate([r1, lr[r2]]), np.concatenate([c1, lc[c2]])
+        pairs += [(int(gi[i]), int(di[j]), float(sim[i, j])) for i, j in zip(r, c, strict=True)]
+        un_g += np.setdiff1d(gi, gi[r]).tolist()
+        un_d += np.setdiff1d(di, di[c]).tolist()
+    return sorted(pairs), sorted(un_g), sorted(un_d), best_g, best_d
+
+
+# Repeated boxes from a small pool make exact ties, which the kernel leaves to the solver.
+_grid_box = st.one_of(
+    st.sampled_from([(0, 0, 4, 4), (2, 0, 4, 4), (1, 1, 4, 4)]),
+    st.tuples(st.integers(0, 8), st.integers(0, 8), st.integers(2, 6), st.integers(2, 6)),
+)
+_grid_frames = st.lists(st.lists(_grid_box, max_size=7), min_size=1, max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_grid_frames, _grid_frames, st.data())
+def test_sparse_two_stage_boxes_equal_a_dense_reference(gtf, dsf, data):
+    # Small integer grids: many overlaps, contested components and exact ties.
+    n = len(gtf)
+    dsf = (dsf * n)[:n]
+    kg, kd = sum(map(len, gtf)), sum(map(len, dsf))
+    lab = st.sampled_from(["car", "person"])
+    gt = _boxes(gtf, data.draw(st.lists(lab, min_size=kg, max_size=kg)))
+    ds = _boxes(dsf, data.draw(st.lists(lab, min_size=kd, max_size=kd)))
+    m = match_annotations(gt.annotations, ds.annotations, gt.items, EXACT, rules=CURRENT)
+    pairs, un_g, un_d, best_g, best_d = _reference_two_stage(gt, ds, EXACT.iou_threshold)
+    got = sorted(zip(m.gt_row.tolist(), m.ds_row.tolist(), m.similarity.tolist(), strict=True))
+    assert got == pairs
+    assert sorted(m.unmatched_gt.tolist()) == un_g and sorted(m.unmatched_ds.tolist()) == un_d
+    assert dict(zip(m.unmatched_gt.tolist(), m.best_gt.tolist(), strict=True)) == {
+        k: best_g[k] for k in un_g
+    }
+    assert dict(zip(m.unmatched_ds.tolist(), m.best_ds.tolist(), strict=True)) == {
+        k: best_d[k] for k in un_d
+    }
 
 
 def test_omitted_rules_are_legacy():

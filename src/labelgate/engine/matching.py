@@ -257,8 +257,12 @@ def match_annotations(
             continue
         code = GROUP_CODE[name]
         axis_aligned = not gt.rotation[g_rows].any() and not ds.rotation[d_rows].any()
-        if name == "bbox" and axis_aligned and out.rules.is_legacy:
-            _boxes_sparse(out, code, gt, ds, g_rows, d_rows, s.iou_threshold)
+        # Attribute gating needs every pair's attributes: those boxes take the dense solver.
+        if name == "bbox" and axis_aligned and not out.rules.gates_attributes:
+            if out.rules.two_stage_labels:
+                _boxes_sparse_two_stage(out, code, gt, ds, g_rows, d_rows, items, s)
+            else:
+                _boxes_sparse(out, code, gt, ds, g_rows, d_rows, s.iou_threshold)
             continue
         solver = _SOLVERS[name]
         for item, g, d in _frames(gt, ds, g_rows, d_rows):
@@ -286,21 +290,7 @@ def _boxes_sparse(
     b = np.ascontiguousarray(ds.bbox[d_rows], dtype=np.float64)
     fa = np.ascontiguousarray(gt.item[g_rows], dtype=np.int64)
     fb = np.ascontiguousarray(ds.item[d_rows], dtype=np.int64)
-    pg, pd, ps, best_g, best_d, hard, hi, hj, hs = match_box_frames(fa, a, fb, b, float(threshold))
-    pair_g, pair_d, pair_s = [pg], [pd], [ps]
-    for g0, g1, d0, d1, p0, p1 in hard.tolist():
-        cost = np.ones((g1 - g0, d1 - d0))
-        sim = np.zeros((g1 - g0, d1 - d0))
-        cost[hi[p0:p1] - g0, hj[p0:p1] - d0] = 1.0 - hs[p0:p1]
-        sim[hi[p0:p1] - g0, hj[p0:p1] - d0] = hs[p0:p1]
-        r, c = linear_sum_assignment(cost)
-        keep = cost[r, c] < 1.0
-        pair_g.append(g0 + r[keep])
-        pair_d.append(d0 + c[keep])
-        pair_s.append(sim[r[keep], c[keep]])
-    pg = np.concatenate(pair_g).astype(np.int64)
-    pd = np.concatenate(pair_d).astype(np.int64)
-    sims = np.concatenate(pair_s).astype(np.float64)
+    pg, pd, sims, best_g, best_d = _kernel_pairs(fa, a, fb, b, float(threshold))
     # GT-row order, so each frame's pairs come out in the same order as a per-frame solve.
     order = np.argsort(pg, kind="stable")
     pg, pd, sims = pg[order], pd[order], sims[order]
@@ -318,6 +308,105 @@ def _boxes_sparse(
         d_rows[un_d],
         best_d[un_d],
     )
+
+
+def _kernel_pairs(
+    fa: np.ndarray, a: np.ndarray, fb: np.ndarray, b: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`match_box_frames` with its hard frames solved by Hungarian on each frame's exact
+    dense matrix (non-candidates have IoU 0, cost 1), so tie-breaking is the solver's.
+
+    Returns:
+        ``(pg, pd, sims, best_a, best_b)``: pairs as positions into ``a``/``b``, their IoU,
+        and every row's best IoU over the other side of its frame.
+    """
+    pg, pd, ps, best_a, best_b, hard, hi, hj, hs = match_box_frames(fa, a, fb, b, threshold)
+    pair_g, pair_d, pair_s = [pg], [pd], [ps]
+    for g0, g1, d0, d1, p0, p1 in hard.tolist():
+        cost = np.ones((g1 - g0, d1 - d0))
+        sim = np.zeros((g1 - g0, d1 - d0))
+        cost[hi[p0:p1] - g0, hj[p0:p1] - d0] = 1.0 - hs[p0:p1]
+        sim[hi[p0:p1] - g0, hj[p0:p1] - d0] = hs[p0:p1]
+        r, c = linear_sum_assignment(cost)
+        keep = cost[r, c] < 1.0
+        pair_g.append(g0 + r[keep])
+        pair_d.append(d0 + c[keep])
+        pair_s.append(sim[r[keep], c[keep]])
+    return (
+        np.concatenate(pair_g).astype(np.int64),
+        np.concatenate(pair_d).astype(np.int64),
+        np.concatenate(pair_s).astype(np.float64),
+        best_a,
+        best_b,
+    )
+
+
+def _boxes_sparse_two_stage(
+    out: _Collector,
+    code: int,
+    gt: Annotations,
+    ds: Annotations,
+    g_rows: np.ndarray,
+    d_rows: np.ndarray,
+    items: Items,
+    s: QualitySettings,
+) -> None:
+    """Axis-aligned boxes, two-stage label matching, on the sparse kernel.
+
+    Pass 1 runs the kernel with (frame, label) as the frame key: its cost matrix has no
+    cross-label candidates, so each label's block is independent. A frame where some block's
+    assignment is a real choice (a tie the solver must break on the whole frame) goes to the
+    dense solver whole. Pass 2 runs the kernel on the other frames' leftovers, frame by frame,
+    as the dense path does. Pairs come out per frame, pass 1 first, each in GT-row order.
+    """
+    thr = float(s.iou_threshold)
+    a = np.ascontiguousarray(gt.bbox[g_rows], dtype=np.float64)
+    b = np.ascontiguousarray(ds.bbox[d_rows], dtype=np.float64)
+    fa = np.ascontiguousarray(gt.item[g_rows], dtype=np.int64)
+    fb = np.ascontiguousarray(ds.item[d_rows], dtype=np.int64)
+    # Best IoU over the whole frame, any label (a threshold above 1 makes no candidates).
+    best_g, best_d = match_box_frames(fa, a, fb, b, 2.0)[3:5]
+    frames = np.union1d(fa, fb)
+    la = gt.label[g_rows].astype(np.int64) + 1
+    lb = ds.label[d_rows].astype(np.int64) + 1
+    width = int(max(la.max(initial=0), lb.max(initial=0))) + 1
+    ka = np.searchsorted(frames, fa) * width + la
+    kb = np.searchsorted(frames, fb) * width + lb
+    oa, ob = np.argsort(ka, kind="stable"), np.argsort(kb, kind="stable")
+    pg1, pd1, ps1, _, _, hard = match_box_frames(ka[oa], a[oa], kb[ob], b[ob], thr)[:6]
+    dense = frames[ka[oa][hard[:, 0]] // width] if len(hard) else frames[:0]
+    pg1, pd1 = oa[pg1], ob[pd1]
+    keep = ~np.isin(fa[pg1], dense)
+    pg1, pd1, ps1 = pg1[keep], pd1[keep], ps1[keep]
+    left_g = ~np.isin(fa, dense)
+    left_g[pg1] = False
+    left_d = ~np.isin(fb, dense)
+    left_d[pd1] = False
+    lg, ld = np.flatnonzero(left_g), np.flatnonzero(left_d)
+    pg2, pd2, ps2 = _kernel_pairs(fa[lg], a[lg], fb[ld], b[ld], thr)[:3]
+    pg = np.concatenate([pg1, lg[pg2]])
+    pd = np.concatenate([pd1, ld[pd2]])
+    ps = np.concatenate([ps1, ps2])
+    stage = np.repeat([0, 1], [len(pg1), len(pg2)])
+    order = np.lexsort((pg, stage, fa[pg]))
+    pg, pd, ps = pg[order], pd[order], ps[order]
+    un_g = ~np.isin(fa, dense)
+    un_g[pg] = False
+    un_d = ~np.isin(fb, dense)
+    un_d[pd] = False
+    out.add_pairs(
+        code,
+        g_rows[pg],
+        d_rows[pd],
+        ps,
+        g_rows[un_g],
+        best_g[un_g],
+        d_rows[un_d],
+        best_d[un_d],
+    )
+    for item in dense.tolist():
+        g, d = g_rows[fa == item], d_rows[fb == item]
+        _boxes(out, code, gt, ds, g, d, int(item), items, s)
 
 
 Solver = Callable[
