@@ -153,6 +153,7 @@ def test_attributes_affect_matching_and_name_every_conflicting_attribute():
     ds = make_set([box(10, 10, 30, 30, attributes={"color": "blue", "style": "sport"})])
     m = match_annotations(gt.annotations, ds.annotations, gt.items, EXACT, rules=ATTRS)
     assert _pairs(m) == [] and m.unmatched_gt.tolist() == [0] and m.unmatched_ds.tolist() == [0]
+    assert m.best_gt.tolist() == [1.0]  # the missing box's similarity is geometric
     names = conflicting_attribute_names(gt.annotations, 0, ds.annotations, 0, ATTRS)
     assert names == ("color", "size", "style")
     r = compare(gt, ds, EXACT, rules=ATTRS)
@@ -385,15 +386,21 @@ def test_identical_sets_match_completely_under_current_rules(frames, data):
     assert r.summary["valid_count"] == k and r.conflicts == []
 
 
-def _reference_two_stage(gt, ds, threshold):
-    """Dense per-frame two-stage matcher written from CVAT's ``match_segments``."""
+def _reference_two_stage(gt, ds, threshold, agree):
+    """Dense per-frame two-stage matcher written from CVAT's ``match_segments``; ``agree``
+    says whether two ``color`` values (None: absent) may pair."""
     g, d = gt.annotations, ds.annotations
+    gc = g.attributes.get("color", np.full(len(g), None, dtype=object))
+    dc = d.attributes.get("color", np.full(len(d), None, dtype=object))
     pairs, un_g, un_d, best_g, best_d = [], [], [], {}, {}
     for f in np.union1d(g.item, d.item):
         gi, di = np.flatnonzero(g.item == f), np.flatnonzero(d.item == f)
-        sim = box_iou(g.bbox[gi], d.bbox[di])
-        bg = sim.max(1) if len(di) else np.zeros(len(gi))
-        bd = sim.max(0) if len(gi) else np.zeros(len(di))
+        iou = box_iou(g.bbox[gi], d.bbox[di])
+        ok = np.array([[agree(gc[i], dc[j]) for j in di] for i in gi], bool).reshape(iou.shape)
+        sim = np.where(ok, iou, 0.0)
+        # best similarities are geometric: gating does not hide an overlapping box
+        bg = iou.max(1) if len(di) else np.zeros(len(gi))
+        bd = iou.max(0) if len(gi) else np.zeros(len(di))
         best_g.update(zip(gi.tolist(), bg.tolist(), strict=True))
         best_d.update(zip(di.tolist(), bd.tolist(), strict=True))
 
@@ -423,18 +430,47 @@ _grid_box = st.one_of(
 _grid_frames = st.lists(st.lists(_grid_box, max_size=7), min_size=1, max_size=4)
 
 
+def _present_both_or_neither(a, b):
+    return (a is None) == (b is None)
+
+
+_VARIANTS = {
+    # no attribute rule: every pair may match
+    "labels": (CURRENT, lambda a, b: True),
+    # exact default rule: the sparse kernel runs on attribute classes
+    "exact": (ATTRS, lambda a, b: _present_both_or_neither(a, b) and (a is None or a == b)),
+    # a Levenshtein rule: the dense solver
+    "levenshtein": (
+        replace(CURRENT, attribute_rules={"color": AttributeRule(True, "levenshtein", 0.5)}),
+        lambda a, b: (
+            _present_both_or_neither(a, b) and (a is None or levenshtein_similarity(a, b) >= 0.5)
+        ),
+    ),
+}
+
+
 @settings(max_examples=200, deadline=None)
-@given(_grid_frames, _grid_frames, st.data())
-def test_sparse_two_stage_boxes_equal_a_dense_reference(gtf, dsf, data):
+@given(_grid_frames, _grid_frames, st.sampled_from(sorted(_VARIANTS)), st.data())
+def test_two_stage_boxes_equal_a_dense_reference(gtf, dsf, variant, data):
     # Small integer grids: many overlaps, contested components and exact ties.
     n = len(gtf)
     dsf = (dsf * n)[:n]
     kg, kd = sum(map(len, gtf)), sum(map(len, dsf))
     lab = st.sampled_from(["car", "person"])
-    gt = _boxes(gtf, data.draw(st.lists(lab, min_size=kg, max_size=kg)))
-    ds = _boxes(dsf, data.draw(st.lists(lab, min_size=kd, max_size=kd)))
-    m = match_annotations(gt.annotations, ds.annotations, gt.items, EXACT, rules=CURRENT)
-    pairs, un_g, un_d, best_g, best_d = _reference_two_stage(gt, ds, EXACT.iou_threshold)
+    col = st.sampled_from(["red", "rod", "blue", None])
+    gt = _boxes(
+        gtf,
+        data.draw(st.lists(lab, min_size=kg, max_size=kg)),
+        data.draw(st.lists(col, min_size=kg, max_size=kg)),
+    )
+    ds = _boxes(
+        dsf,
+        data.draw(st.lists(lab, min_size=kd, max_size=kd)),
+        data.draw(st.lists(col, min_size=kd, max_size=kd)),
+    )
+    rules, agree = _VARIANTS[variant]
+    m = match_annotations(gt.annotations, ds.annotations, gt.items, EXACT, rules=rules)
+    pairs, un_g, un_d, best_g, best_d = _reference_two_stage(gt, ds, EXACT.iou_threshold, agree)
     got = sorted(zip(m.gt_row.tolist(), m.ds_row.tolist(), m.similarity.tolist(), strict=True))
     assert got == pairs
     assert sorted(m.unmatched_gt.tolist()) == un_g and sorted(m.unmatched_ds.tolist()) == un_d

@@ -130,6 +130,34 @@ def pair_attribute_conflicts(
     return out
 
 
+def attribute_classes(
+    gt: Annotations, g: np.ndarray, ds: Annotations, d: np.ndarray, rules: MatchRules
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Class ids such that two rows' attributes agree under ``rules`` iff their ids are equal.
+
+    Exact comparison makes agreement an equivalence (equal values of every compared
+    attribute, absent ones included); Levenshtein does not, so then None.
+    """
+    enabled = [r for r in (rules.attribute_default, *rules.attribute_rules.values()) if r]
+    if any(r.enabled and r.comparator != "exact" for r in enabled):
+        return None
+    keys = [
+        k
+        for k in sorted(set(gt.attributes) | set(ds.attributes))
+        if k not in CURRENT_IGNORED_ATTRIBUTES and rules.rule_for(k) is not None
+    ]
+    occ = rules.rule_for(OCCLUDED) is not None
+    ids: dict[tuple[Any, ...], int] = {}
+    out = []
+    for ann, rows in ((gt, g), (ds, d)):
+        cols = [_values(ann, k, rows) for k in keys]
+        if occ:
+            cols.append(ann.occluded[rows].astype(object))
+        sig = zip(*cols, strict=True) if cols else (() for _ in range(len(rows)))
+        out.append(np.array([ids.setdefault(t, len(ids)) for t in sig], dtype=np.int64))
+    return out[0], out[1]
+
+
 def conflicting_attribute_names(
     gt: Annotations, g: int, ds: Annotations, d: int, rules: MatchRules | None
 ) -> tuple[str, ...]:

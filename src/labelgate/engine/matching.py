@@ -18,7 +18,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from labelgate.engine.box_kernels import match_box_frames
-from labelgate.engine.match_rules import LEGACY, MatchRules, attribute_conflicts
+from labelgate.engine.match_rules import (
+    LEGACY,
+    MatchRules,
+    attribute_classes,
+    attribute_conflicts,
+)
 from labelgate.engine.settings import QualitySettings
 from labelgate.geometry import (
     box_iou,
@@ -57,7 +62,8 @@ class Matches:
     segmentation instances match): ``similarity``, ``label_equal``, ``type_group`` (index into
     :data:`TYPE_GROUPS`), ``oriented`` (oriented polyline similarity, NaN for other types).
     Unmatched rows: ``unmatched_gt``/``unmatched_ds`` with their best similarity to any row of
-    the other side (``best_gt``/``best_ds``; used for mean IoU).
+    the other side (``best_gt``/``best_ds``; used for mean IoU; geometry only, before any
+    attribute or direction gating).
     """
 
     gt_row: np.ndarray
@@ -147,6 +153,7 @@ class _Collector:
     ) -> None:
         """Solve one frame/type block and record pairs and leftovers."""
         n, m = sim.shape
+        geometry = sim  # best similarities ignore gating: they say what overlapped
         if self.rules.is_legacy:
             r, c = _assign(sim, threshold)
         else:
@@ -169,8 +176,8 @@ class _Collector:
         gmask[r] = False
         dmask = np.ones(m, bool)
         dmask[c] = False
-        best_g = sim.max(axis=1) if m else np.zeros(n)
-        best_d = sim.max(axis=0) if n else np.zeros(m)
+        best_g = geometry.max(axis=1) if m else np.zeros(n)
+        best_d = geometry.max(axis=0) if n else np.zeros(m)
         if gmask.any():
             self.un_gt.append((g_rows[gmask], best_g[gmask]))
         if dmask.any():
@@ -257,13 +264,20 @@ def match_annotations(
             continue
         code = GROUP_CODE[name]
         axis_aligned = not gt.rotation[g_rows].any() and not ds.rotation[d_rows].any()
-        # Attribute gating needs every pair's attributes: those boxes take the dense solver.
-        if name == "bbox" and axis_aligned and not out.rules.gates_attributes:
-            if out.rules.two_stage_labels:
-                _boxes_sparse_two_stage(out, code, gt, ds, g_rows, d_rows, items, s)
-            else:
-                _boxes_sparse(out, code, gt, ds, g_rows, d_rows, s.iou_threshold)
+        if name == "bbox" and axis_aligned and out.rules.is_legacy:
+            _boxes_sparse(out, code, gt, ds, g_rows, d_rows, s.iou_threshold)
             continue
+        if name == "bbox" and axis_aligned:
+            # Gating by exact attributes splits rows into classes; Levenshtein gating needs
+            # every pair's values, so those boxes take the dense solver.
+            classes = (
+                attribute_classes(gt, g_rows, ds, d_rows, out.rules)
+                if out.rules.gates_attributes
+                else (np.zeros(len(g_rows), np.int64), np.zeros(len(d_rows), np.int64))
+            )
+            if classes is not None:
+                _boxes_sparse_two_stage(out, code, gt, ds, g_rows, d_rows, classes, items, s)
+                continue
         solver = _SOLVERS[name]
         for item, g, d in _frames(gt, ds, g_rows, d_rows):
             solver(out, code, gt, ds, g, d, item, items, s)
@@ -341,6 +355,21 @@ def _kernel_pairs(
     )
 
 
+def _block_solve(
+    ka: np.ndarray, a: np.ndarray, kb: np.ndarray, b: np.ndarray, frame_of: int, thr: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Kernel run on composite keys (frame index * ``frame_of`` + block id).
+
+    Returns:
+        ``(pg, pd, ps, tie_frames)``: forced pairs (positions into ``a``/``b``) and the frame
+        indices holding a block whose assignment is a real choice.
+    """
+    oa, ob = np.argsort(ka, kind="stable"), np.argsort(kb, kind="stable")
+    pg, pd, ps, _, _, hard = match_box_frames(ka[oa], a[oa], kb[ob], b[ob], thr)[:6]
+    ties = ka[oa][hard[:, 0]] // frame_of if len(hard) else np.zeros(0, np.int64)
+    return oa[pg], ob[pd], ps, ties
+
+
 def _boxes_sparse_two_stage(
     out: _Collector,
     code: int,
@@ -348,16 +377,18 @@ def _boxes_sparse_two_stage(
     ds: Annotations,
     g_rows: np.ndarray,
     d_rows: np.ndarray,
+    classes: tuple[np.ndarray, np.ndarray],
     items: Items,
     s: QualitySettings,
 ) -> None:
-    """Axis-aligned boxes, two-stage label matching, on the sparse kernel.
+    """Axis-aligned boxes, two-stage label matching and exact attribute gating, sparse.
 
-    Pass 1 runs the kernel with (frame, label) as the frame key: its cost matrix has no
-    cross-label candidates, so each label's block is independent. A frame where some block's
-    assignment is a real choice (a tie the solver must break on the whole frame) goes to the
-    dense solver whole. Pass 2 runs the kernel on the other frames' leftovers, frame by frame,
-    as the dense path does. Pairs come out per frame, pass 1 first, each in GT-row order.
+    ``classes`` are attribute classes (:func:`attribute_classes`): only rows of one class can
+    pair. Pass 1 runs the kernel with (frame, label, class) as the frame key: its cost matrix
+    has no candidates across blocks, so each block is independent. Pass 2 runs it on the
+    leftovers with (frame, class) keys. A frame where some block's assignment is a real
+    choice (a tie the solver must break on the whole frame) goes to the dense solver whole.
+    Pairs come out per frame, pass 1 first, each in GT-row order, as the dense path's do.
     """
     thr = float(s.iou_threshold)
     a = np.ascontiguousarray(gt.bbox[g_rows], dtype=np.float64)
@@ -367,27 +398,28 @@ def _boxes_sparse_two_stage(
     # Best IoU over the whole frame, any label (a threshold above 1 makes no candidates).
     best_g, best_d = match_box_frames(fa, a, fb, b, 2.0)[3:5]
     frames = np.union1d(fa, fb)
+    ia, ib = np.searchsorted(frames, fa), np.searchsorted(frames, fb)
+    ca, cb = classes
+    n_cls = int(max(ca.max(initial=0), cb.max(initial=0))) + 1
     la = gt.label[g_rows].astype(np.int64) + 1
     lb = ds.label[d_rows].astype(np.int64) + 1
-    width = int(max(la.max(initial=0), lb.max(initial=0))) + 1
-    ka = np.searchsorted(frames, fa) * width + la
-    kb = np.searchsorted(frames, fb) * width + lb
-    oa, ob = np.argsort(ka, kind="stable"), np.argsort(kb, kind="stable")
-    pg1, pd1, ps1, _, _, hard = match_box_frames(ka[oa], a[oa], kb[ob], b[ob], thr)[:6]
-    dense = frames[ka[oa][hard[:, 0]] // width] if len(hard) else frames[:0]
-    pg1, pd1 = oa[pg1], ob[pd1]
-    keep = ~np.isin(fa[pg1], dense)
-    pg1, pd1, ps1 = pg1[keep], pd1[keep], ps1[keep]
-    left_g = ~np.isin(fa, dense)
-    left_g[pg1] = False
-    left_d = ~np.isin(fb, dense)
-    left_d[pd1] = False
+    width = (int(max(la.max(initial=0), lb.max(initial=0))) + 1) * n_cls
+    pg1, pd1, ps1, ties1 = _block_solve(
+        ia * width + la * n_cls + ca, a, ib * width + lb * n_cls + cb, b, width, thr
+    )
+    left_g, left_d = np.ones(len(fa), bool), np.ones(len(fb), bool)
+    left_g[pg1], left_d[pd1] = False, False
     lg, ld = np.flatnonzero(left_g), np.flatnonzero(left_d)
-    pg2, pd2, ps2 = _kernel_pairs(fa[lg], a[lg], fb[ld], b[ld], thr)[:3]
+    pg2, pd2, ps2, ties2 = _block_solve(
+        ia[lg] * n_cls + ca[lg], a[lg], ib[ld] * n_cls + cb[ld], b[ld], n_cls, thr
+    )
+    dense = frames[np.union1d(ties1, ties2)]
     pg = np.concatenate([pg1, lg[pg2]])
     pd = np.concatenate([pd1, ld[pd2]])
     ps = np.concatenate([ps1, ps2])
-    stage = np.repeat([0, 1], [len(pg1), len(pg2)])
+    keep = ~np.isin(fa[pg], dense)
+    stage = np.repeat([0, 1], [len(pg1), len(pg2)])[keep]
+    pg, pd, ps = pg[keep], pd[keep], ps[keep]
     order = np.lexsort((pg, stage, fa[pg]))
     pg, pd, ps = pg[order], pd[order], ps[order]
     un_g = ~np.isin(fa, dense)
@@ -605,7 +637,7 @@ def _segmentation(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ign
     if out.rules.is_legacy:
         r, c = _assign(sim, s.iou_threshold)
     else:
-        sim, r, c = _instance_assign(out, gt, ds, ig, id_, sim, s.iou_threshold)
+        r, c = _instance_assign(out, gt, ds, ig, id_, sim, s.iou_threshold)[1:]
     # A matched instance pair counts every member pair (cartesian product), as in CVAT.
     pg, pd, ps = [], [], []
     for a, b in zip(r, c, strict=True):
