@@ -395,8 +395,6 @@ def _boxes_sparse_two_stage(
     b = np.ascontiguousarray(ds.bbox[d_rows], dtype=np.float64)
     fa = np.ascontiguousarray(gt.item[g_rows], dtype=np.int64)
     fb = np.ascontiguousarray(ds.item[d_rows], dtype=np.int64)
-    # Best IoU over the whole frame, any label (a threshold above 1 makes no candidates).
-    best_g, best_d = match_box_frames(fa, a, fb, b, 2.0)[3:5]
     frames = np.union1d(fa, fb)
     ia, ib = np.searchsorted(frames, fa), np.searchsorted(frames, fb)
     ca, cb = classes
@@ -417,25 +415,20 @@ def _boxes_sparse_two_stage(
     pg = np.concatenate([pg1, lg[pg2]])
     pd = np.concatenate([pd1, ld[pd2]])
     ps = np.concatenate([ps1, ps2])
-    keep = ~np.isin(fa[pg], dense)
-    stage = np.repeat([0, 1], [len(pg1), len(pg2)])[keep]
-    pg, pd, ps = pg[keep], pd[keep], ps[keep]
+    stage = np.repeat(np.array([0, 1], np.int8), [len(pg1), len(pg2)])
+    un_g, un_d = np.ones(len(fa), bool), np.ones(len(fb), bool)
+    if len(dense):
+        keep = ~np.isin(fa[pg], dense)
+        pg, pd, ps, stage = pg[keep], pd[keep], ps[keep], stage[keep]
+        un_g, un_d = ~np.isin(fa, dense), ~np.isin(fb, dense)
     order = np.lexsort((pg, stage, fa[pg]))
     pg, pd, ps = pg[order], pd[order], ps[order]
-    un_g = ~np.isin(fa, dense)
-    un_g[pg] = False
-    un_d = ~np.isin(fb, dense)
-    un_d[pd] = False
-    out.add_pairs(
-        code,
-        g_rows[pg],
-        d_rows[pd],
-        ps,
-        g_rows[un_g],
-        best_g[un_g],
-        d_rows[un_d],
-        best_d[un_d],
-    )
+    un_g[pg], un_d[pd] = False, False
+    ug, ud = np.flatnonzero(un_g), np.flatnonzero(un_d)
+    # Leftovers' best IoU over the whole frame, any label (threshold above 1: no candidates).
+    best_g = match_box_frames(fa[ug], a[ug], fb, b, 2.0)[3]
+    best_d = match_box_frames(fb[ud], b[ud], fa, a, 2.0)[3]
+    out.add_pairs(code, g_rows[pg], d_rows[pd], ps, g_rows[ug], best_g, d_rows[ud], best_d)
     for item in dense.tolist():
         g, d = g_rows[fa == item], d_rows[fb == item]
         _boxes(out, code, gt, ds, g, d, int(item), items, s)
