@@ -416,7 +416,8 @@ def _boxes_sparse_two_stage(
     pd = np.concatenate([pd1, ld[pd2]])
     ps = np.concatenate([ps1, ps2])
     stage = np.repeat(np.array([0, 1], np.int8), [len(pg1), len(pg2)])
-    un_g, un_d = np.ones(len(fa), bool), np.ones(len(fb), bool)
+    un_g: np.ndarray = np.ones(len(fa), bool)
+    un_d: np.ndarray = np.ones(len(fb), bool)
     if len(dense):
         keep = ~np.isin(fa[pg], dense)
         pg, pd, ps, stage = pg[keep], pd[keep], ps[keep], stage[keep]
