@@ -167,17 +167,18 @@ def conflicting_attribute_names(
     otherwise CVAT 2.42's exact comparison of every attribute and occlusion.
     """
     current = rules is not None and rules.gates_attributes
-    names = []
-    occ_rule = rules.rule_for(OCCLUDED) if current else AttributeRule(True)  # type: ignore[union-attr]
-    if occ_rule is not None and gt.occluded[g] != ds.occluded[d]:
-        names.append(OCCLUDED)
+    r = rules if rules is not None and current else _EVERY_ATTRIBUTE
     ignored = CURRENT_IGNORED_ATTRIBUTES if current else IGNORED_ATTRIBUTES
+    names = []
+    if r.rule_for(OCCLUDED) is not None and gt.occluded[g] != ds.occluded[d]:
+        names.append(OCCLUDED)
     for key in set(gt.attributes) | set(ds.attributes):
-        if key in ignored:
+        rule = r.rule_for(key)
+        if key in ignored or rule is None:
             continue
-        rule = rules.rule_for(key) if current else AttributeRule(True)  # type: ignore[union-attr]
-        a, b = _values(gt, key, np.array([g])), _values(ds, key, np.array([d]))
-        if rule is not None and _key_conflicts(a, b, rule)[0]:
+        if _key_conflicts(_values(gt, key, np.array([g])), _values(ds, key, np.array([d])), rule)[
+            0
+        ]:
             names.append(key)
     return tuple(sorted(names))
 
@@ -207,3 +208,5 @@ def _key_conflicts(va: np.ndarray, vb: np.ndarray, rule: AttributeRule) -> np.nd
 LEGACY = MatchRules()
 #: CVAT 2.74+ requirement matching, before the requirement's own attribute rules are applied.
 CURRENT = MatchRules(two_stage_labels=True, gate_direction=True, all_errors=True)
+#: CVAT 2.42's attribute comparison: every attribute and occlusion, exactly.
+_EVERY_ATTRIBUTE = MatchRules(attribute_default=AttributeRule(enabled=True))
