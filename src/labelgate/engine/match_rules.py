@@ -69,10 +69,12 @@ class MatchRules:
             across labels (they become ``mismatching_label``). False: labels play no part in
             the cost (CVAT 2.42).
         attribute_default: the default attribute rule; when an enabled rule applies to an
-            attribute, a pair whose values conflict (or one side lacks it) has similarity 0.
-            None: attributes never gate matching (CVAT 2.42).
+            attribute, a pair whose values conflict (or one side lacks it) has similarity 0,
+            except tags, which are never gated. It also covers occlusion. None: attributes
+            never gate matching (CVAT 2.42).
         attribute_rules: per-attribute rules by attribute name (CVAT keys them by spec id; the
-            adapter maps ids to names); they override ``attribute_default``.
+            adapter maps ids to names); they override ``attribute_default`` (a disabled rule
+            switches that attribute off).
         gate_direction: with ``QualitySettings.compare_line_orientation``, a polyline pair whose
             unoriented minus oriented similarity exceeds ``line_orientation_threshold`` cannot
             match.
