@@ -168,6 +168,10 @@ def test_disabled_attribute_comparison_preserves_geometry_matching():
     assert _pairs(_match([a], [b], CURRENT)) == [(0, 0)]
     off = replace(CURRENT, attribute_default=AttributeRule(enabled=False))
     assert _pairs(_match([a], [b], off)) == [(0, 0)]
+    # 2.74+ reads no compare_attributes: without an enabled rule nothing is compared at all
+    r = compare(make_set([a]), make_set([b]), EXACT, rules=off)
+    assert EXACT.compare_attributes and r.conflicts == []
+    assert _types(compare(make_set([a]), make_set([b]), EXACT)) == {"mismatching_attributes": 1}
 
 
 def test_attributes_can_change_assignment():

@@ -110,11 +110,13 @@ def find_conflicts(
     if settings.check_covered_annotations:
         cov = covered_rows(ds, items, settings.object_visibility_threshold)
         parts.append((5, cov, np.full(len(cov), -1), np.full(len(cov), np.nan)))
-    gated = r.gates_attributes
-    if settings.compare_attributes or gated:
-        # CVAT 2.74+ compares attributes when a rule is enabled (not compare_attributes), on
-        # label-matched shape pairs only; gating leaves it nothing to find on those.
-        att = _rule_mismatches(gt, ds, m, r) if gated else attribute_mismatches(gt, ds, m)
+    if r.is_legacy and settings.compare_attributes:
+        att = attribute_mismatches(gt, ds, m)
+        parts.append((6, m.ds_row[att], m.gt_row[att], m.similarity[att]))
+    elif r.gates_attributes:
+        # CVAT 2.74+ compares attributes when a rule is enabled (compare_attributes is not
+        # read), on label-matched shape pairs; gating leaves it nothing to find on those.
+        att = _rule_mismatches(gt, ds, m, r)
         parts.append((6, m.ds_row[att], m.gt_row[att], m.similarity[att]))
     if settings.compare_groups:
         grp = group_mismatches(gt, ds, m, settings.group_match_threshold)
