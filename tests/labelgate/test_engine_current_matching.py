@@ -486,6 +486,27 @@ def test_two_stage_boxes_equal_a_dense_reference(gtf, dsf, variant, data):
     }
 
 
+@settings(max_examples=40, deadline=None)
+@given(_frames, _frames, st.data())
+def test_all_errors_changes_severities_not_matching(gtf, dsf, data):
+    # LEGACY matching with CVAT 2.74+ grading: the same pairs, the same conflicts except
+    # low_overlap, every one an error.
+    n = len(gtf)
+    dsf = (dsf * n)[:n]
+    lab = st.sampled_from(["car", "person"])
+    kg, kd = sum(map(len, gtf)), sum(map(len, dsf))
+    gt = _boxes(gtf, data.draw(st.lists(lab, min_size=kg, max_size=kg)))
+    ds = _boxes(dsf, data.draw(st.lists(lab, min_size=kd, max_size=kd)))
+    graded = MatchRules(all_errors=True)
+    a = match_annotations(gt.annotations, ds.annotations, gt.items, EXACT)
+    b = match_annotations(gt.annotations, ds.annotations, gt.items, EXACT, rules=graded)
+    for name in a.__dataclass_fields__:
+        assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
+    old = [c for c in compare(gt, ds, EXACT).conflicts if c["type"] != "low_overlap"]
+    new = compare(gt, ds, EXACT, rules=graded).conflicts
+    assert [{**c, "severity": "error"} for c in old] == new
+
+
 def test_omitted_rules_are_legacy():
     # The keyword's default is CVAT 2.42 (MatchRules() with every switch off).
     assert MatchRules() == LEGACY and LEGACY.is_legacy and not CURRENT.is_legacy
