@@ -149,15 +149,21 @@ def attribute_classes(
         if k not in CURRENT_IGNORED_ATTRIBUTES and rules.rule_for(k) is not None
     ]
     occ = rules.rule_for(OCCLUDED) is not None
-    ids: dict[tuple[Any, ...], int] = {}
-    out = []
-    for ann, rows in ((gt, g), (ds, d)):
-        cols = [_values(ann, k, rows) for k in keys]
-        if occ:
-            cols.append(ann.occluded[rows].astype(object))
-        sig = zip(*cols, strict=True) if cols else (() for _ in range(len(rows)))
-        out.append(np.array([ids.setdefault(t, len(ids)) for t in sig], dtype=np.int64))
-    return out[0], out[1]
+    if not keys and not occ:
+        return np.zeros(len(g), np.int64), np.zeros(len(d), np.int64)
+    # One integer code per value and column, then one class per distinct row of codes.
+    codes = []
+    for k in keys:
+        values = np.concatenate([_values(gt, k, g), _values(ds, k, d)])
+        seen: dict[Any, int] = {}
+        codes.append(np.fromiter((seen.setdefault(v, len(seen)) for v in values), np.int64))
+    if occ:
+        codes.append(np.concatenate([gt.occluded[g], ds.occluded[d]]).astype(np.int64))
+    ids = codes[0]
+    for c in codes[1:]:
+        # combine column by column, renumbering densely so the product never overflows
+        ids = np.unique(ids * (int(c.max()) + 1) + c, return_inverse=True)[1].reshape(-1)
+    return ids[: len(g)], ids[len(g) :]
 
 
 def conflicting_attribute_names(
