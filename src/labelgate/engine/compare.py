@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from labelgate.engine.conflicts import CONFLICT_TYPES, SEVERITY, Conflicts, find_conflicts
+from labelgate.engine.conflicts import CONFLICT_TYPES, Conflicts, find_conflicts
 from labelgate.engine.match_rules import MatchRules
 from labelgate.engine.matching import GROUP_CODE, TYPE_GROUPS, Matches, match_annotations
 from labelgate.engine.report import (
@@ -253,7 +253,7 @@ def conflicts_to_json(
         out.append(
             {
                 "type": t,
-                "severity": SEVERITY[t],
+                "severity": c.severity(t),
                 "frame_id": int(c.frame[k]),
                 "annotation_ids": ids,
                 "label_names": [x for x, i in zip(lab, (d_ids[k], g_ids[k]), strict=True) if i],
@@ -261,6 +261,8 @@ def conflicts_to_json(
                 "similarity": sims[k],
             }
         )
+        if k in c.attribute_names:
+            out[-1]["attribute_names"] = list(c.attribute_names[k])
         if k < drawn:
             out[-1]["geometry"] = {
                 "frame_size": [fw[k], fh[k]],
@@ -412,7 +414,8 @@ def build_report_data(
         part["accuracy"] = part["valid_count"] / (part["total_count"] or 1)
     counts = np.bincount(c.type.astype(np.int64), minlength=len(CONFLICT_TYPES))
     by_type = {t: int(counts[i]) for i, t in enumerate(CONFLICT_TYPES)}
-    errors = sum(v for k, v in by_type.items() if SEVERITY[k] == "error")
+    # Covered and group conflicts count here (errors under CVAT 2.74+), never in the matrix.
+    errors = sum(v for k, v in by_type.items() if c.severity(k) == "error")
     comparison = {
         "frame_share": nf / (total_frames or 1),
         "frames": frames.tolist(),

@@ -1,17 +1,24 @@
-"""Conflicts found after matching (CVAT 2.42 order, types and severities), as columns.
+"""Conflicts found after matching (CVAT's order, types and severities), as columns.
 
 Each conflict has a type, a frame, the DS row and/or GT row it points at, and a similarity.
-They stay columnar (:class:`Conflicts`) until the report turns them into JSON.
+They stay columnar (:class:`Conflicts`) until the report turns them into JSON. CVAT 2.42 grades
+them error or warning (:data:`SEVERITY`); with ``MatchRules.all_errors`` (CVAT 2.74+) every
+conflict is an error and there is no ``low_overlap``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from labelgate.engine.match_rules import MatchRules
+from labelgate.engine.match_rules import (
+    IGNORED_ATTRIBUTES,
+    MatchRules,
+    conflicting_attribute_names,
+    pair_attribute_conflicts,
+)
 from labelgate.engine.matching import GROUP_CODE, Matches
 from labelgate.engine.settings import QualitySettings
 from labelgate.geometry import boxes_near_another, rle, shape_rles
@@ -37,23 +44,32 @@ SEVERITY = {
     "mismatching_groups": "warning",
     "covered_annotation": "warning",
 }
-#: Attributes CVAT never compares.
-IGNORED_ATTRIBUTES = frozenset({"track_id", "keyframe", "z_order", "group", "rotation", "outside"})
+ATTRIBUTES_CODE = CONFLICT_TYPES.index("mismatching_attributes")
 
 
 @dataclass(frozen=True)
 class Conflicts:
     """Parallel arrays: ``type`` (index into CONFLICT_TYPES), ``frame``, ``ds_row``/``gt_row``
-    (-1 when absent), ``similarity`` (NaN when not applicable)."""
+    (-1 when absent), ``similarity`` (NaN when not applicable).
+
+    ``attribute_names`` maps the position of each ``mismatching_attributes`` conflict to the
+    sorted names of the attributes in conflict; ``all_errors`` grades every conflict an error.
+    """
 
     type: np.ndarray
     frame: np.ndarray
     ds_row: np.ndarray
     gt_row: np.ndarray
     similarity: np.ndarray
+    attribute_names: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    all_errors: bool = False
 
     def __len__(self) -> int:
         return len(self.type)
+
+    def severity(self, type_name: str) -> str:
+        """Severity of a conflict type under these conflicts' rules."""
+        return "error" if self.all_errors else SEVERITY[type_name]
 
 
 def find_conflicts(
@@ -74,9 +90,12 @@ def find_conflicts(
         items: frame sizes (the covered check works on rasters at image resolution).
         rules: matching behaviour; CVAT 2.42's when omitted.
     """
+    r = rules or MatchRules()
     parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # type, ds, gt, sim
     shape_pair = m.type_group != GROUP_CODE["tag"]
     low = shape_pair & (m.similarity > 0) & (m.similarity < settings.low_overlap_threshold)
+    if r.all_errors:  # CVAT 2.74+ has no low_overlap conflict
+        low[:] = False
     parts.append((0, m.ds_row[low], m.gt_row[low], m.similarity[low]))
     none_g = np.full(len(m.unmatched_gt), -1)
     none_d = np.full(len(m.unmatched_ds), -1)
@@ -91,8 +110,13 @@ def find_conflicts(
     if settings.check_covered_annotations:
         cov = covered_rows(ds, items, settings.object_visibility_threshold)
         parts.append((5, cov, np.full(len(cov), -1), np.full(len(cov), np.nan)))
-    if settings.compare_attributes:
+    if r.is_legacy and settings.compare_attributes:
         att = attribute_mismatches(gt, ds, m)
+        parts.append((6, m.ds_row[att], m.gt_row[att], m.similarity[att]))
+    elif r.gates_attributes:
+        # CVAT 2.74+ compares attributes when a rule is enabled (compare_attributes is not
+        # read), on label-matched shape pairs; gating leaves it nothing to find on those.
+        att = _rule_mismatches(gt, ds, m, r)
         parts.append((6, m.ds_row[att], m.gt_row[att], m.similarity[att]))
     if settings.compare_groups:
         grp = group_mismatches(gt, ds, m, settings.group_match_threshold)
@@ -107,7 +131,20 @@ def find_conflicts(
         gt.item[np.maximum(gt_row, 0)] if len(gt) else -1,
     )
     order = np.argsort(frame, kind="stable")
-    return Conflicts(types[order], frame[order], ds_row[order], gt_row[order], sim[order])
+    types, ds_row, gt_row = types[order], ds_row[order], gt_row[order]
+    names = {
+        int(k): conflicting_attribute_names(gt, int(gt_row[k]), ds, int(ds_row[k]), r)
+        for k in np.flatnonzero(types == ATTRIBUTES_CODE)
+    }
+    return Conflicts(types, frame[order], ds_row, gt_row, sim[order], names, r.all_errors)
+
+
+def _rule_mismatches(gt: Annotations, ds: Annotations, m: Matches, rules: MatchRules) -> np.ndarray:
+    """Bool per pair: label-matched shape pairs whose attributes conflict under ``rules``."""
+    out = np.zeros(len(m.gt_row), bool)
+    check = np.flatnonzero(m.label_equal & (m.type_group != GROUP_CODE["tag"]))
+    out[check] = pair_attribute_conflicts(gt, m.gt_row[check], ds, m.ds_row[check], rules)
+    return out
 
 
 def attribute_mismatches(gt: Annotations, ds: Annotations, m: Matches) -> np.ndarray:

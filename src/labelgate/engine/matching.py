@@ -1,10 +1,12 @@
-"""Geometry-first matching of two annotation sets, frame by frame and type by type (CVAT 2.42).
+"""Geometry-first matching of two annotation sets, frame by frame and type by type.
 
 For each frame and each type group (tags; boxes; polygons+masks; polylines; points; ellipses;
 skeletons) a similarity matrix is solved with the Hungarian algorithm on ``1 - similarity``.
-Labels play no part in the cost: a pair whose similarity reaches ``iou_threshold`` is a match
-when the labels agree and a label mismatch otherwise; everything else is missing (GT) or extra
-(DS). The result is columnar (:class:`Matches`), not per-annotation objects.
+CVAT 2.42 (:data:`~labelgate.engine.match_rules.LEGACY`): labels play no part in the cost; a
+pair whose similarity reaches ``iou_threshold`` is a match when the labels agree and a label
+mismatch otherwise; everything else is missing (GT) or extra (DS). CVAT 2.74+ rules add
+two-stage label matching and attribute/direction gating (:meth:`_Collector.assign`). The
+result is columnar (:class:`Matches`), not per-annotation objects.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from labelgate.engine.box_kernels import match_box_frames
-from labelgate.engine.match_rules import MatchRules
+from labelgate.engine.match_rules import (
+    LEGACY,
+    MatchRules,
+    attribute_classes,
+    attribute_conflicts,
+)
 from labelgate.engine.settings import QualitySettings
 from labelgate.geometry import (
     box_iou,
@@ -55,7 +62,8 @@ class Matches:
     segmentation instances match): ``similarity``, ``label_equal``, ``type_group`` (index into
     :data:`TYPE_GROUPS`), ``oriented`` (oriented polyline similarity, NaN for other types).
     Unmatched rows: ``unmatched_gt``/``unmatched_ds`` with their best similarity to any row of
-    the other side (``best_gt``/``best_ds``; used for mean IoU).
+    the other side (``best_gt``/``best_ds``; used for mean IoU; geometry only, before any
+    attribute or direction gating).
     """
 
     gt_row: np.ndarray
@@ -70,11 +78,69 @@ class Matches:
     best_ds: np.ndarray
 
 
+def _assign(sim: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """One Hungarian solve: pairs (row, col) whose similarity reaches ``threshold`` (and > 0)."""
+    n, m = sim.shape
+    if not (n and m):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    ok = (sim >= threshold) & (sim > 0)
+    r, c = linear_sum_assignment(np.where(ok, 1.0 - sim, 1.0))
+    keep = ok[r, c]
+    return r[keep], c[keep]
+
+
+def _assign_two_stage(
+    sim: np.ndarray, same: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """CVAT 2.74+ ``match_segments``: pass 1 on same-label pairs only, pass 2 on the leftovers
+    with labels ignored (its pairs become label mismatches). Pass-1 pairs come first."""
+    r1, c1 = _assign(np.where(same, sim, 0.0), threshold)
+    left_r = np.setdiff1d(np.arange(sim.shape[0]), r1)
+    left_c = np.setdiff1d(np.arange(sim.shape[1]), c1)
+    if not (len(left_r) and len(left_c)):
+        return r1, c1
+    r2, c2 = _assign(sim[np.ix_(left_r, left_c)], threshold)
+    return np.concatenate([r1, left_r[r2]]), np.concatenate([c1, left_c[c2]])
+
+
 class _Collector:
-    def __init__(self) -> None:
+    def __init__(
+        self, gt: Annotations, ds: Annotations, rules: MatchRules, settings: QualitySettings
+    ) -> None:
+        self.gt, self.ds, self.rules, self.settings = gt, ds, rules, settings
         self.pairs: list[tuple[np.ndarray, ...]] = []
         self.un_gt: list[tuple[np.ndarray, np.ndarray]] = []
         self.un_ds: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def assign(
+        self,
+        sim: np.ndarray,
+        threshold: float,
+        same: np.ndarray,
+        blocked: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Solve one block under the rules.
+
+        Args:
+            sim: (n, m) similarities.
+            threshold: the lowest similarity that can match.
+            same: (n, m) bool, labels equal (used by two-stage matching only).
+            blocked: (n, m) bool, pairs gated to similarity 0 (attributes, direction), or None.
+
+        Returns:
+            ``(sim, rows, cols)``: the similarities after gating and the chosen pairs.
+        """
+        if blocked is not None and blocked.any():
+            sim = np.where(blocked, 0.0, sim)
+        if self.rules.two_stage_labels:
+            return (sim, *_assign_two_stage(sim, same, threshold))
+        return (sim, *_assign(sim, threshold))
+
+    def blocked(self, g_rows: np.ndarray, d_rows: np.ndarray) -> np.ndarray | None:
+        """Row pairs whose attributes conflict under the rules (None when none are compared)."""
+        if not self.rules.gates_attributes:
+            return None
+        return attribute_conflicts(self.gt, g_rows, self.ds, d_rows, self.rules)
 
     def add(
         self,
@@ -87,14 +153,20 @@ class _Collector:
     ) -> None:
         """Solve one frame/type block and record pairs and leftovers."""
         n, m = sim.shape
-        if n and m:
-            ok = (sim >= threshold) & (sim > 0)
-            cost = np.where(ok, 1.0 - sim, 1.0)
-            r, c = linear_sum_assignment(cost)
-            keep = ok[r, c]
-            r, c = r[keep], c[keep]
+        geometry = sim  # best similarities ignore gating: they say what overlapped
+        if self.rules.is_legacy:
+            r, c = _assign(sim, threshold)
         else:
-            r = c = np.zeros(0, np.int64)
+            same = self.gt.label[g_rows][:, None] == self.ds.label[d_rows][None, :]
+            # CVAT 2.74+ compares no attributes while matching tags.
+            blocked = None if group == GROUP_CODE["tag"] else self.blocked(g_rows, d_rows)
+            s = self.settings
+            if oriented is not None and self.rules.gate_direction and s.compare_line_orientation:
+                # The oriented similarity is the geometry similarity; a reversed line is gated.
+                reversed_ = (sim - oriented) > s.line_orientation_threshold
+                blocked = reversed_ if blocked is None else blocked | reversed_
+                sim = oriented
+            sim, r, c = self.assign(sim, threshold, same, blocked)
         if len(r):
             ori = oriented[r, c] if oriented is not None else np.full(len(r), np.nan)
             self.pairs.append(
@@ -104,8 +176,8 @@ class _Collector:
         gmask[r] = False
         dmask = np.ones(m, bool)
         dmask[c] = False
-        best_g = sim.max(axis=1) if m else np.zeros(n)
-        best_d = sim.max(axis=0) if n else np.zeros(m)
+        best_g = geometry.max(axis=1) if m else np.zeros(n)
+        best_d = geometry.max(axis=0) if n else np.zeros(m)
         if gmask.any():
             self.un_gt.append((g_rows[gmask], best_g[gmask]))
         if dmask.any():
@@ -184,16 +256,28 @@ def match_annotations(
         numbers) appear nowhere.
     """
     s = settings or QualitySettings()
-    out = _Collector()
+    out = _Collector(gt, ds, rules or LEGACY, s)
     for name, kinds in TYPE_GROUPS.items():
         g_rows = np.flatnonzero(np.isin(gt.kind, kinds))
         d_rows = np.flatnonzero(np.isin(ds.kind, kinds))
         if len(g_rows) == 0 and len(d_rows) == 0:
             continue
         code = GROUP_CODE[name]
-        if name == "bbox" and not gt.rotation[g_rows].any() and not ds.rotation[d_rows].any():
+        axis_aligned = not gt.rotation[g_rows].any() and not ds.rotation[d_rows].any()
+        if name == "bbox" and axis_aligned and out.rules.is_legacy:
             _boxes_sparse(out, code, gt, ds, g_rows, d_rows, s.iou_threshold)
             continue
+        if name == "bbox" and axis_aligned:
+            # Gating by exact attributes splits rows into classes; Levenshtein gating needs
+            # every pair's values, so those boxes take the dense solver.
+            classes = (
+                attribute_classes(gt, g_rows, ds, d_rows, out.rules)
+                if out.rules.gates_attributes
+                else (np.zeros(len(g_rows), np.int64), np.zeros(len(d_rows), np.int64))
+            )
+            if classes is not None:
+                _boxes_sparse_two_stage(out, code, gt, ds, g_rows, d_rows, classes, items, s)
+                continue
         solver = _SOLVERS[name]
         for item, g, d in _frames(gt, ds, g_rows, d_rows):
             solver(out, code, gt, ds, g, d, item, items, s)
@@ -220,21 +304,7 @@ def _boxes_sparse(
     b = np.ascontiguousarray(ds.bbox[d_rows], dtype=np.float64)
     fa = np.ascontiguousarray(gt.item[g_rows], dtype=np.int64)
     fb = np.ascontiguousarray(ds.item[d_rows], dtype=np.int64)
-    pg, pd, ps, best_g, best_d, hard, hi, hj, hs = match_box_frames(fa, a, fb, b, float(threshold))
-    pair_g, pair_d, pair_s = [pg], [pd], [ps]
-    for g0, g1, d0, d1, p0, p1 in hard.tolist():
-        cost = np.ones((g1 - g0, d1 - d0))
-        sim = np.zeros((g1 - g0, d1 - d0))
-        cost[hi[p0:p1] - g0, hj[p0:p1] - d0] = 1.0 - hs[p0:p1]
-        sim[hi[p0:p1] - g0, hj[p0:p1] - d0] = hs[p0:p1]
-        r, c = linear_sum_assignment(cost)
-        keep = cost[r, c] < 1.0
-        pair_g.append(g0 + r[keep])
-        pair_d.append(d0 + c[keep])
-        pair_s.append(sim[r[keep], c[keep]])
-    pg = np.concatenate(pair_g).astype(np.int64)
-    pd = np.concatenate(pair_d).astype(np.int64)
-    sims = np.concatenate(pair_s).astype(np.float64)
+    pg, pd, sims, best_g, best_d = _kernel_pairs(fa, a, fb, b, float(threshold))
     # GT-row order, so each frame's pairs come out in the same order as a per-frame solve.
     order = np.argsort(pg, kind="stable")
     pg, pd, sims = pg[order], pd[order], sims[order]
@@ -252,6 +322,117 @@ def _boxes_sparse(
         d_rows[un_d],
         best_d[un_d],
     )
+
+
+def _kernel_pairs(
+    fa: np.ndarray, a: np.ndarray, fb: np.ndarray, b: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`match_box_frames` with its hard frames solved by Hungarian on each frame's exact
+    dense matrix (non-candidates have IoU 0, cost 1), so tie-breaking is the solver's.
+
+    Returns:
+        ``(pg, pd, sims, best_a, best_b)``: pairs as positions into ``a``/``b``, their IoU,
+        and every row's best IoU over the other side of its frame.
+    """
+    pg, pd, ps, best_a, best_b, hard, hi, hj, hs = match_box_frames(fa, a, fb, b, threshold)
+    pair_g, pair_d, pair_s = [pg], [pd], [ps]
+    for g0, g1, d0, d1, p0, p1 in hard.tolist():
+        cost = np.ones((g1 - g0, d1 - d0))
+        sim = np.zeros((g1 - g0, d1 - d0))
+        cost[hi[p0:p1] - g0, hj[p0:p1] - d0] = 1.0 - hs[p0:p1]
+        sim[hi[p0:p1] - g0, hj[p0:p1] - d0] = hs[p0:p1]
+        r, c = linear_sum_assignment(cost)
+        keep = cost[r, c] < 1.0
+        pair_g.append(g0 + r[keep])
+        pair_d.append(d0 + c[keep])
+        pair_s.append(sim[r[keep], c[keep]])
+    return (
+        np.concatenate(pair_g).astype(np.int64),
+        np.concatenate(pair_d).astype(np.int64),
+        np.concatenate(pair_s).astype(np.float64),
+        best_a,
+        best_b,
+    )
+
+
+def _block_solve(
+    ka: np.ndarray, a: np.ndarray, kb: np.ndarray, b: np.ndarray, frame_of: int, thr: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Kernel run on composite keys (frame index * ``frame_of`` + block id).
+
+    Returns:
+        ``(pg, pd, ps, tie_frames)``: forced pairs (positions into ``a``/``b``) and the frame
+        indices holding a block whose assignment is a real choice.
+    """
+    oa, ob = np.argsort(ka, kind="stable"), np.argsort(kb, kind="stable")
+    pg, pd, ps, _, _, hard = match_box_frames(ka[oa], a[oa], kb[ob], b[ob], thr)[:6]
+    ties = ka[oa][hard[:, 0]] // frame_of if len(hard) else np.zeros(0, np.int64)
+    return oa[pg], ob[pd], ps, ties
+
+
+def _boxes_sparse_two_stage(
+    out: _Collector,
+    code: int,
+    gt: Annotations,
+    ds: Annotations,
+    g_rows: np.ndarray,
+    d_rows: np.ndarray,
+    classes: tuple[np.ndarray, np.ndarray],
+    items: Items,
+    s: QualitySettings,
+) -> None:
+    """Axis-aligned boxes, two-stage label matching and exact attribute gating, sparse.
+
+    ``classes`` are attribute classes (:func:`attribute_classes`): only rows of one class can
+    pair. Pass 1 runs the kernel with (frame, label, class) as the frame key: its cost matrix
+    has no candidates across blocks, so each block is independent. Pass 2 runs it on the
+    leftovers with (frame, class) keys. A frame where some block's assignment is a real
+    choice (a tie the solver must break on the whole frame) goes to the dense solver whole.
+    Pairs come out per frame, pass 1 first, each in GT-row order, as the dense path's do.
+    """
+    thr = float(s.iou_threshold)
+    a = np.ascontiguousarray(gt.bbox[g_rows], dtype=np.float64)
+    b = np.ascontiguousarray(ds.bbox[d_rows], dtype=np.float64)
+    fa = np.ascontiguousarray(gt.item[g_rows], dtype=np.int64)
+    fb = np.ascontiguousarray(ds.item[d_rows], dtype=np.int64)
+    frames = np.union1d(fa, fb)
+    ia, ib = np.searchsorted(frames, fa), np.searchsorted(frames, fb)
+    ca, cb = classes
+    n_cls = int(max(ca.max(initial=0), cb.max(initial=0))) + 1
+    la = gt.label[g_rows].astype(np.int64) + 1
+    lb = ds.label[d_rows].astype(np.int64) + 1
+    width = (int(max(la.max(initial=0), lb.max(initial=0))) + 1) * n_cls
+    pg1, pd1, ps1, ties1 = _block_solve(
+        ia * width + la * n_cls + ca, a, ib * width + lb * n_cls + cb, b, width, thr
+    )
+    left_g, left_d = np.ones(len(fa), bool), np.ones(len(fb), bool)
+    left_g[pg1], left_d[pd1] = False, False
+    lg, ld = np.flatnonzero(left_g), np.flatnonzero(left_d)
+    pg2, pd2, ps2, ties2 = _block_solve(
+        ia[lg] * n_cls + ca[lg], a[lg], ib[ld] * n_cls + cb[ld], b[ld], n_cls, thr
+    )
+    dense = frames[np.union1d(ties1, ties2)]
+    pg = np.concatenate([pg1, lg[pg2]])
+    pd = np.concatenate([pd1, ld[pd2]])
+    ps = np.concatenate([ps1, ps2])
+    stage = np.repeat(np.array([0, 1], np.int8), [len(pg1), len(pg2)])
+    un_g: np.ndarray = np.ones(len(fa), bool)
+    un_d: np.ndarray = np.ones(len(fb), bool)
+    if len(dense):
+        keep = ~np.isin(fa[pg], dense)
+        pg, pd, ps, stage = pg[keep], pd[keep], ps[keep], stage[keep]
+        un_g, un_d = ~np.isin(fa, dense), ~np.isin(fb, dense)
+    order = np.lexsort((pg, stage, fa[pg]))
+    pg, pd, ps = pg[order], pd[order], ps[order]
+    un_g[pg], un_d[pd] = False, False
+    ug, ud = np.flatnonzero(un_g), np.flatnonzero(un_d)
+    # Leftovers' best IoU over the whole frame, any label (threshold above 1: no candidates).
+    best_g = match_box_frames(fa[ug], a[ug], fb, b, 2.0)[3]
+    best_d = match_box_frames(fb[ud], b[ud], fa, a, 2.0)[3]
+    out.add_pairs(code, g_rows[pg], d_rows[pd], ps, g_rows[ug], best_g, d_rows[ud], best_d)
+    for item in dense.tolist():
+        g, d = g_rows[fa == item], d_rows[fb == item]
+        _boxes(out, code, gt, ds, g, d, int(item), items, s)
 
 
 Solver = Callable[
@@ -447,13 +628,10 @@ def _segmentation(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ign
         ga, gb = np.array(sg, dtype=object), np.array(sd, dtype=object)
         sim = polygon_iou(ga, geometry_bounds(ga), gb, geometry_bounds(gb))
     n, m = sim.shape
-    if n and m:
-        ok = (sim >= s.iou_threshold) & (sim > 0)
-        r, c = linear_sum_assignment(np.where(ok, 1 - sim, 1.0))
-        keep = ok[r, c]
-        r, c = r[keep], c[keep]
+    if out.rules.is_legacy:
+        r, c = _assign(sim, s.iou_threshold)
     else:
-        r = c = np.zeros(0, np.int64)
+        r, c = _instance_assign(out, gt, ds, ig, id_, sim, s.iou_threshold)[1:]
     # A matched instance pair counts every member pair (cartesian product), as in CVAT.
     pg, pd, ps = [], [], []
     for a, b in zip(r, c, strict=True):
@@ -477,6 +655,32 @@ def _segmentation(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ign
         np.concatenate(ud) if ud else np.zeros(0, np.int64),
         np.concatenate([np.full(len(id_[k]), best_d[k]) for k in um_d]) if ud else np.zeros(0),
     )
+
+
+def _instance_assign(
+    out: _Collector,
+    gt: Annotations,
+    ds: Annotations,
+    ig: list[np.ndarray],
+    id_: list[np.ndarray],
+    sim: np.ndarray,
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rules-based solve of segmentation instances: an instance's label is its members'
+    (instances never mix labels); attributes are gated over every member pair, as CVAT does."""
+    glab = np.array([gt.label[k[0]] for k in ig], dtype=np.int64)
+    dlab = np.array([ds.label[k[0]] for k in id_], dtype=np.int64)
+    same = glab[:, None] == dlab[None, :]
+    blocked = None
+    if out.rules.gates_attributes and len(ig) and len(id_):
+        gm, dm = np.concatenate(ig), np.concatenate(id_)
+        rows = out.blocked(gm, dm)
+        assert rows is not None
+        gi = np.repeat(np.arange(len(ig)), [len(k) for k in ig])
+        di = np.repeat(np.arange(len(id_)), [len(k) for k in id_])
+        blocked = np.zeros(sim.shape, bool)
+        np.logical_or.at(blocked, (gi[:, None], di[None, :]), rows)
+    return out.assign(sim, threshold, same, blocked)
 
 
 _SOLVERS: dict[str, Solver] = {
