@@ -94,7 +94,10 @@ class Batch:
 class Source(Protocol):
     """A system annotations are pulled from."""
 
-    system: str
+    @property
+    def system(self) -> str:
+        """The system's short name (``file``, ``cvat``, ``labelstudio``)."""
+        ...
 
     def pull(self, target: Target | None, settings: QualitySettings | None = None) -> Batch:
         """The batch of ``target`` (None: the source's own, e.g. the files it was given).

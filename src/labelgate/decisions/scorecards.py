@@ -412,11 +412,13 @@ def outlier_items_for(run: QualityRun, th: AlertThresholds) -> list[dict[str, An
     for item in run.aset.items.id.tolist():
         for a in names:
             peers = [b for b in names if b != a]
-            mine = [per_pair[(a, b)].get(item) for b in peers]
-            theirs = [
+            found = [per_pair[(a, b)].get(item) for b in peers]
+            others = [
                 per_pair[(b, c)].get(item) for i, b in enumerate(peers) for c in peers[i + 1 :]
             ]
-            if None in mine or None in theirs or not theirs:
+            mine = [v for v in found if v is not None]
+            theirs = [v for v in others if v is not None]
+            if len(mine) < len(found) or len(theirs) < len(others) or not theirs:
                 continue
             if max(mine) < th.outlier_peer_agreement and min(theirs) >= 0.8:
                 out.append(
