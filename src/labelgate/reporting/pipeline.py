@@ -1,9 +1,11 @@
-"""The main job: score a batch with every engine and gather one JSON-ready bundle.
+"""The main job: one quality run of a batch gathered into one JSON-ready bundle.
 
-Runs the public pipeline functions only — :func:`labelgate.engine.compare`,
-:func:`labelgate.agreement.agreement_report`, :mod:`labelgate.decisions` (scorecards, per-label
-figures, alerts, gate) and the report store for the drift lines; :func:`render_html
-<labelgate.reporting.html.render_html>` turns the bundle into the page.
+:func:`report_batch` scores a pulled batch once (:func:`labelgate.run.run_quality`) and
+:func:`bundle_for` builds the bundle from that run alone: scorecards, per-label figures,
+alerts and the gate are :mod:`labelgate.decisions`' pure functions of the run, the store only
+adds the drift lines; :func:`render_html <labelgate.reporting.html.render_html>` turns the
+bundle into the page. :func:`build_bundle` and :func:`bundle_for_set` are the same for callers
+holding sets rather than a batch.
 
 Bundle keys: ``title, generated_at, version, source, settings, comparisons{annotator: {summary,
 confusion_matrix}}, conflicts[...], conflicts_truncated, agreement, scorecards, labels, alerts,
