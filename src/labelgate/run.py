@@ -73,7 +73,9 @@ class RunOptions:
             which every decision reads, do not depend on it).
         compare_predictions: compare prediction sets with GT too (the report shows them).
         agreement: compute agreement between the human annotators.
-        model: the prediction source the rubber-stamping check compares with
+        model_check: compare each human with the chosen model (the scorecards'
+            rubber-stamping check; the gate does not need it).
+        model: the prediction source that check compares with
             (:func:`labelgate.decisions.scorecards.choose_model`).
         consensus: merge the annotators into a consensus set with these options.
     """
@@ -81,6 +83,7 @@ class RunOptions:
     n_boot: int = 100
     compare_predictions: bool = True
     agreement: bool = True
+    model_check: bool = True
     model: str | None = None
     consensus: ConsensusOptions | None = None
 
@@ -240,7 +243,7 @@ def run_quality(
     by_control = (
         control_accuracy(aset, list(humans), s) if aset.schema.controls and gt is not None else {}
     )
-    model = choose_model(aset, parts, opts.model)
+    model = choose_model(aset, parts, opts.model) if opts.model_check else None
     model_agreement = (
         {n: prediction_agreement(aset, n, model, parts[n], parts[model], s) for n in humans}
         if model is not None

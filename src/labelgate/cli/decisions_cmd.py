@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from labelgate.cli.options import batch_input, file_source, write_json
-from labelgate.decisions.gate import GatePolicy, gate_for
+from labelgate.decisions.gate import GatePolicy, gate_for, gate_options
 from labelgate.decisions.sampling import achieved_margin, required_sample_size, select_frames
 from labelgate.engine import resolve_settings
 from labelgate.errors import ValidationError
-from labelgate.run import RunOptions, run_quality
+from labelgate.run import run_quality
 
 
 @click.command("gate")
@@ -62,9 +62,7 @@ def gate_cmd(
 ) -> None:
     """Check a batch against a release policy; exit 0 when it may ship, 1 when it may not."""
     pol = GatePolicy.from_toml(policy)
-    options = RunOptions(
-        n_boot=0, compare_predictions=False, agreement=pol.min_agreement is not None
-    )
+    options = gate_options(pol)
     run = run_quality(
         file_source(source, gt, ds, config),
         settings=resolve_settings(toml_path=settings_path),
@@ -224,11 +222,15 @@ def scorecards_cmd(
     quiet: bool,
 ) -> None:
     """Per-annotator scorecards, the per-label view and alerts; saved to the history."""
-    from labelgate.decisions.scorecards import alerts_for, per_label_for, scorecards_for
+    from labelgate.decisions.scorecards import (
+        alerts_for,
+        per_label_for,
+        scorecard_options,
+        scorecards_for,
+    )
     from labelgate.store import open_store
 
-    options = RunOptions(n_boot=0, compare_predictions=False, model=model)
-    run = run_quality(file_source(source, gt, ds, config), options=options)
+    run = run_quality(file_source(source, gt, ds, config), options=scorecard_options(model))
     aset = run.aset
     project = project or run.batch.project
     cards = scorecards_for(run)

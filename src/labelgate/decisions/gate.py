@@ -34,7 +34,7 @@ from labelgate.errors import SettingsError
 from labelgate.model import AnnotationSet, Origin
 
 if TYPE_CHECKING:
-    from labelgate.run import QualityRun
+    from labelgate.run import QualityRun, RunOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -189,13 +189,24 @@ def evaluate_gate(
     aset: AnnotationSet, policy: GatePolicy, settings: QualitySettings | None = None
 ) -> dict[str, Any]:
     """:func:`gate_for` a run of ``aset`` (GT = annotator "ground_truth")."""
-    from labelgate.run import RunOptions, run_quality
+    from labelgate.run import run_quality
     from labelgate.run_sources import Batch
 
-    options = RunOptions(
-        n_boot=0, compare_predictions=False, agreement=policy.min_agreement is not None
-    )
+    options = gate_options(policy)
     return gate_for(run_quality(Batch.of_set(aset, settings), options=options), policy)
+
+
+def gate_options(policy: GatePolicy) -> RunOptions:
+    """What a run needs for the gate alone: the humans' comparisons, agreement only when the
+    policy checks it, no intervals, no model check."""
+    from labelgate.run import RunOptions
+
+    return RunOptions(
+        n_boot=0,
+        compare_predictions=False,
+        model_check=False,
+        agreement=policy.min_agreement is not None,
+    )
 
 
 def gate_for(run: QualityRun, policy: GatePolicy) -> dict[str, Any]:

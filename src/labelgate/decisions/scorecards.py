@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from labelgate.model import AnnotationSet, Origin
 from labelgate.stats import wilson_interval
 
 if TYPE_CHECKING:
-    from labelgate.run import QualityRun
+    from labelgate.run import QualityRun, RunOptions
 
 REWORK_SECONDS = 3600.0
 
@@ -80,18 +80,30 @@ def scorecards(
     model: str | None = None,
 ) -> list[dict[str, Any]]:
     """:func:`scorecards_for` of a run of ``aset`` (for callers holding a set, not a run)."""
-    return scorecards_for(_run_of(aset, settings, model=model), thresholds)
+    return scorecards_for(_run_of(aset, settings, model=model, model_check=True), thresholds)
 
 
 def _run_of(
-    aset: AnnotationSet, settings: QualitySettings | None, *, model: str | None = None
+    aset: AnnotationSet,
+    settings: QualitySettings | None,
+    *,
+    model: str | None = None,
+    model_check: bool = False,
 ) -> QualityRun:
     """A run of ``aset`` with what the decisions read (humans compared, no intervals)."""
-    from labelgate.run import RunOptions, run_quality
+    from labelgate.run import run_quality
     from labelgate.run_sources import Batch
 
-    options = RunOptions(n_boot=0, compare_predictions=False, model=model)
+    options = replace(scorecard_options(model), model_check=model_check)
     return run_quality(Batch.of_set(aset, settings), options=options)
+
+
+def scorecard_options(model: str | None = None) -> RunOptions:
+    """What a run needs for the scorecards, per-label view and alerts: the humans'
+    comparisons, agreement without intervals, the check against ``model``."""
+    from labelgate.run import RunOptions
+
+    return RunOptions(n_boot=0, compare_predictions=False, model=model)
 
 
 def scorecards_for(
