@@ -50,6 +50,8 @@ class Batch:
         project: the history key of the runs of this target (:func:`run_project`).
         metas: each annotator's own source meta (job/task ids for the conflict links); an
             annotator missing here uses ``aset.meta``.
+        handle: the source's own state of this pull, opaque to the run (e.g. the raw tasks a
+            Label Studio push compares with); None for files.
     """
 
     aset: AnnotationSet
@@ -57,6 +59,7 @@ class Batch:
     target: Target
     project: str
     metas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    handle: object | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of_set(
