@@ -146,3 +146,21 @@ def test_file_source_rejects_incomplete_input(kwargs, message):
 
     with pytest.raises(ValidationError, match=message):
         FileSource(**kwargs)
+
+
+def test_set_based_wrappers_build_one_run_each(calls):
+    from labelgate.cli.options import load_multi
+    from labelgate.decisions.gate import evaluate_gate
+    from labelgate.decisions.scorecards import scorecards
+
+    aset = load_multi(None, CVAT / "gt.xml", tuple(DS), None)
+    calls.clear()
+    evaluate_gate(aset, GatePolicy.from_toml(EX / "gate.toml"))
+    assert dict(calls) == ONCE
+    calls.clear()
+    evaluate_gate(aset, GatePolicy.from_mapping({"max_missing_rate": 0.1}))
+    # No agreement check in the policy: no agreement computed, only the comparisons.
+    assert dict(calls) == {"compare": 3, "match_annotations": 3}
+    calls.clear()
+    scorecards(aset)
+    assert dict(calls) == ONCE
