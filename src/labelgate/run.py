@@ -11,7 +11,7 @@ call the engine again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Any
@@ -23,10 +23,7 @@ from labelgate.decisions.scorecards import choose_model, prediction_agreement
 from labelgate.engine import QualitySettings, Report, compare
 from labelgate.errors import ValidationError
 from labelgate.model import AnnotationSet
-from labelgate.run_sources import Batch, Source, Target
-
-#: ``on_step(description, done, total)``: progress callback for long runs (CLI progress bars).
-StepCallback = Callable[[str, int, int], None]
+from labelgate.run_sources import Batch, Source, StepCallback, Target
 
 
 class Progress:

@@ -10,7 +10,7 @@ the identity the report is stored under. :func:`labelgate.run.run_quality` turns
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -24,6 +24,9 @@ from labelgate.model import Annotations, AnnotationSet, Submission
 
 if TYPE_CHECKING:
     from labelgate.run import QualityRun
+
+#: ``on_step(description, done, total)``: progress callback for long runs (CLI progress bars).
+StepCallback = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ class FileSource:
 
     Attributes:
         reader_options: passed to :func:`labelgate.adapters.read_any` (``config``, ``gt_policy``).
+        on_read: progress callback ``(description, done, total)`` per file read.
     """
 
     source: Path | None = None
@@ -138,6 +142,7 @@ class FileSource:
     predictions: tuple[Path, ...] = ()
     reader_options: Mapping[str, Any] = field(default_factory=dict)
     system: str = "file"
+    on_read: StepCallback | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.source is not None and (self.gt is not None or self.ds):
@@ -163,7 +168,11 @@ class FileSource:
             LabelgateError: a file cannot be read (the reader's error names it).
             ValidationError: see :func:`combine_batch`.
         """
-        sets = [read_any(p, **self.reader_options) for p in self.paths]
+        sets = []
+        for i, path in enumerate(self.paths):
+            if self.on_read is not None:
+                self.on_read(f"reading {path.name}", i, len(self.paths))
+            sets.append(read_any(path, **self.reader_options))
         if self.source is not None:
             return Batch.of_set(sets[0], settings)
         n = 1 + len(self.ds)

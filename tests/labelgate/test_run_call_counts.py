@@ -164,3 +164,12 @@ def test_set_based_wrappers_build_one_run_each(calls):
     calls.clear()
     scorecards(aset)
     assert dict(calls) == ONCE
+
+
+def test_file_source_reports_each_file_it_reads():
+    seen = []
+    files = FileSource(gt=CVAT / "gt.xml", ds=(DS[0],), on_read=lambda *a: seen.append(a))
+    batch = files.pull()
+    assert seen == [("reading gt.xml", 0, 2), ("reading annotator1.xml", 1, 2)]
+    assert batch.aset.annotations.annotators == ("ground_truth", "annotator1")
+    assert batch.target.system == "cvat" and batch.project.startswith("file:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def report_cmd(
     from labelgate.reporting.pipeline import report_batch
     from labelgate.run_sources import FileSource
 
-    files = FileSource(source, gt, ds, predictions, read_options(config))
+    files = FileSource(source, gt, tuple(ds), tuple(predictions), read_options(config))
     console = make_console(quiet)
     settings = resolve_settings(toml_path=settings_path)
     gate_policy = GatePolicy.from_toml(policy) if policy else None
@@ -88,7 +89,7 @@ def report_cmd(
         store = open_store(store_url)
     try:
         with progress_steps(console) as steps:
-            steps.update(f"reading {', '.join(str(p) for p in files.paths)}")
+            files = replace(files, on_read=steps.callback)
             bundle = report_batch(
                 files.pull(settings=settings),
                 policy=gate_policy,
