@@ -21,6 +21,7 @@ from labelgate.agreement import report as agreement_mod
 from labelgate.agreement.controls import ControlScore, control_accuracy
 from labelgate.decisions.scorecards import choose_model, prediction_agreement
 from labelgate.engine import QualitySettings, Report, compare
+from labelgate.engine.match_rules import MatchRules
 from labelgate.errors import ValidationError
 from labelgate.model import AnnotationSet
 from labelgate.run_sources import Batch, Source, StepCallback, Target
@@ -75,6 +76,8 @@ class RunOptions:
         model: the prediction source that check compares with
             (:func:`labelgate.decisions.scorecards.choose_model`).
         consensus: merge the annotators into a consensus set with these options.
+        rules: the comparisons' matching behaviour (:mod:`labelgate.engine.match_rules`;
+            CVAT 2.42's when None).
     """
 
     n_boot: int = 100
@@ -83,6 +86,7 @@ class RunOptions:
     model_check: bool = True
     model: str | None = None
     consensus: ConsensusOptions | None = None
+    rules: MatchRules | None = None
 
 
 @dataclass(frozen=True)
@@ -234,7 +238,9 @@ def run_quality(
     if gt is not None:
         for name in compared:
             progress.step(f"comparing {name} with the ground truth")
-            comparisons[name] = Comparison(name, compare(gt, parts[name], s), parts[name].meta)
+            comparisons[name] = Comparison(
+                name, compare(gt, parts[name], s, rules=opts.rules), parts[name].meta
+            )
     progress.step("agreement between annotators")
     agreement = _agreement(aset, parts, humans, s, opts) if opts.agreement else AgreementResult()
     by_control = (

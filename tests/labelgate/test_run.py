@@ -100,3 +100,21 @@ def test_a_source_is_pulled_with_the_callers_settings(batch):
     source, target, s = Fixed(), Target("test", "job", "7"), QualitySettings(iou_threshold=0.7)
     run = run_quality(source, target=target, settings=s)
     assert source.asked == [(target, s)] and run.settings.iou_threshold == 0.7
+
+
+def test_match_rules_reach_the_comparisons(batch, monkeypatch):
+    import labelgate.run as run_module
+    from labelgate.engine.match_rules import CURRENT
+
+    seen = []
+    original = run_module.compare
+
+    def spy(gt, ds, settings=None, *, rules=None):
+        seen.append(rules)
+        return original(gt, ds, settings, rules=rules)
+
+    monkeypatch.setattr(run_module, "compare", spy)
+    run_quality(batch, options=RunOptions(n_boot=0, agreement=False, rules=CURRENT))
+    run_quality(batch, options=RunOptions(n_boot=0, agreement=False))
+    # The engine applies the rules (its own tests); the run hands them to every comparison.
+    assert seen == [CURRENT, CURRENT, None, None]
