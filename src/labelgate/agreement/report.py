@@ -206,6 +206,7 @@ def agreement_report(
     n_boot: int = 200,
     seed: int = 0,
     controls: Mapping[str, Any] | None = None,
+    pair_results: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Annotator × annotator agreement, per item, per annotator, per label, and tag coefficients.
 
@@ -216,6 +217,8 @@ def agreement_report(
         n_boot, seed: cluster bootstrap for the categorical coefficients.
         controls: :func:`labelgate.agreement.controls.control_agreement` of the same
             annotators when the caller has it already.
+        pair_results: :func:`pair_agreement` of each annotator pair ``(a, b)`` (in the
+            report's annotator order) when the caller has them already (a quality run).
 
     Raises:
         ValidationError: fewer than two annotators.
@@ -244,9 +247,14 @@ def agreement_report(
     item_ious: dict[int, list[float]] = {}
     label_ious: dict[str, list[float]] = {}
     for i, j in combinations(range(k), 2):
-        res = pair_agreement(parts[names[i]], parts[names[j]], settings)
-        all_iou_items.append(res.pop("iou_items"))
-        all_ious.append(res.pop("iou_values"))
+        known = (pair_results or {}).get((names[i], names[j]))
+        res = (
+            known
+            if known is not None
+            else pair_agreement(parts[names[i]], parts[names[j]], settings)
+        )
+        all_iou_items.append(res["iou_items"])
+        all_ious.append(res["iou_values"])
         for item, v in res["per_item_mean_iou"].items():
             item_ious.setdefault(item, []).append(v)
         for lab, v in res["per_label_mean_iou"].items():

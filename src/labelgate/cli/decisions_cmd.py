@@ -9,11 +9,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from labelgate.cli.options import batch_input, load_multi, write_json
-from labelgate.decisions.gate import GatePolicy, evaluate_gate
+from labelgate.cli.options import batch_input, file_source, write_json
+from labelgate.decisions.gate import GatePolicy, gate_for, gate_options
 from labelgate.decisions.sampling import achieved_margin, required_sample_size, select_frames
 from labelgate.engine import resolve_settings
 from labelgate.errors import ValidationError
+from labelgate.run import run_quality
 
 
 @click.command("gate")
@@ -61,9 +62,14 @@ def gate_cmd(
 ) -> None:
     """Check a batch against a release policy; exit 0 when it may ship, 1 when it may not."""
     pol = GatePolicy.from_toml(policy)
-    aset = load_multi(source, gt, ds, config)
-    result = evaluate_gate(aset, pol, resolve_settings(toml_path=settings_path))
-    result["pushed"] = _push_audit(aset, result["audit_sample"], push_ls_project, push_cvat_job)
+    options = gate_options(pol)
+    run = run_quality(
+        file_source(source, gt, ds, config),
+        settings=resolve_settings(toml_path=settings_path),
+        options=options,
+    )
+    result = gate_for(run, pol)
+    result["pushed"] = _push_audit(run.aset, result["audit_sample"], push_ls_project, push_cvat_job)
     write_json(json_out, result)
     write_json(audit_out, result["audit_sample"])
     if not quiet:
@@ -216,18 +222,19 @@ def scorecards_cmd(
     quiet: bool,
 ) -> None:
     """Per-annotator scorecards, the per-label view and alerts; saved to the history."""
-    from labelgate.agreement.report import agreement_report
-    from labelgate.decisions.scorecards import alerts, per_label, scorecards
-    from labelgate.reporting.pipeline import run_project
+    from labelgate.decisions.scorecards import (
+        alerts_for,
+        per_label_for,
+        scorecard_options,
+        scorecards_for,
+    )
     from labelgate.store import open_store
 
-    aset = load_multi(source, gt, ds, config)
-    project = project or run_project(aset)
-    cards = scorecards(aset, model=model)
-    try:
-        agreement = agreement_report(aset, n_boot=0)["summary"]["headline"]
-    except ValidationError:
-        agreement = None
+    run = run_quality(file_source(source, gt, ds, config), options=scorecard_options(model))
+    aset = run.aset
+    project = project or run.batch.project
+    cards = scorecards_for(run)
+    agreement = run.agreement.headline
     store = None if no_store else open_store(store_url)
     history = []
     if store is not None:
@@ -242,8 +249,8 @@ def scorecards_cmd(
             else None,
         },
         "annotators": cards,
-        "labels": per_label(aset),
-        "alerts": alerts(aset, cards, agreement_history=history, current_agreement=agreement),
+        "labels": per_label_for(run),
+        "alerts": alerts_for(run, cards, agreement_history=history, current_agreement=agreement),
     }
     if store is not None:
         result["report_id"] = store.save_report(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from labelgate.adapters import GT_POLICIES, read_any
-from labelgate.errors import ValidationError
-from labelgate.model import Annotations, AnnotationSet
+from labelgate.adapters import GT_POLICIES
+from labelgate.model import AnnotationSet
+
+if TYPE_CHECKING:
+    from labelgate.run_sources import FileSource
 
 F = TypeVar("F", bound=Callable[..., Any])
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -72,38 +74,29 @@ def read_options(config: Path | None) -> dict[str, Any]:
     return opts
 
 
+def file_source(
+    source: Path | None, gt: Path | None, ds: tuple[Path, ...], config: Path | None
+) -> FileSource:
+    """The batch command's files as a :class:`~labelgate.run_sources.FileSource`.
+
+    Raises:
+        ValidationError: neither SOURCE nor --gt with --ds given, or both.
+    """
+    from labelgate.run_sources import FileSource
+
+    return FileSource(source, gt, tuple(ds), reader_options=read_options(config))
+
+
 def load_multi(
     source: Path | None, gt: Path | None, ds: tuple[Path, ...], config: Path | None
 ) -> AnnotationSet:
-    """One multi-annotator set from a multi-annotator file, or from --gt plus --ds files.
+    """One multi-annotator set from a multi-annotator file, or from --gt plus --ds files
+    (the batch :func:`file_source` pulls).
 
     Raises:
         ValidationError: neither form given, or files with different label sets.
     """
-    opts = read_options(config)
-    if source is not None:
-        return read_any(source, **opts)
-    if gt is None or not ds:
-        raise ValidationError("give SOURCE (a multi-annotator file) or --gt FILE with --ds FILE")
-    from labelgate.reporting.pipeline import as_ground_truth
-
-    g = read_any(gt, **opts)
-    sets = [as_ground_truth(g)] + [read_any(p, **opts) for p in ds]
-    names = sets[0].schema.names
-    items = sets[0].items
-    for s in sets[1:]:
-        if s.schema.names != names:
-            raise ValidationError(
-                f"{s.source_name}: labels {s.schema.names} differ from {names} in {g.source_name}"
-            )
-        items = items.merged(s.items)
-    return AnnotationSet(
-        name=g.name,
-        schema=sets[0].schema,
-        items=items,
-        annotations=Annotations.concat([s.annotations for s in sets]),
-        data_errors=tuple(e for s in sets for e in s.data_errors),
-    )
+    return file_source(source, gt, ds, config).pull().aset
 
 
 def write_json(path: Path | None, data: Any) -> None:

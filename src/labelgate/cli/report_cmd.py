@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import click
 from rich.console import Console
@@ -14,7 +15,6 @@ from labelgate.cli import EXIT_CHECK_FAILED
 from labelgate.cli.options import FILE, batch_input, read_options
 from labelgate.cli.progress import make_console, progress_steps, rate_text, summary_table
 from labelgate.engine import resolve_settings
-from labelgate.errors import ValidationError
 
 
 @click.command("report")
@@ -73,19 +73,13 @@ def report_cmd(
     "ground_truth") or --gt FILE with one --ds FILE per annotator. Exit codes: 0 done,
     1 gate failed (with --check), 2 bad input, 3 remote error.
     """
-    from labelgate.adapters import read_any
     from labelgate.decisions.gate import GatePolicy
     from labelgate.reporting.html import render_html
-    from labelgate.reporting.pipeline import build_bundle, bundle_for_set
+    from labelgate.reporting.pipeline import report_batch
+    from labelgate.run_sources import FileSource
 
-    if source is not None and (gt is not None or ds):
-        raise ValidationError("give either SOURCE or --gt/--ds files, not both")
-    if source is None and (gt is None or not ds):
-        raise ValidationError("give SOURCE (a multi-annotator file) or --gt FILE with --ds FILE")
-    if predictions and source is not None:
-        raise ValidationError("--predictions needs --gt/--ds (a SOURCE carries its own)")
+    files = FileSource(source, gt, tuple(ds), tuple(predictions), read_options(config))
     console = make_console(quiet)
-    opts = read_options(config)
     settings = resolve_settings(toml_path=settings_path)
     gate_policy = GatePolicy.from_toml(policy) if policy else None
     store = None
@@ -95,28 +89,13 @@ def report_cmd(
         store = open_store(store_url)
     try:
         with progress_steps(console) as steps:
-            if source is not None:
-                steps.update(f"reading {source}")
-                bundle = bundle_for_set(
-                    read_any(source, **opts),
-                    settings,
-                    policy=gate_policy,
-                    store=store,
-                    on_step=steps.callback,
-                )
-            else:
-                files = [cast(Path, gt), *ds, *predictions]  # gt checked above
-                sets = [read_any(p, **opts) for p in steps.track(files, "reading annotations")]
-                n = 1 + len(ds)
-                bundle = build_bundle(
-                    sets[0],
-                    sets[1:n],
-                    settings,
-                    policy=gate_policy,
-                    store=store,
-                    predictions=sets[n:],
-                    on_step=steps.callback,
-                )
+            files = replace(files, on_read=steps.callback)
+            bundle = report_batch(
+                files.pull(settings=settings),
+                policy=gate_policy,
+                store=store,
+                on_step=steps.callback,
+            )
             steps.update("writing the report")
             if html_out is not None:
                 html_out.parent.mkdir(parents=True, exist_ok=True)

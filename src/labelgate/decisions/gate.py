@@ -24,14 +24,17 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
-from labelgate.engine import QualitySettings, compare
+from labelgate.engine import QualitySettings
 from labelgate.errors import SettingsError
 from labelgate.model import AnnotationSet, Origin
+
+if TYPE_CHECKING:
+    from labelgate.run import QualityRun, RunOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -109,23 +112,19 @@ class GatePolicy:
         return cls.from_mapping(data, source=str(p))
 
 
-def _gold_scores(
-    aset: AnnotationSet,
-    people: list[str],
-    reports: Mapping[str, Any],
-    settings: QualitySettings | None,
-) -> list[float]:
+def _gold_scores(run: QualityRun) -> list[float]:
     """Each (annotator, gold item) score: over the item's controls where the set has them,
     else the comparison's per-frame accuracy."""
-    if aset.schema.controls:
-        from labelgate.agreement.controls import control_accuracy, item_annotator_headline
+    if run.aset.schema.controls:
+        from labelgate.agreement.controls import item_annotator_headline
 
-        per_item = item_annotator_headline(control_accuracy(aset, people, settings), GT_ANNOTATOR)
+        per_item = item_annotator_headline(run.control_accuracy, GT_ANNOTATOR)
         return [v for per in per_item.values() for v in per.values()]
     return [
         res["annotations"]["accuracy"]
-        for r in reports.values()
-        for res in r.to_dict()["frame_results"].values()
+        for n in run.humans
+        if n in run.comparisons
+        for res in run.comparisons[n].report.to_dict()["frame_results"].values()
     ]
 
 
@@ -189,24 +188,42 @@ def _check(
 def evaluate_gate(
     aset: AnnotationSet, policy: GatePolicy, settings: QualitySettings | None = None
 ) -> dict[str, Any]:
-    """Run every configured check on a multi-annotator set (GT = annotator "ground_truth").
+    """:func:`gate_for` a run of ``aset`` (GT = annotator "ground_truth")."""
+    from labelgate.run import run_quality
+    from labelgate.run_sources import Batch
+
+    options = gate_options(policy)
+    return gate_for(run_quality(Batch.of_set(aset, settings), options=options), policy)
+
+
+def gate_options(policy: GatePolicy) -> RunOptions:
+    """What a run needs for the gate alone: the humans' comparisons, agreement only when the
+    policy checks it, no intervals, no model check."""
+    from labelgate.run import RunOptions
+
+    return RunOptions(
+        n_boot=0,
+        compare_predictions=False,
+        model_check=False,
+        agreement=policy.min_agreement is not None,
+    )
+
+
+def gate_for(run: QualityRun, policy: GatePolicy) -> dict[str, Any]:
+    """Run every configured check on a scored batch.
 
     Returns:
         ``{"passed", "checks": [...], "audit_sample": [...], "summary": {...}}``.
     """
-    from labelgate.agreement.report import agreement_report
-
-    parts = aset.split_by_annotator()
-    people = [n for n in parts if n and n != GT_ANNOTATOR and not n.startswith(PREDICTION_PREFIX)]
-    gt = parts.get(GT_ANNOTATOR)
+    aset = run.aset
+    people = list(run.humans)
+    gt = run.gt
     checks: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"annotators": people, "gold_items": 0}
-    reports = {n: compare(gt, parts[n], settings) for n in people} if gt is not None else {}
+    reports = {n: run.comparisons[n].report for n in people if n in run.comparisons}
     if policy.min_agreement is not None:
-        value = None
-        if len(people) >= 2:
-            # The project's headline: built from its controls where it has them.
-            value = agreement_report(aset, settings, n_boot=0)["summary"]["headline"]
+        # The project's headline: built from its controls where it has them.
+        value = run.agreement.headline if len(people) >= 2 else None
         checks.append(
             _check(
                 "agreement",
@@ -218,7 +235,7 @@ def evaluate_gate(
         )
     if policy.min_gold_pass_rate is not None:
         passes = total = 0
-        for score in _gold_scores(aset, people, reports, settings):
+        for score in _gold_scores(run):
             total += 1
             passes += score >= policy.gold_accuracy
         summary["gold_items"] = len(gt.items) if gt is not None else 0

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
-from labelgate.agreement.report import agreement_report, pair_agreement
+from labelgate.adapters import PREDICTION_PREFIX
+from labelgate.agreement.report import pair_agreement
 from labelgate.decisions.sampling import achieved_margin
-from labelgate.engine import QualitySettings, compare
-from labelgate.errors import ValidationError
+from labelgate.engine import QualitySettings
 from labelgate.model import AnnotationSet, Origin
 from labelgate.stats import wilson_interval
+
+if TYPE_CHECKING:
+    from labelgate.run import QualityRun, RunOptions
 
 REWORK_SECONDS = 3600.0
 
@@ -76,7 +79,37 @@ def scorecards(
     thresholds: AlertThresholds | None = None,
     model: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One scorecard per human annotator of a multi-annotator set (GT = "ground_truth").
+    """:func:`scorecards_for` of a run of ``aset`` (for callers holding a set, not a run)."""
+    return scorecards_for(_run_of(aset, settings, model=model, model_check=True), thresholds)
+
+
+def _run_of(
+    aset: AnnotationSet,
+    settings: QualitySettings | None,
+    *,
+    model: str | None = None,
+    model_check: bool = False,
+) -> QualityRun:
+    """A run of ``aset`` with what the decisions read (humans compared, no intervals)."""
+    from labelgate.run import run_quality
+    from labelgate.run_sources import Batch
+
+    options = replace(scorecard_options(model), model_check=model_check)
+    return run_quality(Batch.of_set(aset, settings), options=options)
+
+
+def scorecard_options(model: str | None = None) -> RunOptions:
+    """What a run needs for the scorecards, per-label view and alerts: the humans'
+    comparisons, agreement without intervals, the check against ``model``."""
+    from labelgate.run import RunOptions
+
+    return RunOptions(n_boot=0, compare_predictions=False, model=model)
+
+
+def scorecards_for(
+    run: QualityRun, thresholds: AlertThresholds | None = None
+) -> list[dict[str, Any]]:
+    """One scorecard per human annotator of a run.
 
     Each card: items and annotations done; accuracy/precision/recall vs GT with Wilson 95%
     intervals; mean agreement with peers (matched-F1, Wilson interval on pooled matches); median
@@ -84,37 +117,25 @@ def scorecards(
     (submissions updated after they were created); top error types and confused label pairs;
     AI-assisted share (annotations kept from pre-annotation); agreement with the model's
     predictions and a rubber-stamping flag when it is far above accuracy against GT. The model
-    is :func:`choose_model`'s (``model`` names it explicitly).
+    is the run's (:func:`choose_model`).
     """
-    th = thresholds or AlertThresholds()
-    parts = aset.split_by_annotator()
-    people = sorted(
-        n for n in parts if n and n != GT_ANNOTATOR and not n.startswith(PREDICTION_PREFIX)
-    )
-    chosen = choose_model(aset, parts, model)
-    gt = parts.get(GT_ANNOTATOR)
-    # A set with labelling controls (Label Studio) is scored per control, as every view does.
-    from labelgate.agreement.controls import annotator_summary, control_accuracy
+    from labelgate.agreement.controls import annotator_summary
 
-    by_control = control_accuracy(aset, people, settings) if aset.schema.controls else {}
-    peer_rows: dict[str, Any] = {}
-    if len(people) >= 2:
-        try:
-            rep_all = agreement_report(aset, settings, n_boot=0)
-            peer_rows = {r["annotator"]: r for r in rep_all["per_annotator"]}
-        except ValidationError:
-            peer_rows = {}
+    th = thresholds or AlertThresholds()
+    people = list(run.humans)
+    peer_rows = run.agreement.peer_rows()
     cards = []
     for name in people:
-        part = parts[name]
+        part = run.parts[name]
         ann = part.annotations
         card: dict[str, Any] = {
             "annotator": name,
             "items": len(part.items),
             "annotations": len(ann),
         }
-        if gt is not None:
-            rep = compare(gt, part, settings)
+        comparison = run.comparisons.get(name)
+        if comparison is not None:
+            rep = comparison.report
             s = rep.summary
             card.update(
                 {
@@ -131,6 +152,7 @@ def scorecards(
                 }
             )
             card["gold_items"] = s["frame_count"]
+            by_control = run.control_accuracy
             summary = annotator_summary(by_control, name) if by_control else None
             if summary is not None:
                 card["accuracy"] = summary["value"]
@@ -146,10 +168,10 @@ def scorecards(
             card["confused_labels"] = [
                 {"annotated": a, "truth": b, "count": n} for (a, b), n in confused.most_common(3)
             ]
-        matches = total = 0
+        matches, total = 0, 0.0
         for peer in people:
-            if peer != name:
-                res = pair_agreement(part, parts[peer], settings)
+            res = run.agreement.pair(name, peer) if peer != name else None
+            if res is not None:
                 matches += res["matched"]
                 total += (res["n_a"] + res["n_b"]) / 2
         if total:
@@ -174,11 +196,9 @@ def scorecards(
         card["ai_assisted_share"] = (
             float(np.isin(ann.origin, (Origin.AUTO, Origin.SEMI_AUTO)).mean()) if len(ann) else 0.0
         )
-        if chosen is not None:
-            card["model"] = chosen[len(PREDICTION_PREFIX) :]
-            card["prediction_agreement"] = prediction_agreement(
-                aset, name, chosen, part, parts[chosen], settings
-            )
+        if run.model is not None:
+            card["model"] = run.model[len(PREDICTION_PREFIX) :]
+            card["prediction_agreement"] = run.model_agreement.get(name)
         cards.append(card)
     _flag_rubber_stamping(cards, th.rubber_stamp_gap)
     return cards
@@ -221,27 +241,24 @@ def _flag_rubber_stamping(cards: list[dict[str, Any]], gap: float) -> None:
 
 
 def per_label(aset: AnnotationSet, settings: QualitySettings | None = None) -> list[dict[str, Any]]:
-    """Per class: counts, error rate against GT (pooled over annotators), top confusions, and
-    agreement between annotators."""
-    parts = aset.split_by_annotator()
-    gt = parts.get(GT_ANNOTATOR)
+    """:func:`per_label_for` of a run of ``aset``."""
+    return per_label_for(_run_of(aset, settings))
+
+
+def per_label_for(run: QualityRun) -> list[dict[str, Any]]:
+    """Per class: counts, error rate against GT (pooled over the human annotators), top
+    confusions, and agreement between annotators."""
+    aset = run.aset
     names = aset.schema.names
     counts = np.bincount(aset.annotations.label[aset.annotations.label >= 0], minlength=len(names))
     matrix = None
-    if gt is not None:
-        people = [
-            n for n in parts if n and n != GT_ANNOTATOR and not n.startswith(PREDICTION_PREFIX)
-        ]
-        for n in people:
-            rows = np.asarray(
-                compare(gt, parts[n], settings).to_dict()["annotations"]["confusion_matrix"]["rows"]
-            )
+    for n in run.humans:
+        comparison = run.comparisons.get(n)
+        if comparison is not None:
+            rows = np.asarray(comparison.to_dict()["confusion_matrix"]["rows"])
             matrix = rows if matrix is None else matrix + rows
-    agreement = {}
-    try:
-        agreement = agreement_report(aset, settings, n_boot=0)["per_label"]
-    except Exception:  # fewer than two annotators: agreement is simply not available
-        agreement = {}
+    report = run.agreement.report
+    agreement = report["per_label"] if report is not None else {}
     out = []
     for i, name in enumerate(names):
         row: dict[str, Any] = {
@@ -272,14 +289,33 @@ def alerts(
     current_agreement: float | None = None,
     settings: QualitySettings | None = None,
 ) -> list[dict[str, Any]]:
+    """:func:`alerts_for` of a run of ``aset``."""
+    return alerts_for(
+        _run_of(aset, settings),
+        cards,
+        thresholds=thresholds,
+        agreement_history=agreement_history,
+        current_agreement=current_agreement,
+    )
+
+
+def alerts_for(
+    run: QualityRun,
+    cards: list[dict[str, Any]],
+    *,
+    thresholds: AlertThresholds | None = None,
+    agreement_history: list[float] | None = None,
+    current_agreement: float | None = None,
+) -> list[dict[str, Any]]:
     """Alerts with severity, message and recommended action.
 
     Args:
-        aset: the batch.
-        cards: its scorecards.
+        run: the scored batch.
+        cards: its scorecards (:func:`scorecards_for`).
         agreement_history: earlier mean agreements, oldest first (for the drop alert).
         current_agreement: this batch's mean agreement.
     """
+    aset = run.aset
     th = thresholds or AlertThresholds()
     out: list[dict[str, Any]] = []
     labels = aset.annotations.label[aset.annotations.label >= 0]
@@ -349,7 +385,7 @@ def alerts(
                     "action": "check for new guidelines, new annotators or a data shift",
                 }
             )
-    out += outlier_items(aset, th, settings)
+    out += outlier_items_for(run, th)
     gold = int(aset.items.gold.sum()) or int(cards[0].get("gold_items", 0)) if cards else 0
     if cards and gold:
         acc = float(np.mean([c.get("accuracy", 0.5) or 0.5 for c in cards]))
@@ -370,30 +406,31 @@ def alerts(
 def outlier_items(
     aset: AnnotationSet, th: AlertThresholds, settings: QualitySettings | None = None
 ) -> list[dict[str, Any]]:
+    """:func:`outlier_items_for` of a run of ``aset``."""
+    return outlier_items_for(_run_of(aset, settings), th)
+
+
+def outlier_items_for(run: QualityRun, th: AlertThresholds) -> list[dict[str, Any]]:
     """Items where one annotator disagrees with every peer while the peers agree."""
-    try:
-        rep = agreement_report(aset, settings, n_boot=0)
-    except Exception:  # fewer than two annotators: no peers to disagree with
-        return []
-    names = rep["annotators"]
+    names = list(run.agreement.annotators) if run.agreement.report is not None else []
     if len(names) < 3:
         return []
-    parts = aset.split_by_annotator()
-    per_pair = {}
+    per_pair: dict[tuple[str, str], Mapping[int, float]] = {}
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            per_pair[(a, b)] = per_pair[(b, a)] = pair_agreement(parts[a], parts[b], settings)[
-                "per_item"
-            ]
+            res = run.agreement.pair(a, b)
+            per_pair[(a, b)] = per_pair[(b, a)] = res["per_item"] if res else {}
     out = []
-    for item in aset.items.id.tolist():
+    for item in run.aset.items.id.tolist():
         for a in names:
             peers = [b for b in names if b != a]
-            mine = [per_pair[(a, b)].get(item) for b in peers]
-            theirs = [
+            found = [per_pair[(a, b)].get(item) for b in peers]
+            others = [
                 per_pair[(b, c)].get(item) for i, b in enumerate(peers) for c in peers[i + 1 :]
             ]
-            if None in mine or None in theirs or not theirs:
+            mine = [v for v in found if v is not None]
+            theirs = [v for v in others if v is not None]
+            if len(mine) < len(found) or len(theirs) < len(others) or not theirs:
                 continue
             if max(mine) < th.outlier_peer_agreement and min(theirs) >= 0.8:
                 out.append(

@@ -1,9 +1,11 @@
-"""The main job: score a batch with every engine and gather one JSON-ready bundle.
+"""The main job: one quality run of a batch gathered into one JSON-ready bundle.
 
-Runs the public pipeline functions only — :func:`labelgate.engine.compare`,
-:func:`labelgate.agreement.agreement_report`, :mod:`labelgate.decisions` (scorecards, per-label
-figures, alerts, gate) and the report store for the drift lines; :func:`render_html
-<labelgate.reporting.html.render_html>` turns the bundle into the page.
+:func:`report_batch` scores a pulled batch once (:func:`labelgate.run.run_quality`) and
+:func:`bundle_for` builds the bundle from that run alone: scorecards, per-label figures,
+alerts and the gate are :mod:`labelgate.decisions`' pure functions of the run, the store only
+adds the drift lines; :func:`render_html <labelgate.reporting.html.render_html>` turns the
+bundle into the page. :func:`build_bundle` and :func:`bundle_for_set` are the same for callers
+holding sets rather than a batch.
 
 Bundle keys: ``title, generated_at, version, source, settings, comparisons{annotator: {summary,
 confusion_matrix}}, conflicts[...], conflicts_truncated, agreement, scorecards, labels, alerts,
@@ -12,20 +14,30 @@ gate, history{time, agreement, accuracy}, data_errors`` and, when stored, ``repo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labelgate import __version__
-from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
 from labelgate.agreement.report import agreement_headline
-from labelgate.engine import QualitySettings, compare
+from labelgate.engine import QualitySettings
 from labelgate.errors import ValidationError
-from labelgate.model import Annotations, AnnotationSet, Submission
+from labelgate.model import AnnotationSet
 from labelgate.reporting.links import conflict_link
+from labelgate.run import Progress, QualityRun, StepCallback, run_quality
+from labelgate.run_sources import (  # noqa: F401  (re-exported: the batch helpers' old home)
+    Batch,
+    as_ground_truth,
+    as_predictions,
+    combine_batch,
+    file_project,
+    run_project,
+)
+
+if TYPE_CHECKING:
+    from labelgate.decisions.gate import GatePolicy
 
 #: Conflict rows kept in the bundle (the page stays usable); the rest are counted.
 MAX_CONFLICT_ROWS = 5000
@@ -33,111 +45,13 @@ MAX_CONFLICT_ROWS = 5000
 HISTORY_KIND = "scorecards"
 BUNDLE_KIND = "bundle"
 
-#: ``on_step(description, done, total)``: progress callback for long runs (CLI progress bars).
-StepCallback = Callable[[str, int, int], None]
-
-
-def _renamed(aset: AnnotationSet, names: Sequence[str]) -> AnnotationSet:
-    """The same set with its annotator tuple replaced (same length, same order)."""
-    ann = Annotations(**{**aset.annotations.__dict__, "annotators": tuple(names)})
-    return aset.replace(annotations=ann)
-
-
-def as_ground_truth(gt: AnnotationSet) -> AnnotationSet:
-    """``gt`` with every annotation credited to the annotator ``"ground_truth"``."""
-    # Column and names change together: a reader may have named no annotator (COCO).
-    ann = gt.annotations.with_columns(
-        annotator=np.zeros(len(gt.annotations), dtype=np.int32), annotators=(GT_ANNOTATOR,)
-    )
-    return gt.replace(annotations=ann)
-
-
-def as_predictions(pred: AnnotationSet) -> AnnotationSet:
-    """``pred`` with annotators named ``"prediction:<model_version>"``.
-
-    The model version is ``meta["model_version"]`` when the reader found one, else the
-    annotator's own name (a CVAT export's file name); names already prefixed are kept.
-    """
-    version = pred.meta.get("model_version")
-    names = [
-        a if a.startswith(PREDICTION_PREFIX) else f"{PREDICTION_PREFIX}{version or a}"
-        for a in pred.annotations.annotators
-    ] or [f"{PREDICTION_PREFIX}{version or pred.name}"]
-    return _renamed(pred, names)
-
-
-def _with_coverage(part: AnnotationSet) -> AnnotationSet:
-    """Record that a one-annotator file covers all of its items.
-
-    A per-annotator file (a CVAT job export) lists every frame of the job, annotated or not;
-    without submission records the combined set would forget the empty frames, and the
-    comparison would skip GT objects on frames the annotator left empty.
-    """
-    names = part.annotations.annotators
-    if len(names) != 1 or part.submissions:
-        return part
-    live = part.items.id[~part.items.deleted]
-    return part.replace(submissions=tuple(Submission(int(i), names[0]) for i in live.tolist()))
-
-
-def combine_batch(
-    gt: AnnotationSet,
-    sources: Sequence[AnnotationSet],
-    predictions: Sequence[AnnotationSet] | AnnotationSet | None = None,
-) -> tuple[AnnotationSet, dict[str, dict[str, Any]]]:
-    """One multi-annotator set from a GT set, annotator sets and prediction sets.
-
-    Returns:
-        The combined set (named after ``gt``, with its meta) and each annotator's source meta,
-        used to link conflicts back to the job or task they came from.
-
-    Raises:
-        ValidationError: no sources, label schemas differ, or two sources share an annotator.
-    """
-    if not sources:
-        raise ValidationError(f"{gt.name}: give at least one annotator set to compare with")
-    if isinstance(predictions, AnnotationSet):
-        predictions = [predictions]
-    parts = [
-        _with_coverage(p)
-        for p in [as_ground_truth(gt), *sources, *(as_predictions(p) for p in predictions or ())]
-    ]
-    metas: dict[str, dict[str, Any]] = {}
-    for part in parts:
-        if part.schema.names != gt.schema.names:
-            raise ValidationError(
-                f"{part.source_name}: labels {list(part.schema.names)} differ from the ground "
-                "truth's "
-                f"{list(gt.schema.names)}"
-            )
-        for a in part.annotations.annotators:
-            if a in metas:
-                raise ValidationError(
-                    f"{part.source_name}: annotator {a!r} also appears in another source; "
-                    "give each annotator's work once"
-                )
-            metas[a] = dict(part.meta)
-    items = parts[0].items
-    for part in parts[1:]:
-        items = items.merged(part.items)
-    combined = AnnotationSet(
-        name=gt.name,
-        schema=gt.schema,
-        items=items,
-        annotations=Annotations.concat([p.annotations for p in parts]),
-        submissions=tuple(s for p in parts for s in p.submissions),
-        meta=dict(gt.meta),
-        data_errors=tuple(e for p in parts for e in p.data_errors),
-    )
-    return combined, metas
-
 
 def build_bundle(
     gt: AnnotationSet,
     sources: Sequence[AnnotationSet],
     settings: QualitySettings | None = None,
     *,
-    policy: Any = None,
+    policy: GatePolicy | None = None,
     store: Any = None,
     predictions: Sequence[AnnotationSet] | AnnotationSet | None = None,
     project: str | None = None,
@@ -149,7 +63,7 @@ def build_bundle(
         gt: the ground truth (all of its annotations count as annotator "ground_truth").
         sources: one set per annotator (each may hold several annotators).
         settings: quality settings (CVAT defaults when None).
-        policy: a :class:`~labelgate.decisions.gate.GatePolicy` for the gate section, or None.
+        policy: the release gate policy for the gate section, or None.
         store: a :class:`~labelgate.store.Store`: the history is read from it and this run is
             saved to it (``bundle["report_id"]``); None for neither.
         predictions: model prediction sets, compared with GT like annotators but left out of
@@ -163,17 +77,15 @@ def build_bundle(
     Raises:
         ValidationError: see :func:`combine_batch`.
     """
-    aset, metas = combine_batch(gt, sources, predictions)
-    return bundle_for_set(
-        aset, settings, policy=policy, store=store, project=project, on_step=on_step, metas=metas
-    )
+    batch = Batch.of_parts(gt, sources, settings, predictions=predictions, project=project)
+    return report_batch(batch, policy=policy, store=store, on_step=on_step)
 
 
 def bundle_for_set(
     aset: AnnotationSet,
     settings: QualitySettings | None = None,
     *,
-    policy: Any = None,
+    policy: GatePolicy | None = None,
     store: Any = None,
     project: str | None = None,
     on_step: StepCallback | None = None,
@@ -186,52 +98,55 @@ def bundle_for_set(
         metas: source meta per annotator for the conflict links (default: ``aset.meta``).
         settings, policy, store, project, on_step: as in :func:`build_bundle`.
     """
-    from labelgate.agreement.report import agreement_report
-    from labelgate.decisions.gate import evaluate_gate
-    from labelgate.decisions.scorecards import alerts, per_label, scorecards
+    batch = Batch.of_set(aset, settings, project=project, metas=metas)
+    return report_batch(batch, policy=policy, store=store, on_step=on_step)
 
-    s = settings or QualitySettings()
-    project = project or run_project(aset)
-    parts = aset.split_by_annotator()
-    gt = parts.get(GT_ANNOTATOR)
-    people = [n for n in parts if n and n != GT_ANNOTATOR]
-    humans = [n for n in people if not n.startswith(PREDICTION_PREFIX)]
-    total = (len(people) if gt is not None else 0) + 3 + (policy is not None)
-    done = 0
 
-    def step(description: str) -> None:
-        nonlocal done
-        if on_step is not None:
-            on_step(description, done, total)
-        done += 1
+def report_batch(
+    batch: Batch,
+    *,
+    policy: GatePolicy | None = None,
+    store: Any = None,
+    on_step: StepCallback | None = None,
+) -> dict[str, Any]:
+    """Score a pulled batch once (:func:`~labelgate.run.run_quality`) and build its bundle."""
+    progress = Progress(on_step, later=2 + (policy is not None))
+    run = run_quality(batch, progress=progress)
+    return bundle_for(run, policy=policy, store=store, progress=progress)
 
-    comparisons: dict[str, Any] = {}
+
+def bundle_for(
+    run: QualityRun,
+    *,
+    policy: GatePolicy | None = None,
+    store: Any = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The bundle of a quality run: a pure function of the run, plus the store's history.
+
+    Args:
+        run: the scored batch.
+        policy: the release gate policy for the gate section, or None.
+        store: the history is read from it and this run saved to it; None for neither.
+        progress: step reporting (scorecards, history, gate).
+    """
+    from labelgate.decisions.gate import gate_for
+    from labelgate.decisions.scorecards import alerts_for, per_label_for, scorecards_for
+
+    progress = progress or Progress(None)
+    aset = run.aset
+    project = run.batch.project
     conflicts: list[dict[str, Any]] = []
-    if metas is not None:  # each part's own job/task ids go into the conflicts' object ids
-        parts = {n: p.replace(meta=dict(metas.get(n, p.meta))) for n, p in parts.items()}
-    gt = parts.get(GT_ANNOTATOR)
-    if gt is not None:
-        for name in people:
-            step(f"comparing {name} with the ground truth")
-            rep = compare(gt, parts[name], s).to_dict()
-            comparisons[name] = {
-                "summary": rep["summary"],
-                "confusion_matrix": rep["annotations"]["confusion_matrix"],
-            }
-            conflicts.extend(conflict_rows(aset, name, parts[name].meta, rep["conflicts"]))
-    step("agreement between annotators")
-    agreement = None
-    if len(humans) >= 2:
-        try:
-            agreement = agreement_report(aset, s, n_boot=100)
-        except ValidationError:  # no shared items: the section says "not available"
-            agreement = None
-    step("scorecards and per-label figures")
-    cards = scorecards(aset, s) if humans else []
-    labels = per_label(aset, s)
-    step("history and alerts")
+    for name, comparison in run.comparisons.items():
+        conflicts.extend(
+            conflict_rows(aset, name, comparison.meta, comparison.report.to_dict()["conflicts"])
+        )
+    progress.step("scorecards and per-label figures")
+    cards = scorecards_for(run) if run.humans else []
+    labels = per_label_for(run)
+    progress.step("history and alerts")
     history = read_history(store, project) if store is not None else {}
-    current = agreement_headline(agreement)
+    current = run.agreement.headline
     past = [v for v in history.get("agreement", []) if v is not None]
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     accuracy = _mean([c.get("accuracy") for c in cards])
@@ -241,26 +156,24 @@ def bundle_for_set(
         history["drift"] = find_drift(history)
     gate = None
     if policy is not None:
-        step("release gate")
-        gate = evaluate_gate(aset, policy, s)
+        progress.step("release gate")
+        gate = gate_for(run, policy)
     bundle: dict[str, Any] = {
         "title": f"labelgate quality report: {aset.name}",
         "generated_at": now,
         "version": __version__,
         "source": {"name": aset.name, "items": len(aset.items), "meta": dict(aset.meta)},
-        "settings": s.to_dict(),
-        "comparisons": comparisons,
+        "settings": run.settings.to_dict(),
+        "comparisons": {n: c.to_dict() for n, c in run.comparisons.items()},
         "conflicts": conflicts[:MAX_CONFLICT_ROWS],
         "conflicts_truncated": max(0, len(conflicts) - MAX_CONFLICT_ROWS),
-        "agreement": agreement,
+        "agreement": run.agreement.to_dict(),
         "scorecards": cards,
         "labels": labels,
-        "alerts": alerts(
-            aset, cards, agreement_history=past, current_agreement=current, settings=s
-        ),
+        "alerts": alerts_for(run, cards, agreement_history=past, current_agreement=current),
         "gate": gate,
         "history": history,
-        "data_errors": [dict(e) for e in aset.data_errors],
+        "data_errors": run.data_errors,
     }
     if store is not None:
         save_run(store, bundle, project=project, target=aset.name)
@@ -354,22 +267,6 @@ def find_drift(history: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
     for d in out:
         del d["index"]
     return out
-
-
-def run_project(aset: AnnotationSet) -> str:
-    """The history key of a run: ``labelstudio:<id>`` for a pulled project, ``file:<absolute
-    path>`` for a file (two projects' ``export.json`` never share a history), else its name."""
-    meta = aset.meta
-    if meta.get("system") == "labelstudio" and meta.get("project_id") is not None:
-        return f"labelstudio:{meta['project_id']}"
-    if meta.get("file"):
-        return file_project(str(meta["file"]))
-    return aset.name
-
-
-def file_project(path: str) -> str:
-    """History key of a file run (``history --project FILE`` finds it too)."""
-    return f"file:{Path(path).resolve()}"
 
 
 def save_trend(

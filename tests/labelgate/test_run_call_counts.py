@@ -1,0 +1,175 @@
+"""A quality run computes each engine result once, and every decision is a function of the run.
+
+The engine entry points are wrapped in every loaded ``labelgate`` module that holds them (so a
+new module that imports one and recomputes is counted too). With 3 annotators and ground truth,
+a run compares 3 times, matches each of the 3 annotator pairs once, builds the agreement report
+once (its per-control pass once), and matches 3 + 3 = 6 times in all.
+"""
+
+import importlib
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from labelgate.cli import main
+from labelgate.decisions.gate import GatePolicy, gate_for
+from labelgate.decisions.scorecards import alerts_for, per_label_for, scorecards_for
+from labelgate.reporting.pipeline import bundle_for
+from labelgate.run import RunOptions, run_quality
+from labelgate.run_sources import FileSource, PushingSource, Source
+
+EX = Path(__file__).resolve().parents[2] / "examples"
+CVAT = EX / "cvat"
+DS = [CVAT / f"annotator{i}.xml" for i in (1, 2, 3)]
+FILE_ARGS = ["--gt", str(CVAT / "gt.xml"), *[a for p in DS for a in ("--ds", str(p))]]
+#: (module, function): the engine computations a run must not repeat.
+ENGINE = [
+    ("labelgate.engine.compare", "compare"),
+    ("labelgate.engine.matching", "match_annotations"),
+    ("labelgate.agreement.report", "agreement_report"),
+    ("labelgate.agreement.report", "pair_agreement"),
+    ("labelgate.agreement.controls", "control_accuracy"),
+    ("labelgate.agreement.controls", "control_agreement"),
+]
+ONCE = {
+    "compare": 3,
+    "pair_agreement": 3,
+    "agreement_report": 1,
+    "control_agreement": 1,  # inside agreement_report; a set without controls returns {}
+    "match_annotations": 6,
+}
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Counts of the engine functions, wherever they are looked up."""
+    # Import every module that may hold a reference before patching (CLI commands load lazily).
+    for name in (
+        "labelgate.run",
+        "labelgate.decisions.gate",
+        "labelgate.decisions.scorecards",
+        "labelgate.reporting.pipeline",
+        "labelgate.cli.report_cmd",
+        "labelgate.cli.decisions_cmd",
+    ):
+        importlib.import_module(name)
+    counts: Counter = Counter()
+    for module_name, func_name in ENGINE:
+        original = getattr(sys.modules[module_name], func_name)
+
+        def counted(*args, _f=original, _n=func_name, **kwargs):
+            counts[_n] += 1
+            return _f(*args, **kwargs)
+
+        patched = 0
+        for mod in list(sys.modules.values()):
+            if getattr(mod, "__name__", "").startswith("labelgate") and (
+                getattr(mod, func_name, None) is original
+            ):
+                monkeypatch.setattr(mod, func_name, counted)
+                patched += 1
+        assert patched, f"{module_name}.{func_name} is referenced nowhere"
+    return counts
+
+
+def invoke(args):
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code in (0, 1), res.stderr
+    return res
+
+
+def test_report_command_computes_everything_once(calls, tmp_path):
+    out = tmp_path / "r.json"
+    report = ["report", *FILE_ARGS, "--policy", str(EX / "gate.toml"), "--no-history"]
+    invoke([*report, "--json", str(out), "--quiet"])
+    assert dict(calls) == ONCE
+    bundle = json.loads(out.read_text())
+    assert set(bundle["comparisons"]) == {"annotator1", "annotator2", "annotator3"}
+    assert bundle["agreement"]["summary"]["annotator_pairs"] == 3
+
+
+def test_gate_and_scorecards_commands_compute_once(calls, tmp_path):
+    invoke(["gate", *FILE_ARGS, "--policy", str(EX / "gate.toml"), "--quiet"])
+    assert dict(calls) == ONCE
+    calls.clear()
+    invoke(["scorecards", *FILE_ARGS, "--no-store", "--quiet"])
+    assert dict(calls) == ONCE
+
+
+def test_run_quality_then_decisions_call_no_engine(calls):
+    run = run_quality(FileSource(gt=CVAT / "gt.xml", ds=tuple(DS)), options=RunOptions(n_boot=0))
+    assert dict(calls) == ONCE
+    calls.clear()
+    policy = GatePolicy.from_toml(EX / "gate.toml")
+    cards = scorecards_for(run)
+    per_label_for(run)
+    alerts_for(run, cards, agreement_history=[0.99], current_agreement=run.agreement.headline)
+    gate = gate_for(run, policy)
+    bundle = bundle_for(run, policy=policy)
+    assert dict(calls) == {}
+    # The bundle's sections are the same functions' values (the run is not mutated by them).
+    assert bundle["scorecards"] == cards and bundle["gate"]["checks"] == gate["checks"]
+
+
+def test_predictions_are_compared_once_and_kept_out_of_agreement(calls):
+    source = FileSource(gt=CVAT / "gt.xml", ds=tuple(DS), predictions=(CVAT / "predictions.xml",))
+    run = run_quality(source, options=RunOptions(n_boot=0))
+    # 3 annotator pairs + each annotator against the only model (the rubber-stamping check).
+    assert calls["compare"] == 4 and calls["pair_agreement"] == 3 + 3
+    assert run.model == "prediction:predictions" and set(run.model_agreement) == set(run.humans)
+    assert run.humans == ("annotator1", "annotator2", "annotator3")
+    assert set(run.comparisons) == {*run.humans, "prediction:predictions"}
+
+
+def test_file_source_is_a_source_without_push_or_events():
+    files = FileSource(gt=CVAT / "gt.xml", ds=(DS[0],))
+    assert isinstance(files, Source) and not isinstance(files, PushingSource)
+    assert files.parse_event({"event": "update:job"}) is None
+    assert files.paths == (CVAT / "gt.xml", DS[0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "give SOURCE"),
+        ({"source": CVAT / "gt.xml", "gt": CVAT / "gt.xml"}, "not both"),
+        ({"source": EX / "labelstudio/export.json", "predictions": (DS[0],)}, "--predictions"),
+    ],
+    ids=["nothing", "both-forms", "predictions-with-source"],
+)
+def test_file_source_rejects_incomplete_input(kwargs, message):
+    from labelgate.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        FileSource(**kwargs)
+
+
+def test_set_based_wrappers_build_one_run_each(calls):
+    from labelgate.cli.options import load_multi
+    from labelgate.decisions.gate import evaluate_gate
+    from labelgate.decisions.scorecards import scorecards
+
+    aset = load_multi(None, CVAT / "gt.xml", tuple(DS), None)
+    calls.clear()
+    evaluate_gate(aset, GatePolicy.from_toml(EX / "gate.toml"))
+    assert dict(calls) == ONCE
+    calls.clear()
+    evaluate_gate(aset, GatePolicy.from_mapping({"max_missing_rate": 0.1}))
+    # No agreement check in the policy: no agreement computed, only the comparisons.
+    assert dict(calls) == {"compare": 3, "match_annotations": 3}
+    calls.clear()
+    scorecards(aset)
+    assert dict(calls) == ONCE
+
+
+def test_file_source_reports_each_file_it_reads():
+    seen = []
+    files = FileSource(gt=CVAT / "gt.xml", ds=(DS[0],), on_read=lambda *a: seen.append(a))
+    batch = files.pull()
+    assert seen == [("reading gt.xml", 0, 2), ("reading annotator1.xml", 1, 2)]
+    assert batch.aset.annotations.annotators == ("ground_truth", "annotator1")
+    assert batch.target.system == "cvat" and batch.project.startswith("file:")
