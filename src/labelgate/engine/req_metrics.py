@@ -1,0 +1,220 @@
+"""Requirement scores, calculation status and completion (``cvat-quality-current.md`` §3.2-3.4).
+
+Scores come from a confusion matrix (rows DS, columns GT, ``unmatched`` last), always the
+matrix summed over frames, never an average of frame scores. A zero denominator gives 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from labelgate.engine.report import label_metrics
+
+COMPUTED = "computed"
+NOT_COMPUTED = "not_computed"
+#: not_computed reasons, lowest priority first (a frame's reason loses to a later one).
+REASONS = ("no_annotations", "filter_no_matches", "required_attributes_missing")
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+def micro_metrics(matrix: np.ndarray) -> dict[str, float]:
+    """The five micro metrics of a matrix: accuracy, precision, recall, jaccard_index, dice."""
+    m = np.asarray(matrix, dtype=np.float64)
+    valid = float(np.trace(m[:-1, :-1]))
+    ds = float(m[:-1, :].sum())
+    gt = float(m[:, :-1].sum())
+    total = float(m.sum())
+    return {
+        "accuracy": _div(valid, total),
+        "precision": _div(valid, ds),
+        "recall": _div(valid, gt),
+        "jaccard_index": _div(valid, ds + gt - valid),
+        "dice": _div(2 * valid, ds + gt),
+    }
+
+
+@dataclass(frozen=True)
+class Score:
+    """A target metric's value and what it came from.
+
+    Attributes:
+        metric: one of the 15 names.
+        value: the score.
+        micro: the micro value of the same base metric.
+        mean: the mean over active labels (0 when no label is active).
+        label: the worst active label's value (0 when none).
+        worst_labels: the labels at that minimum.
+    """
+
+    metric: str
+    value: float
+    micro: float
+    mean: float
+    label: float
+    worst_labels: tuple[str, ...] = ()
+
+    @property
+    def aggregation(self) -> str:
+        return (
+            self.metric.split("_", 1)[0] if self.metric.startswith(("mean_", "label_")) else "micro"
+        )
+
+
+def base_metric(metric: str) -> str:
+    """``mean_recall`` -> ``recall``; ``accuracy`` -> ``accuracy``."""
+    for prefix in ("mean_", "label_"):
+        if metric.startswith(prefix):
+            return metric[len(prefix) :]
+    return metric
+
+
+def score(matrix: np.ndarray, labels: Sequence[str], metric: str) -> Score:
+    """The target ``metric`` of ``matrix``.
+
+    Args:
+        matrix: (L+1, L+1) counts, rows DS, columns GT, ``unmatched`` last.
+        labels: the L label names.
+        metric: ``accuracy`` ... ``dice``, ``mean_*`` or ``label_*``.
+
+    Returns:
+        The :class:`Score`; active labels are those with row + column support > 0.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    base = base_metric(metric)
+    micro = micro_metrics(m)[base]
+    per_label = label_metrics(m)[base][:-1]
+    support = m[:-1, :].sum(1) + m[:, :-1].sum(0)
+    active = support > 0
+    mean = float(per_label[active].mean()) if active.any() else 0.0
+    worst = float(per_label[active].min()) if active.any() else 0.0
+    worst_labels = tuple(
+        labels[i] for i in np.flatnonzero(active & np.isclose(per_label, worst, rtol=0, atol=1e-12))
+    )
+    agg = (
+        "mean"
+        if metric.startswith("mean_")
+        else "label"
+        if metric.startswith("label_")
+        else "micro"
+    )
+    value = {"micro": micro, "mean": mean, "label": worst}[agg]
+    return Score(metric, value, micro, mean, worst, worst_labels)
+
+
+@dataclass(frozen=True)
+class SideCounts:
+    """One side's annotation counts: of the requirement's type, and selected by its filter.
+
+    ``missing_attributes`` names rule attributes no selected annotation carries.
+    """
+
+    candidate_count: int = 0
+    selected_count: int = 0
+    missing_attributes: tuple[str, ...] = ()
+
+    def __add__(self, other: SideCounts) -> SideCounts:
+        missing = tuple(sorted(set(self.missing_attributes) & set(other.missing_attributes)))
+        if not self.selected_count:
+            missing = other.missing_attributes
+        elif not other.selected_count:
+            missing = self.missing_attributes
+        return SideCounts(
+            self.candidate_count + other.candidate_count,
+            self.selected_count + other.selected_count,
+            missing,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "candidate_count": self.candidate_count,
+            "selected_count": self.selected_count,
+            "missing_attributes": list(self.missing_attributes),
+        }
+
+
+@dataclass(frozen=True)
+class Calculation:
+    """Whether a requirement could be computed, and why not.
+
+    Attributes:
+        status: ``computed`` or ``not_computed``.
+        reason: None when computed; else one of :data:`REASONS`.
+        ds: DS-side counts ("annotations" in CVAT's JSON); gt: ground-truth side counts.
+    """
+
+    status: str
+    reason: str | None = None
+    ds: SideCounts = field(default_factory=SideCounts)
+    gt: SideCounts = field(default_factory=SideCounts)
+
+    @property
+    def computed(self) -> bool:
+        return self.status == COMPUTED
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "annotations": self.ds.to_dict(),
+            "ground_truth": self.gt.to_dict(),
+        }
+
+
+def frame_calculation(
+    gt: SideCounts, ds: SideCounts, rule_attributes: Iterable[str]
+) -> Calculation:
+    """One frame's status from its counts.
+
+    Computed when either side selected something, unless every selected annotation on both
+    sides lacks an attribute that an explicit attribute rule names (then
+    ``required_attributes_missing``). Nothing selected: ``filter_no_matches`` when there were
+    candidates of the type, else ``no_annotations``.
+    """
+    if gt.selected_count or ds.selected_count:
+        rules = set(rule_attributes)
+        lacking = rules & set(gt.missing_attributes) & set(ds.missing_attributes)
+        if rules and lacking:
+            return Calculation(NOT_COMPUTED, "required_attributes_missing", ds, gt)
+        return Calculation(COMPUTED, None, ds, gt)
+    if gt.candidate_count or ds.candidate_count:
+        return Calculation(NOT_COMPUTED, "filter_no_matches", ds, gt)
+    return Calculation(NOT_COMPUTED, "no_annotations", ds, gt)
+
+
+def merge_calculations(parts: Iterable[Calculation]) -> Calculation:
+    """Across frames (or jobs): computed wins; otherwise the highest-priority reason.
+
+    With no parts at all the requirement saw no annotations (``no_annotations``).
+    """
+    status, reason = NOT_COMPUTED, None
+    ds, gt = SideCounts(), SideCounts()
+    for c in parts:
+        ds, gt = ds + c.ds, gt + c.gt
+        if c.computed:
+            status = COMPUTED
+        elif c.reason is not None and (
+            reason is None or REASONS.index(c.reason) > REASONS.index(reason)
+        ):
+            reason = c.reason
+    if status == COMPUTED:
+        return Calculation(COMPUTED, None, ds, gt)
+    return Calculation(NOT_COMPUTED, reason or "no_annotations", ds, gt)
+
+
+def requirement_completed(calculation: Calculation, value: float | None, required: float) -> bool:
+    """CVAT's rule: a requirement that cannot be computed is not failed; else score >= required."""
+    if not calculation.computed or value is None:
+        return True
+    return value >= required
+
+
+def all_completed(validation_frames: int, completed: Sequence[bool]) -> bool:
+    """A job or task is completed when it has validation frames, at least one enabled
+    requirement, and every enabled requirement completed (``completed`` lists those)."""
+    return validation_frames > 0 and len(completed) > 0 and all(completed)
