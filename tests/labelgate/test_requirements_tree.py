@@ -104,7 +104,9 @@ def test_rules_by_spec_id_are_named_through_the_schema():
             Requirement(
                 "r",
                 "rectangle",
-                attribute_comparison=AttributeComparison(rules={7: RulePatch(True), 99: RulePatch(True)}),
+                attribute_comparison=AttributeComparison(
+                    rules={7: RulePatch(True), 99: RulePatch(True)}
+                ),
             ),
         )
     )
@@ -148,7 +150,10 @@ def test_settings_rename_map():
             (Requirement("r", "tag"), Requirement("a", parent="b"), Requirement("b", parent="a")),
             "cycle",
         ),
-        ((Requirement("r", "tag"), Requirement("c", "mask", parent="r")), "differs from its parent"),
+        (
+            (Requirement("r", "tag"), Requirement("c", "mask", parent="r")),
+            "differs from its parent",
+        ),
         ((Requirement("r", "tag", filter='{"==":[{"var":"shape.colour"},1]}'),), "'r': filter"),
     ],
 )
@@ -232,7 +237,9 @@ def test_from_cvat_list_items():
     assert child.id == 12 and child.values["iou_threshold"] == 0.9
     assert (child.metric, child.required_score) == ("precision", 0.9)
     assert child.attributes.rules == {3: RulePatch(True, None, None)}
-    with pytest.raises(SettingsError, match=r"CVAT requirement 12 \('x'\): unknown parent_requirement 99"):
+    with pytest.raises(
+        SettingsError, match=r"CVAT requirement 12 \('x'\): unknown parent_requirement 99"
+    ):
         RequirementTree.from_cvat([items[0], _item(12, "x", parent=99)])
 
 
@@ -250,7 +257,10 @@ def test_from_tables_and_the_example_file():
     ("tables", "message"),
     [
         ([{"type": "tag"}], r"f\.toml: requirement\[0\]: 'name' is missing"),
-        ([{"name": "a", "type": "tag", "iou": 0.5}], r"requirement\[0\] \('a'\): unknown key 'iou'"),
+        (
+            [{"name": "a", "type": "tag", "iou": 0.5}],
+            r"requirement\[0\] \('a'\): unknown key 'iou'",
+        ),
         (
             [{"name": "a", "type": "tag"}, {"name": "b", "parent": "a", "metric": "f1"}],
             r"requirement\[1\] \('b'\): requirement 'b': metric 'f1'",

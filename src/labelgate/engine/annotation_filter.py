@@ -114,6 +114,11 @@ class AnnotationFilter:
         """The rows of ``table`` (see :func:`filter_table`) this filter selects."""
         return evaluate(self.rule, table)
 
+    @property
+    def uses_area(self) -> bool:
+        """Whether the filter reads an area (the one costly column: polygons are rasterised)."""
+        return ".area" in self.text
+
 
 def and_filters(texts: Sequence[str]) -> str:
     """The conjunction of filters (empty ones drop out), as CVAT combines a path's filters."""
@@ -209,7 +214,9 @@ def annotation_areas(ann: Annotations) -> np.ndarray:
     return area
 
 
-def _shape_columns(ann: Annotations, labels: Sequence[str], type_name: str | None) -> dict:
+def _shape_columns(
+    ann: Annotations, labels: Sequence[str], type_name: str | None, area: bool
+) -> dict[str, np.ndarray]:
     n = len(ann)
     names = _objects([*labels, None])
     is_track = ann.source_type == SourceType.TRACK
@@ -227,7 +234,7 @@ def _shape_columns(ann: Annotations, labels: Sequence[str], type_name: str | Non
     return {
         "label": names[ann.label],
         "type": types,
-        "area": annotation_areas(ann),
+        "area": annotation_areas(ann) if area else np.full(n, np.nan),
         "source": _objects([_SOURCE.get(int(o), "manual") for o in ann.origin]),
         "occluded": occluded,
         "outside": flag,
@@ -254,7 +261,13 @@ def _masked(col: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return out
 
 
-def _add_prefixed(table_cols: dict, iters: dict, prefix: str, cols: dict, it: Iterator) -> None:
+def _add_prefixed(
+    table_cols: dict[str, np.ndarray],
+    iters: dict[str, Iterator],
+    prefix: str,
+    cols: dict[str, np.ndarray],
+    it: Iterator,
+) -> None:
     is_track = cols["_is_track"]
     for f in SHAPE_FIELDS:
         table_cols[f"{prefix}.{f}"] = cols[f]
@@ -272,6 +285,7 @@ def filter_table(
     *,
     type_name: str | None = None,
     skeleton: tuple[Annotations, Sequence[str], np.ndarray] | None = None,
+    area: bool = True,
 ) -> Table:
     """The filter's view of ``ann``.
 
@@ -282,16 +296,16 @@ def filter_table(
             rows are points); None derives it from each row's kind.
         skeleton: for flattened keypoints, (skeleton rows, their label names, the parent row
             of each keypoint) giving ``shape.skeleton.*``.
+        area: compute ``shape.area`` (False leaves it absent, for filters that do not read it).
     """
     cols: dict[str, np.ndarray] = {}
     iters: dict[str, Iterator] = {}
-    _add_prefixed(
-        cols, iters, "shape", _shape_columns(ann, labels, type_name), _attribute_iterator(ann)
-    )
+    own = _shape_columns(ann, labels, type_name, area)
+    _add_prefixed(cols, iters, "shape", own, _attribute_iterator(ann))
     if skeleton is not None:
         parents, parent_labels, parent_row = skeleton
         p = parents.take(parent_row)
-        pcols = _shape_columns(p, parent_labels, "skeleton")
+        pcols = _shape_columns(p, parent_labels, "skeleton", area)
         _add_prefixed(cols, iters, "shape.skeleton", pcols, _attribute_iterator(p))
         cols["shape.skeleton"] = _objects(["skeleton"] * len(ann))
     return Table(len(ann), cols, iters)

@@ -133,21 +133,24 @@ def select(
         cand = ann.select(np.isin(ann.kind, COMPARED_KINDS))
         base = dataclasses.replace(aset, annotations=cand)
         return SideSelection(base, cand.item, cand.item, {})
+    flt = req.filter
     if req.annotation_type == "skeleton_keypoint":
         base, parent = flatten_skeletons(aset)
         cand = base.annotations
-        table = filter_table(
-            cand,
-            base.schema.names,
-            type_name="points",
-            skeleton=(ann, aset.schema.names, parent),
-        )
+        if flt.rule is not None:
+            table = filter_table(
+                cand,
+                base.schema.names,
+                type_name="points",
+                skeleton=(ann, aset.schema.names, parent),
+                area=flt.uses_area,
+            )
     else:
         cand = ann.select(ann.kind == TYPE_KIND[req.annotation_type])
         base = dataclasses.replace(aset, annotations=cand)
-        table = filter_table(cand, aset.schema.names)
-    keep = req.filter.mask(table)
-    chosen = cand.select(keep)
+        if flt.rule is not None:
+            table = filter_table(cand, aset.schema.names, area=flt.uses_area)
+    chosen = cand if flt.rule is None else cand.select(flt.mask(table))
     lacking = {}
     for name in rule_attributes:
         col = chosen.attributes.get(name)
