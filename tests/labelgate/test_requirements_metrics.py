@@ -113,25 +113,30 @@ COMPUTED = Calculation("computed")
 
 
 @pytest.mark.parametrize(
-    ("gt", "ds", "rules", "status", "reason"),
+    ("gt", "ds", "status", "reason"),
     [
-        (SideCounts(2, 1), SideCounts(0, 0), (), "computed", None),
-        (SideCounts(0, 0), SideCounts(3, 2), (), "computed", None),
-        (SideCounts(2, 0), SideCounts(1, 0), (), "not_computed", "filter_no_matches"),
-        (SideCounts(0, 0), SideCounts(0, 0), (), "not_computed", "no_annotations"),
+        (SideCounts(2, 1), SideCounts(0, 0), "computed", None),
+        (SideCounts(0, 0), SideCounts(3, 2), "computed", None),
+        (SideCounts(2, 0), SideCounts(1, 0), "not_computed", "filter_no_matches"),
+        (SideCounts(0, 0), SideCounts(0, 0), "not_computed", "no_annotations"),
         (
             SideCounts(1, 1, ("color",)),
             SideCounts(1, 1, ("color",)),
-            ("color",),
             "not_computed",
             "required_attributes_missing",
         ),
-        (SideCounts(1, 1, ("color",)), SideCounts(1, 1), ("color",), "computed", None),
+        # missing on one side only, or only one side selected: still computed
+        (SideCounts(1, 1, ("color",)), SideCounts(1, 1), "computed", None),
+        (SideCounts(1, 1, ("color",)), SideCounts(1, 0), "computed", None),
     ],
 )
-def test_frame_calculation_table(gt, ds, rules, status, reason):
-    c = frame_calculation(gt, ds, rules)
+def test_frame_calculation_table(gt, ds, status, reason):
+    c = frame_calculation(gt, ds)
     assert (c.status, c.reason) == (status, reason)
+    if status == "computed":
+        assert c.to_dict() == {"status": "computed", "reason": None}
+    else:
+        assert c.to_dict()["ground_truth"]["candidate_count"] == gt.candidate_count
 
 
 def test_reason_priority_across_frames():
@@ -140,6 +145,8 @@ def test_reason_priority_across_frames():
     missing = Calculation("not_computed", "required_attributes_missing")
     assert merge_calculations([no_ann, no_match]).reason == "filter_no_matches"
     assert merge_calculations([missing, no_match, no_ann]).reason == "required_attributes_missing"
+    first = Calculation("not_computed", "filter_no_matches", SideCounts(5, 0))
+    assert merge_calculations([no_ann, first, no_match]) is first  # ties keep the first
     assert merge_calculations([no_match, COMPUTED]).status == "computed"
     assert merge_calculations([]).reason == "no_annotations"
 

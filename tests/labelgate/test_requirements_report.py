@@ -120,6 +120,32 @@ def test_all_disabled_warns_and_computes_nothing():
     d = rep.to_dict()
     assert d["summary"]["requirements"]["items"] == [] and d["groups"] == {}
     assert d["summary"]["requirements"]["enabled"] == 0 and not rep.completed
+    assert rep.validation_frames == 0 and d["comparison_summary"]["frames"] == []
+
+
+def test_rule_attributes_missing_on_both_sides():
+    from labelgate.engine.requirements import AttributeComparison, RulePatch
+
+    rule = AttributeComparison(rules={"color": RulePatch(enabled=True)})
+    tree = RequirementTree(
+        (
+            Requirement("r", "rectangle", attribute_comparison=rule),
+            Requirement(
+                "unknown id",
+                "polygon",
+                attribute_comparison=AttributeComparison(rules={42: RulePatch(enabled=True)}),
+            ),
+        )
+    )
+    gt = make_set([box(0, 0, 10, 10)])
+    plain = compare_requirements(gt, make_set([box(0, 0, 10, 10)]), tree).result("r")
+    assert plain.calculation.reason == "required_attributes_missing"
+    assert plain.calculation.to_dict()["annotations"]["missing_attributes"] == ["color"]
+    assert plain.score is None and plain.completed
+    # one side carries it: computed
+    ds = make_set([box(0, 0, 10, 10, attributes={"color": "red"})])
+    assert compare_requirements(gt, ds, tree).result("r").calculation.computed
+    assert tree.resolved("unknown id").required_attributes() == ["#42"]
 
 
 def test_skeleton_keypoint_requirement_scores_each_point():

@@ -137,6 +137,11 @@ def test_settings_rename_map():
     assert (s.oks_sigma, s.compare_line_orientation, s.compare_groups) == (0.2, False, False)
     assert (s.iou_threshold, s.compare_attributes, s.exact_geometry) == (0.6, True, True)
     assert s.empty_is_annotated is False
+    # CVAT's attribute_comparison_may_compare: a per-attribute rule alone turns comparison on
+    only_rule = AttributeComparison(rules={"color": RulePatch(enabled=True)})
+    assert only_rule.may_compare() and not AttributeComparison().may_compare()
+    t = RequirementTree((Requirement("r", "tag", attribute_comparison=only_rule),))
+    assert t.resolved("r").settings().compare_attributes is True
 
 
 @pytest.mark.parametrize(

@@ -109,26 +109,13 @@ def score(matrix: np.ndarray, labels: Sequence[str], metric: str) -> Score:
 
 @dataclass(frozen=True)
 class SideCounts:
-    """One side's annotation counts: of the requirement's type, and selected by its filter.
-
-    ``missing_attributes`` names rule attributes no selected annotation carries.
-    """
+    """One side's annotation counts on a frame: of the requirement's type, and selected by its
+    filter. ``missing_attributes`` names explicit-rule attributes that no selected annotation
+    carries (empty when nothing is selected)."""
 
     candidate_count: int = 0
     selected_count: int = 0
     missing_attributes: tuple[str, ...] = ()
-
-    def __add__(self, other: SideCounts) -> SideCounts:
-        missing = tuple(sorted(set(self.missing_attributes) & set(other.missing_attributes)))
-        if not self.selected_count:
-            missing = other.missing_attributes
-        elif not other.selected_count:
-            missing = self.missing_attributes
-        return SideCounts(
-            self.candidate_count + other.candidate_count,
-            self.selected_count + other.selected_count,
-            missing,
-        )
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -158,6 +145,9 @@ class Calculation:
         return self.status == COMPUTED
 
     def to_dict(self) -> dict[str, object]:
+        """CVAT's JSON: a not_computed status names its reason and both sides' counts."""
+        if self.computed:
+            return {"status": self.status, "reason": None}
         return {
             "status": self.status,
             "reason": self.reason,
@@ -166,45 +156,39 @@ class Calculation:
         }
 
 
-def frame_calculation(
-    gt: SideCounts, ds: SideCounts, rule_attributes: Iterable[str]
-) -> Calculation:
-    """One frame's status from its counts.
+def frame_calculation(gt: SideCounts, ds: SideCounts) -> Calculation:
+    """One frame's status from its counts, as CVAT's ``_make_requirement_calculation``.
 
-    Computed when either side selected something, unless every selected annotation on both
-    sides lacks an attribute that an explicit attribute rule names (then
-    ``required_attributes_missing``). Nothing selected: ``filter_no_matches`` when there were
-    candidates of the type, else ``no_annotations``.
+    No candidates of the type on either side: ``no_annotations``. Candidates but nothing
+    selected: ``filter_no_matches``. Both sides selected, but an explicit-rule attribute is
+    missing from both: ``required_attributes_missing``. Otherwise computed (a computed status
+    carries no counts, as CVAT's).
     """
-    if gt.selected_count or ds.selected_count:
-        rules = set(rule_attributes)
-        lacking = rules & set(gt.missing_attributes) & set(ds.missing_attributes)
-        if rules and lacking:
-            return Calculation(NOT_COMPUTED, "required_attributes_missing", ds, gt)
-        return Calculation(COMPUTED, None, ds, gt)
-    if gt.candidate_count or ds.candidate_count:
-        return Calculation(NOT_COMPUTED, "filter_no_matches", ds, gt)
-    return Calculation(NOT_COMPUTED, "no_annotations", ds, gt)
+    common = set(gt.missing_attributes) & set(ds.missing_attributes)
+    if not gt.candidate_count and not ds.candidate_count:
+        return Calculation(NOT_COMPUTED, "no_annotations", ds, gt)
+    if not gt.selected_count and not ds.selected_count:
+        reason = "required_attributes_missing" if common else "filter_no_matches"
+        return Calculation(NOT_COMPUTED, reason, ds, gt)
+    if gt.selected_count and ds.selected_count and common:
+        return Calculation(NOT_COMPUTED, "required_attributes_missing", ds, gt)
+    return Calculation(COMPUTED)
+
+
+def _priority(c: Calculation) -> int:
+    return len(REASONS) if c.computed else REASONS.index(c.reason or REASONS[0])
 
 
 def merge_calculations(parts: Iterable[Calculation]) -> Calculation:
-    """Across frames (or jobs): computed wins; otherwise the highest-priority reason.
-
-    With no parts at all the requirement saw no annotations (``no_annotations``).
-    """
-    status, reason = NOT_COMPUTED, None
-    ds, gt = SideCounts(), SideCounts()
+    """Across frames (or jobs): the calculation of highest priority, the first one on ties
+    (computed > required_attributes_missing > filter_no_matches > no_annotations), as CVAT's
+    ``select_requirement_calculation``. With no parts the requirement saw nothing
+    (``no_annotations``)."""
+    best: Calculation | None = None
     for c in parts:
-        ds, gt = ds + c.ds, gt + c.gt
-        if c.computed:
-            status = COMPUTED
-        elif c.reason is not None and (
-            reason is None or REASONS.index(c.reason) > REASONS.index(reason)
-        ):
-            reason = c.reason
-    if status == COMPUTED:
-        return Calculation(COMPUTED, None, ds, gt)
-    return Calculation(NOT_COMPUTED, reason or "no_annotations", ds, gt)
+        if best is None or _priority(c) > _priority(best):
+            best = c
+    return best if best is not None else Calculation(NOT_COMPUTED, "no_annotations")
 
 
 def requirement_completed(calculation: Calculation, value: float | None, required: float) -> bool:

@@ -363,8 +363,9 @@ def compare_requirements(
         warns (:class:`DataWarning`) and reports nothing computed, as CVAT does.
     """
     ds_ids, gt_ids = pair_items(gt, ds)
-    frames = np.unique(gt_ids)
     reqs = tree.enabled()
+    # CVAT's frames are those some enabled requirement compared: none without one.
+    frames = np.unique(gt_ids) if reqs else np.zeros(0, np.int64)
     if not reqs:
         warnings.warn(
             "every quality requirement is disabled: nothing is scored (CVAT computes nothing "
@@ -431,7 +432,7 @@ def _score_requirement(
 ) -> tuple[RequirementResult, list[Mapping[str, Any]]]:
     schema = gt.schema.merged(ds.schema)
     rules = req.match_rules(schema)
-    rule_names = [k for k, r in rules.attribute_rules.items() if r.enabled]
+    rule_names = req.required_attributes(schema)
     g, d = select(gt, req, rule_names), select(ds, req, rule_names)
     report = compare(g.selected, d.selected, req.settings(base), rules=rules)
     data = report.to_dict()
@@ -459,7 +460,7 @@ def _score_requirement(
             frame=f,
             matrix=rows[np.ix_(idx, idx)],
             conflicts=conflicts,
-            calculation=frame_calculation(gt_counts[i], ds_counts[i], rule_names),
+            calculation=frame_calculation(gt_counts[i], ds_counts[i]),
         )
     matrix = total[np.ix_(idx, idx)]
     every = tuple(c for fr in frame_results.values() for c in fr.conflicts)

@@ -113,6 +113,12 @@ class AttributeComparison:
             rules[key] = rule.over(rules[key]) if key in rules else rule
         return AttributeComparison(self.default.over(parent.default), rules)
 
+    def may_compare(self) -> bool:
+        """Whether any attribute is compared: the default rule or a per-attribute rule is on."""
+        return bool(self.default.enabled) or any(
+            r.over(self.default).resolved().enabled for r in self.rules.values()
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "default": self.default.to_dict(),
@@ -242,8 +248,9 @@ class ResolvedRequirement:
         """The engine's :class:`QualitySettings` for this requirement.
 
         Requirement names map onto 2.42 names (point_size -> oks_sigma, match_orientation ->
-        compare_line_orientation, match_groups -> compare_groups, the default attribute rule's
-        ``enabled`` -> compare_attributes). ``low_overlap`` and ``empty_is_annotated`` do not
+        compare_line_orientation, match_groups -> compare_groups); compare_attributes is on when
+        the default rule or any per-attribute rule is enabled (CVAT's
+        ``attribute_comparison_may_compare``). ``low_overlap`` and ``empty_is_annotated`` do not
         exist on 2.74+ and keep their inert defaults. ``base`` (else the tree's) supplies the
         fields a requirement does not have (``exact_geometry``, ``job_filter``).
         """
@@ -255,7 +262,7 @@ class ResolvedRequirement:
             for k, v in self.values.items()
             if k not in ("metric", "required_score")
         }
-        changes["compare_attributes"] = self.attributes.default.resolved().enabled
+        changes["compare_attributes"] = self.attributes.may_compare()
         changes["empty_is_annotated"] = False
         return start.merged(source=f"requirement {self.name!r}", **changes)
 
@@ -267,11 +274,7 @@ class ResolvedRequirement:
         """
         if self.legacy:
             return LEGACY
-        names: dict[int, str] = {}
-        for label in schema.labels if schema else ():
-            for spec in label.attributes:
-                if spec.id is not None:
-                    names.setdefault(spec.id, spec.name)
+        names = _spec_names(schema)
         rules: dict[str, AttributeRule] = {}
         for key, patch in self.attributes.rules.items():
             name = names.get(key) if isinstance(key, int) else key
@@ -280,6 +283,17 @@ class ResolvedRequirement:
         return dataclasses.replace(
             CURRENT, attribute_default=self.attributes.default.resolved(), attribute_rules=rules
         )
+
+    def required_attributes(self, schema: LabelSchema | None = None) -> list[str]:
+        """Attributes named by enabled explicit rules: a selection lacking one of them on both
+        sides is ``required_attributes_missing``. A spec id the schema does not know is named
+        ``#<id>``, as CVAT names it."""
+        names = _spec_names(schema)
+        out = []
+        for key, patch in self.attributes.rules.items():
+            if patch.over(self.attributes.default).resolved().enabled:
+                out.append(names.get(key, f"#{key}") if isinstance(key, int) else key)
+        return out
 
     def parameters(self) -> dict[str, Any]:
         """CVAT's per-requirement ``parameters`` block (public names)."""
@@ -570,6 +584,15 @@ def legacy_preset(settings: QualitySettings | None = None) -> RequirementTree:
         attribute_comparison=AttributeComparison(RulePatch(enabled=s.compare_attributes)),
     )
     return RequirementTree((node,), semantics="cvat-2.42", base=s)
+
+
+def _spec_names(schema: LabelSchema | None) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for label in schema.labels if schema else ():
+        for spec in label.attributes:
+            if spec.id is not None:
+                names.setdefault(spec.id, spec.name)
+    return names
 
 
 def _attribute_comparison(raw: Any, where: str) -> AttributeComparison | None:
