@@ -31,6 +31,8 @@ def test_cvat_published_example():
 
 
 def test_every_metric_by_hand_on_the_cvat_example():
+    # These are also the 15 values CVAT's own test asserts for this matrix
+    # (test_all_target_metrics_use_the_expected_aggregation, stored quality_control tests).
     # valid 3, ds 5 (rows a, b), gt 5 (cols a, b), total 6.
     # a: diag 2, row 4, col 3; b: diag 1, row 1, col 2.
     expected = {
@@ -66,6 +68,20 @@ def test_zero_denominators_give_zero_and_inactive_labels_are_skipped():
     assert s.value == 0.0 and s.worst_labels == ("a",)
     # b is inactive, so the mean is over a alone (precision 0/2).
     assert score(only_extras, LABELS, "mean_accuracy").value == pytest.approx(0 / 2)
+
+
+def test_a_class_on_one_side_only_is_active():
+    # CVAT's test: car matched once, bus only missed. Recall: car 1, bus 0.
+    m = np.array([[1, 0, 0], [0, 0, 0], [0, 1, 0]])
+    assert score(m, ("car", "bus"), "mean_recall").value == 0.5
+    assert score(m, ("car", "bus"), "label_recall").value == 0.0
+
+
+def test_score_is_computed_on_the_merged_matrix_not_averaged():
+    # CVAT's test: frames [[1,0],[0,0]] and [[1,1],[0,0]] -> jaccard 2/3 of the sum,
+    # not the mean (1 + 1/2) / 2 of the frame scores.
+    frames = [np.array([[1, 0], [0, 0]]), np.array([[1, 1], [0, 0]])]
+    assert score(sum(frames), ("car",), "jaccard_index").value == pytest.approx(2 / 3)
 
 
 def test_ties_list_every_worst_label():
@@ -134,9 +150,10 @@ def test_frame_calculation_table(gt, ds, status, reason):
     c = frame_calculation(gt, ds)
     assert (c.status, c.reason) == (status, reason)
     if status == "computed":
-        assert c.to_dict() == {"status": "computed", "reason": None}
+        assert c.to_dict() == c.brief() == {"status": "computed"}
     else:
         assert c.to_dict()["ground_truth"]["candidate_count"] == gt.candidate_count
+        assert c.brief() == {"status": status, "reason": reason}
 
 
 def test_reason_priority_across_frames():

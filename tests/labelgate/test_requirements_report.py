@@ -89,7 +89,15 @@ def test_the_issue_2_80_scenario():
     item = req["items"][1]
     assert item["name"] == "Base rectangle" and item["threshold"] == 0.9
     assert item["score_components"] == {"valid_count": 3, "missing_count": 0, "extra_count": 1}
-    assert item["calculation"] == {"status": "computed", "reason": None}
+    assert item["calculation"] == {"status": "computed"}
+    assert req["items"][3]["calculation"] == {
+        "status": "not_computed",
+        "reason": "filter_no_matches",
+    }
+    summary = d["groups"]["trucks"]["comparison_summary"]["confusion_matrix"][
+        "target_metric_summary"
+    ]
+    assert summary["values"] == {"micro": None, "mean": None, "label": None}
     # Wilson interval of 3 successes in 4 (precision), by the closed form.
     z = 1.959963984540054
     p, n = 0.75, 4

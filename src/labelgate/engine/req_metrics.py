@@ -144,10 +144,18 @@ class Calculation:
     def computed(self) -> bool:
         return self.status == COMPUTED
 
+    def brief(self) -> dict[str, object]:
+        """The summary item's form: the status and, when not computed, the reason."""
+        return (
+            {"status": self.status}
+            if self.computed
+            else {"status": self.status, "reason": self.reason}
+        )
+
     def to_dict(self) -> dict[str, object]:
-        """CVAT's JSON: a not_computed status names its reason and both sides' counts."""
+        """CVAT's JSON: ``{"status": "computed"}``, or the reason and both sides' counts."""
         if self.computed:
-            return {"status": self.status, "reason": None}
+            return {"status": self.status}
         return {
             "status": self.status,
             "reason": self.reason,

@@ -17,6 +17,7 @@ import numpy as np
 
 from labelgate.engine.compare import _total_frames, compare, pair_items
 from labelgate.engine.conflicts import CONFLICT_TYPES
+from labelgate.engine.report import label_metrics
 from labelgate.engine.req_metrics import (
     Calculation,
     Score,
@@ -230,7 +231,7 @@ def _summary_item(r: RequirementResult) -> dict[str, Any]:
         "metric": r.requirement.metric,
         "score": None if s is None else s.value,
         "score_components": r.score_components(),
-        "calculation": {"status": r.calculation.status, "reason": r.calculation.reason},
+        "calculation": r.calculation.brief(),
         "threshold": r.requirement.required_score,
         # labelgate's extras
         "completed": r.completed,
@@ -239,11 +240,15 @@ def _summary_item(r: RequirementResult) -> dict[str, Any]:
     }
 
 
-def _matrix_block(labels: Sequence[str], m: np.ndarray, metric: str) -> dict[str, Any]:
-    from labelgate.engine.report import label_metrics
-
+def _matrix_block(
+    labels: Sequence[str], m: np.ndarray, metric: str, computed: bool
+) -> dict[str, Any]:
+    """CVAT's requirement confusion matrix JSON; a requirement not computed has no values."""
     per = label_metrics(m)
     s = score(m, labels, metric)
+    values: dict[str, float | None] = {"micro": s.micro, "mean": s.mean, "label": s.label}
+    if not computed:
+        values = dict.fromkeys(values)
     return {
         "labels": [*labels, "unmatched"],
         "rows": np.asarray(m).astype(int).tolist(),
@@ -252,8 +257,8 @@ def _matrix_block(labels: Sequence[str], m: np.ndarray, metric: str) -> dict[str
         "target_metric_summary": {
             "metric": metric,
             "aggregation": s.aggregation,
-            "values": {"micro": s.micro, "mean": s.mean, "label": s.label},
-            "worst_labels": list(s.worst_labels),
+            "values": values,
+            "worst_labels": list(s.worst_labels) if computed else [],
         },
     }
 
@@ -280,7 +285,7 @@ def _group(r: RequirementResult) -> dict[str, Any]:
                     "extra_count": int(m[:, -1].sum()),
                 },
                 "calculation": fr.calculation.to_dict(),
-                "confusion_matrix": _matrix_block(r.labels, m, req.metric),
+                "confusion_matrix": _matrix_block(r.labels, m, req.metric, fr.calculation.computed),
             }
     return {
         "parameters": req.parameters(),
@@ -293,7 +298,9 @@ def _group(r: RequirementResult) -> dict[str, Any]:
             "score_components": r.score_components(),
             "calculation": r.calculation.to_dict(),
             "completed": r.completed,
-            "confusion_matrix": _matrix_block(r.labels, r.matrix, req.metric),
+            "confusion_matrix": _matrix_block(
+                r.labels, r.matrix, req.metric, r.calculation.computed
+            ),
         },
         "frame_results": frames,
     }
