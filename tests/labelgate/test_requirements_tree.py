@@ -15,8 +15,9 @@ from labelgate.engine.requirements import (
     RequirementTree,
     RulePatch,
     legacy_preset,
+    tree_for,
 )
-from labelgate.errors import SettingsError
+from labelgate.errors import DataWarning, SettingsError
 from labelgate.model import AttributeSpec, Label, LabelSchema
 
 if sys.version_info >= (3, 11):
@@ -306,3 +307,19 @@ def test_legacy_preset_is_one_node_with_the_2_42_settings():
     assert node.settings() == s
     assert node.match_rules() is LEGACY
     assert CURRENT is not LEGACY
+
+
+def test_tree_for_each_semantics():
+    s = QualitySettings(iou_threshold=0.5, exact_geometry=True)
+    assert tree_for("cvat-2.42", settings=s).semantics == "cvat-2.42"
+    with pytest.warns(DataWarning, match="every base requirement is enabled"):
+        stock = tree_for("cvat-requirements", settings=s)
+    assert len(stock.enabled()) == 9
+    # the base carries what requirements lack; requirement thresholds stay their own
+    got = stock.resolved("Base rectangle").settings()
+    assert got.exact_geometry and got.iou_threshold == DEFAULTS["iou_threshold"]
+    tables = [{"name": "r", "type": "mask", "iou_threshold": 0.6}]
+    t = tree_for("cvat-requirements", tables=tables)
+    assert [r.name for r in t] == ["r"]
+    with pytest.raises(SettingsError, match="semantics 'cvat-3'"):
+        tree_for("cvat-3")  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from typing import Any, Literal
 from labelgate.engine.annotation_filter import ANNOTATION_TYPES, AnnotationFilter, and_filters
 from labelgate.engine.match_rules import CURRENT, LEGACY, AttributeRule, MatchRules
 from labelgate.engine.settings import QualitySettings
-from labelgate.errors import SettingsError
+from labelgate.errors import DataWarning, SettingsError
 from labelgate.model import LabelSchema
 
 Semantics = Literal["cvat-2.42", "cvat-requirements"]
@@ -558,6 +559,44 @@ class RequirementTree:
             raise SettingsError(f"{source}: {exc}") from None
 
 
+def tree_for(
+    semantics: Semantics,
+    *,
+    settings: QualitySettings | None = None,
+    tables: Sequence[Mapping[str, Any]] | None = None,
+    source: str = "requirements",
+) -> RequirementTree:
+    """The tree a run scores under ``semantics`` (what ``--semantics`` selects).
+
+    Args:
+        semantics: ``cvat-2.42`` (the flat settings as :func:`legacy_preset`) or
+            ``cvat-requirements``.
+        settings: the flat settings (2.42 mode), or the base for fields requirements do not
+            carry (``exact_geometry``, ``job_filter``).
+        tables: ``[[requirement]]`` tables; in requirement mode without them every base
+            requirement is enabled at its stock defaults, and a :class:`DataWarning` says so.
+        source: names the tables' file in messages.
+
+    Raises:
+        SettingsError: unknown semantics, or bad tables.
+    """
+    if semantics == "cvat-2.42":
+        return legacy_preset(settings)
+    if semantics != "cvat-requirements":
+        raise SettingsError(f"semantics {semantics!r}; expected cvat-2.42 or cvat-requirements")
+    if tables:
+        tree = RequirementTree.from_tables(tables, source)
+    else:
+        warnings.warn(
+            "no quality requirements given: every base requirement is enabled with CVAT's stock "
+            "defaults (add [[requirement]] tables to choose)",
+            DataWarning,
+            stacklevel=2,
+        )
+        tree = RequirementTree.stock(enabled=True)
+    return dataclasses.replace(tree, base=settings) if settings is not None else tree
+
+
 def legacy_preset(settings: QualitySettings | None = None) -> RequirementTree:
     """CVAT 2.42's flat settings as a one-node tree of the same machinery.
 
@@ -646,4 +685,5 @@ __all__ = [
     "ResolvedRequirement",
     "RulePatch",
     "legacy_preset",
+    "tree_for",
 ]
