@@ -58,13 +58,16 @@ _KIND_TYPE = {
     int(Kind.POLYGON): "polygon",
     int(Kind.ELLIPSE): "ellipse",
 }
-_SOURCE = {
-    int(Origin.MANUAL): "manual",
-    int(Origin.AUTO): "auto",
-    int(Origin.SEMI_AUTO): "semi-auto",
-    int(Origin.FILE): "file",
-    int(Origin.CONSENSUS): "consensus",
-}
+#: CVAT's ``source`` text, indexed by the :class:`Origin` code of the origin column.
+_SOURCE = np.empty(max(Origin) + 1, dtype=object)
+for _origin, _text in {
+    Origin.MANUAL: "manual",
+    Origin.AUTO: "auto",
+    Origin.SEMI_AUTO: "semi-auto",
+    Origin.FILE: "file",
+    Origin.CONSENSUS: "consensus",
+}.items():
+    _SOURCE[_origin] = _text
 SHAPE_FIELDS = ("label", "type", "area", "source", "occluded", "track_id", "outside", "keyframe")
 _ATTRIBUTE_FIELDS = ("name", "value")
 
@@ -222,20 +225,17 @@ def _shape_columns(
     is_track = ann.source_type == SourceType.TRACK
     is_tag = ann.kind == Kind.TAG
     track_id = np.where(is_track, ann.source_id.astype(np.float64), np.nan)
-    types = (
-        _objects([type_name] * n)
-        if type_name
-        else _objects([_KIND_TYPE.get(int(x)) for x in ann.kind])
-    )
+    kind_names = _objects([_KIND_TYPE.get(k) for k in range(max(Kind) + 1)])
+    types = _objects([type_name] * n) if type_name else kind_names[ann.kind]
     # Readers drop outside shapes (CVAT's matchers ignore them), so a row is never outside;
     # tags have neither flag. The model keeps no keyframe flag: shape.keyframe is absent.
-    flag = _objects([None if t else False for t in is_tag])
-    occluded = _objects([None if t else bool(o) for t, o in zip(is_tag, ann.occluded, strict=True)])
+    flag = _masked(np.zeros(n, bool), ~is_tag)
+    occluded = _masked(ann.occluded, ~is_tag)
     return {
         "label": names[ann.label],
         "type": types,
         "area": annotation_areas(ann) if area else np.full(n, np.nan),
-        "source": _objects([_SOURCE.get(int(o), "manual") for o in ann.origin]),
+        "source": _SOURCE[ann.origin],
         "occluded": occluded,
         "outside": flag,
         "keyframe": _objects([None] * n),
@@ -254,6 +254,7 @@ def _attribute_iterator(ann: Annotations) -> Iterator:
 
 
 def _masked(col: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``col`` with the rows outside ``keep`` absent (NaN for floats, else None)."""
     if col.dtype.kind == "f":
         return np.where(keep, col, np.nan)
     out = col.astype(object).copy()
