@@ -19,17 +19,18 @@ NOT_COMPUTED = "not_computed"
 REASONS = ("no_annotations", "filter_no_matches", "required_attributes_missing")
 
 
-def _div(a: float, b: float) -> float:
-    return a / b if b else 0.0
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1), 0.0)
 
 
-def micro_metrics(matrix: np.ndarray) -> dict[str, float]:
-    """The five micro metrics of a matrix: accuracy, precision, recall, jaccard_index, dice."""
-    m = np.asarray(matrix, dtype=np.float64)
-    valid = float(np.trace(m[:-1, :-1]))
-    ds = float(m[:-1, :].sum())
-    gt = float(m[:, :-1].sum())
-    total = float(m.sum())
+def micro_stack(matrices: np.ndarray) -> dict[str, np.ndarray]:
+    """The five micro metrics of (..., L+1, L+1) matrices, as (...) arrays."""
+    m = np.asarray(matrices, dtype=np.float64)
+    valid = np.trace(m[..., :-1, :-1], axis1=-2, axis2=-1)
+    ds = m[..., :-1, :].sum((-2, -1))
+    gt = m[..., :, :-1].sum((-2, -1))
+    total = m.sum((-2, -1))
     return {
         "accuracy": _div(valid, total),
         "precision": _div(valid, ds),
@@ -37,6 +38,11 @@ def micro_metrics(matrix: np.ndarray) -> dict[str, float]:
         "jaccard_index": _div(valid, ds + gt - valid),
         "dice": _div(2 * valid, ds + gt),
     }
+
+
+def micro_metrics(matrix: np.ndarray) -> dict[str, float]:
+    """The five micro metrics of one matrix: accuracy, precision, recall, jaccard_index, dice."""
+    return {k: float(v) for k, v in micro_stack(matrix).items()}
 
 
 @dataclass(frozen=True)
@@ -85,17 +91,20 @@ def score(matrix: np.ndarray, labels: Sequence[str], metric: str) -> Score:
     Returns:
         The :class:`Score`; active labels are those with row + column support > 0.
     """
-    m = np.asarray(matrix, dtype=np.float64)
+    return scores(np.asarray(matrix)[None], labels, metric)[0]
+
+
+def scores(matrices: np.ndarray, labels: Sequence[str], metric: str) -> list[Score]:
+    """:func:`score` of each of (F, L+1, L+1) matrices (one per frame), computed at once."""
+    m = np.asarray(matrices, dtype=np.float64)
     base = base_metric(metric)
-    micro = micro_metrics(m)[base]
-    per_label = label_metrics(m)[base][:-1]
-    support = m[:-1, :].sum(1) + m[:, :-1].sum(0)
-    active = support > 0
-    mean = float(per_label[active].mean()) if active.any() else 0.0
-    worst = float(per_label[active].min()) if active.any() else 0.0
-    worst_labels = tuple(
-        labels[i] for i in np.flatnonzero(active & np.isclose(per_label, worst, rtol=0, atol=1e-12))
-    )
+    micro = micro_stack(m)[base]
+    per_label = label_metrics(m)[base][:, :-1]
+    active = (m[:, :-1, :].sum(2) + m[:, :, :-1].sum(1)) > 0
+    n_active = active.sum(1)
+    mean = _div(np.where(active, per_label, 0.0).sum(1), n_active)
+    worst = np.where(n_active > 0, np.where(active, per_label, np.inf).min(1), 0.0)
+    at_worst = active & (np.abs(per_label - worst[:, None]) <= 1e-12)
     agg = (
         "mean"
         if metric.startswith("mean_")
@@ -104,7 +113,19 @@ def score(matrix: np.ndarray, labels: Sequence[str], metric: str) -> Score:
         else "micro"
     )
     value = {"micro": micro, "mean": mean, "label": worst}[agg]
-    return Score(metric, value, micro, mean, worst, worst_labels)
+    names = np.asarray(list(labels), dtype=object)
+    return [
+        Score(metric, v, mi, me, w, tuple(names[row]) if n else ())
+        for v, mi, me, w, row, n in zip(
+            value.tolist(),
+            micro.tolist(),
+            mean.tolist(),
+            worst.tolist(),
+            at_worst,
+            n_active.tolist(),
+            strict=True,
+        )
+    ]
 
 
 @dataclass(frozen=True)

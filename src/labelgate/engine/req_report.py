@@ -28,6 +28,7 @@ from labelgate.engine.req_metrics import (
     merge_calculations,
     requirement_completed,
     score,
+    scores,
 )
 from labelgate.engine.req_select import SideSelection, compatible_labels, select
 from labelgate.engine.requirements import RequirementTree, ResolvedRequirement
@@ -240,53 +241,83 @@ def _summary_item(r: RequirementResult) -> dict[str, Any]:
     }
 
 
-def _matrix_block(
-    labels: Sequence[str], m: np.ndarray, metric: str, computed: bool
-) -> dict[str, Any]:
-    """CVAT's requirement confusion matrix JSON; a requirement not computed has no values."""
-    per = label_metrics(m)
-    s = score(m, labels, metric)
-    values: dict[str, float | None] = {"micro": s.micro, "mean": s.mean, "label": s.label}
-    if not computed:
-        values = dict.fromkeys(values)
-    return {
-        "labels": [*labels, "unmatched"],
-        "rows": np.asarray(m).astype(int).tolist(),
-        "axes": {"cols": "gt", "rows": "ds"},
-        **{k: v.tolist() for k, v in per.items()},
-        "target_metric_summary": {
-            "metric": metric,
-            "aggregation": s.aggregation,
-            "values": values,
-            "worst_labels": list(s.worst_labels) if computed else [],
-        },
-    }
+def _matrix_blocks(
+    labels: Sequence[str], matrices: np.ndarray, metric: str, computed: Sequence[bool]
+) -> list[dict[str, Any]]:
+    """CVAT's requirement confusion matrix JSON for each of (F, L+1, L+1) matrices, computed
+    at once; a matrix whose requirement (or frame) is not computed has no target values."""
+    m = np.asarray(matrices)
+    per = {k: v.tolist() for k, v in label_metrics(m).items()}
+    rows = m.astype(int).tolist()
+    names = [*labels, "unmatched"]
+    out = []
+    for i, s in enumerate(scores(m, labels, metric)):
+        ok = computed[i]
+        out.append(
+            {
+                "labels": names,
+                "rows": rows[i],
+                "axes": {"cols": "gt", "rows": "ds"},
+                **{k: v[i] for k, v in per.items()},
+                "target_metric_summary": {
+                    "metric": base_metric(metric),
+                    "aggregation": s.aggregation,
+                    "values": {
+                        "micro": s.micro if ok else None,
+                        "mean": s.mean if ok else None,
+                        "label": s.label if ok else None,
+                    },
+                    "worst_labels": list(s.worst_labels) if ok else [],
+                },
+            }
+        )
+    return out
+
+
+def _components(matrices: np.ndarray) -> list[dict[str, int]]:
+    """CVAT's ``score_components`` of each of (F, L+1, L+1) matrices."""
+    m = np.asarray(matrices)
+    valid = np.trace(m[:, :-1, :-1], axis1=1, axis2=2).tolist()
+    missing = m[:, -1, :].sum(1).tolist()
+    extra = m[:, :, -1].sum(1).tolist()
+    return [
+        {"valid_count": int(v), "missing_count": int(mi), "extra_count": int(e)}
+        for v, mi, e in zip(valid, missing, extra, strict=True)
+    ]
+
+
+def _frame_results(r: RequirementResult) -> dict[str, Any]:
+    """Per-frame JSON of one requirement, the metrics of all frames computed at once."""
+    frames = sorted((r.frames or {}).items())
+    if not frames:
+        return {}
+    n = len(r.labels) + 1
+    stack = np.stack([fr.matrix for _, fr in frames]).reshape(len(frames), n, n)
+    computed = [fr.calculation.computed for _, fr in frames]
+    metric = r.requirement.metric
+    blocks = _matrix_blocks(r.labels, stack, metric, computed)
+    values = scores(stack, r.labels, metric)
+    comps = _components(stack)
+    out = {}
+    for i, (f, fr) in enumerate(frames):
+        out[str(f)] = {
+            "conflicts": [dict(c) for c in fr.conflicts],
+            "conflict_count": len(fr.conflicts),
+            "error_count": len(fr.conflicts),
+            "conflicts_by_type": _count_types(fr.conflicts, only_present=True),
+            "score": values[i].value if computed[i] else None,
+            "score_components": comps[i],
+            "calculation": fr.calculation.to_dict(),
+            "confusion_matrix": blocks[i],
+        }
+    return out
 
 
 def _group(r: RequirementResult) -> dict[str, Any]:
     req = r.requirement
     s = r.score
     by_type = dict(r.conflicts_by_type) if r.frames is None else _count_types(r.conflicts)
-    frames = None
-    if r.frames is not None:
-        frames = {}
-        for f, fr in sorted(r.frames.items()):
-            fs = score(fr.matrix, r.labels, req.metric) if fr.calculation.computed else None
-            m = fr.matrix
-            frames[str(f)] = {
-                "conflicts": [dict(c) for c in fr.conflicts],
-                "conflict_count": len(fr.conflicts),
-                "error_count": len(fr.conflicts),
-                "conflicts_by_type": _count_types(fr.conflicts, only_present=True),
-                "score": None if fs is None else fs.value,
-                "score_components": {
-                    "valid_count": int(np.trace(m[:-1, :-1])),
-                    "missing_count": int(m[-1, :].sum()),
-                    "extra_count": int(m[:, -1].sum()),
-                },
-                "calculation": fr.calculation.to_dict(),
-                "confusion_matrix": _matrix_block(r.labels, m, req.metric, fr.calculation.computed),
-            }
+    (block,) = _matrix_blocks(r.labels, r.matrix[None], req.metric, [r.calculation.computed])
     return {
         "parameters": req.parameters(),
         "comparison_summary": {
@@ -298,11 +329,9 @@ def _group(r: RequirementResult) -> dict[str, Any]:
             "score_components": r.score_components(),
             "calculation": r.calculation.to_dict(),
             "completed": r.completed,
-            "confusion_matrix": _matrix_block(
-                r.labels, r.matrix, req.metric, r.calculation.computed
-            ),
+            "confusion_matrix": block,
         },
-        "frame_results": frames,
+        "frame_results": None if r.frames is None else _frame_results(r),
     }
 
 
@@ -441,11 +470,19 @@ def _score_requirement(
     rules = req.match_rules(schema)
     rule_names = req.required_attributes(schema)
     g, d = select(gt, req, rule_names), select(ds, req, rule_names)
-    report = compare(g.selected, d.selected, req.settings(base), rules=rules)
-    data = report.to_dict()
-    all_labels = data["annotations"]["confusion_matrix"]["labels"][:-1]
-    total = np.asarray(data["annotations"]["confusion_matrix"]["rows"], dtype=np.int64)
     merged_schema = g.selected.schema.merged(d.selected.schema)
+    if len(g.selected.annotations) or len(d.selected.annotations):
+        report = compare(g.selected, d.selected, req.settings(base), rules=rules)
+        data = report.to_dict()
+        all_labels = data["annotations"]["confusion_matrix"]["labels"][:-1]
+        total = np.asarray(data["annotations"]["confusion_matrix"]["rows"], dtype=np.int64)
+        by_frame = data["frame_results"]
+        errors: list[Mapping[str, Any]] = list(report.data_errors)
+    else:  # nothing selected: the engine would compare nothing, so skip it
+        all_labels = merged_schema.names
+        total = np.zeros((len(all_labels) + 1,) * 2, np.int64)
+        by_frame = {}
+        errors = [*gt.data_errors, *ds.data_errors]
     compatible = set(compatible_labels(merged_schema, req.annotation_type))
     support = total[:-1, :].sum(1) + total[:, :-1].sum(0)
     keep = [i for i, n in enumerate(all_labels) if n in compatible or support[i] > 0]
@@ -454,18 +491,21 @@ def _score_requirement(
     gt_counts = _side_counts(g, frames, None)
     ds_counts = _side_counts(d, frames, pairing)
     frame_results: dict[int, FrameResult] = {}
+    empty = np.zeros((len(idx), len(idx)), np.int64)
     for i, f in enumerate(frames.tolist()):
-        fr = data["frame_results"].get(str(f))
+        fr = by_frame.get(str(f))
         rows = (
-            np.asarray(fr["annotations"]["confusion_matrix"]["rows"], dtype=np.int64)
+            np.asarray(fr["annotations"]["confusion_matrix"]["rows"], dtype=np.int64)[
+                np.ix_(idx, idx)
+            ]
             if fr
-            else np.zeros_like(total)
+            else empty
         )
         kept = (_conflict_for(c, req) for c in (fr["conflicts"] if fr else ()))
         conflicts: tuple[Conflict, ...] = tuple(c for c in kept if c is not None)
         frame_results[f] = FrameResult(
             frame=f,
-            matrix=rows[np.ix_(idx, idx)],
+            matrix=rows,
             conflicts=conflicts,
             calculation=frame_calculation(gt_counts[i], ds_counts[i]),
         )
@@ -480,7 +520,7 @@ def _score_requirement(
         conflicts=every,
         conflicts_by_type=_count_types(every),
     )
-    return result, list(report.data_errors)
+    return result, errors
 
 
 def _conflict_for(c: Mapping[str, Any], req: ResolvedRequirement) -> dict[str, Any] | None:
