@@ -246,3 +246,20 @@ def test_task_to_project_weights_each_task_one():
     assert d["groups"]["r"]["frame_results"] is None
     # the project's conflicts are the tasks' counts summed: 1 + 1
     assert d["summary"]["conflict_count"] == 2
+
+
+def test_group_and_covered_conflicts_are_listed_outside_the_matrix():
+    # Two matched pairs; the DS puts them in one group (GT ungrouped): two group conflicts.
+    gt = make_set([box(0, 0, 10, 10), box(20, 20, 30, 30)])
+    ds = make_set([box(0, 0, 10, 10, group=5), box(20, 20, 30, 30, group=5)])
+    tree = RequirementTree((Requirement("r", "rectangle"),))
+    r = compare_requirements(gt, ds, tree).result("r")
+    assert r.conflicts_by_type["mismatching_groups"] == 2
+    assert all(c["severity"] == "error" for c in r.conflicts)
+    np.testing.assert_array_equal(r.matrix, [[2, 0, 0], [0, 0, 0], [0, 0, 0]])
+    assert r.score.value == 1.0
+    # A DS box hidden under another (z_order): covered, yet both still count as extras only.
+    ds = make_set([box(0, 0, 10, 10, z_order=0), box(0, 0, 10, 10, "person", z_order=1)])
+    r = compare_requirements(make_set([box(50, 50, 60, 60)]), ds, tree).result("r")
+    assert r.conflicts_by_type["covered_annotation"] == 1
+    np.testing.assert_array_equal(r.matrix, [[0, 0, 1], [0, 0, 1], [1, 0, 0]])
