@@ -7,6 +7,8 @@ import numpy as np
 import pycocotools.mask as coco_mask
 import pytest
 from engine_builders import SCHEMA, box, make_set
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labelgate.engine.annotation_filter import AnnotationFilter, annotation_areas, filter_table
 from labelgate.engine.job_filter import job_matches
@@ -95,6 +97,14 @@ def test_attribute_terms_in_one_and_refer_to_the_same_attribute():
     }
     # Row 2 has "red" only on size: it does not pass.
     assert _select(json.dumps(same)) == [0]
+    # Row 0 has an attribute named size and one valued red, but not one that is both.
+    size_red = {
+        "and": [
+            {"==": [_v("shape.attribute.name"), "size"]},
+            {"==": [_v("shape.attribute.value"), "red"]},
+        ]
+    }
+    assert _select(json.dumps(size_red)) == [2]
     # Under "or" the terms bind separately.
     either = {"or": same["and"]}
     assert _select(json.dumps(either)) == [0, 1, 2]
@@ -180,3 +190,86 @@ def test_job_filter_shares_the_core_and_keeps_its_behaviour():
     assert not job_matches('{"<":[{"var":"assignee"},3]}', job)
     with pytest.raises(SettingsError, match="job_filter is not valid JSON"):
         job_matches("{", job)
+
+
+# --- property: the column-wise evaluator agrees with a row-at-a-time reading of CVAT's rules ---
+
+_TERMS = {
+    "shape.label": ["car", "person", "day"],
+    "shape.area": [0, 25, 200, 900],
+    "shape.occluded": [True, False],
+    "shape.source": ["manual", "auto"],
+}
+_ATTR = {"shape.attribute.name": ["color", "size"], "shape.attribute.value": ["red", "big"]}
+
+
+def _row_context(row):
+    """One row as CVAT's filter sees it: scalar fields and a list of (name, value) attributes."""
+    ann = make_set(ROWS).annotations
+    table = filter_table(ann, SCHEMA.names)
+    scalars = {k: table.columns[k][row] for k in _TERMS}
+    scalars = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in scalars.items()}
+    attrs = [(n, v[row]) for n, v in ann.attributes.items() if v[row] is not None]
+    return scalars, attrs
+
+
+def _ref(node, ctx, binding):
+    """CVAT's _match_filter for one row: the list of attribute bindings that satisfy ``node``."""
+    scalars, attrs = ctx
+    op, args = next(iter(node.items()))
+    if op == "and":
+        current = [binding]
+        for arg in args:
+            current = [b for c in current for b in _ref(arg, ctx, c)]
+            if not current:
+                return []
+        return current
+    if op == "or":
+        return [b for arg in args for b in _ref(arg, ctx, binding)]
+    if op == "!":
+        return [] if _ref(args, ctx, binding) else [binding]
+    name, lit = args[0]["var"], args[1]
+
+    def test(v):
+        if v is None:
+            return False
+        try:
+            return {"==": v == lit, "!=": v != lit, "<": v < lit, ">=": v >= lit}[op]
+        except TypeError:
+            return False
+
+    if name in _TERMS:
+        return [binding] if test(scalars[name]) else []
+    field = name.rsplit(".", 1)[1]
+    if binding is not None:
+        n, v = attrs[binding]
+        return [binding] if test(n if field == "name" else v) else []
+    return [k for k, (n, v) in enumerate(attrs) if test(n if field == "name" else v)]
+
+
+def _leaves():
+    return st.one_of(
+        *[
+            st.tuples(st.sampled_from(["==", "!=", "<", ">="]), st.just(t), st.sampled_from(vs))
+            for t, vs in {**_TERMS, **_ATTR}.items()
+        ]
+    ).map(lambda x: {x[0]: [{"var": x[1]}, x[2]]})
+
+
+_RULES = st.recursive(
+    _leaves(),
+    lambda kids: st.one_of(
+        st.lists(kids, min_size=1, max_size=3).map(lambda xs: {"and": xs}),
+        st.lists(kids, min_size=1, max_size=3).map(lambda xs: {"or": xs}),
+        kids.map(lambda x: {"!": x}),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_RULES)
+def test_column_wise_evaluation_matches_a_row_reference(rule):
+    got = _select(json.dumps(rule))
+    want = [r for r in range(len(ROWS)) if _ref(rule, _row_context(r), None)]
+    assert got == want
