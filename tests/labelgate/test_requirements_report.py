@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from engine_builders import box, make_set
 
-from labelgate.engine import QualitySettings, compare
-from labelgate.engine.req_report import (
+from labelgate.engine import (
+    QualitySettings,
+    compare,
     compare_requirements,
     project_requirement_report,
     task_requirement_report,

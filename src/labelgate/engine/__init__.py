@@ -5,12 +5,9 @@ from labelgate.engine.compare import compare, pair_items
 from labelgate.engine.job_filter import job_matches
 from labelgate.engine.matching import Matches, match_annotations
 from labelgate.engine.report import Report
-from labelgate.engine.req_report import (
-    RequirementReport,
-    compare_requirements,
-    project_requirement_report,
-    task_requirement_report,
-)
+from labelgate.engine.req_aggregate import project_requirement_report, task_requirement_report
+from labelgate.engine.req_report import RequirementReport
+from labelgate.engine.req_score import compare_requirements
 from labelgate.engine.requirements import (
     Requirement,
     RequirementTree,
