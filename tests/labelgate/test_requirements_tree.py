@@ -90,11 +90,16 @@ def test_attribute_rules_merge_per_attribute():
     ac = t.resolved("grandchild").attributes
     # default: enabled from the child, threshold from the grandchild, comparator stock
     assert ac.default == RulePatch(True, None, 0.8)
-    assert ac.rules["color"] == RulePatch(None, "levenshtein", 0.5)
+    # CVAT's merge_attribute_comparison: the grandchild's rule replaces the child's whole
+    assert ac.rules["color"] == RulePatch(None, None, 0.5)
+    assert t.resolved("child").attributes.rules["color"] == RulePatch(None, "levenshtein", None)
     rules = t.resolved("grandchild").match_rules()
     assert rules.attribute_default == AttributeRule(True, "exact", 0.8)
     # a rule's unset fields come from the merged default
-    assert rules.attribute_rules == {"color": AttributeRule(True, "levenshtein", 0.5)}
+    assert rules.attribute_rules == {"color": AttributeRule(True, "exact", 0.5)}
+    assert t.resolved("child").match_rules().attribute_rules == {
+        "color": AttributeRule(True, "levenshtein", 1.0)
+    }
     assert (rules.two_stage_labels, rules.gate_direction, rules.all_errors) == (True, True, True)
 
 

@@ -99,11 +99,12 @@ class AttributeComparison:
     rules: Mapping[int | str, RulePatch] = field(default_factory=dict)
 
     def over(self, parent: AttributeComparison) -> AttributeComparison:
-        """Merge into ``parent``: default keys override, rules override per attribute."""
-        rules = dict(parent.rules)
-        for key, rule in self.rules.items():
-            rules[key] = rule.over(rules[key]) if key in rules else rule
-        return AttributeComparison(self.default.over(parent.default), rules)
+        """Merge into ``parent`` as CVAT's ``merge_attribute_comparison``: the default's set keys
+        override the parent's; a rule replaces the parent's rule for the same attribute whole
+        (its unset fields then come from the effective default, not from the parent's rule)."""
+        return AttributeComparison(
+            self.default.over(parent.default), {**parent.rules, **self.rules}
+        )
 
     def may_compare(self) -> bool:
         """Whether any attribute is compared: the default rule or a per-attribute rule is on."""
