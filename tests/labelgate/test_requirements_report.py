@@ -264,3 +264,22 @@ def test_group_and_covered_conflicts_are_listed_outside_the_matrix():
     r = compare_requirements(make_set([box(50, 50, 60, 60)]), ds, tree).result("r")
     assert r.conflicts_by_type["covered_annotation"] == 1
     np.testing.assert_array_equal(r.matrix, [[0, 0, 1], [0, 0, 1], [1, 0, 0]])
+
+
+def test_polygon_and_mask_are_separate_requirements():
+    from labelgate.io.rle import encode_column_major
+
+    # In 2.42 this polygon and mask match (same pixels); per requirement they never pair.
+    pixels = np.zeros((100, 100), bool)
+    pixels[0:4, 0:4] = True
+    gt = make_set([{"kind": "polygon", "label": "car", "points": [0, 0, 4, 0, 4, 4, 0, 4]}])
+    ds = make_set(
+        [{"kind": "mask", "label": "car", "rle": encode_column_major(pixels), "bbox": [0, 0, 4, 4]}]
+    )
+    assert compare(gt, ds).summary["valid_count"] == 1
+    tree = RequirementTree((Requirement("poly", "polygon"), Requirement("mask", "mask")))
+    rep = compare_requirements(gt, ds, tree)
+    poly, mask = rep.result("poly"), rep.result("mask")
+    assert poly.score_components() == {"valid_count": 0, "missing_count": 1, "extra_count": 0}
+    assert mask.score_components() == {"valid_count": 0, "missing_count": 0, "extra_count": 1}
+    assert poly.score.value == mask.score.value == 0.0
