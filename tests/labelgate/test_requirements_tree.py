@@ -181,6 +181,10 @@ def test_bad_trees_are_rejected(nodes, message):
         ({"iou_threshold": 1.5}, r"iou_threshold=1.5; expected a number in \[0, 1\]"),
         ({"match_groups": "yes"}, "match_groups='yes'"),
         ({"point_size_base": "huge"}, "point_size_base='huge'"),
+        ({"filter": 3}, "filter=3; expected JSON-logic text"),
+        ({"parent": 7}, "parent=7; expected a requirement name"),
+        ({"sort_order": "first"}, "sort_order='first'"),
+        ({"required_score": True}, "required_score=True"),
     ],
 )
 def test_bad_node_values_are_rejected(kwargs, message):
@@ -285,6 +289,12 @@ def test_from_tables_and_the_example_file():
             [{"name": "a", "type": "tag", "attribute_comparison": {"default": {"on": True}}}],
             r"attribute_comparison\.default: unknown key 'on'",
         ),
+        ([{"name": "a", "type": "tag", "filter": 5}], r"requirement\[0\] \('a'\): .*filter=5"),
+        (
+            [{"name": "a", "type": "tag", "filter": "{"}],
+            r"requirement 'a': filter is not valid JSON",
+        ),
+        ("not a list", r"f\.toml: requirement\[0\]: expected a table"),
     ],
 )
 def test_from_tables_errors_name_the_file_table_and_key(tables, message):

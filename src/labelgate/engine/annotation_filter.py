@@ -12,6 +12,7 @@ a literal.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,22 +118,20 @@ class AnnotationFilter:
         """The rows of ``table`` (see :func:`filter_table`) this filter selects."""
         return evaluate(self.rule, table)
 
+    def narrowed(self, child: AnnotationFilter) -> AnnotationFilter:
+        """This filter ANDed with a child's, as CVAT combines a path's filters (an empty one
+        drops out)."""
+        if child.rule is None:
+            return self
+        if self.rule is None:
+            return child
+        rule = {"and": [self.rule, child.rule]}
+        return AnnotationFilter(json.dumps(rule, separators=(",", ":")), rule)
+
     @property
     def uses_area(self) -> bool:
         """Whether the filter reads an area (the one costly column: polygons are rasterised)."""
         return ".area" in self.text
-
-
-def and_filters(texts: Sequence[str]) -> str:
-    """The conjunction of filters (empty ones drop out), as CVAT combines a path's filters."""
-    import json
-
-    parts = [json.loads(t) for t in texts if t and t.strip()]
-    if not parts:
-        return ""
-    if len(parts) == 1:
-        return json.dumps(parts[0])
-    return json.dumps({"and": parts})
 
 
 def _validate(node: Any, terms: set[str], what: str) -> None:

@@ -162,6 +162,12 @@ class Requirement:
         what = f"requirement {self.name!r}"
         if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 250:
             raise SettingsError(f"requirement name {self.name!r}: expected 1-250 characters")
+        if not isinstance(self.filter, str):
+            raise SettingsError(f"{what}: filter={self.filter!r}; expected JSON-logic text")
+        if self.parent is not None and not isinstance(self.parent, str):
+            raise SettingsError(f"{what}: parent={self.parent!r}; expected a requirement name")
+        if isinstance(self.sort_order, bool) or not isinstance(self.sort_order, int):
+            raise SettingsError(f"{what}: sort_order={self.sort_order!r}; expected an integer")
         allowed = (*ANNOTATION_TYPES, ALL_TYPES)
         if self.annotation_type is not None and self.annotation_type not in allowed:
             raise SettingsError(

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from labelgate.engine.annotation_filter import ANNOTATION_TYPES, AnnotationFilter, and_filters
+from labelgate.engine.annotation_filter import ANNOTATION_TYPES, AnnotationFilter
 from labelgate.engine.match_rules import CURRENT, LEGACY, AttributeRule, MatchRules
 from labelgate.engine.req_model import (
     ALL_TYPES,
@@ -205,7 +205,6 @@ class RequirementTree:
             atype = str(node.annotation_type)
             attrs = (node.attribute_comparison or AttributeComparison()).over(AttributeComparison())
             path: tuple[str, ...] = (node.name,)
-            texts = [node.filter]
         else:
             if node.annotation_type not in (None, parent.annotation_type):
                 raise SettingsError(
@@ -219,15 +218,13 @@ class RequirementTree:
             atype = parent.annotation_type
             attrs = (node.attribute_comparison or AttributeComparison()).over(parent.attributes)
             path = (*parent.path, node.name)
-            texts = [parent.filter.text, node.filter]
         if atype == ALL_TYPES:
             flt = AnnotationFilter("", None)
             if node.filter:
                 raise SettingsError(f"{what}: the 2.42 preset takes no filter")
         else:
-            flt = AnnotationFilter.parse(
-                and_filters(texts), requirement=node.name, annotation_type=atype
-            )
+            own = AnnotationFilter.parse(node.filter, requirement=node.name, annotation_type=atype)
+            flt = own if parent is None else parent.filter.narrowed(own)
         return ResolvedRequirement(
             name=node.name,
             path=path,
