@@ -1,10 +1,13 @@
 """The requirement tree: effective values, order, validation, CVAT and TOML forms, 2.42 preset."""
 
+import contextlib
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labelgate.engine import QualitySettings
 from labelgate.engine.match_rules import CURRENT, LEGACY, AttributeRule
@@ -338,3 +341,75 @@ def test_tree_for_each_semantics():
     assert [r.name for r in t] == ["r"]
     with pytest.raises(SettingsError, match="semantics 'cvat-3'"):
         tree_for("cvat-3")  # type: ignore[arg-type]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(-2, 2) | st.text(max_size=4),
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3)
+    ),
+    max_leaves=8,
+)
+_KEYS = st.sampled_from(
+    [
+        "name",
+        "type",
+        "parent",
+        "filter",
+        "metric",
+        "iou_threshold",
+        "enabled",
+        "attribute_comparison",
+        "sort_order",
+        "match_groups",
+        "point_size_base",
+        "x",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.dictionaries(_KEYS, _JSON, max_size=6), max_size=3))
+def test_malformed_tables_give_settings_errors_only(tables):
+    try:
+        RequirementTree.from_tables(tables, "fuzz.toml")
+    except SettingsError as exc:
+        assert str(exc).startswith("fuzz.toml")
+
+
+@settings(max_examples=200, deadline=None)
+@given(_JSON, st.sampled_from(["rectangle", "skeleton_keypoint"]))
+def test_malformed_filters_give_settings_errors_only(rule, atype):
+    from labelgate.engine.annotation_filter import AnnotationFilter
+
+    try:
+        AnnotationFilter.parse(json.dumps(rule), requirement="z", annotation_type=atype)
+    except SettingsError as exc:
+        assert "requirement 'z'" in str(exc)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "name",
+                    "parent_requirement",
+                    "annotation_type",
+                    "filter",
+                    "sort_order",
+                    "attribute_comparison",
+                    "metric",
+                ]
+            ),
+            _JSON,
+            max_size=6,
+        ),
+        max_size=3,
+    )
+)
+def test_malformed_cvat_items_give_settings_errors_only(items):
+    with contextlib.suppress(SettingsError):
+        RequirementTree.from_cvat(items)

@@ -299,13 +299,26 @@ class RequirementTree:
         Raises:
             SettingsError: a malformed item (named by its id and name) or a bad tree.
         """
-        ids = {it.get("id"): str(it.get("name")) for it in items}
+        ids: dict[int, str] = {}
+        for k, it in enumerate(items):
+            if not isinstance(it, Mapping):
+                raise SettingsError(f"CVAT requirement list item {k}: expected an object")
+            for key in ("id", "parent_requirement", "sort_order"):
+                v = it.get(key)
+                if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                    raise SettingsError(f"CVAT requirement list item {k}: {key}={v!r} is not an id")
+            if it.get("id") is not None:
+                ids[it["id"]] = str(it.get("name"))
         nodes = []
         for it in items:
             where = f"CVAT requirement {it.get('id')} ({it.get('name')!r})"
             parent_id = it.get("parent_requirement")
             if parent_id is not None and parent_id not in ids:
                 raise SettingsError(f"{where}: unknown parent_requirement {parent_id}")
+            if not isinstance(it.get("filter") or "", str):
+                raise SettingsError(
+                    f"{where}: filter={it.get('filter')!r}; expected JSON-logic text"
+                )
             data = {k: it.get(k) for k in DEFAULTS}
             try:
                 nodes.append(
@@ -313,17 +326,17 @@ class RequirementTree:
                         name=str(it.get("name")),
                         annotation_type=it.get("annotation_type") if parent_id is None else None,
                         parent=None if parent_id is None else ids[parent_id],
-                        filter=str(it.get("filter") or ""),
+                        filter=it.get("filter") or "",
                         enabled=bool(it.get("enabled", True)),
                         attribute_comparison=parse_attribute_comparison(
                             it.get("attribute_comparison"), where
                         ),
                         id=it.get("id"),
-                        sort_order=int(it.get("sort_order") or 0),
+                        sort_order=it.get("sort_order") or 0,
                         **data,
                     )
                 )
-            except (TypeError, ValueError) as exc:
+            except SettingsError as exc:
                 raise SettingsError(f"{where}: {exc}") from None
         return cls(tuple(nodes))
 
