@@ -314,6 +314,11 @@ def test_filter_as_inline_table_and_to_dict_round_trip():
     node = d["requirements"][0]
     assert json.loads(node["filter"]) == {"==": [{"var": "shape.label"}, "day"]}
     assert node["effective"]["iou_threshold"] == DEFAULTS["iou_threshold"]
+    assert node["effective"]["attribute_comparison"]["default"] == {
+        "enabled": False,
+        "comparator": "exact",
+        "threshold": 1.0,
+    }
 
 
 def test_legacy_preset_is_one_node_with_the_2_42_settings():

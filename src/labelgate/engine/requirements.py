@@ -126,7 +126,10 @@ class ResolvedRequirement:
             "annotation_type": self.annotation_type,
             "filter": self.filter.text,
             **dict(self.values),
-            "attribute_comparison": self.attributes.to_dict(),
+            "attribute_comparison": {
+                **self.attributes.to_dict(),
+                "default": dataclasses.asdict(self.attributes.default.resolved()),
+            },
         }
 
 
