@@ -7,21 +7,13 @@ Supports the operators CVAT's filter UI emits: ``==``, ``!=``, ``<``, ``<=``, ``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from labelgate.engine.jsonlogic import COMPARE, parse_rule, safe_compare
 from labelgate.errors import SettingsError
 
 TERMS = ("id", "type", "state", "stage", "assignee", "task_id", "task_name")
-_COMPARE = {
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
 
 
 def _eval(node: Any, job: Mapping[str, Any]) -> Any:
@@ -47,20 +39,14 @@ def _eval(node: Any, job: Mapping[str, Any]) -> Any:
     if op == "in":
         needle, hay = _eval(values[0], job), _eval(values[1], job)
         return needle in (hay or [])
-    if op in _COMPARE:
+    if op in COMPARE:
         if op in ("<", "<=") and len(values) == 3:  # JSON-logic "between"
             a, b, c = (_eval(v, job) for v in values)
-            return _safe(op, a, b) and _safe(op, b, c)
+            return safe_compare(op, a, b) and safe_compare(op, b, c)
         a, b = (_eval(v, job) for v in values[:2])
-        return _safe(op, a, b)
+        # a missing value (None) compared with a number: no match
+        return safe_compare(op, a, b)
     raise SettingsError(f"job_filter: unsupported operator {op!r}")
-
-
-def _safe(op: str, a: Any, b: Any) -> bool:
-    try:
-        return bool(_COMPARE[op](a, b))
-    except TypeError:
-        return False  # comparing a missing value (None) with a number: no match
 
 
 def job_matches(job_filter: str, job: Mapping[str, Any]) -> bool:
@@ -76,8 +62,4 @@ def job_matches(job_filter: str, job: Mapping[str, Any]) -> bool:
     """
     if not job_filter:
         return True
-    try:
-        rule = json.loads(job_filter)
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"job_filter is not valid JSON ({exc})") from None
-    return bool(_eval(rule, job))
+    return bool(_eval(parse_rule(job_filter, "job_filter", require_object=False), job))

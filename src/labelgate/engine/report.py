@@ -25,7 +25,7 @@ LABEL_COUNT_KEYS = ("valid_count", "invalid_count", "total_count")
 
 
 def label_metrics(matrix: np.ndarray) -> dict[str, np.ndarray]:
-    """CVAT's per-label precision, recall, accuracy and Jaccard index of confusion matrices.
+    """CVAT's per-label precision, recall, accuracy, Jaccard index and dice of confusion matrices.
 
     Args:
         matrix: (..., L+1, L+1) counts, rows ds, cols gt, last row/col "unmatched"; leading axes
@@ -47,6 +47,7 @@ def label_metrics(matrix: np.ndarray) -> dict[str, np.ndarray]:
                 total > 0, (total - (rows - diag) - (cols - diag)) / np.maximum(total, 1), 0.0
             ),
             "jaccard_index": np.where(jac_den > 0, diag / jac_den, 0.0),
+            "dice": np.where(rows + cols > 0, 2 * diag / (rows + cols), 0.0),
         }
 
 
