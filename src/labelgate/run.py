@@ -22,6 +22,9 @@ from labelgate.agreement.controls import ControlScore, control_accuracy
 from labelgate.decisions.scorecards import choose_model, prediction_agreement
 from labelgate.engine import QualitySettings, Report, compare
 from labelgate.engine.match_rules import MatchRules
+from labelgate.engine.req_report import RequirementReport
+from labelgate.engine.req_score import compare_requirements
+from labelgate.engine.requirements import RequirementTree
 from labelgate.errors import ValidationError
 from labelgate.model import AnnotationSet
 from labelgate.run_sources import Batch, Source, StepCallback, Target
@@ -87,6 +90,9 @@ class RunOptions:
     model: str | None = None
     consensus: ConsensusOptions | None = None
     rules: MatchRules | None = None
+    #: CVAT 2.74+ requirement mode: each comparison is also scored requirement by requirement
+    #: (``Comparison.requirements``); None keeps the CVAT 2.42 report only.
+    requirements: RequirementTree | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,8 @@ class Comparison:
     report: Report
     #: The annotator's source meta (job/task ids for links back to the tool).
     meta: Mapping[str, Any]
+    #: The requirement-mode report when the run scored a requirement tree.
+    requirements: RequirementReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The bundle's section: CVAT's ``summary`` and the confusion matrix."""
@@ -238,8 +246,13 @@ def run_quality(
     if gt is not None:
         for name in compared:
             progress.step(f"comparing {name} with the ground truth")
+            req = (
+                compare_requirements(gt, parts[name], opts.requirements, s)
+                if opts.requirements is not None
+                else None
+            )
             comparisons[name] = Comparison(
-                name, compare(gt, parts[name], s, rules=opts.rules), parts[name].meta
+                name, compare(gt, parts[name], s, rules=opts.rules), parts[name].meta, req
             )
     progress.step("agreement between annotators")
     agreement = _agreement(aset, parts, humans, s, opts) if opts.agreement else AgreementResult()

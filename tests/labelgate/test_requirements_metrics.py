@@ -192,3 +192,12 @@ def test_requirement_completion_table(calc, value, required, done):
 )
 def test_job_completion_table(frames, completed, done):
     assert all_completed(frames, completed) is done
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "mean_recall", "label_dice"])
+def test_no_compatible_label_scores_zero_without_error(metric: str) -> None:
+    """A requirement whose type no label is compatible with: only the unmatched cell, score 0."""
+    from labelgate.engine.req_metrics import scores
+
+    (s,) = scores(np.zeros((1, 1, 1)), [], metric)
+    assert s.value == 0.0

@@ -5,6 +5,7 @@ a car, item 1's car missed. Annotator b: everything right plus an extra person o
 """
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,25 @@ def test_match_rules_reach_the_comparisons(batch, monkeypatch):
     run_quality(batch, options=RunOptions(n_boot=0, agreement=False))
     # The engine applies the rules (its own tests); the run hands them to every comparison.
     assert seen == [CURRENT, CURRENT, None, None]
+
+
+def test_requirement_mode_scores_each_comparison_by_requirement() -> None:
+    """With a requirement tree in the options, each comparison carries its requirement report.
+
+    Hand check on the CVAT examples: the stock tree with every base enabled scores the
+    rectangle requirement on rectangles only, so its score components count exactly the
+    rectangle pairs of the legacy report's confusion matrix.
+    """
+    from labelgate.engine.requirements import RequirementTree
+    from labelgate.run import RunOptions, run_quality
+    from labelgate.run_sources import FileSource
+
+    ex = Path(__file__).resolve().parents[2] / "examples" / "cvat"
+    src = FileSource(gt=ex / "gt.xml", ds=(ex / "annotator1.xml",))
+    run = run_quality(src, options=RunOptions(requirements=RequirementTree.stock(enabled=True)))
+    (comparison,) = run.comparisons.values()
+    assert comparison.requirements is not None
+    rect = comparison.requirements.to_dict()["groups"]["Base rectangle"]
+    assert rect["comparison_summary"]["calculation"]["status"] == "computed"
+    plain = run_quality(src)
+    assert next(iter(plain.comparisons.values())).requirements is None

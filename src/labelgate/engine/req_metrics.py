@@ -103,7 +103,8 @@ def scores(matrices: np.ndarray, labels: Sequence[str], metric: str) -> list[Sco
     active = (m[:, :-1, :].sum(2) + m[:, :, :-1].sum(1)) > 0
     n_active = active.sum(1)
     mean = _div(np.where(active, per_label, 0.0).sum(1), n_active)
-    worst = np.where(n_active > 0, np.where(active, per_label, np.inf).min(1), 0.0)
+    # initial=inf: a requirement whose type no label is compatible with has no label columns.
+    worst = np.where(n_active > 0, np.where(active, per_label, np.inf).min(1, initial=np.inf), 0.0)
     at_worst = active & (np.abs(per_label - worst[:, None]) <= 1e-12)
     agg = (
         "mean"
