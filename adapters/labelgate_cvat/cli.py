@@ -107,6 +107,7 @@ def score_cmd(
         from labelgate_cvat.fanout import run
 
         with connect(host, org=org) as source, open_store(store_url) as store:
+            _announce(source)
             fanned = run(
                 source,
                 open_queue(queue_url),
@@ -124,9 +125,7 @@ def score_cmd(
             )
         return
     with connect(host, org=org) as source, open_store(store_url) as store:
-        version = source.server_version
-        click.echo(f"CVAT server {version}: {version.semantics} semantics detected", err=True)
-        check_quorum(version, quorum)
+        check_quorum(_announce(source), quorum)
         merged = []
         if merge_consensus:
             if kind == "project":
@@ -151,6 +150,13 @@ def score_cmd(
     write_json(json_out, result)
     if not quiet:
         _print(result)
+
+
+def _announce(source: Any) -> Any:
+    """Say on stderr which server this is and which semantics that implies; its version."""
+    version = source.server_version
+    click.echo(f"CVAT server {version}: {version.semantics} semantics detected", err=True)
+    return version
 
 
 def _print(result: dict[str, Any]) -> None:
