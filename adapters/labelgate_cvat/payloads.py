@@ -1,8 +1,8 @@
 """CVAT API payloads → the common model (pure functions, no network).
 
 The payloads are the JSON shapes the CVAT REST API returns (and ``cvat-sdk`` models serialise
-to with ``to_dict()``): ``Label`` lists, ``/data/meta``, ``LabeledData`` (tags, shapes, tracks)
-and ``validation_layout``. The CVAT XML export reader turns its files into the same shapes and
+to with ``to_dict()``): ``Label`` lists, ``/data/meta``, ``LabeledData`` (tags, shapes, tracks;
+audio intervals since 2.67) and ``validation_layout``. The CVAT XML export reader turns its files into the same shapes and
 calls the same functions, so an export and a live job convert identically.
 
 One bad object (unknown label, too few points, bad mask runs) is skipped with a

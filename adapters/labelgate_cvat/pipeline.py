@@ -27,7 +27,7 @@ from labelgate.engine.settings import resolve_settings
 from labelgate.errors import DataWarning, NotFound, ValidationError
 from labelgate.model import AnnotationSet, Kind, LabelSchema
 from labelgate_cvat.payloads import cvat_job_to_annotations, schema_from_labels
-from labelgate_cvat.versions import REPLICA_TYPES, check_quorum
+from labelgate_cvat.versions import REPLICA_TYPES, REQUIREMENTS, check_quorum
 
 GT_ANNOTATOR = "ground_truth"
 _log = logging.getLogger("labelgate.cvat")
@@ -79,6 +79,10 @@ def settings_row(source: Any, task: Mapping[str, Any]) -> SettingsRow:
         row = source.quality_settings(project_id=task["project_id"]) or row
     flat = {k: v for k, v in row.items() if k in _SETTING_FIELDS and v is not None}
     reqs = row.get("requirements")
+    if reqs is None and row.get("id") is not None and source.detected_semantics == REQUIREMENTS:
+        # A 2.74+ row always has requirements; ask for them if the row does not list them.
+        reqs = source.requirements(int(row["id"]))
+        row = {**row, "requirements": reqs}
     requirements = (
         tuple(r for r in reqs if isinstance(r, Mapping)) if isinstance(reqs, list) else ()
     )

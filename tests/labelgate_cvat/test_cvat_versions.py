@@ -290,6 +290,20 @@ def test_a_2_80_row_is_not_silently_scored_with_2_42_settings(cvat_double_at):
     assert message.endswith("labelgate scored with its CVAT 2.42 settings instead")
 
 
+def test_a_row_without_its_list_has_its_requirements_fetched(cvat_double_at, monkeypatch):
+    double = cvat_double_at("2.74.0")
+    served = double._settings_read
+    monkeypatch.setattr(
+        double,
+        "_settings_read",
+        lambda row: {k: v for k, v in served(row).items() if k != "requirements"},
+    )
+    with _source(double) as src:
+        row = settings_row(src, src.task(10))
+    assert len(row.requirements) == 9 and row.row["requirements"][1]["name"] == "Base rectangle"
+    assert double.requests("GET", "/api/quality/settings/requirements?settings_id=1")
+
+
 def test_all_requirements_disabled_says_cvat_computes_nothing(cvat_double_at):
     double = cvat_double_at("2.80.0")
     for req in double.state["requirements"].values():
