@@ -59,8 +59,8 @@ class SettingsRow:
     Attributes:
         row: the raw row (the task's, or its project's when the task inherits).
         inherited: the project's row applies.
-        flat: the 2.42 fields of the row labelgate applies (none but ``job_filter`` and
-            ``max_validations_per_job`` on a 2.74+ server).
+        flat: the 2.42 fields of the row labelgate applies (on a 2.74+ server only
+            ``job_filter``, ``inherit`` and ``max_validations_per_job`` are left).
         requirements: the row's quality requirements (2.74+), raw list items: fields a child
             inherits are null; ``source.requirement(id)["effective"]`` has them resolved.
     """
