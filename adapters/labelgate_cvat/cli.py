@@ -45,7 +45,13 @@ def _pct(value: Any) -> str:
     is_flag=True,
     help="First merge each job's consensus replicas into its parent job (replaces them).",
 )
-@click.option("--quorum", default=0.5, show_default=True, type=float, help="Consensus quorum.")
+@click.option(
+    "--quorum",
+    default=None,
+    type=float,
+    help="Consensus quorum for --merge-consensus (default: the task's consensus settings, 0.5 "
+    "when unset; CVAT 2.56+ removed it, so it is refused there).",
+)
 @click.option(
     "--queue",
     "queue_url",
@@ -68,7 +74,7 @@ def score_cmd(
     issues_per_frame: bool,
     stage_policy: bool,
     merge_consensus: bool,
-    quorum: float,
+    quorum: float | None,
     queue_url: str | None,
     wait_timeout: float,
     store_url: str | None,
@@ -85,6 +91,7 @@ def score_cmd(
     from labelgate_cvat.pipeline import merge_consensus as merge_replicas
     from labelgate_cvat.pipeline import score_target
     from labelgate_cvat.pushback import flagged, push_task
+    from labelgate_cvat.versions import check_quorum
 
     chosen = [(k, v) for k, v in (("project", project_id), ("task", task_id), ("job", job_id)) if v]
     if len(chosen) != 1:
@@ -100,6 +107,7 @@ def score_cmd(
         from labelgate_cvat.fanout import run
 
         with connect(host, org=org) as source, open_store(store_url) as store:
+            _announce(source)
             fanned = run(
                 source,
                 open_queue(queue_url),
@@ -117,6 +125,7 @@ def score_cmd(
             )
         return
     with connect(host, org=org) as source, open_store(store_url) as store:
+        check_quorum(_announce(source), quorum)
         merged = []
         if merge_consensus:
             if kind == "project":
@@ -141,6 +150,13 @@ def score_cmd(
     write_json(json_out, result)
     if not quiet:
         _print(result)
+
+
+def _announce(source: Any) -> Any:
+    """Say on stderr which server this is and which semantics that implies; its version."""
+    version = source.server_version
+    click.echo(f"CVAT server {version}: {version.semantics} semantics detected", err=True)
+    return version
 
 
 def _print(result: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from labelgate.errors import AuthenticationFailed, ConnectionFailed, NotFound, ValidationError
 from labelgate.security import redact
+from labelgate_cvat.versions import ServerVersion
 
 T = TypeVar("T")
 _RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -46,6 +47,7 @@ class CvatSource:
         self.api = client.api_client
         self.retries = retries
         self.backoff = backoff
+        self._version: ServerVersion | None = None
 
     def close(self) -> None:
         self.client.close()
@@ -204,6 +206,104 @@ class CvatSource:
             f"quality settings of {key}", self.api.quality_api.list_settings_endpoint, **key
         )
         return rows[0] if rows else None
+
+    def requirements(
+        self,
+        settings_id: int,
+        *,
+        enabled: bool | None = None,
+        annotation_type: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """A settings row's quality requirements (2.74+), list items: inherited fields are null."""
+        filters: dict[str, Any] = {"settings_id": settings_id}
+        if enabled is not None:
+            filters["enabled"] = enabled
+        if annotation_type is not None:
+            filters["annotation_type"] = annotation_type
+        return self._list(
+            f"quality requirements of settings {settings_id}",
+            self.api.quality_api.list_settings_requirements_endpoint,
+            **filters,
+        )
+
+    def requirement(self, requirement_id: int) -> dict[str, Any]:
+        """One quality requirement (2.74+) with its ``effective`` (resolved) values."""
+        return dict(
+            self._get(
+                f"quality requirement {requirement_id}",
+                self.api.quality_api.retrieve_settings_requirements_endpoint,
+                id=requirement_id,
+            )
+        )
+
+    def quality_reports(
+        self, task_id: int, target: str = "task", include_legacy: bool = False
+    ) -> list[dict[str, Any]]:
+        """CVAT's own quality reports of a task (``target`` task or job), newest first.
+
+        A 2.74+ server hides reports in the pre-2.74 shape unless ``include_legacy``; older
+        servers ignore the flag.
+        """
+        rows = self._list(
+            f"quality reports of task {task_id}",
+            self.api.quality_api.list_reports_endpoint,
+            task_id=task_id,
+            target=target,
+            include_legacy=include_legacy,
+        )
+        return sorted(rows, key=lambda r: str(r.get("created_date") or ""), reverse=True)
+
+    def quality_report(self, report_id: int) -> dict[str, Any]:
+        return dict(
+            self._get(
+                f"quality report {report_id}",
+                self.api.quality_api.retrieve_report_endpoint,
+                id=report_id,
+            )
+        )
+
+    def quality_report_data(self, report_id: int) -> dict[str, Any]:
+        """A report's full JSON (``/data``: parameters, comparison summary, groups/frames)."""
+
+        def run() -> Any:
+            # The endpoint is typed as a file download: read the body as JSON ourselves.
+            endpoint = self.api.quality_api.retrieve_report_data_endpoint
+            _model, response = endpoint.call_with_http_info(
+                id=report_id, _parse_response=False, _request_timeout=self.timeout
+            )
+            return json.loads(response.data)
+
+        data = self._call(f"data of quality report {report_id}", run)
+        if not isinstance(data, dict):
+            raise ConnectionFailed(f"CVAT: data of quality report {report_id} is not an object")
+        return data
+
+    def consensus_settings(self, task_id: int) -> dict[str, Any] | None:
+        """The task's consensus settings (``quorum`` only before 2.56), or None."""
+        rows = self._list(
+            f"consensus settings of task {task_id}",
+            self.api.consensus_api.list_settings_endpoint,
+            task_id=task_id,
+        )
+        return rows[0] if rows else None
+
+    # -- server -----------------------------------------------------------------------------
+
+    @property
+    def server_version(self) -> ServerVersion:
+        """The server's API version (``/api/server/about``, asked once)."""
+        if self._version is None:
+            about = self._get("server version", self.api.server_api.retrieve_about_endpoint)
+            try:
+                self._version = ServerVersion.parse(str(about.get("version")))
+            except ValidationError as exc:
+                raise ConnectionFailed(f"CVAT: {exc}") from None
+        return self._version
+
+    @property
+    def detected_semantics(self) -> str:
+        """``cvat-requirements`` for a 2.74+ server, ``cvat-2.42`` for an older one."""
+        return self.server_version.semantics
 
     # -- push -------------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """CVAT API payloads → the common model (pure functions, no network).
 
 The payloads are the JSON shapes the CVAT REST API returns (and ``cvat-sdk`` models serialise
-to with ``to_dict()``): ``Label`` lists, ``/data/meta``, ``LabeledData`` (tags, shapes, tracks)
-and ``validation_layout``. The CVAT XML export reader turns its files into the same shapes and
+to with ``to_dict()``): ``Label`` lists, ``/data/meta``, ``LabeledData`` (tags, shapes, tracks;
+audio intervals since 2.67) and ``validation_layout``. The CVAT XML export reader turns its files into the same shapes and
 calls the same functions, so an export and a live job convert identically.
 
 One bad object (unknown label, too few points, bad mask runs) is skipped with a
@@ -462,6 +462,31 @@ class _Converter:
             return  # CVAT drops skeletons whose points are all absent
         self.builder.add(frame, Kind.SKELETON, label, points=xy, vis=vis, **common)
 
+    def interval(self, interval: Mapping[str, Any], item: int) -> None:
+        """Add one audio interval (CVAT 2.67+) on the recording's item ``item``."""
+        try:
+            label = self.label(interval)
+            start = to_int(interval.get("start"), "start", lo=0)
+            raw_stop = interval.get("stop")
+            stop = -1 if raw_stop is None else to_int(raw_stop, "stop", lo=start)
+            self.builder.add(
+                item,
+                Kind.INTERVAL,
+                label,
+                points=[float(start), float(stop)],
+                source_id=_source_id(interval),
+                source_type=SourceType.SHAPE,
+                origin=Origin.parse(interval.get("source")),
+                annotator=0,
+                group=to_int(interval.get("group") or 0, "group"),
+                attributes=self.attributes(
+                    interval, "interval", None, label, _records(interval, "attributes")
+                )
+                or None,
+            )
+        except (ValidationError, ValueError, KeyError, TypeError, OverflowError) as exc:
+            self.fail(interval, "interval", None, exc)
+
     def track(self, track: Mapping[str, Any], stop_frame: int) -> None:
         try:
             if track.get("error"):  # the XML reader could not read this track
@@ -513,7 +538,8 @@ def cvat_job_to_annotations(
     """Convert one CVAT job's annotations into an annotation set.
 
     Args:
-        payload: ``LabeledData`` (``GET /api/jobs/{id}/annotations``): tags, shapes, tracks.
+        payload: ``LabeledData`` (``GET /api/jobs/{id}/annotations``): tags, shapes, tracks
+            and (2.67+) audio intervals, read as :attr:`Kind.INTERVAL` rows (never compared).
         meta: the job's ``/data/meta``.
         labels: the task's ``Label`` dicts, or a schema already built from them.
         annotator: the name the rows are attributed to (assignee, or ``ground_truth``).
@@ -540,7 +566,7 @@ def cvat_job_to_annotations(
     if not isinstance(payload, Mapping):
         raise FormatError(f"{where}: annotations: expected an object with tags, shapes, tracks")
     groups = {}
-    for key in ("shapes", "tags", "tracks"):
+    for key in ("shapes", "tags", "tracks", "intervals"):
         records = payload.get(key) or []
         if not isinstance(records, list):
             raise FormatError(f"{where}: annotations: {key!r} is not a list")
@@ -557,6 +583,14 @@ def cvat_job_to_annotations(
             conv.track(track, stop)
         else:
             conv.fail({"id": f"#{n}"}, "track", None, ValidationError("not an object"))
+    # Intervals carry no frame: the whole recording is one sample, its first item.
+    for n, interval in enumerate(groups["intervals"]):
+        if not isinstance(interval, Mapping):
+            conv.fail({"id": f"#{n}"}, "interval", None, ValidationError("not an object"))
+        elif len(items) == 0:
+            conv.fail(interval, "interval", None, ValidationError("the job has no frames"))
+        else:
+            conv.interval(interval, int(items.id[0]))
     # CVAT's total_frames is the job's segment length (meta ``size``), however many frames
     # the source lists; an export may leave some out.
     info: dict[str, Any] = {

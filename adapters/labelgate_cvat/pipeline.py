@@ -11,6 +11,7 @@ does), stores them, and optionally writes issues and stage/state changes back
 from __future__ import annotations
 
 import dataclasses
+import logging
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -24,10 +25,12 @@ from labelgate.engine.job_filter import job_matches
 from labelgate.engine.report import Report
 from labelgate.engine.settings import resolve_settings
 from labelgate.errors import DataWarning, NotFound, ValidationError
-from labelgate.model import AnnotationSet, LabelSchema
+from labelgate.model import AnnotationSet, Kind, LabelSchema
 from labelgate_cvat.payloads import cvat_job_to_annotations, schema_from_labels
+from labelgate_cvat.versions import REPLICA_TYPES, REQUIREMENTS, check_quorum
 
 GT_ANNOTATOR = "ground_truth"
+_log = logging.getLogger("labelgate.cvat")
 _SETTING_FIELDS = set(QualitySettings.field_names())
 
 
@@ -49,18 +52,73 @@ def job_view(job: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def effective_settings(source: Any, task: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The task's CVAT quality settings, or its project's when the task inherits them.
+@dataclasses.dataclass(frozen=True)
+class SettingsRow:
+    """The QualitySettings row a task is scored with, as CVAT serves it.
 
-    Returns:
-        (settings dict with only the fields labelgate knows, inherited?)
+    Attributes:
+        row: the raw row (the task's, or its project's when the task inherits).
+        inherited: the project's row applies.
+        flat: the 2.42 fields of the row labelgate applies (on a 2.74+ server only
+            ``job_filter``, ``inherit`` and ``max_validations_per_job`` are left).
+        requirements: the row's quality requirements (2.74+), raw list items: fields a child
+            inherits are null; ``source.requirement(id)["effective"]`` has them resolved.
     """
+
+    row: Mapping[str, Any]
+    inherited: bool
+    flat: dict[str, Any]
+    requirements: tuple[Mapping[str, Any], ...]
+
+
+def settings_row(source: Any, task: Mapping[str, Any]) -> SettingsRow:
+    """The task's CVAT quality settings row, or its project's when the task inherits them."""
     row = source.quality_settings(task_id=task["id"]) or {}
     inherited = bool(row.get("inherit", True)) and task.get("project_id") is not None
     if inherited:
         row = source.quality_settings(project_id=task["project_id"]) or row
     flat = {k: v for k, v in row.items() if k in _SETTING_FIELDS and v is not None}
-    return flat, inherited
+    reqs = row.get("requirements")
+    if reqs is None and row.get("id") is not None and source.detected_semantics == REQUIREMENTS:
+        # A 2.74+ row always has requirements; ask for them if the row does not list them.
+        reqs = source.requirements(int(row["id"]))
+        row = {**row, "requirements": reqs}
+    requirements = (
+        tuple(r for r in reqs if isinstance(r, Mapping)) if isinstance(reqs, list) else ()
+    )
+    return SettingsRow(row=row, inherited=inherited, flat=flat, requirements=requirements)
+
+
+def effective_settings(source: Any, task: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The task's CVAT quality settings, or its project's when the task inherits them.
+
+    A 2.74+ row's quality requirements are not applied yet: a :class:`DataWarning` names them
+    (scoring them with 2.42 defaults without a word would disagree with the team's CVAT).
+
+    Returns:
+        (settings dict with only the fields labelgate knows, inherited?)
+    """
+    found = settings_row(source, task)
+    if "requirements" in found.row:
+        warnings.warn(unapplied_requirements(task, found), DataWarning, stacklevel=2)
+    return found.flat, found.inherited
+
+
+def unapplied_requirements(task: Mapping[str, Any], found: SettingsRow) -> str:
+    """The warning for a requirement-shaped (2.74+) row scored with the 2.42 settings."""
+    owner = f"project {task.get('project_id')}" if found.inherited else f"task {task['id']}"
+    enabled = [r for r in found.requirements if r.get("enabled")]
+    head = f"CVAT task {task['id']}: the quality settings of {owner} are quality requirements"
+    tail = "labelgate scored with its CVAT 2.42 settings instead"
+    if not enabled:
+        return (
+            f"{head}, all {len(found.requirements)} disabled (CVAT itself computes nothing for "
+            f"this task); {tail}"
+        )
+    names = ", ".join(
+        f"{r.get('name')!r} ({r.get('annotation_type') or 'inherited type'})" for r in enabled
+    )
+    return f"{head}; {len(enabled)} enabled requirement(s) NOT applied: {names}; {tail}"
 
 
 def _active_frames(layout: Mapping[str, Any]) -> set[int]:
@@ -166,6 +224,22 @@ def pull_job(
     )
 
 
+def intervals_not_scored(aset: AnnotationSet, where: str) -> list[str]:
+    """The note for audio intervals read but not compared (CVAT 2.80 has no audio QC)."""
+    n = int(np.count_nonzero(aset.annotations.kind == Kind.INTERVAL))
+    if not n:
+        return []
+    return [f"{where}: {n} intervals not scored (audio quality control is not implemented)"]
+
+
+def server_info(source: Any) -> dict[str, str]:
+    """The server's version and the quality semantics it implies (logged once per run)."""
+    version = source.server_version
+    info = {"version": str(version), "semantics": version.semantics}
+    _log.info("CVAT server %s: %s semantics detected", info["version"], info["semantics"])
+    return info
+
+
 def score_task(
     source: Any,
     task_id: int,
@@ -212,6 +286,7 @@ def score_task(
         )
     layout = source.task_validation_layout(task_id)
     gt = restrict_gt(pull_job(source, gt_job, schema, gt=True), layout)
+    notes += intervals_not_scored(gt, f"GT job {gt_job['id']}")
     selected = [
         j
         for j in jobs
@@ -230,6 +305,7 @@ def score_task(
         )
         ds = restrict_job(pull_job(source, job, schema), gt, layout, job_layout)
         sets[job["id"]] = ds
+        notes += intervals_not_scored(ds, f"job {job['id']}")
         job_reports[job["id"]] = compare(gt, ds, settings)
         job_reports[job["id"]].data["parameters"]["inherited"] = inherited
     report = task_report(list(job_reports.values())) if job_reports else None
@@ -305,6 +381,7 @@ def score_target(
     project = project_report(usable) if kind == "project" and usable else None
     out: dict[str, Any] = {
         "target": f"{kind}:{target_id}",
+        "server": server_info(source),
         "project_id": project_id,
         "tasks": [_task_json(r) for r in results],
         "skipped": skipped,
@@ -382,26 +459,32 @@ def merge_consensus(
     source: Any,
     task_id: int,
     *,
-    quorum: float = 0.5,
-    iou_threshold: float = 0.4,
+    quorum: float | None = None,
+    iou_threshold: float | None = None,
     method: str = "cvat",
 ) -> list[dict[str, Any]]:
     """Merge each job's consensus replicas and write the result into the parent job.
 
     Like CVAT's consensus merge, the parent job's annotations are replaced (a PUT), so running
-    it again gives the same parent annotations.
+    it again gives the same parent annotations. Replicas are jobs of type ``replica`` (CVAT
+    2.80+) or ``consensus_replica`` (before). Unset ``quorum`` / ``iou_threshold`` come from the
+    task's consensus settings on the server (a 2.56+ server has no quorum: 0.5 is used).
 
     Returns:
         One entry per parent job: ``{"job", "replicas", "shapes", "tags"}``.
+
+    Raises:
+        ValidationError: ``quorum`` given for a 2.56+ server, which removed it.
     """
     from labelgate.consensus import merge
     from labelgate.model.annotation_set import combine
     from labelgate_cvat.writeback import annotations_to_cvat
 
+    quorum, iou_threshold = consensus_parameters(source, task_id, quorum, iou_threshold)
     schema = schema_from_labels(source.labels(task_id=task_id))
     replicas: dict[int, list[dict[str, Any]]] = {}
     for job in source.jobs(task_id):
-        if job.get("type") == "consensus_replica" and job.get("parent_job_id") is not None:
+        if job.get("type") in REPLICA_TYPES and job.get("parent_job_id") is not None:
             replicas.setdefault(int(job["parent_job_id"]), []).append(job)
     out = []
     for parent, reps in sorted(replicas.items()):
@@ -424,3 +507,24 @@ def merge_consensus(
             }
         )
     return out
+
+
+#: CVAT's consensus defaults (quorum until 2.56).
+DEFAULT_QUORUM, DEFAULT_CONSENSUS_IOU = 0.5, 0.4
+
+
+def consensus_parameters(
+    source: Any, task_id: int, quorum: float | None, iou_threshold: float | None
+) -> tuple[float, float]:
+    """(quorum, iou_threshold) for a task's merge: the caller's, else the server's settings.
+
+    Raises:
+        ValidationError: ``quorum`` given for a server that removed it (2.56+).
+    """
+    check_quorum(source.server_version, quorum)
+    row = source.consensus_settings(task_id) or {}
+    if quorum is None:
+        quorum = float(row.get("quorum") or DEFAULT_QUORUM)
+    if iou_threshold is None:
+        iou_threshold = float(row.get("iou_threshold") or DEFAULT_CONSENSUS_IOU)
+    return quorum, iou_threshold

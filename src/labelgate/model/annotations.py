@@ -34,6 +34,9 @@ class Kind(enum.IntEnum):
     SPAN = 9  # text span (NER): ``span`` holds [start, end)
     TEXT = 10  # free text (TextArea): ``text``
     NUMBER = 11  # Rating / Number: ``number``
+    # Audio interval (CVAT 2.67+): one point (start, stop) in ms, stop -1 = to the end of the
+    # recording. Read but not compared (CVAT 2.80 has no audio quality control).
+    INTERVAL = 12
 
     @classmethod
     def parse(cls, name: str) -> Kind:
