@@ -97,8 +97,8 @@ def _shown(f: Field[Any], value: Any) -> str:
     return "" if f.metadata.get("secret") else f", got {value!r}"
 
 
-def _problem(f: Field[Any], value: Any) -> str | None:
-    """What is wrong with an already coerced value, or None."""
+def _problem(f: Field[Any], value: Any, given: Any) -> str | None:
+    """What is wrong with the coerced ``value`` (shown as ``given``), or None."""
     meta = f.metadata
     if value is None:
         return None
@@ -106,16 +106,16 @@ def _problem(f: Field[Any], value: Any) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         if isinstance(value, float) and math.isnan(value):
             noun = f"a number >= {low:g}" if low is not None and high is None else "a number"
-            return f"expected {noun}, got {value!r}"
+            return f"expected {noun}, got {given!r}"
         if low is not None and high is not None and not low <= value <= high:
-            return f"{value!r} is out of range [{low:g}, {high:g}]"
+            return f"{given!r} is out of range [{low:g}, {high:g}]"
         if low is not None and value < low:
             noun = "an integer" if isinstance(value, int) else "a number"
-            return f"expected {noun} >= {low:g}{_shown(f, value)}"
+            return f"expected {noun} >= {low:g}{_shown(f, given)}"
     if isinstance(value, str):
         choices = meta.get("choices") or ()
         if choices and value not in choices:
-            return f"expected one of {', '.join(choices)}{_shown(f, value)}"
+            return f"expected one of {', '.join(choices)}{_shown(f, given)}"
         if meta.get("max_length") is not None and len(value) > meta["max_length"]:
             return f"expected at most {meta['max_length']} characters"
         if meta.get("json_text") and value:
@@ -170,7 +170,7 @@ def coerce(f: Field[Any], hint: Any, value: Any, where: str, *, text: bool = Fal
             out = json.dumps(value)
         elif not isinstance(value, str):
             problem = f"expected a string{_shown(f, value)}"
-    problem = problem or _problem(f, out)
+    problem = problem or _problem(f, out, value)
     if problem:
         raise SettingsError(f"{where}: {problem}")
     return out

@@ -51,7 +51,7 @@ class ServerSettings:
     # Re-score jobs (labelgate_webhook.jobs).
     ls_threshold: float = setting(0.8, low=0.0, high=1.0)  #: tasks below go to review
     ls_meta: bool = False  #: also write the per-task entry into task meta
-    ls_workers: int = setting(8, low=1)  #: concurrent Label Studio writes
+    ls_workers: int = setting(8, low=1, high=64)  #: concurrent Label Studio writes
     cvat_push_issues: bool = True
     cvat_stage_policy: bool = False
 

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from labelgate.cli.options import batch_input, load_multi, write_json
+from labelgate.config import load_for_cli
 from labelgate.decisions.gate import GatePolicy, evaluate_gate
 from labelgate.decisions.sampling import achieved_margin, required_sample_size, select_frames
-from labelgate.engine import resolve_settings
 from labelgate.errors import ValidationError
 
 
@@ -22,10 +22,13 @@ from labelgate.errors import ValidationError
     "--policy",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Gate policy TOML.",
+    help="Gate policy: a configuration file's [gate] table (docs/cli.md).",
 )
 @click.option(
-    "--settings", "settings_path", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+    "--settings",
+    "settings_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Configuration file: its [quality] settings (default: LABELGATE_CONFIG).",
 )
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -60,9 +63,9 @@ def gate_cmd(
     quiet: bool,
 ) -> None:
     """Check a batch against a release policy; exit 0 when it may ship, 1 when it may not."""
-    pol = GatePolicy.from_toml(policy)
+    cfg = load_for_cli(settings_path, policy)
     aset = load_multi(source, gt, ds, config)
-    result = evaluate_gate(aset, pol, resolve_settings(toml_path=settings_path))
+    result = evaluate_gate(aset, cfg.gate or GatePolicy(), cfg.settings())
     result["pushed"] = _push_audit(aset, result["audit_sample"], push_ls_project, push_cvat_job)
     write_json(json_out, result)
     write_json(audit_out, result["audit_sample"])

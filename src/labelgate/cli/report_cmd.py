@@ -13,7 +13,7 @@ from rich.console import Console
 from labelgate.cli import EXIT_CHECK_FAILED
 from labelgate.cli.options import FILE, batch_input, read_options
 from labelgate.cli.progress import make_console, progress_steps, rate_text, summary_table
-from labelgate.engine import resolve_settings
+from labelgate.config import load_for_cli
 from labelgate.errors import ValidationError
 
 
@@ -25,8 +25,14 @@ from labelgate.errors import ValidationError
     type=FILE,
     help="Model predictions file (with --gt); compared with GT, kept out of agreement.",
 )
-@click.option("--settings", "settings_path", type=FILE, help="Quality settings TOML.")
-@click.option("--policy", type=FILE, help="Release gate policy TOML (adds the gate verdict).")
+@click.option(
+    "--settings",
+    "settings_path",
+    type=FILE,
+    help="Configuration file: [quality], [gate] (adds the gate verdict), store_url "
+    "(default: LABELGATE_CONFIG; docs/cli.md).",
+)
+@click.option("--policy", type=FILE, help="Release gate policy: a file's [gate] table.")
 @click.option(
     "--store",
     "store_url",
@@ -74,7 +80,6 @@ def report_cmd(
     1 gate failed (with --check), 2 bad input, 3 remote error.
     """
     from labelgate.adapters import read_any
-    from labelgate.decisions.gate import GatePolicy
     from labelgate.reporting.html import render_html
     from labelgate.reporting.pipeline import build_bundle, bundle_for_set
 
@@ -86,13 +91,13 @@ def report_cmd(
         raise ValidationError("--predictions needs --gt/--ds (a SOURCE carries its own)")
     console = make_console(quiet)
     opts = read_options(config)
-    settings = resolve_settings(toml_path=settings_path)
-    gate_policy = GatePolicy.from_toml(policy) if policy else None
+    cfg = load_for_cli(settings_path, policy)
+    settings, gate_policy = cfg.settings(), cfg.gate
     store = None
     if not no_history:
         from labelgate.store import open_store
 
-        store = open_store(store_url)
+        store = open_store(store_url or cfg.server.store_url)
     try:
         with progress_steps(console) as steps:
             if source is not None:
