@@ -173,7 +173,7 @@ def read_file(path: str | Path) -> Config:
     return _build(p, [_sections(_read_toml(p), str(p))])
 
 
-def _flags(flags: Mapping[str, Any], where: str) -> _Parts:
+def _flags(flags: Mapping[str, Any], where: str, text: bool) -> _Parts:
     """Flag values (field name → value; None = not given) as a layer.
 
     Raises:
@@ -184,7 +184,7 @@ def _flags(flags: Mapping[str, Any], where: str) -> _Parts:
         if key not in OWNER:
             raise SettingsError(f"{where}: {key}: unknown setting; {_KNOWN}")
         if value is not None:
-            out[OWNER[key]].append(Entry(key, value, f"{where}: {key}"))
+            out[OWNER[key]].append(Entry(key, value, f"{where}: {key}", text=text))
     return _Parts(out, has_gate=bool(out["gate"]))
 
 
@@ -199,6 +199,7 @@ def load(
     environ: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
     flags_source: str = "command line",
+    flags_text: bool = False,
 ) -> Config:
     """The configuration: the file (``path``, else ``LABELGATE_CONFIG``), then the
     ``LABELGATE_<FIELD>`` variables, then ``flags`` (field name → value; None = not given).
@@ -208,6 +209,7 @@ def load(
         environ: the environment (default ``os.environ``).
         flags: values given on the command line (or to ``create_app``), by field name.
         flags_source: how messages name the flags' origin.
+        flags_text: the flags may be text to parse ("true", "30"), as a Flask mapping may hold.
 
     Raises:
         SettingsError: ``<file>: [<section>] <key>: <problem>`` for any layer.
@@ -215,7 +217,7 @@ def load(
     env = os.environ if environ is None else environ
     where = path or env.get(CONFIG_VARIABLE) or None
     layers = [_sections(_read_toml(Path(where)), str(where))] if where else []
-    layers += [_environment(env), _flags(flags or {}, flags_source)]
+    layers += [_environment(env), _flags(flags or {}, flags_source, flags_text)]
     return _build(Path(where) if where else None, layers)
 
 

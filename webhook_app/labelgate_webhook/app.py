@@ -97,7 +97,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # key (Flask's own, TESTING ...) goes to Flask as given.
     ours = {k: overrides.pop(k) for k in list(overrides) if k.lower() in SERVER_FIELDS}
     cfg = load_configuration(
-        path, flags={k.lower(): v for k, v in ours.items()}, flags_source="create_app config"
+        path,
+        flags={k.lower(): v for k, v in ours.items()},
+        flags_source="create_app config",
+        flags_text=True,
     )
     app.config.update(cfg.server.to_flask())
     app.config.update(overrides)
