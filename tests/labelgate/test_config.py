@@ -287,3 +287,10 @@ def test_policy_file_without_gate_gives_the_default_policy(tmp_path, monkeypatch
     assert load_for_cli(settings, policy).gate == GatePolicy()  # the policy file decides
     assert load_for_cli(settings, None).gate == GatePolicy(min_agreement=0.9)
     assert load_for_cli(None, None).gate is None
+
+
+def test_the_example_file_holds_every_section():
+    cfg = read_file(EXAMPLES / "labelgate.toml")
+    assert cfg.settings().iou_threshold == 0.5 and cfg.server.debounce_seconds == 10.0
+    assert cfg.gate == GatePolicy.from_toml(EXAMPLES / "gate.toml")  # the same release policy
+    assert cfg.server.store_url == "sqlite:///labelgate-example.db"
