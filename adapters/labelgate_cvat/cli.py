@@ -31,7 +31,8 @@ def _pct(value: Any) -> str:
     "--settings",
     "settings_file",
     type=click.Path(exists=True, dir_okay=False),
-    help="TOML quality settings layered over the task's CVAT settings.",
+    help="Configuration file: its [quality] settings are layered over the task's CVAT "
+    "settings, its store_url is the default store (default: LABELGATE_CONFIG; docs/cli.md).",
 )
 @click.option("--issues", is_flag=True, help="Open/update/resolve one CVAT issue per error.")
 @click.option("--issues-per-frame", is_flag=True, help="With --issues: one issue per frame.")
@@ -86,6 +87,7 @@ def score_cmd(
     Credentials: LABELGATE_CVAT_TOKEN (personal access token) or LABELGATE_CVAT_USER and
     LABELGATE_CVAT_PASSWORD; they are never printed.
     """
+    from labelgate.config import load
     from labelgate.store import open_store
     from labelgate_cvat.client import connect
     from labelgate_cvat.pipeline import merge_consensus as merge_replicas
@@ -97,6 +99,7 @@ def score_cmd(
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --project, --task, --job")
     kind, target = chosen[0]
+    store_url = store_url or load(settings_file).server.store_url  # bad settings: exit 2 now
     if queue_url and (issues or stage_policy or merge_consensus):
         raise click.UsageError(
             "--queue fans out scoring only; run push-back (--issues/--stage-policy/"

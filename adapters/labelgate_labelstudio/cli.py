@@ -52,17 +52,30 @@ def ls_group() -> None:
 )
 @click.option(
     "--workers",
-    default=8,
-    show_default=True,
+    default=None,
     type=click.IntRange(min=1, max=64),
-    help="Concurrent requests for the writes that go one object at a time.",
+    help="Concurrent requests for the writes that go one object at a time (default: the "
+    "ls_workers setting, 8).",
 )
 @click.option(
     "--threshold",
-    default=0.8,
-    show_default=True,
+    default=None,
     type=float,
-    help="Tasks scoring below this go to the review queue.",
+    help="Tasks scoring below this go to the review queue (default: the ls_threshold "
+    "setting, 0.8).",
+)
+@click.option(
+    "--settings",
+    "settings_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Configuration file: its [quality] settings (IoU threshold ...), store_url and "
+    "[server] ls_* settings (default: LABELGATE_CONFIG; docs/cli.md).",
+)
+@click.option(
+    "--iou-threshold",
+    type=float,
+    default=None,
+    help="Region IoU needed for a match (overrides the settings' iou_threshold).",
 )
 @click.option(
     "--gt-policy",
@@ -83,8 +96,10 @@ def score_cmd(
     meta: bool,
     review_view: bool,
     predictions: bool,
-    workers: int,
-    threshold: float,
+    workers: int | None,
+    threshold: float | None,
+    settings_file: str | None,
+    iou_threshold: float | None,
     gt_policy: str,
     store_url: str | None,
     json_out: Path | None,
@@ -92,13 +107,16 @@ def score_cmd(
 ) -> None:
     """Score every annotator against ground truth and each other; optionally push back."""
     from labelgate.cli.progress import make_console, progress_steps
+    from labelgate.config import load
     from labelgate.store import open_store
     from labelgate_labelstudio.client import connect
     from labelgate_labelstudio.pipeline import score_project
 
+    flags = {"ls_threshold": threshold, "ls_workers": workers, "iou_threshold": iou_threshold}
+    cfg = load(settings_file, flags={**flags, "ls_meta": meta or None})
     with (
         connect(url, api_key) as source,
-        open_store(store_url) as store,
+        open_store(store_url or cfg.server.store_url) as store,
         progress_steps(make_console(quiet)) as steps,
     ):
         steps.update(f"reading and scoring project {project_id}")
@@ -109,10 +127,11 @@ def score_cmd(
             push_scores=scores,
             review_view=review_view,
             predictions=predictions,
-            meta=meta,
-            threshold=threshold,
+            meta=cfg.server.ls_meta,
+            threshold=cfg.server.ls_threshold,
+            settings=cfg.settings(),
             gt_policy=gt_policy,
-            workers=workers,
+            workers=cfg.server.ls_workers,
             on_progress=steps.callback,
         )
     write_json(json_out, result)

@@ -282,7 +282,9 @@ def score_project(
     if predictions:
         from labelgate.consensus import merge
 
-        regions = to_ls_results(merge(aset))
+        # The consensus groups regions at the configured IoU, as the scores above match them.
+        iou = (settings or QualitySettings()).iou_threshold
+        regions = to_ls_results(merge(aset, iou_threshold=iou))
         consensus = {
             task: (float(np.mean([r["score"] for r in res])) if res else 0.0, res)
             for task, res in regions.items()
@@ -320,5 +322,6 @@ def score_project(
             f"project:{project_id}",
             result,
             project=f"labelstudio:{project_id}",
+            settings=(settings or QualitySettings()).to_dict(),  # what the scores were made with
         )
     return result

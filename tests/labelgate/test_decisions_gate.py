@@ -79,11 +79,11 @@ def test_gate_fails_closed_when_it_cannot_measure():
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"min_agreement": 1.5}, r"min_agreement=1.5 must be in \[0, 1\]"),
-        ({"max_class_imbalance": 0.5}, "must be >= 1"),
-        ({"min_kappa": 0.5}, "unknown gate key 'min_kappa'"),
-        ({"require_valid_export": "yes"}, "must be true or false"),
-        ({"audit": {"size": -1}}, "size and seed must be integers"),
+        ({"min_agreement": 1.5}, r"\[gate\] min_agreement: 1.5 is out of range \[0, 1\]"),
+        ({"max_class_imbalance": 0.5}, "max_class_imbalance: expected a number >= 1, got 0.5"),
+        ({"min_kappa": 0.5}, "min_kappa: unknown key in \\[gate\\]"),
+        ({"require_valid_export": "yes"}, "require_valid_export: expected true or false"),
+        ({"audit": {"size": -1}}, "\\[gate.audit\\] size: expected an integer >= 0, got -1"),
     ],
 )
 def test_policy_validation(table, message):

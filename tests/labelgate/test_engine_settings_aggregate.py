@@ -26,14 +26,14 @@ def test_defaults_are_cvats():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"iou_threshold": 1.5}, r"iou_threshold=1.5 is out of range \[0, 1\]"),
-        ({"oks_sigma": -0.1}, "oks_sigma=-0.1 is out of range"),
+        ({"iou_threshold": 1.5}, r"\[quality\] iou_threshold: 1.5 is out of range \[0, 1\]"),
+        ({"oks_sigma": -0.1}, "oks_sigma: -0.1 is out of range"),
         ({"target_metric": "f1"}, "expected one of accuracy, precision, recall"),
         ({"point_size_base": "huge"}, "expected one of image_size, group_bbox_size"),
         ({"max_validations_per_job": -1}, "expected an integer >= 0"),
-        ({"job_filter": "{not json"}, "job_filter is not valid JSON"),
-        ({"iou": 0.5}, "unknown setting 'iou'"),
-        ({"compare_groups": "maybe"}, "compare_groups='maybe' is not a valid bool"),
+        ({"job_filter": "{not json"}, "job_filter: not valid JSON"),
+        ({"iou": 0.5}, "iou: unknown key in \\[quality\\]; known: check_covered"),
+        ({"compare_groups": "maybe"}, "compare_groups: expected true or false, got 'maybe'"),
     ],
     ids=["iou", "sigma", "metric", "size-base", "max-validations", "job-filter", "unknown", "bool"],
 )

@@ -422,13 +422,21 @@ def test_missing_file_or_directory_is_a_usage_error(tmp_path, args, words):
 @pytest.mark.parametrize(
     ("option", "content", "words"),
     [
-        ("--settings", b"quality = 5\n", ("q.toml", "quality: expected a table")),
+        ("--settings", b"quality = 5\n", ("q.toml", "[quality]: expected a table")),
         ("--settings", b"\xff\xfe", ("q.toml", "cannot read settings", "utf-8")),
-        ("--settings", b"[quality]\niou_threshold = nan\n", ("q.toml", "iou_threshold=nan")),
+        (
+            "--settings",
+            b"[quality]\niou_threshold = nan\n",
+            ("q.toml", "[quality] iou_threshold: expected a number, got nan"),
+        ),
         ("--policy", b"gate = 5\n", ("q.toml", "[gate]: expected a table")),
         ("--policy", b"[gate]\naudit = 3\n", ("q.toml", "[gate.audit]: expected a table")),
-        ("--policy", b"\xff\xfe", ("q.toml", "cannot read gate policy", "utf-8")),
-        ("--policy", b"[gate]\nmin_agreement = [", ("q.toml", "cannot read gate policy")),
+        ("--policy", b"\xff\xfe", ("q.toml", "cannot read settings", "utf-8")),
+        (
+            "--policy",
+            b"[gate]\nmin_agreement = [",
+            ("q.toml", "cannot read settings: not valid TOML"),
+        ),
     ],
     ids=["quality-int", "settings-bytes", "nan", "gate-int", "audit-int", "policy-bytes", "cut"],
 )

@@ -169,15 +169,15 @@ def test_debounce_max_wait_reaches_the_queue(tmp_path):
     ("env", "message"),
     [
         ({"LABELGATE_RETRY_WINDOW": "a day"}, r"RETRY_WINDOW.*expected a number"),
-        ({"LABELGATE_RETRY_ATTEMPTS": "0"}, r"RETRY_ATTEMPTS.*expected a number >= 1"),
+        ({"LABELGATE_RETRY_ATTEMPTS": "0"}, r"RETRY_ATTEMPTS: expected an integer >= 1"),
         ({"LABELGATE_QUEUE_RETENTION": "-1"}, r"QUEUE_RETENTION.*expected a number >= 0"),
         ({"LABELGATE_DEBOUNCE_MAX_WAIT": "nan"}, r"DEBOUNCE_MAX_WAIT.*expected a number >= 0"),
     ],
 )
 def test_bad_durability_settings_are_refused(env, message):
-    from labelgate.errors import FormatError
+    from labelgate.errors import SettingsError
 
-    with pytest.raises(FormatError, match=message):
+    with pytest.raises(SettingsError, match=message):
         load_config(env)
 
 

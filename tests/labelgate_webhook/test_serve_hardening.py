@@ -204,17 +204,17 @@ def test_serve_options_are_documented():
         (
             [],
             {"LABELGATE_CHANNEL_TIMEOUT": "0"},
-            "CHANNEL_TIMEOUT (LABELGATE_CHANNEL_TIMEOUT): expected a number >= 1",
+            "environment: LABELGATE_CHANNEL_TIMEOUT: expected a number >= 1",
         ),
         (
             [],
             {"LABELGATE_THREADS": "many"},
-            "THREADS (LABELGATE_THREADS): expected a number >= 1, got 'many'",
+            "environment: LABELGATE_THREADS: expected an integer >= 1, got 'many'",
         ),
         (
             [],
             {"LABELGATE_SHOW_FILE_PATHS": "maybe"},
-            "SHOW_FILE_PATHS (LABELGATE_SHOW_FILE_PATHS): expected true or false",
+            "environment: LABELGATE_SHOW_FILE_PATHS: expected true or false",
         ),
     ],
     ids=["too-many-connections", "zero-timeout", "threads-not-a-number", "flag-not-a-flag"],

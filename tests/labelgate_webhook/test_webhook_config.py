@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from labelgate.errors import FormatError
+from labelgate.errors import SettingsError
 from labelgate.queue.redis_queue import RedisQueue
 from labelgate.queue.retry import RetryPolicy
 from labelgate_webhook import create_app
@@ -51,22 +51,30 @@ def test_toml_file_then_environment(tmp_path):
 @pytest.mark.parametrize(
     ("text", "env", "message"),
     [
-        ("debounce = 3\n", {}, r"labelgate\.toml: unknown setting 'debounce'; expected one of"),
-        ("debounce_seconds = [\n", {}, r"labelgate\.toml: not valid TOML"),
-        ("", {"LABELGATE_DEBOUNCE_SECONDS": "soon"}, r"DEBOUNCE_SECONDS.*expected a number"),
-        ("", {"LABELGATE_MAX_CONTENT_LENGTH": "1MB"}, r"MAX_CONTENT_LENGTH.*got '1MB'"),
+        ("debounce = 3\n", {}, r"labelgate\.toml: debounce: unknown key; known: tables"),
+        ("debounce_seconds = [\n", {}, r"labelgate\.toml: cannot read settings: not valid TOML"),
+        (
+            "",
+            {"LABELGATE_DEBOUNCE_SECONDS": "soon"},
+            r"environment: LABELGATE_DEBOUNCE_SECONDS: expected a number >= 0",
+        ),
+        (
+            "",
+            {"LABELGATE_MAX_CONTENT_LENGTH": "1MB"},
+            r"LABELGATE_MAX_CONTENT_LENGTH: expected an integer >= 1, got '1MB'",
+        ),
     ],
     ids=["unknown-key", "bad-toml", "bad-number-env", "bad-size-env"],
 )
 def test_bad_settings_name_the_file_and_field(tmp_path, text, env, message):
     cfg = tmp_path / "labelgate.toml"
     cfg.write_text(text)
-    with pytest.raises(FormatError, match=message):
+    with pytest.raises(SettingsError, match=message):
         load_config({"LABELGATE_CONFIG": str(cfg), **env})
 
 
 def test_missing_config_file(tmp_path):
-    with pytest.raises(FormatError, match=r"nope\.toml: config file not found"):
+    with pytest.raises(SettingsError, match=r"nope\.toml: config file not found"):
         load_config({}, config_file=str(tmp_path / "nope.toml"))
 
 

@@ -15,8 +15,6 @@ Every answer is JSON (the pages and the token form aside), errors included: no H
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 import traceback
 from collections import Counter
@@ -26,6 +24,9 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from labelgate.config import load as load_configuration
+from labelgate.config_fields import field_names
+from labelgate.config_server import ServerSettings
 from labelgate.errors import FormatError, LabelgateError, NotFound, SignatureError
 from labelgate.queue import Queue, open_queue
 from labelgate.queue.durable import DurableQueue
@@ -38,129 +39,26 @@ from labelgate_webhook.events import Event, parse_cvat, parse_labelstudio
 from labelgate_webhook.health import health
 from labelgate_webhook.signatures import verify_cvat, verify_labelstudio
 
-DEFAULTS: dict[str, Any] = {
-    "STORE_URL": None,
-    "MAX_CONTENT_LENGTH": 1 << 20,
-    "QUEUE_URL": None,  # redis://… (RQ workers) or a durable queue file; default under HOME
-    "QUEUE_PATH": None,  # older name for a durable queue file
-    "QUEUE_LEASE": 300.0,  # seconds before a dead worker's job is handed out again
-    "DEBOUNCE_SECONDS": 30.0,
-    "DEBOUNCE_MAX_WAIT": 300.0,  # a target saved without pause is still re-scored this often
-    "RETRY_BACKOFF": 5.0,  # first retry delay of a failed job (doubles)
-    "RETRY_BACKOFF_MAX": 300.0,  # cap on one retry delay
-    "RETRY_WINDOW": 86400.0,  # seconds an unreachable upstream is retried before dead-letter
-    "RETRY_ATTEMPTS": 3,  # attempts before a permanent error (404, bad data) dead-letters
-    "QUEUE_RETENTION": 604800.0,  # seconds done jobs and delivery ids are kept
-    "CVAT_WEBHOOK_SECRET": None,
-    "LS_WEBHOOK_SECRET": None,
-    "LS_SECRET_HEADER": "X-Labelgate-Secret",
-    "WORKER": False,
-    "WORKER_POLL": 0.5,
-    "API_TOKEN": None,  # read token of /reports, /metrics and /api; unset = API off
-    "SHOW_FILE_PATHS": False,  # served reports keep server file paths (default: names only)
-    "IMAGES_DIR": None,  # frame images of file sources, by item name (the conflict viewer)
-    "THUMB_CACHE_BYTES": 256 << 20,  # disk cache of frame thumbnails under HOME/thumbs
-    # `labelgate serve` (waitress): stalled clients are dropped and cannot take every slot.
-    "THREADS": 4,
-    "CONNECTION_LIMIT": 1000,
-    "CHANNEL_TIMEOUT": 30.0,
-    "CLEANUP_INTERVAL": 10.0,
-}
+SERVER_FIELDS = frozenset(field_names(ServerSettings))
 
-
-def _read_toml(path: str) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise FormatError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise FormatError(f"{path}: not valid TOML: {exc}") from None
-    table = data.get("labelgate", data)
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        name = str(key).upper()
-        if name not in DEFAULTS:
-            raise FormatError(
-                f"{path}: unknown setting {key!r}; expected one of "
-                + ", ".join(sorted(k.lower() for k in DEFAULTS))
-            )
-        out[name] = value
-    return out
+#: Every server setting under its Flask name, with its default (labelgate.config_server).
+DEFAULTS: dict[str, Any] = ServerSettings().to_flask()
 
 
 def load_config(
     environ: Mapping[str, str] | None = None, config_file: str | None = None
 ) -> dict[str, Any]:
-    """Settings: defaults < TOML file < ``LABELGATE_*`` variables (``LABELGATE_STORE_URL`` ...).
+    """Server settings under Flask's names: defaults < file < ``LABELGATE_*`` variables.
 
     Args:
         environ: the environment to read (default ``os.environ``).
-        config_file: a TOML file of settings (keys as in DEFAULTS, any case, optionally under a
-            ``[labelgate]`` table); default ``LABELGATE_CONFIG``.
+        config_file: the configuration file (its ``[server]`` table, alias ``[labelgate]``, or
+            server keys at the top); default ``LABELGATE_CONFIG``.
 
     Raises:
-        FormatError: the file is missing, not TOML, has an unknown key, or a number is not one.
+        SettingsError: the file is missing or not TOML, or a key is unknown or a value bad.
     """
-    env = os.environ if environ is None else environ
-    cfg = dict(DEFAULTS)
-    path = config_file or env.get("LABELGATE_CONFIG")
-    if path:
-        cfg.update(_read_toml(path))
-    for key in DEFAULTS:
-        if f"LABELGATE_{key}" in env:
-            cfg[key] = env[f"LABELGATE_{key}"]
-    return _coerce(cfg)
-
-
-#: Settings that are numbers, with their smallest allowed value.
-_NUMBERS: dict[str, tuple[type, float]] = {
-    "MAX_CONTENT_LENGTH": (int, 1),
-    "DEBOUNCE_SECONDS": (float, 0),
-    "QUEUE_LEASE": (float, 0.1),
-    "WORKER_POLL": (float, 0.01),
-    "THREADS": (int, 1),
-    "CONNECTION_LIMIT": (int, 1),
-    "CHANNEL_TIMEOUT": (float, 1),
-    "CLEANUP_INTERVAL": (float, 1),
-    "DEBOUNCE_MAX_WAIT": (float, 0),
-    "RETRY_BACKOFF": (float, 0),
-    "RETRY_BACKOFF_MAX": (float, 0),
-    "RETRY_WINDOW": (float, 0),
-    "RETRY_ATTEMPTS": (int, 1),
-    "QUEUE_RETENTION": (float, 0),
-    "THUMB_CACHE_BYTES": (int, 0),
-}
-_FLAGS = ("WORKER", "SHOW_FILE_PATHS")
-
-
-def _coerce(cfg: dict[str, Any]) -> dict[str, Any]:
-    for key, (kind, least) in _NUMBERS.items():
-        if key not in cfg:
-            continue
-        try:
-            value = kind(cfg[key])
-        except (TypeError, ValueError, OverflowError):
-            value = None
-        if value is None or value != value or value < least:  # value != value: NaN
-            raise FormatError(
-                f"setting {key} (LABELGATE_{key}): expected a number >= {least:g}, got {cfg[key]!r}"
-            )
-        cfg[key] = value
-    for key in _FLAGS:
-        value = cfg.get(key)
-        if isinstance(value, str):
-            text = value.strip().lower()
-            if text not in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
-                raise FormatError(f"setting {key} (LABELGATE_{key}): expected true or false")
-            cfg[key] = text in ("1", "true", "yes", "on")
-        else:
-            cfg[key] = bool(value)
-    return cfg
+    return load_configuration(config_file, environ=environ).server.to_flask()
 
 
 def queue_location(cfg: Mapping[str, Any]) -> str:
@@ -186,12 +84,27 @@ def configured_queue(cfg: Mapping[str, Any], url: str | None = None) -> Queue:
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app. ``config`` overrides the environment (tests pass ``STORE_URL``)."""
+    """Build the app. ``config`` overrides the environment (tests pass ``STORE_URL``);
+    ``CONFIG_FILE`` names the configuration file (default ``LABELGATE_CONFIG``).
+
+    Raises:
+        SettingsError: the file or a setting is bad.
+    """
     app = Flask("labelgate_webhook")
     overrides = dict(config or {})
-    app.config.update(load_config(config_file=overrides.get("CONFIG_FILE")))
+    path = overrides.pop("CONFIG_FILE", None)
+    # Server settings among the overrides take the same coercion as the file's; any other
+    # key (Flask's own, TESTING ...) goes to Flask as given.
+    ours = {k: overrides.pop(k) for k in list(overrides) if k.lower() in SERVER_FIELDS}
+    cfg = load_configuration(
+        path,
+        flags={k.lower(): v for k, v in ours.items()},
+        flags_source="create_app config",
+        flags_text=True,
+    )
+    app.config.update(cfg.server.to_flask())
     app.config.update(overrides)
-    _coerce(app.config)  # type: ignore[arg-type]
+    app.extensions["labelgate_config"] = cfg
     store: Store = open_store(app.config["STORE_URL"])
     app.extensions["labelgate_store"] = store
     queue = configured_queue(app.config)
@@ -206,7 +119,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         from labelgate_webhook.worker import start_in_process
 
         app.extensions["labelgate_worker"] = start_in_process(
-            queue, handlers(store), float(app.config["WORKER_POLL"])
+            queue, handlers(store, cfg), float(app.config["WORKER_POLL"])
         )
 
     def _secrets() -> list[str]:

@@ -209,17 +209,18 @@ def worker_cmd(store_url: str | None, queue_url: str | None, poll: float, burst:
     """Run queued re-score jobs (as many processes, on as many machines, as you like)."""
     import threading
 
+    from labelgate.config import load
     from labelgate.queue.durable import DurableQueue
     from labelgate.queue.redis_queue import RedisQueue
     from labelgate.security import redact
     from labelgate.store import open_store
-    from labelgate_webhook.app import load_config
     from labelgate_webhook.jobs import handlers
     from labelgate_webhook.worker import run_rq_worker, run_worker
 
     _redact_logs()
     queue, where = _open_queue(queue_url)
-    bound = handlers(open_store(store_url or load_config()["STORE_URL"]))
+    cfg = load()  # LABELGATE_CONFIG and LABELGATE_* variables, as `labelgate serve` reads them
+    bound = handlers(open_store(store_url or cfg.server.store_url), cfg)
     click.echo(redact(f"labelgate worker on {where}; Ctrl-C to stop"))
     if isinstance(queue, RedisQueue):
         run_rq_worker(queue, bound, burst=burst)

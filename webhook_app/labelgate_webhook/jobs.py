@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
+from labelgate.config import Config, load
 from labelgate.errors import ValidationError
 from labelgate.queue.durable import Job
 
@@ -17,20 +17,21 @@ def _target_id(job: Job, kind: str) -> int:
     return int(value)
 
 
-def labelstudio_rescore(job: Job, store: Any = None) -> dict[str, Any]:
+def labelstudio_rescore(
+    job: Job, store: Any = None, config: Config | None = None
+) -> dict[str, Any]:
     """Re-score a Label Studio project and push the changed tasks' scores, the review view and
     (where the project already has them) fresh consensus predictions back.
 
-    ``LABELGATE_LS_THRESHOLD`` (default 0.8), ``LABELGATE_LS_META`` (also write task meta,
-    default off) and ``LABELGATE_LS_WORKERS`` (concurrent requests, default 8) tune it.
+    The configuration's quality settings score it; its ``ls_threshold`` (default 0.8),
+    ``ls_meta`` (also write task meta, default off) and ``ls_workers`` (concurrent requests,
+    default 8) tune it (``config`` default: :func:`labelgate.config.load`).
     """
     from labelgate_labelstudio.client import connect
     from labelgate_labelstudio.pipeline import score_project
 
     project = _target_id(job, "project")
-    threshold = float(os.environ.get("LABELGATE_LS_THRESHOLD", "0.8"))
-    meta = os.environ.get("LABELGATE_LS_META", "").strip().lower() in ("1", "true", "yes")
-    workers = int(os.environ.get("LABELGATE_LS_WORKERS", "8"))
+    cfg = config or load()
     with connect() as source:
         return score_project(
             source,
@@ -39,17 +40,18 @@ def labelstudio_rescore(job: Job, store: Any = None) -> dict[str, Any]:
             push_scores=True,
             review_view=True,
             predictions=None,  # refresh the consensus where it was pushed once, never add it
-            meta=meta,
-            threshold=threshold,
-            workers=workers,
+            meta=cfg.server.ls_meta,
+            threshold=cfg.server.ls_threshold,
+            settings=cfg.settings(),
+            workers=cfg.server.ls_workers,
         )
 
 
-def cvat_rescore(job: Job, store: Any = None) -> dict[str, Any]:
+def cvat_rescore(job: Job, store: Any = None, config: Config | None = None) -> dict[str, Any]:
     """Re-score a CVAT job (``job:<id>``) or task (``task:<id>``) and push results back.
 
-    Push-back follows ``LABELGATE_CVAT_PUSH_ISSUES`` (default on) and
-    ``LABELGATE_CVAT_STAGE_POLICY`` (default off).
+    The task's CVAT settings are layered under the configuration file's; push-back follows
+    ``cvat_push_issues`` (default on) and ``cvat_stage_policy`` (default off).
     """
     from labelgate_cvat.client import connect
     from labelgate_cvat.pipeline import score_target
@@ -57,15 +59,12 @@ def cvat_rescore(job: Job, store: Any = None) -> dict[str, Any]:
 
     kind = job.target.partition(":")[0]
     target = _target_id(job, kind if kind in ("job", "task") else "job")
-
-    def flag(name: str, default: str) -> bool:
-        return os.environ.get(name, default).strip().lower() in ("1", "true", "yes")
-
+    cfg = config or load()
+    path = str(cfg.path) if cfg.path else None
     with connect() as source:
-        result = score_target(source, kind, target, store=store)
+        result = score_target(source, kind, target, store=store, settings_file=path)
         pushed = []
-        issues = flag("LABELGATE_CVAT_PUSH_ISSUES", "true")
-        stages = flag("LABELGATE_CVAT_STAGE_POLICY", "false")
+        issues, stages = cfg.server.cvat_push_issues, cfg.server.cvat_stage_policy
         if issues or stages:
             for r in result["_results"]:
                 pushed += push_task(source, r, issues=issues, stage_policy=stages)
@@ -83,10 +82,11 @@ def cvat_score_job(job: Job, store: Any = None) -> int:
         return score_job(job.payload, source, store)
 
 
-def handlers(store: Any = None) -> dict[str, Callable[[Job], Any]]:
-    """Job name → handler, bound to a report store."""
+def handlers(store: Any = None, config: Config | None = None) -> dict[str, Callable[[Job], Any]]:
+    """Job name → handler, bound to a report store and a configuration (default: loaded
+    when a job runs)."""
     return {
-        "labelstudio.rescore": lambda job: labelstudio_rescore(job, store),
-        "cvat.rescore": lambda job: cvat_rescore(job, store),
+        "labelstudio.rescore": lambda job: labelstudio_rescore(job, store, config),
+        "cvat.rescore": lambda job: cvat_rescore(job, store, config),
         "cvat.score_job": lambda job: cvat_score_job(job, store),
     }

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from labelgate.cli.options import batch_input, file_source, write_json
+from labelgate.config import load_for_cli
 from labelgate.decisions.gate import GatePolicy, gate_for, gate_options
 from labelgate.decisions.sampling import achieved_margin, required_sample_size, select_frames
-from labelgate.engine import resolve_settings
 from labelgate.errors import ValidationError
 from labelgate.run import run_quality
 
@@ -23,10 +23,13 @@ from labelgate.run import run_quality
     "--policy",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Gate policy TOML.",
+    help="Gate policy: a configuration file's [gate] table (docs/cli.md).",
 )
 @click.option(
-    "--settings", "settings_path", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+    "--settings",
+    "settings_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Configuration file: its [quality] settings (default: LABELGATE_CONFIG).",
 )
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -61,12 +64,12 @@ def gate_cmd(
     quiet: bool,
 ) -> None:
     """Check a batch against a release policy; exit 0 when it may ship, 1 when it may not."""
-    pol = GatePolicy.from_toml(policy)
-    options = gate_options(pol)
+    cfg = load_for_cli(settings_path, policy)
+    pol = cfg.gate or GatePolicy()
     run = run_quality(
         file_source(source, gt, ds, config),
-        settings=resolve_settings(toml_path=settings_path),
-        options=options,
+        settings=cfg.settings(),
+        options=gate_options(pol),
     )
     result = gate_for(run, pol)
     result["pushed"] = _push_audit(run.aset, result["audit_sample"], push_ls_project, push_cvat_job)

@@ -14,7 +14,7 @@ from rich.console import Console
 from labelgate.cli import EXIT_CHECK_FAILED
 from labelgate.cli.options import FILE, batch_input, read_options
 from labelgate.cli.progress import make_console, progress_steps, rate_text, summary_table
-from labelgate.engine import resolve_settings
+from labelgate.config import load_for_cli
 
 
 @click.command("report")
@@ -25,8 +25,14 @@ from labelgate.engine import resolve_settings
     type=FILE,
     help="Model predictions file (with --gt); compared with GT, kept out of agreement.",
 )
-@click.option("--settings", "settings_path", type=FILE, help="Quality settings TOML.")
-@click.option("--policy", type=FILE, help="Release gate policy TOML (adds the gate verdict).")
+@click.option(
+    "--settings",
+    "settings_path",
+    type=FILE,
+    help="Configuration file: [quality], [gate] (adds the gate verdict), store_url "
+    "(default: LABELGATE_CONFIG; docs/cli.md).",
+)
+@click.option("--policy", type=FILE, help="Release gate policy: a file's [gate] table.")
 @click.option(
     "--store",
     "store_url",
@@ -73,20 +79,19 @@ def report_cmd(
     "ground_truth") or --gt FILE with one --ds FILE per annotator. Exit codes: 0 done,
     1 gate failed (with --check), 2 bad input, 3 remote error.
     """
-    from labelgate.decisions.gate import GatePolicy
     from labelgate.reporting.html import render_html
     from labelgate.reporting.pipeline import report_batch
     from labelgate.run_sources import FileSource
 
     files = FileSource(source, gt, tuple(ds), tuple(predictions), read_options(config))
     console = make_console(quiet)
-    settings = resolve_settings(toml_path=settings_path)
-    gate_policy = GatePolicy.from_toml(policy) if policy else None
+    cfg = load_for_cli(settings_path, policy)
+    settings, gate_policy = cfg.settings(), cfg.gate
     store = None
     if not no_history:
         from labelgate.store import open_store
 
-        store = open_store(store_url)
+        store = open_store(store_url or cfg.server.store_url)
     try:
         with progress_steps(console) as steps:
             files = replace(files, on_read=steps.callback)

@@ -20,7 +20,6 @@ that cannot measure something does not wave it through.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
+from labelgate.config_fields import Entry, apply, check, entries_of, setting
 from labelgate.engine import QualitySettings
 from labelgate.errors import SettingsError
 from labelgate.model import AnnotationSet, Origin
@@ -36,80 +36,69 @@ from labelgate.model import AnnotationSet, Origin
 if TYPE_CHECKING:
     from labelgate.run import QualityRun, RunOptions
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-_KEYS = {
-    "min_agreement": float,
-    "gold_accuracy": float,
-    "min_gold_pass_rate": float,
-    "max_missing_rate": float,
-    "max_class_imbalance": float,
-    "require_valid_export": bool,
-}
+#: The configuration file's table of the policy (with its ``[gate.audit]`` sub-table).
+SECTION = "gate"
+_AUDIT = {"size": "audit_size", "seed": "audit_seed"}
 
 
 @dataclass(frozen=True)
 class GatePolicy:
     """Thresholds of the release gate; a None threshold is not checked."""
 
-    min_agreement: float | None = None
-    gold_accuracy: float = 0.8
-    min_gold_pass_rate: float | None = None
-    max_missing_rate: float | None = None
-    max_class_imbalance: float | None = None
+    min_agreement: float | None = setting(None, low=0.0, high=1.0)
+    gold_accuracy: float = setting(0.8, low=0.0, high=1.0)
+    min_gold_pass_rate: float | None = setting(None, low=0.0, high=1.0)
+    max_missing_rate: float | None = setting(None, low=0.0, high=1.0)
+    max_class_imbalance: float | None = setting(None, low=1.0)
     require_valid_export: bool = True
-    audit_size: int = 0
-    audit_seed: int = 0
+    audit_size: int = setting(0, low=0)
+    audit_seed: int = setting(0, low=0)
+
+    def __post_init__(self) -> None:
+        check(self, SECTION)
+
+    @staticmethod
+    def entries(table: Mapping[str, Any], where: str) -> list[Entry]:
+        """The ``[gate]`` table's values as settings entries (``[gate.audit]`` flattened).
+
+        Raises:
+            SettingsError: ``[gate.audit]`` is not a table or holds an unknown key.
+        """
+        rest = dict(table)
+        audit = rest.pop("audit", {})
+        if not isinstance(audit, Mapping):
+            raise SettingsError(f"{where}: [gate.audit]: expected a table, got {audit!r}")
+        out = entries_of(rest, where, SECTION)
+        for key, value in audit.items():
+            if key not in _AUDIT:
+                raise SettingsError(
+                    f"{where}: [gate.audit] {key}: unknown key in [gate.audit]; known: size, seed"
+                )
+            out.append(Entry(_AUDIT[key], value, f"{where}: [gate.audit] {key}"))
+        return out
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "policy") -> GatePolicy:
-        """Build from the ``[gate]`` table.
+        """Build from the ``[gate]`` table (or a mapping holding it under ``gate``).
 
         Raises:
             SettingsError: unknown key, wrong type or a rate outside [0, 1].
         """
-        table, audit = data.get("gate", data), {}
-        if isinstance(table, Mapping):
-            table = dict(table)
-            audit = table.pop("audit", {})
-        for name, part in (("gate", table), ("gate.audit", audit)):
-            if not isinstance(part, Mapping):
-                raise SettingsError(f"{source}: [{name}]: expected a table, got {part!r}")
-        kwargs: dict[str, Any] = {}
-        for key, value in table.items():
-            if key not in _KEYS:
-                raise SettingsError(
-                    f"{source}: unknown gate key {key!r}; known: {', '.join(_KEYS)}"
-                )
-            want = _KEYS[key]
-            if want is bool and not isinstance(value, bool):
-                raise SettingsError(f"{source}: {key} must be true or false, got {value!r}")
-            if want is float and (isinstance(value, bool) or not isinstance(value, int | float)):
-                raise SettingsError(f"{source}: {key} must be a number, got {value!r}")
-            if key != "max_class_imbalance" and want is float and not 0 <= value <= 1:
-                raise SettingsError(f"{source}: {key}={value!r} must be in [0, 1]")
-            if key == "max_class_imbalance" and value < 1:
-                raise SettingsError(f"{source}: max_class_imbalance={value!r} must be >= 1")
-            kwargs[key] = value
-        for key in audit:
-            if key not in ("size", "seed"):
-                raise SettingsError(f"{source}: unknown [gate.audit] key {key!r}")
-        size, seed = audit.get("size", 0), audit.get("seed", 0)
-        if not isinstance(size, int) or size < 0 or not isinstance(seed, int):
-            raise SettingsError(f"{source}: [gate.audit] size and seed must be integers >= 0")
-        return cls(**kwargs, audit_size=size, audit_seed=seed)
+        table = data.get("gate", data)
+        if not isinstance(table, Mapping):
+            raise SettingsError(f"{source}: [gate]: expected a table, got {table!r}")
+        return apply(cls(), cls.entries(table, source), section=SECTION)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> GatePolicy:
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise SettingsError(f"{p}: cannot read gate policy ({exc})") from None
-        return cls.from_mapping(data, source=str(p))
+        """The ``[gate]`` section of a configuration file (defaults where it has none).
+
+        Raises:
+            SettingsError: unreadable file, unknown key or bad value.
+        """
+        from labelgate.config import read_file
+
+        return read_file(path).gate or cls()
 
 
 def _gold_scores(run: QualityRun) -> list[float]:
