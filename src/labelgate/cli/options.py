@@ -105,3 +105,18 @@ def write_json(path: Path | None, data: Any) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, default=str))
+
+
+def semantics_option(func: F) -> F:
+    """``--semantics cvat-2.42|cvat-requirements``: which CVAT scoring a command reproduces.
+
+    Unset: the settings file decides (``[[requirement]]`` tables select requirement mode, flat
+    ``[quality]`` fields or no file CVAT 2.42's), or, for a live CVAT task, the server version.
+    """
+    return click.option(
+        "--semantics",
+        type=click.Choice(["cvat-2.42", "cvat-requirements"]),
+        default=None,
+        help="CVAT scoring to reproduce: 2.42's flat settings or 2.74+'s quality requirements "
+        "(default: from the settings file, or the CVAT server's version).",
+    )(func)
