@@ -121,7 +121,8 @@ def parse_cvat_xml(
         payload, meta, schema, annotator=annotator, job=info, name=name, context={"file": source}
     )
     if streamed is not None and streamed.fast is not None:
-        aset = aset.replace(annotations=merge_rows(streamed.fast.build(), aset.annotations))
+        merged = merge_rows(streamed.fast.build(), aset.annotations, all_fast=not streamed.objects)
+        aset = aset.replace(annotations=merged)
     extra: dict[str, Any] = {"file": source}
     if owner is not None:
         for key, out in (("name", "name"), ("mode", "job_mode")):

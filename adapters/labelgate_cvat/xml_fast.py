@@ -11,6 +11,7 @@ their document counter as ``source_id``, so the two halves merge back into docum
 
 from __future__ import annotations
 
+import gc
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from contextlib import suppress
@@ -26,8 +27,10 @@ from labelgate.io.inputs import to_float, to_int
 from labelgate.model import MAX_COORDINATE, Annotations, Kind, LabelSchema, Origin, gather_ragged
 from labelgate.model.columns import ColumnBlocks
 
-#: Bytes fed to the parser at a time: finished images are harvested after each feed.
-CHUNK = 1 << 20
+#: Bytes fed to the parser at a time (small: the parser's allocations stay in cache).
+CHUNK = 1 << 14
+#: Finished children of the root gathered before a harvest (numpy calls amortised over them).
+BATCH = 16
 _KINDS = {"box": Kind.RECTANGLE, "polygon": Kind.POLYGON, "polyline": Kind.POLYLINE}
 _KINDS["points"] = Kind.POINTS
 _MIN_COORDS = {Kind.POLYGON: 6, Kind.POLYLINE: 4, Kind.POINTS: 2}
@@ -40,6 +43,11 @@ _text = attrgetter("text")
 
 def _getter(key: str, default: str | None = None) -> Callable[[Any], Any]:
     return methodcaller("get", key, default)
+
+
+def _values(attribs: list[dict[str, str]], key: str, default: str | None = None) -> list[Any]:
+    """One XML attribute of every element (``dict.get`` mapped in C, no per-row Python)."""
+    return list(map(dict.get, attribs, repeat(key), repeat(default)))
 
 
 @dataclass
@@ -118,6 +126,22 @@ def stream_cvat_xml(
     Raises:
         ET.ParseError: not well-formed XML.
     """
+    # The cyclic collector would rescan the parser's young elements after every few thousand
+    # allocations (a third of the reading time); nothing here makes cycles, so it waits.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _stream(fh, labels_of, annotator)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _stream(
+    fh: IO[bytes],
+    labels_of: Callable[[ET.Element], tuple[list[dict[str, Any]], LabelSchema]],
+    annotator: str,
+) -> Streamed:
     parser: ET.XMLPullParser[Any] = ET.XMLPullParser(events=("start",))
     # The parser's event deque (private, stable since 3.4): cleared in one C call, as only the
     # root's start event is used; read_events() would run Python code per element.
@@ -140,8 +164,10 @@ def stream_cvat_xml(
         if out is None:
             continue  # close() has raised when the document had no element
         root = out.root
+        if data and len(root) - kept <= BATCH:
+            continue
         end = len(root) - (1 if data else 0)  # the last child may still be open
-        batch = [root[i] for i in range(kept, end)]
+        batch = root[kept:end]
         rest = [el for el in batch if el.tag != "image"]
         images = [el for el in batch if el.tag == "image"]
         if images and fields is None and not fast_off:
@@ -181,7 +207,7 @@ def _harvest(out: Streamed, images: list[ET.Element], fields: _Fields) -> None:
     kinds = np.fromiter(map(_KINDS.get, map(_tag, kids), repeat(-1)), np.int64, len(kids))
     ok = (kinds >= 0) & (frames[img_of] >= 0)
     attribs = list(map(_attrib, kids))
-    outside = np.fromiter(map("1".__eq__, map(_getter("outside", "0"), attribs)), bool, len(kids))
+    outside = np.fromiter(map("1".__eq__, _values(attribs, "outside", "0")), bool, len(kids))
     rows = _fast_rows(kids, attribs, kinds, ok & ~outside, fields)
     taken = ok & (outside | rows.ok)
     for i in np.flatnonzero(~taken):
@@ -236,7 +262,10 @@ def _column(fields: _Fields, what: str, texts: list[Any], dtype: Any) -> tuple[A
     table = {t: fields.convert(what, t) for t in set(texts)}
     bad = {t for t, v in table.items() if v is _SLOW}
     clean = {t: 0 if v is _SLOW else v for t, v in table.items()}
-    values = np.asarray(list(map(clean.__getitem__, texts)), dtype=dtype).reshape(len(texts))
+    if len(clean) == 1:  # the usual case: one value for the whole batch
+        values = np.full(len(texts), next(iter(clean.values())), dtype=dtype)
+    else:
+        values = np.fromiter(map(clean.__getitem__, texts), dtype, len(texts))
     if not bad:
         return values, np.ones(len(texts), bool)
     return values, ~np.fromiter(map(bad.__contains__, texts), bool, len(texts))
@@ -247,24 +276,24 @@ def _fast_rows(
 ) -> _Rows:
     """Every field of the candidate rows, and which rows convert cleanly (``ok``)."""
     n = len(kids)
-    names = list(map(_getter("label", ""), attribs))
+    names = _values(attribs, "label", "")
     label = np.fromiter(map(f.label.get, names, repeat(-1)), np.int64, n)
     ok = want & (label >= 0)
-    rotation, good = _column(f, "rotation", list(map(_getter("rotation"), attribs)), np.float64)
+    rotation, good = _column(f, "rotation", _values(attribs, "rotation"), np.float64)
     ok &= good
-    z_order, good = _column(f, "z_order", list(map(_getter("z_order"), attribs)), np.int64)
+    z_order, good = _column(f, "z_order", _values(attribs, "z_order"), np.int64)
     ok &= good
-    group, good = _column(f, "group", list(map(_getter("group_id"), attribs)), np.int64)
+    group, good = _column(f, "group", _values(attribs, "group_id"), np.int64)
     ok &= good
-    origin, _ = _column(f, "origin", list(map(_getter("source"), attribs)), np.int64)
-    occluded = np.fromiter(map("1".__eq__, map(_getter("occluded", "0"), attribs)), bool, n)
+    origin, _ = _column(f, "origin", _values(attribs, "source"), np.int64)
+    occluded = np.fromiter(map("1".__eq__, _values(attribs, "occluded", "0")), bool, n)
     bbox = np.zeros((n, 4))
     is_box = ok & (kinds == Kind.RECTANGLE)
     if is_box.any():
         sel = np.flatnonzero(is_box)
         boxes = [attribs[i] for i in sel]
         for j, key in enumerate(_BOX_KEYS):
-            bbox[sel, j] = _floats(list(map(_getter(key), boxes)))
+            bbox[sel, j] = _floats(_values(boxes, key))
         good = (np.abs(bbox[sel]) <= MAX_COORDINATE).all(axis=1)  # False for NaN
         good &= (bbox[sel, 2] >= bbox[sel, 0]) & (bbox[sel, 3] >= bbox[sel, 1])
         ok[sel[~good]] = False
@@ -297,7 +326,7 @@ def _fast_rows(
 def _floats(texts: list[Any]) -> np.ndarray:
     """Texts as floats; NaN where ``float()`` fails (such rows go to the per-object path)."""
     try:
-        return np.array(list(map(float, texts)), dtype=np.float64)
+        return np.fromiter(map(float, texts), np.float64, len(texts))
     except (TypeError, ValueError):
         return np.array([_float_or_nan(t) for t in texts], dtype=np.float64)
 
@@ -322,7 +351,7 @@ def _polylines(
     sel = np.flatnonzero(want)
     if not len(sel):
         return counts, np.zeros(n, np.int64), np.zeros((0, 2))
-    texts = list(map(_getter("points", ""), (attribs[i] for i in sel)))
+    texts = _values([attribs[i] for i in sel], "points", "")
     numbers = np.fromiter(map(methodcaller("count", ","), texts), np.int64, len(texts))
     numbers += np.fromiter(map(methodcaller("count", ";"), texts), np.int64, len(texts)) + 1
     pieces = ";".join(texts).replace(";", ",").split(",")
@@ -371,7 +400,8 @@ def _attributes(
     plain &= np.fromiter(map(len, subs), np.int64, len(subs)) == 0
     ok[owner[~plain]] = False
     cols: dict[str, np.ndarray] = {}
-    for lab in np.unique(label[ok]):
+    labs, first = np.unique(label[ok], return_index=True)
+    for lab in labs[np.argsort(first)]:  # in document order, as the per-object path meets them
         for key, value in f.defaults[lab].items():
             col = cols.setdefault(key, np.full(n, None, dtype=object))
             col[ok & (label == lab)] = value
@@ -412,16 +442,18 @@ def _attributes(
     return cols
 
 
-def merge_rows(fast: Annotations, slow: Annotations) -> Annotations:
+def merge_rows(fast: Annotations, slow: Annotations, *, all_fast: bool = False) -> Annotations:
     """Fast and per-object rows in the order the per-object path alone would give.
 
     That order is: by item; within an item, image shapes in document order (their
     ``source_id`` is the document counter), then tags (likewise), then track rows as converted.
     Attribute columns keep the order in which the per-object path would first meet them.
+    ``all_fast`` (every object was taken by the fast path) returns ``fast`` as it is: its
+    blocks are in document order already.
     """
+    if all_fast and not len(slow):
+        return fast
     both = Annotations.concat([fast, slow])
-    if not len(both):
-        return both
     rank = np.array([0, 2, 1], np.int64)[both.source_type]  # SHAPE, TRACK, TAG
     key = np.where(rank == 2, np.arange(len(both)), both.source_id)
     both = both.take(np.lexsort((key, rank, both.item)))

@@ -293,3 +293,27 @@ def test_labels_after_images_keep_the_whole_document(tmp_path):
     aset = read_cvat_xml(path)
     assert list(aset.schema.names) == ["a", "b"]
     np.testing.assert_array_equal(aset.annotations.bbox, [[1, 1, 2, 2], [0, 0, 1, 1]])
+
+
+def test_every_shape_fast_keeps_document_order_of_rows_and_attributes(tmp_path):
+    # Only plain shapes: nothing goes to the per-object path, so the fast rows stand alone.
+    path = tmp_path / "plain.xml"
+    path.write_text(
+        f"<annotations><meta><job><id>1</id>{LABELS}</job></meta>"
+        '<image id="5" name="a" width="9" height="9">'
+        '<polygon label="sign" points="0,0;4,0;4,4"><attribute name="note">hi</attribute></polygon>'
+        '<box label="car" xtl="1" ytl="1" xbr="2" ybr="3"><attribute name="speed">7</attribute></box>'
+        '</image><image id="2" name="b" width="9" height="9">'
+        '<points label="lane" points="1,2;3,4" group_id="3"/></image></annotations>'
+    )
+    with path.open("rb") as fh:
+        assert xml_fast.stream_cvat_xml(fh, _labels_of, "a").objects == []
+    assert_same(path)
+    ann = read_cvat_xml(path).annotations
+    assert list(ann.attributes) == ["note", "color", "speed", "parked"]
+    assert ann.item.tolist() == [2, 5, 5]
+    assert ann.source_id.tolist() == [2, 0, 1]  # the document counter over image children
+    assert ann.attributes["speed"].tolist() == [None, None, 7.0]
+    assert ann.attributes["note"].tolist() == [None, "hi", None]
+    np.testing.assert_array_equal(ann.bbox, [[1, 2, 3, 4], [0, 0, 4, 4], [1, 1, 2, 3]])
+    assert ann.group.tolist() == [3, 0, 0]
