@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from operator import attrgetter, is_not, itemgetter, methodcaller
 from typing import IO, Any
 
@@ -35,6 +35,8 @@ _KINDS = {"box": Kind.RECTANGLE, "polygon": Kind.POLYGON, "polyline": Kind.POLYL
 _KINDS["points"] = Kind.POINTS
 _MIN_COORDS = {Kind.POLYGON: 6, Kind.POLYLINE: 4, Kind.POINTS: 2}
 _BOX_KEYS = ("xtl", "ytl", "xbr", "ybr")
+_BOX_GET = itemgetter(*_BOX_KEYS)
+_ONE = {"1": True}  # CVAT writes flags as "0"/"1"; anything but "1" is false
 _SLOW = object()  # a cached field value the per-object path must report
 _attrib = attrgetter("attrib")
 _tag = attrgetter("tag")
@@ -43,6 +45,14 @@ _text = attrgetter("text")
 
 def _getter(key: str, default: str | None = None) -> Callable[[Any], Any]:
     return methodcaller("get", key, default)
+
+
+def _lookup(texts: list[Any], table: Any, default: Any, dtype: Any) -> np.ndarray:
+    """``table.get(text, default)`` for every text, as an array (one lookup when all agree)."""
+    distinct = set(texts)
+    if len(distinct) == 1:
+        return np.full(len(texts), table.get(next(iter(distinct)), default), dtype=dtype)
+    return np.fromiter(map(table.get, texts, repeat(default)), dtype, len(texts))
 
 
 def _values(attribs: list[dict[str, str]], key: str, default: str | None = None) -> list[Any]:
@@ -204,10 +214,10 @@ def _harvest(out: Streamed, images: list[ET.Element], fields: _Fields) -> None:
     img_of = np.repeat(np.arange(len(images)), lens)
     seq = out.counted + np.arange(len(kids), dtype=np.int64)
     out.counted += len(kids)
-    kinds = np.fromiter(map(_KINDS.get, map(_tag, kids), repeat(-1)), np.int64, len(kids))
+    kinds = _lookup(list(map(_tag, kids)), _KINDS, -1, np.int64)
     ok = (kinds >= 0) & (frames[img_of] >= 0)
     attribs = list(map(_attrib, kids))
-    outside = np.fromiter(map("1".__eq__, _values(attribs, "outside", "0")), bool, len(kids))
+    outside = _lookup(_values(attribs, "outside"), _ONE, False, bool)
     rows = _fast_rows(kids, attribs, kinds, ok & ~outside, fields)
     taken = ok & (outside | rows.ok)
     for i in np.flatnonzero(~taken):
@@ -277,7 +287,7 @@ def _fast_rows(
     """Every field of the candidate rows, and which rows convert cleanly (``ok``)."""
     n = len(kids)
     names = _values(attribs, "label", "")
-    label = np.fromiter(map(f.label.get, names, repeat(-1)), np.int64, n)
+    label = _lookup(names, f.label, -1, np.int64)
     ok = want & (label >= 0)
     rotation, good = _column(f, "rotation", _values(attribs, "rotation"), np.float64)
     ok &= good
@@ -286,14 +296,18 @@ def _fast_rows(
     group, good = _column(f, "group", _values(attribs, "group_id"), np.int64)
     ok &= good
     origin, _ = _column(f, "origin", _values(attribs, "source"), np.int64)
-    occluded = np.fromiter(map("1".__eq__, _values(attribs, "occluded", "0")), bool, n)
+    occluded = _lookup(_values(attribs, "occluded"), _ONE, False, bool)
     bbox = np.zeros((n, 4))
     is_box = ok & (kinds == Kind.RECTANGLE)
     if is_box.any():
         sel = np.flatnonzero(is_box)
-        boxes = [attribs[i] for i in sel]
-        for j, key in enumerate(_BOX_KEYS):
-            bbox[sel, j] = _floats(_values(boxes, key))
+        boxes = list(compress(attribs, is_box.tolist()))
+        try:  # all four coordinates of every box in one C pass
+            flat = map(float, chain.from_iterable(map(_BOX_GET, boxes)))
+            bbox[sel] = np.fromiter(flat, np.float64, 4 * len(sel)).reshape(-1, 4)
+        except (KeyError, TypeError, ValueError):
+            for j, key in enumerate(_BOX_KEYS):
+                bbox[sel, j] = _floats(_values(boxes, key))
         good = (np.abs(bbox[sel]) <= MAX_COORDINATE).all(axis=1)  # False for NaN
         good &= (bbox[sel, 2] >= bbox[sel, 0]) & (bbox[sel, 3] >= bbox[sel, 1])
         ok[sel[~good]] = False
@@ -351,7 +365,7 @@ def _polylines(
     sel = np.flatnonzero(want)
     if not len(sel):
         return counts, np.zeros(n, np.int64), np.zeros((0, 2))
-    texts = _values([attribs[i] for i in sel], "points", "")
+    texts = _values(list(compress(attribs, want.tolist())), "points", "")
     numbers = np.fromiter(map(methodcaller("count", ","), texts), np.int64, len(texts))
     numbers += np.fromiter(map(methodcaller("count", ";"), texts), np.int64, len(texts)) + 1
     pieces = ";".join(texts).replace(";", ",").split(",")
@@ -393,12 +407,17 @@ def _attributes(
     """
     n = len(kids)
     nkids = np.fromiter(map(len, kids), np.int64, n)
-    with_kids = np.flatnonzero(ok & (nkids > 0))
-    subs = list(chain.from_iterable(kids[i] for i in with_kids))
+    parents = ok & (nkids > 0)
+    with_kids = np.flatnonzero(parents)
+    subs = list(chain.from_iterable(compress(kids, parents.tolist())))
     owner = np.repeat(with_kids, nkids[with_kids])
-    plain = np.fromiter(map("attribute".__eq__, map(_tag, subs)), bool, len(subs))
-    plain &= np.fromiter(map(len, subs), np.int64, len(subs)) == 0
-    ok[owner[~plain]] = False
+    tags = set(map(_tag, subs))
+    if tags <= {"attribute"} and not any(map(len, subs)):
+        plain = np.ones(len(subs), bool)  # the usual case: no other child, no grandchild
+    else:
+        plain = np.fromiter(map("attribute".__eq__, map(_tag, subs)), bool, len(subs))
+        plain &= np.fromiter(map(len, subs), np.int64, len(subs)) == 0
+        ok[owner[~plain]] = False
     cols: dict[str, np.ndarray] = {}
     labs, first = np.unique(label[ok], return_index=True)
     for lab in labs[np.argsort(first)]:  # in document order, as the per-object path meets them
@@ -407,35 +426,44 @@ def _attributes(
             col[ok & (label == lab)] = value
     if not len(subs):
         return cols
-    # One lookup per distinct (label, attribute, text): (column code, value); -1 ignored
-    # (not declared on the label, as the XML path ignores it), -2 unreadable.
+    # One lookup per distinct (label, attribute, text) -> its column code and value; code -1:
+    # not declared on the label (the XML path ignores it), -2: a value the spec cannot read.
     keys = list(
         zip(
             map(names.__getitem__, owner.tolist()),
-            map(_getter("name", ""), subs),
+            map(ET.Element.get, subs, repeat("name"), repeat("")),
             map(_text, subs),
             strict=True,
         )
     )
     codes: dict[str, int] = {}
-    table: dict[tuple[str, str, Any], tuple[int, Any]] = {}
+    distinct: dict[tuple[str, str, Any], int] = {}
+    found_code: list[int] = []
+    found_value: list[Any] = []
     for key in set(keys):
+        distinct[key] = len(found_code)
         spec = f.specs.get(key[:2])
-        if spec is None:
-            table[key] = (-1, None)
-            continue
-        parsed = spec.parse(key[2] or "")
-        column = codes.setdefault(spec.name, len(codes))
-        table[key] = (-2, None) if parsed.problem else (column, parsed.value)
-    found = list(map(table.__getitem__, keys))
-    code = np.fromiter(map(itemgetter(0), found), np.int64, len(found))
-    value = np.empty(len(found), dtype=object)
-    value[:] = list(map(itemgetter(1), found))
+        parsed = spec.parse(key[2] or "") if spec is not None else None
+        if spec is None or parsed is None:
+            found_code.append(-1)
+            found_value.append(None)
+        elif parsed.problem:
+            found_code.append(-2)
+            found_value.append(None)
+        else:
+            found_code.append(codes.setdefault(spec.name, len(codes)))
+            found_value.append(parsed.value)
+    which = np.fromiter(map(distinct.__getitem__, keys), np.int64, len(keys))
+    code = np.asarray(found_code, np.int64)[which]
+    table = np.empty(len(found_value), dtype=object)
+    table[:] = found_value
+    value = table[which]
     ok[owner[(code == -2) | ~plain]] = False
     named = np.flatnonzero(code >= 0)
-    pairs = owner[named] * (len(codes) + 1) + code[named]
-    uniq, count = np.unique(pairs, return_counts=True)
-    ok[uniq[count > 1] // (len(codes) + 1)] = False  # an attribute given twice
+    if len(named) > 1 and (np.diff(owner[named]) == 0).any():
+        pairs = owner[named] * (len(codes) + 1) + code[named]
+        uniq, count = np.unique(pairs, return_counts=True)
+        ok[uniq[count > 1] // (len(codes) + 1)] = False  # an attribute given twice
     for name, c in codes.items():
         use = (code == c) & plain & ok[owner]
         cols[name][owner[use]] = value[use]
