@@ -413,7 +413,9 @@ def _attributes(
     owner = np.repeat(with_kids, nkids[with_kids])
     tags = set(map(_tag, subs))
     if tags <= {"attribute"} and not any(map(len, subs)):
-        plain = np.ones(len(subs), bool)  # the usual case: no other child, no grandchild
+        plain: np.ndarray = np.ones(
+            len(subs), bool
+        )  # the usual case: no other child, no grandchild
     else:
         plain = np.fromiter(map("attribute".__eq__, map(_tag, subs)), bool, len(subs))
         plain &= np.fromiter(map(len, subs), np.int64, len(subs)) == 0
