@@ -446,11 +446,21 @@ class AnnotationsBuilder:
     """Accumulates annotations one at a time (readers, tests) and builds a sorted set.
 
     Readers validate each source object before :meth:`add`, so one bad object is reported and
-    skipped rather than failing the whole set.
+    skipped rather than failing the whole set. Rows are kept as column blocks
+    (:class:`~labelgate.model.columns.ColumnBlocks`): the rows added one by one since the last
+    block become one block when a reader appends a block of its own (:meth:`extend`) or the
+    set is built, so both kinds of rows keep the order they were added in.
     """
 
     def __init__(self, annotators: Sequence[str] = ()) -> None:
+        from labelgate.model.columns import ColumnBlocks
+
         self._annotators: list[str] = list(annotators)
+        self._blocks = ColumnBlocks()
+        self._done = 0  # rows already in blocks
+        self._reset()
+
+    def _reset(self) -> None:
         self._rows: dict[str, list[Any]] = {name: [] for name in _ROW_COLUMNS}
         self._bbox: list[np.ndarray] = []
         self._span: list[Sequence[float]] = []
@@ -462,7 +472,7 @@ class AnnotationsBuilder:
         self._attrs: dict[str, dict[int, Any]] = {}
 
     def __len__(self) -> int:
-        return len(self._bbox)
+        return self._done + len(self._bbox)
 
     def annotator_index(self, name: str) -> int:
         if name not in self._annotators:
@@ -548,7 +558,7 @@ class AnnotationsBuilder:
             raise ValidationError(
                 f"item {item}, source id {source_id}: bbox has x2 < x1 or y2 < y1"
             )
-        row = len(self._bbox)
+        row = self._done + len(self._bbox)
         values: dict[str, Any] = {
             "item": item,
             "kind": int(kind),
@@ -583,33 +593,49 @@ class AnnotationsBuilder:
             self._attrs.setdefault(key, {})[row] = value
         return row
 
-    def build(self) -> Annotations:
-        """Sort by item (stable) and freeze into :class:`Annotations`."""
+    def extend(self, **columns: Any) -> None:
+        """Append a block of rows given as columns (see :meth:`ColumnBlocks.extend`).
+
+        Raises:
+            ValidationError: a column of the wrong shape or a coordinate out of range.
+        """
+        self._flush()
+        before = len(self._blocks)
+        self._blocks.extend(**columns)
+        self._done += len(self._blocks) - before
+
+    def _flush(self) -> None:
+        """Turn the rows added one by one into a block."""
         n = len(self._bbox)
-        cols: dict[str, Any] = {
+        if not n:
+            return
+        block: dict[str, Any] = {
             name: np.asarray(vals, dtype=_ROW_COLUMNS[name][0]).reshape(n)
             for name, vals in self._rows.items()
         }
-        cols["bbox"] = np.asarray(self._bbox, dtype=np.float64).reshape(n, 4)
-        cols["span"] = np.asarray(self._span, dtype=np.float64).reshape(n, 2)
-        cols["text"] = _object_array(self._text)
-        cols["source_ref"] = _object_array(self._ref)
-        lengths = np.array([len(p) for p in self._points], dtype=np.int64)
-        cols["point_offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        cols["points"] = (
-            np.concatenate(self._points).reshape(-1, 2) if n else np.zeros((0, 2), np.float64)
-        )
-        cols["vis"] = np.concatenate(self._vis).astype(np.int8) if n else np.zeros(0, np.int8)
-        rl = np.array([len(r) for r in self._rle], dtype=np.int64)
-        cols["rle_offsets"] = np.concatenate([[0], np.cumsum(rl)]).astype(np.int64)
-        cols["rle"] = np.concatenate(self._rle).astype(np.uint32) if n else np.zeros(0, np.uint32)
+        block["bbox"] = np.asarray(self._bbox, dtype=np.float64).reshape(n, 4)
+        block["span"] = np.asarray(self._span, dtype=np.float64).reshape(n, 2)
+        block["text"] = _object_array(self._text)
+        block["source_ref"] = _object_array(self._ref)
+        block["counts"] = np.array([len(p) for p in self._points], dtype=np.int64)
+        block["points"] = np.concatenate(self._points).reshape(-1, 2)
+        block["vis"] = np.concatenate(self._vis).astype(np.int8)
+        block["rle_counts"] = np.array([len(r) for r in self._rle], dtype=np.int64)
+        block["rle"] = np.concatenate(self._rle).astype(np.uint32)
         attrs = {}
         for key, by_row in self._attrs.items():
             col = np.full(n, None, dtype=object)
             for r, v in by_row.items():
-                col[r] = v
+                col[r - self._done] = v
             attrs[key] = col
-        return _sorted_annotations(cols, attrs, tuple(self._annotators))
+        self._blocks.append_block(block, attrs)
+        self._done += n
+        self._reset()
+
+    def build(self) -> Annotations:
+        """Sort by item (stable) and freeze into :class:`Annotations`."""
+        self._flush()
+        return self._blocks.build(tuple(self._annotators))
 
 
 #: Columns whose values have a meaning below zero only as the "none" marker.

@@ -31,7 +31,7 @@ class ColumnBlocks:
     """
 
     def __init__(self, annotators: Sequence[str] = ()) -> None:
-        self._annotators = tuple(annotators)
+        self._annotators: tuple[str, ...] = tuple(annotators)
         self._blocks: list[dict[str, Any]] = []
         self._attr_keys: dict[str, None] = {}
 
@@ -88,30 +88,54 @@ class ColumnBlocks:
         if ((box[:, 2] < box[:, 0]) | (box[:, 3] < box[:, 1])).any():
             raise ValidationError("ColumnBlocks: a bbox has x2 < x1 or y2 < y1")
         block.update(bbox=box, points=pts, counts=counts.astype(np.int64))
-        block["attributes"] = dict(attributes or {})
-        for key, col in block["attributes"].items():
+        block.update(
+            span=np.full((n, 2), np.nan),
+            text=np.full(n, None, dtype=object),
+            source_ref=np.full(n, None, dtype=object),
+            vis=np.full(len(pts), VISIBLE, dtype=np.int8),
+            rle_counts=np.zeros(n, np.int64),
+            rle=np.zeros(0, np.uint32),
+        )
+        for key, col in (attributes or {}).items():
             if col.shape != (n,):
                 raise ValidationError(f"ColumnBlocks: attribute {key!r} has shape {col.shape}")
+        self.append_block(block, dict(attributes or {}))
+
+    def append_block(self, block: dict[str, Any], attributes: dict[str, np.ndarray]) -> None:
+        """Append a block holding every column already checked (the per-row builder's rows).
+
+        ``block`` has the row columns, ``bbox``, ``span``, ``text``, ``source_ref``, ``points``
+        with ``vis`` and per-row ``counts``, and ``rle`` with per-row ``rle_counts``.
+        """
+        block["attributes"] = attributes
+        for key in attributes:
             self._attr_keys.setdefault(key, None)
         self._blocks.append(block)
 
-    def build(self) -> Annotations:
-        """Concatenate the blocks (one numpy call per column) and sort rows by item (stable)."""
+    def build(self, annotators: Sequence[str] | None = None) -> Annotations:
+        """Concatenate the blocks (one numpy call per column) and sort rows by item (stable).
+
+        Args:
+            annotators: the annotator names (default: those given at construction).
+        """
         blocks = self._blocks
-        n = sum(len(b["item"]) for b in blocks)
         cols: dict[str, Any] = {}
         for name, (dtype, _) in _ROW_COLUMNS.items():
             cols[name] = np.concatenate([b[name] for b in blocks] or [np.zeros(0, dtype)])
-        cols["bbox"] = np.concatenate([b["bbox"] for b in blocks] or [np.zeros((0, 4))])
-        cols["span"] = np.full((n, 2), np.nan)
-        cols["text"] = np.full(n, None, dtype=object)
-        cols["source_ref"] = np.full(n, None, dtype=object)
-        counts = np.concatenate([b["counts"] for b in blocks] or [np.zeros(0, np.int64)])
-        cols["point_offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        cols["points"] = np.concatenate([b["points"] for b in blocks] or [np.zeros((0, 2))])
-        cols["vis"] = np.full(len(cols["points"]), VISIBLE, dtype=np.int8)
-        cols["rle_offsets"] = np.zeros(n + 1, np.int64)
-        cols["rle"] = np.zeros(0, np.uint32)
+        empty = {
+            "bbox": np.zeros((0, 4)),
+            "span": np.zeros((0, 2)),
+            "text": np.zeros(0, object),
+            "source_ref": np.zeros(0, object),
+            "points": np.zeros((0, 2)),
+            "vis": np.zeros(0, np.int8),
+            "rle": np.zeros(0, np.uint32),
+        }
+        for name, none in empty.items():
+            cols[name] = np.concatenate([b[name] for b in blocks] or [none])
+        for offsets, counts in (("point_offsets", "counts"), ("rle_offsets", "rle_counts")):
+            per_row = np.concatenate([b[counts] for b in blocks] or [np.zeros(0, np.int64)])
+            cols[offsets] = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64)
         attrs = {}
         for key in self._attr_keys:
             parts = []
@@ -119,4 +143,5 @@ class ColumnBlocks:
                 col = b["attributes"].get(key)
                 parts.append(np.full(len(b["item"]), None, dtype=object) if col is None else col)
             attrs[key] = np.concatenate(parts)
-        return _sorted_annotations(cols, attrs, self._annotators)
+        names = self._annotators if annotators is None else tuple(annotators)
+        return _sorted_annotations(cols, attrs, names)
