@@ -9,6 +9,7 @@ lives in flat arrays indexed by CSR-style offsets.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -107,6 +108,14 @@ _ROW_COLUMNS: dict[str, tuple[Any, Any]] = {
     "score": (np.float64, np.nan),
     "number": (np.float64, np.nan),
 }
+
+
+#: Shared empty ragged parts for rows without points or mask runs (never written to).
+_NO_POINTS = np.zeros((0, 2))
+_NO_VIS = np.zeros(0, np.int8)
+_NO_RLE = np.zeros(0, np.uint32)
+for _empty in (_NO_POINTS, _NO_VIS, _NO_RLE):
+    _empty.flags.writeable = False
 
 
 def gather_ragged(
@@ -462,7 +471,7 @@ class AnnotationsBuilder:
 
     def _reset(self) -> None:
         self._rows: dict[str, list[Any]] = {name: [] for name in _ROW_COLUMNS}
-        self._bbox: list[np.ndarray] = []
+        self._bbox: list[Any] = []  # (4,) arrays or tuples of 4 floats
         self._span: list[Sequence[float]] = []
         self._text: list[Any] = []
         self._ref: list[Any] = []
@@ -517,7 +526,55 @@ class AnnotationsBuilder:
             kind = Kind.parse(kind)
         if isinstance(annotator, str):
             annotator = self.annotator_index(annotator)
-        pts = np.zeros((0, 2)) if points is None else np.asarray(points, dtype=np.float64)
+        box: Any
+        if points is None and vis is None and type(bbox) is tuple and _plain_box(bbox):
+            # The common row (a box given as Python floats): the same checks, without numpy.
+            pts, flags, box = _NO_POINTS, _NO_VIS, bbox
+        else:
+            pts, flags, box = self._geometry(item, source_id, bbox, points, vis)
+        row = self._done + len(self._bbox)
+        values: dict[str, Any] = {
+            "item": item,
+            "kind": int(kind),
+            "label": label,
+            "rotation": rotation,
+            "z_order": z_order,
+            "group": group,
+            "occluded": occluded,
+            "source_id": source_id,
+            "source_type": int(source_type),
+            "origin": int(origin),
+            "annotator": annotator,
+            "control": control,
+            "score": score,
+            "number": number,
+        }
+        _check_row(item, source_id, values)
+        if span is not None and not np.isfinite(np.asarray(span, dtype=np.float64)).all():
+            raise ValidationError(f"item {item}, source id {source_id}: span is not finite")
+        for name, v in values.items():
+            self._rows[name].append(v)
+        self._bbox.append(box)
+        self._span.append((np.nan, np.nan) if span is None else tuple(span))
+        self._text.append(text)
+        self._ref.append(source_ref)
+        self._points.append(pts)
+        self._vis.append(flags)
+        self._rle.append(_NO_RLE if rle is None else np.asarray(rle, dtype=np.uint32).reshape(-1))
+        for key, value in (attributes or {}).items():
+            self._attrs.setdefault(key, {})[row] = value
+        return row
+
+    @staticmethod
+    def _geometry(
+        item: int, source_id: int, bbox: Any, points: Any, vis: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Checked (points, visibility flags, bbox) of one row.
+
+        Raises:
+            ValidationError: malformed geometry (odd coordinate count, NaN, bad bbox).
+        """
+        pts = _NO_POINTS if points is None else np.asarray(points, dtype=np.float64)
         if pts.ndim == 1:
             if len(pts) % 2:
                 raise ValidationError(f"item {item}: odd number of point coordinates ({len(pts)})")
@@ -558,40 +615,7 @@ class AnnotationsBuilder:
             raise ValidationError(
                 f"item {item}, source id {source_id}: bbox has x2 < x1 or y2 < y1"
             )
-        row = self._done + len(self._bbox)
-        values: dict[str, Any] = {
-            "item": item,
-            "kind": int(kind),
-            "label": label,
-            "rotation": rotation,
-            "z_order": z_order,
-            "group": group,
-            "occluded": occluded,
-            "source_id": source_id,
-            "source_type": int(source_type),
-            "origin": int(origin),
-            "annotator": annotator,
-            "control": control,
-            "score": score,
-            "number": number,
-        }
-        _check_row(item, source_id, values)
-        if span is not None and not np.isfinite(np.asarray(span, dtype=np.float64)).all():
-            raise ValidationError(f"item {item}, source id {source_id}: span is not finite")
-        for name, v in values.items():
-            self._rows[name].append(v)
-        self._bbox.append(box)
-        self._span.append((np.nan, np.nan) if span is None else tuple(span))
-        self._text.append(text)
-        self._ref.append(source_ref)
-        self._points.append(pts)
-        self._vis.append(flags)
-        self._rle.append(
-            np.zeros(0, np.uint32) if rle is None else np.asarray(rle, dtype=np.uint32).reshape(-1)
-        )
-        for key, value in (attributes or {}).items():
-            self._attrs.setdefault(key, {})[row] = value
-        return row
+        return pts, flags, box
 
     def extend(self, **columns: Any) -> None:
         """Append a block of rows given as columns (see :meth:`ColumnBlocks.extend`).
@@ -642,6 +666,28 @@ class AnnotationsBuilder:
 _MIN_VALUE = {"group": 0, "label": -1}
 
 
+def _limits(name: str, dtype: Any) -> tuple[str, int, int]:
+    dt = np.dtype(dtype)
+    if dt.kind != "i":
+        return dt.kind, 0, 0
+    return dt.kind, _MIN_VALUE.get(name, int(np.iinfo(dt).min)), int(np.iinfo(dt).max)
+
+
+#: Per row column: (dtype kind, lowest, highest value) for the per-row checks.
+_LIMITS = {name: _limits(name, dtype) for name, (dtype, _) in _ROW_COLUMNS.items()}
+
+
+def _plain_box(box: tuple[Any, ...]) -> bool:
+    """True for 4 Python floats, finite, within range, ordered: a box needing no numpy check."""
+    if len(box) != 4:
+        return False
+    x1, y1, x2, y2 = box
+    if not (type(x1) is type(y1) is type(x2) is type(y2) is float):
+        return False
+    m = MAX_COORDINATE
+    return -m <= x1 <= x2 <= m and -m <= y1 <= y2 <= m  # False for NaN
+
+
 def _check_row(item: Any, source_id: Any, values: Mapping[str, Any]) -> None:
     """Refuse values that do not fit their column (so one bad object is skipped, not the set).
 
@@ -649,6 +695,17 @@ def _check_row(item: Any, source_id: Any, values: Mapping[str, Any]) -> None:
     (none) or finite.
     """
     for name, value in values.items():
+        kind, lo, hi = _LIMITS[name]
+        if kind == "i":
+            if type(value) is int and lo <= value <= hi:
+                continue
+        elif kind == "f":
+            if type(value) is float and (
+                math.isfinite(value) or (value != value and name != "rotation")
+            ):
+                continue
+        else:
+            continue
         dtype = np.dtype(_ROW_COLUMNS[name][0])
         if dtype.kind == "i":
             info = np.iinfo(dtype)
