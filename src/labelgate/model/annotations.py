@@ -465,6 +465,7 @@ class AnnotationsBuilder:
         from labelgate.model.columns import ColumnBlocks
 
         self._annotators: list[str] = list(annotators)
+        self._annotator_pos: dict[str, int] = {}
         self._blocks = ColumnBlocks()
         self._done = 0  # rows already in blocks
         self._reset()
@@ -484,9 +485,12 @@ class AnnotationsBuilder:
         return self._done + len(self._bbox)
 
     def annotator_index(self, name: str) -> int:
-        if name not in self._annotators:
-            self._annotators.append(name)
-        return self._annotators.index(name)
+        pos = self._annotator_pos.get(name)
+        if pos is None:
+            if name not in self._annotators:
+                self._annotators.append(name)
+            pos = self._annotator_pos[name] = self._annotators.index(name)
+        return pos
 
     def add(
         self,
@@ -525,7 +529,8 @@ class AnnotationsBuilder:
         if isinstance(kind, str):
             kind = Kind.parse(kind)
         if isinstance(annotator, str):
-            annotator = self.annotator_index(annotator)
+            known = self._annotator_pos.get(annotator)
+            annotator = self.annotator_index(annotator) if known is None else known
         box: Any
         if points is None and vis is None and type(bbox) is tuple and _plain_box(bbox):
             # The common row (a box given as Python floats): the same checks, without numpy.
@@ -666,15 +671,15 @@ class AnnotationsBuilder:
 _MIN_VALUE = {"group": 0, "label": -1}
 
 
-def _limits(name: str, dtype: Any) -> tuple[str, int, int]:
+def _limits(name: str, dtype: Any, fill: Any) -> tuple[str, int, int, Any]:
     dt = np.dtype(dtype)
     if dt.kind != "i":
-        return dt.kind, 0, 0
-    return dt.kind, _MIN_VALUE.get(name, int(np.iinfo(dt).min)), int(np.iinfo(dt).max)
+        return dt.kind, 0, 0, fill
+    return dt.kind, _MIN_VALUE.get(name, int(np.iinfo(dt).min)), int(np.iinfo(dt).max), fill
 
 
-#: Per row column: (dtype kind, lowest, highest value) for the per-row checks.
-_LIMITS = {name: _limits(name, dtype) for name, (dtype, _) in _ROW_COLUMNS.items()}
+#: Per row column: (dtype kind, lowest, highest value, fill) for the per-row checks.
+_LIMITS = {name: _limits(name, dtype, fill) for name, (dtype, fill) in _ROW_COLUMNS.items()}
 
 
 def _plain_box(box: tuple[Any, ...]) -> bool:
@@ -695,7 +700,9 @@ def _check_row(item: Any, source_id: Any, values: Mapping[str, Any]) -> None:
     (none) or finite.
     """
     for name, value in values.items():
-        kind, lo, hi = _LIMITS[name]
+        kind, lo, hi, fill = _LIMITS[name]
+        if value is fill:
+            continue  # the column's "none" value, passed on as it is
         if kind == "i":
             if type(value) is int and lo <= value <= hi:
                 continue
