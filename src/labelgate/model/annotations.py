@@ -472,6 +472,7 @@ class AnnotationsBuilder:
 
     def _reset(self) -> None:
         self._rows: dict[str, list[Any]] = {name: [] for name in _ROW_COLUMNS}
+        self._row_lists = list(self._rows.values())
         self._bbox: list[Any] = []  # (4,) arrays or tuples of 4 floats
         self._span: list[Sequence[float]] = []
         self._text: list[Any] = []
@@ -538,27 +539,28 @@ class AnnotationsBuilder:
         else:
             pts, flags, box = self._geometry(item, source_id, bbox, points, vis)
         row = self._done + len(self._bbox)
-        values: dict[str, Any] = {
-            "item": item,
-            "kind": int(kind),
-            "label": label,
-            "rotation": rotation,
-            "z_order": z_order,
-            "group": group,
-            "occluded": occluded,
-            "source_id": source_id,
-            "source_type": int(source_type),
-            "origin": int(origin),
-            "annotator": annotator,
-            "control": control,
-            "score": score,
-            "number": number,
-        }
-        _check_row(item, source_id, values)
+        values = (
+            item,
+            int(kind),
+            label,
+            rotation,
+            z_order,
+            group,
+            occluded,
+            source_id,
+            int(source_type),
+            int(origin),
+            annotator,
+            control,
+            score,
+            number,
+        )  # in _ROW_COLUMNS order
+        if not _row_fits(values):
+            _check_row(item, source_id, dict(zip(_ROW_COLUMNS, values, strict=True)))
         if span is not None and not np.isfinite(np.asarray(span, dtype=np.float64)).all():
             raise ValidationError(f"item {item}, source id {source_id}: span is not finite")
-        for name, v in values.items():
-            self._rows[name].append(v)
+        for column, v in zip(self._row_lists, values, strict=True):
+            column.append(v)
         self._bbox.append(box)
         self._span.append((np.nan, np.nan) if span is None else tuple(span))
         self._text.append(text)
@@ -680,6 +682,28 @@ def _limits(name: str, dtype: Any, fill: Any) -> tuple[str, int, int, Any]:
 
 #: Per row column: (dtype kind, lowest, highest value, fill) for the per-row checks.
 _LIMITS = {name: _limits(name, dtype, fill) for name, (dtype, fill) in _ROW_COLUMNS.items()}
+
+
+_LIMIT_LIST = [(*_LIMITS[name], name != "rotation") for name in _ROW_COLUMNS]
+
+
+def _row_fits(values: tuple[Any, ...]) -> bool:
+    """True when every value fits its column as it is (Python ints in range, usable floats).
+
+    False sends the row to :func:`_check_row`, which names the value that does not fit (or
+    accepts it after a conversion, e.g. a numpy integer).
+    """
+    for v, (kind, lo, hi, fill, nan_ok) in zip(values, _LIMIT_LIST, strict=True):
+        if v is fill:
+            continue
+        if kind == "i":
+            if type(v) is not int or not lo <= v <= hi:
+                return False
+        elif kind == "f" and (
+            type(v) is not float or not (math.isfinite(v) or (nan_ok and v != v))
+        ):
+            return False
+    return True
 
 
 def _plain_box(box: tuple[Any, ...]) -> bool:
