@@ -34,9 +34,10 @@ class ColumnBlocks:
         self._annotators: tuple[str, ...] = tuple(annotators)
         self._blocks: list[dict[str, Any]] = []
         self._attr_keys: dict[str, None] = {}
+        self._rows = 0
 
     def __len__(self) -> int:
-        return sum(len(b["item"]) for b in self._blocks)
+        return self._rows
 
     def extend(
         self,
@@ -47,6 +48,7 @@ class ColumnBlocks:
         point_counts: np.ndarray | None = None,
         points: np.ndarray | None = None,
         attributes: Mapping[str, np.ndarray] | None = None,
+        source_ref: np.ndarray | None = None,
         **row_columns: np.ndarray | int | float,
     ) -> None:
         """Append ``len(item)`` rows.
@@ -58,6 +60,7 @@ class ColumnBlocks:
             point_counts: (n,) vertices per row (with ``points``); none when omitted.
             points: (P, 2) vertices of all rows, all visible.
             attributes: name -> (n,) object array (None where the row has no such attribute).
+            source_ref: (n,) object array of the source objects' text ids (None by default).
             **row_columns: other row columns (``label``, ``group``, ``origin`` ...), arrays or
                 one value for all rows.
 
@@ -91,11 +94,13 @@ class ColumnBlocks:
         block.update(
             span=np.full((n, 2), np.nan),
             text=np.full(n, None, dtype=object),
-            source_ref=np.full(n, None, dtype=object),
+            source_ref=np.full(n, None, dtype=object) if source_ref is None else source_ref,
             vis=np.full(len(pts), VISIBLE, dtype=np.int8),
             rle_counts=np.zeros(n, np.int64),
             rle=np.zeros(0, np.uint32),
         )
+        if block["source_ref"].shape != (n,):
+            raise ValidationError("ColumnBlocks: source_ref has the wrong shape")
         for key, col in (attributes or {}).items():
             if col.shape != (n,):
                 raise ValidationError(f"ColumnBlocks: attribute {key!r} has shape {col.shape}")
@@ -111,6 +116,7 @@ class ColumnBlocks:
         for key in attributes:
             self._attr_keys.setdefault(key, None)
         self._blocks.append(block)
+        self._rows += len(block["item"])
 
     def build(self, annotators: Sequence[str] | None = None) -> Annotations:
         """Concatenate the blocks (one numpy call per column) and sort rows by item (stable).
