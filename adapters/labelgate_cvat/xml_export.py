@@ -5,9 +5,11 @@ shape (unknown label, too few points, NaN coordinate, bad mask RLE) is skipped w
 :class:`~labelgate.errors.DataWarning` and listed in ``data_errors``; a file that is not
 well-formed XML raises :class:`~labelgate.errors.FormatError` naming the file and line.
 
-The XML is rewritten into the API's payload shapes and converted by the same functions as a
-live job (:mod:`labelgate_cvat.payloads`), so video tracks are expanded with CVAT's
-interpolation rules (:mod:`labelgate_cvat.tracks`).
+The file is streamed (:mod:`labelgate_cvat.xml_fast`): plain image shapes go straight into
+columns and each finished image leaves memory. Everything else is rewritten into the API's
+payload shapes and converted by the same functions as a live job
+(:mod:`labelgate_cvat.payloads`), so video tracks are expanded with CVAT's interpolation rules
+(:mod:`labelgate_cvat.tracks`).
 """
 
 from __future__ import annotations

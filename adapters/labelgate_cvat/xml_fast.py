@@ -43,10 +43,6 @@ _tag = attrgetter("tag")
 _text = attrgetter("text")
 
 
-def _getter(key: str, default: str | None = None) -> Callable[[Any], Any]:
-    return methodcaller("get", key, default)
-
-
 def _lookup(texts: list[Any], table: Any, default: Any, dtype: Any) -> np.ndarray:
     """``table.get(text, default)`` for every text, as an array (one lookup when all agree)."""
     distinct = set(texts)
