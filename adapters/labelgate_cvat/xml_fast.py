@@ -82,8 +82,8 @@ class _Fields:
     def __init__(self, labels: list[dict[str, Any]], schema: LabelSchema) -> None:
         position = {lab.name: i for i, lab in enumerate(schema.labels)}
         self.label = {lab["name"]: position[lab["name"]] for lab in labels}
-        self.specs = {
-            (lab["name"], a["name"]): spec
+        self.specs = {  # (label position, attribute name) -> spec
+            (position[lab["name"]], a["name"]): spec
             for lab, slab in ((lab, schema.labels[position[lab["name"]]]) for lab in labels)
             for a, spec in zip(lab.get("attributes", ()), slab.attributes, strict=True)
         }
@@ -316,7 +316,7 @@ def _fast_rows(
         bbox[has, 1] = np.minimum.reduceat(xy[:, 1], starts)
         bbox[has, 2] = np.maximum.reduceat(xy[:, 0], starts)
         bbox[has, 3] = np.maximum.reduceat(xy[:, 1], starts)
-    attributes = _attributes(kids, names, label, ok, f)
+    attributes = _attributes(kids, label, ok, f)
     return _Rows(
         ok,
         label,
@@ -394,7 +394,7 @@ def _row_coords(text: str) -> list[float]:
 
 
 def _attributes(
-    kids: list[ET.Element], names: list[str], label: np.ndarray, ok: np.ndarray, f: _Fields
+    kids: list[ET.Element], label: np.ndarray, ok: np.ndarray, f: _Fields
 ) -> dict[str, np.ndarray]:
     """Attribute columns of the ``ok`` rows: label defaults, then each ``<attribute>`` child.
 
@@ -428,14 +428,14 @@ def _attributes(
     # not declared on the label (the XML path ignores it), -2: a value the spec cannot read.
     keys = list(
         zip(
-            map(names.__getitem__, owner.tolist()),
+            label[owner].tolist(),
             map(ET.Element.get, subs, repeat("name"), repeat("")),
             map(_text, subs),
             strict=True,
         )
     )
     codes: dict[str, int] = {}
-    distinct: dict[tuple[str, str, Any], int] = {}
+    distinct: dict[tuple[int, str, Any], int] = {}
     found_code: list[int] = []
     found_value: list[Any] = []
     for key in set(keys):
