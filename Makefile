@@ -62,6 +62,7 @@ bench: install $(LS_VENV)/.installed
 	@status=0; \
 	$(PY) bench/e2e.py || status=1; \
 	$(PY) bench/compare.py || status=1; \
+	$(PY) bench/readers.py || status=1; \
 	$(PY) bench/agreement.py || status=1; \
 	$(PY) bench/webhook.py || status=1; \
 	$(PY) bench/webhook.py --backend redis || status=1; \

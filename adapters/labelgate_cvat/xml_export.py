@@ -5,9 +5,11 @@ shape (unknown label, too few points, NaN coordinate, bad mask RLE) is skipped w
 :class:`~labelgate.errors.DataWarning` and listed in ``data_errors``; a file that is not
 well-formed XML raises :class:`~labelgate.errors.FormatError` naming the file and line.
 
-The XML is rewritten into the API's payload shapes and converted by the same functions as a
-live job (:mod:`labelgate_cvat.payloads`), so video tracks are expanded with CVAT's
-interpolation rules (:mod:`labelgate_cvat.tracks`).
+The file is streamed (:mod:`labelgate_cvat.xml_fast`): plain image shapes go straight into
+columns and each finished image leaves memory. Everything else is rewritten into the API's
+payload shapes and converted by the same functions as a live job
+(:mod:`labelgate_cvat.payloads`), so video tracks are expanded with CVAT's interpolation rules
+(:mod:`labelgate_cvat.tracks`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import numpy as np
 
 from labelgate.errors import FormatError, ValidationError
 from labelgate.io.inputs import to_int
-from labelgate.model import AnnotationSet
+from labelgate.model import AnnotationSet, LabelSchema
 from labelgate_cvat.payloads import MAX_FRAMES, cvat_job_to_annotations, schema_from_labels
+from labelgate_cvat.xml_fast import Streamed, merge_rows, stream_cvat_xml
 
 _SHAPES = ("box", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "cuboid")
 
@@ -53,8 +56,10 @@ def read_cvat_xml(path: str | Path, annotator: str | None = None) -> AnnotationS
         FormatError: not well-formed XML, or not a CVAT export.
     """
     p = Path(path)
+    annotator = annotator or p.stem
     try:
-        root = ET.parse(p).getroot()
+        with p.open("rb") as fh:
+            streamed = stream_cvat_xml(fh, _fast_labels, annotator)
     except ET.ParseError as exc:
         line, col = exc.position
         raise FormatError(f"{p}: malformed XML at line {line}, column {col} ({exc})") from None
@@ -64,15 +69,38 @@ def read_cvat_xml(path: str | Path, annotator: str | None = None) -> AnnotationS
         raise FormatError(f"{p}: cannot read ({exc.strerror or exc})") from None
     except RecursionError:
         raise FormatError(f"{p}: XML nested too deeply to be a CVAT export") from None
-    return parse_cvat_xml(root, name=p.stem, source=str(p), annotator=annotator or p.stem)
+    return parse_cvat_xml(
+        streamed.root, name=p.stem, source=str(p), annotator=annotator, streamed=streamed
+    )
 
 
-def parse_cvat_xml(root: ET.Element, *, name: str, source: str, annotator: str) -> AnnotationSet:
+def _fast_labels(root: ET.Element) -> tuple[list[dict[str, Any]], LabelSchema]:
+    """The labels and schema for the streaming fast path, from a ``<labels>`` in ``<meta>``.
+
+    Raises:
+        FormatError: no ``<labels>`` yet (labels are then inferred from the whole document,
+            so the document must be kept) or labels the schema refuses.
+    """
+    if root.find(".//meta//labels") is None:
+        raise FormatError("no <labels> before the first <image>")
+    labels = _labels(root)
+    return labels, schema_from_labels(labels)
+
+
+def parse_cvat_xml(
+    root: ET.Element,
+    *,
+    name: str,
+    source: str,
+    annotator: str,
+    streamed: Streamed | None = None,
+) -> AnnotationSet:
     """Convert a parsed CVAT XML tree into an annotation set (see :func:`read_cvat_xml`).
 
     The XML is first rewritten into the API's payload shapes (labels, data meta, LabeledData)
     and then converted by :func:`labelgate_cvat.payloads.cvat_job_to_annotations`, the function
-    the live adapter uses.
+    the live adapter uses. With ``streamed`` (from :func:`read_cvat_xml`), the rows its fast
+    path took are merged back in document order.
 
     Raises:
         FormatError: the root is not ``<annotations>`` or the label meta is unusable.
@@ -80,7 +108,7 @@ def parse_cvat_xml(root: ET.Element, *, name: str, source: str, annotator: str) 
     if root.tag != "annotations":
         raise FormatError(f"{source}: root element is <{root.tag}>, expected <annotations>")
     owner = _owner(root)
-    labels, meta, payload = xml_to_payloads(root, source)
+    labels, meta, payload = xml_to_payloads(root, source, streamed)
     try:
         schema = schema_from_labels(labels)
     except FormatError as exc:
@@ -94,6 +122,9 @@ def parse_cvat_xml(root: ET.Element, *, name: str, source: str, annotator: str) 
     aset = cvat_job_to_annotations(
         payload, meta, schema, annotator=annotator, job=info, name=name, context={"file": source}
     )
+    if streamed is not None and streamed.fast is not None:
+        merged = merge_rows(streamed.fast.build(), aset.annotations, all_fast=not streamed.objects)
+        aset = aset.replace(annotations=merged)
     extra: dict[str, Any] = {"file": source}
     if owner is not None:
         for key, out in (("name", "name"), ("mode", "job_mode")):
@@ -104,11 +135,13 @@ def parse_cvat_xml(root: ET.Element, *, name: str, source: str, annotator: str) 
 
 
 def xml_to_payloads(
-    root: ET.Element, source: str = "CVAT XML"
+    root: ET.Element, source: str = "CVAT XML", streamed: Streamed | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, list[dict[str, Any]]]]:
     """A CVAT XML tree as API payloads: (``Label`` dicts, ``/data/meta``, ``LabeledData``).
 
-    Label and attribute ids are numbered in document order; object ids count from 0.
+    Label and attribute ids are numbered in document order; object ids count from 0 over
+    the children of every ``<image>``. With ``streamed``, only the image children its fast
+    path left are converted (the images themselves come from it).
 
     Raises:
         FormatError: unusable labels or image elements.
@@ -119,18 +152,22 @@ def xml_to_payloads(
     except FormatError as exc:
         raise FormatError(f"{source}: <labels>: {exc}") from None
     ids = _Ids(labels)
-    images = root.findall("image")
+    if streamed is None:
+        images = root.findall("image")
+        objects = [(el, n, 0) for n, img in enumerate(images) for el in img]
+        objects = [(el, n, seq) for seq, (el, n, _) in enumerate(objects)]
+    else:
+        images, objects = streamed.images, streamed.objects
     meta = _image_meta(images, source) if images else _video_meta(root, owner, source)
     size = (owner.findtext("size") or "").strip() if owner is not None else ""
     if size.isdigit():  # the segment length, even when the file lists only some of its frames
         meta["size"] = int(size)
     payload: dict[str, list[dict[str, Any]]] = {"tags": [], "shapes": [], "tracks": []}
-    counter = iter(range(1 << 62))
-    for img, frame in zip(images, meta.pop("frame_ids_in_file", ()), strict=True):
-        for el in img:
-            obj = _object(el, frame, ids, next(counter))
-            if obj is not None:
-                payload["tags" if el.tag == "tag" else "shapes"].append(obj)
+    frames = meta.pop("frame_ids_in_file", ())
+    for el, n, seq in objects:
+        obj = _object(el, frames[n], ids, seq)
+        if obj is not None:
+            payload["tags" if el.tag == "tag" else "shapes"].append(obj)
     for track in root.findall("track"):
         payload["tracks"].append(_track(track, ids))
     return labels, meta, payload

@@ -52,6 +52,7 @@ from labelgate.model import (
     SourceType,
     Submission,
 )
+from labelgate_labelstudio.rect_columns import block_columns, plain_rectangles
 
 #: Control tag type → (label kind, row kind). Label-less controls have no label kind.
 SPATIAL = {
@@ -549,6 +550,9 @@ class _Converter:
         size: list[int],
         score: float = math.nan,
     ) -> None:
+        results = list(results)
+        if self.rectangles(task_id, source_id, results, who, origin, size, score):
+            return
         regions: dict[str, list[Mapping[str, Any]]] = {}
         for k, r in enumerate(results):
             if not isinstance(r, Mapping):
@@ -563,6 +567,48 @@ class _Converter:
                 self.region(task_id, source_id, rid, parts, who, origin, size, score)
             except (LabelgateError, KeyError, TypeError, ValueError, OverflowError) as exc:
                 self.fail(where, exc)
+
+    def rectangles(
+        self,
+        task_id: int,
+        source_id: Any,
+        results: list[Any],
+        who: str,
+        origin: Origin,
+        size: list[int],
+        score: float,
+    ) -> bool:
+        """Add an annotation of plain unrotated rectangles as one column block.
+
+        Returns:
+            False (nothing added) when the results are not plain (see
+            :mod:`labelgate_labelstudio.rect_columns`): the per-result path takes them.
+        """
+        try:
+            block = plain_rectangles(results, manual=origin == Origin.MANUAL)
+        except (OverflowError, TypeError, ValueError):
+            return False  # a number numpy cannot hold: the per-result path reports it
+        control = self.schema.control(block.control) if block is not None else None
+        if block is None or control is None or control.per_region:
+            return False
+        if SPATIAL.get(control.type, ("", None))[1] != Kind.RECTANGLE:
+            return False
+        try:
+            columns = block_columns(
+                block,
+                task_id,
+                lambda name: self._label(control, name),
+                source_id=int(source_id) if isinstance(source_id, int) else -1,
+                annotator=self.builder.annotator_index(who),
+                origin=int(origin),
+                control=self.control_index[control.name],
+                score=score,
+            )
+        except ValidationError:
+            return False
+        self.builder.extend(**columns)
+        size[0], size[1] = block.size
+        return True
 
     def region(
         self,

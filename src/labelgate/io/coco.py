@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from labelgate.errors import DataWarning, FormatError, ValidationError
+from labelgate.io.coco_columns import plain_rows
 from labelgate.io.inputs import read_json, to_float, to_int
 from labelgate.model import (
     AnnotationsBuilder,
@@ -146,18 +147,22 @@ def read_coco(path: str | Path) -> AnnotationSet:
     label_of = {int(lb.id or 0): i for i, lb in enumerate(schema.labels)}
     builder = AnnotationsBuilder()
     errors: list[dict[str, Any]] = []
-    for n, ann in enumerate(data.get("annotations", [])):
-        where = f"annotation #{n} (id {ann.get('id') if isinstance(ann, dict) else '?'})"
-        try:
-            if not isinstance(ann, dict):
-                raise ValidationError(f"expected an object, got {type(ann).__name__}")
-            _add_annotation(builder, ann, items, label_of, schema)
-        except (ValidationError, KeyError, TypeError, ValueError, OverflowError) as exc:
-            msg = f"{p}: {where}: {exc}"
-            warnings.warn(msg, DataWarning, stacklevel=2)
-            errors.append(
-                {"type": "invalid_annotation", "file": str(p), "where": where, "message": str(exc)}
-            )
+    anns = data.get("annotations", [])
+    plain = plain_rows(anns, items.id, label_of)
+    index = plain.index if plain is not None else np.zeros(0, np.int64)
+    # Runs of plain annotations go in as column blocks, the others one by one, in file order.
+    cuts = np.flatnonzero(np.diff(index) != 1) + 1
+    firsts, lasts = np.concatenate([[0], cuts]), np.concatenate([cuts, [len(index)]])
+    runs = zip(firsts.tolist(), lasts.tolist(), strict=True)
+    n = 0
+    for lo, hi in [*runs, (len(index), len(index))]:
+        end = int(index[lo]) if lo < len(index) else len(anns)
+        for k in range(n, end):
+            _add_one(builder, anns[k], k, p, items, label_of, schema, errors)
+        if plain is not None and hi > lo:
+            builder.extend(**plain.block(lo, hi))
+            end = int(index[hi - 1]) + 1
+        n = end
     return AnnotationSet(
         name=p.stem,
         schema=schema,
@@ -166,6 +171,29 @@ def read_coco(path: str | Path) -> AnnotationSet:
         meta={"system": "coco", "file": str(p)},
         data_errors=tuple(errors),
     )
+
+
+def _add_one(
+    builder: AnnotationsBuilder,
+    ann: Any,
+    n: int,
+    p: Path,
+    items: Items,
+    label_of: Mapping[int, int],
+    schema: LabelSchema,
+    errors: list[dict[str, Any]],
+) -> None:
+    """Add annotation #n, or warn and list it in ``errors`` when it is not usable."""
+    where = f"annotation #{n} (id {ann.get('id') if isinstance(ann, dict) else '?'})"
+    try:
+        if not isinstance(ann, dict):
+            raise ValidationError(f"expected an object, got {type(ann).__name__}")
+        _add_annotation(builder, ann, items, label_of, schema)
+    except (ValidationError, KeyError, TypeError, ValueError, OverflowError) as exc:
+        warnings.warn(f"{p}: {where}: {exc}", DataWarning, stacklevel=3)
+        errors.append(
+            {"type": "invalid_annotation", "file": str(p), "where": where, "message": str(exc)}
+        )
 
 
 def _categories(p: Path, categories: list[Any]) -> LabelSchema:

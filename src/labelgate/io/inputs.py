@@ -100,6 +100,8 @@ def to_float(value: Any, field: str, *, finite: bool = True) -> float:
     Raises:
         ValidationError: naming ``field`` and the value.
     """
+    if type(value) is float and (not finite or math.isfinite(value)):
+        return value  # the common case, decided without the checks below
     if isinstance(value, bool) or value is None or isinstance(value, list | dict):
         raise ValidationError(f"{field}={_short(value)} is not a number")
     try:

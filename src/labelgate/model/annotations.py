@@ -9,6 +9,7 @@ lives in flat arrays indexed by CSR-style offsets.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -110,6 +111,14 @@ _ROW_COLUMNS: dict[str, tuple[Any, Any]] = {
     "score": (np.float64, np.nan),
     "number": (np.float64, np.nan),
 }
+
+
+#: Shared empty ragged parts for rows without points or mask runs (never written to).
+_NO_POINTS = np.zeros((0, 2))
+_NO_VIS = np.zeros(0, np.int8)
+_NO_RLE = np.zeros(0, np.uint32)
+for _empty in (_NO_POINTS, _NO_VIS, _NO_RLE):
+    _empty.flags.writeable = False
 
 
 def gather_ragged(
@@ -449,13 +458,25 @@ class AnnotationsBuilder:
     """Accumulates annotations one at a time (readers, tests) and builds a sorted set.
 
     Readers validate each source object before :meth:`add`, so one bad object is reported and
-    skipped rather than failing the whole set.
+    skipped rather than failing the whole set. Rows are kept as column blocks
+    (:class:`~labelgate.model.columns.ColumnBlocks`): the rows added one by one since the last
+    block become one block when a reader appends a block of its own (:meth:`extend`) or the
+    set is built, so both kinds of rows keep the order they were added in.
     """
 
     def __init__(self, annotators: Sequence[str] = ()) -> None:
+        from labelgate.model.columns import ColumnBlocks
+
         self._annotators: list[str] = list(annotators)
+        self._annotator_pos: dict[str, int] = {}
+        self._blocks = ColumnBlocks()
+        self._done = 0  # rows already in blocks
+        self._reset()
+
+    def _reset(self) -> None:
         self._rows: dict[str, list[Any]] = {name: [] for name in _ROW_COLUMNS}
-        self._bbox: list[np.ndarray] = []
+        self._row_lists = list(self._rows.values())
+        self._bbox: list[Any] = []  # (4,) arrays or tuples of 4 floats
         self._span: list[Sequence[float]] = []
         self._text: list[Any] = []
         self._ref: list[Any] = []
@@ -465,12 +486,15 @@ class AnnotationsBuilder:
         self._attrs: dict[str, dict[int, Any]] = {}
 
     def __len__(self) -> int:
-        return len(self._bbox)
+        return self._done + len(self._bbox)
 
     def annotator_index(self, name: str) -> int:
-        if name not in self._annotators:
-            self._annotators.append(name)
-        return self._annotators.index(name)
+        pos = self._annotator_pos.get(name)
+        if pos is None:
+            if name not in self._annotators:
+                self._annotators.append(name)
+            pos = self._annotator_pos[name] = self._annotators.index(name)
+        return pos
 
     def add(
         self,
@@ -509,8 +533,58 @@ class AnnotationsBuilder:
         if isinstance(kind, str):
             kind = Kind.parse(kind)
         if isinstance(annotator, str):
-            annotator = self.annotator_index(annotator)
-        pts = np.zeros((0, 2)) if points is None else np.asarray(points, dtype=np.float64)
+            known = self._annotator_pos.get(annotator)
+            annotator = self.annotator_index(annotator) if known is None else known
+        box: Any
+        if points is None and vis is None and type(bbox) is tuple and _plain_box(bbox):
+            # The common row (a box given as Python floats): the same checks, without numpy.
+            pts, flags, box = _NO_POINTS, _NO_VIS, bbox
+        else:
+            pts, flags, box = self._geometry(item, source_id, bbox, points, vis)
+        row = self._done + len(self._bbox)
+        values = (
+            item,
+            int(kind),
+            label,
+            rotation,
+            z_order,
+            group,
+            occluded,
+            source_id,
+            int(source_type),
+            int(origin),
+            annotator,
+            control,
+            score,
+            number,
+        )  # in _ROW_COLUMNS order
+        if not _row_fits(values):
+            _check_row(item, source_id, dict(zip(_ROW_COLUMNS, values, strict=True)))
+        if span is not None and not np.isfinite(np.asarray(span, dtype=np.float64)).all():
+            raise ValidationError(f"item {item}, source id {source_id}: span is not finite")
+        for column, v in zip(self._row_lists, values, strict=True):
+            column.append(v)
+        self._bbox.append(box)
+        self._span.append((np.nan, np.nan) if span is None else tuple(span))
+        self._text.append(text)
+        self._ref.append(source_ref)
+        self._points.append(pts)
+        self._vis.append(flags)
+        self._rle.append(_NO_RLE if rle is None else np.asarray(rle, dtype=np.uint32).reshape(-1))
+        for key, value in (attributes or {}).items():
+            self._attrs.setdefault(key, {})[row] = value
+        return row
+
+    @staticmethod
+    def _geometry(
+        item: int, source_id: int, bbox: Any, points: Any, vis: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Checked (points, visibility flags, bbox) of one row.
+
+        Raises:
+            ValidationError: malformed geometry (odd coordinate count, NaN, bad bbox).
+        """
+        pts = _NO_POINTS if points is None else np.asarray(points, dtype=np.float64)
         if pts.ndim == 1:
             if len(pts) % 2:
                 raise ValidationError(f"item {item}: odd number of point coordinates ({len(pts)})")
@@ -551,72 +625,99 @@ class AnnotationsBuilder:
             raise ValidationError(
                 f"item {item}, source id {source_id}: bbox has x2 < x1 or y2 < y1"
             )
-        row = len(self._bbox)
-        values: dict[str, Any] = {
-            "item": item,
-            "kind": int(kind),
-            "label": label,
-            "rotation": rotation,
-            "z_order": z_order,
-            "group": group,
-            "occluded": occluded,
-            "source_id": source_id,
-            "source_type": int(source_type),
-            "origin": int(origin),
-            "annotator": annotator,
-            "control": control,
-            "score": score,
-            "number": number,
-        }
-        _check_row(item, source_id, values)
-        if span is not None and not np.isfinite(np.asarray(span, dtype=np.float64)).all():
-            raise ValidationError(f"item {item}, source id {source_id}: span is not finite")
-        for name, v in values.items():
-            self._rows[name].append(v)
-        self._bbox.append(box)
-        self._span.append((np.nan, np.nan) if span is None else tuple(span))
-        self._text.append(text)
-        self._ref.append(source_ref)
-        self._points.append(pts)
-        self._vis.append(flags)
-        self._rle.append(
-            np.zeros(0, np.uint32) if rle is None else np.asarray(rle, dtype=np.uint32).reshape(-1)
-        )
-        for key, value in (attributes or {}).items():
-            self._attrs.setdefault(key, {})[row] = value
-        return row
+        return pts, flags, box
 
-    def build(self) -> Annotations:
-        """Sort by item (stable) and freeze into :class:`Annotations`."""
+    def extend(self, **columns: Any) -> None:
+        """Append a block of rows given as columns (see :meth:`ColumnBlocks.extend`).
+
+        Raises:
+            ValidationError: a column of the wrong shape or a coordinate out of range.
+        """
+        self._flush()
+        before = len(self._blocks)
+        self._blocks.extend(**columns)
+        self._done += len(self._blocks) - before
+
+    def _flush(self) -> None:
+        """Turn the rows added one by one into a block."""
         n = len(self._bbox)
-        cols: dict[str, Any] = {
+        if not n:
+            return
+        block: dict[str, Any] = {
             name: np.asarray(vals, dtype=_ROW_COLUMNS[name][0]).reshape(n)
             for name, vals in self._rows.items()
         }
-        cols["bbox"] = np.asarray(self._bbox, dtype=np.float64).reshape(n, 4)
-        cols["span"] = np.asarray(self._span, dtype=np.float64).reshape(n, 2)
-        cols["text"] = _object_array(self._text)
-        cols["source_ref"] = _object_array(self._ref)
-        lengths = np.array([len(p) for p in self._points], dtype=np.int64)
-        cols["point_offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        cols["points"] = (
-            np.concatenate(self._points).reshape(-1, 2) if n else np.zeros((0, 2), np.float64)
-        )
-        cols["vis"] = np.concatenate(self._vis).astype(np.int8) if n else np.zeros(0, np.int8)
-        rl = np.array([len(r) for r in self._rle], dtype=np.int64)
-        cols["rle_offsets"] = np.concatenate([[0], np.cumsum(rl)]).astype(np.int64)
-        cols["rle"] = np.concatenate(self._rle).astype(np.uint32) if n else np.zeros(0, np.uint32)
+        block["bbox"] = np.asarray(self._bbox, dtype=np.float64).reshape(n, 4)
+        block["span"] = np.asarray(self._span, dtype=np.float64).reshape(n, 2)
+        block["text"] = _object_array(self._text)
+        block["source_ref"] = _object_array(self._ref)
+        block["counts"] = np.array([len(p) for p in self._points], dtype=np.int64)
+        block["points"] = np.concatenate(self._points).reshape(-1, 2)
+        block["vis"] = np.concatenate(self._vis).astype(np.int8)
+        block["rle_counts"] = np.array([len(r) for r in self._rle], dtype=np.int64)
+        block["rle"] = np.concatenate(self._rle).astype(np.uint32)
         attrs = {}
         for key, by_row in self._attrs.items():
             col = np.full(n, None, dtype=object)
             for r, v in by_row.items():
-                col[r] = v
+                col[r - self._done] = v
             attrs[key] = col
-        return _sorted_annotations(cols, attrs, tuple(self._annotators))
+        self._blocks.append_block(block, attrs)
+        self._done += n
+        self._reset()
+
+    def build(self) -> Annotations:
+        """Sort by item (stable) and freeze into :class:`Annotations`."""
+        self._flush()
+        return self._blocks.build(tuple(self._annotators))
 
 
 #: Columns whose values have a meaning below zero only as the "none" marker.
 _MIN_VALUE = {"group": 0, "label": -1}
+
+
+def _limits(name: str, dtype: Any, fill: Any) -> tuple[str, int, int, Any]:
+    dt = np.dtype(dtype)
+    if dt.kind != "i":
+        return dt.kind, 0, 0, fill
+    return dt.kind, _MIN_VALUE.get(name, int(np.iinfo(dt).min)), int(np.iinfo(dt).max), fill
+
+
+#: Per row column: (dtype kind, lowest, highest value, fill) for the per-row checks.
+_LIMITS = {name: _limits(name, dtype, fill) for name, (dtype, fill) in _ROW_COLUMNS.items()}
+
+
+_LIMIT_LIST = [(*_LIMITS[name], name != "rotation") for name in _ROW_COLUMNS]
+
+
+def _row_fits(values: tuple[Any, ...]) -> bool:
+    """True when every value fits its column as it is (Python ints in range, usable floats).
+
+    False sends the row to :func:`_check_row`, which names the value that does not fit (or
+    accepts it after a conversion, e.g. a numpy integer).
+    """
+    for v, (kind, lo, hi, fill, nan_ok) in zip(values, _LIMIT_LIST, strict=True):
+        if v is fill:
+            continue
+        if kind == "i":
+            if type(v) is not int or not lo <= v <= hi:
+                return False
+        elif kind == "f" and (
+            type(v) is not float or not (math.isfinite(v) or (nan_ok and v != v))
+        ):
+            return False
+    return True
+
+
+def _plain_box(box: tuple[Any, ...]) -> bool:
+    """True for 4 Python floats, finite, within range, ordered: a box needing no numpy check."""
+    if len(box) != 4:
+        return False
+    x1, y1, x2, y2 = box
+    if not (type(x1) is type(y1) is type(x2) is type(y2) is float):
+        return False
+    m = MAX_COORDINATE
+    return -m <= x1 <= x2 <= m and -m <= y1 <= y2 <= m  # False for NaN
 
 
 def _check_row(item: Any, source_id: Any, values: Mapping[str, Any]) -> None:
@@ -626,6 +727,19 @@ def _check_row(item: Any, source_id: Any, values: Mapping[str, Any]) -> None:
     (none) or finite.
     """
     for name, value in values.items():
+        kind, lo, hi, fill = _LIMITS[name]
+        if value is fill:
+            continue  # the column's "none" value, passed on as it is
+        if kind == "i":
+            if type(value) is int and lo <= value <= hi:
+                continue
+        elif kind == "f":
+            if type(value) is float and (
+                math.isfinite(value) or (value != value and name != "rotation")
+            ):
+                continue
+        else:
+            continue
         dtype = np.dtype(_ROW_COLUMNS[name][0])
         if dtype.kind == "i":
             info = np.iinfo(dtype)

@@ -1,0 +1,498 @@
+"""Streaming CVAT XML: the plain shapes of ``<image>`` elements read straight into columns.
+
+The file is parsed in chunks; each finished ``<image>`` is taken out of the tree at once, so
+the reader never holds the document. Its boxes, polygons, polylines and points whose every field
+converts cleanly become column blocks through C-level ``map`` calls and numpy (no per-row dict
+or payload); everything else (tags, masks, skeletons, ellipses, cuboids, tracks, and any plain
+shape with a field the per-object path would report) stays an element for that path
+(:func:`labelgate_cvat.xml_export.xml_to_payloads`), which owns every error message. Rows carry
+their document counter as ``source_id``, so the two halves merge back into document order.
+"""
+
+from __future__ import annotations
+
+import gc
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from itertools import chain, compress, repeat
+from operator import attrgetter, is_not, itemgetter, methodcaller
+from typing import IO, Any
+
+import numpy as np
+
+from labelgate.errors import ValidationError
+from labelgate.io.inputs import to_float, to_int
+from labelgate.model import MAX_COORDINATE, Annotations, Kind, LabelSchema, Origin, gather_ragged
+from labelgate.model.columns import ColumnBlocks
+
+#: Bytes fed to the parser at a time (small: the parser's allocations stay in cache).
+CHUNK = 1 << 14
+#: Finished children of the root gathered before a harvest (numpy calls amortised over them).
+BATCH = 16
+_KINDS = {"box": Kind.RECTANGLE, "polygon": Kind.POLYGON, "polyline": Kind.POLYLINE}
+_KINDS["points"] = Kind.POINTS
+_MIN_COORDS = {Kind.POLYGON: 6, Kind.POLYLINE: 4, Kind.POINTS: 2}
+_BOX_KEYS = ("xtl", "ytl", "xbr", "ybr")
+_BOX_GET = itemgetter(*_BOX_KEYS)
+_ONE = {"1": True}  # CVAT writes flags as "0"/"1"; anything but "1" is false
+_SLOW = object()  # a cached field value the per-object path must report
+_attrib = attrgetter("attrib")
+_tag = attrgetter("tag")
+_text = attrgetter("text")
+
+
+def _lookup(texts: list[Any], table: Any, default: Any, dtype: Any) -> np.ndarray:
+    """``table.get(text, default)`` for every text, as an array (one lookup when all agree)."""
+    distinct = set(texts)
+    if len(distinct) == 1:
+        return np.full(len(texts), table.get(next(iter(distinct)), default), dtype=dtype)
+    return np.fromiter(map(table.get, texts, repeat(default)), dtype, len(texts))
+
+
+def _values(attribs: list[dict[str, str]], key: str, default: str | None = None) -> list[Any]:
+    """One XML attribute of every element (``dict.get`` mapped in C, no per-row Python)."""
+    return list(map(dict.get, attribs, repeat(key), repeat(default)))
+
+
+@dataclass
+class Streamed:
+    """What a streaming parse leaves for the per-object path.
+
+    Attributes:
+        root: ``<annotations>`` without the children of its images (meta, tracks kept).
+        images: the ``<image>`` elements in file order (attributes only once harvested).
+        objects: (element, index of its image in ``images``, document counter) of every image
+            child the fast path did not take.
+        fast: the rows the fast path took (None when it was off: no ``<labels>`` in ``<meta>``).
+        counted: children of images seen (the document counter's end).
+    """
+
+    root: ET.Element
+    images: list[ET.Element] = field(default_factory=list)
+    objects: list[tuple[ET.Element, int, int]] = field(default_factory=list)
+    fast: ColumnBlocks | None = None
+    counted: int = 0
+
+
+class _Fields:
+    """Per-label lookups and memoised conversions of repeated field texts."""
+
+    def __init__(self, labels: list[dict[str, Any]], schema: LabelSchema) -> None:
+        position = {lab.name: i for i, lab in enumerate(schema.labels)}
+        self.label = {lab["name"]: position[lab["name"]] for lab in labels}
+        self.specs = {  # (label position, attribute name) -> spec
+            (position[lab["name"]], a["name"]): spec
+            for lab, slab in ((lab, schema.labels[position[lab["name"]]]) for lab in labels)
+            for a, spec in zip(lab.get("attributes", ()), slab.attributes, strict=True)
+        }
+        self.defaults = [
+            {s.name: s.parse(s.default).value for s in lab.attributes} for lab in schema.labels
+        ]
+        self.cache: dict[tuple[str, Any], Any] = {}
+
+    def convert(self, what: str, text: Any) -> Any:
+        """A field text as the per-object path reads it, or ``_SLOW`` when it would fail there."""
+        key = (what, text)
+        if key not in self.cache:
+            self.cache[key] = _convert(what, text)
+        return self.cache[key]
+
+
+def _convert(what: str, text: Any) -> Any:
+    # The same chain as xml_export._object/_shape_fields then payloads._Converter.shape.
+    from labelgate_cvat.xml_export import _number
+
+    try:
+        if what == "origin":
+            return int(Origin.parse(text or "manual"))
+        if what == "rotation":
+            value = to_float(_number(text, float) or 0.0, "rotation")
+            return value
+        lo, hi = (0, 2**63 - 1) if what == "group" else (-(2**31), 2**31 - 1)
+        return to_int(_number(text, int) or 0, what, lo, hi)
+    except ValidationError:
+        return _SLOW
+
+
+def stream_cvat_xml(
+    fh: IO[bytes],
+    labels_of: Callable[[ET.Element], tuple[list[dict[str, Any]], LabelSchema]],
+    annotator: str,
+) -> Streamed:
+    """Parse a CVAT XML file in chunks, taking plain image shapes into columns.
+
+    Args:
+        fh: the open file.
+        labels_of: ``root -> (Label dicts, schema)``; raising FormatError turns the fast path
+            off (the per-object path then reports the problem).
+        annotator: the name of the fast rows' annotator.
+
+    Raises:
+        ET.ParseError: not well-formed XML.
+    """
+    # The cyclic collector would rescan the parser's young elements after every few thousand
+    # allocations (a third of the reading time); nothing here makes cycles, so it waits.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _stream(fh, labels_of, annotator)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _stream(
+    fh: IO[bytes],
+    labels_of: Callable[[ET.Element], tuple[list[dict[str, Any]], LabelSchema]],
+    annotator: str,
+) -> Streamed:
+    parser: ET.XMLPullParser[Any] = ET.XMLPullParser(events=("start",))
+    # The parser's event deque (private, stable since 3.4): cleared in one C call, as only the
+    # root's start event is used; read_events() would run Python code per element.
+    queue: Any = getattr(parser, "_events_queue")  # noqa: B009
+    out: Streamed | None = None
+    fields: _Fields | None = None
+    fast_off = False
+    kept = 0  # leading children of root already looked at and kept
+    while True:
+        data = fh.read(CHUNK)
+        if data:
+            parser.feed(data)
+        else:
+            parser.close()
+        if queue and isinstance(queue[-1], Exception):
+            raise queue[-1]
+        if out is None and queue:
+            out = Streamed(root=queue[0][1])
+        queue.clear()
+        if out is None:
+            continue  # close() has raised when the document had no element
+        root = out.root
+        if data and len(root) - kept <= BATCH:
+            continue
+        end = len(root) - (1 if data else 0)  # the last child may still be open
+        batch = root[kept:end]
+        rest = [el for el in batch if el.tag != "image"]
+        images = [el for el in batch if el.tag == "image"]
+        if images and fields is None and not fast_off:
+            try:
+                fields = _Fields(*labels_of(root))
+                out.fast = ColumnBlocks([annotator])
+            except Exception:
+                fast_off = True
+        if images and fields is not None:
+            root[kept:end] = rest
+            kept += len(rest)
+            _harvest(out, images, fields)
+        else:
+            kept = end
+            for img in images:
+                n = len(out.images)
+                out.images.append(img)
+                out.objects.extend((el, n, out.counted + j) for j, el in enumerate(img))
+                out.counted += len(img)
+        if not data:
+            return out
+
+
+def _harvest(out: Streamed, images: list[ET.Element], fields: _Fields) -> None:
+    """Take the plain shapes of finished images into ``out.fast``; leave the rest as objects."""
+    first = len(out.images)
+    frames = np.full(len(images), -1, np.int64)
+    for n, img in enumerate(images):
+        out.images.append(ET.Element("image", img.attrib))
+        with suppress(ValidationError):  # the image meta reports it; its children stay objects
+            frames[n] = to_int(img.get("id"), "id", lo=0)
+    lens = np.fromiter(map(len, images), np.int64, len(images))
+    kids = list(chain.from_iterable(images))
+    img_of = np.repeat(np.arange(len(images)), lens)
+    seq = out.counted + np.arange(len(kids), dtype=np.int64)
+    out.counted += len(kids)
+    kinds = _lookup(list(map(_tag, kids)), _KINDS, -1, np.int64)
+    ok = (kinds >= 0) & (frames[img_of] >= 0)
+    attribs = list(map(_attrib, kids))
+    outside = _lookup(_values(attribs, "outside"), _ONE, False, bool)
+    rows = _fast_rows(kids, attribs, kinds, ok & ~outside, fields)
+    taken = ok & (outside | rows.ok)
+    for i in np.flatnonzero(~taken):
+        out.objects.append((kids[i], first + int(img_of[i]), int(seq[i])))
+    use = rows.ok & ok & ~outside
+    if use.any():
+        sel = np.flatnonzero(use)
+        counts = rows.counts[sel]
+        offsets = np.concatenate([rows.offsets, [len(rows.points)]])
+        _, points = gather_ragged(offsets, rows.points, sel)
+        assert out.fast is not None
+        out.fast.extend(
+            item=frames[img_of[sel]],
+            kind=kinds[sel].astype(np.int8),
+            bbox=rows.bbox[sel],
+            point_counts=counts,
+            points=points,
+            attributes={
+                k: v[sel]
+                for k, v in rows.attributes.items()
+                if any(map(is_not, v[sel], repeat(None)))
+            },
+            label=rows.label[sel],
+            rotation=rows.rotation[sel],
+            z_order=rows.z_order[sel],
+            group=rows.group[sel],
+            occluded=rows.occluded[sel],
+            source_id=seq[sel],
+            origin=rows.origin[sel],
+            annotator=0,
+        )
+
+
+@dataclass
+class _Rows:
+    ok: np.ndarray
+    label: np.ndarray
+    bbox: np.ndarray
+    counts: np.ndarray
+    offsets: np.ndarray
+    points: np.ndarray
+    rotation: np.ndarray
+    z_order: np.ndarray
+    group: np.ndarray
+    occluded: np.ndarray
+    origin: np.ndarray
+    attributes: dict[str, np.ndarray]
+
+
+def _column(fields: _Fields, what: str, texts: list[Any], dtype: Any) -> tuple[Any, Any]:
+    """(values, ok) of one memoised field over all rows (converted once per distinct text)."""
+    table = {t: fields.convert(what, t) for t in set(texts)}
+    bad = {t for t, v in table.items() if v is _SLOW}
+    clean = {t: 0 if v is _SLOW else v for t, v in table.items()}
+    if len(clean) == 1:  # the usual case: one value for the whole batch
+        values = np.full(len(texts), next(iter(clean.values())), dtype=dtype)
+    else:
+        values = np.fromiter(map(clean.__getitem__, texts), dtype, len(texts))
+    if not bad:
+        return values, np.ones(len(texts), bool)
+    return values, ~np.fromiter(map(bad.__contains__, texts), bool, len(texts))
+
+
+def _fast_rows(
+    kids: list[ET.Element], attribs: list[Any], kinds: np.ndarray, want: np.ndarray, f: _Fields
+) -> _Rows:
+    """Every field of the candidate rows, and which rows convert cleanly (``ok``)."""
+    n = len(kids)
+    names = _values(attribs, "label", "")
+    label = _lookup(names, f.label, -1, np.int64)
+    ok = want & (label >= 0)
+    rotation, good = _column(f, "rotation", _values(attribs, "rotation"), np.float64)
+    ok &= good
+    z_order, good = _column(f, "z_order", _values(attribs, "z_order"), np.int64)
+    ok &= good
+    group, good = _column(f, "group", _values(attribs, "group_id"), np.int64)
+    ok &= good
+    origin, _ = _column(f, "origin", _values(attribs, "source"), np.int64)
+    occluded = _lookup(_values(attribs, "occluded"), _ONE, False, bool)
+    bbox = np.zeros((n, 4))
+    is_box = ok & (kinds == Kind.RECTANGLE)
+    if is_box.any():
+        sel = np.flatnonzero(is_box)
+        boxes = list(compress(attribs, is_box.tolist()))
+        try:  # all four coordinates of every box in one C pass
+            flat = map(float, chain.from_iterable(map(_BOX_GET, boxes)))
+            bbox[sel] = np.fromiter(flat, np.float64, 4 * len(sel)).reshape(-1, 4)
+        except (KeyError, TypeError, ValueError):
+            for j, key in enumerate(_BOX_KEYS):
+                bbox[sel, j] = _floats(_values(boxes, key))
+        good = (np.abs(bbox[sel]) <= MAX_COORDINATE).all(axis=1)  # False for NaN
+        good &= (bbox[sel, 2] >= bbox[sel, 0]) & (bbox[sel, 3] >= bbox[sel, 1])
+        ok[sel[~good]] = False
+    counts, offsets, points = _polylines(attribs, ok & (kinds > Kind.RECTANGLE), kinds, ok)
+    has = counts > 0
+    if has.any():
+        starts = offsets[has]
+        xy = points
+        bbox[has, 0] = np.minimum.reduceat(xy[:, 0], starts)
+        bbox[has, 1] = np.minimum.reduceat(xy[:, 1], starts)
+        bbox[has, 2] = np.maximum.reduceat(xy[:, 0], starts)
+        bbox[has, 3] = np.maximum.reduceat(xy[:, 1], starts)
+    attributes = _attributes(kids, label, ok, f)
+    return _Rows(
+        ok,
+        label,
+        bbox,
+        counts,
+        offsets,
+        points,
+        rotation,
+        z_order,
+        group,
+        occluded,
+        origin,
+        attributes,
+    )
+
+
+def _floats(texts: list[Any]) -> np.ndarray:
+    """Texts as floats; NaN where ``float()`` fails (such rows go to the per-object path)."""
+    try:
+        return np.fromiter(map(float, texts), np.float64, len(texts))
+    except (TypeError, ValueError):
+        return np.array([_float_or_nan(t) for t in texts], dtype=np.float64)
+
+
+def _float_or_nan(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _polylines(
+    attribs: list[Any], want: np.ndarray, kinds: np.ndarray, ok: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertex counts, offsets and (P, 2) vertices of the wanted point-list rows.
+
+    Rows whose ``points`` text does not split into an even number of finite coordinates (at
+    least the kind's minimum) are cleared from ``ok``.
+    """
+    n = len(attribs)
+    counts = np.zeros(n, np.int64)
+    sel = np.flatnonzero(want)
+    if not len(sel):
+        return counts, np.zeros(n, np.int64), np.zeros((0, 2))
+    texts = _values(list(compress(attribs, want.tolist())), "points", "")
+    numbers = np.fromiter(map(methodcaller("count", ","), texts), np.int64, len(texts))
+    numbers += np.fromiter(map(methodcaller("count", ";"), texts), np.int64, len(texts)) + 1
+    pieces = ";".join(texts).replace(";", ",").split(",")
+    values = _floats(pieces) if len(pieces) == int(numbers.sum()) else None
+    if values is None or np.isnan(values).any():
+        # Something unusual (empty pieces, blanks, bad numbers): parse row by row.
+        per_row = [_row_coords(t) for t in texts]
+        numbers = np.array([len(v) for v in per_row], np.int64)
+        values = np.concatenate([np.asarray(v, np.float64) for v in per_row] + [np.zeros(0)])
+    offsets = np.concatenate([[0], np.cumsum(numbers)]).astype(np.int64)
+    least = np.array([_MIN_COORDS.get(Kind(k), 0) for k in range(int(Kind.POINTS) + 1)])
+    bad = (numbers % 2 == 1) | (numbers < least[kinds[sel]]) | (numbers == 0)
+    finite = np.concatenate([[0], np.cumsum(np.abs(values) <= MAX_COORDINATE)])  # NaN: False
+    bad |= finite[offsets[1:]] - finite[offsets[:-1]] != numbers
+    ok[sel[bad]] = False
+    keep = np.flatnonzero(~bad)
+    _, flat = gather_ragged(offsets, values, keep)
+    counts[sel[keep]] = numbers[keep] // 2
+    point_offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    return counts, point_offsets, flat.reshape(-1, 2)
+
+
+def _row_coords(text: str) -> list[float]:
+    from labelgate_cvat.xml_export import _points
+
+    try:
+        return _points(text)
+    except ValidationError:
+        return []
+
+
+def _attributes(
+    kids: list[ET.Element], label: np.ndarray, ok: np.ndarray, f: _Fields
+) -> dict[str, np.ndarray]:
+    """Attribute columns of the ``ok`` rows: label defaults, then each ``<attribute>`` child.
+
+    Rows with a child other than a plain ``<attribute>``, an attribute given twice, or a value
+    the label's spec cannot read are cleared from ``ok`` (the per-object path reports them).
+    """
+    n = len(kids)
+    nkids = np.fromiter(map(len, kids), np.int64, n)
+    parents = ok & (nkids > 0)
+    with_kids = np.flatnonzero(parents)
+    subs = list(chain.from_iterable(compress(kids, parents.tolist())))
+    owner = np.repeat(with_kids, nkids[with_kids])
+    tags = set(map(_tag, subs))
+    if tags <= {"attribute"} and not any(map(len, subs)):
+        plain: np.ndarray = np.ones(
+            len(subs), bool
+        )  # the usual case: no other child, no grandchild
+    else:
+        plain = np.fromiter(map("attribute".__eq__, map(_tag, subs)), bool, len(subs))
+        plain &= np.fromiter(map(len, subs), np.int64, len(subs)) == 0
+        ok[owner[~plain]] = False
+    cols: dict[str, np.ndarray] = {}
+    labs, first = np.unique(label[ok], return_index=True)
+    for lab in labs[np.argsort(first)]:  # in document order, as the per-object path meets them
+        for key, value in f.defaults[lab].items():
+            col = cols.setdefault(key, np.full(n, None, dtype=object))
+            col[ok & (label == lab)] = value
+    if not len(subs):
+        return cols
+    # One lookup per distinct (label, attribute, text) -> its column code and value; code -1:
+    # not declared on the label (the XML path ignores it), -2: a value the spec cannot read.
+    keys = list(
+        zip(
+            label[owner].tolist(),
+            map(ET.Element.get, subs, repeat("name"), repeat("")),
+            map(_text, subs),
+            strict=True,
+        )
+    )
+    codes: dict[str, int] = {}
+    distinct: dict[tuple[int, str, Any], int] = {}
+    found_code: list[int] = []
+    found_value: list[Any] = []
+    for key in set(keys):
+        distinct[key] = len(found_code)
+        spec = f.specs.get(key[:2])
+        parsed = spec.parse(key[2] or "") if spec is not None else None
+        if spec is None or parsed is None:
+            found_code.append(-1)
+            found_value.append(None)
+        elif parsed.problem:
+            found_code.append(-2)
+            found_value.append(None)
+        else:
+            found_code.append(codes.setdefault(spec.name, len(codes)))
+            found_value.append(parsed.value)
+    which = np.fromiter(map(distinct.__getitem__, keys), np.int64, len(keys))
+    code = np.asarray(found_code, np.int64)[which]
+    table = np.empty(len(found_value), dtype=object)
+    table[:] = found_value
+    value = table[which]
+    ok[owner[(code == -2) | ~plain]] = False
+    named = np.flatnonzero(code >= 0)
+    if len(named) > 1 and (np.diff(owner[named]) == 0).any():
+        pairs = owner[named] * (len(codes) + 1) + code[named]
+        uniq, count = np.unique(pairs, return_counts=True)
+        ok[uniq[count > 1] // (len(codes) + 1)] = False  # an attribute given twice
+    for name, c in codes.items():
+        use = (code == c) & plain & ok[owner]
+        cols[name][owner[use]] = value[use]
+    return cols
+
+
+def merge_rows(fast: Annotations, slow: Annotations, *, all_fast: bool = False) -> Annotations:
+    """Fast and per-object rows in the order the per-object path alone would give.
+
+    That order is: by item; within an item, image shapes in document order (their
+    ``source_id`` is the document counter), then tags (likewise), then track rows as converted.
+    Attribute columns keep the order in which the per-object path would first meet them.
+    ``all_fast`` (every object was taken by the fast path) returns ``fast`` as it is: its
+    blocks are in document order already.
+    """
+    if all_fast and not len(slow):
+        return fast
+    both = Annotations.concat([fast, slow])
+    rank = np.array([0, 2, 1], np.int64)[both.source_type]  # SHAPE, TRACK, TAG
+    key = np.where(rank == 2, np.arange(len(both)), both.source_id)
+    both = both.take(np.lexsort((key, rank, both.item)))
+    rank = np.array([0, 2, 1], np.int64)[both.source_type]
+    slow_order = {k: i for i, k in enumerate(slow.attributes)}
+
+    def first_met(name: str) -> tuple[int, int, int]:
+        has = np.fromiter(map(is_not, both.attributes[name], repeat(None)), bool, len(both))
+        early = np.flatnonzero(has & (rank < 2))
+        if not len(early):
+            return (2, 0, slow_order.get(name, 0))
+        r = int(rank[early].min())
+        return (r, int(both.source_id[early[rank[early] == r]].min()), 0)
+
+    order = sorted(both.attributes, key=first_met)
+    return both.with_columns(attributes={k: both.attributes[k] for k in order})
