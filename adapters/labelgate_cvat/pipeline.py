@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Mapping
+from contextlib import closing
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +25,7 @@ from labelgate.engine.job_filter import job_matches
 from labelgate.engine.report import Report
 from labelgate.engine.settings import resolve_settings
 from labelgate.errors import DataWarning, NotFound, ValidationError
+from labelgate.io.fetch import Progress, iter_ordered
 from labelgate.model import AnnotationSet, LabelSchema
 from labelgate_cvat.payloads import cvat_job_to_annotations, schema_from_labels
 
@@ -150,20 +152,50 @@ def _public_host(source: Any) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
-def pull_job(
-    source: Any, job: Mapping[str, Any], schema: LabelSchema, *, gt: bool = False
+@dataclasses.dataclass(frozen=True)
+class JobPayload:
+    """What one job's conversion reads from the server (raw JSON, fetched together)."""
+
+    annotations: dict[str, Any]
+    meta: dict[str, Any]
+    layout: dict[str, Any] | None = None  # the job's validation layout (gt_pool tasks only)
+
+
+def fetch_job(source: Any, job: Mapping[str, Any], *, layout: bool = False) -> JobPayload:
+    """One job's annotations and frame list (and its validation layout when ``layout``)."""
+    return JobPayload(
+        source.annotations(job["id"]),
+        source.meta(job["id"]),
+        source.job_validation_layout(job["id"]) if layout else None,
+    )
+
+
+def convert_job(
+    source: Any,
+    job: Mapping[str, Any],
+    schema: LabelSchema,
+    payload: JobPayload,
+    *,
+    gt: bool = False,
 ) -> AnnotationSet:
-    """One job as an annotation set (annotator: its assignee, or ``ground_truth``)."""
+    """A fetched job as an annotation set (annotator: its assignee, or ``ground_truth``)."""
     who = GT_ANNOTATOR if gt else (_username(job) or f"job {job['id']}")
     host = _public_host(source)
     return cvat_job_to_annotations(
-        source.annotations(job["id"]),
-        source.meta(job["id"]),
+        payload.annotations,
+        payload.meta,
         schema,
         annotator=who,
         job={**job, "host": host} if host else job,
         name=f"job {job['id']}",
     )
+
+
+def pull_job(
+    source: Any, job: Mapping[str, Any], schema: LabelSchema, *, gt: bool = False
+) -> AnnotationSet:
+    """One job as an annotation set (annotator: its assignee, or ``ground_truth``)."""
+    return convert_job(source, job, schema, fetch_job(source, job), gt=gt)
 
 
 def score_task(
@@ -174,6 +206,8 @@ def score_task(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     only_job: int | None = None,
+    workers: int = 4,
+    on_progress: Progress | None = None,
 ) -> TaskResult:
     """Compare every selected job of a task with its GT job.
 
@@ -184,6 +218,9 @@ def score_task(
         overrides: CLI-level setting overrides (highest precedence).
         environ: environment for ``LABELGATE_<FIELD>`` settings (default ``os.environ``).
         only_job: score just this job (the filter is bypassed for it).
+        workers: jobs downloaded at once (each is converted and compared as soon as it and
+            the jobs before it have arrived, in job order).
+        on_progress: ``(description, done, total)`` after each job is scored.
 
     Returns:
         The :class:`TaskResult`.
@@ -211,7 +248,6 @@ def score_task(
             "acceptance/completed: CVAT itself would refuse this report"
         )
     layout = source.task_validation_layout(task_id)
-    gt = restrict_gt(pull_job(source, gt_job, schema, gt=True), layout)
     selected = [
         j
         for j in jobs
@@ -222,16 +258,29 @@ def score_task(
             else job_matches(settings.job_filter, job_view(j, task))
         )
     ]
+    pool_mode = layout.get("mode") == "gt_pool"
+    what, total = f"scoring task {task_id}", len(selected) + 1
     job_reports: dict[int, Report] = {}
     sets: dict[int, AnnotationSet] = {}
-    for job in selected:
-        job_layout = (
-            source.job_validation_layout(job["id"]) if layout.get("mode") == "gt_pool" else None
+    with closing(
+        iter_ordered(
+            lambda j: fetch_job(source, j, layout=pool_mode and j is not gt_job),
+            [gt_job, *selected],
+            workers=workers,
         )
-        ds = restrict_job(pull_job(source, job, schema), gt, layout, job_layout)
-        sets[job["id"]] = ds
-        job_reports[job["id"]] = compare(gt, ds, settings)
-        job_reports[job["id"]].data["parameters"]["inherited"] = inherited
+    ) as payloads:
+        if on_progress is not None:
+            on_progress(what, 0, total)
+        gt = restrict_gt(convert_job(source, gt_job, schema, next(payloads), gt=True), layout)
+        for n, (job, payload) in enumerate(zip(selected, payloads, strict=True), 1):
+            if on_progress is not None:
+                on_progress(what, n, total)
+            ds = restrict_job(convert_job(source, job, schema, payload), gt, layout, payload.layout)
+            sets[job["id"]] = ds
+            job_reports[job["id"]] = compare(gt, ds, settings)
+            job_reports[job["id"]].data["parameters"]["inherited"] = inherited
+    if on_progress is not None:
+        on_progress(what, total, total)
     report = task_report(list(job_reports.values())) if job_reports else None
     if report is not None:
         report.data["parameters"]["inherited"] = inherited
@@ -258,8 +307,12 @@ def score_target(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     store: Any = None,
+    workers: int = 4,
+    on_progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Score a CVAT ``project``, ``task`` or ``job`` and store job/task/project reports.
+
+    ``workers`` and ``on_progress`` are passed to :func:`score_task` for each task.
 
     Returns:
         ``{"target", "tasks": [{"task", "report", "jobs": [{"job", "report"}], "notes"}],
@@ -294,6 +347,8 @@ def score_target(
                     overrides=overrides,
                     environ=environ,
                     only_job=only_job,
+                    workers=workers,
+                    on_progress=on_progress,
                 )
             )
         except NotFound as exc:
