@@ -30,6 +30,7 @@ from labelgate.errors import (
     NotFound,
     ValidationError,
 )
+from labelgate.io.gc_pause import gc_paused
 from labelgate.security import redact
 
 T = TypeVar("T")
@@ -128,7 +129,8 @@ class CvatSource:
             finally:
                 response.release_conn()
             try:
-                data = json.loads(body)
+                with gc_paused():
+                    data = json.loads(body)
             except ValueError:
                 data = None
             if not isinstance(data, dict):

@@ -26,6 +26,7 @@ from labelgate.engine.report import Report
 from labelgate.engine.settings import resolve_settings
 from labelgate.errors import DataWarning, NotFound, ValidationError
 from labelgate.io.fetch import Progress, iter_ordered
+from labelgate.io.gc_pause import gc_paused
 from labelgate.model import AnnotationSet, LabelSchema
 from labelgate_cvat.payloads import cvat_job_to_annotations, schema_from_labels
 
@@ -181,14 +182,15 @@ def convert_job(
     """A fetched job as an annotation set (annotator: its assignee, or ``ground_truth``)."""
     who = GT_ANNOTATOR if gt else (_username(job) or f"job {job['id']}")
     host = _public_host(source)
-    return cvat_job_to_annotations(
-        payload.annotations,
-        payload.meta,
-        schema,
-        annotator=who,
-        job={**job, "host": host} if host else job,
-        name=f"job {job['id']}",
-    )
+    with gc_paused():
+        return cvat_job_to_annotations(
+            payload.annotations,
+            payload.meta,
+            schema,
+            annotator=who,
+            job={**job, "host": host} if host else job,
+            name=f"job {job['id']}",
+        )
 
 
 def pull_job(

@@ -55,7 +55,7 @@ def ls_group() -> None:
     default=8,
     show_default=True,
     type=click.IntRange(min=1, max=64),
-    help="Concurrent requests for the writes that go one object at a time.",
+    help="Concurrent requests: task pages read, and writes that go one object at a time.",
 )
 @click.option(
     "--threshold",

@@ -27,6 +27,7 @@ from labelgate.errors import (
     ValidationError,
 )
 from labelgate.io.fetch import Progress, map_ordered
+from labelgate.io.gc_pause import gc_paused
 from labelgate.model import AnnotationSet
 from labelgate.security import redact
 from labelgate_labelstudio.json_export import ls_tasks_to_annotation_set
@@ -192,14 +193,15 @@ class LabelStudioSource:
         meta: dict[str, Any] = {"url": self.url, "project_id": project_id}
         if snap.model_version:
             meta["model_version"] = snap.model_version
-        return ls_tasks_to_annotation_set(
-            snap.tasks,
-            snap.label_config,
-            name=snap.title,
-            users=self.users(),
-            meta=meta,
-            gt_policy=gt_policy,
-        )
+        with gc_paused():
+            return ls_tasks_to_annotation_set(
+                snap.tasks,
+                snap.label_config,
+                name=snap.title,
+                users=self.users(),
+                meta=meta,
+                gt_policy=gt_policy,
+            )
 
     def request(
         self,
@@ -228,7 +230,8 @@ class LabelStudioSource:
             r = wrapper.request(path, method=method, json=json, params=params)
             if r.status_code >= 400:
                 raise ApiError(status_code=r.status_code, headers=dict(r.headers), body=r.text)
-            return r.json() if r.content else None
+            with gc_paused():
+                return r.json() if r.content else None
 
         return self._call(what, go)
 

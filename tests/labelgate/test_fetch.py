@@ -78,3 +78,37 @@ def test_progress_counts_every_result_and_workers_must_be_positive():
     assert seen == [("pulling", i, 3) for i in range(4)]
     with pytest.raises(ValueError, match="workers=0"):
         list(iter_ordered(str, [1], workers=0))
+
+
+def test_gc_pause_nests_across_threads_and_restores_the_collector():
+    import gc
+
+    from labelgate.io.gc_pause import gc_paused
+
+    assert gc.isenabled()
+    inside = threading.Event()
+    release = threading.Event()
+    states: list[bool] = []
+
+    def other() -> None:
+        with gc_paused():
+            inside.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=other)
+    with gc_paused():
+        worker.start()
+        inside.wait(5)
+        states.append(gc.isenabled())
+    states.append(gc.isenabled())  # the other thread is still inside: stays off
+    release.set()
+    worker.join(5)
+    states.append(gc.isenabled())  # the last user left: on again
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        states.append(gc.isenabled())  # it was off before: left off
+    finally:
+        gc.enable()
+    assert states == [False, False, True, False]
