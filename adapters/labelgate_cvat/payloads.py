@@ -214,7 +214,8 @@ _NUMBER_TYPES = {int, float}  # exact types: a JSON true/false is a bool, never 
 
 
 class _ShapeColumns:
-    """Fast-path rows as plain column lists (no per-row arrays); :meth:`build` freezes them."""
+    """Fast-path rows as plain column lists (no per-row arrays), appended to by
+    :meth:`_Converter.fast_shape`; :meth:`build` freezes them."""
 
     def __init__(self) -> None:
         self.seq: list[int] = []
@@ -226,23 +227,6 @@ class _ShapeColumns:
 
     def __len__(self) -> int:
         return len(self.seq)
-
-    def add(self, seq: int, *row: Any) -> None:
-        """Append one validated row: ``seq``, the :data:`_FAST_COLUMNS` values in their order,
-        then the flat points and the attribute values."""
-        n = len(self.seq)
-        self.seq.append(seq)
-        self.table.append(row[:-2])
-        points, attributes = row[-2:]
-        if row[1] == Kind.RECTANGLE:
-            self.box.extend(points[:4])
-            self.counts.append(0)
-        else:
-            self.box.extend(_NAN_BOX)
-            self.coords.extend(points)
-            self.counts.append(len(points) // 2)
-        for key, value in attributes.items():
-            self.attrs.setdefault(key, {})[n] = value
 
     def build(self, annotator: str) -> tuple[Annotations, np.ndarray]:
         """The rows as :class:`Annotations` sorted by item (stable), and their ``seq`` numbers
@@ -569,29 +553,44 @@ class _Converter:
         theirs = (owner.get("attributes") or _NONE) if owner is not None else _NONE
         if type(mine) is not list or type(theirs) is not list:
             return False
-        for a in (*mine, *theirs):
-            if type(a) is not dict:
-                return False
+        for attrs in (mine, theirs):
+            for a in attrs:
+                if type(a) is not dict:
+                    return False
         values = self.known_attributes(label, mine, theirs)
         if values is None:
             values = self.attributes(
                 src, "shape" if owner is None else "track", frame, label, mine, theirs
             )
-        self.fast.add(
-            self.seq,
-            frame,
-            code,
-            label,
-            float(rotation),
-            z_order,
-            group,
-            bool(get("occluded")),
-            oid,
-            SourceType.SHAPE if owner is None else SourceType.TRACK,
-            origin,
-            pts,
-            values,
+        fast = self.fast
+        fast.seq.append(self.seq)
+        fast.table.append(
+            (
+                frame,
+                code,
+                label,
+                float(rotation),
+                z_order,
+                group,
+                bool(get("occluded")),
+                oid,
+                SourceType.SHAPE if owner is None else SourceType.TRACK,
+                origin,
+            )
         )
+        if code == Kind.RECTANGLE:
+            fast.box.extend(pts[:4])
+            fast.counts.append(0)
+        else:
+            fast.box.extend(_NAN_BOX)
+            fast.coords.extend(pts)
+            fast.counts.append(n // 2)
+        row = len(fast.seq) - 1
+        for key, value in values.items():
+            column = fast.attrs.get(key)
+            if column is None:
+                column = fast.attrs[key] = {}
+            column[row] = value
         self.seq += 1
         return True
 
@@ -825,7 +824,7 @@ def cvat_job_to_annotations(
         groups[key] = records
     stop = to_int(meta["stop_frame"], "stop_frame")
     for n, obj in enumerate(groups["shapes"]):
-        if isinstance(obj, Mapping):
+        if type(obj) is dict or isinstance(obj, Mapping):  # the ABC check is the slow one
             if not conv.fast_shape(obj):
                 conv.shape(obj)
         else:
