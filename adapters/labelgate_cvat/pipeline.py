@@ -25,7 +25,7 @@ from labelgate.engine.job_filter import job_matches
 from labelgate.engine.report import Report
 from labelgate.engine.settings import resolve_settings
 from labelgate.errors import DataWarning, NotFound, ValidationError
-from labelgate.io.fetch import Progress, iter_ordered
+from labelgate.io.fetch import Progress, iter_ordered, map_ordered
 from labelgate.io.gc_pause import gc_paused
 from labelgate.model import AnnotationSet, LabelSchema
 from labelgate_cvat.payloads import cvat_job_to_annotations, schema_from_labels
@@ -163,12 +163,12 @@ class JobPayload:
 
 
 def fetch_job(source: Any, job: Mapping[str, Any], *, layout: bool = False) -> JobPayload:
-    """One job's annotations and frame list (and its validation layout when ``layout``)."""
-    return JobPayload(
-        source.annotations(job["id"]),
-        source.meta(job["id"]),
-        source.job_validation_layout(job["id"]) if layout else None,
-    )
+    """One job's annotations and frame list (and its validation layout when ``layout``),
+    requested at once: the small answers arrive while the big one downloads."""
+    jid = job["id"]
+    calls = [source.annotations, source.meta] + ([source.job_validation_layout] if layout else [])
+    answers = map_ordered(lambda call: call(jid), calls, workers=len(calls))
+    return JobPayload(answers[0], answers[1], answers[2] if layout else None)
 
 
 def convert_job(
