@@ -68,6 +68,7 @@ bench: install $(LS_VENV)/.installed
 	$(PY) bench/webhook.py --backend redis || status=1; \
 	$(PY) bench/dashboard.py || status=1; \
 	LABELGATE_LS_SERVER_PYTHON=$(abspath $(LS_VENV))/bin/python $(PY) bench/ls_pushback.py || status=1; \
+	LABELGATE_LS_SERVER_PYTHON=$(abspath $(LS_VENV))/bin/python $(PY) bench/pulls.py || status=1; \
 	exit $$status
 
 clean:

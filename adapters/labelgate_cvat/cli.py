@@ -61,6 +61,13 @@ def _pct(value: Any) -> str:
     "(workers need the same --store).",
 )
 @click.option("--wait-timeout", default=3600.0, show_default=True, type=float)
+@click.option(
+    "--workers",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="Jobs downloaded at once (a 429 answer is retried after its Retry-After).",
+)
 @click.option("--store", "store_url", default=None, help="Report store URL.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True)
@@ -78,6 +85,7 @@ def score_cmd(
     quorum: float | None,
     queue_url: str | None,
     wait_timeout: float,
+    workers: int,
     store_url: str | None,
     json_out: Path | None,
     quiet: bool,
@@ -87,6 +95,7 @@ def score_cmd(
     Credentials: LABELGATE_CVAT_TOKEN (personal access token) or LABELGATE_CVAT_USER and
     LABELGATE_CVAT_PASSWORD; they are never printed.
     """
+    from labelgate.cli.progress import make_console, progress_steps
     from labelgate.config import load
     from labelgate.store import open_store
     from labelgate_cvat.client import connect
@@ -139,7 +148,17 @@ def score_cmd(
                 task_ids = [source.job(int(target))["task_id"]]
             for tid in task_ids:
                 merged += merge_replicas(source, tid, quorum=quorum)
-        result = score_target(source, kind, int(target), settings_file=settings_file, store=store)
+        with progress_steps(make_console(quiet)) as steps:
+            steps.update(f"reading {kind} {target}")
+            result = score_target(
+                source,
+                kind,
+                int(target),
+                settings_file=settings_file,
+                store=store,
+                workers=workers,
+                on_progress=steps.callback,
+            )
         pushed = []
         if issues or stage_policy:
             for r in result["_results"]:

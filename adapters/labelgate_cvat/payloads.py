@@ -18,18 +18,20 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any
 
 import numpy as np
 
 from labelgate.errors import DataWarning, FormatError, ValidationError
 from labelgate.geometry.rle import from_cvat
-from labelgate.io.inputs import to_float, to_int
+from labelgate.io.inputs import INT64_MAX, INT64_MIN, to_float, to_int
 from labelgate.model import (
     ABSENT,
     HIDDEN,
     MAX_COORDINATE,
     VISIBLE,
+    Annotations,
     AnnotationsBuilder,
     AnnotationSet,
     AttributeSpec,
@@ -40,6 +42,7 @@ from labelgate.model import (
     Origin,
     SourceType,
     Submission,
+    gather_ragged,
 )
 from labelgate_cvat.tracks import expand_track
 
@@ -201,6 +204,103 @@ def items_from_meta(meta: Mapping[str, Any]) -> Items:
     )
 
 
+_FAST_KINDS = {
+    "rectangle": Kind.RECTANGLE,
+    "polygon": Kind.POLYGON,
+    "polyline": Kind.POLYLINE,
+    "points": Kind.POINTS,
+}
+_NUMBER_TYPES = {int, float}  # exact types: a JSON true/false is a bool, never a number
+
+
+class _ShapeColumns:
+    """Fast-path rows as plain column lists (no per-row arrays), appended to by
+    :meth:`_Converter.fast_shape`; :meth:`build` freezes them."""
+
+    def __init__(self) -> None:
+        self.seq: list[int] = []
+        self.table: list[tuple[Any, ...]] = []  # one tuple of _FAST_COLUMNS values per row
+        self.coords: list[float] = []  # flat x, y of polygon/polyline/points rows
+        self.counts: list[int] = []  # points per row (0 for rectangles)
+        self.box: list[float] = []  # x1, y1, x2, y2 per row (NaN until built for point shapes)
+        self.attrs: dict[str, dict[int, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def build(self, annotator: str) -> tuple[Annotations, np.ndarray]:
+        """The rows as :class:`Annotations` sorted by item (stable), and their ``seq`` numbers
+        in that order."""
+        n = len(self.seq)
+        # Transposed in C: one tuple per column, then one array per column.
+        by_column = list(zip(*self.table, strict=True)) if n else [()] * len(_FAST_COLUMNS)
+        cols: dict[str, Any] = {
+            name: np.asarray(values, dtype=dtype)
+            for (name, dtype), values in zip(_FAST_COLUMNS.items(), by_column, strict=True)
+        }
+        counts = np.asarray(self.counts, dtype=np.int64)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        points = np.asarray(self.coords, dtype=np.float64).reshape(-1, 2)
+        bbox: np.ndarray = np.asarray(self.box, dtype=np.float64).reshape(n, 4)
+        shaped = np.flatnonzero(counts)
+        if len(shaped):  # their point runs are contiguous and cover ``points``
+            starts = offsets[shaped]
+            bbox[shaped, 0] = np.minimum.reduceat(points[:, 0], starts)
+            bbox[shaped, 1] = np.minimum.reduceat(points[:, 1], starts)
+            bbox[shaped, 2] = np.maximum.reduceat(points[:, 0], starts)
+            bbox[shaped, 3] = np.maximum.reduceat(points[:, 1], starts)
+        attrs: dict[str, np.ndarray] = {}
+        for key, by_row in self.attrs.items():
+            col = np.full(n, None, dtype=object)
+            col[list(by_row)] = list(by_row.values())
+            attrs[key] = col
+        seq = np.asarray(self.seq, dtype=np.int64)
+        order = np.argsort(cols["item"], kind="stable")
+        if np.any(order != np.arange(n)):
+            cols = {k: v[order] for k, v in cols.items()}
+            bbox, seq = bbox[order], seq[order]
+            offsets, points = gather_ragged(offsets, points, order)
+            attrs = {k: v[order] for k, v in attrs.items()}
+        empty = np.full(n, None, dtype=object)
+        annotations = Annotations(
+            **cols,
+            bbox=bbox,
+            annotator=np.zeros(n, np.int32),
+            control=np.full(n, -1, np.int16),
+            score=np.full(n, np.nan),
+            number=np.full(n, np.nan),
+            span=np.full((n, 2), np.nan),
+            text=empty,
+            source_ref=empty.copy(),
+            point_offsets=offsets,
+            points=points,
+            vis=np.full(len(points), VISIBLE, np.int8),
+            rle_offsets=np.zeros(n + 1, np.int64),
+            rle=np.zeros(0, np.uint32),
+            attributes=attrs,
+            annotators=(annotator,),
+        )
+        return annotations, seq
+
+
+#: The fast path's own row columns and their dtypes (the model's, see ``Annotations``).
+_FAST_COLUMNS: dict[str, Any] = {
+    "item": np.int64,
+    "kind": np.int8,
+    "label": np.int32,
+    "rotation": np.float64,
+    "z_order": np.int32,
+    "group": np.int64,
+    "occluded": np.bool_,
+    "source_id": np.int64,
+    "source_type": np.int8,
+    "origin": np.int8,
+}
+_NAN_BOX = (np.nan,) * 4
+_NONE: list[Any] = []  # shared "no attributes": only ever read
+
+
 @dataclass
 class _Index:
     """CVAT ids → schema positions."""
@@ -232,8 +332,19 @@ class _Converter:
         self.ix = index
         self.items = items
         self.where = where
+        self.annotator = annotator
+        # Rows from the general path (every check, one builder call each) and from the fast
+        # path (common shapes, straight into columns); ``seq`` numbers rows in arrival order
+        # across both so the merged set keeps the order one builder would have given it.
         self.builder = AnnotationsBuilder([annotator])
+        self.slow_item: list[int] = []
+        self.slow_seq: list[int] = []
+        self.fast = _ShapeColumns()
+        self.seq = 0
         self.errors: list[dict[str, Any]] = []
+        self._defaults: dict[int, dict[str, Any]] = {}
+        self._known: dict[tuple[int, str], tuple[int, str, Any]] = {}
+        self._origins: dict[str, Origin] = {}
         self.size = {
             int(i): (int(w), int(h))
             for i, w, h in zip(items.id, items.width, items.height, strict=True)
@@ -269,6 +380,13 @@ class _Converter:
             error["field"] = field
         self.errors.append(error)
 
+    def _add(self, item: int, kind: Kind, label: int, **values: Any) -> None:
+        """One row through :meth:`AnnotationsBuilder.add` (which re-checks it)."""
+        self.builder.add(item, kind, label, **values)
+        self.slow_item.append(item)
+        self.slow_seq.append(self.seq)
+        self.seq += 1
+
     def label(self, obj: Mapping[str, Any]) -> int:
         lid = obj.get("label_id")
         if isinstance(lid, str):  # the XML reader's note for a name it could not resolve
@@ -276,6 +394,24 @@ class _Converter:
         if lid not in self.ix.label:
             raise ValidationError(f"label_id {lid!r} is not a label of this task")
         return self.ix.label[int(lid)]
+
+    def known_attributes(self, label: int, *groups: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """:meth:`attributes` from values already read without a problem; None when a value
+        is new or bad (then :meth:`attributes` reads, and reports, them all)."""
+        defaults = self._defaults.get(label)
+        if defaults is None:
+            return None
+        out = dict(defaults)
+        for attrs in groups:
+            for a in attrs:
+                sid, raw = a.get("spec_id"), a.get("value")
+                if type(sid) is not int or type(raw) is not str:
+                    return None
+                hit = self._known.get((sid, raw))
+                if hit is None or hit[0] != label:
+                    return None
+                out[hit[1]] = hit[2]
+        return out
 
     def attributes(
         self,
@@ -291,8 +427,11 @@ class _Converter:
         attribute whose default is ""). A value CVAT cannot read, or a spec_id of another label,
         is an ``invalid_attribute`` data error; the annotation is kept either way.
         """
-        specs = self.ix.schema.labels[label].attributes
-        out: dict[str, Any] = {s.name: s.parse(s.default).value for s in specs}
+        defaults = self._defaults.get(label)
+        if defaults is None:
+            specs = self.ix.schema.labels[label].attributes
+            defaults = self._defaults[label] = {s.name: s.parse(s.default).value for s in specs}
+        out = dict(defaults)
         for attrs in groups:
             for a in attrs:
                 sid = a.get("spec_id")
@@ -310,6 +449,9 @@ class _Converter:
                 spec = found[1]
                 raw = a.get("value")
                 parsed = spec.parse("" if raw is None else raw)
+                if type(raw) is str and type(sid) is int and not parsed.problem:
+                    # Parsing is pure: the same text parses the same way next time.
+                    self._known[(sid, raw)] = (found[0], spec.name, parsed.value)
                 if parsed.problem:
                     self.fail(
                         obj,
@@ -328,7 +470,7 @@ class _Converter:
             if frame not in self.size:
                 raise ValidationError(f"frame {frame} is outside the job's frames")
             label = self.label(tag)
-            self.builder.add(
+            self._add(
                 frame,
                 Kind.TAG,
                 label,
@@ -344,6 +486,113 @@ class _Converter:
             )
         except (ValidationError, ValueError, KeyError, TypeError, OverflowError) as exc:
             self.fail(tag, "tag", tag.get("frame"), exc)
+
+    def fast_shape(self, shape: Any, owner: Mapping[str, Any] | None = None) -> bool:
+        """Add a common, well-formed shape straight to the columns; False leaves it to
+        :meth:`shape`.
+
+        Taken here: rectangles, polygons, polylines and points whose every field already has
+        its final type and range (JSON ints and floats, a known frame and label, finite
+        coordinates within ±2**31 px, a rectangle with x2 >= x1 and y2 >= y1). Nothing here
+        can fail after a row's attributes are read, so a shape either goes here without a
+        data error of its own or to :meth:`shape`, which names the problem; attribute errors
+        are reported the same way on both paths, in the same order.
+        """
+        get = shape.get
+        src = shape if owner is None else owner
+        kind, frame, pts = get("type"), get("frame"), get("points")
+        lid, oid, origin = src.get("label_id"), src.get("id", -1), src.get("source")
+        group, z_order, rotation = (
+            src.get("group") or 0,
+            get("z_order") or 0,
+            get("rotation") or 0.0,
+        )
+        # Exact types: a JSON true/false is a bool, never a number.
+        if (
+            type(kind) is not str
+            or type(frame) is not int
+            or type(lid) is not int
+            or type(pts) is not list
+            or type(group) is not int
+            or type(z_order) is not int
+            or (oid is not None and type(oid) is not int)
+            or (type(rotation) is not float and type(rotation) is not int)
+            or get("outside")
+            or get("error")
+            or frame not in self.size
+            or not 0 <= group <= INT64_MAX
+            or not -(2**31) <= z_order < 2**31
+            or not -(2.0**63) <= rotation <= 2.0**63  # also refuses NaN and infinities
+        ):
+            return False
+        code = _FAST_KINDS.get(kind)
+        label = self.ix.label.get(lid)
+        n = len(pts)
+        if code is None or label is None or n % 2 or n < _MIN_COORDS[kind]:
+            return False
+        if not set(map(type, pts)) <= _NUMBER_TYPES:
+            return False
+        if min(pts) < -MAX_COORDINATE or max(pts) > MAX_COORDINATE or not isfinite(sum(pts)):
+            return False  # sum() is NaN when any value is NaN or infinite
+        if code == Kind.RECTANGLE and (pts[2] < pts[0] or pts[3] < pts[1]):
+            return False
+        if oid is None:
+            oid = -1
+        elif not INT64_MIN <= oid <= INT64_MAX:
+            return False
+        if origin is None or origin == "":
+            origin = Origin.MANUAL
+        elif type(origin) is str:
+            found = self._origins.get(origin)
+            if found is None:
+                found = self._origins[origin] = Origin.parse(origin)
+            origin = found
+        else:
+            return False
+        mine = get("attributes") or _NONE
+        theirs = (owner.get("attributes") or _NONE) if owner is not None else _NONE
+        if type(mine) is not list or type(theirs) is not list:
+            return False
+        for attrs in (mine, theirs):
+            for a in attrs:
+                if type(a) is not dict:
+                    return False
+        values = self.known_attributes(label, mine, theirs)
+        if values is None:
+            values = self.attributes(
+                src, "shape" if owner is None else "track", frame, label, mine, theirs
+            )
+        fast = self.fast
+        fast.seq.append(self.seq)
+        fast.table.append(
+            (
+                frame,
+                code,
+                label,
+                float(rotation),
+                z_order,
+                group,
+                bool(get("occluded")),
+                oid,
+                SourceType.SHAPE if owner is None else SourceType.TRACK,
+                origin,
+            )
+        )
+        if code == Kind.RECTANGLE:
+            fast.box.extend(pts[:4])
+            fast.counts.append(0)
+        else:
+            fast.box.extend(_NAN_BOX)
+            fast.coords.extend(pts)
+            fast.counts.append(n // 2)
+        row = len(fast.seq) - 1
+        for key, value in values.items():
+            column = fast.attrs.get(key)
+            if column is None:
+                column = fast.attrs[key] = {}
+            column[row] = value
+        self.seq += 1
+        return True
 
     def shape(
         self,
@@ -405,18 +654,18 @@ class _Converter:
                 f"{kind} with {len(pts) // 2} points; at least {least // 2} needed"
             )
         if kind == "rectangle":
-            self.builder.add(frame, Kind.RECTANGLE, label, bbox=tuple(pts[:4]), **common)
+            self._add(frame, Kind.RECTANGLE, label, bbox=tuple(pts[:4]), **common)
         elif kind == "ellipse":
             cx, cy, rx_pt, ty_pt = pts[:4]
             rx, ry = abs(rx_pt - cx), abs(cy - ty_pt)
             box = (cx - rx, cy - ry, cx + rx, cy + ry)
-            self.builder.add(frame, Kind.ELLIPSE, label, bbox=box, **common)
+            self._add(frame, Kind.ELLIPSE, label, bbox=box, **common)
         elif kind in ("polygon", "polyline", "points"):
-            self.builder.add(frame, Kind.parse(kind), label, points=pts, **common)
+            self._add(frame, Kind.parse(kind), label, points=pts, **common)
         elif kind == "cuboid":
             if len(pts) != 16:
                 raise ValidationError(f"cuboid has {len(pts)} coordinates; 16 expected")
-            self.builder.add(frame, Kind.CUBOID, label, points=pts, **common)
+            self._add(frame, Kind.CUBOID, label, points=pts, **common)
         elif kind == "mask":
             self._mask(pts, frame, label, common)
         elif kind == "skeleton":
@@ -433,7 +682,7 @@ class _Converter:
         left, top, right, bottom = (int(v) for v in pts[-4:])
         counts = from_cvat(pts.tolist(), h, w)
         box = (float(left), float(top), float(right + 1), float(bottom + 1))
-        self.builder.add(frame, Kind.MASK, label, bbox=box, rle=counts, **common)
+        self._add(frame, Kind.MASK, label, bbox=box, rle=counts, **common)
 
     def _skeleton(
         self,
@@ -460,7 +709,7 @@ class _Converter:
             vis[where[1]] = HIDDEN if el.get("occluded") else VISIBLE
         if not (vis != ABSENT).any():
             return  # CVAT drops skeletons whose points are all absent
-        self.builder.add(frame, Kind.SKELETON, label, points=xy, vis=vis, **common)
+        self._add(frame, Kind.SKELETON, label, points=xy, vis=vis, **common)
 
     def interval(self, interval: Mapping[str, Any], item: int) -> None:
         """Add one audio interval (CVAT 2.67+) on the recording's item ``item``."""
@@ -522,7 +771,35 @@ class _Converter:
                         if f in per_frame
                     ],
                 }
-            self.shape(s, owner=track, otype="track")
+            if not self.fast_shape(s, track):
+                self.shape(s, owner=track, otype="track")
+
+
+def _merged(conv: _Converter) -> Annotations:
+    """The converter's rows from both paths as one set, in the order one builder would give:
+    by item, then by arrival."""
+    if not len(conv.fast):
+        return conv.builder.build()
+    fast, fast_seq = conv.fast.build(conv.annotator)
+    if not conv.slow_seq:
+        return fast
+    slow = conv.builder.build()
+    slow_seq = np.asarray(conv.slow_seq, np.int64)[
+        np.argsort(np.asarray(conv.slow_item, np.int64), kind="stable")
+    ]
+    both = Annotations.concat([slow, fast])  # stable by item: slow rows first in each item
+    seq = np.concatenate([slow_seq, fast_seq])[
+        np.argsort(np.concatenate([slow.item, fast.item]), kind="stable")
+    ]
+    order = np.lexsort((seq, both.item))
+    both, seq = both.take(order), seq[order]
+    # Attribute columns in order of first use, as one builder would have listed them.
+    first = {
+        key: int(seq[[v is not None for v in col]].min(initial=len(seq)))
+        for key, col in both.attributes.items()
+    }
+    ordered = {k: both.attributes[k] for k in sorted(first, key=first.__getitem__)}
+    return both.with_columns(attributes=ordered)
 
 
 def cvat_job_to_annotations(
@@ -572,12 +849,17 @@ def cvat_job_to_annotations(
             raise FormatError(f"{where}: annotations: {key!r} is not a list")
         groups[key] = records
     stop = to_int(meta["stop_frame"], "stop_frame")
-    for add, key, otype in ((conv.shape, "shapes", "shape"), (conv.tag, "tags", "tag")):
-        for n, obj in enumerate(groups[key]):
-            if isinstance(obj, Mapping):
-                add(obj)
-            else:
-                conv.fail({"id": f"#{n}"}, otype, None, ValidationError("not an object"))
+    for n, obj in enumerate(groups["shapes"]):
+        if type(obj) is dict or isinstance(obj, Mapping):  # the ABC check is the slow one
+            if not conv.fast_shape(obj):
+                conv.shape(obj)
+        else:
+            conv.fail({"id": f"#{n}"}, "shape", None, ValidationError("not an object"))
+    for n, obj in enumerate(groups["tags"]):
+        if isinstance(obj, Mapping):
+            conv.tag(obj)
+        else:
+            conv.fail({"id": f"#{n}"}, "tag", None, ValidationError("not an object"))
     for n, track in enumerate(groups["tracks"]):
         if isinstance(track, Mapping):
             conv.track(track, stop)
@@ -613,7 +895,7 @@ def cvat_job_to_annotations(
         name=name or where,
         schema=schema,
         items=items,
-        annotations=conv.builder.build(),
+        annotations=_merged(conv),
         # Only live jobs carry a stage/state; an export's job has no verdict to report.
         submissions=submissions if ("state" in job or "stage" in job) else (),
         meta=info,

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import warnings
 from collections.abc import Mapping
+from contextlib import closing
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +26,8 @@ from labelgate.engine.job_filter import job_matches
 from labelgate.engine.report import Report
 from labelgate.engine.settings import resolve_settings
 from labelgate.errors import DataWarning, NotFound, ValidationError
+from labelgate.io.fetch import Progress, iter_ordered, map_ordered
+from labelgate.io.gc_pause import gc_paused
 from labelgate.model import AnnotationSet, Kind, LabelSchema
 from labelgate_cvat.payloads import cvat_job_to_annotations, schema_from_labels
 from labelgate_cvat.versions import REPLICA_TYPES, REQUIREMENTS, check_quorum
@@ -208,20 +211,51 @@ def _public_host(source: Any) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
+@dataclasses.dataclass(frozen=True)
+class JobPayload:
+    """What one job's conversion reads from the server (raw JSON, fetched together)."""
+
+    annotations: dict[str, Any]
+    meta: dict[str, Any]
+    layout: dict[str, Any] | None = None  # the job's validation layout (gt_pool tasks only)
+
+
+def fetch_job(source: Any, job: Mapping[str, Any], *, layout: bool = False) -> JobPayload:
+    """One job's annotations and frame list (and its validation layout when ``layout``),
+    requested at once: the small answers arrive while the big one downloads."""
+    jid = job["id"]
+    calls = [source.annotations, source.meta] + ([source.job_validation_layout] if layout else [])
+    answers = map_ordered(lambda call: call(jid), calls, workers=len(calls))
+    return JobPayload(answers[0], answers[1], answers[2] if layout else None)
+
+
+def convert_job(
+    source: Any,
+    job: Mapping[str, Any],
+    schema: LabelSchema,
+    payload: JobPayload,
+    *,
+    gt: bool = False,
+) -> AnnotationSet:
+    """A fetched job as an annotation set (annotator: its assignee, or ``ground_truth``)."""
+    who = GT_ANNOTATOR if gt else (_username(job) or f"job {job['id']}")
+    host = _public_host(source)
+    with gc_paused():
+        return cvat_job_to_annotations(
+            payload.annotations,
+            payload.meta,
+            schema,
+            annotator=who,
+            job={**job, "host": host} if host else job,
+            name=f"job {job['id']}",
+        )
+
+
 def pull_job(
     source: Any, job: Mapping[str, Any], schema: LabelSchema, *, gt: bool = False
 ) -> AnnotationSet:
     """One job as an annotation set (annotator: its assignee, or ``ground_truth``)."""
-    who = GT_ANNOTATOR if gt else (_username(job) or f"job {job['id']}")
-    host = _public_host(source)
-    return cvat_job_to_annotations(
-        source.annotations(job["id"]),
-        source.meta(job["id"]),
-        schema,
-        annotator=who,
-        job={**job, "host": host} if host else job,
-        name=f"job {job['id']}",
-    )
+    return convert_job(source, job, schema, fetch_job(source, job), gt=gt)
 
 
 def intervals_not_scored(aset: AnnotationSet, where: str) -> list[str]:
@@ -248,6 +282,8 @@ def score_task(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     only_job: int | None = None,
+    workers: int = 4,
+    on_progress: Progress | None = None,
 ) -> TaskResult:
     """Compare every selected job of a task with its GT job.
 
@@ -258,6 +294,9 @@ def score_task(
         overrides: CLI-level setting overrides (highest precedence).
         environ: environment for ``LABELGATE_<FIELD>`` settings (default ``os.environ``).
         only_job: score just this job (the filter is bypassed for it).
+        workers: jobs downloaded at once (each is converted and compared as soon as it and
+            the jobs before it have arrived, in job order).
+        on_progress: ``(description, done, total)`` after each job is scored.
 
     Returns:
         The :class:`TaskResult`.
@@ -285,8 +324,6 @@ def score_task(
             "acceptance/completed: CVAT itself would refuse this report"
         )
     layout = source.task_validation_layout(task_id)
-    gt = restrict_gt(pull_job(source, gt_job, schema, gt=True), layout)
-    notes += intervals_not_scored(gt, f"GT job {gt_job['id']}")
     selected = [
         j
         for j in jobs
@@ -297,17 +334,31 @@ def score_task(
             else job_matches(settings.job_filter, job_view(j, task))
         )
     ]
+    pool_mode = layout.get("mode") == "gt_pool"
+    what, total = f"scoring task {task_id}", len(selected) + 1
     job_reports: dict[int, Report] = {}
     sets: dict[int, AnnotationSet] = {}
-    for job in selected:
-        job_layout = (
-            source.job_validation_layout(job["id"]) if layout.get("mode") == "gt_pool" else None
+    with closing(
+        iter_ordered(
+            lambda j: fetch_job(source, j, layout=pool_mode and j is not gt_job),
+            [gt_job, *selected],
+            workers=workers,
         )
-        ds = restrict_job(pull_job(source, job, schema), gt, layout, job_layout)
-        sets[job["id"]] = ds
-        notes += intervals_not_scored(ds, f"job {job['id']}")
-        job_reports[job["id"]] = compare(gt, ds, settings)
-        job_reports[job["id"]].data["parameters"]["inherited"] = inherited
+    ) as payloads:
+        if on_progress is not None:
+            on_progress(what, 0, total)
+        gt = restrict_gt(convert_job(source, gt_job, schema, next(payloads), gt=True), layout)
+        notes += intervals_not_scored(gt, f"GT job {gt_job['id']}")
+        for n, (job, payload) in enumerate(zip(selected, payloads, strict=True), 1):
+            if on_progress is not None:
+                on_progress(what, n, total)
+            ds = restrict_job(convert_job(source, job, schema, payload), gt, layout, payload.layout)
+            sets[job["id"]] = ds
+            notes += intervals_not_scored(ds, f"job {job['id']}")
+            job_reports[job["id"]] = compare(gt, ds, settings)
+            job_reports[job["id"]].data["parameters"]["inherited"] = inherited
+    if on_progress is not None:
+        on_progress(what, total, total)
     report = task_report(list(job_reports.values())) if job_reports else None
     if report is not None:
         report.data["parameters"]["inherited"] = inherited
@@ -334,8 +385,12 @@ def score_target(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     store: Any = None,
+    workers: int = 4,
+    on_progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Score a CVAT ``project``, ``task`` or ``job`` and store job/task/project reports.
+
+    ``workers`` and ``on_progress`` are passed to :func:`score_task` for each task.
 
     Returns:
         ``{"target", "tasks": [{"task", "report", "jobs": [{"job", "report"}], "notes"}],
@@ -370,6 +425,8 @@ def score_target(
                     overrides=overrides,
                     environ=environ,
                     only_job=only_job,
+                    workers=workers,
+                    on_progress=on_progress,
                 )
             )
         except NotFound as exc:

@@ -19,7 +19,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from labelgate.errors import AuthenticationFailed, ConnectionFailed, NotFound, ValidationError
+from labelgate.errors import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    FormatError,
+    NotFound,
+    ValidationError,
+)
+from labelgate.io.fetch import Progress, map_ordered
+from labelgate.io.gc_pause import gc_paused
 from labelgate.model import AnnotationSet
 from labelgate.security import redact
 from labelgate_labelstudio.json_export import ls_tasks_to_annotation_set
@@ -31,6 +39,9 @@ REVIEW_VIEW = "labelgate: review queue"
 AUDIT_VIEW = "labelgate: audit sample"
 #: The task data field holding labelgate's task score: a sortable, filterable Data Manager column.
 SCORE_FIELD = "labelgate_score"
+#: Tasks per page of the task list: big enough that requests are few, small enough that
+#: several pages are in flight at once.
+PAGE = 100
 T = TypeVar("T")
 
 
@@ -99,8 +110,15 @@ class LabelStudioSource:
             for u in self._call("list users", lambda: list(self.client.users.list()))
         }
 
-    def snapshot(self, project_id: int) -> Snapshot:
-        """The project and every task with all annotations and predictions (paginated).
+    def snapshot(
+        self, project_id: int, *, workers: int = 4, on_progress: Progress | None = None
+    ) -> Snapshot:
+        """The project and every task with all annotations and predictions.
+
+        Args:
+            project_id: the project.
+            workers: task pages downloaded at once.
+            on_progress: ``(description, done, total)`` after each page of tasks.
 
         Raises:
             NotFound, AuthenticationFailed, ConnectionFailed: as the server answers.
@@ -108,41 +126,82 @@ class LabelStudioSource:
         project = self._call(
             f"read project {project_id}", lambda: self.client.projects.get(id=project_id)
         )
-        tasks = self._call(
-            f"list the tasks of project {project_id}",
-            lambda: [_dump(t) for t in self.client.tasks.list(project=project_id, fields="all")],
-        )
         return Snapshot(
             project_id,
             str(project.title or f"project {project_id}"),
             str(project.label_config),
             getattr(project, "model_version", None) or None,
-            tasks,
+            self.tasks(project_id, workers=workers, on_progress=on_progress),
         )
 
+    def tasks(
+        self, project_id: int, *, workers: int = 4, on_progress: Progress | None = None
+    ) -> list[dict[str, Any]]:
+        """Every task of a project as the task list returns it (``fields=all``), raw JSON.
+
+        The pages are fetched ``workers`` at a time once the first has told how many there
+        are; the SDK's pager would read them one by one and build a model object per task.
+        Its HTTP client retries a 429 after the server's ``Retry-After``.
+
+        Raises:
+            FormatError: a page is not the task list's JSON shape.
+            NotFound, AuthenticationFailed, ConnectionFailed: as the server answers.
+        """
+        what = f"list the tasks of project {project_id}"
+
+        def page(number: int) -> tuple[list[dict[str, Any]], int]:
+            params = {"project": project_id, "fields": "all", "page": number, "page_size": PAGE}
+            body = self.request(what, "GET", "api/tasks/", params=params)
+            tasks = body.get("tasks") if isinstance(body, dict) else None
+            total = body.get("total") if isinstance(body, dict) else None
+            if not isinstance(tasks, list) or not isinstance(total, int):
+                raise FormatError(f"Label Studio: {what}: page {number} is not a task list")
+            return tasks, total
+
+        first, total = page(1)
+        pages = list(range(2, -(-total // PAGE) + 1))  # ceil(total / PAGE) pages in all
+        description = f"pulling {total} tasks of project {project_id}"
+        if on_progress is not None:
+            on_progress(description, 1, len(pages) + 1)
+
+        def report(_what: str, done: int, _total: int) -> None:
+            if on_progress is not None and done:
+                on_progress(description, done + 1, len(pages) + 1)
+
+        rest = map_ordered(page, pages, workers=workers, on_progress=report)
+        return [task for chunk in (first, *(tasks for tasks, _ in rest)) for task in chunk]
+
     def pull(
-        self, project_id: int, snapshot: Snapshot | None = None, gt_policy: str = "per-author"
+        self,
+        project_id: int,
+        snapshot: Snapshot | None = None,
+        gt_policy: str = "per-author",
+        *,
+        workers: int = 4,
+        on_progress: Progress | None = None,
     ) -> AnnotationSet:
         """The project as an annotation set (from ``snapshot`` when the caller already has one).
 
         ``meta["model_version"]`` is the project's model version (the team's model);
-        ``gt_policy``: how several ground-truth annotations on one task are treated.
+        ``gt_policy``: how several ground-truth annotations on one task are treated;
+        ``workers`` and ``on_progress`` as :meth:`tasks`.
 
         Raises:
             NotFound, AuthenticationFailed, ConnectionFailed: as the server answers.
         """
-        snap = snapshot or self.snapshot(project_id)
+        snap = snapshot or self.snapshot(project_id, workers=workers, on_progress=on_progress)
         meta: dict[str, Any] = {"url": self.url, "project_id": project_id}
         if snap.model_version:
             meta["model_version"] = snap.model_version
-        return ls_tasks_to_annotation_set(
-            snap.tasks,
-            snap.label_config,
-            name=snap.title,
-            users=self.users(),
-            meta=meta,
-            gt_policy=gt_policy,
-        )
+        with gc_paused():
+            return ls_tasks_to_annotation_set(
+                snap.tasks,
+                snap.label_config,
+                name=snap.title,
+                users=self.users(),
+                meta=meta,
+                gt_policy=gt_policy,
+            )
 
     def request(
         self,
@@ -171,7 +230,8 @@ class LabelStudioSource:
             r = wrapper.request(path, method=method, json=json, params=params)
             if r.status_code >= 400:
                 raise ApiError(status_code=r.status_code, headers=dict(r.headers), body=r.text)
-            return r.json() if r.content else None
+            with gc_paused():
+                return r.json() if r.content else None
 
         return self._call(what, go)
 

@@ -217,8 +217,8 @@ def score_project(
             them only where the project already has some (the webhook worker's choice).
         meta: also write the full per-task entry into ``meta["labelgate"]`` (one request per
             changed task).
-        workers: concurrent requests for the per-object writes.
-        on_progress: ``(description, done, total)`` callback of the push.
+        workers: concurrent requests for the task pages and the per-object writes.
+        on_progress: ``(description, done, total)`` callback of the pull and the push.
 
     Returns:
         JSON-ready summary: per-annotator accuracy, agreement, per-task scores, flagged tasks,
@@ -228,11 +228,13 @@ def score_project(
 
     # The raw tasks are kept only when something is pushed: the push compares with them.
     pushing = push_scores or predictions is not False
-    snapshot = source.snapshot(project_id) if pushing else None
+    snapshot = (
+        source.snapshot(project_id, workers=workers, on_progress=on_progress) if pushing else None
+    )
     aset = (
         source.pull(project_id, snapshot, gt_policy=gt_policy)
         if snapshot
-        else source.pull(project_id, gt_policy=gt_policy)
+        else source.pull(project_id, gt_policy=gt_policy, workers=workers, on_progress=on_progress)
     )
     from labelgate.agreement.controls import control_accuracy, control_agreement
 
