@@ -718,7 +718,7 @@ class _Converter:
             start = to_int(interval.get("start"), "start", lo=0)
             raw_stop = interval.get("stop")
             stop = -1 if raw_stop is None else to_int(raw_stop, "stop", lo=start)
-            self.builder.add(
+            self._add(
                 item,
                 Kind.INTERVAL,
                 label,
