@@ -21,8 +21,8 @@ from labelgate.errors import DataWarning
 from labelgate_cvat.pipeline import settings_row
 from labelgate_cvat.versions import REQUIREMENTS
 
-#: The effective values each annotation type's matching reads, shown in the table (the JSON
-#: has every value). Group and covered-annotation thresholds are added when switched on.
+#: The main effective values each annotation type is matched with, shown in the table (the
+#: JSON has every value).
 _THRESHOLDS: dict[str, tuple[str, ...]] = {
     "tag": (),
     "points": ("point_size", "point_size_base"),
@@ -99,14 +99,7 @@ def task_tree(source: Any, task_id: int) -> TaskTree:
 
 def thresholds(req: ResolvedRequirement) -> dict[str, Any]:
     """The effective values the requirement's annotation type is matched with."""
-    v = req.values
-    names = list(_THRESHOLDS.get(req.annotation_type, _SHAPE))
-    if req.annotation_type != "tag":
-        if v["match_groups"]:
-            names.append("group_match_threshold")
-        if v["check_covered_annotations"]:
-            names.append("object_visibility_threshold")
-    return {n: v[n] for n in names}
+    return {n: req.values[n] for n in _THRESHOLDS.get(req.annotation_type, _SHAPE)}
 
 
 def _attributes(req: ResolvedRequirement) -> str:
