@@ -231,7 +231,9 @@ def fetch_server_report(
     them; a 2.42 server ignores the flag.
     """
     rows = source.quality_reports(task_id, target="task", include_legacy=era == "legacy")
-    for row in rows:  # newest first
+    # Newest first; ids grow with time, so they break a tie of creation dates.
+    rows = sorted(rows, key=lambda r: (str(r.get("created_date") or ""), r.get("id") or 0))
+    for row in reversed(rows):
         try:
             if report_era(row.get("summary") or {}) == era:
                 return row, source.quality_report_data(int(row["id"]))

@@ -239,3 +239,12 @@ def test_gate_check_can_be_switched_off_and_is_absent_in_2_42_mode(files):
     _, result = _gate(files, "[gate]\n")
     assert "requirements_completed" not in [c["check"] for c in result["checks"]]
     assert "semantics" not in result
+
+
+def test_report_policy_verdict_includes_the_requirement_check(files):
+    policy = files / "policy.toml"
+    policy.write_text("[gate]\n")
+    bundle, page = _report(files, "--settings", files / "req.toml", "--policy", policy)
+    (check,) = [c for c in bundle["gate"]["checks"] if c["check"] == "requirements_completed"]
+    assert not check["passed"] and bundle["gate"]["passed"] is False
+    assert "requirements_completed" in page

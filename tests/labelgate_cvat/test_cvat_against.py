@@ -201,3 +201,39 @@ def test_score_against_a_server_without_a_report_warns(cvat_env, tmp_path):
 def test_against_server_needs_a_task(cvat_env):
     res = CliRunner().invoke(main, ["cvat", "score", "--project", "1", "--against-server"])
     assert res.exit_code == 2 and "use it with --task" in res.output
+
+
+def test_requirement_era_fetches_cvat_s_newest_requirement_report(cvat_double_at):
+    """The path a requirement-mode task report takes (2.80): the newest requirement-shaped
+    report and its /data groups, not the hidden legacy one."""
+    from labelgate_cvat.against import against_tasks
+    from labelgate_cvat.client import connect
+
+    double = cvat_double_at("2.80.0")
+    double.seed_report(LEGACY, {}, target="task", task_id=10)
+    frame_fields = {
+        "total_frames": 1, "validation_frames": 1, "validation_frame_share": 1.0,
+        "conflict_count": 3, "error_count": 3, "conflicts_by_type": {},
+    }  # fmt: skip
+    older = double.seed_report(
+        {**frame_fields, "requirements": {"total": 2, "enabled": 2, "completed": 0,
+                                          "not_computed": 0, "items": AGREEING[0]["summary"][
+                                              "requirements"]["items"]}},
+        AGREEING[1], target="task", task_id=10,
+    )  # fmt: skip
+    items = [_item(101, "Base rectangle", 0.75, 3, 0, 1), _item(900, "cars strict", 1.0, 2, 0, 0)]
+    newest = double.seed_report(
+        {**frame_fields, "requirements": {"total": 2, "enabled": 2, "completed": 1,
+                                          "not_computed": 0, "items": items}},
+        {"groups": {"Base rectangle": {"comparison_summary": {"conflict_count": 1}},
+                    "cars strict": {"comparison_summary": {"conflict_count": 0}}}},
+        target="task", task_id=10,
+    )  # fmt: skip
+    assert newest > older
+    with connect(double.url, token=double.token, retries=1, backoff=0.01, timeout=5) as src:
+        (res,) = against_tasks(src, [{"task": {"id": 10}, "report": _ours()}])
+    assert (res["era"], res["cvat_report_id"], res["agrees"]) == ("requirements", newest, False)
+    assert [(r["name"], r["differences"]) for r in res["rows"]] == [
+        ("cars strict", ["score", "valid", "missing", "extra", "conflicts"]),
+        ("Base rectangle", []),
+    ]
