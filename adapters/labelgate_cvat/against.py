@@ -185,8 +185,25 @@ def compare_with_server(
         Rows matched by requirement id (else name), differences first.
 
     Raises:
-        ValidationError: a report of neither shape, or the two of different eras.
+        ValidationError: a report of neither shape, the two of different eras, or a malformed
+            field (named with the CVAT report id).
     """
+    try:
+        return _compare(ours, theirs, data, report_id)
+    except ValidationError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValidationError(
+            f"CVAT quality report {report_id}: malformed summary or /data ({exc!r})"
+        ) from None
+
+
+def _compare(
+    ours: Mapping[str, Any],
+    theirs: Mapping[str, Any],
+    data: Mapping[str, Any] | None,
+    report_id: int | None,
+) -> AgainstResult:
     their_summary = theirs.get("summary", theirs)
     era = report_era(ours["summary"])
     if report_era(their_summary) != era:

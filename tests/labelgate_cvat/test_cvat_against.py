@@ -113,7 +113,7 @@ def test_legacy_reports_compare_the_three_headline_metrics():
     result = compare_with_server(ours, {"summary": theirs})
     assert result.agrees and [r.metric for r in result.rows] == ["accuracy", "precision", "recall"]
     assert (result.rows[0].cvat.missing, result.rows[0].cvat.extra) == (0, 1)
-    with pytest.raises(ValidationError, match="compare like with like"):
+    with pytest.raises(ValidationError, match=r"^labelgate's report is in the legacy shape"):
         compare_with_server(ours, AGREEING[0], AGREEING[1])
 
 
@@ -237,3 +237,9 @@ def test_requirement_era_fetches_cvat_s_newest_requirement_report(cvat_double_at
         ("cars strict", ["score", "valid", "missing", "extra", "conflicts"]),
         ("Base rectangle", []),
     ]
+
+
+def test_a_malformed_cvat_report_is_an_input_error_naming_the_report():
+    theirs, data = _cvat([{"score": 1.0}], [])  # an item without its name
+    with pytest.raises(ValidationError, match="CVAT quality report 9: malformed"):
+        compare_with_server(_ours(), theirs, data, report_id=9)
