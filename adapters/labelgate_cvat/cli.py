@@ -71,6 +71,12 @@ def _pct(value: Any) -> str:
 @click.option("--store", "store_url", default=None, help="Report store URL.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True)
+@click.option(
+    "--against-server",
+    is_flag=True,
+    help="With --task: compare labelgate's task report with CVAT's own newest report of the "
+    "task (same semantics era), differences first.",
+)
 def score_cmd(
     project_id: int | None,
     task_id: int | None,
@@ -89,6 +95,7 @@ def score_cmd(
     store_url: str | None,
     json_out: Path | None,
     quiet: bool,
+    against_server: bool,
 ) -> None:
     """Compare jobs with the GT job on the validation frames, as CVAT's quality control does.
 
@@ -108,6 +115,8 @@ def score_cmd(
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --project, --task, --job")
     kind, target = chosen[0]
+    if against_server and kind != "task":
+        raise click.UsageError("--against-server compares one task: use it with --task")
     store_url = store_url or load(settings_file).server.store_url  # bad settings: exit 2 now
     if queue_url and (issues or stage_policy or merge_consensus):
         raise click.UsageError(
@@ -165,6 +174,10 @@ def score_cmd(
                 pushed += push_task(
                     source, r, issues=issues, per_frame=issues_per_frame, stage_policy=stage_policy
                 )
+        if against_server:
+            from labelgate_cvat.against import against_tasks
+
+            result["against_server"] = against_tasks(source, result["tasks"])
     result.pop("_results")
     result["pushed"] = pushed
     result["merged"] = merged
@@ -172,6 +185,35 @@ def score_cmd(
     write_json(json_out, result)
     if not quiet:
         _print(result)
+        if against_server:
+            from labelgate_cvat.against import render
+
+            render(result["against_server"])
+
+
+@cvat_group.command("requirements")
+@click.option("--task", "task_id", type=int, required=True, help="The CVAT task.")
+@click.option("--host", default=None, help="CVAT URL (default: LABELGATE_CVAT_HOST).")
+@click.option("--org", default=None, help="Organization slug (default: LABELGATE_CVAT_ORG).")
+@click.option("--json", "json_out", is_flag=True, help="Print the tree as JSON instead.")
+def requirements_cmd(task_id: int, host: str | None, org: str | None, json_out: bool) -> None:
+    """Print the effective quality requirement tree of a task (what CVAT and labelgate score).
+
+    The task's settings, or its project's when the task inherits them; nodes in depth-first
+    order with their type, filter, metric, required score, enabled and effective thresholds.
+    A server older than 2.74 has no requirements: its flat settings show as the 2.42 preset.
+    """
+    import json
+
+    from labelgate_cvat.client import connect
+    from labelgate_cvat.tree_view import render, task_tree
+
+    with connect(host, org=org) as source:
+        view = task_tree(source, task_id)
+    if json_out:
+        click.echo(json.dumps(view.to_dict(), indent=1, default=str))
+    else:
+        render(view)
 
 
 def _announce(source: Any) -> Any:

@@ -107,11 +107,15 @@ class Comparison:
     requirements: RequirementReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The bundle's section: CVAT's ``summary`` and the confusion matrix."""
-        return {
+        """The bundle's section: CVAT's ``summary`` and the confusion matrix, plus the
+        requirement-mode report (CVAT 2.74+'s shape) under ``requirements`` when one was run."""
+        out = {
             "summary": self.report.summary,
             "confusion_matrix": self.report.data["annotations"]["confusion_matrix"],
         }
+        if self.requirements is not None:
+            out["requirements"] = self.requirements.to_dict()
+        return out
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,13 @@ from rich.console import Console
 from rich.table import Table
 
 from labelgate.adapters import GT_ANNOTATOR, read_any
-from labelgate.cli.options import write_json
-from labelgate.engine import Report, compare, resolve_settings
-from labelgate.errors import ValidationError
+from labelgate.cli.options import semantics_option, write_json
+from labelgate.cli.semantics import choose_semantics
+from labelgate.config import load
+from labelgate.engine import Report, compare
+from labelgate.engine.req_report import RequirementReport
+from labelgate.engine.req_score import compare_requirements
+from labelgate.errors import DataWarning, ValidationError
 from labelgate.model import AnnotationSet
 
 
@@ -57,6 +62,47 @@ def print_summary(report: Report, title: str, console: Console | None = None) ->
     console.print(table)
 
 
+def requirement_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per scored requirement of a requirement-mode report's JSON: name, metric, score
+    with its 95% interval, threshold, completed, calculation (status and reason)."""
+    rows: list[tuple[str, ...]] = []
+    for item in report["summary"]["requirements"]["items"]:
+        calc = item["calculation"]
+        score = "-" if item["score"] is None else _fmt(item["score"], item.get("score_ci95"))
+        status = calc["status"] + (f" ({calc['reason']})" if calc.get("reason") else "")
+        rows.append(
+            (
+                item["name"],
+                item["metric"],
+                score,
+                f">= {item['threshold']:.1%}",
+                "yes" if item["completed"] else "NO",
+                status,
+            )
+        )
+    return rows
+
+
+REQUIREMENT_COLUMNS = ("requirement", "metric", "score [95% CI]", "required", "completed", "calc")
+
+
+def print_requirements(report: dict[str, Any], title: str, console: Console | None = None) -> None:
+    """Rich table of a requirement-mode report (its JSON) and its completion."""
+    console = console or Console()
+    table = Table(title=title)
+    for col in REQUIREMENT_COLUMNS:
+        table.add_column(col)
+    for row in requirement_rows(report):
+        table.add_row(*row)
+    console.print(table)
+    reqs = report["summary"]["requirements"]
+    verdict = "completed" if report["completed"] else "NOT completed"
+    console.print(
+        f"{reqs['completed']} of {reqs['enabled']} enabled requirement(s) completed "
+        f"({reqs['total']} in the tree); report {verdict}"
+    )
+
+
 SETTING_FLAGS = ("iou_threshold", "low_overlap_threshold", "oks_sigma", "line_thickness")
 
 
@@ -98,6 +144,7 @@ SETTING_FLAGS = ("iou_threshold", "low_overlap_threshold", "oks_sigma", "line_th
     help="Write the full report (CVAT field names) here.",
 )
 @click.option("--quiet", is_flag=True, help="Print nothing; use with --json.")
+@semantics_option
 def compare_cmd(
     gt_path: Path,
     ds_path: Path,
@@ -106,15 +153,39 @@ def compare_cmd(
     settings_path: Path | None,
     json_out: Path | None,
     quiet: bool,
+    semantics: str | None,
     **overrides: Any,
 ) -> None:
-    """Score DS against GT with CVAT 2.42 quality semantics and print a summary."""
-    settings = resolve_settings(toml_path=settings_path, cli=overrides)
+    """Score DS against GT with CVAT's quality semantics and print a summary.
+
+    CVAT 2.42's flat settings by default; CVAT 2.74+'s quality requirements when the settings
+    file has ``[[requirement]]`` tables or with ``--semantics cvat-requirements``
+    (docs/semantics.md). ``--json`` then writes CVAT 2.74+'s report shape.
+    """
+    cfg = load(settings_path, flags=overrides)
+    settings = cfg.settings()
+    choice = choose_semantics(semantics, cfg, settings)
+    given = [f"--{k.replace('_', '-')}" for k, v in overrides.items() if v is not None]
+    if choice.tree is not None and given:
+        warnings.warn(
+            f"{', '.join(given)}: CVAT 2.42 setting(s) not used in requirement mode; set them on "
+            "a [[requirement]] table",
+            DataWarning,
+            stacklevel=1,
+        )
     gt = pick_annotator(read_any(gt_path), gt_annotator, "--gt-annotator")
     ds = pick_annotator(read_any(ds_path), ds_annotator, "--ds-annotator")
-    report = compare(gt, ds, settings)
-    write_json(json_out, report.to_dict())
-    if not quiet:
-        print_summary(report, f"{ds.name} vs {gt.name}")
-        if json_out:
-            click.echo(f"report written to {json_out}")
+    title = f"{ds.name} vs {gt.name}"
+    if choice.tree is not None:
+        req: RequirementReport = compare_requirements(gt, ds, choice.tree, settings)
+        data = req.to_dict()
+        write_json(json_out, data)
+        if not quiet:
+            print_requirements(data, title)
+    else:
+        report = compare(gt, ds, settings)
+        write_json(json_out, {**report.to_dict(), **choice.record()})
+        if not quiet:
+            print_summary(report, title)
+    if json_out and not quiet:
+        click.echo(f"report written to {json_out}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from labelgate.cli.options import batch_input, file_source, write_json
+from labelgate.cli.options import batch_input, file_source, semantics_option, write_json
 from labelgate.config import load_for_cli
 from labelgate.decisions.gate import GatePolicy, gate_for, gate_options
 from labelgate.decisions.sampling import achieved_margin, required_sample_size, select_frames
@@ -48,6 +49,7 @@ from labelgate.run import run_quality
     help="Open one audit issue per sampled frame on this CVAT job (idempotent).",
 )
 @click.option("--quiet", is_flag=True)
+@semantics_option
 @click.pass_context
 def gate_cmd(
     ctx: click.Context,
@@ -62,16 +64,25 @@ def gate_cmd(
     push_ls_project: int | None,
     push_cvat_job: int | None,
     quiet: bool,
+    semantics: str | None,
 ) -> None:
-    """Check a batch against a release policy; exit 0 when it may ship, 1 when it may not."""
+    """Check a batch against a release policy; exit 0 when it may ship, 1 when it may not.
+
+    In requirement mode (``[[requirement]]`` tables, or --semantics cvat-requirements) the gate
+    also checks that every annotator's quality requirements are completed.
+    """
+    from labelgate.cli.semantics import choose_semantics
+
     cfg = load_for_cli(settings_path, policy)
     pol = cfg.gate or GatePolicy()
+    settings = cfg.settings()
+    choice = choose_semantics(semantics, cfg, settings)
     run = run_quality(
         file_source(source, gt, ds, config),
-        settings=cfg.settings(),
-        options=gate_options(pol),
+        settings=settings,
+        options=replace(gate_options(pol), requirements=choice.tree),
     )
-    result = gate_for(run, pol)
+    result = {**gate_for(run, pol), **choice.record()}
     result["pushed"] = _push_audit(run.aset, result["audit_sample"], push_ls_project, push_cvat_job)
     write_json(json_out, result)
     write_json(audit_out, result["audit_sample"])

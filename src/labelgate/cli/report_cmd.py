@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 
 from labelgate.cli import EXIT_CHECK_FAILED
-from labelgate.cli.options import FILE, batch_input, read_options
+from labelgate.cli.options import FILE, batch_input, read_options, semantics_option
 from labelgate.cli.progress import make_console, progress_steps, rate_text, summary_table
 from labelgate.config import load_for_cli
 
@@ -57,6 +57,7 @@ from labelgate.config import load_for_cli
 )
 @click.option("--quiet", is_flag=True, help="No progress bars or summary tables.")
 @click.option("--check", is_flag=True, help="Exit with code 1 when the release gate fails.")
+@semantics_option
 def report_cmd(
     source: Path | None,
     gt: Path | None,
@@ -72,21 +73,27 @@ def report_cmd(
     images_dir: Path | None,
     quiet: bool,
     check: bool,
+    semantics: str | None,
 ) -> None:
     """Score every annotator against GT, agreement, scorecards, alerts and gate; write HTML/JSON.
 
     Input is a multi-annotator SOURCE (e.g. a Label Studio export; GT = annotator
     "ground_truth") or --gt FILE with one --ds FILE per annotator. Exit codes: 0 done,
-    1 gate failed (with --check), 2 bad input, 3 remote error.
+    1 gate failed (with --check), 2 bad input, 3 remote error. With ``[[requirement]]`` tables
+    in the settings file (or --semantics cvat-requirements) each annotator is also scored by
+    CVAT 2.74+'s quality requirements, and the gate checks that all of them are completed.
     """
+    from labelgate.cli.semantics import choose_semantics
     from labelgate.reporting.html import render_html
     from labelgate.reporting.pipeline import report_batch
+    from labelgate.run import RunOptions
     from labelgate.run_sources import FileSource
 
     files = FileSource(source, gt, tuple(ds), tuple(predictions), read_options(config))
     console = make_console(quiet)
     cfg = load_for_cli(settings_path, policy)
     settings, gate_policy = cfg.settings(), cfg.gate
+    choice = choose_semantics(semantics, cfg, settings)
     store = None
     if not no_history:
         from labelgate.store import open_store
@@ -100,6 +107,8 @@ def report_cmd(
                 policy=gate_policy,
                 store=store,
                 on_step=steps.callback,
+                options=RunOptions(requirements=choice.tree) if choice.tree else None,
+                semantics=choice.record(),
             )
             steps.update("writing the report")
             if html_out is not None:
@@ -148,6 +157,11 @@ def _print_summary(console: Console, bundle: dict[str, Any], written: list[Path]
                 ),
             )
         )
+    for name, c in comps.items():
+        if "requirements" in c:
+            from labelgate.cli.compare_cmd import print_requirements
+
+            print_requirements(c["requirements"], f"{name}: quality requirements", console)
     if bundle["agreement"]:
         from labelgate.agreement.report import agreement_headline
 

@@ -9,6 +9,8 @@ Policy file (TOML)::
     max_missing_rate = 0.1        # GT objects missed / GT objects
     max_class_imbalance = 10.0    # most / least frequent class among used classes
     require_valid_export = true   # no data errors, every label in the schema
+    require_requirements_completed = true  # requirement mode: every annotator's report
+                                  # completed (CVAT's rule; see docs/semantics.md)
 
     [gate.audit]
     size = 20                     # items drawn for a manual audit
@@ -34,6 +36,7 @@ from labelgate.errors import SettingsError
 from labelgate.model import AnnotationSet, Origin
 
 if TYPE_CHECKING:
+    from labelgate.engine.req_report import RequirementReport
     from labelgate.run import QualityRun, RunOptions
 
 #: The configuration file's table of the policy (with its ``[gate.audit]`` sub-table).
@@ -51,6 +54,8 @@ class GatePolicy:
     max_missing_rate: float | None = setting(None, low=0.0, high=1.0)
     max_class_imbalance: float | None = setting(None, low=1.0)
     require_valid_export: bool = True
+    #: Requirement mode only: every annotator's requirement report completed (CVAT's rule).
+    require_requirements_completed: bool = True
     audit_size: int = setting(0, low=0)
     audit_seed: int = setting(0, low=0)
 
@@ -274,6 +279,13 @@ def gate_for(run: QualityRun, policy: GatePolicy) -> dict[str, Any]:
                 else f"{n_err} annotation(s) could not be read: first: {aset.data_errors[0].get('message')}",
             }
         )
+    requirement_reports = {
+        n: c.requirements
+        for n in people
+        if (c := run.comparisons.get(n)) is not None and c.requirements is not None
+    }
+    if requirement_reports and policy.require_requirements_completed:
+        checks.append(_requirements_check(requirement_reports))
     audit: list[dict[str, Any]] = []
     if policy.audit_size:
         rng = np.random.default_rng(policy.audit_seed)
@@ -285,4 +297,30 @@ def gate_for(run: QualityRun, policy: GatePolicy) -> dict[str, Any]:
         "checks": checks,
         "audit_sample": audit,
         "summary": summary,
+    }
+
+
+def _requirements_check(reports: Mapping[str, RequirementReport]) -> dict[str, Any]:
+    """Requirement mode's check: the number of annotators whose report is not completed
+    (CVAT's rule: validation frames, an enabled requirement, every one completed) must be 0."""
+    failing = []
+    for name, rep in reports.items():
+        if rep.completed:
+            continue
+        missed = [
+            f"{r.requirement.name} ({r.requirement.metric} "
+            f"{'not computed' if r.score is None else f'{r.score.value:.3f}'} < "
+            f"{r.requirement.required_score:.3f})"
+            for r in rep.results
+            if not r.completed
+        ]
+        failing.append(
+            f"{name}: {', '.join(missed) or 'no enabled requirement or no validation frame'}"
+        )
+    return {
+        "check": "requirements_completed",
+        "passed": not failing,
+        "value": len(failing),
+        "threshold": 0,
+        "reason": "; ".join(failing) or None,
     }

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from labelgate.adapters import PREDICTION_PREFIX
+from labelgate.reporting.requirements_html import has_requirements, requirements_section
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#1d2330;background:#f7f8fa}
@@ -454,6 +455,11 @@ def render_html(bundle: dict[str, Any], images: str | os.PathLike[str] | None = 
         bundle = bundle_from_report(bundle)  # a stored CVAT-shaped job/task report
     sections = [
         ("summary", "Summary", _summary(bundle)),
+        *(
+            [("requirements", "Quality requirements", requirements_section(bundle))]
+            if has_requirements(bundle)
+            else []
+        ),
         ("gate", "Release gate", _gate(bundle)),
         ("alerts", "Alerts", _alerts(bundle)),
         ("confusion", "Confusion matrix", _confusion(bundle)),

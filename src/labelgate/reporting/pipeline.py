@@ -9,7 +9,9 @@ holding sets rather than a batch.
 
 Bundle keys: ``title, generated_at, version, source, settings, comparisons{annotator: {summary,
 confusion_matrix}}, conflicts[...], conflicts_truncated, agreement, scorecards, labels, alerts,
-gate, history{time, agreement, accuracy}, data_errors`` and, when stored, ``report_id``.
+gate, history{time, agreement, accuracy}, data_errors`` and, when stored, ``report_id``. In
+requirement mode each comparison adds ``requirements`` (CVAT 2.74+'s report shape) and the bundle
+``semantics``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from labelgate.engine import QualitySettings
 from labelgate.errors import ValidationError
 from labelgate.model import AnnotationSet
 from labelgate.reporting.links import conflict_link
-from labelgate.run import Progress, QualityRun, StepCallback, run_quality
+from labelgate.run import Progress, QualityRun, RunOptions, StepCallback, run_quality
 from labelgate.run_sources import (  # noqa: F401  (re-exported: the batch helpers' old home)
     Batch,
     as_ground_truth,
@@ -108,11 +110,18 @@ def report_batch(
     policy: GatePolicy | None = None,
     store: Any = None,
     on_step: StepCallback | None = None,
+    options: RunOptions | None = None,
+    semantics: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Score a pulled batch once (:func:`~labelgate.run.run_quality`) and build its bundle."""
+    """Score a pulled batch once (:func:`~labelgate.run.run_quality`) and build its bundle.
+
+    Args:
+        options: what the run computes (``requirements``: requirement mode).
+        semantics: the ``semantics`` key to record (``SemanticsChoice.record()``).
+    """
     progress = Progress(on_step, later=2 + (policy is not None))
-    run = run_quality(batch, progress=progress)
-    return bundle_for(run, policy=policy, store=store, progress=progress)
+    run = run_quality(batch, progress=progress, options=options)
+    return bundle_for(run, policy=policy, store=store, progress=progress, semantics=semantics)
 
 
 def bundle_for(
@@ -121,6 +130,7 @@ def bundle_for(
     policy: GatePolicy | None = None,
     store: Any = None,
     progress: Progress | None = None,
+    semantics: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The bundle of a quality run: a pure function of the run, plus the store's history.
 
@@ -129,6 +139,8 @@ def bundle_for(
         policy: the release gate policy for the gate section, or None.
         store: the history is read from it and this run saved to it; None for neither.
         progress: step reporting (scorecards, history, gate).
+        semantics: ``{"semantics": ...}`` to record; a requirement-mode run records
+            ``cvat-requirements`` anyway.
     """
     from labelgate.decisions.gate import gate_for
     from labelgate.decisions.scorecards import alerts_for, per_label_for, scorecards_for
@@ -175,6 +187,9 @@ def bundle_for(
         "history": history,
         "data_errors": run.data_errors,
     }
+    if any(c.requirements is not None for c in run.comparisons.values()):
+        bundle["semantics"] = "cvat-requirements"
+    bundle.update(semantics or {})
     if store is not None:
         save_run(store, bundle, project=project, target=aset.name)
     return bundle
