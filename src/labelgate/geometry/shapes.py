@@ -24,6 +24,7 @@ __all__ = [
     "box_outlines",
     "ellipse_outlines",
     "shape_rles",
+    "shape_rles_ragged",
 ]
 
 #: Datumaro rounds shape coordinates to this many decimals when CVAT builds its dataset.
@@ -105,9 +106,35 @@ def shape_rles(
     Returns:
         One counts array per row, in ``rows`` order.
     """
+    n = len(rows)
+    sizes = np.full(n, height, np.int64), np.full(n, width, np.int64)
+    return rle.unragged(*shape_rles_ragged(ann, rows, *sizes, cover=cover))
+
+
+def shape_rles_ragged(
+    ann: Annotations,
+    rows: np.ndarray,
+    heights: np.ndarray,
+    widths: np.ndarray,
+    *,
+    cover: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`shape_rles` for rows on frames of any size, as one ragged ``(flat, offsets)``.
+
+    Args:
+        ann: the annotations.
+        rows: rows to rasterise (other kinds give an empty mask).
+        heights: (N,) image height of each row's frame.
+        widths: (N,) image width of each row's frame.
+        cover: outlines as the covered-annotation check builds them (no rotation).
+
+    Returns:
+        uint32 counts of all rows back to back, and (N + 1,) offsets.
+    """
     rows = np.asarray(rows, dtype=np.int64)
+    heights = np.asarray(heights, np.int64)
+    widths = np.asarray(widths, np.int64)
     kinds = ann.kind[rows]
-    out: list[np.ndarray] = [np.array([height * width], np.uint32)] * len(rows)
     parts: list[np.ndarray] = []  # (P, 2) vertex blocks
     sizes: list[np.ndarray] = []  # vertices per outline
     at: list[np.ndarray] = []  # positions in rows
@@ -127,15 +154,38 @@ def shape_rles(
             parts.append(v.reshape(-1, 2))
             sizes.append(np.full(len(sel), v.shape[1]))
             at.append(sel)
+    # Every row's counts come from one pool: the rasters built here, the stored mask runs,
+    # and one single-run empty mask per remaining row.
+    start = np.zeros(len(rows), np.int64)
+    length = np.ones(len(rows), np.int64)
+    pool: list[np.ndarray] = []
+    base = 0
     if parts:
         n = np.concatenate(sizes)
         offsets = np.zeros(len(n) + 1, np.int64)
         offsets[1:] = np.cumsum(n)
-        rasters = rle.rasterize_polygons(
-            np.concatenate(parts), offsets, np.arange(len(n)), height, width
+        where = np.concatenate(at)
+        flat, off = rle.rasterize_polygons_ragged(
+            np.concatenate(parts), offsets, np.arange(len(n)), heights[where], widths[where]
         )
-        for k, counts in zip(np.concatenate(at).tolist(), rasters, strict=True):
-            out[k] = counts
-    for k in np.flatnonzero(kinds == _MASK):
-        out[k] = np.asarray(ann.rle_of(int(rows[k])), dtype=np.uint32)
-    return out
+        start[where], length[where] = off[:-1], np.diff(off)
+        pool.append(flat)
+        base = len(flat)
+    masks = np.flatnonzero(kinds == _MASK)
+    if len(masks):
+        lo, hi = ann.rle_offsets[rows[masks]], ann.rle_offsets[rows[masks] + 1]
+        n = hi - lo
+        before = np.cumsum(n) - n
+        start[masks], length[masks] = base + before, n
+        pool.append(ann.rle[np.repeat(lo - before, n) + np.arange(int(n.sum()))].astype(np.uint32))
+        base += int(n.sum())
+    empty = np.flatnonzero(~np.isin(kinds, (_POLYGON, _RECTANGLE, _ELLIPSE, _MASK)))
+    if len(empty):
+        start[empty] = base + np.arange(len(empty))
+        pool.append((heights[empty] * widths[empty]).astype(np.uint32))
+    out_off = np.zeros(len(rows) + 1, np.int64)
+    out_off[1:] = np.cumsum(length)
+    if not pool:
+        return np.zeros(0, np.uint32), out_off
+    src = np.repeat(start - out_off[:-1], length) + np.arange(int(out_off[-1]))
+    return np.concatenate(pool)[src], out_off
