@@ -280,8 +280,16 @@ def corners_bbox(corners: np.ndarray) -> np.ndarray:
 def _near_another(frame_ptr: np.ndarray, boxes: np.ndarray, margin: float) -> np.ndarray:
     out = np.zeros(len(boxes), np.bool_)
     for f in range(len(frame_ptr) - 1):
-        for i in range(frame_ptr[f], frame_ptr[f + 1]):
-            for j in range(i + 1, frame_ptr[f + 1]):
+        lo, hi = frame_ptr[f], frame_ptr[f + 1]
+        # sweep on the left edge: once a box starts 2 * margin past i's right edge, so do
+        # all the later ones
+        order = np.argsort(boxes[lo:hi, 0], kind="mergesort") + lo
+        for a in range(hi - lo):
+            i = order[a]
+            for b in range(a + 1, hi - lo):
+                j = order[b]
+                if boxes[i, 2] - boxes[j, 0] <= -2 * margin:
+                    break
                 if (
                     min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]) > -2 * margin
                     and min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]) > -2 * margin

@@ -393,6 +393,21 @@ def instance_masks(
 
 
 @njit(cache=True, nogil=True)
+def _later_may_hide(
+    box: np.ndarray, area: np.ndarray, lo: int, hi: int, i: int, thr: float
+) -> bool:
+    """Whether the boxes of masks ``i + 1 .. hi - 1`` overlap mask ``i`` enough to hide more
+    than ``1 - thr`` of it (the hidden area is at most the sum of box intersections)."""
+    bound = 0.0
+    for j in range(i + 1, hi):
+        iw = min(box[i, 2], box[j, 2]) - max(box[i, 0], box[j, 0])
+        ih = min(box[i, 3], box[j, 3]) - max(box[i, 1], box[j, 1])
+        if iw > 0 and ih > 0:
+            bound += iw * ih
+    return not bound < (1 - thr) * area[i]
+
+
+@njit(cache=True, nogil=True)
 def covered_frames(
     flat: np.ndarray, off: np.ndarray, frame_ptr: np.ndarray, heights: np.ndarray, thr: float
 ) -> np.ndarray:
@@ -410,24 +425,61 @@ def covered_frames(
         area, box = areas_and_boxes(flat, off[lo : hi + 1], heights[f])
         n = hi - lo
         for i in range(n - 1):
-            if area[i] == 0:
-                continue
-            bound = 0.0
-            for j in range(i + 1, n):
-                iw = min(box[i, 2], box[j, 2]) - max(box[i, 0], box[j, 0])
-                ih = min(box[i, 3], box[j, 3]) - max(box[i, 1], box[j, 1])
-                if iw > 0 and ih > 0:
-                    bound += iw * ih
-            # the hidden area is at most the sum of box intersections
-            if bound < (1 - thr) * area[i]:
+            if area[i] == 0 or not _later_may_hide(box, area, 0, n, i, thr):
                 continue
             top: np.ndarray = np.empty(0, np.uint32)
             for j in range(i + 1, n):
-                iw = min(box[i, 2], box[j, 2]) - max(box[i, 0], box[j, 0])
-                ih = min(box[i, 3], box[j, 3]) - max(box[i, 1], box[j, 1])
-                if iw > 0 and ih > 0:
+                if _boxes_meet(box, i, j):
                     m = flat[off[lo + j] : off[lo + j + 1]]
                     top = m if len(top) == 0 else merge2(top, m, UNION)
             hidden, _ = overlap(flat[off[lo + i] : off[lo + i + 1]], top)
             out[lo + i] = hidden > 0 and 1 - hidden / area[i] < thr
+    return out
+
+
+@njit(cache=True, nogil=True)
+def covered_rect_frames(frame_ptr: np.ndarray, box: np.ndarray, thr: float) -> np.ndarray:
+    """:func:`covered_frames` for masks that are pixel rectangles ``box`` (N, 4) xyxy pixel
+    edges (an empty one all zeros): the hidden area is the area of the union of the later
+    rectangles inside rectangle i, counted on the grid of their edges (no rasters)."""
+    n_all = len(box)
+    out = np.zeros(n_all, np.bool_)
+    area = np.empty(n_all)
+    for i in range(n_all):
+        area[i] = (box[i, 2] - box[i, 0]) * (box[i, 3] - box[i, 1])
+    clip = np.empty((n_all, 4))
+    xs = np.empty(2 * n_all + 2)
+    ys = np.empty(2 * n_all + 2)
+    for f in range(len(frame_ptr) - 1):
+        lo, hi = frame_ptr[f], frame_ptr[f + 1]
+        for i in range(lo, hi - 1):
+            if area[i] == 0 or not _later_may_hide(box, area, lo, hi, i, thr):
+                continue
+            k = 0
+            for j in range(i + 1, hi):
+                if _boxes_meet(box, i, j):
+                    clip[k, 0] = max(box[i, 0], box[j, 0])
+                    clip[k, 1] = max(box[i, 1], box[j, 1])
+                    clip[k, 2] = min(box[i, 2], box[j, 2])
+                    clip[k, 3] = min(box[i, 3], box[j, 3])
+                    xs[2 * k] = clip[k, 0]
+                    xs[2 * k + 1] = clip[k, 2]
+                    ys[2 * k] = clip[k, 1]
+                    ys[2 * k + 1] = clip[k, 3]
+                    k += 1
+            gx = np.unique(xs[: 2 * k])
+            gy = np.unique(ys[: 2 * k])
+            hidden = 0.0
+            for a in range(len(gx) - 1):
+                for b in range(len(gy) - 1):
+                    for q in range(k):
+                        if (
+                            clip[q, 0] <= gx[a]
+                            and gx[a + 1] <= clip[q, 2]
+                            and clip[q, 1] <= gy[b]
+                            and gy[b + 1] <= clip[q, 3]
+                        ):
+                            hidden += (gx[a + 1] - gx[a]) * (gy[b + 1] - gy[b])
+                            break
+            out[i] = hidden > 0 and 1 - int(hidden) / int(area[i]) < thr
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 
 from labelgate.geometry import rle
 from labelgate.geometry.boxes import as_boxes, rotate_about
@@ -22,6 +23,7 @@ __all__ = [
     "COORDINATE_DIGITS",
     "ELLIPSE_VERTICES",
     "box_outlines",
+    "box_pixel_rects",
     "ellipse_outlines",
     "shape_rles",
     "shape_rles_ragged",
@@ -89,6 +91,60 @@ def ellipse_outlines(
         return pts
     out = rotate_about(pts, np.c_[cx, cy], np.asarray(rotation, np.float64).ravel())
     return _rounded(out) if round_output else out
+
+
+def box_pixel_rects(
+    bbox: np.ndarray, heights: np.ndarray, widths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels of unrotated box outlines (the covered check's) as pycocotools rasterises
+    them, in closed form: a box's raster is a pixel rectangle.
+
+    ``rleFrPoly`` on the outline (top-left, top-right, bottom-right, bottom-left, each
+    coordinate scaled by 5 and truncated after ``+ 0.5``: ``X0, Y0, X1, Y1``) sets, in every
+    pixel column ``c`` whose upsampled centre ``5c + 2`` lies in ``[X0, X1 - 1]`` (and in the
+    image), the rows from ``f(Y0)`` to ``f(Y1)`` (exclusive), ``f(v) = min((v + 2) // 5, h)``
+    for ``v >= 2``, else 0. That holds when ``0 <= X0 < X1`` and ``0 <= Y0 < Y1``; other boxes
+    (negative or degenerate outlines) are flagged for the traced rasteriser.
+
+    Args:
+        bbox: (N, 4) xyxy boxes.
+        heights: (N,) image height of each box's frame.
+        widths: (N,) image width of each box's frame.
+
+    Returns:
+        ``(rects, exact)``: (N, 4) float64 pixel-edge xyxy rectangles (all zeros when empty)
+        and (N,) bool, False where the closed form does not apply.
+    """
+    # the corners of box_outlines(rotate=False): (x, y) and (x + (x2 - x), y + (y2 - y))
+    p = _rounded(as_boxes(bbox))
+    return _pixel_rects(p, np.asarray(heights, np.int64), np.asarray(widths, np.int64))
+
+
+@njit(cache=True, nogil=True)
+def _pixel_rects(p: np.ndarray, h: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = len(p)
+    rects = np.zeros((n, 4))
+    exact = np.zeros(n, np.bool_)
+    for i in range(n):
+        x, y = p[i, 0], p[i, 1]
+        # C's (int)(5 * v + .5) on the outline's corners
+        x0 = int(5.0 * x + 0.5)
+        y0 = int(5.0 * y + 0.5)
+        x1 = int(5.0 * (x + (p[i, 2] - x)) + 0.5)
+        y1 = int(5.0 * (y + (p[i, 3] - y)) + 0.5)
+        exact[i] = x0 >= 0 and y0 >= 0 and x1 > x0 and y1 > y0
+        if not exact[i]:
+            continue
+        c0 = (max(x0, 2) + 2) // 5  # first column with 5c + 2 >= X0
+        c1 = min((x1 - 3) // 5, w[i] - 1)  # last column with 5c + 2 <= X1 - 1
+        r0 = 0 if y0 < 2 else min((y0 + 2) // 5, h[i])
+        r1 = 0 if y1 < 2 else min((y1 + 2) // 5, h[i])
+        if c1 >= c0 and r1 > r0:
+            rects[i, 0] = c0
+            rects[i, 1] = r0
+            rects[i, 2] = c1 + 1
+            rects[i, 3] = r1
+    return rects, exact
 
 
 def shape_rles(
