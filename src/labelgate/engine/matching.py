@@ -514,11 +514,12 @@ def _raster_instances(
     panoptic: bool,
 ) -> _RasterInstances:
     """Instances of ``rows`` (sorted by item) in :func:`segment_order` order, every frame at
-    once; with ``grouped`` False each row is its own instance and nothing occludes."""
+    once; with ``grouped`` False each row is its own instance and nothing occludes. Without
+    groups and masks that order is the row order (each row alone, polygons only)."""
     fidx = np.searchsorted(frames, ann.item[rows])
     n = len(rows)
-    if grouped:
-        grp = ann.group[rows]
+    grp = ann.group[rows]
+    if grouped and (grp.any() or (ann.kind[rows] == Kind.MASK).any()):
         lab = np.where(grp != 0, ann.label[rows], 0)
         is_mask = ann.kind[rows] == Kind.MASK
         order = np.lexsort((np.arange(n), is_mask, lab, grp, fidx))
@@ -532,9 +533,13 @@ def _raster_instances(
     frame = mf[new]
     flat, off = shape_rles_ragged(ann, members, h[mf], w[mf])
     if grouped and (panoptic or len(ptr) - 1 < n):
-        paint = np.lexsort((np.arange(n), ann.z_order[members], mf))
-        rank = np.empty(n, np.int64)
-        rank[paint] = np.arange(n)
+        z = ann.z_order[members]
+        if n and (z != z[0]).any():
+            paint = np.lexsort((np.arange(n), z, mf))
+            rank = np.empty(n, np.int64)
+            rank[paint] = np.arange(n)
+        else:  # one z_order: paint order is member order
+            rank = np.arange(n, dtype=np.int64)
         frame_ptr = np.searchsorted(mf, np.arange(len(frames) + 1)).astype(np.int64)
         flat, off = rle_kernels.instance_masks(
             flat, off, frame_ptr, ptr, rank, h, (h * w)[frame].astype(np.int64), panoptic

@@ -29,6 +29,42 @@ def _centre_hit(uu: int, vv: int, pu: int, pv: int, h: int, w: int, a: np.ndarra
 
 
 @njit(cache=True, nogil=True)
+def _sort_by_column(a: np.ndarray, n: int, h: int) -> None:
+    """Sort the boundary points ``a[:n]`` (``column * h + row``) in place: a counting sort
+    on the column (an outline crosses each column a few times), then insertion sort within."""
+    if n < 2:
+        return
+    c0 = a[0] // h
+    c1 = c0
+    for j in range(n):
+        c = a[j] // h
+        c0 = min(c0, c)
+        c1 = max(c1, c)
+    start = np.zeros(c1 - c0 + 2, np.int64)
+    for j in range(n):
+        start[a[j] // h - c0 + 1] += 1
+    for c in range(1, len(start)):
+        start[c] += start[c - 1]
+    tmp = np.empty(n, np.int64)
+    for j in range(n):
+        c = a[j] // h - c0
+        tmp[start[c]] = a[j]
+        start[c] += 1
+    lo = 0
+    for c in range(len(start) - 1):
+        hi = start[c]
+        for j in range(lo + 1, hi):
+            v = tmp[j]
+            i = j - 1
+            while i >= lo and tmp[i] > v:
+                tmp[i + 1] = tmp[i]
+                i -= 1
+            tmp[i + 1] = v
+        lo = hi
+    a[:n] = tmp
+
+
+@njit(cache=True, nogil=True)
 def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
     """Counts of one polygon (K, 2) on an h x w image, exactly as pycocotools ``rleFrPoly``.
 
@@ -100,7 +136,7 @@ def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
                 pu = uu
                 pv = vv
     a[n] = h * w
-    a = np.sort(a[: n + 1])
+    _sort_by_column(a, n, h)
     p = 0
     for j in range(n + 1):
         t = a[j]

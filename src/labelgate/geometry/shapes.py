@@ -224,6 +224,8 @@ def shape_rles_ragged(
         flat, off = rle.rasterize_polygons_ragged(
             np.concatenate(parts), offsets, np.arange(len(n)), heights[where], widths[where]
         )
+        if len(where) == len(rows) and (where[1:] > where[:-1]).all():
+            return flat, off  # every row traced, already in row order
         start[where], length[where] = off[:-1], np.diff(off)
         pool.append(flat)
         base = len(flat)
