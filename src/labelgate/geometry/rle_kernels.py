@@ -476,33 +476,48 @@ def covered_frames(
 @njit(cache=True, nogil=True)
 def covered_rect_frames(frame_ptr: np.ndarray, box: np.ndarray, thr: float) -> np.ndarray:
     """:func:`covered_frames` for masks that are pixel rectangles ``box`` (N, 4) xyxy pixel
-    edges (an empty one all zeros): the hidden area is the area of the union of the later
-    rectangles inside rectangle i, counted on the grid of their edges (no rasters)."""
+    edges (an empty one all zeros), rows in paint order within each frame: the hidden area is
+    the area of the union of the later rectangles inside rectangle i, counted on the grid of
+    their edges (no rasters). Later rectangles meeting i are found by a sweep on x."""
     n_all = len(box)
     out = np.zeros(n_all, np.bool_)
-    area = np.empty(n_all)
-    for i in range(n_all):
-        area[i] = (box[i, 2] - box[i, 0]) * (box[i, 3] - box[i, 1])
     clip = np.empty((n_all, 4))
     xs = np.empty(2 * n_all + 2)
     ys = np.empty(2 * n_all + 2)
     for f in range(len(frame_ptr) - 1):
         lo, hi = frame_ptr[f], frame_ptr[f + 1]
+        if hi - lo < 2:
+            continue
+        order = np.argsort(box[lo:hi, 0], kind="mergesort") + lo
+        left = box[order, 0]
+        wmax = 0.0
+        for j in range(lo, hi):
+            wmax = max(wmax, box[j, 2] - box[j, 0])
         for i in range(lo, hi - 1):
-            if area[i] == 0 or not _later_may_hide(box, area, lo, hi, i, thr):
+            area = (box[i, 2] - box[i, 0]) * (box[i, 3] - box[i, 1])
+            if area == 0:
                 continue
             k = 0
-            for j in range(i + 1, hi):
-                if _boxes_meet(box, i, j):
+            bound = 0.0
+            # a rectangle meeting i starts after x1_i - wmax and before x2_i
+            for t in range(np.searchsorted(left, box[i, 0] - wmax), hi - lo):
+                j = order[t]
+                if left[t] >= box[i, 2]:
+                    break
+                if j > i and _boxes_meet(box, i, j):
                     clip[k, 0] = max(box[i, 0], box[j, 0])
                     clip[k, 1] = max(box[i, 1], box[j, 1])
                     clip[k, 2] = min(box[i, 2], box[j, 2])
                     clip[k, 3] = min(box[i, 3], box[j, 3])
+                    bound += (clip[k, 2] - clip[k, 0]) * (clip[k, 3] - clip[k, 1])
                     xs[2 * k] = clip[k, 0]
                     xs[2 * k + 1] = clip[k, 2]
                     ys[2 * k] = clip[k, 1]
                     ys[2 * k + 1] = clip[k, 3]
                     k += 1
+            # the hidden area is at most the sum of the intersections (as covered_frames)
+            if bound < (1 - thr) * area:
+                continue
             gx = np.unique(xs[: 2 * k])
             gy = np.unique(ys[: 2 * k])
             hidden = 0.0
@@ -517,5 +532,5 @@ def covered_rect_frames(frame_ptr: np.ndarray, box: np.ndarray, thr: float) -> n
                         ):
                             hidden += (gx[a + 1] - gx[a]) * (gy[b + 1] - gy[b])
                             break
-            out[i] = hidden > 0 and 1 - int(hidden) / int(area[i]) < thr
+            out[i] = hidden > 0 and 1 - int(hidden) / int(area) < thr
     return out

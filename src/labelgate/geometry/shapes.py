@@ -115,8 +115,7 @@ def box_pixel_rects(
         ``(rects, exact)``: (N, 4) float64 pixel-edge xyxy rectangles (all zeros when empty)
         and (N,) bool, False where the closed form does not apply.
     """
-    # the corners of box_outlines(rotate=False): (x, y) and (x + (x2 - x), y + (y2 - y))
-    p = _rounded(as_boxes(bbox))
+    p = np.ascontiguousarray(bbox, dtype=np.float64).reshape(-1, 4)
     return _pixel_rects(p, np.asarray(heights, np.int64), np.asarray(widths, np.int64))
 
 
@@ -126,12 +125,24 @@ def _pixel_rects(p: np.ndarray, h: np.ndarray, w: np.ndarray) -> tuple[np.ndarra
     rects = np.zeros((n, 4))
     exact = np.zeros(n, np.bool_)
     for i in range(n):
-        x, y = p[i, 0], p[i, 1]
+        if not (
+            np.isfinite(p[i, 0])
+            and np.isfinite(p[i, 1])
+            and np.isfinite(p[i, 2])
+            and np.isfinite(p[i, 3])
+        ):
+            continue  # left to the traced rasteriser, which names the bad row
+        # numpy's round(v, 2): rint(v * 100) / 100; the outline's corners are (x, y) and
+        # (x + (x2 - x), y + (y2 - y)) as box_outlines(rotate=False) builds them
+        x = np.rint(p[i, 0] * 100.0) / 100.0
+        y = np.rint(p[i, 1] * 100.0) / 100.0
+        x2 = np.rint(p[i, 2] * 100.0) / 100.0
+        y2 = np.rint(p[i, 3] * 100.0) / 100.0
         # C's (int)(5 * v + .5) on the outline's corners
         x0 = int(5.0 * x + 0.5)
         y0 = int(5.0 * y + 0.5)
-        x1 = int(5.0 * (x + (p[i, 2] - x)) + 0.5)
-        y1 = int(5.0 * (y + (p[i, 3] - y)) + 0.5)
+        x1 = int(5.0 * (x + (x2 - x)) + 0.5)
+        y1 = int(5.0 * (y + (y2 - y)) + 0.5)
         exact[i] = x0 >= 0 and y0 >= 0 and x1 > x0 and y1 > y0
         if not exact[i]:
             continue
