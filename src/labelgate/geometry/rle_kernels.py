@@ -137,28 +137,24 @@ def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
                 pv = vv
     a[n] = h * w
     _sort_by_column(a, n, h)
-    p = 0
-    for j in range(n + 1):
-        t = a[j]
-        a[j] -= p
-        p = t
-    b = np.empty(n + 1, np.int64)
-    j = 0
-    mm = 0
-    b[mm] = a[j]
-    mm += 1
-    j += 1
+    # runs between consecutive boundary points; an empty run merges its neighbours
+    # (pycocotools' assembly), written straight into the uint32 counts
+    b = np.empty(n + 1, np.uint32)
+    b[0] = a[0]
+    mm = 1
+    j = 1
     while j < n + 1:
-        if a[j] > 0:
-            b[mm] = a[j]
+        d = a[j] - a[j - 1]
+        if d > 0:
+            b[mm] = d
             mm += 1
             j += 1
         else:
             j += 1
             if j < n + 1:
-                b[mm - 1] += a[j]
+                b[mm - 1] += a[j] - a[j - 1]
                 j += 1
-    return b[:mm].astype(np.uint32)
+    return b[:mm]
 
 
 @njit(cache=True, nogil=True)
@@ -187,12 +183,17 @@ def fr_polys(
 
 
 @njit(cache=True, nogil=True)
-def _pieces(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Walk two masks of the same size together: lengths of the stretches where neither
-    changes, and the pair of values there (bit 0: a, bit 1: b)."""
-    lens = np.empty(len(a) + len(b), np.int64)
-    vals = np.empty(len(a) + len(b), np.int8)
+def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
+    """Union, intersection or difference (a and not b) of two masks of the same size.
+
+    The result has no empty runs except a leading zero-run, as pycocotools ``rleMerge``.
+    Walks both masks together over the stretches where neither changes and writes the
+    runs as it goes.
+    """
+    out = np.empty(len(a) + len(b) + 1, np.uint32)
     n = 0
+    cur = 0
+    run = 0
     ia = 0
     ib = 0
     ra = int(a[0]) if len(a) else 0
@@ -211,27 +212,6 @@ def _pieces(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if ra == 0 or rb == 0:
             break
         c = min(ra, rb)
-        lens[n] = c
-        vals[n] = va | (vb << 1)
-        n += 1
-        ra -= c
-        rb -= c
-    return lens[:n], vals[:n]
-
-
-@njit(cache=True, nogil=True)
-def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
-    """Union, intersection or difference (a and not b) of two masks of the same size.
-
-    The result has no empty runs except a leading zero-run, as pycocotools ``rleMerge``.
-    """
-    lens, vals = _pieces(a, b)
-    out = np.empty(len(lens) + 1, np.int64)
-    n = 0
-    cur = 0
-    run = 0
-    for k in range(len(lens)):
-        va, vb = vals[k] & 1, vals[k] >> 1
         if op == UNION:
             val = va | vb
         elif op == INTERSECT:
@@ -239,21 +219,23 @@ def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
         else:
             val = va & (1 - vb)
         if val == cur:
-            run += lens[k]
+            run += c
         else:
             out[n] = run
             n += 1
             cur = val
-            run = lens[k]
+            run = c
+        ra -= c
+        rb -= c
     out[n] = run
     n += 1
-    return out[:n].astype(np.uint32)
+    return out[:n]
 
 
 @njit(cache=True, nogil=True)
 def overlap(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
     """(intersection, union) pixel counts of two masks of the same size (the walk of
-    :func:`_pieces`, summed on the fly)."""
+    :func:`merge2`, summed on the fly)."""
     inter = 0
     union = 0
     ia = 0
