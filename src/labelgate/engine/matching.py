@@ -548,6 +548,17 @@ def _raster_instances(
     return _RasterInstances(members, ptr, frame, flat, off, box)
 
 
+def _best_per_row(rows: np.ndarray, sims: np.ndarray, n: int) -> np.ndarray:
+    """Each of ``n`` rows' highest similarity among the pairs it is in (0 when in none)."""
+    best = np.zeros(n)
+    if len(rows):
+        order = np.argsort(rows, kind="stable")
+        r = rows[order]
+        starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+        best[r[starts]] = np.maximum.reduceat(sims[order], starts)
+    return best
+
+
 def _raster_frames(
     out: _Collector,
     code: int,
@@ -583,9 +594,7 @@ def _raster_frames(
     pairs = box_overlap_pairs_batched(a.frame, a.box, b.frame, b.box)
     pi, pj = pairs[:, 0], pairs[:, 1]
     sims = rle_kernels.pair_iou(a.flat, a.off, b.flat, b.off, pi, pj)
-    best_a, best_b = np.zeros(na), np.zeros(nb)
-    np.maximum.at(best_a, pi, sims)
-    np.maximum.at(best_b, pj, sims)
+    best_a, best_b = _best_per_row(pi, sims, na), _best_per_row(pj, sims, nb)
     ok = (sims >= s.iou_threshold) & (sims > 0)
     pi, pj, ps = pi[ok], pj[ok], sims[ok]
     nf = len(frames)
