@@ -177,3 +177,24 @@ def test_boxes_near_another_by_frame_and_margin():
         boxes_near_another(frame, boxes, 0.5), [False, False, False, True, True]
     )
     assert boxes_near_another(np.zeros(0), np.zeros((0, 4)), 1.0).shape == (0,)
+
+
+@settings(max_examples=60, deadline=None)
+@given(boxes(max_size=30), st.floats(0, 5), st.data())
+def test_boxes_near_another_equals_all_pairs(b, margin, data):
+    """The x sweep finds exactly the pairs the all-pairs rule finds."""
+    from labelgate.geometry import boxes_near_another
+
+    frame = np.sort(
+        np.array(data.draw(st.lists(st.integers(0, 2), min_size=len(b), max_size=len(b))))
+    )
+    want = np.zeros(len(b), bool)
+    for i in range(len(b)):
+        for j in range(i + 1, len(b)):
+            if (
+                frame[i] == frame[j]
+                and min(b[i, 2], b[j, 2]) - max(b[i, 0], b[j, 0]) > -2 * margin
+                and min(b[i, 3], b[j, 3]) - max(b[i, 1], b[j, 1]) > -2 * margin
+            ):
+                want[i] = want[j] = True
+    np.testing.assert_array_equal(boxes_near_another(frame, b, margin), want)

@@ -14,6 +14,7 @@ from pycocotools import mask as mask_utils
 
 from labelgate.errors import ValidationError
 from labelgate.geometry import rle
+from labelgate.geometry.shapes import box_outlines, box_pixel_rects
 
 masks = st.tuples(st.integers(1, 12), st.integers(1, 12)).flatmap(lambda hw: arrays(np.bool_, hw))
 
@@ -219,3 +220,42 @@ def test_raster_iou_merge_and_visible_parts_vs_pycocotools(pa, pb):
 def test_rasterize_rejects_nan():
     with pytest.raises(ValidationError, match="row 0"):
         rle.rasterize_polygons(np.array([[0, 0], [np.nan, 1], [1, 1]]), [0, 3], [0], 4, 4)
+
+
+# box outlines on a 0.1 grid and off it, partly outside the image or not
+box_coord = st.one_of(
+    st.floats(-5, 70, allow_nan=False), st.integers(-50, 700).map(lambda v: v / 10)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(box_coord, box_coord, box_coord, box_coord, st.integers(1, 60), st.integers(1, 60))
+def test_box_pixel_rects_are_pycocotools_rasters(x1, y1, x2, y2, h, w):
+    box = np.array([[min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]])
+    rects, exact = box_pixel_rects(box, np.array([h]), np.array([w]))
+    if not exact[0]:
+        return  # negative or degenerate outlines are traced instead
+    outline = box_outlines(box, np.zeros(1), rotate=False)[0]
+    ref = mask_utils.frPyObjects([outline.ravel().tolist()], h, w)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        want = mask_utils.decode(ref).astype(bool)
+    x0, y0, x1_, y1_ = rects[0].astype(int)
+    got = np.zeros((h, w), bool)
+    got[y0:y1_, x0:x1_] = True
+    np.testing.assert_array_equal(got, want)
+
+
+def test_rasterize_polygons_one_size_per_row():
+    """Frames of different sizes in one call: each row as pycocotools rasterises it alone."""
+    rng = np.random.default_rng(3)
+    sizes = [(480, 640), (17, 900), (1080, 1920), (5, 5)]
+    polys = [rng.uniform(-20, 1000, size=(int(rng.integers(3, 30)), 2)) for _ in sizes]
+    pts = np.concatenate(polys)
+    offsets = np.cumsum([0] + [len(p) for p in polys])
+    hs = np.array([s[0] for s in sizes])
+    ws = np.array([s[1] for s in sizes])
+    got = rle.rasterize_polygons(pts, offsets, range(len(polys)), hs, ws)
+    for p, (h, w), counts in zip(polys, sizes, got, strict=True):
+        ref = mask_utils.frPyObjects([p.ravel().tolist()], h, w)[0]
+        assert _coco_counts(counts, h, w)["counts"] == ref["counts"]

@@ -286,3 +286,33 @@ def match_box_frames(
         hj[:nh],
         hs[:nh],
     )
+
+
+@njit(cache=True, nogil=True)
+def assign_frames(
+    ptr: np.ndarray, li: np.ndarray, lj: np.ndarray, sim: np.ndarray, na: np.ndarray, nb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forced assignments of many frames' candidate pairs (:func:`_forced_assignment` each).
+
+    Args:
+        ptr: (F + 1,) candidate range of each frame.
+        li, lj: frame-local row indices of each candidate on the two sides.
+        sim: each candidate's similarity (all reach the threshold and are > 0).
+        na, nb: (F,) row counts of each frame on the two sides.
+
+    Returns:
+        ``(take, hard)``: 0/1 per candidate, and per frame whether its assignment is a real
+        choice left to the Hungarian solver (its ``take`` entries are then 0).
+    """
+    take = np.zeros(len(li), np.int64)
+    hard = np.zeros(len(ptr) - 1, np.bool_)
+    for f in range(len(ptr) - 1):
+        lo, hi = ptr[f], ptr[f + 1]
+        if hi == lo:
+            continue
+        t = _forced_assignment(li[lo:hi], lj[lo:hi], sim[lo:hi], na[f], nb[f])
+        if t[0] < 0:
+            hard[f] = True
+        else:
+            take[lo:hi] = t
+    return take, hard

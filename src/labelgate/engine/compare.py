@@ -15,7 +15,6 @@ from labelgate.engine.report import (
     COUNT_KEYS,
     LABEL_COUNT_KEYS,
     Report,
-    conflict_counts,
     confusion_block,
     confusion_summary,
     label_metrics,
@@ -168,7 +167,7 @@ def compare(
 
     def materialize() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         conflict_list = conflicts_to_json(g_ann, d_ann, conflicts, labels, job, gt.items)
-        return conflict_list, frame_results(frames_payload, conflict_list)
+        return conflict_list, frame_results(frames_payload, conflict_list, conflicts)
 
     return Report(data=data, data_errors=errors, materialize=materialize)
 
@@ -194,20 +193,37 @@ _SOURCE_TYPE = {
 _SHAPE_NAME = {int(k): v for k, v in SHAPE_TYPE.items()}
 
 
+def _lookup(table: dict[int, Any], codes: np.ndarray) -> list[Any]:
+    """``[table.get(c) for c in codes]`` as one object-array take (codes are small ints)."""
+    keys = np.asarray(codes, np.int64)
+    if not len(keys):
+        return []
+    lo, hi = int(keys.min()), int(keys.max())
+    values = np.array([table.get(k) for k in range(lo, hi + 1)], dtype=object)
+    return values[keys - lo].tolist()
+
+
 def _id_columns(ann: Annotations, rows: np.ndarray, job: Any) -> list[dict[str, Any] | None]:
     """CVAT AnnotationId dicts for ``rows`` (None where the row is -1), built column-wise."""
-    safe = np.maximum(rows, 0)
     if len(ann) == 0:
         return [None] * len(rows)
-    obj = ann.source_id[safe].tolist()
-    st = ann.source_type[safe].tolist()
-    kind = ann.kind[safe].tolist()
-    return [
-        None
-        if r < 0
-        else {"obj_id": o, "job_id": job, "type": _SOURCE_TYPE[t], "shape_type": _SHAPE_NAME.get(k)}
-        for r, o, t, k in zip(rows.tolist(), obj, st, kind, strict=True)
+    present = rows >= 0
+    safe = rows[present]
+    built = [
+        {"obj_id": o, "job_id": job, "type": t, "shape_type": k}
+        for o, t, k in zip(
+            ann.source_id[safe].tolist(),
+            _lookup(_SOURCE_TYPE, ann.source_type[safe]),
+            _lookup(_SHAPE_NAME, ann.kind[safe]),
+            strict=True,
+        )
     ]
+    if present.all():
+        return list(built)
+    out: list[dict[str, Any] | None] = [None] * len(rows)
+    for k, ident in zip(np.flatnonzero(present).tolist(), built, strict=True):
+        out[k] = ident
+    return out
 
 
 def conflicts_to_json(
@@ -224,51 +240,62 @@ def conflicts_to_json(
     report stays small) also carries ``geometry``: the frame size and the DS and GT shapes of
     the pair (:func:`labelgate.reporting.shapes.shape_geometries`), which the conflict
     viewer and the report gallery draw.
+
+    Every field is computed a column at a time; one comprehension then assembles the dicts.
     """
-    names = [*labels, None]  # label -1 indexes the trailing None
+    n = len(c)
+    names = np.array([*labels, None], dtype=object)  # label -1 indexes the trailing None
     d_ids = _id_columns(ds, c.ds_row, job["ds"])
     g_ids = _id_columns(gt, c.gt_row, job["gt"])
     d_safe, g_safe = np.maximum(c.ds_row, 0), np.maximum(c.gt_row, 0)
-    d_lab = ds.label[d_safe].tolist() if len(ds) else [-1] * len(c)
-    g_lab = gt.label[g_safe].tolist() if len(gt) else [-1] * len(c)
-    empty = np.zeros((len(c), 4))
+    d_lab = names[ds.label[d_safe]].tolist() if len(ds) else [None] * n
+    g_lab = names[gt.label[g_safe]].tolist() if len(gt) else [None] * n
+    empty = np.zeros((n, 4))
     pos = np.where(
         (c.ds_row >= 0)[:, None],
         ds.bbox[d_safe] if len(ds) else empty,
         gt.bbox[g_safe] if len(gt) else empty,
     ).tolist()
-    sims = [v if v == v else None for v in c.similarity.tolist()]  # NaN -> None
-    types = [CONFLICT_TYPES[t] for t in c.type.tolist()]
-    drawn = min(len(c), MAX_GEOMETRY_CONFLICTS) if items is not None else 0
+    sim = c.similarity.astype(object)
+    sim[np.isnan(c.similarity)] = None
+    kinds = c.type.astype(np.int64)
+    types = np.array(CONFLICT_TYPES, dtype=object)[kinds].tolist()
+    severity = np.array([c.severity(t) for t in CONFLICT_TYPES], dtype=object)[kinds].tolist()
+    out = [
+        {
+            "type": t,
+            "severity": sv,
+            "frame_id": f,
+            "annotation_ids": ([di, gi] if gi else [di]) if di else ([gi] if gi else []),
+            "label_names": ([dl, gl] if gi else [dl]) if di else ([gl] if gi else []),
+            "position": p,
+            "similarity": sm,
+        }
+        for t, sv, f, di, gi, dl, gl, p, sm in zip(
+            types,
+            severity,
+            c.frame.tolist(),
+            d_ids,
+            g_ids,
+            d_lab,
+            g_lab,
+            pos,
+            sim.tolist(),
+            strict=True,
+        )
+    ]
+    for k, attr_names in c.attribute_names.items():
+        out[k]["attribute_names"] = list(attr_names)
+    drawn = min(n, MAX_GEOMETRY_CONFLICTS) if items is not None else 0
     if drawn:
         fw_arr, fh_arr = items.size_of(c.frame[:drawn])  # type: ignore[union-attr]
         known = (fw_arr > 0) & (fh_arr > 0)
-        fw, fh = fw_arr.tolist(), fh_arr.tolist()
         d_geo = shape_geometries(ds, c.ds_row[:drawn], known)
         g_geo = shape_geometries(gt, c.gt_row[:drawn], known)
-    out = []
-    for k, t in enumerate(types):
-        ids = [x for x in (d_ids[k], g_ids[k]) if x is not None]
-        lab = [names[d_lab[k]] if d_ids[k] else None, names[g_lab[k]] if g_ids[k] else None]
-        out.append(
-            {
-                "type": t,
-                "severity": c.severity(t),
-                "frame_id": int(c.frame[k]),
-                "annotation_ids": ids,
-                "label_names": [x for x, i in zip(lab, (d_ids[k], g_ids[k]), strict=True) if i],
-                "position": pos[k],
-                "similarity": sims[k],
-            }
-        )
-        if k in c.attribute_names:
-            out[-1]["attribute_names"] = list(c.attribute_names[k])
-        if k < drawn:
-            out[-1]["geometry"] = {
-                "frame_size": [fw[k], fh[k]],
-                "ds": d_geo[k],
-                "gt": g_geo[k],
-            }
+        for item, fw, fh, dg, gg in zip(
+            out, fw_arr.tolist(), fh_arr.tolist(), d_geo, g_geo, strict=False
+        ):
+            item["geometry"] = {"frame_size": [fw, fh], "ds": dg, "gt": gg}
     return out
 
 
@@ -447,15 +474,16 @@ def build_report_data(
     }
 
 
-def frame_results(f: dict[str, Any], conflicts: list[dict[str, Any]]) -> dict[str, Any]:
+def frame_results(
+    f: dict[str, Any], conflicts: list[dict[str, Any]], columns: Conflicts | None = None
+) -> dict[str, Any]:
     """Per-frame results with CVAT 2.42's fields (``ComparisonReportFrameSummary``).
 
     Each frame has its ``conflicts`` with their counts by severity and type, the ``annotations``
     summary with its labelled confusion matrix, and the shape and label ``annotation_components``.
+    ``columns``, the conflicts as columns (same order as ``conflicts``), spares reading the
+    dicts back.
     """
-    by_frame: dict[int, list[dict[str, Any]]] = {}
-    for item in conflicts:
-        by_frame.setdefault(item["frame_id"], []).append(item)
     cm = f["cm"]
     labels = [*f["labels"], "unmatched"]
     metrics = {k: v.tolist() for k, v in label_metrics(cm).items()}
@@ -463,6 +491,7 @@ def frame_results(f: dict[str, Any], conflicts: list[dict[str, Any]]) -> dict[st
     counts = {k: v.tolist() for k, v in f["counts"].items()}
     comps = {p: {k: v.tolist() for k, v in cols.items()} for p, cols in f["components"].items()}
     ious = f["iou"].tolist()
+    per_frame = _frame_conflicts(f["frames"], conflicts, columns)
     out: dict[str, Any] = {}
     for i, frame in enumerate(f["frames"].tolist()):
         ann: dict[str, Any] = {k: v[i] for k, v in counts.items()}
@@ -477,10 +506,52 @@ def frame_results(f: dict[str, Any], conflicts: list[dict[str, Any]]) -> dict[st
         label: dict[str, Any] = {k: v[i] for k, v in comps["label"].items()}
         for part in (shape, label):
             part["accuracy"] = part["valid_count"] / (part["total_count"] or 1)
+        listed, n, warnings, errors, by_type = per_frame[i]
         out[str(frame)] = {
-            "conflicts": by_frame.get(frame, []),
+            "conflicts": listed,
             "annotations": ann,
             "annotation_components": {"shape": shape, "label": label},
-            **conflict_counts(by_frame.get(frame, [])),
+            "conflict_count": n,
+            "warning_count": warnings,
+            "error_count": errors,
+            "conflicts_by_type": by_type,
         }
     return out
+
+
+def _frame_conflicts(
+    frames: np.ndarray, conflicts: list[dict[str, Any]], columns: Conflicts | None
+) -> list[tuple[list[dict[str, Any]], int, int, int, dict[str, int]]]:
+    """Per frame: its conflicts (report order), their count, warning and error counts, and
+    counts by type in order of first appearance (CVAT's ``Counter``), from columns."""
+    if columns is not None:
+        frame_col = np.asarray(columns.frame, np.int64)
+        kind = np.asarray(columns.type, np.int64)
+        # Severity depends on the matching rules (all errors in requirement mode).
+        error_type = np.array([columns.severity(t) == "error" for t in CONFLICT_TYPES], bool)
+        is_error = error_type[kind] if len(kind) else np.zeros(0, bool)
+    else:
+        frame_col = np.array([c["frame_id"] for c in conflicts], np.int64)
+        code = {t: i for i, t in enumerate(CONFLICT_TYPES)}
+        kind = np.array([code[c["type"]] for c in conflicts], np.int64)
+        is_error = np.array([c["severity"] == "error" for c in conflicts], bool)
+    order = np.argsort(frame_col, kind="stable")
+    listed = conflicts if (order == np.arange(len(order))).all() else [conflicts[k] for k in order]
+    frame_col, kind, is_error = frame_col[order], kind[order], is_error[order]
+    lo = np.searchsorted(frame_col, frames, side="left")
+    hi = np.searchsorted(frame_col, frames, side="right")
+    at = np.minimum(np.searchsorted(frames, frame_col), max(len(frames) - 1, 0))
+    known = frames[at] == frame_col if len(frames) else np.zeros(len(at), bool)
+    at, kind, is_error = at[known], kind[known], is_error[known]
+    errors = np.bincount(at[is_error], minlength=len(frames)).tolist()
+    # (frame, type) cells with their first position: a frame's types in order of appearance
+    n_types = len(CONFLICT_TYPES)
+    cell, first, tally = np.unique(at * n_types + kind, return_index=True, return_counts=True)
+    seq = np.argsort(first, kind="stable")  # first positions grow with the frame
+    by_type: list[dict[str, int]] = [{} for _ in range(len(frames))]
+    for c_, n_ in zip(cell[seq].tolist(), tally[seq].tolist(), strict=True):
+        by_type[c_ // n_types][CONFLICT_TYPES[c_ % n_types]] = n_
+    return [
+        (listed[a:b], b - a, b - a - e, e, t)
+        for a, b, e, t in zip(lo.tolist(), hi.tolist(), errors, by_type, strict=True)
+    ]

@@ -21,7 +21,8 @@ from labelgate.engine.match_rules import (
 )
 from labelgate.engine.matching import GROUP_CODE, Matches
 from labelgate.engine.settings import QualitySettings
-from labelgate.geometry import boxes_near_another, rle, shape_rles
+from labelgate.geometry import boxes_near_another, rle_kernels, shape_rles_ragged
+from labelgate.geometry.shapes import box_pixel_rects
 from labelgate.model import Annotations, Items, Kind
 
 CONFLICT_TYPES = (
@@ -250,21 +251,41 @@ def covered_rows(ds: Annotations, items: Items, visibility_threshold: float) -> 
     if len(rows) < 2:
         return np.zeros(0, np.int64)
     w, h = items.size_of(ds.item[rows])
-    rows = rows[(w > 0) & (h > 0)]
-    rows = rows[boxes_near_another(ds.item[rows], ds.bbox[rows], 1.0)]
+    keep = (w > 0) & (h > 0)
+    rows, w, h = rows[keep], w[keep], h[keep]
+    keep = boxes_near_another(ds.item[rows], ds.bbox[rows], 1.0)
+    rows, w, h = rows[keep], np.asarray(w[keep], np.int64), np.asarray(h[keep], np.int64)
     if len(rows) < 2:
         return np.zeros(0, np.int64)
-    # paint order within each frame: z_order, then document order
-    rows = rows[np.lexsort((rows, ds.z_order[rows], ds.item[rows]))]
-    w, h = items.size_of(ds.item[rows])
-    counts: list[np.ndarray] = [np.zeros(0, np.uint32)] * len(rows)
-    for size in np.unique(np.c_[w, h], axis=0):
-        at = np.flatnonzero((w == size[0]) & (h == size[1]))
-        for k, c in zip(
-            at, shape_rles(ds, rows[at], int(size[1]), int(size[0]), cover=True), strict=True
-        ):
-            counts[k] = c
-    starts = np.flatnonzero(np.r_[True, ds.item[rows][1:] != ds.item[rows][:-1]])
-    frame_ptr = np.r_[starts, len(rows)]
-    hidden = rle.find_covered_frames(counts, frame_ptr, h[starts], visibility_threshold)
+    # paint order within each frame: z_order, then document order (the row order already,
+    # rows being sorted by item, when every z_order is the same)
+    z = ds.z_order[rows]
+    if (z != z[0]).any():
+        paint = np.lexsort((rows, z, ds.item[rows]))
+        rows, w, h = rows[paint], w[paint], h[paint]
+    item = ds.item[rows]
+    starts = np.flatnonzero(np.r_[True, item[1:] != item[:-1]])
+    frame_ptr = np.r_[starts, len(rows)].astype(np.int64)
+    # Frames holding only boxes whose rasters are pixel rectangles are settled on the
+    # rectangles; the others on traced rasters.
+    rects, exact = box_pixel_rects(ds.bbox[rows], h, w)
+    simple = exact & (ds.kind[rows] == Kind.RECTANGLE)
+    frame_simple = np.minimum.reduceat(simple, starts)
+    hidden = np.zeros(len(rows), bool)
+    by_rect = np.repeat(frame_simple, np.diff(frame_ptr))
+    if by_rect.any():
+        ptr = _sub_frames(frame_ptr, frame_simple)
+        hidden[by_rect] = rle_kernels.covered_rect_frames(ptr, rects[by_rect], visibility_threshold)
+    if not by_rect.all():
+        traced = ~by_rect
+        flat, off = shape_rles_ragged(ds, rows[traced], h[traced], w[traced], cover=True)
+        ptr = _sub_frames(frame_ptr, ~frame_simple)
+        hidden[traced] = rle_kernels.covered_frames(
+            flat, off, ptr, h[starts][~frame_simple], float(visibility_threshold)
+        )
     return np.sort(rows[hidden])
+
+
+def _sub_frames(frame_ptr: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Frame offsets of the rows of the kept frames only."""
+    return np.r_[0, np.cumsum(np.diff(frame_ptr)[keep])].astype(np.int64)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from labelgate.engine.box_kernels import match_box_frames
+from labelgate.engine.box_kernels import assign_frames, match_box_frames
 from labelgate.engine.match_rules import (
     LEGACY,
     MatchRules,
@@ -27,6 +27,7 @@ from labelgate.engine.match_rules import (
 from labelgate.engine.settings import QualitySettings
 from labelgate.geometry import (
     box_iou,
+    box_overlap_pairs_batched,
     ellipse_iou,
     geometry_bounds,
     line_similarities,
@@ -34,8 +35,10 @@ from labelgate.geometry import (
     point_group_similarity,
     polygon_iou,
     rle,
+    rle_kernels,
     rotated_box_iou,
     shape_rles,
+    shape_rles_ragged,
     skeleton_oks,
     visible_parts,
 )
@@ -278,6 +281,16 @@ def match_annotations(
             if classes is not None:
                 _boxes_sparse_two_stage(out, code, gt, ds, g_rows, d_rows, classes, items, s)
                 continue
+        # The all-frames raster path reproduces CVAT 2.42's matching; requirement-mode rules
+        # (label stages, attribute gates) take the per-frame solvers.
+        if (
+            name in _ON_RASTERS
+            and out.rules.is_legacy
+            and _raster_frames(
+                out, code, gt, ds, g_rows, d_rows, items, s, grouped=name == "segmentation"
+            )
+        ):
+            continue
         solver = _SOLVERS[name]
         for item, g, d in _frames(gt, ds, g_rows, d_rows):
             solver(out, code, gt, ds, g, d, item, items, s)
@@ -681,6 +694,168 @@ def _instance_assign(
         blocked = np.zeros(sim.shape, bool)
         np.logical_or.at(blocked, (gi[:, None], di[None, :]), rows)
     return out.assign(sim, threshold, same, blocked)
+
+
+#: Groups compared on rasters over all frames at once (:func:`_raster_frames`).
+_ON_RASTERS = frozenset({"segmentation", "ellipse"})
+
+
+@dataclass(frozen=True)
+class _RasterInstances:
+    """One side's instances over many frames: ``members`` (rows, each instance's contiguous,
+    ``ptr`` (I + 1) their ranges), ``frame`` (I,) frame index, rasters ``flat``/``off`` and
+    their pixel boxes ``box``."""
+
+    members: np.ndarray
+    ptr: np.ndarray
+    frame: np.ndarray
+    flat: np.ndarray
+    off: np.ndarray
+    box: np.ndarray
+
+
+def _raster_instances(
+    ann: Annotations,
+    rows: np.ndarray,
+    frames: np.ndarray,
+    h: np.ndarray,
+    w: np.ndarray,
+    grouped: bool,
+    panoptic: bool,
+) -> _RasterInstances:
+    """Instances of ``rows`` (sorted by item) in :func:`segment_order` order, every frame at
+    once; with ``grouped`` False each row is its own instance and nothing occludes. Without
+    groups and masks that order is the row order (each row alone, polygons only)."""
+    fidx = np.searchsorted(frames, ann.item[rows])
+    n = len(rows)
+    grp = ann.group[rows]
+    if grouped and (grp.any() or (ann.kind[rows] == Kind.MASK).any()):
+        lab = np.where(grp != 0, ann.label[rows], 0)
+        is_mask = ann.kind[rows] == Kind.MASK
+        order = np.lexsort((np.arange(n), is_mask, lab, grp, fidx))
+        members, mf = rows[order], fidx[order]
+        mg, ml = ann.group[members], ann.label[members]
+        new = np.ones(n, bool)
+        new[1:] = (mf[1:] != mf[:-1]) | (mg[1:] == 0) | (mg[1:] != mg[:-1]) | (ml[1:] != ml[:-1])
+    else:
+        members, mf, new = rows, fidx, np.ones(n, bool)
+    ptr = np.r_[np.flatnonzero(new), n].astype(np.int64)
+    frame = mf[new]
+    flat, off = shape_rles_ragged(ann, members, h[mf], w[mf])
+    if grouped and (panoptic or len(ptr) - 1 < n):
+        z = ann.z_order[members]
+        if n and (z != z[0]).any():
+            paint = np.lexsort((np.arange(n), z, mf))
+            rank = np.empty(n, np.int64)
+            rank[paint] = np.arange(n)
+        else:  # one z_order: paint order is member order
+            rank = np.arange(n, dtype=np.int64)
+        frame_ptr = np.searchsorted(mf, np.arange(len(frames) + 1)).astype(np.int64)
+        flat, off = rle_kernels.instance_masks(
+            flat, off, frame_ptr, ptr, rank, h, (h * w)[frame].astype(np.int64), panoptic
+        )
+    _, box = rle_kernels.areas_and_boxes_sized(flat, off, h[frame].astype(np.int64))
+    return _RasterInstances(members, ptr, frame, flat, off, box)
+
+
+def _best_per_row(rows: np.ndarray, sims: np.ndarray, n: int) -> np.ndarray:
+    """Each of ``n`` rows' highest similarity among the pairs it is in (0 when in none)."""
+    best = np.zeros(n)
+    if len(rows):
+        order = np.argsort(rows, kind="stable")
+        r = rows[order]
+        starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+        best[r[starts]] = np.maximum.reduceat(sims[order], starts)
+    return best
+
+
+def _raster_frames(
+    out: _Collector,
+    code: int,
+    gt: Annotations,
+    ds: Annotations,
+    g_rows: np.ndarray,
+    d_rows: np.ndarray,
+    items: Items,
+    s: QualitySettings,
+    *,
+    grouped: bool,
+) -> bool:
+    """Polygons/masks (``grouped``: CVAT instances, panoptic occlusion) or ellipses of every
+    frame on CVAT's rasters in a few compiled calls: rasterise all, IoU only for instances whose
+    pixel boxes overlap, settle each frame whose assignment is forced, and run the Hungarian
+    solver on the frame's exact matrix only where it is a real choice. Same result, pair for
+    pair and in the same order, as the per-frame solvers.
+
+    Returns:
+        False (nothing done) under ``exact_geometry`` or when some frame's size is unknown:
+        the per-frame solvers handle those.
+    """
+    if s.exact_geometry:
+        return False
+    frames = np.union1d(gt.item[g_rows], ds.item[d_rows])
+    w, h = items.size_of(frames)
+    if not ((w > 0) & (h > 0)).all():
+        return False
+    w, h = np.asarray(w, np.int64), np.asarray(h, np.int64)
+    a = _raster_instances(gt, g_rows, frames, h, w, grouped, s.panoptic_comparison)
+    b = _raster_instances(ds, d_rows, frames, h, w, grouped, s.panoptic_comparison)
+    na, nb = len(a.frame), len(b.frame)
+    pairs = box_overlap_pairs_batched(a.frame, a.box, b.frame, b.box)
+    pi, pj = pairs[:, 0], pairs[:, 1]
+    sims = rle_kernels.pair_iou(a.flat, a.off, b.flat, b.off, pi, pj)
+    best_a, best_b = _best_per_row(pi, sims, na), _best_per_row(pj, sims, nb)
+    ok = (sims >= s.iou_threshold) & (sims > 0)
+    pi, pj, ps = pi[ok], pj[ok], sims[ok]
+    nf = len(frames)
+    first_a = np.searchsorted(a.frame, np.arange(nf + 1))
+    first_b = np.searchsorted(b.frame, np.arange(nf + 1))
+    pf = a.frame[pi]
+    ptr = np.searchsorted(pf, np.arange(nf + 1)).astype(np.int64)
+    li, lj = pi - first_a[pf], pj - first_b[pf]
+    take, hard = assign_frames(ptr, li, lj, ps, np.diff(first_a), np.diff(first_b))
+    got_a, got_b, got_s = [pi[take == 1]], [pj[take == 1]], [ps[take == 1]]
+    for f in np.flatnonzero(hard).tolist():
+        p0, p1 = ptr[f], ptr[f + 1]
+        fl, fj = li[p0:p1], lj[p0:p1]
+        cost = np.ones((first_a[f + 1] - first_a[f], first_b[f + 1] - first_b[f]))
+        cost[fl, fj] = 1 - ps[p0:p1]
+        cand = np.zeros(cost.shape, bool)
+        cand[fl, fj] = True
+        r, c = linear_sum_assignment(cost)
+        keep = cand[r, c]
+        sim = np.zeros(cost.shape)
+        sim[fl, fj] = ps[p0:p1]
+        got_a.append(first_a[f] + r[keep])
+        got_b.append(first_b[f] + c[keep])
+        got_s.append(sim[r[keep], c[keep]])
+    ia, ib, isim = np.concatenate(got_a), np.concatenate(got_b), np.concatenate(got_s)
+    order = np.argsort(ia, kind="stable")
+    ia, ib, isim = ia[order], ib[order], isim[order]
+    # A matched instance pair counts every member pair (cartesian product), as in CVAT.
+    size_a, size_b = np.diff(a.ptr), np.diff(b.ptr)
+    blk_a, blk_b = size_a[ia], size_b[ib]
+    blk = blk_a * blk_b
+    pid = np.repeat(np.arange(len(ia)), blk)
+    t = np.arange(int(blk.sum())) - np.repeat(np.cumsum(blk) - blk, blk)
+    mg = a.members[a.ptr[ia][pid] + t // blk_b[pid]]
+    md = b.members[b.ptr[ib][pid] + t % blk_b[pid]]
+    left_a = np.ones(na, bool)
+    left_a[ia] = False
+    left_b = np.ones(nb, bool)
+    left_b[ib] = False
+    un_a, un_b = np.repeat(left_a, size_a), np.repeat(left_b, size_b)
+    out.add_pairs(
+        code,
+        mg,
+        md,
+        isim[pid],
+        a.members[un_a],
+        np.repeat(best_a, size_a)[un_a],
+        b.members[un_b],
+        np.repeat(best_b, size_b)[un_b],
+    )
+    return True
 
 
 _SOLVERS: dict[str, Solver] = {

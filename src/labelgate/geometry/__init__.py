@@ -35,7 +35,13 @@ from labelgate.geometry.polygons import (
     visible_parts,
 )
 from labelgate.geometry.rle import rasterize_polygons, rle_iou
-from labelgate.geometry.shapes import ELLIPSE_VERTICES, box_outlines, ellipse_outlines, shape_rles
+from labelgate.geometry.shapes import (
+    ELLIPSE_VERTICES,
+    box_outlines,
+    ellipse_outlines,
+    shape_rles,
+    shape_rles_ragged,
+)
 
 __all__ = [
     "ELLIPSE_VERTICES",
@@ -65,6 +71,7 @@ __all__ = [
     "rotated_box_polygons",
     "rotated_corners",
     "shape_rles",
+    "shape_rles_ragged",
     "skeleton_oks",
     "visible_parts",
 ]

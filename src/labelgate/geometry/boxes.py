@@ -161,21 +161,49 @@ def box_overlap_pairs_batched(
         )
     if len(a) == 0 or len(b) == 0:
         return np.zeros((0, 2), dtype=np.int64)
+    # one dtype on both sides for the compiled kernel (integer ids stay exact)
+    kind = np.int64 if np.result_type(frame_a, frame_b).kind in "iub" else np.float64
+    frame_a, frame_b = frame_a.astype(kind), frame_b.astype(kind)
     order_b = np.argsort(frame_b, kind="stable")
-    fb = frame_b[order_b]
-    lo = np.searchsorted(fb, frame_a, side="left")
-    hi = np.searchsorted(fb, frame_a, side="right")
-    counts = hi - lo
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    rows_a = np.repeat(np.arange(len(a)), counts)
-    # position inside each row's block of candidates, shifted to that row's start in fb
-    within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    rows_b = order_b[np.repeat(lo, counts) + within]
-    keep = _overlap_mask(a[rows_a], b[rows_b])
-    pairs = np.stack([rows_a[keep], rows_b[keep]], axis=1).astype(np.int64)
-    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    ia, ib = _overlap_pairs_by_frame(frame_a, a, np.ascontiguousarray(frame_b[order_b]), order_b, b)
+    return np.stack([ia, ib], axis=1)
+
+
+@njit(cache=True, nogil=True)
+def _overlap_pairs_by_frame(
+    frame_a: np.ndarray, a: np.ndarray, fb: np.ndarray, order_b: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`box_overlap_pairs_batched` pairs, ``fb`` = frame_b sorted by the stable
+    ``order_b``; pairs come out sorted by (row_a, row_b)."""
+    cap = 16 + len(a)
+    ia = np.empty(cap, np.int64)
+    ib = np.empty(cap, np.int64)
+    n = 0
+    for i in range(len(a)):
+        if not (a[i, 0] < a[i, 2] and a[i, 1] < a[i, 3]):
+            continue
+        lo = np.searchsorted(fb, frame_a[i], side="left")
+        hi = np.searchsorted(fb, frame_a[i], side="right")
+        for t in range(lo, hi):
+            j = order_b[t]
+            # the rule of _overlap_mask: strictly positive shared area
+            if (
+                b[j, 0] < b[j, 2]
+                and b[j, 1] < b[j, 3]
+                and max(a[i, 0], b[j, 0]) < min(a[i, 2], b[j, 2])
+                and max(a[i, 1], b[j, 1]) < min(a[i, 3], b[j, 3])
+            ):
+                if n == cap:
+                    cap *= 2
+                    grown_a = np.empty(cap, np.int64)
+                    grown_b = np.empty(cap, np.int64)
+                    grown_a[:n] = ia[:n]
+                    grown_b[:n] = ib[:n]
+                    ia, ib = grown_a, grown_b
+                ia[n] = i
+                ib[n] = j
+                n += 1
+    return ia[:n].copy(), ib[:n].copy()
 
 
 def rotated_corners(bbox: np.ndarray, rotation_deg: np.ndarray) -> np.ndarray:
@@ -252,8 +280,16 @@ def corners_bbox(corners: np.ndarray) -> np.ndarray:
 def _near_another(frame_ptr: np.ndarray, boxes: np.ndarray, margin: float) -> np.ndarray:
     out = np.zeros(len(boxes), np.bool_)
     for f in range(len(frame_ptr) - 1):
-        for i in range(frame_ptr[f], frame_ptr[f + 1]):
-            for j in range(i + 1, frame_ptr[f + 1]):
+        lo, hi = frame_ptr[f], frame_ptr[f + 1]
+        # sweep on the left edge: once a box starts 2 * margin past i's right edge, so do
+        # all the later ones
+        order = np.argsort(boxes[lo:hi, 0], kind="mergesort") + lo
+        for a in range(hi - lo):
+            i = order[a]
+            for b in range(a + 1, hi - lo):
+                j = order[b]
+                if boxes[i, 2] - boxes[j, 0] <= -2 * margin:
+                    break
                 if (
                     min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]) > -2 * margin
                     and min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]) > -2 * margin

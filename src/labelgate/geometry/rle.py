@@ -31,6 +31,7 @@ __all__ = [
     "merge",
     "ragged",
     "rasterize_polygons",
+    "rasterize_polygons_ragged",
     "rle_iou",
     "to_cvat",
     "unragged",
@@ -292,8 +293,8 @@ def rasterize_polygons(
     points: np.ndarray,
     offsets: np.ndarray,
     rows: Sequence[int] | np.ndarray,
-    height: int,
-    width: int,
+    height: int | np.ndarray,
+    width: int | np.ndarray,
 ) -> list[np.ndarray]:
     """Rasterise polygons to RLE at image resolution, exactly as pycocotools ``frPyObjects``.
 
@@ -304,11 +305,26 @@ def rasterize_polygons(
         points: (P, 2) ragged vertices.
         offsets: (N + 1,) row offsets into ``points``.
         rows: which polygons to rasterise.
-        height: image height.
-        width: image width.
+        height: image height, or one per requested row.
+        width: image width, or one per requested row.
 
     Returns:
         One uint32 counts array per requested row (fewer than 3 vertices -> all zeros).
+
+    Raises:
+        ValidationError: non-finite vertices (the row is named).
+    """
+    return unragged(*rasterize_polygons_ragged(points, offsets, rows, height, width))
+
+
+def rasterize_polygons_ragged(
+    points: np.ndarray,
+    offsets: np.ndarray,
+    rows: Sequence[int] | np.ndarray,
+    height: int | np.ndarray,
+    width: int | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rasterize_polygons` as one ragged ``(flat, offsets)`` pair (no per-mask arrays).
 
     Raises:
         ValidationError: non-finite vertices (the row is named).
@@ -322,11 +338,9 @@ def rasterize_polygons(
         hit = rows[np.isin(rows, owner)]
         if len(hit):
             raise ValidationError(f"polygon row {int(hit[0])}: non-finite vertex coordinates")
-    short = (off[rows + 1] - off[rows]) < 3
-    flat, out_off = rle_kernels.fr_polys(pts, off, rows[~short], int(height), int(width))
-    built = iter(unragged(flat, out_off))
-    empty = np.array([height * width], dtype=np.uint32)
-    return [empty.copy() if s else next(built) for s in short]
+    hs = np.broadcast_to(np.asarray(height, np.int64), rows.shape)
+    ws = np.broadcast_to(np.asarray(width, np.int64), rows.shape)
+    return rle_kernels.fr_polys(pts, off, rows, np.ascontiguousarray(hs), np.ascontiguousarray(ws))
 
 
 def areas_and_boxes(counts: Sequence[np.ndarray], height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -367,9 +381,20 @@ def visible_parts(
     Returns:
         ``n_owners`` masks: the pixels where a mask of that owner is the top one.
     """
-    flat, off = ragged([np.asarray(c, dtype=np.uint32) for c in counts])
-    vis_flat, vis_off = rle_kernels.visible_parts(
-        flat, off, np.asarray(owner, np.int64), int(n_owners), int(height) * int(width), occlude
+    owner = np.asarray(owner, np.int64)
+    by_owner = np.argsort(owner, kind="stable")  # each owner's masks contiguous
+    flat, off = ragged([np.asarray(counts[k], dtype=np.uint32) for k in by_owner.tolist()])
+    inst_ptr = np.zeros(n_owners + 1, np.int64)
+    inst_ptr[1:] = np.cumsum(np.bincount(owner, minlength=n_owners))
+    vis_flat, vis_off = rle_kernels.instance_masks(
+        flat,
+        off,
+        np.array([0, len(owner)], np.int64),
+        inst_ptr,
+        by_owner,  # a mask's paint position is its input position
+        np.array([height], np.int64),
+        np.full(n_owners, int(height) * int(width), np.int64),
+        occlude,
     )
     return unragged(vis_flat, vis_off)
 

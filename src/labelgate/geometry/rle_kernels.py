@@ -8,8 +8,6 @@ with it. Many masks travel as one ragged array: ``flat`` counts and ``offsets`` 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
@@ -17,9 +15,67 @@ from numba import njit
 UNION, INTERSECT, DIFFERENCE = 0, 1, 2
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _centre_hit(uu: int, vv: int, pu: int, pv: int, h: int, w: int, a: np.ndarray, n: int) -> int:
+    """One trace step (pu, pv) -> (uu, vv): record its boundary point if it lands on a
+    pixel-centre column; returns the new point count."""
+    if uu != pu:
+        xu = uu if uu < pu else uu - 1
+        if xu >= 2 and xu % 5 == 2 and (xu - 2) // 5 <= w - 1:
+            yv = min(vv, pv)
+            a[n] = (xu - 2) // 5 * h + (0 if yv < 2 else min((yv + 2) // 5, h))
+            return n + 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _sort_by_column(a: np.ndarray, n: int, h: int) -> None:
+    """Sort the boundary points ``a[:n]`` (``column * h + row``) in place: a counting sort
+    on the column (an outline crosses each column a few times), then insertion sort within."""
+    if n < 2:
+        return
+    c0 = a[0] // h
+    c1 = c0
+    for j in range(n):
+        c = a[j] // h
+        c0 = min(c0, c)
+        c1 = max(c1, c)
+    start = np.zeros(c1 - c0 + 2, np.int64)
+    for j in range(n):
+        start[a[j] // h - c0 + 1] += 1
+    for c in range(1, len(start)):
+        start[c] += start[c - 1]
+    tmp = np.empty(n, np.int64)
+    for j in range(n):
+        c = a[j] // h - c0
+        tmp[start[c]] = a[j]
+        start[c] += 1
+    lo = 0
+    for c in range(len(start) - 1):
+        hi = start[c]
+        for j in range(lo + 1, hi):
+            v = tmp[j]
+            i = j - 1
+            while i >= lo and tmp[i] > v:
+                tmp[i + 1] = tmp[i]
+                i -= 1
+            tmp[i + 1] = v
+        lo = hi
+    a[:n] = tmp
+
+
 @njit(cache=True, nogil=True)
 def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Counts of one polygon (K, 2) on an h x w image, exactly as pycocotools ``rleFrPoly``."""
+    """Counts of one polygon (K, 2) on an h x w image, exactly as pycocotools ``rleFrPoly``.
+
+    pycocotools traces the outline on a 5x upsampled grid (steps along the longer axis of
+    each edge), then keeps the steps where the upsampled x moves onto a pixel-centre column.
+    Here only those steps are visited, with integer tests equal to its float ones:
+    ``(u + 0.5) / 5 - 0.5`` is an integer exactly when ``u % 5 == 2`` (otherwise it is at
+    least 0.2 away from one), and ``ceil`` of ``(v + 0.5) / 5 - 0.5`` clamped to ``[0, h]`` is
+    ``min((v + 2) // 5, h)`` for ``v >= 2``, else 0. On edges traced along x, u moves by one
+    every step, so its centre columns are found by arithmetic instead of stepping.
+    """
     k = xy.shape[0]
     x = np.empty(k + 1, np.int64)
     y = np.empty(k + 1, np.int64)
@@ -29,12 +85,16 @@ def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
         y[j] = int(5.0 * xy[j, 1] + 0.5)
     x[k] = x[0]
     y[k] = y[0]
-    m = 0
+    # u moves by at most 1 per trace step, so an edge lands on a centre column at most
+    # |dx| // 5 + 1 times (+1 for its first step, which follows the previous edge)
+    cap = 1
     for j in range(k):
-        m += max(abs(x[j] - x[j + 1]), abs(y[j] - y[j + 1])) + 1
-    u = np.empty(m, np.int64)
-    v = np.empty(m, np.int64)
-    m = 0
+        cap += abs(x[j] - x[j + 1]) // 5 + 2
+    a: np.ndarray = np.empty(cap, np.int64)
+    n = 0
+    pu = 0
+    pv = 0
+    last_x = 5 * (w - 1) + 2  # the right-most centre column, upsampled
     for j in range(k):
         xs, xe, ys, ye = x[j], x[j + 1], y[j], y[j + 1]
         dx = abs(xe - xs)
@@ -45,93 +105,95 @@ def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
             ys, ye = ye, ys
         if dx >= dy:
             # a zero-length edge gives 0/0 in C; its one point never changes u, so any v works
-            s = (ye - ys) / dx if dx > 0 else 0.0
-            for d in range(dx + 1):
-                t = dx - d if flip else d
-                u[m] = t + xs
-                v[m] = int(ys + s * t + 0.5)
-                m += 1
+            sl = (ye - ys) / dx if dx > 0 else 0.0
+            t0 = dx if flip else 0
+            uu = t0 + xs
+            vv = int(ys + sl * t0 + 0.5)
+            if j > 0:
+                n = _centre_hit(uu, vv, pu, pv, h, w, a, n)
+            # steps t-1 -> t (rising) or t+1 -> t (falling): the centre column xu is
+            # t - 1 + xs or t + xs
+            lo = max(xs, 2)
+            first = lo + (2 - lo) % 5
+            stop = min(xs + dx - 1, last_x)
+            for xu in range(first, stop + 1, 5):
+                t = xu - xs if flip else xu - xs + 1
+                other = t + 1 if flip else t - 1
+                yv = min(int(ys + sl * t + 0.5), int(ys + sl * other + 0.5))
+                a[n] = (xu - 2) // 5 * h + (0 if yv < 2 else min((yv + 2) // 5, h))
+                n += 1
+            t1 = 0 if flip else dx
+            pu = t1 + xs
+            pv = int(ys + sl * t1 + 0.5)
         else:
-            s = (xe - xs) / dy
+            sl = (xe - xs) / dy
             for d in range(dy + 1):
                 t = dy - d if flip else d
-                v[m] = t + ys
-                u[m] = int(xs + s * t + 0.5)
-                m += 1
-    # points along the y-boundary, downsampled to pixel columns
-    px = np.empty(m, np.int64)
-    py = np.empty(m, np.int64)
-    n = 0
-    for j in range(1, m):
-        if u[j] != u[j - 1]:
-            xd = float(u[j] if u[j] < u[j - 1] else u[j] - 1)
-            xd = (xd + 0.5) / 5.0 - 0.5
-            if math.floor(xd) != xd or xd < 0 or xd > w - 1:
-                continue
-            yd = float(v[j] if v[j] < v[j - 1] else v[j - 1])
-            yd = (yd + 0.5) / 5.0 - 0.5
-            if yd < 0:
-                yd = 0.0
-            elif yd > h:
-                yd = float(h)
-            yd = math.ceil(yd)
-            px[n] = int(xd)
-            py[n] = int(yd)
-            n += 1
-    a = np.empty(n + 1, np.int64)
-    for j in range(n):
-        a[j] = px[j] * h + py[j]
+                vv = t + ys
+                uu = int(xs + sl * t + 0.5)
+                if j > 0 or d > 0:
+                    n = _centre_hit(uu, vv, pu, pv, h, w, a, n)
+                pu = uu
+                pv = vv
     a[n] = h * w
-    a.sort()
-    p = 0
-    for j in range(n + 1):
-        t = a[j]
-        a[j] -= p
-        p = t
-    b = np.empty(n + 1, np.int64)
-    j = 0
-    mm = 0
-    b[mm] = a[j]
-    mm += 1
-    j += 1
+    _sort_by_column(a, n, h)
+    # runs between consecutive boundary points; an empty run merges its neighbours
+    # (pycocotools' assembly), written straight into the uint32 counts
+    b = np.empty(n + 1, np.uint32)
+    b[0] = a[0]
+    mm = 1
+    j = 1
     while j < n + 1:
-        if a[j] > 0:
-            b[mm] = a[j]
+        d = a[j] - a[j - 1]
+        if d > 0:
+            b[mm] = d
             mm += 1
             j += 1
         else:
             j += 1
             if j < n + 1:
-                b[mm - 1] += a[j]
+                b[mm - 1] += a[j] - a[j - 1]
                 j += 1
-    return b[:mm].astype(np.uint32)
+    return b[:mm]
 
 
 @njit(cache=True, nogil=True)
 def fr_polys(
-    points: np.ndarray, offsets: np.ndarray, rows: np.ndarray, h: int, w: int
+    points: np.ndarray, offsets: np.ndarray, rows: np.ndarray, hs: np.ndarray, ws: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`fr_poly` for ragged polygons ``points[offsets[r]:offsets[r + 1]]``, r in rows."""
-    parts = []
+    """:func:`fr_poly` for ragged polygons ``points[offsets[r]:offsets[r + 1]]``, r in rows;
+    polygon ``rows[i]`` on an ``hs[i]`` x ``ws[i]`` image (frames of different sizes in one
+    call). Fewer than 3 vertices give an empty mask."""
     out_off = np.zeros(len(rows) + 1, np.int64)
+    flat = np.empty(64 * len(rows) + 16, np.uint32)
     for i in range(len(rows)):
         r = rows[i]
-        c = fr_poly(points[offsets[r] : offsets[r + 1]], h, w)
-        parts.append(c)
-        out_off[i + 1] = out_off[i] + len(c)
-    flat = np.empty(out_off[-1], np.uint32)
-    for i in range(len(rows)):
-        flat[out_off[i] : out_off[i + 1]] = parts[i]
-    return flat, out_off
+        if offsets[r + 1] - offsets[r] < 3:  # no area: an empty mask
+            c = np.full(1, hs[i] * ws[i], np.uint32)
+        else:
+            c = fr_poly(points[offsets[r] : offsets[r + 1]], hs[i], ws[i])
+        end = out_off[i] + len(c)
+        if end > len(flat):
+            grown = np.empty(max(end, 2 * len(flat)), np.uint32)
+            grown[: out_off[i]] = flat[: out_off[i]]
+            flat = grown
+        flat[out_off[i] : end] = c
+        out_off[i + 1] = end
+    return flat[: out_off[-1]].copy(), out_off
 
 
 @njit(cache=True, nogil=True)
-def _pieces(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Walk two masks of the same size together: lengths of the stretches where neither
-    changes, and the pair of values there (bit 0: a, bit 1: b)."""
-    lens = np.empty(len(a) + len(b), np.int64)
-    vals = np.empty(len(a) + len(b), np.int8)
+def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
+    """Union, intersection or difference (a and not b) of two masks of the same size.
+
+    The result has no empty runs except a leading zero-run, as pycocotools ``rleMerge``.
+    Walks both masks together over the stretches where neither changes and writes the
+    runs as it goes.
+    """
+    out = np.empty(len(a) + len(b) + 1, np.uint32)
     n = 0
+    cur = 0
+    run = 0
     ia = 0
     ib = 0
     ra = int(a[0]) if len(a) else 0
@@ -150,27 +212,6 @@ def _pieces(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if ra == 0 or rb == 0:
             break
         c = min(ra, rb)
-        lens[n] = c
-        vals[n] = va | (vb << 1)
-        n += 1
-        ra -= c
-        rb -= c
-    return lens[:n], vals[:n]
-
-
-@njit(cache=True, nogil=True)
-def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
-    """Union, intersection or difference (a and not b) of two masks of the same size.
-
-    The result has no empty runs except a leading zero-run, as pycocotools ``rleMerge``.
-    """
-    lens, vals = _pieces(a, b)
-    out = np.empty(len(lens) + 1, np.int64)
-    n = 0
-    cur = 0
-    run = 0
-    for k in range(len(lens)):
-        va, vb = vals[k] & 1, vals[k] >> 1
         if op == UNION:
             val = va | vb
         elif op == INTERSECT:
@@ -178,28 +219,49 @@ def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
         else:
             val = va & (1 - vb)
         if val == cur:
-            run += lens[k]
+            run += c
         else:
             out[n] = run
             n += 1
             cur = val
-            run = lens[k]
+            run = c
+        ra -= c
+        rb -= c
     out[n] = run
     n += 1
-    return out[:n].astype(np.uint32)
+    return out[:n]
 
 
 @njit(cache=True, nogil=True)
 def overlap(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
-    """(intersection, union) pixel counts of two masks of the same size."""
-    lens, vals = _pieces(a, b)
+    """(intersection, union) pixel counts of two masks of the same size (the walk of
+    :func:`merge2`, summed on the fly)."""
     inter = 0
     union = 0
-    for k in range(len(lens)):
-        if vals[k]:
-            union += lens[k]
-            if vals[k] == 3:
-                inter += lens[k]
+    ia = 0
+    ib = 0
+    ra = int(a[0]) if len(a) else 0
+    rb = int(b[0]) if len(b) else 0
+    va = 0
+    vb = 0
+    while True:
+        while ra == 0 and ia + 1 < len(a):
+            ia += 1
+            ra = int(a[ia])
+            va ^= 1
+        while rb == 0 and ib + 1 < len(b):
+            ib += 1
+            rb = int(b[ib])
+            vb ^= 1
+        if ra == 0 or rb == 0:
+            break
+        c = min(ra, rb)
+        if va | vb:
+            union += c
+            if va & vb:
+                inter += c
+        ra -= c
+        rb -= c
     return inter, union
 
 
@@ -223,59 +285,144 @@ def pair_iou(
 
 
 @njit(cache=True, nogil=True)
+def _area_box(counts: np.ndarray, h: int, box: np.ndarray) -> int:
+    """Pixel count of one mask; its tight pixel-edge xyxy box into ``box`` (zeros if empty)."""
+    pos = 0
+    area = 0
+    x0, y0, x1, y1 = 1 << 62, 1 << 62, -1, -1
+    for k in range(len(counts)):
+        c = int(counts[k])
+        if k % 2 == 1 and c > 0:
+            area += c
+            s, e = pos, pos + c - 1
+            cs, ce = int(s // h), int(e // h)
+            x0 = min(x0, cs)
+            x1 = max(x1, ce)
+            if ce > cs:  # a run crossing a column spans every row
+                y0 = 0
+                y1 = max(y1, h - 1)
+            else:
+                y0 = min(y0, int(s % h))
+                y1 = max(y1, int(e % h))
+        pos += c
+    box[:] = 0.0
+    if area > 0:
+        box[0] = x0
+        box[1] = y0
+        box[2] = x1 + 1
+        box[3] = y1 + 1
+    return area
+
+
+@njit(cache=True, nogil=True)
 def areas_and_boxes(flat: np.ndarray, off: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel count and tight pixel-edge xyxy box of each mask (zeros for an empty one)."""
+    return areas_and_boxes_sized(flat, off, np.full(len(off) - 1, h, np.int64))
+
+
+@njit(cache=True, nogil=True)
+def areas_and_boxes_sized(
+    flat: np.ndarray, off: np.ndarray, hs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`areas_and_boxes` with each mask's own image height ``hs[i]``."""
     n = len(off) - 1
     area = np.zeros(n, np.int64)
     box = np.zeros((n, 4))
     for i in range(n):
-        pos = 0
-        x0, y0, x1, y1 = 1 << 62, 1 << 62, -1, -1
-        for k in range(off[i], off[i + 1]):
-            c = int(flat[k])
-            if (k - off[i]) % 2 == 1 and c > 0:
-                area[i] += c
-                s, e = pos, pos + c - 1
-                cs, ce = int(s // h), int(e // h)
-                x0 = min(x0, cs)
-                x1 = max(x1, ce)
-                if ce > cs:  # a run crossing a column spans every row
-                    y0 = 0
-                    y1 = max(y1, h - 1)
-                else:
-                    y0 = min(y0, int(s % h))
-                    y1 = max(y1, int(e % h))
-            pos += c
-        if area[i] > 0:
-            box[i, 0] = x0
-            box[i, 1] = y0
-            box[i, 2] = x1 + 1
-            box[i, 3] = y1 + 1
+        area[i] = _area_box(flat[off[i] : off[i + 1]], hs[i], box[i])
     return area, box
 
 
 @njit(cache=True, nogil=True)
-def visible_parts(
-    flat: np.ndarray, off: np.ndarray, owner: np.ndarray, n_owners: int, total: int, occlude: bool
+def _boxes_meet(box: np.ndarray, i: int, j: int) -> bool:
+    return min(box[i, 2], box[j, 2]) > max(box[i, 0], box[j, 0]) and min(
+        box[i, 3], box[j, 3]
+    ) > max(box[i, 1], box[j, 1])
+
+
+@njit(cache=True, nogil=True)
+def instance_masks(
+    flat: np.ndarray,
+    off: np.ndarray,
+    frame_ptr: np.ndarray,
+    inst_ptr: np.ndarray,
+    rank: np.ndarray,
+    heights: np.ndarray,
+    inst_totals: np.ndarray,
+    occlude: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per owner, the pixels where one of its masks is the last painted (masks in paint order,
-    bottom first); without ``occlude``, the plain union of its masks."""
-    empty = np.array([total], np.uint32)
-    out = [empty for _ in range(n_owners)]
-    cover = empty
-    for k in range(len(off) - 2, -1, -1):
-        own = flat[off[k] : off[k + 1]]
-        vis = merge2(own, cover, DIFFERENCE) if occlude else own
-        out[owner[k]] = merge2(out[owner[k]], vis, UNION)
-        if occlude:
-            cover = merge2(cover, own, UNION)
-    out_off = np.zeros(n_owners + 1, np.int64)
-    for i in range(n_owners):
-        out_off[i + 1] = out_off[i] + len(out[i])
-    out_flat = np.empty(out_off[-1], np.uint32)
-    for i in range(n_owners):
-        out_flat[out_off[i] : out_off[i + 1]] = out[i]
-    return out_flat, out_off
+    """Instance rasters of many frames: the union of each instance's member masks, with
+    ``occlude`` only the pixels where no mask painted later in the frame lies on top
+    (CVAT's panoptic comparison: each pixel belongs to the last mask painted).
+
+    Args:
+        flat, off: member masks, frame after frame, each instance's members contiguous.
+        frame_ptr: (F + 1,) member range of each frame.
+        inst_ptr: (I + 1,) member range of each instance (instances never span frames).
+        rank: (N,) paint position of each member within its frame (higher = on top).
+        heights: (F,) image height of each frame.
+        inst_totals: (I,) pixel count of each instance's image (an instance without
+            members gets an empty mask).
+        occlude: False gives each instance the plain union of its members.
+
+    Only masks whose pixel boxes meet are merged (disjoint boxes share no pixel), so the
+    result is the full-frame rule's.
+    """
+    n = len(off) - 1
+    n_inst = len(inst_ptr) - 1
+    frame_of = np.empty(n, np.int64)
+    hs = np.empty(n, np.int64)
+    for f in range(len(frame_ptr) - 1):
+        for k in range(frame_ptr[f], frame_ptr[f + 1]):
+            frame_of[k] = f
+            hs[k] = heights[f]
+    area, box = areas_and_boxes_sized(flat, off, hs)
+    out_off = np.zeros(n_inst + 1, np.int64)
+    out: np.ndarray = np.empty(len(flat) + n_inst + 16, np.uint32)
+    for i in range(n_inst):
+        acc: np.ndarray = np.empty(0, np.uint32)
+        have = False
+        for k in range(inst_ptr[i], inst_ptr[i + 1]):
+            own = flat[off[k] : off[k + 1]]
+            vis: np.ndarray = own
+            if occlude and area[k] > 0:
+                f = frame_of[k]
+                cover: np.ndarray = np.empty(0, np.uint32)
+                covered = False
+                for j in range(frame_ptr[f], frame_ptr[f + 1]):
+                    if rank[j] > rank[k] and area[j] > 0 and _boxes_meet(box, k, j):
+                        m = flat[off[j] : off[j + 1]]
+                        cover = merge2(cover, m, UNION) if covered else m
+                        covered = True
+                if covered:
+                    vis = merge2(own, cover, DIFFERENCE)
+            acc = merge2(acc, vis, UNION) if have else vis
+            have = True
+        if not have:
+            acc = np.array([inst_totals[i]], np.uint32)
+        end = out_off[i] + len(acc)
+        if end > len(out):
+            grown = np.empty(max(end, 2 * len(out)), np.uint32)
+            grown[: out_off[i]] = out[: out_off[i]]
+            out = grown
+        out[out_off[i] : end] = acc
+        out_off[i + 1] = end
+    return out[: out_off[-1]].copy(), out_off
+
+
+@njit(cache=True, nogil=True)
+def _later_may_hide(
+    box: np.ndarray, area: np.ndarray, lo: int, hi: int, i: int, thr: float
+) -> bool:
+    """Whether the boxes of masks ``i + 1 .. hi - 1`` overlap mask ``i`` enough to hide more
+    than ``1 - thr`` of it (the hidden area is at most the sum of box intersections)."""
+    bound = 0.0
+    for j in range(i + 1, hi):
+        iw = min(box[i, 2], box[j, 2]) - max(box[i, 0], box[j, 0])
+        ih = min(box[i, 3], box[j, 3]) - max(box[i, 1], box[j, 1])
+        if iw > 0 and ih > 0:
+            bound += iw * ih
+    return not bound < (1 - thr) * area[i]
 
 
 @njit(cache=True, nogil=True)
@@ -296,24 +443,76 @@ def covered_frames(
         area, box = areas_and_boxes(flat, off[lo : hi + 1], heights[f])
         n = hi - lo
         for i in range(n - 1):
-            if area[i] == 0:
-                continue
-            bound = 0.0
-            for j in range(i + 1, n):
-                iw = min(box[i, 2], box[j, 2]) - max(box[i, 0], box[j, 0])
-                ih = min(box[i, 3], box[j, 3]) - max(box[i, 1], box[j, 1])
-                if iw > 0 and ih > 0:
-                    bound += iw * ih
-            # the hidden area is at most the sum of box intersections
-            if bound < (1 - thr) * area[i]:
+            if area[i] == 0 or not _later_may_hide(box, area, 0, n, i, thr):
                 continue
             top: np.ndarray = np.empty(0, np.uint32)
             for j in range(i + 1, n):
-                iw = min(box[i, 2], box[j, 2]) - max(box[i, 0], box[j, 0])
-                ih = min(box[i, 3], box[j, 3]) - max(box[i, 1], box[j, 1])
-                if iw > 0 and ih > 0:
+                if _boxes_meet(box, i, j):
                     m = flat[off[lo + j] : off[lo + j + 1]]
                     top = m if len(top) == 0 else merge2(top, m, UNION)
             hidden, _ = overlap(flat[off[lo + i] : off[lo + i + 1]], top)
             out[lo + i] = hidden > 0 and 1 - hidden / area[i] < thr
+    return out
+
+
+@njit(cache=True, nogil=True)
+def covered_rect_frames(frame_ptr: np.ndarray, box: np.ndarray, thr: float) -> np.ndarray:
+    """:func:`covered_frames` for masks that are pixel rectangles ``box`` (N, 4) xyxy pixel
+    edges (an empty one all zeros), rows in paint order within each frame: the hidden area is
+    the area of the union of the later rectangles inside rectangle i, counted on the grid of
+    their edges (no rasters). Later rectangles meeting i are found by a sweep on x."""
+    n_all = len(box)
+    out = np.zeros(n_all, np.bool_)
+    clip = np.empty((n_all, 4))
+    xs = np.empty(2 * n_all + 2)
+    ys = np.empty(2 * n_all + 2)
+    for f in range(len(frame_ptr) - 1):
+        lo, hi = frame_ptr[f], frame_ptr[f + 1]
+        if hi - lo < 2:
+            continue
+        order = np.argsort(box[lo:hi, 0], kind="mergesort") + lo
+        left = box[order, 0]
+        wmax = 0.0
+        for j in range(lo, hi):
+            wmax = max(wmax, box[j, 2] - box[j, 0])
+        for i in range(lo, hi - 1):
+            area = (box[i, 2] - box[i, 0]) * (box[i, 3] - box[i, 1])
+            if area == 0:
+                continue
+            k = 0
+            bound = 0.0
+            # a rectangle meeting i starts after x1_i - wmax and before x2_i
+            for t in range(np.searchsorted(left, box[i, 0] - wmax), hi - lo):
+                j = order[t]
+                if left[t] >= box[i, 2]:
+                    break
+                if j > i and _boxes_meet(box, i, j):
+                    clip[k, 0] = max(box[i, 0], box[j, 0])
+                    clip[k, 1] = max(box[i, 1], box[j, 1])
+                    clip[k, 2] = min(box[i, 2], box[j, 2])
+                    clip[k, 3] = min(box[i, 3], box[j, 3])
+                    bound += (clip[k, 2] - clip[k, 0]) * (clip[k, 3] - clip[k, 1])
+                    xs[2 * k] = clip[k, 0]
+                    xs[2 * k + 1] = clip[k, 2]
+                    ys[2 * k] = clip[k, 1]
+                    ys[2 * k + 1] = clip[k, 3]
+                    k += 1
+            # the hidden area is at most the sum of the intersections (as covered_frames)
+            if bound < (1 - thr) * area:
+                continue
+            gx = np.unique(xs[: 2 * k])
+            gy = np.unique(ys[: 2 * k])
+            hidden = 0.0
+            for a in range(len(gx) - 1):
+                for b in range(len(gy) - 1):
+                    for q in range(k):
+                        if (
+                            clip[q, 0] <= gx[a]
+                            and gx[a + 1] <= clip[q, 2]
+                            and clip[q, 1] <= gy[b]
+                            and gy[b + 1] <= clip[q, 3]
+                        ):
+                            hidden += (gx[a + 1] - gx[a]) * (gy[b + 1] - gy[b])
+                            break
+            out[i] = hidden > 0 and 1 - int(hidden) / int(area) < thr
     return out

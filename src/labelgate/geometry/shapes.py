@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 
 from labelgate.geometry import rle
 from labelgate.geometry.boxes import as_boxes, rotate_about
@@ -22,8 +23,10 @@ __all__ = [
     "COORDINATE_DIGITS",
     "ELLIPSE_VERTICES",
     "box_outlines",
+    "box_pixel_rects",
     "ellipse_outlines",
     "shape_rles",
+    "shape_rles_ragged",
 ]
 
 #: Datumaro rounds shape coordinates to this many decimals when CVAT builds its dataset.
@@ -90,6 +93,71 @@ def ellipse_outlines(
     return _rounded(out) if round_output else out
 
 
+def box_pixel_rects(
+    bbox: np.ndarray, heights: np.ndarray, widths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels of unrotated box outlines (the covered check's) as pycocotools rasterises
+    them, in closed form: a box's raster is a pixel rectangle.
+
+    ``rleFrPoly`` on the outline (top-left, top-right, bottom-right, bottom-left, each
+    coordinate scaled by 5 and truncated after ``+ 0.5``: ``X0, Y0, X1, Y1``) sets, in every
+    pixel column ``c`` whose upsampled centre ``5c + 2`` lies in ``[X0, X1 - 1]`` (and in the
+    image), the rows from ``f(Y0)`` to ``f(Y1)`` (exclusive), ``f(v) = min((v + 2) // 5, h)``
+    for ``v >= 2``, else 0. That holds when ``0 <= X0 < X1`` and ``0 <= Y0 < Y1``; other boxes
+    (negative or degenerate outlines) are flagged for the traced rasteriser.
+
+    Args:
+        bbox: (N, 4) xyxy boxes.
+        heights: (N,) image height of each box's frame.
+        widths: (N,) image width of each box's frame.
+
+    Returns:
+        ``(rects, exact)``: (N, 4) float64 pixel-edge xyxy rectangles (all zeros when empty)
+        and (N,) bool, False where the closed form does not apply.
+    """
+    p = np.ascontiguousarray(bbox, dtype=np.float64).reshape(-1, 4)
+    return _pixel_rects(p, np.asarray(heights, np.int64), np.asarray(widths, np.int64))
+
+
+@njit(cache=True, nogil=True)
+def _pixel_rects(p: np.ndarray, h: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = len(p)
+    rects = np.zeros((n, 4))
+    exact = np.zeros(n, np.bool_)
+    for i in range(n):
+        if not (
+            np.isfinite(p[i, 0])
+            and np.isfinite(p[i, 1])
+            and np.isfinite(p[i, 2])
+            and np.isfinite(p[i, 3])
+        ):
+            continue  # left to the traced rasteriser, which names the bad row
+        # numpy's round(v, 2): rint(v * 100) / 100; the outline's corners are (x, y) and
+        # (x + (x2 - x), y + (y2 - y)) as box_outlines(rotate=False) builds them
+        x = np.rint(p[i, 0] * 100.0) / 100.0
+        y = np.rint(p[i, 1] * 100.0) / 100.0
+        x2 = np.rint(p[i, 2] * 100.0) / 100.0
+        y2 = np.rint(p[i, 3] * 100.0) / 100.0
+        # C's (int)(5 * v + .5) on the outline's corners
+        x0 = int(5.0 * x + 0.5)
+        y0 = int(5.0 * y + 0.5)
+        x1 = int(5.0 * (x + (x2 - x)) + 0.5)
+        y1 = int(5.0 * (y + (y2 - y)) + 0.5)
+        exact[i] = x0 >= 0 and y0 >= 0 and x1 > x0 and y1 > y0
+        if not exact[i]:
+            continue
+        c0 = (max(x0, 2) + 2) // 5  # first column with 5c + 2 >= X0
+        c1 = min((x1 - 3) // 5, w[i] - 1)  # last column with 5c + 2 <= X1 - 1
+        r0 = 0 if y0 < 2 else min((y0 + 2) // 5, h[i])
+        r1 = 0 if y1 < 2 else min((y1 + 2) // 5, h[i])
+        if c1 >= c0 and r1 > r0:
+            rects[i, 0] = c0
+            rects[i, 1] = r0
+            rects[i, 2] = c1 + 1
+            rects[i, 3] = r1
+    return rects, exact
+
+
 def shape_rles(
     ann: Annotations, rows: np.ndarray, height: int, width: int, *, cover: bool = False
 ) -> list[np.ndarray]:
@@ -105,9 +173,35 @@ def shape_rles(
     Returns:
         One counts array per row, in ``rows`` order.
     """
+    n = len(rows)
+    sizes = np.full(n, height, np.int64), np.full(n, width, np.int64)
+    return rle.unragged(*shape_rles_ragged(ann, rows, *sizes, cover=cover))
+
+
+def shape_rles_ragged(
+    ann: Annotations,
+    rows: np.ndarray,
+    heights: np.ndarray,
+    widths: np.ndarray,
+    *,
+    cover: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`shape_rles` for rows on frames of any size, as one ragged ``(flat, offsets)``.
+
+    Args:
+        ann: the annotations.
+        rows: rows to rasterise (other kinds give an empty mask).
+        heights: (N,) image height of each row's frame.
+        widths: (N,) image width of each row's frame.
+        cover: outlines as the covered-annotation check builds them (no rotation).
+
+    Returns:
+        uint32 counts of all rows back to back, and (N + 1,) offsets.
+    """
     rows = np.asarray(rows, dtype=np.int64)
+    heights = np.asarray(heights, np.int64)
+    widths = np.asarray(widths, np.int64)
     kinds = ann.kind[rows]
-    out: list[np.ndarray] = [np.array([height * width], np.uint32)] * len(rows)
     parts: list[np.ndarray] = []  # (P, 2) vertex blocks
     sizes: list[np.ndarray] = []  # vertices per outline
     at: list[np.ndarray] = []  # positions in rows
@@ -127,15 +221,40 @@ def shape_rles(
             parts.append(v.reshape(-1, 2))
             sizes.append(np.full(len(sel), v.shape[1]))
             at.append(sel)
+    # Every row's counts come from one pool: the rasters built here, the stored mask runs,
+    # and one single-run empty mask per remaining row.
+    start = np.zeros(len(rows), np.int64)
+    length = np.ones(len(rows), np.int64)
+    pool: list[np.ndarray] = []
+    base = 0
     if parts:
         n = np.concatenate(sizes)
         offsets = np.zeros(len(n) + 1, np.int64)
         offsets[1:] = np.cumsum(n)
-        rasters = rle.rasterize_polygons(
-            np.concatenate(parts), offsets, np.arange(len(n)), height, width
+        where = np.concatenate(at)
+        flat, off = rle.rasterize_polygons_ragged(
+            np.concatenate(parts), offsets, np.arange(len(n)), heights[where], widths[where]
         )
-        for k, counts in zip(np.concatenate(at).tolist(), rasters, strict=True):
-            out[k] = counts
-    for k in np.flatnonzero(kinds == _MASK):
-        out[k] = np.asarray(ann.rle_of(int(rows[k])), dtype=np.uint32)
-    return out
+        if len(where) == len(rows) and (where[1:] > where[:-1]).all():
+            return flat, off  # every row traced, already in row order
+        start[where], length[where] = off[:-1], np.diff(off)
+        pool.append(flat)
+        base = len(flat)
+    masks = np.flatnonzero(kinds == _MASK)
+    if len(masks):
+        lo, hi = ann.rle_offsets[rows[masks]], ann.rle_offsets[rows[masks] + 1]
+        n = hi - lo
+        before = np.cumsum(n) - n
+        start[masks], length[masks] = base + before, n
+        pool.append(ann.rle[np.repeat(lo - before, n) + np.arange(int(n.sum()))].astype(np.uint32))
+        base += int(n.sum())
+    empty = np.flatnonzero(~np.isin(kinds, (_POLYGON, _RECTANGLE, _ELLIPSE, _MASK)))
+    if len(empty):
+        start[empty] = base + np.arange(len(empty))
+        pool.append((heights[empty] * widths[empty]).astype(np.uint32))
+    out_off = np.zeros(len(rows) + 1, np.int64)
+    out_off[1:] = np.cumsum(length)
+    if not pool:
+        return np.zeros(0, np.uint32), out_off
+    src = np.repeat(start - out_off[:-1], length) + np.arange(int(out_off[-1]))
+    return np.concatenate(pool)[src], out_off
