@@ -16,6 +16,8 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 #: int64 values: row indices, item ids, frame numbers, counts.
 IntArray = npt.NDArray[np.int64]
+#: RLE run lengths, as ``Annotations.rle`` stores them.
+RunArray = npt.NDArray[np.uint32]
 #: Integers of any width: label, annotator and control codes (int8/int16/int32 columns).
 IntegerArray = npt.NDArray[np.integer[Any]]
 #: Boolean masks.
@@ -25,4 +27,4 @@ ObjectArray = npt.NDArray[np.object_]
 #: Any dtype, for columns that hold numbers, strings or objects depending on the data.
 AnyArray = npt.NDArray[Any]
 
-__all__ = ["AnyArray", "BoolArray", "FloatArray", "IntArray", "IntegerArray", "ObjectArray"]
+__all__ = ["AnyArray", "BoolArray", "FloatArray", "IntArray", "IntegerArray", "ObjectArray", "RunArray"]
