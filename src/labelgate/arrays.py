@@ -27,4 +27,12 @@ ObjectArray = npt.NDArray[np.object_]
 #: Any dtype, for columns that hold numbers, strings or objects depending on the data.
 AnyArray = npt.NDArray[Any]
 
-__all__ = ["AnyArray", "BoolArray", "FloatArray", "IntArray", "IntegerArray", "ObjectArray", "RunArray"]
+__all__ = [
+    "AnyArray",
+    "BoolArray",
+    "FloatArray",
+    "IntArray",
+    "IntegerArray",
+    "ObjectArray",
+    "RunArray",
+]
