@@ -97,7 +97,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{path}: cannot read settings ({exc})") from None
     try:
-        return tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)  # Any when typed through the tomli fallback
+        return data
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: cannot read settings: not valid TOML ({exc})") from None
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from labelgate.arrays import AnyArray, FloatArray, IntArray
 from labelgate.errors import ValidationError
 from labelgate.stats import cluster_bootstrap, wilson_interval
 
@@ -46,7 +47,7 @@ class Coefficient:
         }
 
 
-def check_codes(codes: np.ndarray, n_classes: int | None = None) -> tuple[np.ndarray, int]:
+def check_codes(codes: AnyArray, n_classes: int | None = None) -> tuple[IntArray, int]:
     """Validate a code matrix and infer the number of classes.
 
     Raises:
@@ -64,7 +65,7 @@ def check_codes(codes: np.ndarray, n_classes: int | None = None) -> tuple[np.nda
     return c, max(k, 1)
 
 
-def counts_table(codes: np.ndarray, n_classes: int) -> np.ndarray:
+def counts_table(codes: IntArray, n_classes: int) -> FloatArray:
     """(items, K) number of annotators who chose each class."""
     n, _ = codes.shape
     rows = np.repeat(np.arange(n), codes.shape[1])
@@ -75,7 +76,7 @@ def counts_table(codes: np.ndarray, n_classes: int) -> np.ndarray:
     return table
 
 
-def percent_agreement(codes: np.ndarray) -> Coefficient:
+def percent_agreement(codes: AnyArray) -> Coefficient:
     """Share of agreeing annotator pairs, averaged over items with at least two ratings.
 
     ``extra`` carries a Wilson 95% interval (``wilson_low``, ``wilson_high``) over the items.
@@ -99,19 +100,21 @@ def percent_agreement(codes: np.ndarray) -> Coefficient:
     )
 
 
-def _weights(k: int, weights: str | None) -> np.ndarray:
+def _weights(k: int, weights: str | None) -> FloatArray:
+    i: IntArray
+    j: IntArray
     i, j = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
     if weights is None:
-        return (i != j).astype(float)
+        return np.not_equal(i, j).astype(np.float64)
     if weights == "linear":
-        return np.abs(i - j).astype(float)
+        return abs(i - j).astype(np.float64)
     if weights == "quadratic":
-        return ((i - j) ** 2).astype(float)
+        return ((i - j) ** 2).astype(np.float64)
     raise ValidationError(f"weights must be None, 'linear' or 'quadratic', got {weights!r}")
 
 
 def cohen_kappa(
-    a: np.ndarray, b: np.ndarray, n_classes: int | None = None, weights: str | None = None
+    a: AnyArray, b: AnyArray, n_classes: int | None = None, weights: str | None = None
 ) -> Coefficient:
     """Cohen's κ between two annotators over the items both rated (weighted for ordered labels).
 
@@ -139,7 +142,7 @@ def cohen_kappa(
     return Coefficient("cohen_kappa", 1.0 - float((w * obs).sum()) / den, n, 2 * n)
 
 
-def fleiss_kappa(codes: np.ndarray) -> Coefficient:
+def fleiss_kappa(codes: AnyArray) -> Coefficient:
     """Fleiss' κ; with missing ratings, Gwet's generalisation (as in irrCAC).
 
     P̄ is the mean pair agreement over items with two or more ratings; the chance term uses
@@ -169,41 +172,47 @@ def fleiss_kappa(codes: np.ndarray) -> Coefficient:
     return Coefficient("fleiss_kappa", (p_bar - pe) / (1 - pe), len(t), int(m.sum()))
 
 
-def coincidence_matrix(codes: np.ndarray, n_classes: int) -> np.ndarray:
+def coincidence_matrix(codes: IntArray, n_classes: int) -> FloatArray:
     """Krippendorff's coincidence matrix o[c, k] over pairable items (two or more ratings)."""
     t = counts_table(codes, n_classes)
-    m = t.sum(1)
+    m: FloatArray = t.sum(1)
     use = m >= 2
     t, m = t[use], m[use]
     w = t / (m - 1)[:, None]
-    return w.T @ t - np.diag(w.sum(0))
+    out: FloatArray = w.T @ t - np.diag(w.sum(0))
+    return out
 
 
-def _delta2(values: np.ndarray, n_c: np.ndarray, level: str) -> np.ndarray:
-    v = values.astype(float)
+def _delta2(values: FloatArray, n_c: FloatArray, level: str) -> FloatArray:
+    v = values.astype(np.float64)
+    # Broadcast row and column views; typed once so every branch returns float64 arrays.
+    row: FloatArray = v[:, None]
+    col: FloatArray = v[None, :]
     if level == "nominal":
-        return (v[:, None] != v[None, :]).astype(float)
+        return np.not_equal(row, col).astype(np.float64)
     if level == "interval":
-        return (v[:, None] - v[None, :]) ** 2
+        return (row - col) ** 2
     if level == "ratio":
-        s = v[:, None] + v[None, :]
+        s = row + col
         with np.errstate(divide="ignore", invalid="ignore"):
-            d = np.where(s != 0, (v[:, None] - v[None, :]) / s, 0.0)
+            d: FloatArray = np.where(s != 0, (row - col) / s, 0.0)
         return d**2
     if level == "ordinal":
         cum = np.concatenate([[0.0], np.cumsum(n_c)])
+        i: IntArray
+        j: IntArray
         i, j = np.meshgrid(np.arange(len(v)), np.arange(len(v)), indexing="ij")
         lo, hi = np.minimum(i, j), np.maximum(i, j)
-        between = cum[hi + 1] - cum[lo] - (n_c[i] + n_c[j]) / 2
+        between: FloatArray = cum[hi + 1] - cum[lo] - (n_c[i] + n_c[j]) / 2
         return between**2
     raise ValidationError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
 
 
 def krippendorff_alpha(
-    codes: np.ndarray,
+    codes: AnyArray,
     level: str = "nominal",
-    values: np.ndarray | None = None,
-    distance: np.ndarray | None = None,
+    values: FloatArray | None = None,
+    distance: FloatArray | None = None,
 ) -> Coefficient:
     """Krippendorff's α at the given level of measurement, or with any distance between codes.
 
@@ -255,7 +264,7 @@ def krippendorff_alpha(
     return Coefficient(name, 1 - (n - 1) * d_o / d_e, items, int(n))
 
 
-def gwet_ac1(codes: np.ndarray, n_classes: int | None = None) -> Coefficient:
+def gwet_ac1(codes: AnyArray, n_classes: int | None = None) -> Coefficient:
     """Gwet's AC1 for several raters (nominal), robust to the κ prevalence paradox.
 
     Args:
@@ -280,7 +289,7 @@ def gwet_ac1(codes: np.ndarray, n_classes: int | None = None) -> Coefficient:
     return Coefficient("gwet_ac1", (pa - pe) / (1 - pe), int(pair.sum()), int(m[pair].sum()))
 
 
-def per_class_agreement(codes: np.ndarray, n_classes: int | None = None) -> dict[int, Coefficient]:
+def per_class_agreement(codes: AnyArray, n_classes: int | None = None) -> dict[int, Coefficient]:
     """One-vs-rest nominal α for each class (which classes annotators confuse)."""
     c, k = check_codes(codes, n_classes)
     out = {}
@@ -293,16 +302,16 @@ def per_class_agreement(codes: np.ndarray, n_classes: int | None = None) -> dict
     return out
 
 
-def marginals(codes: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+def marginals(codes: AnyArray, n_classes: int | None = None) -> FloatArray:
     """Share of all ratings that went to each class (κ alone hides skewed marginals)."""
     c, k = check_codes(codes, n_classes)
-    t = counts_table(c, k).sum(0)
+    t: FloatArray = counts_table(c, k).sum(0)
     return t / t.sum() if t.sum() else t
 
 
 def bootstrap(
-    stat: Callable[[np.ndarray], Coefficient],
-    codes: np.ndarray,
+    stat: Callable[[AnyArray], Coefficient],
+    codes: AnyArray,
     n_boot: int = 200,
     seed: int = 0,
 ) -> Coefficient:

@@ -42,6 +42,7 @@ from labelgate.agreement.sets import (
     set_alpha,
 )
 from labelgate.agreement.text import number_alpha, span_f1, text_similarity
+from labelgate.arrays import FloatArray, IntArray
 from labelgate.engine.settings import QualitySettings
 from labelgate.model import AnnotationSet, Control
 
@@ -138,7 +139,7 @@ def _answers(aset: AnnotationSet, ci: int, control: Control) -> dict[str, dict[i
     }
 
 
-def _spans(v: list[tuple[float, float, int]] | None) -> tuple[np.ndarray, np.ndarray]:
+def _spans(v: list[tuple[float, float, int]] | None) -> tuple[FloatArray, IntArray]:
     arr = np.asarray(v or [], dtype=float).reshape(-1, 3)
     return arr[:, :2], arr[:, 2].astype(np.int64)
 
@@ -200,7 +201,7 @@ class _Pairs:
 def _compare_answers(
     family: str,
     answers: Mapping[str, Mapping[int, Any]],
-    worked: Mapping[str, np.ndarray],
+    worked: Mapping[str, IntArray],
     pairs: Sequence[tuple[str, str]],
 ) -> tuple[_Pairs, _Pairs]:
     """Exact and (for spans) partial scores of every pair on the items both worked on."""
@@ -226,7 +227,7 @@ def _category_details(
     answers: Mapping[str, Mapping[int, Any]],
     names: Sequence[str],
     classes: Sequence[str],
-    items: np.ndarray,
+    items: IntArray,
 ) -> dict[str, Any]:
     """Chance-corrected coefficients over (items × annotators) of one category control."""
     values = [[answers.get(n, {}).get(int(i)) for n in names] for i in items]

@@ -27,6 +27,7 @@ from labelgate.agreement.categorical import (
     percent_agreement,
 )
 from labelgate.agreement.text import number_alpha, span_f1, text_similarity
+from labelgate.arrays import FloatArray, IntArray
 from labelgate.engine.compare import COMPARED_KINDS
 from labelgate.engine.matching import GROUP_CODE, match_annotations
 from labelgate.engine.settings import QualitySettings
@@ -35,7 +36,7 @@ from labelgate.model import AnnotationSet, Kind
 from labelgate.stats import cluster_bootstrap_mean
 
 
-def _items_of(part: AnnotationSet) -> np.ndarray:
+def _items_of(part: AnnotationSet) -> IntArray:
     return part.items.id
 
 
@@ -98,14 +99,14 @@ def pair_agreement(
     }
 
 
-def _per_item_mean(shared: np.ndarray, items: np.ndarray, values: np.ndarray) -> dict[int, float]:
+def _per_item_mean(shared: IntArray, items: IntArray, values: FloatArray) -> dict[int, float]:
     pos = np.searchsorted(shared, items)
     sums = np.bincount(pos, weights=values, minlength=len(shared))
     counts = np.bincount(pos, minlength=len(shared))
     return {int(shared[i]): float(sums[i] / counts[i]) for i in np.flatnonzero(counts)}
 
 
-def _item_bootstrap_mean(items: np.ndarray, values: np.ndarray) -> list[float] | None:
+def _item_bootstrap_mean(items: IntArray, values: FloatArray) -> list[float] | None:
     """95% interval of a mean by resampling whole items (values of one item move together)."""
     ci = cluster_bootstrap_mean(items, values)
     return list(ci) if ci else None
@@ -170,7 +171,7 @@ def tag_controls(aset: AnnotationSet) -> list[int | None]:
 
 def tag_codes(
     aset: AnnotationSet, annotators: list[str], control: int | None = None
-) -> tuple[np.ndarray, list[str], np.ndarray]:
+) -> tuple[IntArray, list[str], IntArray]:
     """(items × annotators) codes of image-level tags (first tag per item), -1 when none.
 
     Args:
@@ -241,9 +242,9 @@ def agreement_report(
     item_scores: dict[int, list[float]] = {}
     pairs = []
     label_scores: dict[str, list[float]] = {}
-    label_matrix: dict[str, np.ndarray] = {}
-    all_iou_items: list[np.ndarray] = []
-    all_ious: list[np.ndarray] = []
+    label_matrix: dict[str, FloatArray] = {}
+    all_iou_items: list[IntArray] = []
+    all_ious: list[FloatArray] = []
     item_ious: dict[int, list[float]] = {}
     label_ious: dict[str, list[float]] = {}
     for i, j in combinations(range(k), 2):
@@ -373,7 +374,7 @@ def agreement_headline(report: Mapping[str, Any] | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _mean_defined(values: np.ndarray) -> float | None:
+def _mean_defined(values: FloatArray) -> float | None:
     """Mean over the defined (non-NaN) values; None when no pair shared an item."""
     ok = ~np.isnan(values)
     return float(values[ok].mean()) if ok.any() else None
@@ -383,7 +384,7 @@ def _ci(ci: tuple[float, float] | None) -> list[float] | None:
     return list(ci) if ci else None
 
 
-def _clean(m: np.ndarray) -> list[list[float | None]]:
+def _clean(m: FloatArray) -> list[list[float | None]]:
     return [[None if np.isnan(v) else float(v) for v in row] for row in m]
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from labelgate.agreement.categorical import MISSING, Coefficient, krippendorff_alpha
+from labelgate.arrays import IntArray
 from labelgate.errors import ValidationError
 
 SetValue = frozenset[str] | None
@@ -41,7 +42,7 @@ def masi_distance(a: frozenset[str], b: frozenset[str]) -> float:
     return 1.0 - inter / union * m
 
 
-def set_codes(values: Sequence[Sequence[SetValue]]) -> tuple[np.ndarray, list[frozenset[str]]]:
+def set_codes(values: Sequence[Sequence[SetValue]]) -> tuple[IntArray, list[frozenset[str]]]:
     """(items × annotators) set values → integer codes (-1 missing) and the distinct sets."""
     distinct = sorted({v for row in values for v in row if v is not None}, key=sorted)
     index = {v: i for i, v in enumerate(distinct)}

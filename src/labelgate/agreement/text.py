@@ -6,12 +6,11 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from labelgate.agreement.categorical import Coefficient, krippendorff_alpha
+from labelgate.arrays import AnyArray, FloatArray
 from labelgate.errors import ValidationError
 
 
-def span_f1(
-    a: np.ndarray, la: np.ndarray, b: np.ndarray, lb: np.ndarray, mode: str = "exact"
-) -> float:
+def span_f1(a: FloatArray, la: AnyArray, b: FloatArray, lb: AnyArray, mode: str = "exact") -> float:
     """F1 between two annotators' labelled spans on one text.
 
     Args:
@@ -73,7 +72,7 @@ def text_similarity(s: str, t: str) -> float:
     return 1.0 if longest == 0 else 1.0 - edit_distance(s, t) / longest
 
 
-def number_alpha(values: np.ndarray) -> Coefficient:
+def number_alpha(values: FloatArray) -> Coefficient:
     """Interval Krippendorff's α on an (items × annotators) float matrix, NaN = missing."""
     v = np.asarray(values, dtype=float)
     uniq = np.unique(v[~np.isnan(v)])

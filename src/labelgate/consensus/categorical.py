@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from labelgate.agreement.categorical import check_codes, counts_table
+from labelgate.arrays import AnyArray, FloatArray, IntArray
 from labelgate.errors import ValidationError
 
 
@@ -21,7 +22,7 @@ class MajorityVote:
     def __init__(self, n_classes: int | None = None) -> None:
         self.n_classes = n_classes
 
-    def fit(self, codes: np.ndarray) -> MajorityVote:
+    def fit(self, codes: AnyArray) -> MajorityVote:
         c, k = check_codes(codes, self.n_classes)
         t = counts_table(c, k)
         m = t.sum(1)
@@ -35,7 +36,7 @@ class MajorityVote:
         self.skills_ = np.where(n_ans > 0, agree.sum(0) / np.maximum(n_ans, 1), np.nan)
         return self
 
-    def fit_predict(self, codes: np.ndarray) -> np.ndarray:
+    def fit_predict(self, codes: AnyArray) -> IntArray:
         """Fit and return the majority label per item (-1 for items nobody rated)."""
         return self.fit(codes).labels_
 
@@ -64,7 +65,7 @@ class DawidSkene:
         self.tol = tol
         self.smoothing = smoothing
 
-    def fit(self, codes: np.ndarray, known: dict[int, int] | None = None) -> DawidSkene:
+    def fit(self, codes: AnyArray, known: dict[int, int] | None = None) -> DawidSkene:
         """Run EM. ``known`` maps item index → true class (GT anchoring: held fixed).
 
         Raises:
@@ -78,8 +79,8 @@ class DawidSkene:
         onehot[ii, aa, c[ii, aa]] = 1.0
         post = counts_table(c, k) + 1e-9
         post /= post.sum(1, keepdims=True)
-        anchor_idx: np.ndarray = np.zeros(0, np.int64)
-        anchor_val: np.ndarray = np.zeros((0, k))
+        anchor_idx: IntArray = np.zeros(0, np.int64)
+        anchor_val: FloatArray = np.zeros((0, k))
         if known:
             anchor_idx = np.fromiter(known.keys(), np.int64)
             cls = np.fromiter(known.values(), np.int64)
@@ -121,12 +122,10 @@ class DawidSkene:
         self.n_iter_ = n_iter
         return self
 
-    def fit_predict(self, codes: np.ndarray, known: dict[int, int] | None = None) -> np.ndarray:
+    def fit_predict(self, codes: AnyArray, known: dict[int, int] | None = None) -> IntArray:
         """Fit and return the posterior mode per item (-1 for items nobody rated)."""
         return self.fit(codes, known).labels_
 
-    def fit_predict_proba(
-        self, codes: np.ndarray, known: dict[int, int] | None = None
-    ) -> np.ndarray:
+    def fit_predict_proba(self, codes: AnyArray, known: dict[int, int] | None = None) -> FloatArray:
         """Fit and return the (items, K) class posteriors."""
         return self.fit(codes, known).posteriors_

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
+from labelgate.arrays import FloatArray, IntArray, IntegerArray
 from labelgate.engine.compare import COMPARED_KINDS
 from labelgate.engine.matching import GROUP_CODE, match_annotations
 from labelgate.engine.settings import QualitySettings
@@ -68,7 +69,7 @@ def _edges(
 
 
 def _clusters(
-    rows: np.ndarray, who: np.ndarray, graph: dict[int, dict[int, float]]
+    rows: IntArray, who: IntegerArray, graph: dict[int, dict[int, float]]
 ) -> list[list[int]]:
     seen: set[int] = set()
     out = []
@@ -253,8 +254,8 @@ def _dropped(
 def _cluster_labels(
     ann: Any,
     clusters: list[list[int]],
-    weights: np.ndarray,
-    ids: np.ndarray,
+    weights: FloatArray,
+    ids: IntArray,
     method: str,
     need: int,
     n_src: int,
@@ -274,7 +275,7 @@ def _cluster_labels(
 
 
 def _dawid_skene_labels(
-    ann: Any, clusters: list[list[int]], ids: np.ndarray, need: int
+    ann: Any, clusters: list[list[int]], ids: IntArray, need: int
 ) -> list[tuple[int, float]]:
     """Cluster labels from Dawid-Skene over (clusters x annotators) label codes."""
     from labelgate.consensus.categorical import DawidSkene
@@ -295,7 +296,7 @@ def _dawid_skene_labels(
     ]
 
 
-def _merged_groups(ann: Any, members: list[np.ndarray]) -> list[int]:
+def _merged_groups(ann: Any, members: list[IntArray]) -> list[int]:
     """New group ids: merged objects whose members shared an (annotator, group) get one id."""
     parent = list(range(len(members)))
 
@@ -369,7 +370,7 @@ def _control_tags(
             )
 
 
-def _representative(ann: Any, members: np.ndarray, graph: dict[int, dict[int, float]]) -> int:
+def _representative(ann: Any, members: IntArray, graph: dict[int, dict[int, float]]) -> int:
     if len(members) == 1:
         return int(members[0])
     if ann.kind[members[0]] == Kind.SKELETON:
@@ -379,7 +380,7 @@ def _representative(ann: Any, members: np.ndarray, graph: dict[int, dict[int, fl
     return int(members[int(np.argmax(box_iou(ann.bbox[members], mean_box)[:, 0]))])
 
 
-def _vote_attributes(ann: Any, members: np.ndarray, need: int) -> dict[str, Any]:
+def _vote_attributes(ann: Any, members: IntArray, need: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, col in ann.attributes.items():
         values = [col[m] for m in members if col[m] is not None]

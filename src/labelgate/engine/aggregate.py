@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.arrays import FloatArray
 from labelgate.engine.conflicts import CONFLICT_TYPES
 from labelgate.engine.report import (
     COUNT_KEYS,
@@ -28,7 +29,7 @@ from labelgate.engine.report import (
 from labelgate.errors import ValidationError
 
 
-def _matrix(r: Report) -> np.ndarray:
+def _matrix(r: Report) -> FloatArray:
     return np.asarray(r.data["annotations"]["confusion_matrix"]["rows"], dtype=np.float64)
 
 

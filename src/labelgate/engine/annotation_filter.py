@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.arrays import AnyArray, BoolArray, FloatArray, IntArray, ObjectArray
 from labelgate.engine.jsonlogic import COMPARE, Iterator, Table, evaluate, parse_rule
 from labelgate.errors import SettingsError
 from labelgate.geometry import rle
@@ -114,7 +115,7 @@ class AnnotationFilter:
             _validate(rule, allowed_terms(annotation_type), what)
         return cls(text or "", rule)
 
-    def mask(self, table: Table) -> np.ndarray:
+    def mask(self, table: Table) -> BoolArray:
         """The rows of ``table`` (see :func:`filter_table`) this filter selects."""
         return evaluate(self.rule, table)
 
@@ -183,13 +184,13 @@ def _check_var(arg: Any, terms: set[str], what: str) -> None:
 # --- the columns a filter reads ---------------------------------------------------------------
 
 
-def _objects(values: Sequence[Any]) -> np.ndarray:
+def _objects(values: Sequence[Any]) -> ObjectArray:
     arr = np.empty(len(values), dtype=object)
     arr[:] = list(values)
     return arr
 
 
-def annotation_areas(ann: Annotations) -> np.ndarray:
+def annotation_areas(ann: Annotations) -> FloatArray:
     """``shape.area`` per row as Datumaro's ``get_area()`` gives it (NaN = no area).
 
     Rectangles w*h; polygons the pycocotools raster area on a canvas reaching the polygon's far
@@ -218,7 +219,7 @@ def annotation_areas(ann: Annotations) -> np.ndarray:
 
 def _shape_columns(
     ann: Annotations, labels: Sequence[str], type_name: str | None, area: bool
-) -> dict[str, np.ndarray]:
+) -> dict[str, AnyArray]:
     n = len(ann)
     names = _objects([*labels, None])
     is_track = ann.source_type == SourceType.TRACK
@@ -252,7 +253,7 @@ def _attribute_iterator(ann: Annotations) -> Iterator:
     return Iterator(cols, present)
 
 
-def _masked(col: np.ndarray, keep: np.ndarray) -> np.ndarray:
+def _masked(col: AnyArray, keep: BoolArray) -> AnyArray:
     """``col`` with the rows outside ``keep`` absent (NaN for floats, else None)."""
     if col.dtype.kind == "f":
         return np.where(keep, col, np.nan)
@@ -262,10 +263,10 @@ def _masked(col: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def _add_prefixed(
-    table_cols: dict[str, np.ndarray],
+    table_cols: dict[str, AnyArray],
     iters: dict[str, Iterator],
     prefix: str,
-    cols: dict[str, np.ndarray],
+    cols: dict[str, AnyArray],
     it: Iterator,
 ) -> None:
     is_track = cols["_is_track"]
@@ -284,7 +285,7 @@ def filter_table(
     labels: Sequence[str],
     *,
     type_name: str | None = None,
-    skeleton: tuple[Annotations, Sequence[str], np.ndarray] | None = None,
+    skeleton: tuple[Annotations, Sequence[str], IntArray] | None = None,
     area: bool = True,
 ) -> Table:
     """The filter's view of ``ann``.
@@ -298,7 +299,7 @@ def filter_table(
             of each keypoint) giving ``shape.skeleton.*``.
         area: compute ``shape.area`` (False leaves it absent, for filters that do not read it).
     """
-    cols: dict[str, np.ndarray] = {}
+    cols: dict[str, AnyArray] = {}
     iters: dict[str, Iterator] = {}
     own = _shape_columns(ann, labels, type_name, area)
     _add_prefixed(cols, iters, "shape", own, _attribute_iterator(ann))

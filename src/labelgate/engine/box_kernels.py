@@ -11,13 +11,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from labelgate.arrays import AnyArray, FloatArray, IntArray
+
 #: A forced winner must beat every rival's cost by more than this; closer calls (ties, or near
 #: ties where float rounding inside the solver could decide) go to the Hungarian solver.
 TIE_MARGIN = 1e-9
 
 
 @njit(cache=True, nogil=True)
-def _iou(a: np.ndarray, i: int, b: np.ndarray, j: int) -> float:
+def _iou(a: FloatArray, i: int, b: FloatArray, j: int) -> float:
     # Same operations, same order as geometry.box_iou (on valid, non-inverted boxes).
     ix = min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0])
     if ix < 0.0:
@@ -32,12 +34,12 @@ def _iou(a: np.ndarray, i: int, b: np.ndarray, j: int) -> float:
         - inter
     )
     if union > 0.0:
-        return inter / union
+        return float(inter / union)
     return 0.0
 
 
 @njit(cache=True, nogil=True)
-def _grow(x: np.ndarray, need: int) -> np.ndarray:
+def _grow(x: AnyArray, need: int) -> AnyArray:
     # One definition serves int and float buffers: numba compiles a version per dtype.
     if need <= len(x):
         return x
@@ -51,7 +53,7 @@ MAX_COMPONENT_PAIRS = 12
 
 
 @njit(cache=True, nogil=True)
-def _find(parent: np.ndarray, x: int) -> int:
+def _find(parent: IntArray, x: int) -> int:
     while parent[x] != x:
         parent[x] = parent[parent[x]]
         x = parent[x]
@@ -59,9 +61,7 @@ def _find(parent: np.ndarray, x: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _forced_assignment(
-    li: np.ndarray, lj: np.ndarray, sim: np.ndarray, na: int, nb: int
-) -> np.ndarray:
+def _forced_assignment(li: IntArray, lj: IntArray, sim: FloatArray, na: int, nb: int) -> IntArray:
     """Which candidate pairs (frame-local rows ``li``/``lj``) the optimal assignment takes.
 
     Components of the candidate graph are independent, so each is solved exactly by
@@ -139,17 +139,17 @@ def _forced_assignment(
 
 @njit(cache=True, nogil=True)
 def match_box_frames(
-    fa: np.ndarray, a: np.ndarray, fb: np.ndarray, b: np.ndarray, threshold: float
+    fa: IntArray, a: FloatArray, fb: IntArray, b: FloatArray, threshold: float
 ) -> tuple[
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
+    IntArray,
+    IntArray,
+    FloatArray,
+    FloatArray,
+    FloatArray,
+    IntArray,
+    IntArray,
+    IntArray,
+    FloatArray,
 ]:
     """Match boxes ``a`` (frames ``fa``) against ``b`` (frames ``fb``); both sorted by frame.
 
@@ -170,14 +170,14 @@ def match_box_frames(
     # Per-row candidate counts, reset after each frame.
     cnt_a = np.zeros(n, np.int64)
     cnt_b = np.zeros(m, np.int64)
-    oi = np.empty(64, np.int64)
-    oj = np.empty(64, np.int64)
-    os = np.empty(64)
+    oi: IntArray = np.empty(64, np.int64)
+    oj: IntArray = np.empty(64, np.int64)
+    os: FloatArray = np.empty(64)
     hard = np.empty((16, 6), np.int64)
     nhard = 0
-    hi = np.empty(64, np.int64)
-    hj = np.empty(64, np.int64)
-    hs = np.empty(64)
+    hi: IntArray = np.empty(64, np.int64)
+    hj: IntArray = np.empty(64, np.int64)
+    hs: FloatArray = np.empty(64)
     nh = 0
     i0 = 0
     j0 = 0

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.arrays import AnyArray, BoolArray
 from labelgate.errors import SettingsError
 
 COMPARE: dict[str, Callable[[Any, Any], Any]] = {
@@ -70,8 +71,8 @@ class Iterator:
     k-th candidate; ``present[k]`` says which rows have that candidate at all.
     """
 
-    columns: Sequence[Mapping[str, np.ndarray]]
-    present: Sequence[np.ndarray]
+    columns: Sequence[Mapping[str, AnyArray]]
+    present: Sequence[BoolArray]
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class Table:
     """
 
     n: int
-    columns: Mapping[str, np.ndarray]
+    columns: Mapping[str, AnyArray]
     iterators: Mapping[str, Iterator] = field(default_factory=dict)
 
     def iterator_of(self, name: str) -> tuple[str, str] | None:
@@ -97,7 +98,7 @@ class Table:
 _State = frozenset[tuple[str, int]]  # which candidate each bound iterator group is bound to
 
 
-def evaluate(rule: Any, table: Table) -> np.ndarray:
+def evaluate(rule: Any, table: Table) -> BoolArray:
     """The (N,) boolean mask of the rows ``rule`` selects (all rows when ``rule`` is None).
 
     Validation (which operators and variables are allowed) is the caller's job; this raises
@@ -115,14 +116,14 @@ def evaluate(rule: Any, table: Table) -> np.ndarray:
     return mask
 
 
-def _eval(node: Any, t: Table, states: dict[_State, np.ndarray]) -> dict[_State, np.ndarray]:
+def _eval(node: Any, t: Table, states: dict[_State, BoolArray]) -> dict[_State, BoolArray]:
     op, args = next(iter(node.items()))
     if op == "and":
         for arg in args:
             states = _eval(arg, t, states)
         return states
     if op == "or":
-        out: dict[_State, np.ndarray] = {}
+        out: dict[_State, BoolArray] = {}
         for arg in args:
             _union(out, _eval(arg, t, states))
         return out
@@ -158,7 +159,7 @@ def _var_name(arg: Any) -> str:
     return str(arg[0] if isinstance(arg, list) else arg)
 
 
-def _union(into: dict[_State, np.ndarray], other: Mapping[_State, np.ndarray]) -> None:
+def _union(into: dict[_State, BoolArray], other: Mapping[_State, BoolArray]) -> None:
     for s, m in other.items():
         into[s] = into[s] | m if s in into else m
 
@@ -166,16 +167,16 @@ def _union(into: dict[_State, np.ndarray], other: Mapping[_State, np.ndarray]) -
 def _leaf(
     name: str,
     t: Table,
-    states: Mapping[_State, np.ndarray],
-    pred: Callable[[np.ndarray], np.ndarray],
-) -> dict[_State, np.ndarray]:
+    states: Mapping[_State, BoolArray],
+    pred: Callable[[AnyArray], BoolArray],
+) -> dict[_State, BoolArray]:
     it = t.iterator_of(name)
     if it is None:
         value = pred(t.columns[name])
         return {s: m & value for s, m in states.items()}
     group, rel = it
     cands = t.iterators[group]
-    out: dict[_State, np.ndarray] = {}
+    out: dict[_State, BoolArray] = {}
     for s, m in states.items():
         bound = dict(s).get(group)
         ks = range(len(cands.columns)) if bound is None else (bound,)
@@ -186,7 +187,7 @@ def _leaf(
     return out
 
 
-def _absent(col: np.ndarray) -> np.ndarray:
+def _absent(col: AnyArray) -> BoolArray:
     if col.dtype.kind == "f":
         return np.isnan(col)
     if col.dtype.kind == "O":
@@ -194,29 +195,29 @@ def _absent(col: np.ndarray) -> np.ndarray:
     return np.zeros(len(col), bool)
 
 
-def _present(col: np.ndarray) -> np.ndarray:
+def _present(col: AnyArray) -> BoolArray:
     return ~_absent(col)
 
 
-def _compare(col: np.ndarray, op: str, lit: Any) -> np.ndarray:
+def _compare(col: AnyArray, op: str, lit: Any) -> BoolArray:
     ok = ~_absent(col)
     if col.dtype.kind in "fiub":
         if isinstance(lit, bool) and col.dtype.kind != "b":
             return np.zeros(len(col), bool)
         if isinstance(lit, int | float):
             with np.errstate(invalid="ignore"):
-                return ok & np.asarray(COMPARE[op](col, lit), bool)
+                return ok & np.asarray(COMPARE[op](col, lit), np.bool_)
         return np.zeros(len(col), bool) if op != "!=" else ok
     # Object columns: numpy applies the operator per element; TypeError means "no match".
     f = np.frompyfunc(lambda v: v is not None and safe_compare(op, v, lit), 1, 1)
     return f(col).astype(bool) if len(col) else np.zeros(0, bool)
 
 
-def _between(col: np.ndarray, lo: Any, hi: Any) -> np.ndarray:
+def _between(col: AnyArray, lo: Any, hi: Any) -> BoolArray:
     return _compare(col, ">=", lo) & _compare(col, "<=", hi)
 
 
-def _isin(col: np.ndarray, hay: Any) -> np.ndarray:
+def _isin(col: AnyArray, hay: Any) -> BoolArray:
     if not isinstance(hay, list | str):
         return np.zeros(len(col), bool)
 

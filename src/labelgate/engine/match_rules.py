@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from labelgate.arrays import BoolArray, IntArray, ObjectArray
 from labelgate.model import Annotations
 
 Comparator = Literal["exact", "levenshtein"]
@@ -106,8 +107,8 @@ class MatchRules:
 
 
 def attribute_conflicts(
-    gt: Annotations, g: np.ndarray, ds: Annotations, d: np.ndarray, rules: MatchRules
-) -> np.ndarray:
+    gt: Annotations, g: IntArray, ds: Annotations, d: IntArray, rules: MatchRules
+) -> BoolArray:
     """(len(g), len(d)) bool: pairs with an attribute that conflicts under ``rules`` or that
     only one side has (CVAT 2.74+ ``_match_attrs``; occlusion counts as an attribute)."""
     gi, di = np.meshgrid(np.arange(len(g)), np.arange(len(d)), indexing="ij")
@@ -116,8 +117,8 @@ def attribute_conflicts(
 
 
 def pair_attribute_conflicts(
-    gt: Annotations, g: np.ndarray, ds: Annotations, d: np.ndarray, rules: MatchRules
-) -> np.ndarray:
+    gt: Annotations, g: IntArray, ds: Annotations, d: IntArray, rules: MatchRules
+) -> BoolArray:
     """Bool per aligned pair ``(g[k], d[k])``: :func:`attribute_conflicts` for given pairs."""
     out = np.zeros(len(g), bool)
     if not len(g):
@@ -133,8 +134,8 @@ def pair_attribute_conflicts(
 
 
 def attribute_classes(
-    gt: Annotations, g: np.ndarray, ds: Annotations, d: np.ndarray, rules: MatchRules
-) -> tuple[np.ndarray, np.ndarray] | None:
+    gt: Annotations, g: IntArray, ds: Annotations, d: IntArray, rules: MatchRules
+) -> tuple[IntArray, IntArray] | None:
     """Class ids such that two rows' attributes agree under ``rules`` iff their ids are equal.
 
     Exact comparison makes agreement an equivalence (equal values of every compared
@@ -191,16 +192,16 @@ def conflicting_attribute_names(
     return tuple(sorted(names))
 
 
-def _values(ann: Annotations, key: str, rows: np.ndarray) -> np.ndarray:
+def _values(ann: Annotations, key: str, rows: IntArray) -> ObjectArray:
     col = ann.attributes.get(key)
     return col[rows] if col is not None else np.full(len(rows), None, dtype=object)
 
 
-def _key_conflicts(va: np.ndarray, vb: np.ndarray, rule: AttributeRule) -> np.ndarray:
+def _key_conflicts(va: ObjectArray, vb: ObjectArray, rule: AttributeRule) -> BoolArray:
     """Per aligned pair, one attribute: present on one side only, or values that disagree."""
     na = np.array([v is None for v in va], bool)
     nb = np.array([v is None for v in vb], bool)
-    out = na != nb
+    out: BoolArray = np.not_equal(na, nb)
     cache: dict[tuple[str, str], bool] = {}
     for k in np.flatnonzero(~na & ~nb):
         a, b = va[k], vb[k]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from labelgate.arrays import IntArray
 from labelgate.engine.req_metrics import merge_calculations
 from labelgate.engine.req_report import (
     FrameResult,
@@ -22,7 +23,7 @@ from labelgate.engine.req_report import (
 from labelgate.errors import ValidationError
 
 
-def _embed(m: np.ndarray, labels: Sequence[str], into: Sequence[str]) -> np.ndarray:
+def _embed(m: IntArray, labels: Sequence[str], into: Sequence[str]) -> IntArray:
     """A matrix over ``labels`` re-indexed onto the label list ``into`` (unmatched last)."""
     pos = [list(into).index(x) for x in labels] + [len(into)]
     out = np.zeros((len(into) + 1, len(into) + 1), dtype=np.int64)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from labelgate.arrays import AnyArray, FloatArray
 from labelgate.engine.report import label_metrics
 
 COMPUTED = "computed"
@@ -19,12 +20,12 @@ NOT_COMPUTED = "not_computed"
 REASONS = ("no_annotations", "filter_no_matches", "required_attributes_missing")
 
 
-def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _div(a: FloatArray, b: FloatArray) -> FloatArray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(b > 0, a / np.where(b > 0, b, 1), 0.0)
 
 
-def micro_stack(matrices: np.ndarray) -> dict[str, np.ndarray]:
+def micro_stack(matrices: AnyArray) -> dict[str, FloatArray]:
     """The five micro metrics of (..., L+1, L+1) matrices, as (...) arrays."""
     m = np.asarray(matrices, dtype=np.float64)
     valid = np.trace(m[..., :-1, :-1], axis1=-2, axis2=-1)
@@ -40,7 +41,7 @@ def micro_stack(matrices: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def micro_metrics(matrix: np.ndarray) -> dict[str, float]:
+def micro_metrics(matrix: AnyArray) -> dict[str, float]:
     """The five micro metrics of one matrix: accuracy, precision, recall, jaccard_index, dice."""
     return {k: float(v) for k, v in micro_stack(matrix).items()}
 
@@ -80,7 +81,7 @@ def base_metric(metric: str) -> str:
     return metric
 
 
-def score(matrix: np.ndarray, labels: Sequence[str], metric: str) -> Score:
+def score(matrix: AnyArray, labels: Sequence[str], metric: str) -> Score:
     """The target ``metric`` of ``matrix``.
 
     Args:
@@ -94,7 +95,7 @@ def score(matrix: np.ndarray, labels: Sequence[str], metric: str) -> Score:
     return scores(np.asarray(matrix)[None], labels, metric)[0]
 
 
-def scores(matrices: np.ndarray, labels: Sequence[str], metric: str) -> list[Score]:
+def scores(matrices: AnyArray, labels: Sequence[str], metric: str) -> list[Score]:
     """:func:`score` of each of (F, L+1, L+1) matrices (one per frame), computed at once."""
     m = np.asarray(matrices, dtype=np.float64)
     base = base_metric(metric)

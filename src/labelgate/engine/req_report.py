@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.arrays import FloatArray, IntArray
 from labelgate.engine.conflicts import CONFLICT_TYPES
 from labelgate.engine.report import label_metrics
 from labelgate.engine.req_metrics import (
@@ -36,7 +37,7 @@ class FrameResult:
     """One validation frame of one requirement."""
 
     frame: int
-    matrix: np.ndarray
+    matrix: IntArray
     conflicts: tuple[Conflict, ...]
     calculation: Calculation
 
@@ -57,7 +58,7 @@ class RequirementResult:
 
     requirement: ResolvedRequirement
     labels: tuple[str, ...]
-    matrix: np.ndarray
+    matrix: IntArray
     calculation: Calculation
     frames: Mapping[int, FrameResult] | None
     conflicts: tuple[Conflict, ...] = ()
@@ -102,7 +103,7 @@ class RequirementResult:
         return list(wilson_interval(succ, n))
 
 
-def _micro_ratio(m: np.ndarray, base: str) -> tuple[float, float]:
+def _micro_ratio(m: FloatArray, base: str) -> tuple[float, float]:
     valid = float(np.trace(m[:-1, :-1]))
     ds, gt, total = float(m[:-1, :].sum()), float(m[:, :-1].sum()), float(m.sum())
     return {
@@ -114,7 +115,7 @@ def _micro_ratio(m: np.ndarray, base: str) -> tuple[float, float]:
     }[base]
 
 
-def _label_ratio(m: np.ndarray, i: int, base: str) -> tuple[float, float]:
+def _label_ratio(m: FloatArray, i: int, base: str) -> tuple[float, float]:
     d, r, c, t = float(m[i, i]), float(m[i, :].sum()), float(m[:, i].sum()), float(m.sum())
     return {
         "accuracy": (t - (r - d) - (c - d), t),
@@ -233,7 +234,7 @@ def _summary_item(r: RequirementResult) -> dict[str, Any]:
 
 
 def _matrix_blocks(
-    labels: Sequence[str], matrices: np.ndarray, metric: str, computed: Sequence[bool]
+    labels: Sequence[str], matrices: IntArray, metric: str, computed: Sequence[bool]
 ) -> list[dict[str, Any]]:
     """CVAT's requirement confusion matrix JSON for each of (F, L+1, L+1) matrices, computed
     at once; a matrix whose requirement (or frame) is not computed has no target values."""
@@ -265,7 +266,7 @@ def _matrix_blocks(
     return out
 
 
-def _components(matrices: np.ndarray) -> list[dict[str, int]]:
+def _components(matrices: IntArray) -> list[dict[str, int]]:
     """CVAT's ``score_components`` of each of (F, L+1, L+1) matrices."""
     m = np.asarray(matrices)
     valid = np.trace(m[:, :-1, :-1], axis1=1, axis2=2).tolist()

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.arrays import IntArray
 from labelgate.engine.compare import _total_frames, compare, pair_items
 from labelgate.engine.req_metrics import SideCounts, frame_calculation, merge_calculations
 from labelgate.engine.req_report import (
@@ -77,8 +78,8 @@ def compare_requirements(
 
 
 def _per_frame(
-    items: np.ndarray, frames: np.ndarray, to_gt: tuple[np.ndarray, np.ndarray] | None
-) -> np.ndarray:
+    items: IntArray, frames: IntArray, to_gt: tuple[IntArray, IntArray] | None
+) -> IntArray:
     """Counts of ``items`` per validation frame (DS items first moved onto their GT frame)."""
     if to_gt is not None:
         ds_ids, gt_ids = to_gt
@@ -93,7 +94,7 @@ def _per_frame(
 
 
 def _side_counts(
-    sel: SideSelection, frames: np.ndarray, to_gt: tuple[np.ndarray, np.ndarray] | None
+    sel: SideSelection, frames: IntArray, to_gt: tuple[IntArray, IntArray] | None
 ) -> list[SideCounts]:
     cand = _per_frame(sel.candidate_items, frames, to_gt)
     chosen = _per_frame(sel.selected_items, frames, to_gt)
@@ -113,8 +114,8 @@ def _score_requirement(
     ds: AnnotationSet,
     req: ResolvedRequirement,
     base: QualitySettings | None,
-    frames: np.ndarray,
-    pairing: tuple[np.ndarray, np.ndarray],
+    frames: IntArray,
+    pairing: tuple[IntArray, IntArray],
 ) -> tuple[RequirementResult, list[Mapping[str, Any]]]:
     schema = gt.schema.merged(ds.schema)
     rules = req.match_rules(schema)

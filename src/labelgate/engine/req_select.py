@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labelgate.arrays import IntArray
 from labelgate.engine.annotation_filter import TYPE_KIND, filter_table
 from labelgate.engine.compare import COMPARED_KINDS
 from labelgate.engine.requirements import ALL_TYPES, ResolvedRequirement
@@ -32,7 +33,7 @@ def keypoint_label_names(schema: LabelSchema) -> list[str]:
     return [f"{lb.name}.{s.name}" for lb in schema.labels for s in lb.sublabels]
 
 
-def flatten_skeletons(aset: AnnotationSet) -> tuple[AnnotationSet, np.ndarray]:
+def flatten_skeletons(aset: AnnotationSet) -> tuple[AnnotationSet, IntArray]:
     """One ``points`` annotation per present skeleton point.
 
     Each keypoint takes the sublabel as its label (``parent.sublabel``), its skeleton's group
@@ -112,9 +113,9 @@ class SideSelection:
     """
 
     selected: AnnotationSet
-    candidate_items: np.ndarray
-    selected_items: np.ndarray
-    lacking: dict[str, np.ndarray]
+    candidate_items: IntArray
+    selected_items: IntArray
+    lacking: dict[str, IntArray]
 
 
 def select(

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from labelgate.arrays import AnyArray, BoolArray, IntArray
 from labelgate.errors import ValidationError
 
 
-def _col(values: Any, dtype: Any, n: int, name: str, fill: Any) -> np.ndarray:
+def _col(values: Any, dtype: Any, n: int, name: str, fill: Any) -> AnyArray:
     if values is None:
         return np.full(n, fill, dtype=dtype)
     try:
@@ -64,7 +65,7 @@ class Items:
     @classmethod
     def create(
         cls,
-        id: Sequence[int] | np.ndarray,
+        id: Sequence[int] | IntArray,
         name: Sequence[str] | None = None,
         width: Sequence[int] | int | None = None,
         height: Sequence[int] | int | None = None,
@@ -115,7 +116,7 @@ class Items:
             raise ValidationError(f"unknown item id {item_id}")
         return i
 
-    def size_of(self, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def size_of(self, item_ids: IntArray) -> tuple[IntArray, IntArray]:
         """Width and height for each id in ``item_ids`` (0 where unknown)."""
         pos = np.searchsorted(self.id, item_ids)
         pos = np.clip(pos, 0, max(len(self.id) - 1, 0))
@@ -125,7 +126,7 @@ class Items:
         ok = self.id[pos] == item_ids
         return np.where(ok, self.width[pos], 0), np.where(ok, self.height[pos], 0)
 
-    def select(self, mask: np.ndarray) -> Items:
+    def select(self, mask: BoolArray) -> Items:
         return Items(
             id=self.id[mask],
             name=self.name[mask],

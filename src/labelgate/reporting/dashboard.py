@@ -27,6 +27,7 @@ import numpy as np
 from labelgate.adapters import PREDICTION_PREFIX
 from labelgate.engine.report import label_metrics
 from labelgate.errors import NotFound
+from labelgate.ports import ReportReader
 from labelgate.reporting.links import conflict_link
 from labelgate.reporting.quality_api import item_rows
 from labelgate.stats import wilson_interval
@@ -308,7 +309,7 @@ class DigestCache:
     ``created_at``, so it is part of the key). Bounded LRU, small because one item table of a
     100k-conflict report holds tens of MB; safe across server threads."""
 
-    def __init__(self, store: Any, size: int = 32) -> None:
+    def __init__(self, store: ReportReader, size: int = 32) -> None:
         self.store = store
         self.size = size
         self._lock = threading.Lock()
@@ -400,7 +401,7 @@ def summarize(
     return SourceSummary(key, name, list(heads), runs, [cache.digest(h) for h in runs])
 
 
-def source_heads(store: Any, key: SourceKey) -> list[ReportHead]:
+def source_heads(store: ReportReader, key: SourceKey) -> list[ReportHead]:
     """A source's stored reports, newest first.
 
     Raises:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.arrays import BoolArray, IntArray
 from labelgate.model import Annotations, Kind
 
 MAX_POINTS = 256
@@ -50,7 +51,7 @@ _RAGGED = (Kind.POLYGON, Kind.POLYLINE, Kind.POINTS, Kind.SKELETON, Kind.CUBOID)
 _KIND_NAMES = {int(k): k.name.lower() for k in Kind}
 
 
-def shape_geometries(ann: Annotations, rows: np.ndarray, frame_ok: np.ndarray) -> list[Any]:
+def shape_geometries(ann: Annotations, rows: IntArray, frame_ok: BoolArray) -> list[Any]:
     """The bounded geometry payload of each row in ``rows`` (None where a row is -1).
 
     Args:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from labelgate.arrays import AnyArray, FloatArray, IntArray
 from labelgate.errors import ValidationError
 
 
@@ -22,7 +23,7 @@ def _check(n_boot: int, level: float) -> None:
 
 
 def cluster_bootstrap(
-    stat: Callable[[np.ndarray], float],
+    stat: Callable[[IntArray], float],
     n_clusters: int,
     *,
     n_boot: int = 200,
@@ -64,8 +65,8 @@ def cluster_bootstrap(
 
 
 def cluster_bootstrap_mean(
-    clusters: np.ndarray,
-    values: np.ndarray,
+    clusters: AnyArray,
+    values: FloatArray,
     *,
     n_boot: int = 200,
     seed: int = 0,
