@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -16,6 +17,9 @@ from labelgate.decisions.gate import GatePolicy, gate_for, gate_options
 from labelgate.decisions.sampling import achieved_margin, required_sample_size, select_frames
 from labelgate.errors import ValidationError
 from labelgate.run import run_quality
+
+if TYPE_CHECKING:
+    from labelgate.store import StoredReport
 
 
 @click.command("gate")
@@ -194,7 +198,7 @@ def plan_gt_cmd(
     )
 
 
-def _series(reports: list, path: tuple[str, ...]) -> list[float]:
+def _series(reports: Sequence[StoredReport], path: tuple[str, ...]) -> list[float]:
     out = []
     for r in reversed(reports):  # oldest first
         value: object = r.report
@@ -319,7 +323,7 @@ def history_cmd(
 ) -> None:
     """Trends per project, annotator and label from stored scorecards, with drift."""
     from labelgate.decisions.scorecards import drift
-    from labelgate.reporting.pipeline import file_project
+    from labelgate.run_sources import file_project
     from labelgate.store import open_store
 
     if project and Path(project).is_file():  # a file's runs are kept under its full path

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.arrays import FloatArray, RunArray
 from labelgate.errors import DataWarning, FormatError, ValidationError
 from labelgate.io.coco_columns import plain_rows
 from labelgate.io.inputs import read_json, to_float, to_int
@@ -82,7 +83,7 @@ def decode_compressed_counts(text: str) -> list[int]:
     return counts
 
 
-def _rle_counts(seg: Mapping[str, Any], height: int, width: int) -> np.ndarray:
+def _rle_counts(seg: Mapping[str, Any], height: int, width: int) -> RunArray:
     size = seg.get("size")
     if (
         not isinstance(size, list)
@@ -107,7 +108,7 @@ def _rle_counts(seg: Mapping[str, Any], height: int, width: int) -> np.ndarray:
     return arr.astype(np.uint32)
 
 
-def _rle_bbox(counts: np.ndarray, height: int) -> tuple[float, float, float, float]:
+def _rle_bbox(counts: RunArray, height: int) -> tuple[float, float, float, float]:
     ends = np.cumsum(counts.astype(np.int64))
     starts = ends - counts
     ones = np.arange(len(counts)) % 2 == 1
@@ -296,7 +297,7 @@ def _add_annotation(
     builder.add(image_id, Kind.RECTANGLE, label_of[cat], bbox=(x, y, x + w, y + h), **common)
 
 
-def _coordinates(value: Any, field: str) -> np.ndarray:
+def _coordinates(value: Any, field: str) -> FloatArray:
     """A flat list of numbers (NaN/inf kept for the caller's geometry check)."""
     if not isinstance(value, list):
         raise ValidationError(f"{field}: expected a list of numbers, got {type(value).__name__}")

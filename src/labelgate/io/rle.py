@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from labelgate.arrays import AnyArray, RunArray
 from labelgate.errors import ValidationError
 from labelgate.geometry.rle import decode as decode_column_major
 from labelgate.geometry.rle import encode as encode_column_major
@@ -17,8 +18,8 @@ __all__ = ["decode_column_major", "encode_column_major", "window_to_full"]
 
 
 def window_to_full(
-    runs: np.ndarray, left: int, top: int, box_w: int, box_h: int, height: int, width: int
-) -> np.ndarray:
+    runs: AnyArray, left: int, top: int, box_w: int, box_h: int, height: int, width: int
+) -> RunArray:
     """Row-major runs over a box window (CVAT XML's ``<mask rle= left= top= width= height=>``)
     → full-image column-major counts.
 

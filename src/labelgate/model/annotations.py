@@ -17,6 +17,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from labelgate.arrays import (
+    AnyArray,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    IntegerArray,
+    ObjectArray,
+    RunArray,
+)
 from labelgate.errors import ValidationError
 
 
@@ -122,8 +131,8 @@ for _empty in (_NO_POINTS, _NO_VIS, _NO_RLE):
 
 
 def gather_ragged(
-    offsets: np.ndarray, values: np.ndarray, rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    offsets: IntArray, values: AnyArray, rows: IntArray
+) -> tuple[IntArray, AnyArray]:
     """Select ``rows`` of a CSR-style ragged column without a Python loop.
 
     Args:
@@ -243,7 +252,7 @@ class Annotations:
                 f"{len(self.annotators)} annotators are named"
             )
 
-    def _check_offsets(self, name: str, offsets: np.ndarray, total: int) -> None:
+    def _check_offsets(self, name: str, offsets: IntArray, total: int) -> None:
         n = len(self.item)
         if offsets.shape != (n + 1,):
             raise ValidationError(
@@ -324,7 +333,7 @@ class Annotations:
     def __len__(self) -> int:
         return len(self.item)
 
-    def item_slices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def item_slices(self) -> tuple[IntArray, IntArray, IntArray]:
         """Unique item ids and, for each, the [start, end) row slice holding its rows."""
         if len(self.item) == 0:
             e = np.zeros(0, np.int64)
@@ -344,25 +353,25 @@ class Annotations:
         lo, hi = self.item_range(item_id)
         return self.take(np.arange(lo, hi))
 
-    def points_of(self, row: int) -> np.ndarray:
+    def points_of(self, row: int) -> FloatArray:
         """(k, 2) vertices of one row."""
         return self.points[self.point_offsets[row] : self.point_offsets[row + 1]]
 
-    def vis_of(self, row: int) -> np.ndarray:
+    def vis_of(self, row: int) -> IntegerArray:
         return self.vis[self.point_offsets[row] : self.point_offsets[row + 1]]
 
-    def rle_of(self, row: int) -> np.ndarray:
+    def rle_of(self, row: int) -> RunArray:
         """Column-major COCO RLE counts of one mask row (empty for non-masks)."""
         return self.rle[self.rle_offsets[row] : self.rle_offsets[row + 1]]
 
-    def take(self, rows: np.ndarray | Sequence[int]) -> Annotations:
+    def take(self, rows: IntArray | Sequence[int]) -> Annotations:
         """Rows by index, in the given order (must keep items ascending)."""
         rows = np.asarray(rows, dtype=np.int64)
         cols = _take_columns(self.__dict__, rows)
         attrs = {k: v[rows] for k, v in self.attributes.items()}
         return Annotations(**cols, attributes=attrs, annotators=self.annotators)
 
-    def select(self, mask: np.ndarray) -> Annotations:
+    def select(self, mask: BoolArray) -> Annotations:
         """Rows where the boolean ``mask`` is true."""
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (len(self),):
@@ -380,7 +389,7 @@ class Annotations:
             out[name] = sub
         return out
 
-    def with_items(self, new_item: np.ndarray) -> Annotations:
+    def with_items(self, new_item: IntArray) -> Annotations:
         """A copy whose rows move to new item ids (re-sorted stably by the new ids)."""
         cols = {f.name: getattr(self, f.name) for f in fields(self)}
         attrs, names = cols.pop("attributes"), cols.pop("annotators")
@@ -448,7 +457,7 @@ class Annotations:
         return cls(**cols, attributes=attrs, annotators=tuple(d.get("annotators", ())))
 
 
-def _object_array(values: Sequence[Any]) -> np.ndarray:
+def _object_array(values: Sequence[Any]) -> ObjectArray:
     arr = np.empty(len(values), dtype=object)
     arr[:] = list(values)
     return arr
@@ -480,9 +489,9 @@ class AnnotationsBuilder:
         self._span: list[Sequence[float]] = []
         self._text: list[Any] = []
         self._ref: list[Any] = []
-        self._points: list[np.ndarray] = []
-        self._vis: list[np.ndarray] = []
-        self._rle: list[np.ndarray] = []
+        self._points: list[FloatArray] = []
+        self._vis: list[IntegerArray] = []
+        self._rle: list[RunArray] = []
         self._attrs: dict[str, dict[int, Any]] = {}
 
     def __len__(self) -> int:
@@ -503,9 +512,9 @@ class AnnotationsBuilder:
         label: int = -1,
         *,
         bbox: Sequence[float] | None = None,
-        points: Sequence[float] | Sequence[Sequence[float]] | np.ndarray | None = None,
-        vis: Sequence[int] | np.ndarray | None = None,
-        rle: Sequence[int] | np.ndarray | None = None,
+        points: Sequence[float] | Sequence[Sequence[float]] | AnyArray | None = None,
+        vis: Sequence[int] | AnyArray | None = None,
+        rle: Sequence[int] | AnyArray | None = None,
         rotation: float = 0.0,
         z_order: int = 0,
         group: int = 0,
@@ -766,7 +775,7 @@ def _check_row(item: Any, source_id: Any, values: Mapping[str, Any]) -> None:
         raise ValidationError(f"item {item}, source id {source_id}: {problem}")
 
 
-def _take_columns(cols: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
+def _take_columns(cols: Mapping[str, Any], rows: IntArray) -> dict[str, Any]:
     """Gather rows of raw column arrays (row and ragged columns alike)."""
     out: dict[str, Any] = {name: cols[name][rows] for name in _ROW_COLUMNS}
     for name in ("bbox", "span", "text", "source_ref"):
@@ -778,7 +787,7 @@ def _take_columns(cols: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
 
 
 def _sorted_annotations(
-    cols: dict[str, Any], attrs: dict[str, np.ndarray], names: tuple[str, ...]
+    cols: dict[str, Any], attrs: Mapping[str, AnyArray], names: tuple[str, ...]
 ) -> Annotations:
     """Freeze raw columns into Annotations, stably re-sorting rows by item when needed."""
     item = cols["item"]

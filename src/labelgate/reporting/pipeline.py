@@ -24,6 +24,7 @@ import numpy as np
 
 from labelgate import __version__
 from labelgate.agreement.report import agreement_headline
+from labelgate.arrays import IntArray
 from labelgate.engine import QualitySettings
 from labelgate.errors import ValidationError
 from labelgate.model import AnnotationSet
@@ -385,7 +386,7 @@ def conflict_rows(
     ]
 
 
-def _item_names(aset: AnnotationSet, frames: np.ndarray) -> list[str]:
+def _item_names(aset: AnnotationSet, frames: IntArray) -> list[str]:
     """Item names for frame ids (the id itself when the item is unknown)."""
     ids = aset.items.id
     pos = np.clip(np.searchsorted(ids, frames), 0, max(len(ids) - 1, 0))
