@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from labelgate.arrays import AnyArray, FloatArray, IntArray
+from labelgate.arrays import AnyArray, BoolArray, FloatArray, IntArray
 
 #: A forced winner must beat every rival's cost by more than this; closer calls (ties, or near
 #: ties where float rounding inside the solver could decide) go to the Hungarian solver.
@@ -290,8 +290,8 @@ def match_box_frames(
 
 @njit(cache=True, nogil=True)
 def assign_frames(
-    ptr: np.ndarray, li: np.ndarray, lj: np.ndarray, sim: np.ndarray, na: np.ndarray, nb: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    ptr: IntArray, li: IntArray, lj: IntArray, sim: FloatArray, na: IntArray, nb: IntArray
+) -> tuple[IntArray, BoolArray]:
     """Forced assignments of many frames' candidate pairs (:func:`_forced_assignment` each).
 
     Args:

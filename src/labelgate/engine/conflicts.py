@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from labelgate.arrays import BoolArray, FloatArray, IntArray, IntegerArray
 from labelgate.engine.match_rules import (
     IGNORED_ATTRIBUTES,
     MatchRules,
@@ -57,11 +58,11 @@ class Conflicts:
     sorted names of the attributes in conflict; ``all_errors`` grades every conflict an error.
     """
 
-    type: np.ndarray
-    frame: np.ndarray
-    ds_row: np.ndarray
-    gt_row: np.ndarray
-    similarity: np.ndarray
+    type: IntegerArray
+    frame: IntArray
+    ds_row: IntArray
+    gt_row: IntArray
+    similarity: FloatArray
     attribute_names: dict[int, tuple[str, ...]] = field(default_factory=dict)
     all_errors: bool = False
 
@@ -92,7 +93,7 @@ def find_conflicts(
         rules: matching behaviour; CVAT 2.42's when omitted.
     """
     r = rules or MatchRules()
-    parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # type, ds, gt, sim
+    parts: list[tuple[int, IntArray, IntArray, FloatArray]] = []  # type, ds, gt, sim
     shape_pair = m.type_group != GROUP_CODE["tag"]
     low = shape_pair & (m.similarity > 0) & (m.similarity < settings.low_overlap_threshold)
     if r.all_errors:  # CVAT 2.74+ has no low_overlap conflict
@@ -140,7 +141,7 @@ def find_conflicts(
     return Conflicts(types, frame[order], ds_row, gt_row, sim[order], names, r.all_errors)
 
 
-def _rule_mismatches(gt: Annotations, ds: Annotations, m: Matches, rules: MatchRules) -> np.ndarray:
+def _rule_mismatches(gt: Annotations, ds: Annotations, m: Matches, rules: MatchRules) -> BoolArray:
     """Bool per pair: label-matched shape pairs whose attributes conflict under ``rules``."""
     out = np.zeros(len(m.gt_row), bool)
     check = np.flatnonzero(m.label_equal & (m.type_group != GROUP_CODE["tag"]))
@@ -148,7 +149,7 @@ def _rule_mismatches(gt: Annotations, ds: Annotations, m: Matches, rules: MatchR
     return out
 
 
-def attribute_mismatches(gt: Annotations, ds: Annotations, m: Matches) -> np.ndarray:
+def attribute_mismatches(gt: Annotations, ds: Annotations, m: Matches) -> BoolArray:
     """Bool per pair: label-matched pairs whose attributes (or occlusion) differ."""
     pairs = m.label_equal.copy()
     if not pairs.any():
@@ -163,10 +164,11 @@ def attribute_mismatches(gt: Annotations, ds: Annotations, m: Matches) -> np.nda
         va = a[g] if a is not None else np.full(len(g), None, dtype=object)
         vb = b[d] if b is not None else np.full(len(d), None, dtype=object)
         differ |= np.array([x != y for x, y in zip(va, vb, strict=True)], dtype=bool)
-    return pairs & differ
+    mismatched: BoolArray = pairs & differ
+    return mismatched
 
 
-def group_mismatches(gt: Annotations, ds: Annotations, m: Matches, threshold: float) -> np.ndarray:
+def group_mismatches(gt: Annotations, ds: Annotations, m: Matches, threshold: float) -> BoolArray:
     """Bool per pair: CVAT's mismatching_groups rule, run only on frames that use groups."""
     out = np.zeros(len(m.gt_row), bool)
     shape = m.type_group != GROUP_CODE["tag"]
@@ -204,8 +206,8 @@ def group_mismatches(gt: Annotations, ds: Annotations, m: Matches, threshold: fl
 
 
 def _group_links(
-    gi: np.ndarray, di: np.ndarray, g_row: np.ndarray, d_row: np.ndarray, shape: tuple[int, int]
-) -> np.ndarray:
+    gi: IntArray, di: IntArray, g_row: IntArray, d_row: IntArray, shape: tuple[int, int]
+) -> FloatArray:
     """Matched annotations shared by each (GT group, DS group): CVAT's intersection count.
 
     Pairs are one-to-one, except that a merged group (one instance of several parts) is paired
@@ -213,7 +215,7 @@ def _group_links(
     smaller count) keeps the intersection within both groups' sizes, so the Jaccard
     similarity stays in [0, 1] (it divided by zero for a two-part polygon matched to itself).
     """
-    out = []
+    out: list[FloatArray] = []
     for rows in (g_row, d_row):
         cells = np.unique(np.stack([gi, di, rows]), axis=1)
         count = np.zeros(shape)
@@ -222,7 +224,7 @@ def _group_links(
     return np.minimum(out[0], out[1])
 
 
-def _group_keys(ann: Annotations, rows: np.ndarray) -> np.ndarray:
+def _group_keys(ann: Annotations, rows: IntArray) -> IntArray:
     # Ungrouped rows are their own group: a negative key unique per row.
     return np.where(ann.group[rows] != 0, ann.group[rows], -rows - 1)
 
@@ -237,7 +239,7 @@ def _group_sizes(ann: Annotations, lo: int, hi: int) -> dict[int, int]:
 _COVER_KINDS = (Kind.POLYGON, Kind.MASK, Kind.RECTANGLE, Kind.ELLIPSE)
 
 
-def covered_rows(ds: Annotations, items: Items, visibility_threshold: float) -> np.ndarray:
+def covered_rows(ds: Annotations, items: Items, visibility_threshold: float) -> IntArray:
     """DS rows hidden under shapes painted above them (CVAT ``find_covered``).
 
     Polygons, masks, boxes and ellipses of a frame, sorted by z_order (stable, so document
@@ -286,6 +288,7 @@ def covered_rows(ds: Annotations, items: Items, visibility_threshold: float) -> 
     return np.sort(rows[hidden])
 
 
-def _sub_frames(frame_ptr: np.ndarray, keep: np.ndarray) -> np.ndarray:
+def _sub_frames(frame_ptr: IntArray, keep: BoolArray) -> IntArray:
     """Frame offsets of the rows of the kept frames only."""
-    return np.r_[0, np.cumsum(np.diff(frame_ptr)[keep])].astype(np.int64)
+    ptr: IntArray = np.r_[0, np.cumsum(np.diff(frame_ptr)[keep])].astype(np.int64)
+    return ptr

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from labelgate.arrays import AnyArray, BoolArray, FloatArray, IntArray
 from labelgate.errors import ValidationError
 
 __all__ = [
@@ -24,7 +25,7 @@ __all__ = [
 ]
 
 
-def as_boxes(boxes: np.ndarray, name: str = "bbox") -> np.ndarray:
+def as_boxes(boxes: AnyArray, name: str = "bbox") -> FloatArray:
     """Validate and convert boxes to a float64 ``(N, 4)`` array.
 
     Args:
@@ -49,7 +50,7 @@ def as_boxes(boxes: np.ndarray, name: str = "bbox") -> np.ndarray:
     return arr
 
 
-def box_area(boxes: np.ndarray) -> np.ndarray:
+def box_area(boxes: AnyArray) -> FloatArray:
     """Area of xyxy boxes; inverted boxes count as 0.
 
     Args:
@@ -62,13 +63,14 @@ def box_area(boxes: np.ndarray) -> np.ndarray:
     return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
 
 
-def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _intersection(a: FloatArray, b: FloatArray) -> FloatArray:
     w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
     h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    return np.clip(w, 0, None) * np.clip(h, 0, None)
+    inter: FloatArray = np.clip(w, 0, None) * np.clip(h, 0, None)
+    return inter
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def box_iou(a: AnyArray, b: AnyArray) -> FloatArray:
     """Pairwise axis-aligned IoU (Datumaro ``bbox_iou`` semantics).
 
     Zero-area boxes have IoU 0 with everything, themselves included, because the union is 0
@@ -95,7 +97,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _overlap_mask(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _overlap_mask(a: FloatArray, b: FloatArray) -> BoolArray:
     # Strict inequalities: boxes that only touch along an edge or at a corner share no area,
     # and a zero-area box overlaps nothing; every area-based IoU is 0 for such pairs.
     return (
@@ -108,7 +110,7 @@ def _overlap_mask(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     )
 
 
-def box_overlap_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def box_overlap_pairs(a: AnyArray, b: AnyArray) -> IntArray:
     """Index pairs whose boxes share a positive area.
 
     Touching boxes (shared edge or corner) and zero-area boxes are *not* overlapping: their
@@ -130,8 +132,8 @@ def box_overlap_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def box_overlap_pairs_batched(
-    frame_a: np.ndarray, a: np.ndarray, frame_b: np.ndarray, b: np.ndarray
-) -> np.ndarray:
+    frame_a: AnyArray, a: AnyArray, frame_b: AnyArray, b: AnyArray
+) -> IntArray:
     """Overlapping pairs among boxes of the same frame, for many frames at once.
 
     Only same-frame candidates are generated (memory is the sum over frames of n_a * n_b), then
@@ -171,8 +173,8 @@ def box_overlap_pairs_batched(
 
 @njit(cache=True, nogil=True)
 def _overlap_pairs_by_frame(
-    frame_a: np.ndarray, a: np.ndarray, fb: np.ndarray, order_b: np.ndarray, b: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    frame_a: AnyArray, a: FloatArray, fb: AnyArray, order_b: IntArray, b: FloatArray
+) -> tuple[IntArray, IntArray]:
     """:func:`box_overlap_pairs_batched` pairs, ``fb`` = frame_b sorted by the stable
     ``order_b``; pairs come out sorted by (row_a, row_b)."""
     cap = 16 + len(a)
@@ -206,7 +208,7 @@ def _overlap_pairs_by_frame(
     return ia[:n].copy(), ib[:n].copy()
 
 
-def rotated_corners(bbox: np.ndarray, rotation_deg: np.ndarray) -> np.ndarray:
+def rotated_corners(bbox: AnyArray, rotation_deg: AnyArray) -> FloatArray:
     """Corners of rectangles rotated about their centres.
 
     CVAT rotation is clockwise on screen; with y pointing down that is the ordinary rotation
@@ -238,7 +240,7 @@ def rotated_corners(bbox: np.ndarray, rotation_deg: np.ndarray) -> np.ndarray:
     return rotate_about(corners, (box[:, :2] + box[:, 2:]) / 2, rot)
 
 
-def rotate_about(points: np.ndarray, centre: np.ndarray, rotation_deg: np.ndarray) -> np.ndarray:
+def rotate_about(points: FloatArray, centre: FloatArray, rotation_deg: AnyArray) -> FloatArray:
     """Rotate vertex sets about their centres, with CVAT's ``to_polygon`` arithmetic.
 
     ``(p - c) @ ((cos, sin), (-sin, cos)) + c`` with ``angle = deg / 180 * pi``; rows whose
@@ -261,7 +263,7 @@ def rotate_about(points: np.ndarray, centre: np.ndarray, rotation_deg: np.ndarra
     return np.where((angle != 0)[:, None, None], out, points)
 
 
-def corners_bbox(corners: np.ndarray) -> np.ndarray:
+def corners_bbox(corners: AnyArray) -> FloatArray:
     """Axis-aligned bounding boxes of vertex sets.
 
     Args:
@@ -277,7 +279,7 @@ def corners_bbox(corners: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _near_another(frame_ptr: np.ndarray, boxes: np.ndarray, margin: float) -> np.ndarray:
+def _near_another(frame_ptr: IntArray, boxes: FloatArray, margin: float) -> BoolArray:
     out = np.zeros(len(boxes), np.bool_)
     for f in range(len(frame_ptr) - 1):
         lo, hi = frame_ptr[f], frame_ptr[f + 1]
@@ -299,7 +301,7 @@ def _near_another(frame_ptr: np.ndarray, boxes: np.ndarray, margin: float) -> np
     return out
 
 
-def boxes_near_another(frame: np.ndarray, boxes: np.ndarray, margin: float) -> np.ndarray:
+def boxes_near_another(frame: AnyArray, boxes: AnyArray, margin: float) -> BoolArray:
     """Which boxes meet another box of their frame once both are grown by ``margin`` on
     every side (a gap under ``2 * margin`` on both axes).
 

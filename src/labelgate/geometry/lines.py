@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
+from labelgate.arrays import AnyArray, FloatArray, IntArray
 from labelgate.errors import ValidationError
 
 __all__ = ["line_similarities", "line_similarity", "resample_pair"]
@@ -23,7 +24,7 @@ _EPSILON = 1e-7  # LineMatcher.EPSILON
 
 
 @njit(cache=True, nogil=True)
-def _ends(line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ends(line: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Segment lengths and cumulative segment end distances (last one duplicated)."""
     k = len(line) - 1
     seg = np.empty(k)
@@ -41,20 +42,25 @@ def _ends(line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @njit(cache=True, nogil=True)
 def _point_at(
-    line: np.ndarray, seg: np.ndarray, idx: int, count: int, length: float, gap: float
-) -> np.ndarray:
+    line: FloatArray, seg: FloatArray, idx: int, count: int, length: float, gap: float
+) -> FloatArray:
     """The point of ``line`` at relative distance ``gap`` before the end of segment ``idx``
     (its last vertex once the line is used up), with CVAT's arithmetic."""
+    # typed locals: an integer index of an NDArray is Any to numpy's stubs
+    point: FloatArray
     if idx >= count:
-        return line[idx]
+        point = line[idx]
+        return point
     q = gap * (length / (seg[idx] if seg[idx] != 0 else 1.0))
     if abs(q) <= _EPSILON:
-        return line[1 + idx]
-    return line[idx] * q + line[1 + idx] * (1 - q)
+        point = line[1 + idx]
+        return point
+    point = line[idx] * q + line[1 + idx] * (1 - q)
+    return point
 
 
 @njit(cache=True, nogil=True)
-def _approximate(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _approximate(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
     """CVAT ``approximate_points``: both lines with the same number of points."""
     ac, bc = len(a) - 1, len(b) - 1
     a_seg, a_end = _ends(a)
@@ -90,7 +96,7 @@ def _approximate(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _gauss_mean(a: np.ndarray, b: np.ndarray, reverse: bool, denom: float) -> float:
+def _gauss_mean(a: FloatArray, b: FloatArray, reverse: bool, denom: float) -> float:
     n = len(a)
     total = 0.0
     for i in range(n):
@@ -103,7 +109,7 @@ def _gauss_mean(a: np.ndarray, b: np.ndarray, reverse: bool, denom: float) -> fl
 
 
 @njit(cache=True, nogil=True)
-def _circle(line: np.ndarray) -> tuple[float, float, float]:
+def _circle(line: FloatArray) -> tuple[float, float, float]:
     x0, x1 = line[:, 0].min(), line[:, 0].max()
     y0, y1 = line[:, 1].min(), line[:, 1].max()
     return (x0 + x1) / 2, (y0 + y1) / 2, ((x1 - x0) ** 2 + (y1 - y0) ** 2) / 4
@@ -111,8 +117,8 @@ def _circle(line: np.ndarray) -> tuple[float, float, float]:
 
 @njit(cache=True, nogil=True)
 def _similarities(
-    pa: np.ndarray, oa: np.ndarray, pb: np.ndarray, ob: np.ndarray, scale: float, r: float
-) -> np.ndarray:
+    pa: FloatArray, oa: IntArray, pb: FloatArray, ob: IntArray, scale: float, r: float
+) -> FloatArray:
     n, m = len(oa) - 1, len(ob) - 1
     out = np.zeros((n, m, 2))
     sigma6_2 = scale * (6 * r) ** 2
@@ -132,7 +138,7 @@ def _similarities(
     return out
 
 
-def resample_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def resample_pair(a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Resample two polylines to the same number of points (CVAT ``approximate_points``).
 
     Args:
@@ -146,11 +152,11 @@ def resample_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def line_similarities(
-    lines_a: Sequence[np.ndarray],
-    lines_b: Sequence[np.ndarray],
+    lines_a: Sequence[FloatArray],
+    lines_b: Sequence[FloatArray],
     image_area: float,
     thickness: float,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[FloatArray, FloatArray]:
     """CVAT's unoriented and oriented polyline similarity for every pair.
 
     With S = image area and r = ``thickness``: pairs whose bbox circles are too far apart
@@ -181,24 +187,24 @@ def line_similarities(
 
 
 def line_similarity(
-    lines_a: Sequence[np.ndarray],
-    lines_b: Sequence[np.ndarray],
+    lines_a: Sequence[FloatArray],
+    lines_b: Sequence[FloatArray],
     image_area: float,
     thickness: float,
     oriented: bool = False,
-) -> np.ndarray:
+) -> FloatArray:
     """One of :func:`line_similarities`: unoriented (matching) or ``oriented`` (direction)."""
     unoriented, direct = line_similarities(lines_a, lines_b, image_area, thickness)
     return direct if oriented else unoriented
 
 
-def _ragged(lines: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _ragged(lines: list[FloatArray]) -> tuple[FloatArray, IntArray]:
     off = np.zeros(len(lines) + 1, np.int64)
     off[1:] = np.cumsum([len(x) for x in lines])
     return np.ascontiguousarray(np.concatenate(lines)), off
 
 
-def _as_line(x: np.ndarray, side: str, row: int) -> np.ndarray:
+def _as_line(x: AnyArray | Sequence[Sequence[float]], side: str, row: int) -> FloatArray:
     arr = np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(-1, 2))
     if len(arr) < 2:
         raise ValidationError(f"polyline {side} row {row}: needs at least 2 points")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from labelgate.arrays import AnyArray, FloatArray, IntArray, IntegerArray
 from labelgate.errors import SettingsError, ValidationError
 from labelgate.geometry.boxes import as_boxes, box_area, box_iou
 
@@ -19,13 +20,13 @@ _VISIBLE = 2
 
 
 def skeleton_oks(
-    pa: np.ndarray,
-    va: np.ndarray,
-    pb: np.ndarray,
-    vb: np.ndarray,
-    scale: np.ndarray | float,
+    pa: FloatArray,
+    va: IntegerArray,
+    pb: FloatArray,
+    vb: IntegerArray,
+    scale: FloatArray | float,
     sigma: float,
-) -> np.ndarray:
+) -> FloatArray:
     """CVAT's ``oks()`` for every pair of skeletons.
 
     Only VISIBLE (2) points count as visible. A point pair contributes
@@ -74,12 +75,12 @@ def skeleton_oks(
     denom = 2 * s * (2 * sigma) ** 2
     safe = np.where(denom > 0, denom, 1.0)
     terms = np.where(both, np.exp(-d2 / safe[..., None]), 0.0)
-    out = np.divide(terms.sum(axis=-1), either, out=np.zeros((n, m)), where=either > 0)
+    out: FloatArray = np.divide(terms.sum(axis=-1), either, out=np.zeros((n, m)), where=either > 0)
     out[~(denom > 0)] = 0.0
     return out
 
 
-def _match_points(sim: np.ndarray, threshold: float) -> np.ndarray:
+def _match_points(sim: FloatArray, threshold: float) -> IntArray:
     """CVAT ``match_segments`` on a similarity matrix; returns matched (i, j) rows."""
     n, m = sim.shape
     size = max(n, m)
@@ -90,19 +91,20 @@ def _match_points(sim: np.ndarray, threshold: float) -> np.ndarray:
     ok = (rows < n) & (cols < m)
     rows, cols = rows[ok], cols[ok]
     good = cost[rows, cols] < 1.0
-    return np.stack([rows[good], cols[good]], axis=1)
+    pairs: IntArray = np.stack([rows[good], cols[good]], axis=1)  # scipy's result is untyped
+    return pairs
 
 
 def point_group_similarity(
-    points_a: Sequence[np.ndarray],
-    points_b: Sequence[np.ndarray],
-    bbox_a: np.ndarray,
-    bbox_b: np.ndarray,
+    points_a: Sequence[FloatArray],
+    points_b: Sequence[FloatArray],
+    bbox_a: FloatArray,
+    bbox_b: FloatArray,
     image_area: float,
     sigma: float,
     iou_threshold: float,
     point_size_base: str = "group_bbox_size",
-) -> np.ndarray:
+) -> FloatArray:
     """CVAT's ``match_points`` similarity for every pair of point groups.
 
     When both boxes have zero area (single points, or points on an axis-parallel line) the
@@ -147,7 +149,7 @@ def point_group_similarity(
     pb = [_as_points(p, "b", j) for j, p in enumerate(points_b)]
     zero_a, zero_b = box_area(ba) <= 0, box_area(bb) <= 0
     both_zero = zero_a[:, None] & zero_b[None, :]
-    scale: np.ndarray = np.full((n, m), float(image_area))
+    scale: FloatArray = np.full((n, m), float(image_area))
     if point_size_base == "group_bbox_size":
         mean = (ba[:, None, :] + bb[None, :, :]) / 2
         mean_area = np.clip(mean[..., 2] - mean[..., 0], 0, None) * np.clip(
@@ -177,7 +179,7 @@ def point_group_similarity(
     return out
 
 
-def _as_points(p: np.ndarray, side: str, row: int) -> np.ndarray:
+def _as_points(p: AnyArray, side: str, row: int) -> FloatArray:
     arr = np.asarray(p, dtype=np.float64).reshape(-1, 2)
     if not np.isfinite(arr).all():
         raise ValidationError(f"point group {side} row {row}: non-finite coordinates")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
+from labelgate.arrays import AnyArray, BoolArray, FloatArray, IntArray, IntegerArray, ObjectArray
 from labelgate.errors import ValidationError
 from labelgate.geometry.boxes import (
     as_boxes,
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 
-def make_polygons(points: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def make_polygons(points: AnyArray, offsets: IntArray) -> tuple[ObjectArray, BoolArray]:
     """Build shapely polygons from ragged vertex arrays in one vectorised call.
 
     Self-intersecting polygons are repaired with ``shapely.make_valid`` (keeping their
@@ -77,7 +78,7 @@ def make_polygons(points: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, 
     return geoms, valid
 
 
-def _repair(geoms: np.ndarray) -> np.ndarray:
+def _repair(geoms: ObjectArray) -> ObjectArray:
     geoms = np.asarray(geoms, dtype=object)
     broken = ~shapely.is_valid(geoms)
     if broken.any():
@@ -87,7 +88,7 @@ def _repair(geoms: np.ndarray) -> np.ndarray:
     return geoms
 
 
-def geometry_bounds(geoms: np.ndarray) -> np.ndarray:
+def geometry_bounds(geoms: ObjectArray) -> FloatArray:
     """xyxy bounds of geometries; empty geometries get a zero box.
 
     Args:
@@ -96,13 +97,13 @@ def geometry_bounds(geoms: np.ndarray) -> np.ndarray:
     Returns:
         (N, 4) float64.
     """
-    b = shapely.bounds(np.asarray(geoms, dtype=object)).reshape(-1, 4)
+    b: FloatArray = shapely.bounds(np.asarray(geoms, dtype=object)).reshape(-1, 4)
     return np.nan_to_num(b, nan=0.0)
 
 
 def polygon_iou(
-    geoms_a: np.ndarray, bbox_a: np.ndarray, geoms_b: np.ndarray, bbox_b: np.ndarray
-) -> np.ndarray:
+    geoms_a: ObjectArray, bbox_a: AnyArray, geoms_b: ObjectArray, bbox_b: AnyArray
+) -> FloatArray:
     """Pairwise area IoU, computed only on pairs whose boxes overlap.
 
     Args:
@@ -132,7 +133,7 @@ def polygon_iou(
     return out
 
 
-def rotated_box_polygons(bbox: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+def rotated_box_polygons(bbox: AnyArray, rotation: AnyArray) -> ObjectArray:
     """Rectangles rotated about their centres, as shapely polygons.
 
     Args:
@@ -145,12 +146,13 @@ def rotated_box_polygons(bbox: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     corners = rotated_corners(bbox, rotation)
     if len(corners) == 0:
         return np.zeros(0, dtype=object)
-    return shapely.polygons(corners)
+    geoms: ObjectArray = shapely.polygons(corners)
+    return geoms
 
 
 def rotated_box_iou(
-    bbox_a: np.ndarray, rot_a: np.ndarray, bbox_b: np.ndarray, rot_b: np.ndarray
-) -> np.ndarray:
+    bbox_a: AnyArray, rot_a: AnyArray, bbox_b: AnyArray, rot_b: AnyArray
+) -> FloatArray:
     """Pairwise IoU of rotated rectangles (exact polygon areas).
 
     CVAT uses axis-aligned IoU when both rotations are equal; this function is purely
@@ -174,8 +176,8 @@ def rotated_box_iou(
 
 
 def box_similarity(
-    bbox_a: np.ndarray, rot_a: np.ndarray, bbox_b: np.ndarray, rot_b: np.ndarray
-) -> np.ndarray:
+    bbox_a: AnyArray, rot_a: AnyArray, bbox_b: AnyArray, rot_b: AnyArray
+) -> FloatArray:
     """CVAT ``match_boxes`` similarity: axis-aligned IoU when rotations are equal.
 
     Pairs with equal rotation use :func:`~labelgate.geometry.boxes.box_iou` (rotation ignored,
@@ -200,7 +202,7 @@ def box_similarity(
     return np.where(same, aligned, rotated_box_iou(bbox_a, ra, bbox_b, rb))
 
 
-def ellipse_polygons(bbox: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+def ellipse_polygons(bbox: AnyArray, rotation: AnyArray) -> ObjectArray:
     """Shapely polygons of (rotated) ellipses, on CVAT's 720-vertex outlines.
 
     Args:
@@ -224,9 +226,7 @@ def ellipse_polygons(bbox: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     return _repair(shapely.polygons(ellipse_outlines(box, rot, round_output=False)))
 
 
-def ellipse_iou(
-    bbox_a: np.ndarray, rot_a: np.ndarray, bbox_b: np.ndarray, rot_b: np.ndarray
-) -> np.ndarray:
+def ellipse_iou(bbox_a: AnyArray, rot_a: AnyArray, bbox_b: AnyArray, rot_b: AnyArray) -> FloatArray:
     """Pairwise exact IoU of rotated ellipses via their 720-vertex outlines.
 
     Args:
@@ -245,8 +245,8 @@ def ellipse_iou(
 
 
 def visible_parts(
-    geoms: np.ndarray, owner: np.ndarray, n_owners: int, *, occlude: bool = True
-) -> list:
+    geoms: ObjectArray, owner: IntegerArray, n_owners: int, *, occlude: bool = True
+) -> list[shapely.Geometry]:
     """Panoptic occlusion on exact geometry, the counterpart of ``rle.visible_parts``.
 
     Args:
@@ -259,7 +259,7 @@ def visible_parts(
         ``n_owners`` geometries: the area where a geometry of that owner is the top one.
     """
     g = np.asarray(geoms, dtype=object).ravel()
-    out: list = [shapely.Polygon()] * n_owners
+    out: list[shapely.Geometry] = [shapely.Polygon()] * n_owners
     cover = None
     for k in range(len(g) - 1, -1, -1):
         vis = g[k] if cover is None or not occlude else shapely.difference(g[k], cover)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numba import njit
 
+from labelgate.arrays import AnyArray, BoolArray, FloatArray, IntArray, IntegerArray, RunArray
 from labelgate.geometry import rle
 from labelgate.geometry.boxes import as_boxes, rotate_about
 
@@ -39,11 +40,11 @@ ELLIPSE_VERTICES = 720
 _RECTANGLE, _POLYGON, _ELLIPSE, _MASK = 1, 2, 5, 6
 
 
-def _rounded(x: np.ndarray) -> np.ndarray:
+def _rounded(x: FloatArray) -> FloatArray:
     return np.round(x, COORDINATE_DIGITS)
 
 
-def box_outlines(bbox: np.ndarray, rotation: np.ndarray, *, rotate: bool = True) -> np.ndarray:
+def box_outlines(bbox: AnyArray, rotation: AnyArray, *, rotate: bool = True) -> FloatArray:
     """(N, 4, 2) rectangle outlines as CVAT builds them (Datumaro ``Bbox.as_polygon``).
 
     Args:
@@ -66,8 +67,8 @@ def box_outlines(bbox: np.ndarray, rotation: np.ndarray, *, rotate: bool = True)
 
 
 def ellipse_outlines(
-    bbox: np.ndarray, rotation: np.ndarray, *, rotate: bool = True, round_output: bool = True
-) -> np.ndarray:
+    bbox: AnyArray, rotation: AnyArray, *, rotate: bool = True, round_output: bool = True
+) -> FloatArray:
     """(N, 720, 2) ellipse outlines as CVAT builds them (Datumaro ``Ellipse.as_polygon``).
 
     Args:
@@ -94,8 +95,8 @@ def ellipse_outlines(
 
 
 def box_pixel_rects(
-    bbox: np.ndarray, heights: np.ndarray, widths: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    bbox: AnyArray, heights: IntegerArray, widths: IntegerArray
+) -> tuple[FloatArray, BoolArray]:
     """The pixels of unrotated box outlines (the covered check's) as pycocotools rasterises
     them, in closed form: a box's raster is a pixel rectangle.
 
@@ -120,7 +121,7 @@ def box_pixel_rects(
 
 
 @njit(cache=True, nogil=True)
-def _pixel_rects(p: np.ndarray, h: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pixel_rects(p: FloatArray, h: IntArray, w: IntArray) -> tuple[FloatArray, BoolArray]:
     n = len(p)
     rects = np.zeros((n, 4))
     exact = np.zeros(n, np.bool_)
@@ -159,8 +160,8 @@ def _pixel_rects(p: np.ndarray, h: np.ndarray, w: np.ndarray) -> tuple[np.ndarra
 
 
 def shape_rles(
-    ann: Annotations, rows: np.ndarray, height: int, width: int, *, cover: bool = False
-) -> list[np.ndarray]:
+    ann: Annotations, rows: IntegerArray, height: int, width: int, *, cover: bool = False
+) -> list[RunArray]:
     """Rasters (column-major counts) of polygon, mask, rectangle and ellipse rows.
 
     Args:
@@ -180,12 +181,12 @@ def shape_rles(
 
 def shape_rles_ragged(
     ann: Annotations,
-    rows: np.ndarray,
-    heights: np.ndarray,
-    widths: np.ndarray,
+    rows: IntegerArray,
+    heights: IntegerArray,
+    widths: IntegerArray,
     *,
     cover: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[RunArray, IntArray]:
     """:func:`shape_rles` for rows on frames of any size, as one ragged ``(flat, offsets)``.
 
     Args:
@@ -202,9 +203,9 @@ def shape_rles_ragged(
     heights = np.asarray(heights, np.int64)
     widths = np.asarray(widths, np.int64)
     kinds = ann.kind[rows]
-    parts: list[np.ndarray] = []  # (P, 2) vertex blocks
-    sizes: list[np.ndarray] = []  # vertices per outline
-    at: list[np.ndarray] = []  # positions in rows
+    parts: list[FloatArray] = []  # (P, 2) vertex blocks
+    sizes: list[IntArray] = []  # vertices per outline
+    at: list[IntArray] = []  # positions in rows
     poly = np.flatnonzero(kinds == _POLYGON)
     if len(poly):
         starts, ends = ann.point_offsets[rows[poly]], ann.point_offsets[rows[poly] + 1]
@@ -225,7 +226,7 @@ def shape_rles_ragged(
     # and one single-run empty mask per remaining row.
     start = np.zeros(len(rows), np.int64)
     length = np.ones(len(rows), np.int64)
-    pool: list[np.ndarray] = []
+    pool: list[RunArray] = []
     base = 0
     if parts:
         n = np.concatenate(sizes)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.arrays import BoolArray, FloatArray, IntArray, IntegerArray
 from labelgate.model import MAX_COORDINATE, Kind
 
 _NUMBER = {int, float}
@@ -26,14 +27,14 @@ _NUMBER = {int, float}
 class PlainRows:
     """The plain annotations of a file, as columns over the rows in ``index`` (file order)."""
 
-    index: np.ndarray  # position of each plain annotation in the file's list
-    item: np.ndarray
-    kind: np.ndarray
-    label: np.ndarray
-    source_id: np.ndarray
-    bbox: np.ndarray
-    point_counts: np.ndarray
-    points: np.ndarray
+    index: IntArray  # position of each plain annotation in the file's list
+    item: IntArray
+    kind: IntegerArray
+    label: IntArray
+    source_id: IntArray
+    bbox: FloatArray
+    point_counts: IntArray
+    points: FloatArray
 
     def block(self, lo: int, hi: int) -> dict[str, Any]:
         """Keyword columns of rows ``lo:hi`` for :meth:`AnnotationsBuilder.extend`."""
@@ -50,7 +51,7 @@ class PlainRows:
         }
 
 
-def _ints(values: list[Any], ok: np.ndarray) -> np.ndarray:
+def _ints(values: list[Any], ok: BoolArray) -> IntArray:
     """Integer values as int64 where ``ok`` can stay true; clears ``ok`` elsewhere."""
     is_int = np.fromiter(map(int.__instancecheck__, values), bool, len(values))
     is_int &= ~np.fromiter(map(bool.__instancecheck__, values), bool, len(values))
@@ -70,7 +71,7 @@ def _ints(values: list[Any], ok: np.ndarray) -> np.ndarray:
 
 
 def plain_rows(
-    anns: list[Any], image_ids: np.ndarray, label_of: Mapping[int, int]
+    anns: list[Any], image_ids: IntegerArray, label_of: Mapping[int, int]
 ) -> PlainRows | None:
     """The plain annotations of ``anns`` as columns (None when none is plain)."""
     n = len(anns)
@@ -155,7 +156,7 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _numbers(lists: list[Any], width: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+def _numbers(lists: list[Any], width: int | None) -> tuple[BoolArray, FloatArray] | None:
     """(rows whose value is a list of int/float of the right width, their values flattened).
 
     None when no row qualifies. NaN/inf stay in the values for the caller's checks.

@@ -123,16 +123,14 @@ _ROW_COLUMNS: dict[str, tuple[Any, Any]] = {
 
 
 #: Shared empty ragged parts for rows without points or mask runs (never written to).
-_NO_POINTS = np.zeros((0, 2))
-_NO_VIS = np.zeros(0, np.int8)
-_NO_RLE = np.zeros(0, np.uint32)
+_NO_POINTS: FloatArray = np.zeros((0, 2))
+_NO_VIS: IntegerArray = np.zeros(0, np.int8)
+_NO_RLE: RunArray = np.zeros(0, np.uint32)
 for _empty in (_NO_POINTS, _NO_VIS, _NO_RLE):
     _empty.flags.writeable = False
 
 
-def gather_ragged(
-    offsets: IntArray, values: AnyArray, rows: IntArray
-) -> tuple[IntArray, AnyArray]:
+def gather_ragged(offsets: IntArray, values: AnyArray, rows: IntArray) -> tuple[IntArray, AnyArray]:
     """Select ``rows`` of a CSR-style ragged column without a Python loop.
 
     Args:
@@ -587,7 +585,7 @@ class AnnotationsBuilder:
     @staticmethod
     def _geometry(
         item: int, source_id: int, bbox: Any, points: Any, vis: Any
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[FloatArray, IntegerArray, FloatArray]:
         """Checked (points, visibility flags, bbox) of one row.
 
         Raises:
@@ -665,7 +663,7 @@ class AnnotationsBuilder:
         block["vis"] = np.concatenate(self._vis).astype(np.int8)
         block["rle_counts"] = np.array([len(r) for r in self._rle], dtype=np.int64)
         block["rle"] = np.concatenate(self._rle).astype(np.uint32)
-        attrs = {}
+        attrs: dict[str, ObjectArray] = {}
         for key, by_row in self._attrs.items():
             col = np.full(n, None, dtype=object)
             for r, v in by_row.items():

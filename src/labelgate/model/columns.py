@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.arrays import AnyArray, IntegerArray, ObjectArray
 from labelgate.errors import ValidationError
 from labelgate.model.annotations import (
     _ROW_COLUMNS,
@@ -42,14 +43,14 @@ class ColumnBlocks:
     def extend(
         self,
         *,
-        item: np.ndarray,
-        kind: np.ndarray | int,
-        bbox: np.ndarray,
-        point_counts: np.ndarray | None = None,
-        points: np.ndarray | None = None,
-        attributes: Mapping[str, np.ndarray] | None = None,
-        source_ref: np.ndarray | None = None,
-        **row_columns: np.ndarray | int | float,
+        item: AnyArray,
+        kind: AnyArray | int,
+        bbox: AnyArray,
+        point_counts: IntegerArray | None = None,
+        points: AnyArray | None = None,
+        attributes: Mapping[str, ObjectArray] | None = None,
+        source_ref: ObjectArray | None = None,
+        **row_columns: AnyArray | int | float,
     ) -> None:
         """Append ``len(item)`` rows.
 
@@ -106,7 +107,7 @@ class ColumnBlocks:
                 raise ValidationError(f"ColumnBlocks: attribute {key!r} has shape {col.shape}")
         self.append_block(block, dict(attributes or {}))
 
-    def append_block(self, block: dict[str, Any], attributes: dict[str, np.ndarray]) -> None:
+    def append_block(self, block: dict[str, Any], attributes: dict[str, ObjectArray]) -> None:
         """Append a block holding every column already checked (the per-row builder's rows).
 
         ``block`` has the row columns, ``bbox``, ``span``, ``text``, ``source_ref``, ``points``

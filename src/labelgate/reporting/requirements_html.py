@@ -25,7 +25,8 @@ def _score(item: Mapping[str, Any]) -> str:
 
 
 def _calculation(calc: Mapping[str, Any]) -> str:
-    return calc["status"] + (f" ({calc['reason']})" if calc.get("reason") else "")
+    status: str = calc["status"]
+    return status + (f" ({calc['reason']})" if calc.get("reason") else "")
 
 
 def _row(item: Mapping[str, Any]) -> str:
