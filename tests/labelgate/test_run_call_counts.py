@@ -173,3 +173,25 @@ def test_file_source_reports_each_file_it_reads():
     assert seen == [("reading gt.xml", 0, 2), ("reading annotator1.xml", 1, 2)]
     assert batch.aset.annotations.annotators == ("ground_truth", "annotator1")
     assert batch.target.system == "cvat" and batch.project.startswith("file:")
+
+
+def test_cvat_task_is_one_run_on_both_eras(calls, cvat_double, tmp_path):
+    """Task 10 has 3 annotation jobs: 3 comparisons and one agreement report, the stored job,
+    task and bundle reports included (the bundle reads the same run)."""
+    from labelgate.store import open_store
+    from labelgate_cvat.client import connect
+    from labelgate_cvat.pipeline import score_target
+    from labelgate_cvat.source import CvatRunSource
+
+    client = connect(cvat_double.url, token=cvat_double.token, retries=1, backoff=0.01)
+    with client as src, open_store(f"sqlite:///{tmp_path}/s.db") as store:
+        assert isinstance(CvatRunSource(src), PushingSource)
+        score = score_target(src, "task", 10, store=store, semantics="cvat-2.42")
+        assert {"job:101", "job:102", "job:103", "task:10", "bundle:task:10"} <= set(
+            score.report_ids
+        )
+    assert calls["compare"] == 3 and calls["agreement_report"] == 1
+    assert calls["pair_agreement"] == 3  # the 3 job annotators' pairs, each matched once
+    (task,) = score.tasks
+    assert set(task.run.comparisons) == {"annotator1", "annotator2", "annotator3"}
+    assert task.job_reports[103] is task.run.comparisons["annotator3"].report
