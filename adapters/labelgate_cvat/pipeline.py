@@ -272,12 +272,15 @@ class TaskResult:
     def job_json(self, jid: int) -> dict[str, Any]:
         """A job's report JSON: requirement-shaped in requirement mode, else CVAT 2.42's."""
         req = self.job_requirements.get(jid)
-        return req.to_dict() if req is not None else self.job_reports[jid].to_dict()
+        if req is None:
+            return self.job_reports[jid].to_dict()
+        return requirement_json(req, self.inherited)
 
     def task_json(self) -> dict[str, Any] | None:
         """The task report JSON in the run's semantics (None: nothing scored)."""
         if self.pull.semantics == REQUIREMENTS:
-            return self.requirements.to_dict() if self.requirements is not None else None
+            req = self.requirements
+            return requirement_json(req, self.inherited) if req is not None else None
         return self.report.to_dict() if self.report is not None else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -298,6 +301,17 @@ class TaskResult:
                 for jid in self.job_reports
             ],
         }
+
+
+def requirement_json(report: RequirementReport, inherited: bool | None = None) -> dict[str, Any]:
+    """CVAT 2.74+'s report JSON plus ``parameters.inherited`` (as CVAT's ``/data`` has it)
+    and ``conflicts``: each conflict once across requirements, as CVAT's conflict list stores
+    them for a job report (the report pages and push-back read this list)."""
+    data = report.to_dict()
+    if inherited is not None:
+        data["parameters"]["inherited"] = inherited
+    data["conflicts"] = [dict(c) for c in report.unique_conflicts()]
+    return data
 
 
 def _public_host(source: Any) -> str | None:
@@ -431,7 +445,7 @@ class CvatScore:
     def project_json(self) -> dict[str, Any] | None:
         """The project report JSON in the run's semantics (None: not a project target)."""
         if self.project_requirements is not None:
-            return self.project_requirements.to_dict()
+            return requirement_json(self.project_requirements)
         return self.project.to_dict() if self.project is not None else None
 
     def to_dict(self) -> dict[str, Any]:

@@ -202,10 +202,10 @@ def test_intervals_are_read_into_the_model(cvat_double_at):
 def test_intervals_are_counted_as_not_scored(cvat_double_at):
     double = cvat_double_at("2.80.0")
     with _source(double) as src:
-        before = score_target(src, "job", 103)
+        before = score_target(src, "job", 103).to_dict()
     double.state["annotations"]["103"]["intervals"] = _intervals()[:2]
     with _source(double) as src:
-        after = score_target(src, "job", 103)
+        after = score_target(src, "job", 103).to_dict()
     (task,) = after["tasks"]
     assert (
         "job 103: 2 intervals not scored (audio quality control is not implemented)"
