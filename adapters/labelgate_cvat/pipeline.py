@@ -26,11 +26,9 @@ from labelgate.engine.aggregate import project_report, task_report
 from labelgate.engine.report import Report
 from labelgate.engine.req_aggregate import project_requirement_report, task_requirement_report
 from labelgate.engine.req_report import RequirementReport
-from labelgate.engine.requirements import RequirementTree
 from labelgate.errors import DataWarning, NotFound, ValidationError
 from labelgate.model import AnnotationSet, Kind, LabelSchema
-from labelgate.run import QualityRun, RunOptions, run_quality
-from labelgate.run_sources import Batch
+from labelgate.run import QualityRun, run_quality
 from labelgate_cvat.payloads import cvat_job_to_annotations, schema_from_labels
 from labelgate_cvat.versions import REPLICA_TYPES, REQUIREMENTS, check_quorum
 
@@ -394,7 +392,7 @@ def score_task(
     Raises:
         NotFound: the task has no GT job.
     """
-    from labelgate_cvat.source import CvatRunSource, task_pull
+    from labelgate_cvat.source import CvatRunSource
 
     cvat = CvatRunSource(
         source,
@@ -404,15 +402,7 @@ def score_task(
         semantics=semantics,
     )
     batch = cvat.pull_task(task_id, only_job=only_job)
-    run = run_quality(batch, options=RunOptions(requirements=task_pull_tree(batch)))
-    task_pull(run)  # the run carries its pull: push-back and the bundle read it from there
-    return task_result(run)
-
-
-def task_pull_tree(batch: Batch) -> RequirementTree | None:
-    """The requirement tree a CVAT batch is scored with (None in 2.42 mode)."""
-    handle = batch.handle
-    return getattr(handle, "tree", None)
+    return task_result(run_quality(batch, options=cvat.run_options(batch)))
 
 
 @dataclasses.dataclass

@@ -25,6 +25,7 @@ from labelgate.engine.requirements import RequirementTree, Semantics, tree_for
 from labelgate.engine.settings import QualitySettings
 from labelgate.errors import DataWarning, NotFound, ValidationError
 from labelgate.model import AnnotationSet
+from labelgate.run import RunOptions
 from labelgate.run_sources import Batch, Target, as_ground_truth
 from labelgate_cvat.payloads import schema_from_labels
 from labelgate_cvat.pipeline import (
@@ -250,6 +251,13 @@ class CvatRunSource:
         target = Target("cvat", "task", str(task_id))
         return dataclasses.replace(batch, target=target, handle=pulled)
 
+    @staticmethod
+    def run_options(batch: Batch) -> RunOptions:
+        """What :func:`~labelgate.run.run_quality` must compute for a pulled CVAT batch: the
+        requirement tree in requirement mode (the batch alone does not carry it)."""
+        handle = batch.handle
+        return RunOptions(requirements=handle.tree if isinstance(handle, TaskPull) else None)
+
     def parse_event(self, event: Mapping[str, Any]) -> Target | None:
         """The task or job a CVAT webhook body asks to re-score (None: not a re-score).
 
@@ -268,10 +276,24 @@ class CvatRunSource:
         return Target("cvat", kind, ident)
 
     def push(self, run: QualityRun) -> Mapping[str, Any]:
-        """Issues and/or stage changes for every job of the run (``{"pushed": [...]}``)."""
+        """Issues and/or stage changes for every job of the run (``{"pushed": [...]}``).
+
+        Raises:
+            ValidationError: a requirement-mode pull scored without its tree
+                (run it with :meth:`run_options`).
+        """
         from labelgate_cvat.pipeline import task_result
         from labelgate_cvat.pushback import push_task
 
+        pulled = task_pull(run)
+        if pulled.tree is not None and any(
+            c.requirements is None for c in run.comparisons.values()
+        ):
+            raise ValidationError(
+                f"CVAT task {pulled.task['id']} was pulled in requirement mode but scored "
+                "without its requirements: run_quality(batch, options=CvatRunSource."
+                "run_options(batch))"
+            )
         entries = push_task(
             self.client,
             task_result(run),
