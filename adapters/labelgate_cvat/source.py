@@ -81,11 +81,17 @@ def choose_semantics(client: Any, config: Config, flag: str | None) -> Semantics
     server's semantics.
 
     Raises:
-        ValidationError: an unknown flag value.
+        ValidationError: an unknown flag value, or ``cvat-2.42`` with requirement tables.
     """
     if flag is not None:
         if flag not in (LEGACY, REQUIREMENTS):
             raise ValidationError(f"--semantics {flag!r}; expected {LEGACY} or {REQUIREMENTS}")
+        if flag == LEGACY and config.requirements:
+            # Silently dropping the file's requirements would score something else than asked.
+            raise ValidationError(
+                f"{config.path}: [[requirement]] tables are scored in {REQUIREMENTS} mode; "
+                f"drop --semantics {LEGACY} or the tables"
+            )
         return LEGACY if flag == LEGACY else REQUIREMENTS
     if config.requirements:
         return REQUIREMENTS

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from cvat_double import requirement_row
 
 from labelgate.cli import main
-from labelgate.errors import DataWarning
+from labelgate.errors import DataWarning, ValidationError
 from labelgate_cvat.client import connect
 from labelgate_cvat.pipeline import score_target
 
@@ -204,8 +204,10 @@ def test_semantics_flag_overrides_the_server(why, monkeypatch, tmp_path):
     legacy = json.loads(out.read_text())
     assert legacy["semantics"] == "cvat-2.42"
     assert "requirements" not in legacy["tasks"][0]["report"]["summary"]
-    res = CliRunner().invoke(main, args)
+    wide = {"COLUMNS": "200"}  # one table row per line
+    res = CliRunner(env=wide).invoke(main, [a for a in args if a != "--quiet"])
     assert res.exit_code == 0, res.output
+    assert "cars strict" in res.stdout and "not computed" in res.stdout  # job 103's row
     current = json.loads(out.read_text())
     assert current["semantics"] == "cvat-requirements"
     assert _items(current["tasks"][0]["report"])["Base rectangle"]["score"] == 4 / 5
@@ -219,6 +221,8 @@ def test_a_requirements_file_overrides_the_server_tree(why, tmp_path):
     )
     with _source(why) as src:
         (task,) = score_target(src, "task", 10, settings_file=str(path)).tasks
+    with _source(why) as src, pytest.raises(ValidationError, match="drop --semantics"):
+        score_target(src, "task", 10, settings_file=str(path), semantics="cvat-2.42")
     items = _items(task.task_json())
     # recall = valid / GT: job 101 2/2, 102 1/1, 103 1/1 -> 4/4 (the car matches at 0.5).
     assert list(items) == ["boxes"] and items["boxes"]["score"] == 1.0
@@ -233,3 +237,26 @@ def test_all_disabled_warns_and_scores_nothing(why):
     assert "project 1 are all 10 disabled (CVAT itself computes nothing" in said
     report = task.task_json()
     assert report["summary"]["requirements"]["items"] == [] and report["completed"] is False
+
+
+def test_project_sums_task_matrices_with_weight_one(why):
+    with _source(why) as src:
+        data = score_target(src, "project", 1).to_dict()
+    project = data["project"]
+    assert project["level"] == "project"
+    assert project["summary"]["tasks"] == {
+        "total": 3,
+        "custom": 0,
+        "not_configured": 0,
+        "excluded": 0,
+        "included": 3,
+        "completed": sum(t["report"]["completed"] for t in data["tasks"]),
+    }
+    # Weight 1 (reference §3.5): each count is the plain sum over the tasks, where 2.42 mode
+    # scales task 10 by 2.5, task 11 by 3 and task 12 by 5 (test_cvat_live.py).
+    for name, item in _items(project).items():
+        parts = [_items(t["report"]).get(name) for t in data["tasks"]]
+        for key in ("valid_count", "missing_count", "extra_count"):
+            expected = sum(p["score_components"][key] for p in parts if p is not None)
+            assert item["score_components"][key] == expected, (name, key)
+    assert _items(project)["Base rectangle"]["score_components"]["valid_count"] >= 4
