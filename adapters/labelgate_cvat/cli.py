@@ -160,7 +160,7 @@ def score_cmd(
                 pushed += push_task(
                     source, r, issues=issues, per_frame=issues_per_frame, stage_policy=stage_policy
                 )
-    result = score.to_dict()
+        result = score.to_dict()
     result["pushed"] = pushed
     result["merged"] = merged
     result["manual_review"] = flagged(pushed)
