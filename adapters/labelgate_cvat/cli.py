@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from labelgate.cli.options import write_json
+from labelgate.cli.options import semantics_option, write_json
 
 
 @click.group("cvat")
@@ -39,7 +39,8 @@ def _pct(value: Any) -> str:
 @click.option(
     "--stage-policy",
     is_flag=True,
-    help="Accept jobs meeting target_metric_threshold, reject the others (see docs).",
+    help="Accept passing jobs, reject the others: target_metric_threshold in CVAT 2.42 mode, "
+    "CVAT's completion rule (every enabled requirement completed) in requirement mode.",
 )
 @click.option(
     "--merge-consensus",
@@ -77,6 +78,7 @@ def _pct(value: Any) -> str:
     help="With --task: compare labelgate's task report with CVAT's own newest report of the "
     "task (same semantics era), differences first.",
 )
+@semantics_option
 def score_cmd(
     project_id: int | None,
     task_id: int | None,
@@ -96,6 +98,7 @@ def score_cmd(
     json_out: Path | None,
     quiet: bool,
     against_server: bool,
+    semantics: str | None,
 ) -> None:
     """Compare jobs with the GT job on the validation frames, as CVAT's quality control does.
 
@@ -118,6 +121,10 @@ def score_cmd(
     if against_server and kind != "task":
         raise click.UsageError("--against-server compares one task: use it with --task")
     store_url = store_url or load(settings_file).server.store_url  # bad settings: exit 2 now
+    if queue_url and semantics == "cvat-requirements":
+        raise click.UsageError(
+            "--queue scores with CVAT 2.42 semantics only; run requirement mode without --queue"
+        )
     if queue_url and (issues or stage_policy or merge_consensus):
         raise click.UsageError(
             "--queue fans out scoring only; run push-back (--issues/--stage-policy/"
@@ -159,26 +166,27 @@ def score_cmd(
                 merged += merge_replicas(source, tid, quorum=quorum)
         with progress_steps(make_console(quiet)) as steps:
             steps.update(f"reading {kind} {target}")
-            result = score_target(
+            score = score_target(
                 source,
                 kind,
                 int(target),
                 settings_file=settings_file,
                 store=store,
+                semantics=semantics,
                 workers=workers,
                 on_progress=steps.callback,
             )
         pushed = []
         if issues or stage_policy:
-            for r in result["_results"]:
+            for r in score.tasks:
                 pushed += push_task(
                     source, r, issues=issues, per_frame=issues_per_frame, stage_policy=stage_policy
                 )
+        result = score.to_dict()
         if against_server:
             from labelgate_cvat.against import against_tasks
 
             result["against_server"] = against_tasks(source, result["tasks"])
-    result.pop("_results")
     result["pushed"] = pushed
     result["merged"] = merged
     result["manual_review"] = flagged(pushed)
@@ -223,9 +231,36 @@ def _announce(source: Any) -> Any:
     return version
 
 
+def _requirement_table(t: dict[str, Any]) -> Table:
+    """A requirement-mode task: each job's and the task's score per requirement."""
+    table = Table(title=f"CVAT task {t['task']['id']} {t['task']['name'] or ''}".strip())
+    for col in ("job", "assignee", "requirement", "metric", "score", "required", "completed"):
+        table.add_column(col)
+    rows = [(str(j["job"]["id"]), j["job"]["assignee"] or "-", j["report"]) for j in t["jobs"]]
+    if t["report"] is not None:
+        rows.append(("task", "", t["report"]))
+    for jid, who, rep in rows:
+        for item in rep["summary"]["requirements"]["items"]:
+            table.add_row(
+                jid,
+                who,
+                str(item["name"]),
+                str(item["metric"]),
+                _pct(item["score"]) if item["score"] is not None else "not computed",
+                _pct(item["threshold"]),
+                "yes" if item["completed"] else "no",
+            )
+    return table
+
+
 def _print(result: dict[str, Any]) -> None:
     console = Console()
     for t in result["tasks"]:
+        if t["semantics"] == "cvat-requirements":
+            console.print(_requirement_table(t))
+            for note in t["notes"]:
+                console.print(f"[yellow]note:[/] {note}")
+            continue
         table = Table(title=f"CVAT task {t['task']['id']} {t['task']['name'] or ''}".strip())
         for col in ("job", "assignee", "accuracy", "precision", "recall", "errors", "warnings"):
             table.add_column(col)
@@ -246,7 +281,13 @@ def _print(result: dict[str, Any]) -> None:
         console.print(table)
         for note in t["notes"]:
             console.print(f"[yellow]note:[/] {note}")
-    if result["project"] is not None:
+    if result["project"] is not None and result["semantics"] == "cvat-requirements":
+        p = result["project"]
+        console.print(
+            f"project {result['project_id']}: {p['summary']['requirements']['completed']} of "
+            f"{p['summary']['requirements']['enabled']} requirements completed"
+        )
+    elif result["project"] is not None:
         s = result["project"]["summary"]
         console.print(
             f"project {result['project_id']}: accuracy {_pct(s.get('accuracy'))}, precision "

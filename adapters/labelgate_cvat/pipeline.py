@@ -1,11 +1,13 @@
 """Score CVAT jobs, tasks and projects the way CVAT's quality control does, then push back.
 
-``score_target(source, "task", 10)`` pulls the task's labels, jobs, validation layout and quality
-settings, compares every job the ``job_filter`` selects with the GT job on the active validation
-frames (honeypot placeholders paired with their real frames), sums job reports into the task
-report and task reports into the project report (tasks with custom settings left out, as CVAT
-does), stores them, and optionally writes issues and stage/state changes back
-(:mod:`labelgate_cvat.pushback`). The CLI, the webhook worker and scripts all call this.
+``score_target(source, "task", 10)`` pulls each task into one batch
+(:class:`labelgate_cvat.source.CvatRunSource`: the GT job and every job the ``job_filter``
+selects, on the active validation frames, honeypot placeholders paired with their real frames),
+scores it with ONE :func:`~labelgate.run.run_quality` (each job compared once), and reads the
+job reports, the task report (jobs summed) and the stored bundle from that run. Task reports sum
+into the project report (tasks with custom settings left out, as CVAT does). In requirement mode
+(CVAT 2.74+) every comparison is also scored requirement by requirement and the reports take
+CVAT 2.74+'s shape. Push-back (:mod:`labelgate_cvat.pushback`) reads the same results.
 """
 
 from __future__ import annotations
@@ -14,23 +16,26 @@ import dataclasses
 import logging
 import warnings
 from collections.abc import Mapping
-from contextlib import closing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from labelgate.engine import QualitySettings, compare
+from labelgate.engine import QualitySettings
 from labelgate.engine.aggregate import project_report, task_report
-from labelgate.engine.job_filter import job_matches
 from labelgate.engine.report import Report
-from labelgate.engine.settings import resolve_settings
+from labelgate.engine.req_aggregate import project_requirement_report, task_requirement_report
+from labelgate.engine.req_report import RequirementReport
 from labelgate.errors import DataWarning, NotFound, ValidationError
-from labelgate.io.fetch import Progress, iter_ordered, map_ordered
+from labelgate.io.fetch import Progress, map_ordered
 from labelgate.io.gc_pause import gc_paused
 from labelgate.model import AnnotationSet, Kind, LabelSchema
+from labelgate.run import QualityRun, run_quality
 from labelgate_cvat.payloads import cvat_job_to_annotations, schema_from_labels
 from labelgate_cvat.versions import REPLICA_TYPES, REQUIREMENTS, check_quorum
+
+if TYPE_CHECKING:
+    from labelgate_cvat.source import TaskPull
 
 GT_ANNOTATOR = "ground_truth"
 _log = logging.getLogger("labelgate.cvat")
@@ -95,8 +100,10 @@ def settings_row(source: Any, task: Mapping[str, Any]) -> SettingsRow:
 def effective_settings(source: Any, task: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     """The task's CVAT quality settings, or its project's when the task inherits them.
 
-    A 2.74+ row's quality requirements are not applied yet: a :class:`DataWarning` names them
-    (scoring them with 2.42 defaults without a word would disagree with the team's CVAT).
+    For the queue fan-out (:mod:`labelgate_cvat.fanout`), which scores with the 2.42 settings
+    only: a 2.74+ row's requirements are not applied there, and a :class:`DataWarning` names
+    them (scoring with 2.42 defaults without a word would disagree with the team's CVAT).
+    :func:`score_target` applies them.
 
     Returns:
         (settings dict with only the fields labelgate knows, inherited?)
@@ -182,20 +189,129 @@ def restrict_job(
     )
 
 
-@dataclasses.dataclass
-class TaskResult:
-    """One task's scoring: job reports (by job id), the task report, and what was skipped."""
+def task_result(run: QualityRun) -> TaskResult:
+    """One task's job, task and requirement reports, all read from ``run`` (a pure function).
 
-    task: dict[str, Any]
-    gt_job: dict[str, Any]
-    jobs: dict[int, dict[str, Any]]
-    job_reports: dict[int, Report]
+    Raises:
+        ValidationError: the run was not pulled from CVAT.
+    """
+    from labelgate_cvat.source import task_pull
+
+    pulled = task_pull(run)
+    job_reports = {jid: run.comparisons[name].report for jid, name in pulled.annotators.items()}
+    for rep in job_reports.values():
+        rep.data["parameters"]["inherited"] = pulled.inherited
+    report = task_report(list(job_reports.values())) if job_reports else None
+    if report is not None:
+        report.data["parameters"]["inherited"] = pulled.inherited
+    job_reqs: dict[int, RequirementReport] = {}
+    for jid, name in pulled.annotators.items():
+        req = run.comparisons[name].requirements
+        if req is not None:
+            job_reqs[jid] = req
+    requirements = (
+        task_requirement_report(list(job_reqs.values()), excluded=pulled.excluded)
+        if job_reqs
+        else None
+    )
+    return TaskResult(pulled, run, job_reports, report, job_reqs, requirements)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskResult:
+    """One task's scoring, read from its single quality run.
+
+    Attributes:
+        pull: what was pulled (task, jobs, sets, settings, semantics, tree).
+        run: the quality run (one comparison per job, agreement once).
+        job_reports: CVAT 2.42-shaped report per job id.
+        report: the task's 2.42-shaped report (None: no job selected).
+        job_requirements: requirement-mode report per job id (requirement mode only).
+        requirements: the task's requirement-mode report (requirement mode only).
+    """
+
+    pull: TaskPull
+    run: QualityRun
+    job_reports: Mapping[int, Report]
     report: Report | None
-    settings: QualitySettings
-    inherited: bool
-    sets: dict[int, AnnotationSet]
-    gt: AnnotationSet
-    notes: list[str]
+    job_requirements: Mapping[int, RequirementReport]
+    requirements: RequirementReport | None
+
+    @property
+    def task(self) -> Mapping[str, Any]:
+        return self.pull.task
+
+    @property
+    def gt_job(self) -> Mapping[str, Any]:
+        return self.pull.gt_job
+
+    @property
+    def jobs(self) -> Mapping[int, Mapping[str, Any]]:
+        return self.pull.jobs
+
+    @property
+    def sets(self) -> Mapping[int, AnnotationSet]:
+        return self.pull.sets
+
+    @property
+    def settings(self) -> QualitySettings:
+        return self.pull.settings
+
+    @property
+    def inherited(self) -> bool:
+        return self.pull.inherited
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.pull.notes
+
+    @property
+    def semantics(self) -> str:
+        return self.pull.semantics
+
+    def job_json(self, jid: int) -> dict[str, Any]:
+        """A job's report JSON: requirement-shaped in requirement mode, else CVAT 2.42's."""
+        req = self.job_requirements.get(jid)
+        if req is None:
+            return self.job_reports[jid].to_dict()
+        return requirement_json(req, self.inherited)
+
+    def task_json(self) -> dict[str, Any] | None:
+        """The task report JSON in the run's semantics (None: nothing scored)."""
+        if self.pull.semantics == REQUIREMENTS:
+            req = self.requirements
+            return requirement_json(req, self.inherited) if req is not None else None
+        return self.report.to_dict() if self.report is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"task", "gt_job", "inherited", "semantics", "notes", "report", "jobs"}``."""
+        return {
+            "task": {"id": self.task["id"], "name": self.task.get("name")},
+            "gt_job": self.gt_job["id"],
+            "inherited": self.inherited,
+            "semantics": self.semantics,
+            "notes": list(self.notes),
+            "report": self.task_json(),
+            "jobs": [
+                {
+                    "job": {k: self.jobs[jid].get(k) for k in ("id", "type", "stage", "state")}
+                    | {"assignee": _username(self.jobs[jid])},
+                    "report": self.job_json(jid),
+                }
+                for jid in self.job_reports
+            ],
+        }
+
+
+def requirement_json(report: RequirementReport, inherited: bool | None = None) -> dict[str, Any]:
+    """CVAT 2.74+'s report JSON plus ``parameters.inherited`` (as CVAT's ``/data`` has it)
+    and ``conflicts``: each conflict once across requirements, as CVAT's conflict list stores
+    them for a job report (the report pages and push-back read this list)."""
+    data = report.to_dict()
+    if inherited is not None:
+        data["parameters"]["inherited"] = inherited
+    data["conflicts"] = [dict(c) for c in report.unique_conflicts()]
+    return data
 
 
 def _public_host(source: Any) -> str | None:
@@ -236,9 +352,11 @@ def convert_job(
     payload: JobPayload,
     *,
     gt: bool = False,
+    who: str | None = None,
 ) -> AnnotationSet:
-    """A fetched job as an annotation set (annotator: its assignee, or ``ground_truth``)."""
-    who = GT_ANNOTATOR if gt else (_username(job) or f"job {job['id']}")
+    """A fetched job as an annotation set (annotator: ``who``, else ``ground_truth`` for the GT
+    job, else its assignee or ``job <id>``)."""
+    who = who or (GT_ANNOTATOR if gt else (_username(job) or f"job {job['id']}"))
     host = _public_host(source)
     with gc_paused():
         return cvat_job_to_annotations(
@@ -252,10 +370,16 @@ def convert_job(
 
 
 def pull_job(
-    source: Any, job: Mapping[str, Any], schema: LabelSchema, *, gt: bool = False
+    source: Any,
+    job: Mapping[str, Any],
+    schema: LabelSchema,
+    *,
+    gt: bool = False,
+    who: str | None = None,
 ) -> AnnotationSet:
-    """One job as an annotation set (annotator: its assignee, or ``ground_truth``)."""
-    return convert_job(source, job, schema, fetch_job(source, job), gt=gt)
+    """One job as an annotation set (annotator: ``who``, else ``ground_truth`` for the GT job,
+    else its assignee or ``job <id>``)."""
+    return convert_job(source, job, schema, fetch_job(source, job), gt=gt, who=who)
 
 
 def intervals_not_scored(aset: AnnotationSet, where: str) -> list[str]:
@@ -282,21 +406,24 @@ def score_task(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     only_job: int | None = None,
+    semantics: str | None = None,
     workers: int = 4,
     on_progress: Progress | None = None,
 ) -> TaskResult:
-    """Compare every selected job of a task with its GT job.
+    """Score one task with ONE quality run: each selected job compared with the GT job once.
 
     Args:
         source: a :class:`~labelgate_cvat.client.CvatSource`.
         task_id: the task.
-        settings_file: a TOML file layered over the CVAT settings.
+        settings_file: a TOML file layered over the CVAT settings (``[quality]``, or
+            ``[[requirement]]`` tables that replace the server's requirement tree).
         overrides: CLI-level setting overrides (highest precedence).
         environ: environment for ``LABELGATE_<FIELD>`` settings (default ``os.environ``).
         only_job: score just this job (the filter is bypassed for it).
-        workers: jobs downloaded at once (each is converted and compared as soon as it and
-            the jobs before it have arrived, in job order).
-        on_progress: ``(description, done, total)`` after each job is scored.
+        semantics: ``cvat-2.42`` or ``cvat-requirements``; None: the file's tables, else
+            the server's version (:func:`labelgate_cvat.source.choose_semantics`).
+        workers: jobs downloaded at once (converted in job order as they arrive).
+        on_progress: ``(description, done, total)`` after each job is read.
 
     Returns:
         The :class:`TaskResult`.
@@ -304,76 +431,67 @@ def score_task(
     Raises:
         NotFound: the task has no GT job.
     """
-    task = source.task(task_id)
-    schema = schema_from_labels(source.labels(task_id=task_id))
-    jobs = source.jobs(task_id)
-    cvat_settings, inherited = effective_settings(source, task)
-    settings = resolve_settings(cvat_settings, settings_file, environ, overrides)
-    gt_jobs = [j for j in jobs if j.get("type") == "ground_truth"]
-    if not gt_jobs:
-        raise NotFound(
-            f"CVAT task {task_id} has no ground_truth job; create one (or a honeypot pool) to "
-            "score it"
-        )
-    gt_job = gt_jobs[0]
-    notes = []
-    if (gt_job.get("stage"), gt_job.get("state")) != ("acceptance", "completed"):
-        # CVAT refuses to compute a report in this case; labelgate scores and says so.
-        notes.append(
-            f"GT job {gt_job['id']} is {gt_job.get('stage')}/{gt_job.get('state')}, not "
-            "acceptance/completed: CVAT itself would refuse this report"
-        )
-    layout = source.task_validation_layout(task_id)
-    selected = [
-        j
-        for j in jobs
-        if j.get("type") != "ground_truth"
-        and (
-            j["id"] == only_job
-            if only_job is not None
-            else job_matches(settings.job_filter, job_view(j, task))
-        )
-    ]
-    pool_mode = layout.get("mode") == "gt_pool"
-    what, total = f"scoring task {task_id}", len(selected) + 1
-    job_reports: dict[int, Report] = {}
-    sets: dict[int, AnnotationSet] = {}
-    with closing(
-        iter_ordered(
-            lambda j: fetch_job(source, j, layout=pool_mode and j is not gt_job),
-            [gt_job, *selected],
-            workers=workers,
-        )
-    ) as payloads:
-        if on_progress is not None:
-            on_progress(what, 0, total)
-        gt = restrict_gt(convert_job(source, gt_job, schema, next(payloads), gt=True), layout)
-        notes += intervals_not_scored(gt, f"GT job {gt_job['id']}")
-        for n, (job, payload) in enumerate(zip(selected, payloads, strict=True), 1):
-            if on_progress is not None:
-                on_progress(what, n, total)
-            ds = restrict_job(convert_job(source, job, schema, payload), gt, layout, payload.layout)
-            sets[job["id"]] = ds
-            notes += intervals_not_scored(ds, f"job {job['id']}")
-            job_reports[job["id"]] = compare(gt, ds, settings)
-            job_reports[job["id"]].data["parameters"]["inherited"] = inherited
-    if on_progress is not None:
-        on_progress(what, total, total)
-    report = task_report(list(job_reports.values())) if job_reports else None
-    if report is not None:
-        report.data["parameters"]["inherited"] = inherited
-    return TaskResult(
-        task=task,
-        gt_job=gt_job,
-        jobs={j["id"]: j for j in selected},
-        job_reports=job_reports,
-        report=report,
-        settings=settings,
-        inherited=inherited,
-        sets=sets,
-        gt=gt,
-        notes=notes,
+    from labelgate_cvat.source import CvatRunSource
+
+    cvat = CvatRunSource(
+        source,
+        settings_file=settings_file,
+        overrides=overrides,
+        environ=environ,
+        semantics=semantics,
+        workers=workers,
+        on_progress=on_progress,
     )
+    batch = cvat.pull_task(task_id, only_job=only_job)
+    return task_result(run_quality(batch, options=cvat.run_options(batch)))
+
+
+@dataclasses.dataclass
+class CvatScore:
+    """A scored CVAT target: its tasks' runs and the project's aggregate.
+
+    Attributes:
+        target: ``<kind>:<id>``.
+        server: the server's version and semantics (:func:`server_info`).
+        semantics: which CVAT scoring ran (``cvat-2.42`` or ``cvat-requirements``).
+        project_id: the target's project, if any.
+        tasks: one :class:`TaskResult` per scored task.
+        skipped: tasks of a project left out (no GT job), with the reason.
+        project: the 2.42 project report (``project`` targets, 2.42 mode).
+        project_requirements: the requirement-mode project report (weight 1 per task).
+        report_ids: stored report ids by ``job:<id>``, ``task:<id>``, ``bundle:task:<id>``,
+            ``project:<id>`` (filled by :func:`save_score`).
+    """
+
+    target: str
+    server: Mapping[str, str]
+    semantics: str
+    project_id: int | None
+    tasks: tuple[TaskResult, ...]
+    skipped: tuple[Mapping[str, Any], ...] = ()
+    project: Report | None = None
+    project_requirements: RequirementReport | None = None
+    report_ids: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def project_json(self) -> dict[str, Any] | None:
+        """The project report JSON in the run's semantics (None: not a project target)."""
+        if self.project_requirements is not None:
+            return requirement_json(self.project_requirements)
+        return self.project.to_dict() if self.project is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"target", "server", "semantics", "project_id", "tasks", "skipped", "project",
+        "report_ids"}`` (reports requirement-shaped in requirement mode)."""
+        return {
+            "target": self.target,
+            "server": dict(self.server),
+            "semantics": self.semantics,
+            "project_id": self.project_id,
+            "tasks": [t.to_dict() for t in self.tasks],
+            "skipped": [dict(s) for s in self.skipped],
+            "project": self.project_json(),
+            "report_ids": dict(self.report_ids),
+        }
 
 
 def score_target(
@@ -385,17 +503,16 @@ def score_target(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     store: Any = None,
+    semantics: str | None = None,
     workers: int = 4,
     on_progress: Progress | None = None,
-) -> dict[str, Any]:
+) -> CvatScore:
     """Score a CVAT ``project``, ``task`` or ``job`` and store job/task/project reports.
 
-    ``workers`` and ``on_progress`` are passed to :func:`score_task` for each task.
-
-    Returns:
-        ``{"target", "tasks": [{"task", "report", "jobs": [{"job", "report"}], "notes"}],
-        "project": report | None, "report_ids": {...}}`` plus the live :class:`TaskResult`
-        objects under ``"_results"`` for push-back.
+    Each task is one quality run (:func:`score_task`); the project report sums the task
+    reports of tasks that inherit the project's settings (CVAT leaves custom ones out): with
+    1/frame_share weights in 2.42 mode, weight 1 in requirement mode. ``workers`` and
+    ``on_progress`` are passed to :func:`score_task` for each task.
 
     Raises:
         ValidationError: unknown kind.
@@ -425,6 +542,7 @@ def score_target(
                     overrides=overrides,
                     environ=environ,
                     only_job=only_job,
+                    semantics=semantics,
                     workers=workers,
                     on_progress=on_progress,
                 )
@@ -434,81 +552,69 @@ def score_target(
                 raise
             warnings.warn(f"task {tid} skipped: {exc}", DataWarning, stacklevel=2)
             skipped.append({"task": tid, "reason": str(exc)})
-    usable = [r.report for r in results if r.report is not None and r.inherited]
-    project = project_report(usable) if kind == "project" and usable else None
-    out: dict[str, Any] = {
-        "target": f"{kind}:{target_id}",
-        "server": server_info(source),
-        "project_id": project_id,
-        "tasks": [_task_json(r) for r in results],
-        "skipped": skipped,
-        "project": project.to_dict() if project is not None else None,
-        "report_ids": {},
-        "_results": results,
-    }
+    info = server_info(source)
+    mode = results[0].semantics if results else info["semantics"]
+    score = CvatScore(
+        target=f"{kind}:{target_id}",
+        server=info,
+        semantics=mode,
+        project_id=project_id,
+        tasks=tuple(results),
+        skipped=tuple(skipped),
+    )
+    if kind == "project":
+        score = _with_project(score)
     if store is not None:
-        _save(store, out, results, project, project_id)
-    return out
+        save_score(store, score)
+    return score
 
 
-def _task_json(r: TaskResult) -> dict[str, Any]:
-    return {
-        "task": {"id": r.task["id"], "name": r.task.get("name")},
-        "gt_job": r.gt_job["id"],
-        "inherited": r.inherited,
-        "notes": r.notes,
-        "report": r.report.to_dict() if r.report is not None else None,
-        "jobs": [
-            {
-                "job": {k: r.jobs[jid].get(k) for k in ("id", "type", "stage", "state")}
-                | {"assignee": _username(r.jobs[jid])},
-                "report": rep.to_dict(),
-            }
-            for jid, rep in r.job_reports.items()
-        ],
-    }
+def _with_project(score: CvatScore) -> CvatScore:
+    """The project aggregate: tasks inheriting the project's settings, as CVAT counts them."""
+    inherited = [r for r in score.tasks if r.inherited]
+    custom = len(score.tasks) - len(inherited)
+    if score.semantics == REQUIREMENTS:
+        reqs = [r.requirements for r in inherited if r.requirements is not None]
+        excluded = len(inherited) - len(reqs)
+        if not reqs:
+            return score
+        project = project_requirement_report(reqs, custom=custom, excluded=excluded)
+        return dataclasses.replace(score, project_requirements=project)
+    usable = [r.report for r in inherited if r.report is not None]
+    return dataclasses.replace(score, project=project_report(usable) if usable else None)
 
 
-def _save(
-    store: Any,
-    out: dict[str, Any],
-    results: list[TaskResult],
-    project: Report | None,
-    project_id: int | None,
-) -> None:
-    key = f"cvat:{project_id}" if project_id is not None else None
-    ids = out["report_ids"]
-    for r in results:
+def save_score(store: Any, score: CvatScore) -> None:
+    """Store every job, task and project report of ``score`` and each task's bundle; the ids
+    go to ``score.report_ids``."""
+    key = f"cvat:{score.project_id}" if score.project_id is not None else None
+    ids = score.report_ids
+    for r in score.tasks:
         settings = r.settings.to_dict()
-        for jid, rep in r.job_reports.items():
+        for jid in r.job_reports:
             ids[f"job:{jid}"] = store.save_report(
-                "cvat_job", "cvat", f"job:{jid}", rep.to_dict(), project=key, settings=settings
+                "cvat_job", "cvat", f"job:{jid}", r.job_json(jid), project=key, settings=settings
             )
-        if r.report is not None:
+        task_json = r.task_json()
+        if task_json is not None:
             tid = r.task["id"]
             ids[f"task:{tid}"] = store.save_report(
-                "cvat_task",
-                "cvat",
-                f"task:{tid}",
-                r.report.to_dict(),
-                project=key,
-                settings=settings,
+                "cvat_task", "cvat", f"task:{tid}", task_json, project=key, settings=settings
             )
             if r.sets:
-                ids[f"bundle:task:{tid}"] = _save_bundle(store, r, key or f"cvat:task:{tid}")
+                ids[f"bundle:task:{tid}"] = _save_bundle(store, r)
+    project = score.project_json()
     if project is not None:
-        ids[f"project:{project_id}"] = store.save_report(
-            "cvat_project", "cvat", f"project:{project_id}", project.to_dict(), project=key
+        ids[f"project:{score.project_id}"] = store.save_report(
+            "cvat_project", "cvat", f"project:{score.project_id}", project, project=key
         )
 
 
-def _save_bundle(store: Any, r: TaskResult, project: str) -> str:
-    """The same report bundle ``labelgate report`` builds (scorecards, per label, alerts)."""
-    from labelgate.reporting.pipeline import build_bundle
+def _save_bundle(store: Any, r: TaskResult) -> str:
+    """The same report bundle ``labelgate report`` builds, from the task's own run."""
+    from labelgate.reporting.pipeline import bundle_for
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)  # already reported per job
-        bundle = build_bundle(r.gt, list(r.sets.values()), r.settings, store=store, project=project)
+    bundle = bundle_for(r.run, store=store)
     return str(bundle["report_id"])
 
 

@@ -7,23 +7,30 @@ own issues by marker, reopens or leaves the ones still present, resolves the one
 (with a comment) and only creates the missing ones. A run that failed halfway therefore resumes
 without duplicates.
 
-Stage policy: a job whose target metric meets ``target_metric_threshold`` moves to
-acceptance/completed; below it goes back to annotation/rejected with a summary issue; after
-``max_validations_per_job`` labelgate rejections (0 = no limit) it is left alone and flagged for
-manual review. A job already in annotation/rejected is not rejected again until its annotator
-changes its state.
+Stage policy: a job that passes moves to acceptance/completed; one that fails goes back to
+annotation/rejected with a summary issue; after ``max_validations_per_job`` labelgate rejections
+(0 = no limit) it is left alone and flagged for manual review. A job already in
+annotation/rejected is not rejected again until its annotator changes its state. CVAT 2.42 mode:
+a job passes when its target metric meets ``target_metric_threshold``. Requirement mode (CVAT
+2.74+): CVAT's completion rule decides (validation frames, at least one enabled requirement, every
+enabled requirement completed, a not_computed one counting as completed), and every conflict is
+an error whose issue names the requirements that found it and the attributes in conflict.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from labelgate.engine.report import Report
+from labelgate.engine.req_report import RequirementReport
 from labelgate.engine.settings import QualitySettings
 from labelgate.model import AnnotationSet
+
+if TYPE_CHECKING:
+    from labelgate_cvat.pipeline import TaskResult
 
 MARKER = re.compile(r"\[labelgate:([A-Za-z0-9:_\-]+)\]")
 REJECTION = "rejection"
@@ -58,18 +65,41 @@ def _message(conflicts: list[Mapping[str, Any]], key: str) -> str:
         labels = " vs ".join(dict.fromkeys(c.get("label_names") or ())) or "?"
         sim = c.get("similarity")
         extra = f", similarity {sim:.2f}" if isinstance(sim, float) and sim > 0 else ""
+        if c.get("attribute_names"):
+            extra += f", attributes {', '.join(c['attribute_names'])}"
+        if c.get("requirements"):
+            extra += f"; requirement {', '.join(repr(n) for n in c['requirements'])}"
         parts.append(f"{c['type'].replace('_', ' ')} ({labels}{extra})")
     return f"labelgate quality check: {'; '.join(parts)}. {marker(key)}"
 
 
+def requirement_conflicts(report: RequirementReport) -> list[dict[str, Any]]:
+    """A requirement-mode job report's conflicts, each once, with ``requirements`` naming every
+    requirement that found it (a child's conflict is its parent's too); all are errors."""
+    out: dict[str, dict[str, Any]] = {}
+    for result in report.results:
+        for c in result.conflicts:
+            entry = out.setdefault(conflict_key(c), {**c, "requirements": []})
+            entry["requirements"].append(result.requirement.name)
+    return list(out.values())
+
+
 def desired_issues(
-    report: Report, ds: AnnotationSet | None = None, *, per_frame: bool = False
+    report: Report | RequirementReport,
+    ds: AnnotationSet | None = None,
+    *,
+    per_frame: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """The issues a job report calls for: marker key → ``{frame, position, message}``.
 
-    Only error-severity conflicts become issues (warnings stay in the report).
+    Only error-severity conflicts become issues (2.42 warnings stay in the report); in
+    requirement mode every conflict is an error (:func:`requirement_conflicts`).
     """
-    errors = [c for c in report.conflicts if c.get("severity") == "error"]
+    errors: Sequence[Mapping[str, Any]]
+    if isinstance(report, RequirementReport):
+        errors = requirement_conflicts(report)
+    else:
+        errors = [c for c in report.conflicts if c.get("severity") == "error"]
     out: dict[str, dict[str, Any]] = {}
     if per_frame:
         by_frame: dict[int, list[Mapping[str, Any]]] = {}
@@ -153,7 +183,7 @@ def push_issues(
 def apply_stage_policy(
     source: Any, job: Mapping[str, Any], report: Report, settings: QualitySettings
 ) -> dict[str, Any]:
-    """Accept or reject a job on its target metric (see the module docstring).
+    """Accept or reject a job on its target metric (CVAT 2.42 mode; module docstring).
 
     Returns:
         ``{"job", "metric", "value", "threshold", "action"}`` with action one of ``accepted``,
@@ -170,8 +200,58 @@ def apply_stage_policy(
     }
     if value is None:
         return {**out, "action": "unchanged", "reason": "no compared annotations"}
+    summary = report.summary
+    why = (
+        f"{metric} {value:.3f} < {threshold:.2f} ({summary.get('error_count', 0)} errors, "
+        f"{summary.get('warning_count', 0)} warnings)"
+    )
+    return _decide(source, job, out, value >= threshold, why, settings.max_validations_per_job)
+
+
+def apply_requirement_policy(
+    source: Any, job: Mapping[str, Any], report: RequirementReport, settings: QualitySettings
+) -> dict[str, Any]:
+    """Accept or reject a job with CVAT's completion rule (requirement mode; module docstring).
+
+    Returns:
+        ``{"job", "completed", "requirements": [{name, metric, score, threshold, completed}],
+        "action"}``; action as :func:`apply_stage_policy`'s.
+    """
+    items = [
+        {
+            "name": r.requirement.name,
+            "metric": r.requirement.metric,
+            "score": None if r.score is None else r.score.value,
+            "threshold": r.requirement.required_score,
+            "completed": r.completed,
+        }
+        for r in report.results
+    ]
+    out: dict[str, Any] = {"job": job["id"], "completed": report.completed, "requirements": items}
+    failed = [i for i in items if not i["completed"]]
+    if failed:
+        why = "; ".join(
+            f"{i['name']!r}: {i['metric']} {i['score']:.3f} < {i['threshold']:.2f}" for i in failed
+        )
+    elif not report.validation_frames:
+        why = "no validation frames compared"
+    else:
+        why = "no enabled quality requirement"
+    return _decide(source, job, out, report.completed, why, settings.max_validations_per_job)
+
+
+def _decide(
+    source: Any,
+    job: Mapping[str, Any],
+    out: dict[str, Any],
+    passed: bool,
+    why: str,
+    limit: int,
+) -> dict[str, Any]:
+    """Move the job to acceptance/completed, or reject it with a summary issue (see the module
+    docstring for the limit and the already-rejected case)."""
     stage, state = job.get("stage"), job.get("state")
-    if value >= threshold:
+    if passed:
         if (stage, state) == ("acceptance", "completed"):
             return {**out, "action": "unchanged"}
         source.update_job(job["id"], stage="acceptance", state="completed")
@@ -184,15 +264,12 @@ def apply_stage_policy(
         if k.startswith(REJECTION + ":") and k.split(":")[1].isdigit()
     )
     n = rejections[-1] if rejections else 0
-    limit = settings.max_validations_per_job
     if limit and n >= limit:
         return {**out, "action": "manual_review", "rejections": n}
     key = f"{REJECTION}:{n + 1}"
-    summary = report.summary
     message = (
-        f"labelgate: job rejected, {metric} {value:.3f} < {threshold:.2f} "
-        f"({summary.get('error_count', 0)} errors, {summary.get('warning_count', 0)} warnings); "
-        f"rejection {n + 1}{f' of {limit}' if limit else ''}. {marker(key)}"
+        f"labelgate: job rejected, {why}; rejection {n + 1}{f' of {limit}' if limit else ''}. "
+        f"{marker(key)}"
     )
     # The summary issue goes first: if the PATCH fails, the next run sees the marker and the
     # count stays right.
@@ -203,21 +280,33 @@ def apply_stage_policy(
 
 def push_task(
     source: Any,
-    result: Any,
+    result: TaskResult,
     *,
     issues: bool = False,
     per_frame: bool = False,
     stage_policy: bool = False,
 ) -> list[dict[str, Any]]:
-    """Push issues and/or stage changes for every job of a scored task (a ``TaskResult``)."""
+    """Push issues and/or stage changes for every job of a scored task.
+
+    In requirement mode the job's requirement report decides both (every conflict an issue,
+    CVAT's completion rule for the stage); in 2.42 mode its 2.42 report.
+    """
     out = []
     for jid, report in result.job_reports.items():
         entry: dict[str, Any] = {"job": jid}
+        req = result.job_requirements.get(jid)
         if issues:
-            wanted = desired_issues(report, result.sets.get(jid), per_frame=per_frame)
+            wanted = desired_issues(
+                req if req is not None else report, result.sets.get(jid), per_frame=per_frame
+            )
             entry["issues"] = push_issues(source, jid, wanted)
         if stage_policy:
-            entry["stage"] = apply_stage_policy(source, result.jobs[jid], report, result.settings)
+            job = result.jobs[jid]
+            entry["stage"] = (
+                apply_requirement_policy(source, job, req, result.settings)
+                if req is not None
+                else apply_stage_policy(source, job, report, result.settings)
+            )
         out.append(entry)
     return out
 

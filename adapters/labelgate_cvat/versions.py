@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Final
 
 from labelgate.errors import ValidationError
 
 #: Flat 2.42-style QualitySettings (one set of thresholds for every annotation type).
-LEGACY = "cvat-2.42"
+LEGACY: Final = "cvat-2.42"
 #: Per-type quality requirements (a tree of them per settings row).
-REQUIREMENTS = "cvat-requirements"
+REQUIREMENTS: Final = "cvat-requirements"
 SEMANTICS = (LEGACY, REQUIREMENTS)
 
 REQUIREMENTS_SINCE = (2, 74, 0)

@@ -173,3 +173,42 @@ def test_file_source_reports_each_file_it_reads():
     assert seen == [("reading gt.xml", 0, 2), ("reading annotator1.xml", 1, 2)]
     assert batch.aset.annotations.annotators == ("ground_truth", "annotator1")
     assert batch.target.system == "cvat" and batch.project.startswith("file:")
+
+
+def test_cvat_task_is_one_run_on_both_eras(calls, cvat_double, tmp_path, monkeypatch):
+    """Task 10 has 3 annotation jobs: 3 comparisons and one agreement report, the stored job,
+    task and bundle reports included (the bundle reads the same run); on 2.80 (requirement
+    mode) each job is also scored by requirement once."""
+    import labelgate.run
+    from labelgate.store import open_store
+    from labelgate_cvat.client import connect
+    from labelgate_cvat.pipeline import score_target
+    from labelgate_cvat.source import CvatRunSource
+
+    by_requirement = labelgate.run.compare_requirements
+
+    def counted(*args, **kwargs):
+        calls["compare_requirements"] += 1
+        before = calls["compare"]
+        try:
+            return by_requirement(*args, **kwargs)
+        finally:  # a requirement matches with its own thresholds: its comparisons are its own
+            calls["compare_inside_requirements"] += calls["compare"] - before
+
+    monkeypatch.setattr(labelgate.run, "compare_requirements", counted)
+    client = connect(cvat_double.url, token=cvat_double.token, retries=1, backoff=0.01)
+    with client as src, open_store(f"sqlite:///{tmp_path}/s.db") as store:
+        assert isinstance(CvatRunSource(src), PushingSource)
+        score = score_target(src, "task", 10, store=store)
+        assert {"job:101", "job:102", "job:103", "task:10", "bundle:task:10"} <= set(
+            score.report_ids
+        )
+    assert calls["compare"] - calls["compare_inside_requirements"] == 3
+    assert calls["agreement_report"] == 1
+    requirements = cvat_double.era >= (2, 74, 0)
+    assert score.semantics == ("cvat-requirements" if requirements else "cvat-2.42")
+    assert calls["compare_requirements"] == (3 if requirements else 0)
+    assert calls["pair_agreement"] == 3  # the 3 job annotators' pairs, each matched once
+    (task,) = score.tasks
+    assert set(task.run.comparisons) == {"annotator1", "annotator2", "annotator3"}
+    assert task.job_reports[103] is task.run.comparisons["annotator3"].report

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from cvat_double_plugin import job_103_issues
 
 from labelgate.cli import main
 from labelgate.errors import AuthenticationFailed, ConnectionFailed, NotFound, ValidationError
@@ -23,13 +24,20 @@ def _source(double, **kw):
     return connect(double.url, token=double.token, retries=3, backoff=0.01, timeout=0.3, **kw)
 
 
+def _score(src, kind, target, **kw):
+    """``score_target`` in CVAT 2.42 semantics on both eras: these expectations are 2.42's
+    (requirement mode on the 2.80 double: test_cvat_requirements.py)."""
+    return score_target(src, kind, target, semantics="cvat-2.42", **kw)
+
+
 def _jobs(result):
-    return {j["job"]["id"]: j["report"] for t in result["tasks"] for j in t["jobs"]}
+    data = result if isinstance(result, dict) else result.to_dict()
+    return {j["job"]["id"]: j["report"] for t in data["tasks"] for j in t["jobs"]}
 
 
 def test_task_in_gt_mode_matches_hand_checked_values(cvat_double):
     with _source(cvat_double) as src:
-        result = score_target(src, "task", 10)
+        result = _score(src, "task", 10).to_dict()
     jobs = _jobs(result)
     assert sorted(jobs) == [101, 102, 103]  # the GT job is not scored against itself
     s = jobs[103]["summary"]
@@ -49,7 +57,7 @@ def test_task_in_gt_mode_matches_hand_checked_values(cvat_double):
 
 def test_honeypot_placeholder_pairs_with_its_real_frame(cvat_double):
     with _source(cvat_double) as src:
-        s = _jobs(score_target(src, "task", 11))[111]["summary"]
+        s = _jobs(_score(src, "task", 11))[111]["summary"]
     # Frame 0 is a regular frame and is not compared; frame 2 shows pool frame 3.
     assert (s["ds_count"], s["gt_count"], s["valid_count"]) == (1, 1, 1)
     assert s["mean_iou"] == pytest.approx(870 / 930)  # 30x30 boxes offset by 1 px in x
@@ -57,7 +65,7 @@ def test_honeypot_placeholder_pairs_with_its_real_frame(cvat_double):
 
 def test_video_tracks_are_interpolated(cvat_double):
     with _source(cvat_double) as src:
-        rep = _jobs(score_target(src, "task", 12))[121]
+        rep = _jobs(_score(src, "task", 12))[121]
     s = rep["summary"]
     # Frame 0: car (rotation 350), polygon, skeleton; frame 5: car interpolated to [5,0,15,10]
     # with rotation 0 (350 -> 10 the short way), skeleton interpolated onto GT, and a mask.
@@ -72,7 +80,7 @@ def test_video_tracks_are_interpolated(cvat_double):
 
 def test_project_report_weights_tasks(cvat_double):
     with _source(cvat_double) as src:
-        result = score_target(src, "project", 1)
+        result = _score(src, "project", 1).to_dict()
     assert [t["task"]["id"] for t in result["tasks"]] == [10, 11, 12]
     s = result["project"]["summary"]
     # CVAT's total_frames is each job's segment length: task 10 validates 12 of 30 frames
@@ -87,8 +95,8 @@ def test_project_report_weights_tasks(cvat_double):
 
 def test_issues_are_pushed_once_and_resolved(cvat_double):
     with _source(cvat_double) as src:
-        result = score_target(src, "task", 10)
-        (r,) = result["_results"]
+        result = _score(src, "task", 10)
+        (r,) = result.tasks
         first = push_task(src, r, issues=True)
         again = push_task(src, r, issues=True)
         counts = {e["job"]: e["issues"] for e in first}
@@ -108,7 +116,7 @@ def test_issues_are_pushed_once_and_resolved(cvat_double):
 def test_push_that_fails_halfway_resumes_without_duplicates(cvat_double):
     cvat_double.fail("POST", r"^/api/issues$", 500, times=1, after=2)
     with _source(cvat_double) as src:
-        (r,) = score_target(src, "job", 103)["_results"]
+        (r,) = _score(src, "job", 103).tasks
         with pytest.raises(ConnectionFailed):
             push_task(src, r, issues=True)
         assert len(cvat_double.state["issues"]) == 2
@@ -122,8 +130,8 @@ def test_stage_policy_accepts_rejects_and_stops_at_the_limit(cvat_double):
     with _source(cvat_double) as src:
 
         def run():
-            result = score_target(src, "task", 10, overrides={"target_metric_threshold": 0.9})
-            (r,) = result["_results"]
+            result = _score(src, "task", 10, overrides={"target_metric_threshold": 0.9})
+            (r,) = result.tasks
             return {e["job"]: e["stage"]["action"] for e in push_task(src, r, stage_policy=True)}
 
         assert run() == {101: "accepted", 102: "accepted", 103: "rejected"}
@@ -147,7 +155,7 @@ def test_stage_policy_accepts_rejects_and_stops_at_the_limit(cvat_double):
 def test_transient_read_failures_are_retried(cvat_double, status, times):
     cvat_double.fail("GET", r"/api/jobs/103/annotations", status, times=times)
     with _source(cvat_double) as src:
-        rep = _jobs(score_target(src, "job", 103))[103]
+        rep = _jobs(_score(src, "job", 103))[103]
     assert rep["summary"]["valid_count"] == 14
     assert len(cvat_double.requests("GET", "/api/jobs/103/annotations")) == times + 1
 
@@ -155,7 +163,7 @@ def test_transient_read_failures_are_retried(cvat_double, status, times):
 def test_reads_give_up_after_the_retries(cvat_double):
     cvat_double.fail("GET", r"/api/jobs/103/annotations", 503, times=1000)
     with _source(cvat_double) as src, pytest.raises(ConnectionFailed, match="503"):
-        score_target(src, "job", 103)
+        _score(src, "job", 103)
 
 
 def test_auth_and_lookup_errors_are_clear(cvat_double):
@@ -166,7 +174,7 @@ def test_auth_and_lookup_errors_are_clear(cvat_double):
     with pytest.raises(ValidationError, match="LABELGATE_CVAT_TOKEN"):
         connect(cvat_double.url, environ={})
     with _source(cvat_double) as src, pytest.raises(NotFound, match="task 999"):
-        score_target(src, "task", 999)
+        _score(src, "task", 999)
     with pytest.raises(ConnectionFailed, match="unreachable"):
         connect("http://127.0.0.1:9", token="x", retries=0)
 
@@ -190,7 +198,18 @@ def test_webhook_install_is_idempotent(cvat_double):
 def test_cli_score_writes_json_and_pushes_issues(cvat_env, tmp_path):
     out = tmp_path / "r.json"
     res = CliRunner().invoke(
-        main, ["cvat", "score", "--task", "10", "--issues", "--json", str(out)]
+        main,
+        [
+            "cvat",
+            "score",
+            "--task",
+            "10",
+            "--issues",
+            "--semantics",
+            "cvat-2.42",
+            "--json",
+            str(out),
+        ],
     )
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
@@ -198,7 +217,8 @@ def test_cli_score_writes_json_and_pushes_issues(cvat_env, tmp_path):
     assert "103" in res.output and "77.8%" in res.output
     assert cvat_env.token not in res.output
     assert len(cvat_env.state["issues"]) == 4
-    again = CliRunner().invoke(main, ["cvat", "score", "--task", "10", "--issues", "--quiet"])
+    args = ["cvat", "score", "--task", "10", "--issues", "--semantics", "cvat-2.42", "--quiet"]
+    again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and len(cvat_env.state["issues"]) == 4
 
 
@@ -241,7 +261,10 @@ def test_webhook_save_rescores_and_pushes_issues(cvat_env, tmp_path):
     queue = app.extensions["labelgate_queue"]
     ran = queue.run_once(handlers(app.extensions["labelgate_store"]))
     assert ran is not None
-    assert len([i for i in cvat_env.state["issues"].values() if i["job"] == 103]) == 4
+    # The re-score runs in the server's semantics (job_103_issues says what each era opens).
+    assert len([i for i in cvat_env.state["issues"].values() if i["job"] == 103]) == (
+        job_103_issues(cvat_env)
+    )
     stored = app.extensions["labelgate_store"].list_reports(source="cvat", kind="cvat_job")
     assert [r.target for r in stored] == ["job:103"]
     # labelgate's own writes come back as update:job with stage/state: ignored (no loop).
@@ -283,7 +306,9 @@ def test_webhook_save_through_redis_and_an_rq_worker_pushes_issues(cvat_env, tmp
     set_handlers(handlers(app.extensions["labelgate_store"]))
     SimpleWorker([queue.rq], connection=queue.redis).work(burst=True, logging_level="ERROR")
     assert [(j["target"], j["status"]) for j in queue.jobs()] == [("job:103", "done")]
-    assert len([i for i in cvat_env.state["issues"].values() if i["job"] == 103]) == 4
+    assert len([i for i in cvat_env.state["issues"].values() if i["job"] == 103]) == (
+        job_103_issues(cvat_env)
+    )
     stored = app.extensions["labelgate_store"].list_reports(source="cvat", kind="cvat_job")
     assert [r.target for r in stored] == ["job:103"]
     app.extensions["labelgate_store"].close()
@@ -335,7 +360,9 @@ def test_debounced_saves_reach_a_labelgate_worker_process_through_redis(
     assert [(j["target"], j["status"], j["events"]) for j in queue.jobs()] == [
         ("job:103", "done", 10)
     ]
-    assert len([i for i in cvat_env.state["issues"].values() if i["job"] == 103]) == 4
+    assert len([i for i in cvat_env.state["issues"].values() if i["job"] == 103]) == (
+        job_103_issues(cvat_env)
+    )
     assert queue.stats()["done"] == 1
     app.extensions["labelgate_store"].close()
 
@@ -413,7 +440,7 @@ def test_gate_audit_sample_becomes_cvat_issues(cvat_env, tmp_path):
         str(tmp_path / "g.json"),
     ]
     with _source(cvat_env) as src:
-        (r,) = score_target(src, "job", 103)["_results"]
+        (r,) = _score(src, "job", 103).tasks
         push_task(src, r, issues=True)  # 4 conflict issues that the audit push must not touch
     first = CliRunner().invoke(main, args)
     assert first.exit_code in (0, 1), first.output
@@ -436,8 +463,8 @@ def test_job_states_become_approval_rates_in_the_stored_scorecards(cvat_double, 
     jobs["101"].update(stage="acceptance", state="completed")
     jobs["103"].update(stage="annotation", state="rejected")
     with _source(cvat_double) as src, open_store(f"sqlite:///{tmp_path}/s.db") as store:
-        result = score_target(src, "task", 10, store=store)
-        bundle = store.get_report(result["report_ids"]["bundle:task:10"]).report
+        result = _score(src, "task", 10, store=store)
+        bundle = store.get_report(result.report_ids["bundle:task:10"]).report
         kinds = sorted({r.kind for r in store.list_reports(project="cvat:1")})
     cards = {c["annotator"]: c for c in bundle["scorecards"]}
     assert cards["annotator1"]["approval_rate"] == 1.0
@@ -522,7 +549,7 @@ def test_queue_fans_jobs_out_to_worker_processes(cvat_env, tmp_path, request, ba
             worker.wait(10)
     fanned = json.loads(out.read_text())
     with _source(cvat_env) as src:
-        local = score_target(src, "project", 1)
+        local = _score(src, "project", 1).to_dict()
     assert fanned["project"]["summary"] == local["project"]["summary"]
     for t_fan, t_loc in zip(fanned["tasks"], local["tasks"], strict=True):
         assert t_fan["report"]["summary"] == t_loc["report"]["summary"]

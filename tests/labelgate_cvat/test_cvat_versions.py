@@ -202,10 +202,10 @@ def test_intervals_are_read_into_the_model(cvat_double_at):
 def test_intervals_are_counted_as_not_scored(cvat_double_at):
     double = cvat_double_at("2.80.0")
     with _source(double) as src:
-        before = score_target(src, "job", 103)
+        before = score_target(src, "job", 103).to_dict()
     double.state["annotations"]["103"]["intervals"] = _intervals()[:2]
     with _source(double) as src:
-        after = score_target(src, "job", 103)
+        after = score_target(src, "job", 103).to_dict()
     (task,) = after["tasks"]
     assert (
         "job 103: 2 intervals not scored (audio quality control is not implemented)"
@@ -276,18 +276,25 @@ def test_requirement_rows_are_read_with_their_effective_values(cvat_double_at):
     assert json.loads(eff["filter"]) == {"==": [{"var": "shape.label"}, "car"]}
 
 
-def test_a_2_80_row_is_not_silently_scored_with_2_42_settings(cvat_double_at):
+def test_a_2_80_row_is_scored_with_its_requirements(cvat_double_at):
     with _source(cvat_double_at("2.80.0")) as src:
         _why_scenario(src)
-        with pytest.warns(DataWarning) as caught:
-            score_target(src, "task", 10)
-    (message,) = {str(w.message) for w in caught if "quality requirements" in str(w.message)}
-    assert message.startswith(
-        "CVAT task 10: the quality settings of project 1 are quality requirements; 10 enabled "
-        "requirement(s) NOT applied: "
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataWarning)  # nothing is silently dropped now
+            (task,) = score_target(src, "task", 10).tasks
+    report = task.task_json()
+    assert report["semantics"] == "cvat-requirements"
+    items = {i["name"]: i for i in report["summary"]["requirements"]["items"]}
+    # The row's 9 enabled base requirements and the child, with their effective values.
+    assert len(items) == 10
+    assert (items["Base rectangle"]["metric"], items["Base rectangle"]["threshold"]) == (
+        "precision",
+        0.9,
     )
-    assert "'Base rectangle' (rectangle)" in message and "'cars strict' (inherited type)" in message
-    assert message.endswith("labelgate scored with its CVAT 2.42 settings instead")
+    assert items["cars strict"]["threshold"] == 0.9  # inherited from its parent
+    groups = report["groups"]
+    assert groups["Base rectangle"]["parameters"]["iou_threshold"] == 0.75
+    assert groups["cars strict"]["parameters"]["iou_threshold"] == 0.9
 
 
 def test_a_row_without_its_list_has_its_requirements_fetched(cvat_double_at, monkeypatch):
@@ -308,9 +315,13 @@ def test_all_requirements_disabled_says_cvat_computes_nothing(cvat_double_at):
     double = cvat_double_at("2.80.0")
     for req in double.state["requirements"].values():
         req["enabled"] = False
-    with _source(double) as src, pytest.warns(DataWarning, match="all 9 disabled") as caught:
+    with _source(double) as src, pytest.warns(DataWarning) as caught:
         score_target(src, "task", 10)
-    assert any("CVAT itself computes nothing" in str(w.message) for w in caught)
+    said = [str(w.message) for w in caught if str(w.message).startswith("CVAT task 10")]
+    assert said == [
+        "CVAT task 10: the quality requirements of project 1 are all 9 disabled (CVAT itself "
+        "computes nothing for this task): no requirement is scored"
+    ]
 
 
 def test_a_2_42_row_scores_without_a_requirement_warning(cvat_double_at):

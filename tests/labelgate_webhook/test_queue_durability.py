@@ -12,6 +12,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from cvat_double_plugin import job_103_issues
 from services_plugin import free_port
 
 from labelgate.cli import main
@@ -96,7 +97,7 @@ def test_a_save_acknowledged_during_a_two_hour_cvat_outage_is_rescored_after_it(
         expected.append(expected[-1] + w)
     assert runs == expected  # 30 attempts; the old policy gave up after 5 (~49 s)
     assert runs[-2] < 2 * 3600 <= runs[-1] < 2 * 3600 + 300  # re-scored within one cap
-    assert _issues(cvat_env) == 4
+    assert _issues(cvat_env) == job_103_issues(cvat_env)
     assert [r.target for r in store.list_reports(source="cvat", kind="cvat_job")] == ["job:103"]
     (job,) = queue.jobs()
     assert job["status"] == "done" and job["attempts"] == 30 and job["error"] is None
@@ -139,7 +140,7 @@ def test_a_save_outlasting_rqs_old_retries_is_rescored_through_redis(
         time.sleep(0.2)
     (job,) = queue.jobs()
     assert job["status"] == "done" and job["attempts"] == 7
-    assert _issues(cvat_env) == 4
+    assert _issues(cvat_env) == job_103_issues(cvat_env)
     app.extensions["labelgate_store"].close()
     queue.close()
 

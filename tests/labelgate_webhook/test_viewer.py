@@ -232,9 +232,10 @@ def test_cvat_frames_come_through_the_sdk_and_are_cached(cvat_env, tmp_path, mon
     url = f"sqlite:///{tmp_path / 'c.db'}"
     store = open_store(url)
     with connect(retries=1, backoff=0.01, timeout=5) as src:
-        result = score_target(src, "task", 10, store=store)
+        # The page reads a 2.42-shaped job report (a requirement-shaped one has no page yet).
+        result = score_target(src, "task", 10, store=store, semantics="cvat-2.42")
     store.close()
-    rid = result["report_ids"]["job:103"]
+    rid = result.report_ids["job:103"]
     monkeypatch.setenv("LABELGATE_HOME", str(tmp_path / "home"))
     app = create_app({"STORE_URL": url, "QUEUE_PATH": str(tmp_path / "q.db"), "TESTING": True})
     c = app.test_client()
@@ -356,7 +357,8 @@ def test_cvat_mask_and_skeleton_drawn_at_hand_computed_places(cvat_env, tmp_path
     url = f"sqlite:///{tmp_path / 'c.db'}"
     store = open_store(url)
     with connect(retries=1, backoff=0.01, timeout=5) as src:
-        rid = score_target(src, "task", 12, store=store)["report_ids"]["job:121"]
+        score = score_target(src, "task", 12, store=store, semantics="cvat-2.42")
+        rid = score.report_ids["job:121"]
     store.close()
     monkeypatch.setenv("LABELGATE_HOME", str(tmp_path / "home"))
     app = create_app({"STORE_URL": url, "QUEUE_PATH": str(tmp_path / "q.db"), "TESTING": True})

@@ -62,13 +62,13 @@ def cvat_rescore(job: Job, store: Any = None, config: Config | None = None) -> d
     cfg = config or load()
     path = str(cfg.path) if cfg.path else None
     with connect() as source:
-        result = score_target(source, kind, target, store=store, settings_file=path)
+        score = score_target(source, kind, target, store=store, settings_file=path)
         pushed = []
         issues, stages = cfg.server.cvat_push_issues, cfg.server.cvat_stage_policy
         if issues or stages:
-            for r in result["_results"]:
+            for r in score.tasks:
                 pushed += push_task(source, r, issues=issues, stage_policy=stages)
-    result.pop("_results")
+    result = score.to_dict()
     result["pushed"] = pushed
     return result
 
