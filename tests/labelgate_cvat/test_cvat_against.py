@@ -128,10 +128,17 @@ LEGACY = {
 }  # fmt: skip
 
 
+# These compare against CVAT's legacy (2.42-shaped) reports, so labelgate scores in 2.42
+# semantics on both eras (a 2.80 server would otherwise select requirement mode).
+LEGACY_MODE = ("--semantics", "cvat-2.42")
+
+
 def _score(tmp_path, *extra):
     out = tmp_path / "out.json"
     res = CliRunner(env={"COLUMNS": "200"}).invoke(
-        main, ["cvat", "score", "--task", "10", "--against-server", "--json", str(out), *extra]
+        main,
+        ["cvat", "score", "--task", "10", "--against-server", "--json", str(out), *LEGACY_MODE]
+        + list(extra),
     )
     assert res.exit_code == 0, res.output
     return json.loads(out.read_text()), res
@@ -141,7 +148,7 @@ def _conflicts(cvat_env, tmp_path):
     """labelgate's conflict count of task 10 (copied into the seeded report: the conflict
     lists themselves are another test's subject)."""
     res = CliRunner().invoke(main, ["cvat", "score", "--task", "10", "--json",
-                                    str(tmp_path / "plain.json"), "--quiet"])  # fmt: skip
+                                    str(tmp_path / "plain.json"), "--quiet", *LEGACY_MODE])  # fmt: skip
     assert res.exit_code == 0, res.output
     return json.loads((tmp_path / "plain.json").read_text())["tasks"][0]["report"]["summary"][
         "conflict_count"

@@ -43,7 +43,7 @@ def _slow_and_counted(double) -> dict[str, int]:
 
 def _summary(result):
     """Job ids in report order with their (valid, ds, gt) counts and the task's conflicts."""
-    (task,) = result["tasks"]
+    (task,) = result.to_dict()["tasks"]
     jobs = [
         (j["job"]["id"], tuple(j["report"]["summary"][k] for k in ("valid_count", "ds_count")))
         for j in task["jobs"]
@@ -54,9 +54,9 @@ def _summary(result):
 def test_concurrent_pull_keeps_job_order_and_equals_the_serial_pull(cvat_double):
     seen = _slow_and_counted(cvat_double)
     with connect(cvat_double.url, token=cvat_double.token) as src:
-        serial = _summary(score_target(src, "task", 10, workers=1))
+        serial = _summary(score_target(src, "task", 10, semantics="cvat-2.42", workers=1))
         assert seen["most"] == 1
-        concurrent = _summary(score_target(src, "task", 10, workers=4))
+        concurrent = _summary(score_target(src, "task", 10, semantics="cvat-2.42", workers=4))
     # Answers arrived 103, 102, 101, 100; the reports are still in job order, and identical.
     assert [jid for jid, _ in concurrent[0]] == [101, 102, 103]
     assert concurrent == serial
@@ -68,7 +68,7 @@ def test_concurrent_pull_keeps_job_order_and_equals_the_serial_pull(cvat_double)
 def test_workers_bound_the_downloads_in_flight(cvat_double):
     seen = _slow_and_counted(cvat_double)
     with connect(cvat_double.url, token=cvat_double.token) as src:
-        score_target(src, "task", 10, workers=2)
+        score_target(src, "task", 10, semantics="cvat-2.42", workers=2)
     assert seen["most"] == 2  # 100 and 101 take 0.4 and 0.3 s: they overlap, never a third
 
 
@@ -87,7 +87,7 @@ def test_a_429_during_a_concurrent_pull_waits_its_retry_after_and_is_retried(
         return None
 
     with connect(cvat_double.url, token=cvat_double.token) as src:
-        jobs, _ = _summary(score_target(src, "task", 10, workers=4))
+        jobs, _ = _summary(score_target(src, "task", 10, semantics="cvat-2.42", workers=4))
     assert [jid for jid, _ in jobs] == [101, 102, 103]
     assert jobs[1] == (102, (18, 18))  # 18 of the task's 20 + 18 + 14 (test_cvat_live)
     assert len(cvat_double.requests("GET", "/api/jobs/102/annotations")) == 3
@@ -97,7 +97,7 @@ def test_a_429_during_a_concurrent_pull_waits_its_retry_after_and_is_retried(
 def test_progress_reports_each_job_of_the_task(cvat_double):
     calls: list[tuple[str, int, int]] = []
     with connect(cvat_double.url, token=cvat_double.token) as src:
-        score_target(src, "task", 10, on_progress=lambda *a: calls.append(a))
+        score_target(src, "task", 10, semantics="cvat-2.42", on_progress=lambda *a: calls.append(a))
     # The GT job and three annotation jobs: 0 of 4 before the first download, then each.
     assert calls == [("scoring task 10", n, 4) for n in range(5)]
 
