@@ -259,13 +259,14 @@ def item_links(kind: str, rep: Mapping[str, Any]) -> dict[int, str]:
         for c in rep.get("conflicts") or []:
             if c.get("link") and _human(c.get("annotator", "")):
                 links.setdefault(int(c["frame"]), c["link"])
-    elif kind == "ls_project":
+    if kind == "ls_project" or (kind == "bundle" and rep.get("tasks") is not None):
+        # A Label Studio run (an old ls_project row, or a bundle with its per-task scores).
         meta = {"system": "labelstudio", **((rep.get("source") or {}).get("meta") or {})}
         meta.setdefault("project_id", rep.get("project"))
         for task in rep.get("tasks") or {}:
             link = conflict_link(meta, int(task))
             if link:
-                links[int(task)] = link
+                links.setdefault(int(task), link)
     return links
 
 

@@ -568,9 +568,7 @@ class _BundleView(_View):
                     "agreement": entry.get("agreement"),
                     "per_annotator": entry.get("per_annotator"),
                     "conflicts": (
-                        None
-                        if counted is None
-                        else counted.get(item, {"error": 0, "warning": 0})
+                        None if counted is None else counted.get(item, {"error": 0, "warning": 0})
                     ),
                     "flagged": item in flagged,
                     "flags": flags,
