@@ -202,6 +202,11 @@ def digest_bundle(rep: Mapping[str, Any]) -> Digest:
     d.cards = [_card_fields(c) for c in cards]
     d.per_annotator = {c["annotator"]: c.get("accuracy") for c in cards if _human(c["annotator"])}
     _agreement(d, rep.get("agreement"))
+    if isinstance(rep.get("annotators"), Mapping) and rep["annotators"]:
+        # A source's own accuracy table (Label Studio's, over each labelling control) is the
+        # headline its pages show; the whole-set comparisons would disagree with it.
+        own = digest_ls_project(rep)
+        d.scores, d.per_annotator = own.scores, own.per_annotator
     return d
 
 
