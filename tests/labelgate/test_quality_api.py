@@ -295,3 +295,27 @@ def test_paginate_and_parse_paging():
     for bad in ({"page": "0"}, {"page": "x"}, {"page_size": "-1"}):
         with pytest.raises(ValidationError, match="positive integer"):
             parse_paging(bad)
+
+
+def test_an_old_label_studio_row_renders_as_a_bundle_page():
+    from labelgate.reporting.html import render_html
+    from labelgate.reporting.quality_api import page_bundle
+
+    report = {
+        "project": 5,
+        "annotators": {"ann@x.org": {"accuracy": 0.75, "frame_count": 4}},
+        "agreement": None,
+        "tasks": {},
+        "flagged": [],
+        "pushed": {},
+        "source": {"name": "proj five", "meta": {"system": "labelstudio", "project_id": 5}},
+    }
+    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    old = StoredReport(
+        9, "ls_project", "labelstudio", "project:5", "labelstudio:5", when, report, None
+    )
+    page = render_html(page_bundle(old))
+    # The annotator table of the old row becomes the page's scorecards.
+    assert "proj five" in page and "ann@x.org" in page and "75.0%" in page
+    trend = StoredReport(10, "scorecards", "file", "x", "x", when, {"annotators": []}, None)
+    assert page_bundle(trend) is None

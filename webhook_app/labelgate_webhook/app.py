@@ -308,17 +308,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.get("/reports/<report_id>.html")
     def report_html(report_id: str) -> Any:
         from labelgate.reporting.html import render_html
+        from labelgate.reporting.quality_api import page_bundle
 
         refused = auth.check_token(page=True)
         if refused is not None:
             return refused
         r = store.get_report(report_id)
-        if r.kind != "bundle":
+        bundle = page_bundle(r)
+        if bundle is None:
             raise NotFound(
                 f"report {report_id} is a {r.kind} report; pages exist for bundles "
-                "written by `labelgate report`"
+                "(every quality run is stored as one)"
             )
-        return Response(render_html(_served(r.report)), mimetype="text/html")
+        return Response(render_html(_served(bundle)), mimetype="text/html")
 
     from labelgate_webhook.dashboard import register as register_dashboard
     from labelgate_webhook.read_api import register as register_read_api

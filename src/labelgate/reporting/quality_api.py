@@ -614,11 +614,39 @@ class _ScorecardsView(_View):
         return None
 
 
+def page_bundle(stored: StoredReport) -> dict[str, Any] | None:
+    """The bundle a stored report's page renders: a bundle as stored, an old ``ls_project``
+    row converted (:func:`_ls_project_as_bundle`); None for kinds that are no run (trend
+    records)."""
+    if stored.kind == "bundle":
+        return dict(stored.report)
+    if stored.kind != "ls_project":
+        return None
+    source = dict(stored.report.get("source") or {})
+    return {
+        "title": f"labelgate quality report: {source.get('name') or stored.target}",
+        "generated_at": stored.created_at.isoformat(),
+        "source": source,
+        "settings": stored.settings,
+        "comparisons": {},
+        "labels": [],
+        "gate": None,
+        "history": {},
+        "data_errors": [],
+        **_ls_project_as_bundle(stored.report),
+    }
+
+
 def _ls_project_as_bundle(report: Mapping[str, Any]) -> dict[str, Any]:
     """An ``ls_project`` row (stored by labelgate before one report kind) read as a bundle:
     its annotator table becomes the scorecards, its tasks stay the per-item data."""
     people = dict(report.get("annotators") or {})
-    cards = [{"annotator": n, **v} for n, v in people.items() if not _is_model(n)]
+    # A scorecard's ``items`` are the items its annotator worked on: the GT tasks here.
+    cards = [
+        {"annotator": n, "items": v.get("frame_count"), **v}
+        for n, v in people.items()
+        if not _is_model(n)
+    ]
     return {**report, "scorecards": cards or None, "alerts": None}
 
 
@@ -649,6 +677,7 @@ __all__ = [
     "build_section",
     "item_rows",
     "latest_report",
+    "page_bundle",
     "paginate",
     "parse_paging",
     "pinned_report",
