@@ -39,7 +39,7 @@ ONCE = {
     "compare": 3,
     "pair_agreement": 3,
     "agreement_report": 1,
-    "control_agreement": 1,  # inside agreement_report; a set without controls returns {}
+    "control_agreement": 1,  # the agreement report's per-control pass; {} without controls
     "match_annotations": 6,
 }
 
@@ -243,22 +243,27 @@ def _engine_only(counts):
     return {k: v for k, v in counts.items() if k != "match_annotations"}
 
 
-def test_label_studio_score_computes_everything_once(calls, ls_server):
-    from labelgate_labelstudio.pipeline import score_project
-
+def test_label_studio_score_computes_everything_once(calls, ls_server, tmp_path):
     project, emails = _ls_project(ls_server)
-    with _client(ls_server) as src:
-        calls.clear()
-        result = score_project(src, project, threshold=0.8)
+    out = tmp_path / "ls.json"
+    args = [
+        "ls",
+        "score",
+        "--project",
+        str(project),
+        "--url",
+        ls_server.url,
+        "--api-key",
+        ls_server.api_key,
+    ]
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    calls.clear()
+    invoke([*args, "--store", store, "--json", str(out), "--quiet"])
     assert _engine_only(calls) == ls_once()
+    result = json.loads(out.read_text())
     assert set(result["annotators"]) == set(emails)
     assert result["agreement"]["summary"]["annotator_pairs"] == 3
-
-
-def _client(ls_server):
-    from labelgate_labelstudio.client import connect
-
-    return connect(ls_server.url, ls_server.api_key)
+    assert result["report_id"]
 
 
 def test_worker_rescore_computes_once_and_its_report_has_a_page(
