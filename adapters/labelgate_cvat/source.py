@@ -289,19 +289,12 @@ class CvatRunSource:
     def parse_event(self, event: Mapping[str, Any]) -> Target | None:
         """The task or job a CVAT webhook body asks to re-score (None: not a re-score).
 
-        Delegates to the web app's parser for now (``labelgate_webhook.events.parse_cvat``);
-        the parser moves into this package with the webhook port.
-
         Raises:
             FormatError: a malformed body.
         """
-        from labelgate_webhook.events import parse_cvat
+        from labelgate_cvat.events import event_target
 
-        parsed = parse_cvat(dict(event))
-        if parsed.status != "rescore" or not parsed.target:
-            return None
-        kind, _, ident = parsed.target.partition(":")
-        return Target("cvat", kind, ident)
+        return event_target(event)
 
     def push(self, run: QualityRun) -> Mapping[str, Any]:
         """Issues and/or stage changes for every job of the run (``{"pushed": [...]}``).

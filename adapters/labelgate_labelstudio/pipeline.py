@@ -1,5 +1,9 @@
-"""Score a Label Studio project and push the results back (the same pipeline for CLI and
-webhook worker)."""
+"""Score a Label Studio project on one quality run and push the results back (the same
+pipeline for ``labelgate ls score`` and the webhook worker).
+
+Every section here is a pure function of the :class:`~labelgate.run.QualityRun`: per-task
+scores, the annotator table, flagged tasks, region conflicts and consensus predictions.
+"""
 
 from __future__ import annotations
 
@@ -8,58 +12,39 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
+from labelgate.adapters import GT_ANNOTATOR
 from labelgate.engine import QualitySettings
-from labelgate.errors import ValidationError
 from labelgate.model import AnnotationSet, Kind
-from labelgate_labelstudio.client import CONSENSUS_MODEL, LabelStudioSource
-from labelgate_labelstudio.pushback import DEFAULT_WORKERS, Progress, plan_push, run_push
+from labelgate.run import QualityRun, run_quality
+from labelgate_labelstudio.client import LabelStudioSource
+from labelgate_labelstudio.pushback import DEFAULT_WORKERS, Progress
+from labelgate_labelstudio.source import (
+    ProjectSource,
+    PushOptions,
+    project_id_of,
+    project_target,
+)
 
 if TYPE_CHECKING:
     from labelgate.agreement.controls import ControlScore
 
 
-def humans_of(aset: AnnotationSet) -> list[str]:
-    """The human annotators: not ground truth, not a model's predictions."""
-    return [
-        n
-        for n in aset.split_by_annotator()
-        if n and n != GT_ANNOTATOR and not n.startswith(PREDICTION_PREFIX)
-    ]
-
-
-def task_scores(
-    aset: AnnotationSet,
-    settings: QualitySettings | None = None,
-    *,
-    accuracy: Mapping[str, ControlScore] | None = None,
-    agreement: Mapping[str, ControlScore] | None = None,
-) -> dict[int, dict]:
+def task_scores(run: QualityRun) -> dict[int, dict[str, Any]]:
     """Per task: accuracy against ground truth where it exists, else annotator agreement.
 
-    Both are built from the task's controls (:mod:`labelgate.agreement.controls`): each
-    control scored with its own metric, a task's score the mean over its controls.
-    ``accuracy``/``agreement``: the control scores when the caller has them already.
+    Both are the run's per-control scores (:mod:`labelgate.agreement.controls`): each control
+    scored with its own metric, a task's score the mean over its controls.
     """
-    from labelgate.agreement.controls import (
-        control_accuracy,
-        control_agreement,
-        item_annotator_headline,
-        item_headline,
-    )
+    from labelgate.agreement.controls import item_annotator_headline, item_headline
 
-    humans = humans_of(aset)
-    if accuracy is None:
-        accuracy = control_accuracy(aset, humans, settings)
+    humans = set(run.humans)
     out: dict[int, dict[str, Any]] = {}
-    for item, per in item_annotator_headline(accuracy, GT_ANNOTATOR).items():
+    for item, per in item_annotator_headline(run.control_accuracy, GT_ANNOTATOR).items():
         per = {n: v for n, v in per.items() if n in humans}
         if per:
             out[item] = {"basis": "ground_truth", "per_annotator": per}
     if len(humans) >= 2:
-        if agreement is None:
-            agreement = control_agreement(aset, humans, settings)
-        for item, value in item_headline(agreement).items():
+        for item, value in item_headline(run.agreement.controls).items():
             entry = out.setdefault(item, {"basis": "agreement", "per_annotator": {}})
             entry["agreement"] = value
     for entry in out.values():
@@ -73,29 +58,30 @@ def task_scores(
     return out
 
 
-def annotator_accuracy(
-    aset: AnnotationSet,
-    settings: QualitySettings | None = None,
-    controls: Mapping[str, ControlScore] | None = None,
-) -> dict[str, dict[str, Any]]:
+def flagged_tasks(scores: Mapping[int, Mapping[str, Any]], threshold: float) -> list[int]:
+    """The tasks scoring below ``threshold``.
+
+    The threshold alone decides: one annotator's single error on a gold task is listed in
+    ``conflicting_annotators`` but does not flag a task that still scores above it.
+    """
+    return sorted(t for t, e in scores.items() if e["score"] < threshold)
+
+
+def annotator_accuracy(run: QualityRun) -> dict[str, dict[str, Any]]:
     """Each annotator and model against ground truth, per control and as one headline.
 
     ``accuracy`` is the mean of the annotator's per-control accuracy; ``accuracy_ci95``
     resamples the gold tasks; ``precision``/``recall`` are CVAT's, pooled over the region
-    controls (None without one). ``controls``: :func:`control_accuracy` of every annotator
-    and model, when the caller has it.
+    controls (None without one). Read from the run's per-control accuracy.
     """
-    from labelgate.agreement.controls import annotator_summary, control_accuracy
+    from labelgate.agreement.controls import annotator_summary
 
-    parts = aset.split_by_annotator()
-    gt = parts.get(GT_ANNOTATOR)
+    gt = run.gt
     if gt is None:
         return {}
-    names = [n for n in parts if n and n != GT_ANNOTATOR]
-    if controls is None:
-        controls = control_accuracy(aset, names, settings)
+    controls = run.control_accuracy
     out: dict[str, dict[str, Any]] = {}
-    for name in names:
+    for name in run.comparisons:
         headline = annotator_summary(controls, name) or {"value": 0.0, "ci95": None}
         pooled = [
             c.details["counts"][name]
@@ -110,7 +96,7 @@ def annotator_accuracy(
             "accuracy_ci95": headline["ci95"],
             "precision": valid / (ds or 1) if pooled else None,
             "recall": valid / (gt_n or 1) if pooled else None,
-            "frame_count": len(np.intersect1d(gt.items.id, parts[name].items.id)),
+            "frame_count": len(np.intersect1d(gt.items.id, run.parts[name].items.id)),
             "per_control": headline.get("per_control", {}),
         }
     return out
@@ -193,6 +179,57 @@ def to_ls_results(aset: AnnotationSet) -> dict[int, list[dict[str, Any]]]:
     return out
 
 
+def consensus_regions(run: QualityRun) -> dict[int, tuple[float, list[dict[str, Any]]]]:
+    """The run's consensus as Label Studio predictions: task id -> (mean score, regions)."""
+    if run.consensus is None:
+        return {}
+    return {
+        task: (float(np.mean([r["score"] for r in res])) if res else 0.0, res)
+        for task, res in to_ls_results(run.consensus).items()
+    }
+
+
+def project_result(run: QualityRun, threshold: float = 0.8) -> dict[str, Any]:
+    """The project's Label Studio sections of a run (pure): per-annotator accuracy, agreement,
+    per-task scores, flagged tasks and the region conflicts for the viewer."""
+    aset = run.aset
+    project = project_id_of(run.batch.target)
+    scores = task_scores(run)
+    conflicts, truncated = region_conflicts(aset, run.control_accuracy)
+    return {
+        "project": project,
+        "annotators": annotator_accuracy(run),
+        "agreement": run.agreement.to_dict(),
+        "tasks": {str(k): v for k, v in sorted(scores.items())},
+        "flagged": flagged_tasks(scores, threshold),
+        "pushed": {},
+        # The region controls' conflicts with GT, for the conflict viewer (labelgate serve).
+        "conflicts": conflicts,
+        "conflicts_truncated": truncated,
+        # Where the tasks live, so a dashboard can link each task (labelgate.reporting.links).
+        "source": {
+            "name": aset.name,
+            "meta": {"system": "labelstudio", "url": aset.meta.get("url"), "project_id": project},
+        },
+        **{k: aset.meta[k] for k in ("gt_policy", "gt_conflicts") if k in aset.meta},
+    }
+
+
+#: The Label Studio sections a stored run carries next to the bundle's own.
+STORED_SECTIONS = (
+    "project",
+    "annotators",
+    "tasks",
+    "flagged",
+    "pushed",
+    "push",
+    "conflicts",
+    "conflicts_truncated",
+    "gt_policy",
+    "gt_conflicts",
+)
+
+
 def score_project(
     source: LabelStudioSource,
     project_id: int,
@@ -208,122 +245,46 @@ def score_project(
     workers: int = DEFAULT_WORKERS,
     on_progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Pull, score every annotator against GT and each other, store, and push back (opt-in).
+    """Pull, run once (:func:`~labelgate.run.run_quality`), push back (opt-in) and store.
 
     Args:
-        push_scores: write the task score columns (:mod:`labelgate_labelstudio.pushback`).
-        review_view: keep the "labelgate: review queue" tab listing the flagged tasks.
-        predictions: write the consensus as ``labelgate-consensus`` predictions; None refreshes
-            them only where the project already has some (the webhook worker's choice).
-        meta: also write the full per-task entry into ``meta["labelgate"]`` (one request per
-            changed task).
-        workers: concurrent requests for the task pages and the per-object writes.
-        on_progress: ``(description, done, total)`` callback of the pull and the push.
+        push_scores, review_view, predictions, meta, threshold, workers, on_progress:
+            :class:`~labelgate_labelstudio.source.PushOptions`.
+        settings: the quality settings (None: CVAT defaults).
+        gt_policy: how several ground-truth annotations on one task are treated.
 
     Returns:
-        JSON-ready summary: per-annotator accuracy, agreement, per-task scores, flagged tasks,
-        stored report id, what was pushed and the push statistics.
+        JSON-ready summary (:func:`project_result`) with what was pushed, the push statistics
+        and the stored report id. The store keeps the run's bundle with these sections (one
+        report kind for every source; its page is ``/reports/<id>.html``).
     """
-    from labelgate.agreement.report import agreement_report
-
-    # The raw tasks are kept only when something is pushed: the push compares with them.
-    pushing = push_scores or predictions is not False
-    snapshot = (
-        source.snapshot(project_id, workers=workers, on_progress=on_progress) if pushing else None
+    push = PushOptions(
+        scores=push_scores,
+        review_view=review_view,
+        predictions=predictions,
+        meta=meta,
+        threshold=threshold,
+        workers=workers,
+        on_progress=on_progress,
     )
-    aset = (
-        source.pull(project_id, snapshot, gt_policy=gt_policy)
-        if snapshot
-        else source.pull(project_id, gt_policy=gt_policy, workers=workers, on_progress=on_progress)
-    )
-    from labelgate.agreement.controls import control_accuracy, control_agreement
-
-    # Each control scored once, shared by the annotators' table, agreement and task scores.
-    humans = humans_of(aset)
-    named = [n for n in aset.split_by_annotator() if n and n != GT_ANNOTATOR]
-    accuracy = control_accuracy(aset, named, settings)
-    agreement_controls = control_agreement(aset, humans, settings) if len(humans) >= 2 else {}
-    annotators = annotator_accuracy(aset, settings, accuracy)
-    try:
-        agreement = agreement_report(aset, settings, n_boot=100, controls=agreement_controls)
-    except ValidationError:
-        agreement = None
-    scores = task_scores(aset, settings, accuracy=accuracy, agreement=agreement_controls)
-    # The threshold alone decides: one annotator's single error on a gold task is listed in
-    # conflicting_annotators but does not flag a task that still scores above it.
-    flagged = sorted(t for t, e in scores.items() if e["score"] < threshold)
-    conflicts, truncated = region_conflicts(aset, accuracy)
-    result: dict[str, Any] = {
-        "project": project_id,
-        "annotators": annotators,
-        "agreement": agreement,
-        "tasks": {str(k): v for k, v in sorted(scores.items())},
-        "flagged": flagged,
-        "pushed": {},
-        # The region controls' conflicts with GT, for the conflict viewer (labelgate serve).
-        "conflicts": conflicts,
-        "conflicts_truncated": truncated,
-        # Where the tasks live, so a dashboard can link each task (labelgate.reporting.links).
-        "source": {
-            "name": aset.name,
-            "meta": {
-                "system": "labelstudio",
-                "url": aset.meta.get("url"),
-                "project_id": project_id,
-            },
-        },
-        **{k: aset.meta[k] for k in ("gt_policy", "gt_conflicts") if k in aset.meta},
-    }
-    if predictions is None and snapshot is not None:
-        predictions = any(
-            isinstance(p, dict) and p.get("model_version") == CONSENSUS_MODEL
-            for t in snapshot.tasks
-            for p in t.get("predictions") or []
-        )
-    consensus = None
-    if predictions:
-        from labelgate.consensus import merge
-
-        # The consensus groups regions at the configured IoU, as the scores above match them.
-        iou = (settings or QualitySettings()).iou_threshold
-        regions = to_ls_results(merge(aset, iou_threshold=iou))
-        consensus = {
-            task: (float(np.mean([r["score"] for r in res])) if res else 0.0, res)
-            for task, res in regions.items()
-        }
-    if snapshot is not None and (push_scores or predictions):
-        plan = plan_push(snapshot, scores if push_scores else None, consensus, meta=meta)
-        stats = run_push(source, snapshot, plan, workers=workers, on_progress=on_progress)
-        result["push"] = stats.to_dict()
-        if push_scores:
-            result["pushed"]["scores"] = len(scores)
-        if consensus is not None:
-            result["pushed"]["predictions"] = len(consensus)
-    if review_view:
-        result["pushed"]["review_view"] = source.upsert_review_view(project_id, flagged)
+    ls = ProjectSource(source, gt_policy=gt_policy, settings=settings, push_options=push)
+    batch = ls.pull(project_target(project_id))
+    run = run_quality(batch, options=ls.run_options(batch))
+    result = project_result(run, threshold)
+    result.update(ls.push(run))
     if store is not None:
-        from labelgate.agreement.report import agreement_headline
-        from labelgate.reporting.pipeline import save_trend
-
-        # The trend record `labelgate history --project labelstudio:<id>` reads.
-        save_trend(
-            store,
-            source="labelstudio",
-            target=f"project:{project_id}",
-            project=f"labelstudio:{project_id}",
-            agreement=agreement_headline(agreement),
-            annotators=[
-                {"annotator": n, **v}
-                for n, v in annotators.items()
-                if not n.startswith(PREDICTION_PREFIX)
-            ],
-        )
-        result["report_id"] = store.save_report(
-            "ls_project",
-            "labelstudio",
-            f"project:{project_id}",
-            result,
-            project=f"labelstudio:{project_id}",
-            settings=(settings or QualitySettings()).to_dict(),  # what the scores were made with
-        )
+        result["report_id"] = save_project_run(store, run, result)
     return result
+
+
+def save_project_run(store: Any, run: QualityRun, result: Mapping[str, Any]) -> str:
+    """Store the run's bundle with its Label Studio sections; returns the report id.
+
+    The bundle's conflicts are the region controls' (each row names its task, control and
+    image tag, which the conflict viewer needs).
+    """
+    from labelgate.reporting.pipeline import bundle_for
+
+    sections = {k: result[k] for k in STORED_SECTIONS if k in result}
+    bundle = bundle_for(run, store=store, sections=sections)
+    return str(bundle["report_id"])

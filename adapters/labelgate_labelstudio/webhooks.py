@@ -1,11 +1,20 @@
-"""Register labelgate's receiver as a Label Studio webhook (idempotent)."""
+"""Label Studio webhooks: the actions labelgate subscribes to (one list, also the ones the
+receiver accepts), their parsing into a re-score target, and the (idempotent) registration.
+
+Label Studio sends no event for predictions, views or task meta, which is all labelgate writes
+there, so a push-back never triggers a re-score.
+"""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from labelgate.errors import FormatError
+from labelgate.run_sources import Target
+from labelgate.webhook_events import Event, id_value, object_field, text_field
 from labelgate_labelstudio.client import LabelStudioSource
 
 ACTIONS = [
@@ -17,6 +26,31 @@ ACTIONS = [
     "TASKS_DELETED",
     "PROJECT_UPDATED",
 ]
+
+
+def parse_event(data: Mapping[str, Any]) -> Event:
+    """A Label Studio webhook body (a JSON object).
+
+    Raises:
+        FormatError: a field of the wrong type, or a missing or out-of-range project id.
+    """
+    action = text_field(data, "action", "Label Studio payload")
+    where = f"Label Studio {action or 'payload'}"
+    if action not in ACTIONS:
+        return Event("ignored", action, reason="unknown action")
+    project = object_field(data, "project", where)
+    if project.get("id") is None:
+        raise FormatError(f"{where}: payload has no project.id")
+    target = Target("labelstudio", "project", str(id_value(project["id"], "project.id", where)))
+    ann = object_field(data, "annotation", where)
+    delivery = None
+    if ann:
+        for key in ("id", "updated_at"):
+            value = ann.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, str, type(None))):
+                raise FormatError(f"{where}: annotation.{key} must be a number or string")
+        delivery = f"ls:{action}:{ann.get('id')}:{ann.get('updated_at')}"
+    return Event("rescore", action, target, delivery)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 from labelgate.adapters import GT_ANNOTATOR, PREDICTION_PREFIX
 from labelgate.agreement import report as agreement_mod
-from labelgate.agreement.controls import ControlScore, control_accuracy
+from labelgate.agreement.controls import ControlScore, control_accuracy, control_agreement
 from labelgate.decisions.scorecards import choose_model, prediction_agreement
 from labelgate.engine import QualitySettings, Report, compare
 from labelgate.engine.match_rules import MatchRules
@@ -127,11 +127,14 @@ class AgreementResult:
         pairs: :func:`~labelgate.agreement.report.pair_agreement` of each pair ``(a, b)``.
         report: the :func:`~labelgate.agreement.report.agreement_report` JSON; None with fewer
             than two annotators.
+        controls: :func:`~labelgate.agreement.controls.control_agreement` of the annotators
+            (per labelling control; empty for sets without controls), the report's own pass.
     """
 
     annotators: tuple[str, ...] = ()
     pairs: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict)
     report: Mapping[str, Any] | None = None
+    controls: Mapping[str, ControlScore] = field(default_factory=dict)
 
     def pair(self, a: str, b: str) -> Mapping[str, Any] | None:
         """The pair's result in either order (None: not compared)."""
@@ -162,7 +165,8 @@ class QualityRun:
         humans: the human annotators (not GT, not predictions), sorted.
         comparisons: each compared annotator's comparison with GT (empty without GT).
         agreement: the agreement between the human annotators.
-        control_accuracy: per labelling control, each human against GT (sets with controls).
+        control_accuracy: per labelling control, each compared annotator (humans, and
+            predictions when compared) against GT (sets with controls).
         model: the prediction source chosen for the rubber-stamping check (``prediction:<v>``).
         model_agreement: each human's agreement with that model.
         consensus: the merged set, when asked for.
@@ -261,7 +265,7 @@ def run_quality(
     progress.step("agreement between annotators")
     agreement = _agreement(aset, parts, humans, s, opts) if opts.agreement else AgreementResult()
     by_control = (
-        control_accuracy(aset, list(humans), s) if aset.schema.controls and gt is not None else {}
+        control_accuracy(aset, list(compared), s) if aset.schema.controls and gt is not None else {}
     )
     model = choose_model(aset, parts, opts.model) if opts.model_check else None
     model_agreement = (
@@ -310,13 +314,15 @@ def _agreement(
         (a, b): agreement_mod.pair_agreement(parts[a], parts[b], settings)
         for a, b in combinations(humans, 2)
     }
+    # The per-control pass is the report's own; kept so per-task scores reuse it.
+    controls = control_agreement(aset, list(humans), settings)
     try:
         report = agreement_mod.agreement_report(
-            aset, settings, n_boot=opts.n_boot, pair_results=pairs
+            aset, settings, n_boot=opts.n_boot, pair_results=pairs, controls=controls
         )
     except ValidationError:  # no shared items: the section says "not available"
         report = None
-    return AgreementResult(annotators=humans, pairs=pairs, report=report)
+    return AgreementResult(annotators=humans, pairs=pairs, report=report, controls=controls)
 
 
 __all__ = [

@@ -175,6 +175,13 @@ def test_alerts_are_the_stored_alerts(filled):
     assert out["next_page"] == 2 and out["previous_page"] is None
 
 
+def ls_bundle(store):
+    """The stored Label Studio run (kind ``bundle``)."""
+    row = latest_report(store, "labelstudio", "7")
+    assert row.kind == "bundle" and row.source == "labelstudio" and row.target == "project:7"
+    return row.report
+
+
 def test_label_studio_project_report(filled):
     store, runs = filled
     ls = runs["ls"]
@@ -184,8 +191,9 @@ def test_label_studio_project_report(filled):
     # 15 before issue #19, when one annotator's single error also flagged a gold task).
     assert ov["overview"]["flagged_items"] == len(ls["flagged"]) == 11
     assert ov["overview"]["annotators"] == 3
-    for field in ("labelled_items", "approval_rate", "ai_assisted_share", "alerts"):
-        assert ov["overview"][field] is None and field in ov["notes"]
+    # One stored report kind: the Label Studio run is a bundle, so it records its alerts too.
+    assert ov["overview"]["alerts"] == len(ls_bundle(store)["alerts"])
+    assert ov["overview"]["approval_rate"] is None and "approval_rate" in ov["notes"]
     cards = section(store, "labelstudio:7", "annotators")["results"]
     assert [c["annotator"] for c in cards] == [f"annotator{i}@example.com" for i in (1, 2, 3)]
     assert cards[2]["accuracy"] == ls["annotators"]["annotator3@example.com"]["accuracy"]
@@ -209,7 +217,7 @@ def test_label_studio_project_report(filled):
         {"reason": "conflicting_annotators", "annotators": ["annotator3@example.com"]}
     ]
     alerts = section(store, "labelstudio:7", "alerts")
-    assert alerts["results"] is None and alerts["count"] is None and alerts["notes"]["results"]
+    assert alerts["results"] == ls_bundle(store)["alerts"][: alerts["page_size"]]
     agreement = section(store, "labelstudio:7", "agreement")
     assert agreement["count"] == 30
     assert agreement["summary"]["mean_pairwise_f1"] == pytest.approx(0.8254336505349432)
@@ -287,3 +295,27 @@ def test_paginate_and_parse_paging():
     for bad in ({"page": "0"}, {"page": "x"}, {"page_size": "-1"}):
         with pytest.raises(ValidationError, match="positive integer"):
             parse_paging(bad)
+
+
+def test_an_old_label_studio_row_renders_as_a_bundle_page():
+    from labelgate.reporting.html import render_html
+    from labelgate.reporting.quality_api import page_bundle
+
+    report = {
+        "project": 5,
+        "annotators": {"ann@x.org": {"accuracy": 0.75, "frame_count": 4}},
+        "agreement": None,
+        "tasks": {},
+        "flagged": [],
+        "pushed": {},
+        "source": {"name": "proj five", "meta": {"system": "labelstudio", "project_id": 5}},
+    }
+    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    old = StoredReport(
+        9, "ls_project", "labelstudio", "project:5", "labelstudio:5", when, report, None
+    )
+    page = render_html(page_bundle(old))
+    # The annotator table of the old row becomes the page's scorecards.
+    assert "proj five" in page and "ann@x.org" in page and "75.0%" in page
+    trend = StoredReport(10, "scorecards", "file", "x", "x", when, {"annotators": []}, None)
+    assert page_bundle(trend) is None

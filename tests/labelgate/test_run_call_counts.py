@@ -39,7 +39,7 @@ ONCE = {
     "compare": 3,
     "pair_agreement": 3,
     "agreement_report": 1,
-    "control_agreement": 1,  # inside agreement_report; a set without controls returns {}
+    "control_agreement": 1,  # the agreement report's per-control pass; {} without controls
     "match_annotations": 6,
 }
 
@@ -212,3 +212,139 @@ def test_cvat_task_is_one_run_on_both_eras(calls, cvat_double, tmp_path, monkeyp
     (task,) = score.tasks
     assert set(task.run.comparisons) == {"annotator1", "annotator2", "annotator3"}
     assert task.job_reports[103] is task.run.comparisons["annotator3"].report
+
+
+# --- Label Studio and the worker (a real Label Studio server) ----------------------------------
+
+LS_EX = EX / "labelstudio"
+LS_TASKS = 6
+
+
+def _ls_project(ls_server) -> tuple[int, list[str]]:
+    """The bundled export's first tasks in a new project: ground truth plus 3 annotators, each
+    a user of the server. Returns the project id and the annotators' emails."""
+    from label_studio_sdk import LabelStudio
+
+    client = LabelStudio(base_url=ls_server.url, api_key=ls_server.api_key)
+    proj = client.projects.create(
+        title="labelgate call counts", label_config=(LS_EX / "config.xml").read_text()
+    )
+    existing = {u.email: u.id for u in client.users.list()}
+    users = {}
+    for i in (1, 2, 3):
+        email = f"count{i}@example.com"
+        users[f"annotator{i}@example.com"] = existing.get(email) or (
+            client.users.create(email=email, username=f"count{i}").id
+        )
+    admin = client.users.whoami().id
+    tasks = json.loads((LS_EX / "export.json").read_text())[:LS_TASKS]
+    request = [
+        {
+            "data": t["data"],
+            "annotations": [
+                {
+                    "result": a["result"],
+                    "ground_truth": a["ground_truth"],
+                    "completed_by": users.get(a["completed_by"]["email"], admin),
+                }
+                for a in t["annotations"]
+            ],
+        }
+        for t in tasks
+    ]
+    client.projects.import_tasks(id=proj.id, request=request)
+    client._client_wrapper.httpx_client.httpx_client.close()
+    return int(proj.id), [f"count{i}@example.com" for i in (1, 2, 3)]
+
+
+#: The bundled Label Studio config's region controls (RectangleLabels bbox, PolygonLabels
+#: sign); its Choices control (scene) is scored from the answers, with no comparison.
+LS_REGION_CONTROLS = 2
+
+
+def ls_once(regions: int = LS_REGION_CONTROLS) -> dict[str, int]:
+    """What one run of a 3-annotator Label Studio project computes (see the module docstring
+    for the whole-set part): the whole-set comparison per annotator and one comparison per
+    annotator and region control for the per-control accuracy; each annotator pair matched
+    once on the whole set and once per region control (the per-control agreement); the
+    agreement report, the per-control agreement and the per-control accuracy once each."""
+    return {
+        "compare": 3 + 3 * regions,
+        "pair_agreement": 3 + 3 * regions,
+        "agreement_report": 1,
+        "control_agreement": 1,
+        "control_accuracy": 1,
+    }
+
+
+def _engine_only(counts):
+    # match_annotations is the matcher under compare and pair_agreement; counted above.
+    return {k: v for k, v in counts.items() if k != "match_annotations"}
+
+
+def test_label_studio_score_computes_everything_once(calls, ls_server, tmp_path):
+    project, emails = _ls_project(ls_server)
+    out = tmp_path / "ls.json"
+    args = [
+        "ls",
+        "score",
+        "--project",
+        str(project),
+        "--url",
+        ls_server.url,
+        "--api-key",
+        ls_server.api_key,
+    ]
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    calls.clear()
+    invoke([*args, "--store", store, "--json", str(out), "--quiet"])
+    assert _engine_only(calls) == ls_once()
+    result = json.loads(out.read_text())
+    assert set(result["annotators"]) == set(emails)
+    assert result["agreement"]["summary"]["annotator_pairs"] == 3
+    assert result["report_id"]
+
+
+def test_worker_rescore_computes_once_and_its_report_has_a_page(
+    calls, ls_server, tmp_path, monkeypatch
+):
+    """A Label Studio webhook queues a re-score; the worker runs it (one quality run) and the
+    stored report opens at /reports/<id>.html naming the project's annotators."""
+    from labelgate_webhook import create_app
+    from labelgate_webhook.jobs import handlers
+
+    monkeypatch.setenv("LABELGATE_LS_URL", ls_server.url)
+    monkeypatch.setenv("LABELGATE_LS_API_KEY", ls_server.api_key)
+    project, emails = _ls_project(ls_server)
+    app = create_app(
+        {
+            "STORE_URL": f"sqlite:///{tmp_path / 's.db'}",
+            "QUEUE_PATH": str(tmp_path / "q.db"),
+            "LS_WEBHOOK_SECRET": "hook-secret",
+            "DEBOUNCE_SECONDS": 0,
+            "WORKER": False,
+        }
+    )
+    client = app.test_client()
+    event = {"action": "ANNOTATION_CREATED", "project": {"id": project}, "annotation": {"id": 1}}
+    answer = client.post(
+        "/webhooks/labelstudio", json=event, headers={"X-Labelgate-Secret": "hook-secret"}
+    )
+    assert answer.status_code == 202, answer.get_json()
+    assert answer.get_json()["target"] == f"project:{project}"
+    queue, store = app.extensions["labelgate_queue"], app.extensions["labelgate_store"]
+    calls.clear()
+    job = queue.run_once(handlers(store, app.extensions["labelgate_config"]))
+    assert job is not None
+    assert [(j["target"], j["status"], j["error"]) for j in queue.jobs()] == [
+        (f"project:{project}", "done", None)
+    ]
+    assert _engine_only(calls) == ls_once()
+    (row,) = store.list_reports(project=f"labelstudio:{project}", kind="bundle")
+    assert (row.source, row.target) == ("labelstudio", f"project:{project}")
+    page = client.get(f"/reports/{row.id}.html")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert all(email in html for email in emails)
+    as_json = client.get(f"/reports/{row.id}").get_json()
+    assert as_json["kind"] == "bundle" and set(as_json["report"]["annotators"]) == set(emails)

@@ -144,8 +144,12 @@ def test_label_studio_project(client, stored):
     ls = stored[1]["ls"]
     base = "/api/projects/labelstudio/7/quality"
     items = get(client, f"{base}/items", page_size=500).get_json()
-    assert items["report"]["kind"] == "ls_project"
+    # One stored report kind: a Label Studio run is stored as a bundle too.
+    assert items["report"]["kind"] == "bundle"
     assert {r["item"] for r in items["results"] if r["flagged"]} == set(ls["flagged"])
-    alerts = get(client, f"{base}/alerts")
-    assert alerts.status_code == 200 and alerts.get_json()["results"] is None
-    assert "records no alerts" in alerts.get_json()["notes"]["results"]
+    # ... so its alerts are recorded, and its page exists like every stored report's.
+    full = get(client, f"/reports/{items['report']['id']}").get_json()["report"]
+    alerts = get(client, f"{base}/alerts", page_size=500)
+    assert alerts.status_code == 200 and alerts.get_json()["results"] == full["alerts"]
+    page = get(client, f"/reports/{items['report']['id']}.html")
+    assert page.status_code == 200 and "annotator1@example.com" in page.text

@@ -4,8 +4,9 @@
 - ``GET /reports/<id>`` (JSON) and ``GET /reports/<id>.html`` (the page ``labelgate report
   --html`` writes), ``GET /metrics`` (Prometheus text) and the quality API under ``/api``: with
   ``API_TOKEN`` set, each needs it (:mod:`labelgate_webhook.auth`).
-- ``POST /webhooks/cvat`` and ``POST /webhooks/labelstudio``: verify, parse
-  (:mod:`labelgate_webhook.events`) and enqueue a re-score (coalesced per target with a
+- ``POST /webhooks/cvat`` and ``POST /webhooks/labelstudio``: verify, parse (each adapter's
+  ``parse_event``: :mod:`labelgate_cvat.events`, :mod:`labelgate_labelstudio.webhooks`) and
+  enqueue a re-score (coalesced per target with a
   debounce; redeliveries are idempotent). The handler does nothing else, so it answers in
   milliseconds; an event the queue cannot persist is answered 503 so the sender retries.
 
@@ -34,8 +35,10 @@ from labelgate.queue.retry import RetryPolicy
 from labelgate.reporting.paths import strip_paths
 from labelgate.security import redact
 from labelgate.store import Store, home, open_store
+from labelgate.webhook_events import Event
+from labelgate_cvat.events import parse_event as parse_cvat
+from labelgate_labelstudio.webhooks import parse_event as parse_labelstudio
 from labelgate_webhook import auth, viewer
-from labelgate_webhook.events import Event, parse_cvat, parse_labelstudio
 from labelgate_webhook.health import health
 from labelgate_webhook.signatures import verify_cvat, verify_labelstudio
 
@@ -166,7 +169,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             job_id, outcome = queue.enqueue(
                 f"{system}.rescore",
                 system,
-                str(event.target),
+                str(event.key),
                 {key: event.name},
                 debounce=float(app.config["DEBOUNCE_SECONDS"]),
                 max_wait=float(app.config["DEBOUNCE_MAX_WAIT"]),
@@ -174,10 +177,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             )
         except Exception as exc:  # not persisted: the sender must retry, so say 503
             metrics["events_failed"] += 1
-            app.logger.error(redact(f"cannot queue {event.target}: {exc}", _secrets()))
+            app.logger.error(redact(f"cannot queue {event.key}: {exc}", _secrets()))
             return _error(503, f"the queue cannot take the event: {type(exc).__name__}: {exc}")
         metrics[f"jobs_{outcome}"] += 1
-        return jsonify({"status": outcome, "job": job_id, "target": event.target}), 202
+        return jsonify({"status": outcome, "job": job_id, "target": event.key}), 202
 
     @app.errorhandler(LabelgateError)
     def _labelgate_error(exc: LabelgateError) -> tuple[Response, int]:
@@ -305,17 +308,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.get("/reports/<report_id>.html")
     def report_html(report_id: str) -> Any:
         from labelgate.reporting.html import render_html
+        from labelgate.reporting.quality_api import page_bundle
 
         refused = auth.check_token(page=True)
         if refused is not None:
             return refused
         r = store.get_report(report_id)
-        if r.kind != "bundle":
+        bundle = page_bundle(r)
+        if bundle is None:
             raise NotFound(
                 f"report {report_id} is a {r.kind} report; pages exist for bundles "
-                "written by `labelgate report`"
+                "(every quality run is stored as one)"
             )
-        return Response(render_html(_served(r.report)), mimetype="text/html")
+        return Response(render_html(_served(bundle)), mimetype="text/html")
 
     from labelgate_webhook.dashboard import register as register_dashboard
     from labelgate_webhook.read_api import register as register_read_api

@@ -23,6 +23,9 @@ def labelstudio_rescore(
     """Re-score a Label Studio project and push the changed tasks' scores, the review view and
     (where the project already has them) fresh consensus predictions back.
 
+    The same path as ``labelgate ls score``: ``ProjectSource.pull`` -> one ``run_quality`` ->
+    ``ProjectSource.push``, stored as a bundle whose page is ``/reports/<id>.html``.
+
     The configuration's quality settings score it; its ``ls_threshold`` (default 0.8),
     ``ls_meta`` (also write task meta, default off) and ``ls_workers`` (concurrent requests,
     default 8) tune it (``config`` default: :func:`labelgate.config.load`).

@@ -113,7 +113,8 @@ def _gold_scores(run: QualityRun) -> list[float]:
         from labelgate.agreement.controls import item_annotator_headline
 
         per_item = item_annotator_headline(run.control_accuracy, GT_ANNOTATOR)
-        return [v for per in per_item.values() for v in per.values()]
+        # The gate judges people: prediction sets compared with GT are not gold scores.
+        return [v for per in per_item.values() for n, v in per.items() if n in run.humans]
     return [
         res["annotations"]["accuracy"]
         for n in run.humans

@@ -203,6 +203,11 @@ def digest_bundle(rep: Mapping[str, Any]) -> Digest:
     d.cards = [_card_fields(c) for c in cards]
     d.per_annotator = {c["annotator"]: c.get("accuracy") for c in cards if _human(c["annotator"])}
     _agreement(d, rep.get("agreement"))
+    if isinstance(rep.get("annotators"), Mapping) and rep["annotators"]:
+        # A source's own accuracy table (Label Studio's, over each labelling control) is the
+        # headline its pages show; the whole-set comparisons would disagree with it.
+        own = digest_ls_project(rep)
+        d.scores, d.per_annotator = own.scores, own.per_annotator
     return d
 
 
@@ -260,13 +265,14 @@ def item_links(kind: str, rep: Mapping[str, Any]) -> dict[int, str]:
         for c in rep.get("conflicts") or []:
             if c.get("link") and _human(c.get("annotator", "")):
                 links.setdefault(int(c["frame"]), c["link"])
-    elif kind == "ls_project":
+    if kind == "ls_project" or (kind == "bundle" and rep.get("tasks") is not None):
+        # A Label Studio run (an old ls_project row, or a bundle with its per-task scores).
         meta = {"system": "labelstudio", **((rep.get("source") or {}).get("meta") or {})}
         meta.setdefault("project_id", rep.get("project"))
         for task in rep.get("tasks") or {}:
             link = conflict_link(meta, int(task))
             if link:
-                links[int(task)] = link
+                links.setdefault(int(task), link)
     return links
 
 

@@ -132,6 +132,7 @@ def bundle_for(
     store: Any = None,
     progress: Progress | None = None,
     semantics: Mapping[str, str] | None = None,
+    sections: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The bundle of a quality run: a pure function of the run, plus the store's history.
 
@@ -142,6 +143,8 @@ def bundle_for(
         progress: step reporting (scorecards, history, gate).
         semantics: ``{"semantics": ...}`` to record; a requirement-mode run records
             ``cvat-requirements`` anyway.
+        sections: a source's own sections (Label Studio's task scores), added to the bundle
+            before it is stored; they replace a bundle section of the same name.
     """
     from labelgate.decisions.gate import gate_for
     from labelgate.decisions.scorecards import alerts_for, per_label_for, scorecards_for
@@ -191,9 +194,19 @@ def bundle_for(
     if any(c.requirements is not None for c in run.comparisons.values()):
         bundle["semantics"] = "cvat-requirements"
     bundle.update(semantics or {})
+    bundle.update(sections or {})
     if store is not None:
-        save_run(store, bundle, project=project, target=aset.name)
+        save_run(store, bundle, project=project, **stored_identity(run))
     return bundle
+
+
+def stored_identity(run: QualityRun) -> dict[str, str]:
+    """The store's ``source`` and ``target`` of a run: ``file`` and the set's name for files,
+    else the pulled system and ``<kind>:<id>`` (``labelstudio``, ``project:7``)."""
+    target = run.batch.target
+    if target.kind == "set":
+        return {"source": "file", "target": run.aset.name}
+    return {"source": target.system, "target": f"{target.kind}:{target.id}"}
 
 
 def bundle_from_report(
@@ -330,15 +343,18 @@ def read_history(store: Any, project: str) -> dict[str, list[Any]]:
     return history
 
 
-def save_run(store: Any, bundle: dict[str, Any], *, project: str, target: str) -> str:
+def save_run(
+    store: Any, bundle: dict[str, Any], *, project: str, target: str, source: str = "file"
+) -> str:
     """Store this run: a small trend record (read by :func:`read_history`) and the bundle.
 
-    Sets ``bundle["report_id"]`` (the public id; the page is served at ``/reports/<id>.html``)
-    and returns it.
+    Every run is stored as this one kind, whatever its ``source`` system. Sets
+    ``bundle["report_id"]`` (the public id; the page is served at ``/reports/<id>.html``) and
+    returns it.
     """
     save_trend(
         store,
-        source="file",
+        source=source,
         target=target,
         project=project,
         agreement=agreement_headline(bundle["agreement"]),
@@ -348,7 +364,7 @@ def save_run(store: Any, bundle: dict[str, Any], *, project: str, target: str) -
         settings=bundle["settings"],
     )
     bundle["report_id"] = store.save_report(
-        BUNDLE_KIND, "file", target, bundle, project=project, settings=bundle["settings"]
+        BUNDLE_KIND, source, target, bundle, project=project, settings=bundle["settings"]
     )
     return str(bundle["report_id"])
 

@@ -8,8 +8,10 @@ report kind becomes each section, and pagination. It touches the store only thro
 
 Report kinds read, in order of preference (the newest report of the first tier that has one):
 
-1. ``bundle`` (``labelgate report``, CVAT project runs) and ``ls_project`` (Label Studio
-   project scoring) — the full reports;
+1. ``bundle``: every quality run (``labelgate report``, ``labelgate ls score``, the webhook
+   worker) — the full reports; a source's own sections (Label Studio's per-task ``tasks`` and
+   per-control ``annotators``) serve the items and benchmark where present. Rows of the old
+   ``ls_project`` kind are read as bundles (:func:`_ls_project_as_bundle`);
 2. ``scorecards`` (``labelgate scorecards``, and the trend record every bundle run also writes)
    — no per-item data, so ``items`` is empty with a note.
 
@@ -413,6 +415,10 @@ class _BundleView(_View):
         out = super().overview()
         total = (self.r.get("source") or {}).get("items")
         out["items"] = total if isinstance(total, int) else None
+        if out["items"] is None:
+            self.missing("items", "the report does not count the project's items")
+        if self.r.get("tasks") is not None:  # a source that scores each task (Label Studio)
+            out["scored_items"] = len(self.r["tasks"])
         cards = self.cards() or []
         worked = [c.get("items") for c in cards]
         # A card counts the items its annotator worked on; the bundle keeps no union of them,
@@ -432,6 +438,11 @@ class _BundleView(_View):
         return out
 
     def benchmark(self) -> list[dict[str, Any]] | None:
+        people = self.r.get("annotators")
+        if isinstance(people, dict) and people:
+            # A source's own accuracy table (Label Studio's, over each labelling control)
+            # is the one its pages show; the whole-set comparisons would disagree with it.
+            return self.benchmark_rows(people.items(), "frame_count")
         comparisons = self.r.get("comparisons") or {}
         if not comparisons:
             self.missing("results", "no ground truth in this run")
@@ -440,6 +451,8 @@ class _BundleView(_View):
         return self.benchmark_rows(entries, "frame_count")
 
     def items(self) -> list[dict[str, Any]] | None:
+        if self.r.get("tasks") is not None:
+            return self.task_items()
         rows: dict[int, dict[str, Any]] = {}
 
         def row(item: int, name: Any = None) -> dict[str, Any]:
@@ -514,6 +527,55 @@ class _BundleView(_View):
             entry["flagged"] = bool(entry["flags"])
         return _worst_first(rows.values())
 
+    def annotators(self) -> list[dict[str, Any]] | None:
+        cards = self.cards()
+        if cards is None:
+            self.missing("results", "no scorecards: no ground truth annotator to score against")
+        return cards
+
+    def task_items(self) -> list[dict[str, Any]]:
+        """Items of a report scored per task: the task's score and flags, conflicts counted
+        from the stored conflict rows (None when the report keeps none)."""
+        tasks = self.r["tasks"]
+        flagged = {int(t) for t in self.r.get("flagged") or []}
+        names = {
+            int(a["item"]): a.get("name") for a in (self.agreement() or {}).get("per_item", [])
+        }
+        counted: dict[int, dict[str, int]] | None = None
+        if self.r.get("conflicts") is not None:
+            counted = {}
+            for c in self.r["conflicts"]:
+                if not str(c.get("annotator", "")).startswith(PREDICTION_PREFIX):
+                    per = counted.setdefault(int(c["frame"]), {"error": 0, "warning": 0})
+                    severity = c.get("severity", "error")
+                    per[severity] = per.get(severity, 0) + 1
+        rows = []
+        for task, entry in tasks.items():
+            item = int(task)
+            conflicting = list(entry.get("conflicting_annotators") or [])
+            flags: list[dict[str, Any]] = []
+            if conflicting:
+                flags.append({"reason": "conflicting_annotators", "annotators": conflicting})
+            elif item in flagged:
+                # The run's threshold is not stored; with no conflict, a low score flagged it.
+                flags.append({"reason": "low_score", "value": entry.get("score")})
+            rows.append(
+                {
+                    "item": item,
+                    "name": names.get(item),
+                    "score": entry.get("score"),
+                    "basis": entry.get("basis"),
+                    "agreement": entry.get("agreement"),
+                    "per_annotator": entry.get("per_annotator"),
+                    "conflicts": (
+                        None if counted is None else counted.get(item, {"error": 0, "warning": 0})
+                    ),
+                    "flagged": item in flagged,
+                    "flags": flags,
+                }
+            )
+        return _worst_first(rows)
+
 
 class _ScorecardsView(_View):
     kind = "scorecards"
@@ -552,87 +614,40 @@ class _ScorecardsView(_View):
         return None
 
 
-class _LabelStudioView(_View):
-    kind = "ls_project"
-
-    def people(self) -> dict[str, Mapping[str, Any]]:
-        return dict(self.r.get("annotators") or {})
-
-    def cards(self) -> list[dict[str, Any]] | None:
-        people = self.people()
-        if not people:
-            return None
-        return [{"annotator": n, **v} for n, v in people.items() if not _is_model(n)]
-
-    def annotators(self) -> list[dict[str, Any]] | None:
-        cards = self.cards()
-        if cards is None:
-            # score_project fills "annotators" only from comparisons with a GT annotator.
-            self.missing("results", "no ground truth annotator, so no per-annotator scores")
-        else:
-            self.missing(
-                "scorecard_fields",
-                "a Label Studio project report keeps accuracy, precision, recall and their "
-                "GT frame count per annotator; run `labelgate report` on an export for the "
-                "full scorecards",
-            )
-        return cards
-
-    def overview(self) -> dict[str, Any]:
-        why = "a Label Studio project report keeps scored tasks only, not the project's size"
-        for field in ("items", "labelled_items", "unlabelled_items"):
-            self.missing(field, why)
-        out = super().overview()
-        for field in ("approval_rate", "rejection_rate", "ai_assisted_share"):
-            out[field] = None
-            self.notes[field] = "not recorded in a Label Studio project report"
-        out["scored_items"] = len(self.r.get("tasks") or {})
-        return out
-
-    def alerts(self) -> list[dict[str, Any]] | None:
-        self.missing("results", "a Label Studio project report records no alerts")
+def page_bundle(stored: StoredReport) -> dict[str, Any] | None:
+    """The bundle a stored report's page renders: a bundle as stored, an old ``ls_project``
+    row converted (:func:`_ls_project_as_bundle`); None for kinds that are no run (trend
+    records)."""
+    if stored.kind == "bundle":
+        return dict(stored.report)
+    if stored.kind != "ls_project":
         return None
+    source = dict(stored.report.get("source") or {})
+    return {
+        "title": f"labelgate quality report: {source.get('name') or stored.target}",
+        "generated_at": stored.created_at.isoformat(),
+        "source": source,
+        "settings": stored.settings,
+        "comparisons": {},
+        "labels": [],
+        "gate": None,
+        "history": {},
+        "data_errors": [],
+        **_ls_project_as_bundle(stored.report),
+    }
 
-    def benchmark(self) -> list[dict[str, Any]] | None:
-        people = self.people()
-        if not people:
-            self.missing("results", "no ground truth annotator in this project")
-            return []
-        return self.benchmark_rows(people.items(), "frame_count")
 
-    def items(self) -> list[dict[str, Any]] | None:
-        tasks = self.r.get("tasks")
-        if tasks is None:
-            self.missing("results", "no per-task scores in this report")
-            return None
-        flagged = {int(t) for t in self.r.get("flagged") or []}
-        names = {
-            int(a["item"]): a.get("name") for a in (self.agreement() or {}).get("per_item", [])
-        }
-        rows = []
-        for task, entry in tasks.items():
-            item = int(task)
-            conflicting = list(entry.get("conflicting_annotators") or [])
-            flags: list[dict[str, Any]] = []
-            if conflicting:
-                flags.append({"reason": "conflicting_annotators", "annotators": conflicting})
-            elif item in flagged:
-                # The run's threshold is not stored; with no conflict, a low score flagged it.
-                flags.append({"reason": "low_score", "value": entry.get("score")})
-            rows.append(
-                {
-                    "item": item,
-                    "name": names.get(item),
-                    "score": entry.get("score"),
-                    "basis": entry.get("basis"),
-                    "agreement": entry.get("agreement"),
-                    "per_annotator": entry.get("per_annotator"),
-                    "conflicts": None,
-                    "flagged": item in flagged,
-                    "flags": flags,
-                }
-            )
-        return _worst_first(rows)
+def _ls_project_as_bundle(report: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``ls_project`` row (stored by labelgate before one report kind) read as a bundle:
+    its annotator table becomes the scorecards, its tasks stay the per-item data."""
+    people = dict(report.get("annotators") or {})
+    # A scorecard's ``items`` are the items its annotator worked on: the GT tasks here.
+    cards = [
+        {"annotator": n, "items": v.get("frame_count"), **v}
+        for n, v in people.items()
+        if not _is_model(n)
+    ]
+    return {**report, "scorecards": cards or None, "alerts": None}
 
 
 def _worst_first(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -651,7 +666,8 @@ def _worst_first(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 _VIEWS: dict[str, Callable[[Mapping[str, Any], dict[str, str]], _View]] = {
     "bundle": _BundleView,
     "scorecards": _ScorecardsView,
-    "ls_project": _LabelStudioView,
+    # Old rows of the Label Studio pipeline, read through the one view.
+    "ls_project": lambda r, notes: _BundleView(_ls_project_as_bundle(r), notes),
 }
 
 __all__ = [
@@ -661,6 +677,7 @@ __all__ = [
     "build_section",
     "item_rows",
     "latest_report",
+    "page_bundle",
     "paginate",
     "parse_paging",
     "pinned_report",
