@@ -137,8 +137,17 @@ def _score(tmp_path, *extra):
     out = tmp_path / "out.json"
     res = CliRunner(env={"COLUMNS": "200"}).invoke(
         main,
-        ["cvat", "score", "--task", "10", "--against-server", "--json", str(out)]
-        + [*LEGACY_MODE, *extra],
+        [
+            "cvat",
+            "score",
+            "--task",
+            "10",
+            "--against-server",
+            "--json",
+            str(out),
+            *LEGACY_MODE,
+            *extra,
+        ],
     )
     assert res.exit_code == 0, res.output
     return json.loads(out.read_text()), res
