@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -175,8 +175,8 @@ def compare(
 
         extras = conflict_extras(g_ann, d_ann, conflicts, gt.items)
         texts = conflict_texts(g_ann, d_ann, conflicts, labels, job, extras)
-        # Frames list their conflicts as positions into ``texts``.
-        frames = frame_results(frames_payload, list(range(len(texts))), conflicts)
+        # Frames list their conflicts as positions into ``texts`` (ranges when in order).
+        frames = frame_results(frames_payload, range(len(texts)), conflicts)
         return ConflictTexts(texts, frames)
 
     return Report(data=data, data_errors=errors, materialize=materialize, encode=encode)
@@ -495,7 +495,7 @@ def build_report_data(
 
 
 def frame_results(
-    f: dict[str, Any], conflicts: list[Any], columns: Conflicts | None = None
+    f: dict[str, Any], conflicts: Sequence[Any], columns: Conflicts | None = None
 ) -> dict[str, Any]:
     """Per-frame results with CVAT 2.42's fields (``ComparisonReportFrameSummary``).
 
@@ -540,8 +540,8 @@ def frame_results(
 
 
 def _frame_conflicts(
-    frames: np.ndarray, conflicts: list[dict[str, Any]], columns: Conflicts | None
-) -> list[tuple[list[dict[str, Any]], int, int, int, dict[str, int]]]:
+    frames: np.ndarray, conflicts: Sequence[Any], columns: Conflicts | None
+) -> list[tuple[Sequence[Any], int, int, int, dict[str, int]]]:
     """Per frame: its conflicts (report order), their count, warning and error counts, and
     counts by type in order of first appearance (CVAT's ``Counter``), from columns."""
     if columns is not None:

@@ -136,7 +136,7 @@ class ConflictTexts:
     ``frame_results`` whose ``conflicts`` lists hold positions into ``texts``."""
 
     texts: list[str]
-    frames: dict[str, Any]
+    frames: dict[str, Any]  # each frame's "conflicts": a range or list of positions
 
 
 #: Conflict texts joined per write.
@@ -249,7 +249,9 @@ def _frames_json(frames: dict[str, Any], texts: list[str]) -> Iterator[str]:
         return
     sep = "{"
     for name, frame in frames.items():
-        listed = ", ".join([texts[k] for k in frame["conflicts"]])
+        at = frame["conflicts"]
+        in_order = isinstance(at, range) and at.step == 1
+        listed = ", ".join(texts[at.start : at.stop] if in_order else [texts[k] for k in at])
         rest = json.dumps({k: v for k, v in frame.items() if k != "conflicts"})[1:]
         yield f'{sep}{key_text(name)}: {{"conflicts": [{listed}]{", " if rest != "}" else ""}{rest}'
         sep = ", "
