@@ -45,7 +45,8 @@ def _id_pieces(
     if not len(ann) or not present.any():
         return obj, tail
     safe = rows[present]
-    obj[present] = _numbers(ann.source_id[safe].tolist())
+    # As an object array: numpy would turn a list of str into a fixed-width str array first.
+    obj[present] = np.array(_numbers(ann.source_id[safe].tolist()), dtype=object)
     # The (source type, shape kind) pair decides the rest: one text per distinct pair.
     code = ann.source_type[safe].astype(np.int64) * 256 + ann.kind[safe].astype(np.int64)
     uniq, inverse = np.unique(code, return_inverse=True)
