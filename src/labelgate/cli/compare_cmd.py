@@ -184,7 +184,9 @@ def compare_cmd(
             print_requirements(data, title)
     else:
         report = compare(gt, ds, settings)
-        write_json(json_out, {**report.to_dict(), **choice.record()})
+        # The report itself goes to write_json, so its conflicts stream from their columns.
+        report.data.update(choice.record())
+        write_json(json_out, report)
         if not quiet:
             print_summary(report, title)
     if json_out and not quiet:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from labelgate.adapters import GT_POLICIES
+from labelgate.json_stream import dump_json_file, iter_json, write_chunks
 from labelgate.model import AnnotationSet
 
 if TYPE_CHECKING:
@@ -100,11 +101,21 @@ def load_multi(
 
 
 def write_json(path: Path | None, data: Any) -> None:
-    """Write ``data`` as indented JSON (creating folders); nothing when ``path`` is None."""
+    """Write ``data`` as one-line JSON (creating folders), in chunks; nothing when ``path`` is
+    None. ``-`` writes to stdout.
+
+    Unindented, so the stdlib's C encoder does the work, and streamed
+    (:func:`labelgate.json_stream.iter_json`), so a lazy report inside ``data`` writes its
+    conflicts from their columns and the document is never one string.
+    """
     if path is None:
         return
+    if str(path) == "-":
+        write_chunks(sys.stdout, iter_json(data, default=str))
+        sys.stdout.write("\n")
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1, default=str))
+    dump_json_file(path, data, default=str)
 
 
 def semantics_option(func: F) -> F:

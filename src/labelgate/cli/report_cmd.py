@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,7 @@ import click
 from rich.console import Console
 
 from labelgate.cli import EXIT_CHECK_FAILED
-from labelgate.cli.options import FILE, batch_input, read_options, semantics_option
+from labelgate.cli.options import FILE, batch_input, read_options, semantics_option, write_json
 from labelgate.cli.progress import make_console, progress_steps, rate_text, summary_table
 from labelgate.config import load_for_cli
 
@@ -114,7 +112,7 @@ def report_cmd(
             if html_out is not None:
                 html_out.parent.mkdir(parents=True, exist_ok=True)
                 html_out.write_text(render_html(bundle, images_dir), encoding="utf-8")
-            _write_json(json_out, bundle)
+            write_json(json_out, bundle)
     finally:
         if store is not None:
             store.close()
@@ -124,17 +122,6 @@ def report_cmd(
         failed = [c["check"] for c in bundle["gate"]["checks"] if not c["passed"]]
         click.echo(f"release gate failed: {', '.join(failed)}", err=True)
         click.get_current_context().exit(EXIT_CHECK_FAILED)
-
-
-def _write_json(path: Path | None, bundle: dict[str, Any]) -> None:
-    if path is None:
-        return
-    text = json.dumps(bundle, indent=1, default=str)
-    if str(path) == "-":
-        sys.stdout.write(text + "\n")
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 def _print_summary(console: Console, bundle: dict[str, Any], written: list[Path]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ from labelgate.engine.matching import GROUP_CODE, TYPE_GROUPS, Matches, match_an
 from labelgate.engine.report import (
     COUNT_KEYS,
     LABEL_COUNT_KEYS,
+    ConflictTexts,
     Report,
     confusion_block,
     confusion_summary,
@@ -169,7 +170,16 @@ def compare(
         conflict_list = conflicts_to_json(g_ann, d_ann, conflicts, labels, job, gt.items)
         return conflict_list, frame_results(frames_payload, conflict_list, conflicts)
 
-    return Report(data=data, data_errors=errors, materialize=materialize)
+    def encode() -> ConflictTexts:
+        from labelgate.engine.conflict_text import conflict_extras, conflict_texts
+
+        extras = conflict_extras(g_ann, d_ann, conflicts, gt.items)
+        texts = conflict_texts(g_ann, d_ann, conflicts, labels, job, extras)
+        # Frames list their conflicts as positions into ``texts`` (ranges when in order).
+        frames = frame_results(frames_payload, range(len(texts)), conflicts)
+        return ConflictTexts(texts, frames)
+
+    return Report(data=data, data_errors=errors, materialize=materialize, encode=encode)
 
 
 def _total_frames(ds: AnnotationSet, gt: AnnotationSet) -> int:
@@ -286,17 +296,27 @@ def conflicts_to_json(
     ]
     for k, attr_names in c.attribute_names.items():
         out[k]["attribute_names"] = list(attr_names)
-    drawn = min(n, MAX_GEOMETRY_CONFLICTS) if items is not None else 0
-    if drawn:
-        fw_arr, fh_arr = items.size_of(c.frame[:drawn])  # type: ignore[union-attr]
-        known = (fw_arr > 0) & (fh_arr > 0)
-        d_geo = shape_geometries(ds, c.ds_row[:drawn], known)
-        g_geo = shape_geometries(gt, c.gt_row[:drawn], known)
-        for item, fw, fh, dg, gg in zip(
-            out, fw_arr.tolist(), fh_arr.tolist(), d_geo, g_geo, strict=False
-        ):
-            item["geometry"] = {"frame_size": [fw, fh], "ds": dg, "gt": gg}
+    for item, geo in zip(out, conflict_geometries(gt, ds, c, items), strict=False):
+        item["geometry"] = geo
     return out
+
+
+def conflict_geometries(
+    gt: Annotations, ds: Annotations, c: Conflicts, items: Items | None
+) -> list[dict[str, Any]]:
+    """The ``geometry`` of the first :data:`MAX_GEOMETRY_CONFLICTS` conflicts (none without
+    ``items``): frame size and the DS and GT shapes of the pair."""
+    drawn = min(len(c), MAX_GEOMETRY_CONFLICTS) if items is not None else 0
+    if not drawn:
+        return []
+    fw_arr, fh_arr = items.size_of(c.frame[:drawn])  # type: ignore[union-attr]
+    known = (fw_arr > 0) & (fh_arr > 0)
+    d_geo = shape_geometries(ds, c.ds_row[:drawn], known)
+    g_geo = shape_geometries(gt, c.gt_row[:drawn], known)
+    return [
+        {"frame_size": [fw, fh], "ds": dg, "gt": gg}
+        for fw, fh, dg, gg in zip(fw_arr.tolist(), fh_arr.tolist(), d_geo, g_geo, strict=True)
+    ]
 
 
 def _frame_components(
@@ -475,7 +495,7 @@ def build_report_data(
 
 
 def frame_results(
-    f: dict[str, Any], conflicts: list[dict[str, Any]], columns: Conflicts | None = None
+    f: dict[str, Any], conflicts: Sequence[Any], columns: Conflicts | None = None
 ) -> dict[str, Any]:
     """Per-frame results with CVAT 2.42's fields (``ComparisonReportFrameSummary``).
 
@@ -520,8 +540,8 @@ def frame_results(
 
 
 def _frame_conflicts(
-    frames: np.ndarray, conflicts: list[dict[str, Any]], columns: Conflicts | None
-) -> list[tuple[list[dict[str, Any]], int, int, int, dict[str, int]]]:
+    frames: np.ndarray, conflicts: Sequence[Any], columns: Conflicts | None
+) -> list[tuple[Sequence[Any], int, int, int, dict[str, int]]]:
     """Per frame: its conflicts (report order), their count, warning and error counts, and
     counts by type in order of first appearance (CVAT's ``Counter``), from columns."""
     if columns is not None:

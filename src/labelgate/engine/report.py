@@ -12,12 +12,14 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labelgate.errors import FormatError
+from labelgate.json_stream import dump_json_file, iter_json, key_text
 from labelgate.stats import wilson_interval
 
 #: The six counts of CVAT's ``annotations`` summary and shape component.
@@ -128,11 +130,26 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class ConflictTexts:
+    """A report's conflicts already encoded: each conflict's JSON text (report order), and the
+    ``frame_results`` whose ``conflicts`` lists hold positions into ``texts``."""
+
+    texts: list[str]
+    frames: dict[str, Any]  # each frame's "conflicts": a range or list of positions
+
+
+#: Conflict texts joined per write.
+_TEXT_CHUNK = 4096
+
+
 class Report:
     """A quality report. ``data`` holds the CVAT-shaped JSON; see :meth:`to_dict`.
 
     Conflict dicts and per-frame results can be supplied lazily (``materialize``): the engine
-    keeps them columnar and only builds the JSON objects when someone reads them.
+    keeps them columnar and only builds the JSON objects when someone reads them. ``encode``
+    gives the same conflicts as JSON text straight from the columns, which :meth:`iter_json`
+    and :meth:`save_json` write without building the dicts.
     """
 
     def __init__(
@@ -141,11 +158,13 @@ class Report:
         conflicts: list[dict[str, Any]] | None = None,
         data_errors: list[dict[str, Any]] | None = None,
         materialize: Callable[[], tuple[list[dict[str, Any]], dict[str, Any]]] | None = None,
+        encode: Callable[[], ConflictTexts] | None = None,
     ) -> None:
         self.data = data
         self._conflicts = conflicts
         self.data_errors = list(data_errors or [])
         self._materialize = materialize
+        self._encode = encode
 
     def _ensure(self) -> None:
         if self._materialize is not None:
@@ -183,10 +202,31 @@ class Report:
         data = {k: v for k, v in d.items() if k not in ("conflicts", "data_errors")}
         return cls(data, list(d.get("conflicts", [])), list(d.get("data_errors", [])))
 
+    def iter_json(self) -> Iterator[str]:
+        """Pieces of ``json.dumps(self.to_dict())``; the conflicts of a lazy report come from
+        their columns as text, never as dicts."""
+        own = {"conflicts", "data_errors", "frame_results"}
+        if self._materialize is None or self._encode is None or own & self.data.keys():
+            yield from iter_json(self.to_dict())
+            return
+        with _gc_paused():
+            enc = self._encode()
+        texts = enc.texts
+        sep = "{"
+        for k, value in self.data.items():
+            yield f"{sep}{key_text(k)}: "
+            yield from iter_json(value)
+            sep = ", "
+        yield f'{sep}"frame_results": '
+        yield from _frames_json(enc.frames, texts)
+        yield ', "conflicts": ['
+        for at in range(0, len(texts), _TEXT_CHUNK):
+            yield (", " if at else "") + ", ".join(texts[at : at + _TEXT_CHUNK])
+        yield f'], "data_errors": {json.dumps(self.data_errors)}}}'
+
     def save_json(self, path: str | Path) -> None:
-        """Write :meth:`to_dict` as JSON (one line: only unindented output gets the stdlib's
-        C encoder, several times faster on a big report)."""
-        Path(path).write_text(json.dumps(self.to_dict()))
+        """Write :meth:`to_dict` as one-line JSON, in chunks (:meth:`iter_json`)."""
+        dump_json_file(path, self)
 
     @classmethod
     def load_json(cls, path: str | Path) -> Report:
@@ -199,6 +239,23 @@ class Report:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             raise FormatError(f"{path}: cannot read report ({exc})") from None
+
+
+def _frames_json(frames: dict[str, Any], texts: list[str]) -> Iterator[str]:
+    """``frame_results`` text; each frame's ``conflicts`` (its first key) are positions into
+    ``texts``."""
+    if not frames:
+        yield "{}"
+        return
+    sep = "{"
+    for name, frame in frames.items():
+        at = frame["conflicts"]
+        in_order = isinstance(at, range) and at.step == 1
+        listed = ", ".join(texts[at.start : at.stop] if in_order else [texts[k] for k in at])
+        rest = json.dumps({k: v for k, v in frame.items() if k != "conflicts"})[1:]
+        yield f'{sep}{key_text(name)}: {{"conflicts": [{listed}]{", " if rest != "}" else ""}{rest}'
+        sep = ", "
+    yield "}"
 
 
 def summary_block(comparison: Mapping[str, Any]) -> dict[str, Any]:
