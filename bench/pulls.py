@@ -6,8 +6,9 @@ shapes (4 in 5 rectangles with a select attribute, 1 in 5 polygons of 3-8 vertic
 with orjson) and converts it into the model. The job's JSON is rendered once up front, so the
 time is the client's: transfer, parse and conversion. Target: >= 200k shapes/s. Also printed:
 the pull's CPU seconds and the split of its wall time (fetch, parse, convert). Beside it: the
-floor (a bare urllib GET + ``orjson.loads`` of the same body, collector paused as in the pull) and the SDK's own model-building call (the
-path labelgate used before), timed on a 20,000-shape job.
+floor (a bare urllib GET + ``orjson.loads`` of the same body, collector paused as in the
+pull) and the SDK's own model-building call (the path labelgate used before), timed on a
+20,000-shape job.
 
 Label Studio: a real server (labelgate_labelstudio.devserver, as the test suite starts it)
 with 3,000 tasks x 3 annotators (bench/ls_pushback.py's seed). labelgate's pull (task pages
