@@ -87,21 +87,23 @@ class ShapeBatch:
     rest: list[int]
 
 
-def _screen(col: Sequence[Any], types: set[type], ok: np.ndarray, neutral: Any) -> Sequence[Any]:
-    """``col`` with values of other types replaced by ``neutral`` (their rows cleared in
-    ``ok``); one C-level pass when every type fits."""
+_KEEP: Any = object()
+
+
+def _screen(
+    col: Sequence[Any], types: set[type], ok: np.ndarray, neutral: Any, default: Any = _KEEP
+) -> Sequence[Any]:
+    """``col`` as the per-shape path reads it: ``value or default`` when a default is given,
+    then values of other types replaced by ``neutral`` (their rows cleared in ``ok``). One
+    C-level pass when every type fits (then a falsy value already equals the default, but for
+    -0.0, which the caller fixes)."""
     if set(map(type, col)) <= types:
         return col
+    if default is not _KEEP:
+        col = [v or default for v in col]
     fits = [type(v) in types for v in col]
     ok &= np.array(fits, dtype=bool)
     return [v if f else neutral for v, f in zip(col, fits, strict=True)]
-
-
-def _or_default(col: Sequence[Any], fits: set[type], default: Any) -> Sequence[Any]:
-    """``value or default`` for each value (the per-shape path's reading of absent fields)."""
-    if set(map(type, col)) <= fits:
-        return col  # a falsy value of these types equals the default (-0.0 is fixed later)
-    return [v or default for v in col]
 
 
 def _ints(col: Sequence[Any], lo: int, hi: int, ok: np.ndarray) -> np.ndarray:
@@ -174,14 +176,14 @@ def take_shapes(
     if None in ids:
         ids = [-1 if v is None else v for v in ids]
     source_id = _ints(ids, INT64_MIN, INT64_MAX, ok)
-    group = _ints(_screen(_or_default(cols[5], {int}, 0), {int}, ok, 0), 0, INT64_MAX, ok)
-    z_col = _screen(_or_default(cols[6], {int}, 0), {int}, ok, 0)
+    group = _ints(_screen(cols[5], {int}, ok, 0, default=0), 0, INT64_MAX, ok)
+    z_col = _screen(cols[6], {int}, ok, 0, default=0)
     z_order = _ints(z_col, -(2**31), 2**31 - 1, ok)
     rotation = _rotation(cols[7], ok)
     occluded = np.fromiter(map(bool, cols[8]), bool, m)
     ok &= ~np.fromiter(map(bool, cols[9]), bool, m)
     origin = _origins(cols[10], origins, ok)
-    attr_rows = _screen(_or_default(cols[11], {list}, []), {list}, ok, [])
+    attr_rows = _screen(cols[11], {list}, ok, [], default=[])
     given = _attribute_values(attr_rows, label, ok, attributes)
     taken = np.flatnonzero(ok)
     pos = np.arange(len(shapes)) if isinstance(cand, range) else np.asarray(cand, np.int64)
@@ -277,9 +279,9 @@ def _points(col: Sequence[Any], codes: np.ndarray, ok: np.ndarray) -> tuple[np.n
 def _rotation(col: Sequence[Any], ok: np.ndarray) -> np.ndarray:
     """``rotation or 0.0`` as float64; a row whose value is not a number within ±2**63 is
     cleared (compared as the per-shape path compares it, exactly for ints)."""
-    col = _screen(_or_default(col, {float}, 0.0), NUMBER_TYPES, ok, 0.0)
-    if int in set(map(type, col)):
-        fits = [-(2.0**63) <= v <= 2.0**63 for v in col]
+    if not set(map(type, col)) <= {float}:
+        col = [v or 0.0 for v in col]
+        fits = [type(v) in NUMBER_TYPES and -(2.0**63) <= v <= 2.0**63 for v in col]
         ok &= np.array(fits, dtype=bool)
         col = [float(v) if f else 0.0 for v, f in zip(col, fits, strict=True)]
     rot = np.fromiter(col, np.float64, len(col))
@@ -323,6 +325,7 @@ def _attribute_values(
     """
     flat = list(chain.from_iterable(rows))
     pairs: list[Any] = []
+    seen: set[Any] = set()
     plain = set(map(type, flat)) <= {dict}
     if plain:
         try:
@@ -341,7 +344,7 @@ def _attribute_values(
         ok &= np.array(fits, dtype=bool)
         rows = [r if f else [] for r, f in zip(rows, fits, strict=True)]
         pairs = list(map(_PAIR, chain.from_iterable(rows)))
-    distinct = list(set(pairs))  # a job has few distinct values: read each once
+    distinct = list(seen if plain else set(pairs))  # few distinct values: read each once
     code_of = {p: i for i, p in enumerate(distinct)}
     known = reader.known
     for sid, text in distinct:
