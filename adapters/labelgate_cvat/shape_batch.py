@@ -160,14 +160,17 @@ def take_shapes(
     if m == 0:
         return _empty(annotator, list(range(len(shapes))))
     ok = ~np.fromiter(map(contains, picked, repeat("error")), bool, m)  # XML reader's note
-    kinds = _screen(cols[0], {str}, ok, "")
-    codes = np.fromiter(map(FAST_KINDS.get, kinds, repeat(-1)), np.int64, m)
+    try:  # any other type, or an unknown name, is -1 (an unhashable one raises)
+        codes = np.fromiter(map(FAST_KINDS.get, cols[0], repeat(-1)), np.int64, m)
+    except TypeError:
+        codes = np.fromiter(
+            map(FAST_KINDS.get, _screen(cols[0], {str}, ok, ""), repeat(-1)), np.int64, m
+        )
     ok &= codes >= 0
-    frame_col = _screen(cols[1], {int}, ok, -1)
-    ok &= np.fromiter(map(frames.__contains__, frame_col), bool, m)
-    if not ok.all():
-        frame_col = [f if g else 0 for f, g in zip(frame_col, ok.tolist(), strict=True)]
-    item = np.fromiter(frame_col, np.int64, m)
+    # A frame of the job maps to itself, any other value to -1 (frame numbers are >= 0).
+    own = dict(zip(frames, frames, strict=True))
+    item = np.fromiter(map(own.get, _screen(cols[1], {int}, ok, -1), repeat(-1)), np.int64, m)
+    ok &= item >= 0
     lids = _screen(cols[2], {int}, ok, -1)
     label = np.fromiter(map(labels.get, lids, repeat(-1)), np.int64, m)
     ok &= label >= 0
