@@ -44,12 +44,19 @@ from labelgate.model import (
     Submission,
     gather_ragged,
 )
+from labelgate_cvat.shape_batch import (
+    FAST_KINDS,
+    MIN_COORDS,
+    NUMBER_TYPES,
+    AttributeReader,
+    ShapeBatch,
+    take_shapes,
+)
 from labelgate_cvat.tracks import expand_track
 
 #: Most frames one job may span: a frame range is expanded into one item per frame, so a
 #: corrupt stop_frame (10**30) must be refused rather than allocated.
 MAX_FRAMES = 1_000_000
-_MIN_COORDS = {"polygon": 6, "polyline": 4, "points": 2, "rectangle": 4, "ellipse": 4}
 _SVG_TAG = re.compile(r"<(\w+)\b([^>]*)>")
 _SVG_ATTR = re.compile(r'([\w-]+)="([^"]*)"')
 
@@ -204,15 +211,6 @@ def items_from_meta(meta: Mapping[str, Any]) -> Items:
     )
 
 
-_FAST_KINDS = {
-    "rectangle": Kind.RECTANGLE,
-    "polygon": Kind.POLYGON,
-    "polyline": Kind.POLYLINE,
-    "points": Kind.POINTS,
-}
-_NUMBER_TYPES = {int, float}  # exact types: a JSON true/false is a bool, never a number
-
-
 class _ShapeColumns:
     """Fast-path rows as plain column lists (no per-row arrays), appended to by
     :meth:`_Converter.fast_shape`; :meth:`build` freezes them."""
@@ -340,6 +338,7 @@ class _Converter:
         self.slow_item: list[int] = []
         self.slow_seq: list[int] = []
         self.fast = _ShapeColumns()
+        self.batches: list[ShapeBatch] = []  # a job's plain shapes, taken as whole columns
         self.seq = 0
         self.errors: list[dict[str, Any]] = []
         self._defaults: dict[int, dict[str, Any]] = {}
@@ -413,6 +412,48 @@ class _Converter:
                 out[hit[1]] = hit[2]
         return out
 
+    def label_defaults(self, label: int) -> dict[str, Any]:
+        """Every attribute the label declares, at its default value (read once per label)."""
+        defaults = self._defaults.get(label)
+        if defaults is None:
+            specs = self.ix.schema.labels[label].attributes
+            defaults = self._defaults[label] = {s.name: s.parse(s.default).value for s in specs}
+        return defaults
+
+    def parse_attribute(self, sid: int, raw: str) -> None:
+        """Read one attribute value silently into the cache :meth:`known_attributes` uses,
+        when it has no problem (a bad or unknown one is left for :meth:`attributes` to report)."""
+        found = self.ix.attribute.get(sid)
+        if found is not None:
+            parsed = found[1].parse(raw)
+            if not parsed.problem:
+                self._known[(sid, raw)] = (found[0], found[1].name, parsed.value)
+
+    def shapes(self, records: list[Any]) -> None:
+        """Add a job's ``shapes`` list: plain shapes as whole columns (:func:`take_shapes`),
+        the rest one by one in list order; each keeps its list position as its arrival."""
+        base = self.seq
+        batch = take_shapes(
+            records,
+            base=base,
+            frames=self.size,
+            labels=self.ix.label,
+            origins=self._origins,
+            attributes=AttributeReader(self._known, self.parse_attribute, self.label_defaults),
+            annotator=self.annotator,
+        )
+        if len(batch.annotations):
+            self.batches.append(batch)
+        for n in batch.rest:
+            self.seq = base + n
+            obj = records[n]
+            if type(obj) is dict or isinstance(obj, Mapping):  # the ABC check is the slow one
+                if not self.fast_shape(obj):
+                    self.shape(obj)
+            else:
+                self.fail({"id": f"#{n}"}, "shape", None, ValidationError("not an object"))
+        self.seq = base + len(records)
+
     def attributes(
         self,
         obj: Mapping[str, Any],
@@ -427,11 +468,7 @@ class _Converter:
         attribute whose default is ""). A value CVAT cannot read, or a spec_id of another label,
         is an ``invalid_attribute`` data error; the annotation is kept either way.
         """
-        defaults = self._defaults.get(label)
-        if defaults is None:
-            specs = self.ix.schema.labels[label].attributes
-            defaults = self._defaults[label] = {s.name: s.parse(s.default).value for s in specs}
-        out = dict(defaults)
+        out = dict(self.label_defaults(label))
         for attrs in groups:
             for a in attrs:
                 sid = a.get("spec_id")
@@ -525,12 +562,12 @@ class _Converter:
             or not -(2.0**63) <= rotation <= 2.0**63  # also refuses NaN and infinities
         ):
             return False
-        code = _FAST_KINDS.get(kind)
+        code = FAST_KINDS.get(kind)
         label = self.ix.label.get(lid)
         n = len(pts)
-        if code is None or label is None or n % 2 or n < _MIN_COORDS[kind]:
+        if code is None or label is None or n % 2 or n < MIN_COORDS[kind]:
             return False
-        if not set(map(type, pts)) <= _NUMBER_TYPES:
+        if not set(map(type, pts)) <= NUMBER_TYPES:
             return False
         if min(pts) < -MAX_COORDINATE or max(pts) > MAX_COORDINATE or not isfinite(sum(pts)):
             return False  # sum() is NaN when any value is NaN or infinite
@@ -646,8 +683,8 @@ class _Converter:
     ) -> None:
         kind = str(shape.get("type"))
         pts = _points(shape)
-        least = _MIN_COORDS.get(kind, 0)
-        if kind in _MIN_COORDS and len(pts) % 2:
+        least = MIN_COORDS.get(kind, 0)
+        if kind in MIN_COORDS and len(pts) % 2:
             raise ValidationError(f"{kind} has an odd number of coordinates ({len(pts)})")
         if len(pts) < least:
             raise ValidationError(
@@ -776,26 +813,29 @@ class _Converter:
 
 
 def _merged(conv: _Converter) -> Annotations:
-    """The converter's rows from both paths as one set, in the order one builder would give:
+    """The converter's rows from every path as one set, in the order one builder would give:
     by item, then by arrival."""
-    if not len(conv.fast):
-        return conv.builder.build()
-    fast, fast_seq = conv.fast.build(conv.annotator)
-    if not conv.slow_seq:
-        return fast
-    slow = conv.builder.build()
-    slow_seq = np.asarray(conv.slow_seq, np.int64)[
-        np.argsort(np.asarray(conv.slow_item, np.int64), kind="stable")
-    ]
-    both = Annotations.concat([slow, fast])  # stable by item: slow rows first in each item
-    seq = np.concatenate([slow_seq, fast_seq])[
-        np.argsort(np.concatenate([slow.item, fast.item]), kind="stable")
+    parts = [(b.annotations, b.seq) for b in conv.batches]
+    if len(conv.fast):
+        parts.append(conv.fast.build(conv.annotator))
+    if conv.slow_seq or not parts:
+        slow = conv.builder.build()
+        slow_seq = np.asarray(conv.slow_seq, np.int64)[
+            np.argsort(np.asarray(conv.slow_item, np.int64), kind="stable")
+        ]
+        parts.insert(0, (slow, slow_seq))
+    if len(parts) == 1:
+        return parts[0][0]
+    both = Annotations.concat([p for p, _ in parts])  # stable by item
+    seq = np.concatenate([s for _, s in parts])[
+        np.argsort(np.concatenate([p.item for p, _ in parts]), kind="stable")
     ]
     order = np.lexsort((seq, both.item))
     both, seq = both.take(order), seq[order]
-    # Attribute columns in order of first use, as one builder would have listed them.
+    # Attribute columns in order of first use, as one builder would have listed them; arrival
+    # numbers may skip (a refused shape keeps its number), so none is beyond INT64_MAX.
     first = {
-        key: int(seq[[v is not None for v in col]].min(initial=len(seq)))
+        key: int(seq[[v is not None for v in col]].min(initial=INT64_MAX))
         for key, col in both.attributes.items()
     }
     ordered = {k: both.attributes[k] for k in sorted(first, key=first.__getitem__)}
@@ -849,12 +889,7 @@ def cvat_job_to_annotations(
             raise FormatError(f"{where}: annotations: {key!r} is not a list")
         groups[key] = records
     stop = to_int(meta["stop_frame"], "stop_frame")
-    for n, obj in enumerate(groups["shapes"]):
-        if type(obj) is dict or isinstance(obj, Mapping):  # the ABC check is the slow one
-            if not conv.fast_shape(obj):
-                conv.shape(obj)
-        else:
-            conv.fail({"id": f"#{n}"}, "shape", None, ValidationError("not an object"))
+    conv.shapes(groups["shapes"])
     for n, obj in enumerate(groups["tags"]):
         if isinstance(obj, Mapping):
             conv.tag(obj)
