@@ -101,6 +101,14 @@ def _summary(bundle: dict[str, Any]) -> str:
     cards = []
     for name, comp in (bundle.get("comparisons") or {}).items():
         s = comp["summary"]
+        if "accuracy" not in s and "requirements" in s:  # a requirement-mode report alone
+            reqs = s["requirements"]
+            cards.append(
+                f"<div class='card'><div class='muted'>{_e(name)} vs ground truth</div>"
+                f"<div>requirements completed: <b>{reqs['completed']} of {reqs['enabled']}"
+                f"</b></div><div class='muted'>{s['error_count']} errors</div></div>"
+            )
+            continue
         lines = "".join(
             f"<div>{k}: <b>{_pct(s[k])}</b> <span class='muted'>"
             f"[{_pct(s[k + '_ci95'][0])}, {_pct(s[k + '_ci95'][1])}]</span></div>"
@@ -134,8 +142,10 @@ def _summary(bundle: dict[str, Any]) -> str:
 
 
 def _confusion(bundle: dict[str, Any]) -> str:
-    comps = list(_humans(bundle).values())
+    comps = [c for c in _humans(bundle).values() if "confusion_matrix" in c]
     if not comps:
+        if _humans(bundle):  # requirement-mode reports keep one matrix per requirement
+            return "<p class='muted'>Per requirement: see Quality requirements.</p>"
         return "<p class='muted'>Not available: no ground truth in this batch.</p>"
     labels = comps[0]["confusion_matrix"]["labels"]
     total = [[0] * len(labels) for _ in labels]

@@ -16,6 +16,7 @@ requirement mode each comparison adds ``requirements`` (CVAT 2.74+'s report shap
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -264,6 +265,77 @@ def bundle_from_report(
         "source": {"name": annotator, "items": summary.get("frame_count", "—"), "meta": meta},
         "settings": report.get("parameters"),
         "comparisons": {annotator: {"summary": summary, "confusion_matrix": matrix}},
+        "conflicts": rows[:MAX_CONFLICT_ROWS],
+        "conflicts_truncated": max(0, len(rows) - MAX_CONFLICT_ROWS),
+        "agreement": None,
+        "scorecards": [],
+        "labels": [],
+        "alerts": None,
+        "gate": None,
+        "history": {},
+        "data_errors": list(report.get("data_errors", [])),
+    }
+
+
+def bundle_from_requirement_report(
+    report: Mapping[str, Any],
+    *,
+    annotator: str = "annotations",
+    meta: Mapping[str, Any] | None = None,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """A page bundle from one requirement-mode report (CVAT 2.74+'s shape, a stored CVAT job,
+    task or project report or ``labelgate compare --json`` in requirement mode).
+
+    The requirements section shows every requirement; the conflict table lists each conflict
+    once although several requirements may report it (CVAT deduplicates them the same way).
+
+    Raises:
+        ValidationError: ``report`` lacks ``summary.requirements`` or ``groups``.
+    """
+    try:
+        summary = dict(report["summary"])
+        _ = summary["requirements"]["items"]  # the shape check
+        groups = dict(report["groups"])
+    except (KeyError, TypeError):
+        raise ValidationError(
+            "report: expected a requirement-mode report with 'summary.requirements' and 'groups'"
+        ) from None
+    meta = dict(meta or {})
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    for group in groups.values():
+        for result in (group.get("frame_results") or {}).values():
+            for c in result.get("conflicts") or ():
+                key = json.dumps([c["type"], c["frame_id"], c.get("annotation_ids")], default=str)
+                if key in seen:
+                    continue
+                seen.add(key)
+                rows.append(
+                    {
+                        "annotator": annotator,
+                        "type": c["type"],
+                        "severity": c["severity"],
+                        "frame": c["frame_id"],
+                        "item_name": str(c["frame_id"]),
+                        "labels": " vs ".join(x or "—" for x in c.get("label_names", [])),
+                        "similarity": c.get("similarity"),
+                        "link": conflict_link(
+                            meta, c["frame_id"], (c.get("annotation_ids") or [None])[0]
+                        ),
+                        "label_names": c.get("label_names", []),
+                        "geometry": c.get("geometry"),
+                    }
+                )
+    rows.sort(key=lambda r: r["frame"])
+    return {
+        "title": title or f"labelgate quality report: {annotator}",
+        "generated_at": report.get("created_date", "—"),
+        "version": __version__,
+        "semantics": "cvat-requirements",
+        "source": {"name": annotator, "items": summary.get("validation_frames", "—"), "meta": meta},
+        "settings": report.get("parameters"),
+        "comparisons": {annotator: {"summary": summary, "requirements": dict(report)}},
         "conflicts": rows[:MAX_CONFLICT_ROWS],
         "conflicts_truncated": max(0, len(rows) - MAX_CONFLICT_ROWS),
         "agreement": None,

@@ -614,12 +614,31 @@ class _ScorecardsView(_View):
         return None
 
 
+#: CVAT-shaped reports stored beside a CVAT run's bundle (CVAT's own API shapes, served by the
+#: read API and compared by ``--against-server``).
+CVAT_REPORT_KINDS = ("cvat_job", "cvat_task", "cvat_project")
+
+
+def cvat_report_bundle(stored: StoredReport) -> dict[str, Any]:
+    """A stored CVAT job/task/project report as a page bundle (2.42 or requirement shape)."""
+    from labelgate.reporting.pipeline import bundle_from_report, bundle_from_requirement_report
+
+    report = stored.report
+    title = f"labelgate quality report: CVAT {stored.target.replace(':', ' ')}"
+    summary = report.get("summary") if isinstance(report, Mapping) else None
+    if isinstance(summary, Mapping) and "requirements" in summary:
+        return bundle_from_requirement_report(report, annotator=stored.target, title=title)
+    return bundle_from_report(report, annotator=stored.target, title=title)
+
+
 def page_bundle(stored: StoredReport) -> dict[str, Any] | None:
-    """The bundle a stored report's page renders: a bundle as stored, an old ``ls_project``
-    row converted (:func:`_ls_project_as_bundle`); None for kinds that are no run (trend
+    """The bundle a stored report's page renders: a bundle as stored, a CVAT job/task/project
+    report or an old ``ls_project`` row converted; None for kinds that are no run (trend
     records)."""
     if stored.kind == "bundle":
         return dict(stored.report)
+    if stored.kind in CVAT_REPORT_KINDS:
+        return cvat_report_bundle(stored)
     if stored.kind != "ls_project":
         return None
     source = dict(stored.report.get("source") or {})
