@@ -258,7 +258,8 @@ class _ShapeColumns:
         if np.any(order != np.arange(n)):
             cols = {k: v[order] for k, v in cols.items()}
             bbox, seq = bbox[order], seq[order]
-            offsets, points = gather_ragged(offsets, points, order)
+            # gather_ragged returns the same arrays reordered; numpy types its shapes wider.
+            offsets, points = gather_ragged(offsets, points, order)  # type: ignore[assignment]
             attrs = {k: v[order] for k, v in attrs.items()}
         empty = np.full(n, None, dtype=object)
         annotations = Annotations(

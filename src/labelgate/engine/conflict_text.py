@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.arrays import BoolArray, FloatArray, IntArray, ObjectArray
 from labelgate.engine.conflicts import CONFLICT_TYPES, Conflicts
 from labelgate.model import Annotations, Items
 
@@ -25,7 +26,7 @@ def _numbers(values: list[Any]) -> list[str]:
     return json.dumps(values)[1:-1].split(", ")
 
 
-def _rows4(values: np.ndarray) -> list[str]:
+def _rows4(values: FloatArray) -> list[str]:
     """Each (4,) row's JSON text without its brackets (``"x1, y1, x2, y2"``)."""
     if not len(values):
         return []
@@ -33,8 +34,8 @@ def _rows4(values: np.ndarray) -> list[str]:
 
 
 def _id_pieces(
-    ann: Annotations, rows: np.ndarray, present: np.ndarray, job: Any
-) -> tuple[np.ndarray, np.ndarray]:
+    ann: Annotations, rows: IntArray, present: BoolArray, job: Any
+) -> tuple[ObjectArray, ObjectArray]:
     """Per row, the annotation id's ``obj_id`` text and the rest of the id object (from
     ``, "job_id"`` to the closing brace); empty strings where the row is absent."""
     from labelgate.engine.compare import _SHAPE_NAME, _SOURCE_TYPE
@@ -63,12 +64,13 @@ def _id_pieces(
     return obj, tail
 
 
-def _label_pieces(ann: Annotations, rows: np.ndarray, labels: list[str]) -> np.ndarray:
+def _label_pieces(ann: Annotations, rows: IntArray, labels: list[str]) -> ObjectArray:
     """Per row, the JSON text of its label name (``null`` for label -1)."""
-    table = np.array([json.dumps(x) for x in [*labels, None]], dtype=object)
+    table: ObjectArray = np.array([json.dumps(x) for x in [*labels, None]], dtype=object)
     if not len(ann):
         return np.full(len(rows), "null", dtype=object)
-    return table[ann.label[np.maximum(rows, 0)]]
+    pieces: ObjectArray = table[ann.label[np.maximum(rows, 0)]]
+    return pieces
 
 
 def conflict_texts(
