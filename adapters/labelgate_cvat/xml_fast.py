@@ -96,6 +96,15 @@ class _Fields:
         self.defaults = [
             {s.name: s.parse(s.default).value for s in lab.attributes} for lab in schema.labels
         ]
+        # Attribute name -> each label's default (None past the last label and for labels
+        # without it): a batch's default column is one fancy index by row label.
+        self.default_columns: dict[str, np.ndarray] = {}
+        for lab, values in enumerate(self.defaults):
+            for key, value in values.items():
+                col = self.default_columns.setdefault(
+                    key, np.full(len(self.defaults) + 1, None, dtype=object)
+                )
+                col[lab] = value
         self.cache: dict[tuple[str, Any], Any] = {}
         self.attr_cache: dict[tuple[int, str, str | None], tuple[str | int, Any]] = {}
 
@@ -228,11 +237,8 @@ def _stream(
 def _harvest(out: Streamed, images: list[ET.Element], fields: _Fields) -> None:
     """Take the plain shapes of finished images into ``out.fast``; leave the rest as objects."""
     first = len(out.images)
-    frames = np.full(len(images), -1, np.int64)
-    for n, img in enumerate(images):
-        out.images.append(ET.Element("image", img.attrib))
-        with suppress(ValidationError):  # the image meta reports it; its children stay objects
-            frames[n] = to_int(img.get("id"), "id", lo=0)
+    out.images.extend(map(ET.Element, repeat("image"), map(_attrib, images)))
+    frames = _frames(images)
     lens = np.fromiter(map(len, images), np.int64, len(images))
     kids = list(chain.from_iterable(images))
     img_of = np.repeat(np.arange(len(images)), lens)
@@ -298,6 +304,21 @@ def _flush(out: Streamed) -> None:
     out.fast.extend(**columns, attributes=attributes, annotator=0)
 
 
+def _frames(images: list[ET.Element]) -> np.ndarray:
+    """Each image's id, -1 where the image meta reports it (its children stay objects)."""
+    try:  # the usual case: every id a plain integer text (int() accepts what to_int does)
+        ids = list(map(int, map(ET.Element.get, images, repeat("id"))))
+        if ids and min(ids) >= 0 and max(ids) < 2**63:
+            return np.array(ids, np.int64)
+    except (TypeError, ValueError):
+        pass
+    frames = np.full(len(images), -1, np.int64)
+    for n, img in enumerate(images):
+        with suppress(ValidationError):
+            frames[n] = to_int(img.get("id"), "id", lo=0)
+    return frames
+
+
 @dataclass
 class _Rows:
     ok: np.ndarray
@@ -324,7 +345,7 @@ def _column(fields: _Fields, what: str, texts: list[Any], dtype: Any) -> tuple[A
     else:
         values = np.fromiter(map(clean.__getitem__, texts), dtype, len(texts))
     if not bad:
-        return values, np.ones(len(texts), bool)
+        return values, True
     return values, ~np.fromiter(map(bad.__contains__, texts), bool, len(texts))
 
 
@@ -469,11 +490,11 @@ def _attributes(
         plain = np.fromiter(map("attribute".__eq__, map(_tag, subs)), bool, len(subs))
         ok[owner[~plain]] = False
     cols: dict[str, np.ndarray] = {}
-    labs, first = np.unique(label[ok], return_index=True)
-    for lab in labs[np.argsort(first)]:  # in document order, as the per-object path meets them
-        for key, value in f.defaults[lab].items():
-            col = cols.setdefault(key, np.full(n, None, dtype=object))
-            col[ok & (label == lab)] = value
+    row_label = np.where(ok, label, len(f.defaults))  # past the last label: no default
+    for lab in dict.fromkeys(label[ok].tolist()):  # in document order, as the per-object path
+        for key in f.defaults[lab]:  # meets them
+            if key not in cols:
+                cols[key] = f.default_columns[key][row_label]
     if not len(subs):
         return cols
     # Each child's (label, name, text) as one integer (names and texts numbered per batch);
