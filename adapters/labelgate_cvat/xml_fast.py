@@ -372,13 +372,13 @@ def _fast_rows(
         boxes = attribs if len(sel) == n else list(compress(attribs, is_box.tolist()))
         try:  # all four coordinates of every box in one C pass
             flat = map(float, chain.from_iterable(map(_BOX_GET, boxes)))
-            bbox[sel] = np.fromiter(flat, np.float64, 4 * len(sel)).reshape(-1, 4)
+            coords = np.fromiter(flat, np.float64, 4 * len(sel)).reshape(-1, 4)
         except (KeyError, TypeError, ValueError):
-            for j, key in enumerate(_BOX_KEYS):
-                bbox[sel, j] = _floats(_values(boxes, key))
-        good = (np.abs(bbox[sel]) <= MAX_COORDINATE).all(axis=1)  # False for NaN
-        good &= (bbox[sel, 2] >= bbox[sel, 0]) & (bbox[sel, 3] >= bbox[sel, 1])
+            coords = np.stack([_floats(_values(boxes, key)) for key in _BOX_KEYS], axis=1)
+        good = (np.abs(coords) <= MAX_COORDINATE).all(axis=1)  # False for NaN
+        good &= (coords[:, 2] >= coords[:, 0]) & (coords[:, 3] >= coords[:, 1])
         ok[sel[~good]] = False
+        bbox[sel] = coords
     counts, offsets, points = _polylines(attribs, ok & (kinds > Kind.RECTANGLE), kinds, ok)
     has = counts > 0
     if has.any():
