@@ -47,10 +47,14 @@ _text = attrgetter("text")
 
 def _lookup(texts: list[Any], table: Any, default: Any, dtype: Any) -> np.ndarray:
     """``table.get(text, default)`` for every text, as an array (one lookup when all agree)."""
-    distinct = set(texts)
-    if len(distinct) == 1:
-        return np.full(len(texts), table.get(next(iter(distinct)), default), dtype=dtype)
+    if _uniform(texts):
+        return np.full(len(texts), table.get(texts[0], default), dtype=dtype)
     return np.fromiter(map(table.get, texts, repeat(default)), dtype, len(texts))
+
+
+def _uniform(texts: list[Any]) -> bool:
+    """Every text equal to the first (one C comparison each; no hashing, unlike ``set``)."""
+    return bool(texts) and texts.count(texts[0]) == len(texts)
 
 
 def _values(attribs: list[dict[str, str]], key: str, default: str | None = None) -> list[Any]:
@@ -337,7 +341,7 @@ class _Rows:
 
 def _column(fields: _Fields, what: str, texts: list[Any], dtype: Any) -> tuple[Any, Any]:
     """(values, ok) of one memoised field over all rows (converted once per distinct text)."""
-    table = {t: fields.convert(what, t) for t in set(texts)}
+    table = {t: fields.convert(what, t) for t in (texts[:1] if _uniform(texts) else set(texts))}
     bad = {t for t, v in table.items() if v is _SLOW}
     clean = {t: 0 if v is _SLOW else v for t, v in table.items()}
     if len(clean) == 1:  # the usual case: one value for the whole batch
