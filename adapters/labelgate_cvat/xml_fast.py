@@ -539,9 +539,9 @@ def _attributes(
 
 def _numbered(texts: list[Any]) -> tuple[list[Any], np.ndarray]:
     """(distinct texts, each text's index among them); the index mapped in C."""
+    if _uniform(texts):
+        return texts[:1], np.zeros(len(texts), np.int64)
     distinct = list(set(texts))
-    if len(distinct) == 1:
-        return distinct, np.zeros(len(texts), np.int64)
     index = {t: i for i, t in enumerate(distinct)}
     return distinct, np.fromiter(map(index.__getitem__, texts), np.int64, len(texts))
 
