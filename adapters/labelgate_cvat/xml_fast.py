@@ -30,7 +30,9 @@ from labelgate.model.columns import ColumnBlocks
 #: Bytes fed to the parser at a time (small: the parser's allocations stay in cache).
 CHUNK = 1 << 14
 #: Finished children of the root gathered before a harvest (numpy calls amortised over them).
-BATCH = 16
+BATCH = 32
+#: Harvested rows gathered before they go to ``Streamed.fast`` as one block.
+FLUSH = 1 << 15
 _KINDS = {"box": Kind.RECTANGLE, "polygon": Kind.POLYGON, "polyline": Kind.POLYLINE}
 _KINDS["points"] = Kind.POINTS
 _MIN_COORDS = {Kind.POLYGON: 6, Kind.POLYLINE: 4, Kind.POINTS: 2}
@@ -45,10 +47,14 @@ _text = attrgetter("text")
 
 def _lookup(texts: list[Any], table: Any, default: Any, dtype: Any) -> np.ndarray:
     """``table.get(text, default)`` for every text, as an array (one lookup when all agree)."""
-    distinct = set(texts)
-    if len(distinct) == 1:
-        return np.full(len(texts), table.get(next(iter(distinct)), default), dtype=dtype)
+    if _uniform(texts):
+        return np.full(len(texts), table.get(texts[0], default), dtype=dtype)
     return np.fromiter(map(table.get, texts, repeat(default)), dtype, len(texts))
+
+
+def _uniform(texts: list[Any]) -> bool:
+    """Every text equal to the first (one C comparison each; no hashing, unlike ``set``)."""
+    return bool(texts) and texts.count(texts[0]) == len(texts)
 
 
 def _values(attribs: list[dict[str, str]], key: str, default: str | None = None) -> list[Any]:
@@ -67,6 +73,8 @@ class Streamed:
             child the fast path did not take.
         fast: the rows the fast path took (None when it was off: no ``<labels>`` in ``<meta>``).
         counted: children of images seen (the document counter's end).
+        pending: harvested column blocks not yet handed to ``fast`` (see :data:`FLUSH`).
+        pending_rows: their rows.
     """
 
     root: ET.Element
@@ -74,6 +82,8 @@ class Streamed:
     objects: list[tuple[ET.Element, int, int]] = field(default_factory=list)
     fast: ColumnBlocks | None = None
     counted: int = 0
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    pending_rows: int = 0
 
 
 class _Fields:
@@ -90,7 +100,35 @@ class _Fields:
         self.defaults = [
             {s.name: s.parse(s.default).value for s in lab.attributes} for lab in schema.labels
         ]
+        # Attribute name -> each label's default (None past the last label and for labels
+        # without it): a batch's default column is one fancy index by row label.
+        self.default_columns: dict[str, np.ndarray] = {}
+        for lab, values in enumerate(self.defaults):
+            for key, value in values.items():
+                col = self.default_columns.setdefault(
+                    key, np.full(len(self.defaults) + 1, None, dtype=object)
+                )
+                col[lab] = value
         self.cache: dict[tuple[str, Any], Any] = {}
+        self.attr_cache: dict[tuple[int, str, str | None], tuple[str | int, Any]] = {}
+
+    def attribute(self, label: int, name: str, text: str | None) -> tuple[str | int, Any]:
+        """(column name, value) of an ``<attribute>`` child of a row with this label.
+
+        The column is -1 for a name the label does not declare (the XML path ignores it) and
+        -2 for a value the spec cannot read (the per-object path reports it).
+        """
+        key = (label, name, text)
+        if key not in self.attr_cache:
+            spec = self.specs.get((label, name))
+            parsed = spec.parse(text or "") if spec is not None else None
+            if spec is None or parsed is None:
+                self.attr_cache[key] = (-1, None)
+            elif parsed.problem:
+                self.attr_cache[key] = (-2, None)
+            else:
+                self.attr_cache[key] = (spec.name, parsed.value)
+        return self.attr_cache[key]
 
     def convert(self, what: str, text: Any) -> Any:
         """A field text as the per-object path reads it, or ``_SLOW`` when it would fail there."""
@@ -166,6 +204,8 @@ def _stream(
             raise queue[-1]
         if out is None and queue:
             out = Streamed(root=queue[0][1])
+            # No more start events: the parser stops building an event tuple per element.
+            parser._parser._setevents(queue, ())  # type: ignore[attr-defined]
         queue.clear()
         if out is None:
             continue  # close() has raised when the document had no element
@@ -194,17 +234,15 @@ def _stream(
                 out.objects.extend((el, n, out.counted + j) for j, el in enumerate(img))
                 out.counted += len(img)
         if not data:
+            _flush(out)
             return out
 
 
 def _harvest(out: Streamed, images: list[ET.Element], fields: _Fields) -> None:
     """Take the plain shapes of finished images into ``out.fast``; leave the rest as objects."""
     first = len(out.images)
-    frames = np.full(len(images), -1, np.int64)
-    for n, img in enumerate(images):
-        out.images.append(ET.Element("image", img.attrib))
-        with suppress(ValidationError):  # the image meta reports it; its children stay objects
-            frames[n] = to_int(img.get("id"), "id", lo=0)
+    out.images.extend(map(ET.Element, repeat("image"), map(_attrib, images)))
+    frames = _frames(images)
     lens = np.fromiter(map(len, images), np.int64, len(images))
     kids = list(chain.from_iterable(images))
     img_of = np.repeat(np.arange(len(images)), lens)
@@ -225,26 +263,64 @@ def _harvest(out: Streamed, images: list[ET.Element], fields: _Fields) -> None:
         offsets = np.concatenate([rows.offsets, [len(rows.points)]])
         _, points = gather_ragged(offsets, rows.points, sel)
         assert out.fast is not None
-        out.fast.extend(
-            item=frames[img_of[sel]],
-            kind=kinds[sel].astype(np.int8),
-            bbox=rows.bbox[sel],
-            point_counts=counts,
-            points=points,
-            attributes={
-                k: v[sel]
-                for k, v in rows.attributes.items()
-                if any(map(is_not, v[sel], repeat(None)))
-            },
-            label=rows.label[sel],
-            rotation=rows.rotation[sel],
-            z_order=rows.z_order[sel],
-            group=rows.group[sel],
-            occluded=rows.occluded[sel],
-            source_id=seq[sel],
-            origin=rows.origin[sel],
-            annotator=0,
+        out.pending.append(
+            dict(
+                item=frames[img_of[sel]],
+                kind=kinds[sel].astype(np.int8),
+                bbox=rows.bbox[sel],
+                point_counts=counts,
+                points=points,
+                attributes={
+                    k: v[sel]
+                    for k, v in rows.attributes.items()
+                    if any(map(is_not, v[sel], repeat(None)))
+                },
+                label=rows.label[sel],
+                rotation=rows.rotation[sel],
+                z_order=rows.z_order[sel],
+                group=rows.group[sel],
+                occluded=rows.occluded[sel],
+                source_id=seq[sel],
+                origin=rows.origin[sel],
+            )
         )
+        out.pending_rows += len(sel)
+        if out.pending_rows >= FLUSH:
+            _flush(out)
+
+
+def _flush(out: Streamed) -> None:
+    """Hand the pending harvests to ``out.fast`` as one column block (its checks run once)."""
+    blocks, out.pending, out.pending_rows = out.pending, [], 0
+    if not blocks:
+        return
+    names: dict[str, None] = {}  # attribute columns in the order the blocks first name them
+    for b in blocks:
+        names.update(dict.fromkeys(b["attributes"]))
+    attributes = {
+        name: np.concatenate(
+            [b["attributes"].get(name, np.full(len(b["item"]), None, object)) for b in blocks]
+        )
+        for name in names
+    }
+    columns = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0] if k != "attributes"}
+    assert out.fast is not None
+    out.fast.extend(**columns, attributes=attributes, annotator=0)
+
+
+def _frames(images: list[ET.Element]) -> np.ndarray:
+    """Each image's id, -1 where the image meta reports it (its children stay objects)."""
+    try:  # the usual case: every id a plain integer text (int() accepts what to_int does)
+        ids = list(map(int, map(ET.Element.get, images, repeat("id"))))  # type: ignore[arg-type]
+        if ids and min(ids) >= 0 and max(ids) < 2**63:
+            return np.array(ids, np.int64)
+    except (TypeError, ValueError):
+        pass
+    frames = np.full(len(images), -1, np.int64)
+    for n, img in enumerate(images):
+        with suppress(ValidationError):
+            frames[n] = to_int(img.get("id"), "id", lo=0)
+    return frames
 
 
 @dataclass
@@ -265,7 +341,7 @@ class _Rows:
 
 def _column(fields: _Fields, what: str, texts: list[Any], dtype: Any) -> tuple[Any, Any]:
     """(values, ok) of one memoised field over all rows (converted once per distinct text)."""
-    table = {t: fields.convert(what, t) for t in set(texts)}
+    table = {t: fields.convert(what, t) for t in (texts[:1] if _uniform(texts) else set(texts))}
     bad = {t for t, v in table.items() if v is _SLOW}
     clean = {t: 0 if v is _SLOW else v for t, v in table.items()}
     if len(clean) == 1:  # the usual case: one value for the whole batch
@@ -273,7 +349,7 @@ def _column(fields: _Fields, what: str, texts: list[Any], dtype: Any) -> tuple[A
     else:
         values = np.fromiter(map(clean.__getitem__, texts), dtype, len(texts))
     if not bad:
-        return values, np.ones(len(texts), bool)
+        return values, True
     return values, ~np.fromiter(map(bad.__contains__, texts), bool, len(texts))
 
 
@@ -297,16 +373,16 @@ def _fast_rows(
     is_box = ok & (kinds == Kind.RECTANGLE)
     if is_box.any():
         sel = np.flatnonzero(is_box)
-        boxes = list(compress(attribs, is_box.tolist()))
+        boxes = attribs if len(sel) == n else list(compress(attribs, is_box.tolist()))
         try:  # all four coordinates of every box in one C pass
             flat = map(float, chain.from_iterable(map(_BOX_GET, boxes)))
-            bbox[sel] = np.fromiter(flat, np.float64, 4 * len(sel)).reshape(-1, 4)
+            coords = np.fromiter(flat, np.float64, 4 * len(sel)).reshape(-1, 4)
         except (KeyError, TypeError, ValueError):
-            for j, key in enumerate(_BOX_KEYS):
-                bbox[sel, j] = _floats(_values(boxes, key))
-        good = (np.abs(bbox[sel]) <= MAX_COORDINATE).all(axis=1)  # False for NaN
-        good &= (bbox[sel, 2] >= bbox[sel, 0]) & (bbox[sel, 3] >= bbox[sel, 1])
+            coords = np.stack([_floats(_values(boxes, key)) for key in _BOX_KEYS], axis=1)
+        good = (np.abs(coords) <= MAX_COORDINATE).all(axis=1)  # False for NaN
+        good &= (coords[:, 2] >= coords[:, 0]) & (coords[:, 3] >= coords[:, 1])
         ok[sel[~good]] = False
+        bbox[sel] = coords
     counts, offsets, points = _polylines(attribs, ok & (kinds > Kind.RECTANGLE), kinds, ok)
     has = counts > 0
     if has.any():
@@ -335,8 +411,8 @@ def _fast_rows(
 
 def _floats(texts: list[Any]) -> np.ndarray:
     """Texts as floats; NaN where ``float()`` fails (such rows go to the per-object path)."""
-    try:
-        return np.fromiter(map(float, texts), np.float64, len(texts))
+    try:  # numpy parses each text as float() does, None -> NaN
+        return np.array(texts, dtype=np.float64)
     except (TypeError, ValueError):
         return np.array([_float_or_nan(t) for t in texts], dtype=np.float64)
 
@@ -404,68 +480,70 @@ def _attributes(
     n = len(kids)
     nkids = np.fromiter(map(len, kids), np.int64, n)
     parents = ok & (nkids > 0)
-    with_kids = np.flatnonzero(parents)
-    subs = list(chain.from_iterable(compress(kids, parents.tolist())))
-    owner = np.repeat(with_kids, nkids[with_kids])
-    tags = set(map(_tag, subs))
-    if tags <= {"attribute"} and not any(map(len, subs)):
-        plain: np.ndarray = np.ones(
-            len(subs), bool
-        )  # the usual case: no other child, no grandchild
+    if parents.all():
+        subs = list(chain.from_iterable(kids))
+        owner = np.repeat(np.arange(n), nkids)
     else:
+        subs = list(chain.from_iterable(compress(kids, parents.tolist())))
+        with_kids = np.flatnonzero(parents)
+        owner = np.repeat(with_kids, nkids[with_kids])
+    # The per-object path reads only ``<attribute>`` children (their name and text; anything
+    # inside them does not matter); a row with any other child is left to it.
+    plain = None  # the usual case: every child an <attribute>
+    if set(map(_tag, subs)) - {"attribute"}:
         plain = np.fromiter(map("attribute".__eq__, map(_tag, subs)), bool, len(subs))
-        plain &= np.fromiter(map(len, subs), np.int64, len(subs)) == 0
         ok[owner[~plain]] = False
     cols: dict[str, np.ndarray] = {}
-    labs, first = np.unique(label[ok], return_index=True)
-    for lab in labs[np.argsort(first)]:  # in document order, as the per-object path meets them
-        for key, value in f.defaults[lab].items():
-            col = cols.setdefault(key, np.full(n, None, dtype=object))
-            col[ok & (label == lab)] = value
+    row_label = np.where(ok, label, len(f.defaults))  # past the last label: no default
+    for lab in dict.fromkeys(label[ok].tolist()):  # in document order, as the per-object path
+        for key in f.defaults[lab]:  # meets them
+            if key not in cols:
+                cols[key] = f.default_columns[key][row_label]
     if not len(subs):
         return cols
-    # One lookup per distinct (label, attribute, text) -> its column code and value; code -1:
-    # not declared on the label (the XML path ignores it), -2: a value the spec cannot read.
-    keys = list(
-        zip(
-            label[owner].tolist(),
-            map(ET.Element.get, subs, repeat("name"), repeat("")),
-            map(_text, subs),
-            strict=True,
-        )
-    )
+    # Each child's (label, name, text) as one integer (names and texts numbered per batch);
+    # each distinct triple is resolved once into its column code and value.
+    names = _numbered(list(map(ET.Element.get, subs, repeat("name"), repeat(""))))
+    texts = _numbered(list(map(_text, subs)))
+    triple = (label[owner] * len(names[0]) + names[1]) * len(texts[0]) + texts[1]
+    distinct, which = np.unique(triple, return_inverse=True)
     codes: dict[str, int] = {}
-    distinct: dict[tuple[int, str, Any], int] = {}
-    found_code: list[int] = []
-    found_value: list[Any] = []
-    for key in set(keys):
-        distinct[key] = len(found_code)
-        spec = f.specs.get(key[:2])
-        parsed = spec.parse(key[2] or "") if spec is not None else None
-        if spec is None or parsed is None:
-            found_code.append(-1)
-            found_value.append(None)
-        elif parsed.problem:
-            found_code.append(-2)
-            found_value.append(None)
-        else:
-            found_code.append(codes.setdefault(spec.name, len(codes)))
-            found_value.append(parsed.value)
-    which = np.fromiter(map(distinct.__getitem__, keys), np.int64, len(keys))
-    code = np.asarray(found_code, np.int64)[which]
-    table = np.empty(len(found_value), dtype=object)
-    table[:] = found_value
-    value = table[which]
-    ok[owner[(code == -2) | ~plain]] = False
+    found_code = np.empty(len(distinct), np.int64)
+    found_value = np.empty(len(distinct), dtype=object)
+    for i, t in enumerate(distinct.tolist()):
+        lab, rest = divmod(t, len(names[0]) * len(texts[0]))
+        name, text = names[0][rest // len(texts[0])], texts[0][rest % len(texts[0])]
+        name_of, found_value[i] = f.attribute(lab, name, text)
+        found_code[i] = (
+            name_of if isinstance(name_of, int) else codes.setdefault(name_of, len(codes))
+        )
+    code = found_code[which]
+    value = found_value[which]
+    bad = code == -2
+    if plain is not None:
+        bad |= ~plain
+    ok[owner[bad]] = False
     named = np.flatnonzero(code >= 0)
     if len(named) > 1 and (np.diff(owner[named]) == 0).any():
         pairs = owner[named] * (len(codes) + 1) + code[named]
         uniq, count = np.unique(pairs, return_counts=True)
         ok[uniq[count > 1] // (len(codes) + 1)] = False  # an attribute given twice
+    use_rows = ok[owner]
+    if plain is not None:
+        use_rows &= plain
     for name, c in codes.items():
-        use = (code == c) & plain & ok[owner]
+        use = (code == c) & use_rows
         cols[name][owner[use]] = value[use]
     return cols
+
+
+def _numbered(texts: list[Any]) -> tuple[list[Any], np.ndarray]:
+    """(distinct texts, each text's index among them); the index mapped in C."""
+    if _uniform(texts):
+        return texts[:1], np.zeros(len(texts), np.int64)
+    distinct = list(set(texts))
+    index = {t: i for i, t in enumerate(distinct)}
+    return distinct, np.fromiter(map(index.__getitem__, texts), np.int64, len(texts))
 
 
 def merge_rows(fast: Annotations, slow: Annotations, *, all_fast: bool = False) -> Annotations:

@@ -317,3 +317,15 @@ def test_every_shape_fast_keeps_document_order_of_rows_and_attributes(tmp_path):
     assert ann.attributes["note"].tolist() == [None, "hi", None]
     np.testing.assert_array_equal(ann.bbox, [[1, 2, 3, 4], [0, 0, 4, 4], [1, 1, 2, 3]])
     assert ann.group.tolist() == [3, 0, 0]
+
+
+@pytest.mark.filterwarnings("always::labelgate.errors.DataWarning")
+@pytest.mark.parametrize("seed", range(3))
+def test_blocks_handed_over_mid_stream_keep_the_per_object_result(tmp_path, seed, monkeypatch):
+    # Harvests every 2 images, flushed to the column blocks every few rows: attribute columns a
+    # later block names first, and blocks without some attribute, must still line up.
+    monkeypatch.setattr(xml_fast, "CHUNK", 997)
+    monkeypatch.setattr(xml_fast, "BATCH", 2)
+    monkeypatch.setattr(xml_fast, "FLUSH", 7)
+    path = _images_file(tmp_path / f"f{seed}.xml", seed + 40, frames=30, per=8, bad=0.1)
+    assert_same(path)
