@@ -30,6 +30,7 @@ from typing import Any
 
 from labelgate.adapters import PREDICTION_PREFIX
 from labelgate.errors import NotFound, ValidationError
+from labelgate.ports import ReportReader
 from labelgate.store import StoredReport
 
 #: ``<source>`` path values: the systems whose adapters store project reports.
@@ -81,7 +82,7 @@ def project_key(source: str, project_id: str) -> str:
     return f"{source}:{project_id}"
 
 
-def latest_report(store: Any, source: str, project_id: str) -> StoredReport:
+def latest_report(store: ReportReader, source: str, project_id: str) -> StoredReport:
     """The stored report that serves a project: the newest one of the best tier.
 
     Args:
@@ -105,7 +106,9 @@ def latest_report(store: Any, source: str, project_id: str) -> StoredReport:
     )
 
 
-def pinned_report(store: Any, source: str, project_id: str, report_id: str) -> StoredReport:
+def pinned_report(
+    store: ReportReader, source: str, project_id: str, report_id: str
+) -> StoredReport:
     """A given report of the project (``?report=<id>``, so that paging survives a new run).
 
     Raises:
