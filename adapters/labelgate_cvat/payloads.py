@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.arrays import AnyArray, IntArray
 from labelgate.errors import DataWarning, FormatError, ValidationError
 from labelgate.geometry.rle import from_cvat
 from labelgate.io.inputs import INT64_MAX, INT64_MIN, to_float, to_int
@@ -237,9 +238,9 @@ class _ShapeColumns:
             for (name, dtype), values in zip(_FAST_COLUMNS.items(), by_column, strict=True)
         }
         counts = np.asarray(self.counts, dtype=np.int64)
-        offsets = np.zeros(n + 1, dtype=np.int64)
+        offsets: IntArray = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        points = np.asarray(self.coords, dtype=np.float64).reshape(-1, 2)
+        points: AnyArray = np.asarray(self.coords, dtype=np.float64).reshape(-1, 2)
         bbox: np.ndarray = np.asarray(self.box, dtype=np.float64).reshape(n, 4)
         shaped = np.flatnonzero(counts)
         if len(shaped):  # their point runs are contiguous and cover ``points``
@@ -258,8 +259,7 @@ class _ShapeColumns:
         if np.any(order != np.arange(n)):
             cols = {k: v[order] for k, v in cols.items()}
             bbox, seq = bbox[order], seq[order]
-            # gather_ragged returns the same arrays reordered; numpy types its shapes wider.
-            offsets, points = gather_ragged(offsets, points, order)  # type: ignore[assignment]
+            offsets, points = gather_ragged(offsets, points, order)
             attrs = {k: v[order] for k, v in attrs.items()}
         empty = np.full(n, None, dtype=object)
         annotations = Annotations(

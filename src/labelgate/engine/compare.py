@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.arrays import AnyArray, BoolArray, IntArray
 from labelgate.engine.conflicts import CONFLICT_TYPES, Conflicts, find_conflicts
 from labelgate.engine.match_rules import MatchRules
 from labelgate.engine.matching import GROUP_CODE, TYPE_GROUPS, Matches, match_annotations
@@ -46,7 +47,7 @@ def _stem(name: str) -> str:
     return stem if dot and stem else base
 
 
-def pair_items(gt: AnnotationSet, ds: AnnotationSet) -> tuple[np.ndarray, np.ndarray]:
+def pair_items(gt: AnnotationSet, ds: AnnotationSet) -> tuple[IntArray, IntArray]:
     """Pair DS items with GT items by file name without extension, as CVAT does.
 
     Deleted frames never pair. A DS honeypot placeholder carries its real frame's file name,
@@ -70,7 +71,7 @@ def pair_items(gt: AnnotationSet, ds: AnnotationSet) -> tuple[np.ndarray, np.nda
     return np.asarray(ds_ids, np.int64), np.asarray(gt_ids, np.int64)
 
 
-def _invalid_rows(ann: Annotations, items: Any) -> tuple[np.ndarray, list[dict[str, Any]]]:
+def _invalid_rows(ann: Annotations, items: Any) -> tuple[BoolArray, list[dict[str, Any]]]:
     """Rows the engine cannot score (too few points, bad mask runs): dropped, reported."""
     bad = np.zeros(len(ann), bool)
     errors: list[dict[str, Any]] = []
@@ -203,17 +204,18 @@ _SOURCE_TYPE = {
 _SHAPE_NAME = {int(k): v for k, v in SHAPE_TYPE.items()}
 
 
-def _lookup(table: dict[int, Any], codes: np.ndarray) -> list[Any]:
+def _lookup(table: dict[int, Any], codes: AnyArray) -> list[Any]:
     """``[table.get(c) for c in codes]`` as one object-array take (codes are small ints)."""
     keys = np.asarray(codes, np.int64)
     if not len(keys):
         return []
     lo, hi = int(keys.min()), int(keys.max())
     values = np.array([table.get(k) for k in range(lo, hi + 1)], dtype=object)
-    return values[keys - lo].tolist()
+    looked_up: list[Any] = values[keys - lo].tolist()
+    return looked_up
 
 
-def _id_columns(ann: Annotations, rows: np.ndarray, job: Any) -> list[dict[str, Any] | None]:
+def _id_columns(ann: Annotations, rows: IntArray, job: Any) -> list[dict[str, Any] | None]:
     """CVAT AnnotationId dicts for ``rows`` (None where the row is -1), built column-wise."""
     if len(ann) == 0:
         return [None] * len(rows)
@@ -323,10 +325,10 @@ def _frame_components(
     gt: Annotations,
     ds: Annotations,
     m: Matches,
-    fi: Callable[[np.ndarray], np.ndarray],
+    fi: Callable[[IntArray], IntArray],
     nf: int,
-    empty: tuple[np.ndarray, np.ndarray] | None,
-) -> dict[str, dict[str, np.ndarray]]:
+    empty: tuple[BoolArray, BoolArray] | None,
+) -> dict[str, dict[str, IntArray]]:
     """CVAT's per-frame ``annotation_components`` counts as (nf,) arrays.
 
     ``empty`` = (gt_empty, ds_empty) under ``empty_is_annotated``: a frame empty on both sides
@@ -334,7 +336,7 @@ def _frame_components(
     shape, as ``DatasetComparator._generate_frame_annotation_conflicts`` does.
     """
 
-    def count(rows: np.ndarray, ann: Annotations) -> np.ndarray:
+    def count(rows: IntArray, ann: Annotations) -> IntArray:
         return np.bincount(fi(ann.item[rows]), minlength=nf)
 
     shape_pair = m.type_group != GROUP_CODE["tag"]
@@ -366,7 +368,7 @@ def _frame_components(
     }
 
 
-def _frame_counts(cm: np.ndarray, empty_is_annotated: bool) -> dict[str, np.ndarray]:
+def _frame_counts(cm: IntArray, empty_is_annotated: bool) -> dict[str, IntArray]:
     """CVAT's per-frame ``annotations`` counts from the (nf, L+1, L+1) matrices.
 
     Under ``empty_is_annotated`` a frame with nothing compared gets valid = total = 1, and a side
@@ -397,7 +399,7 @@ def build_report_data(
     m: Matches,
     c: Conflicts,
     labels: list[str],
-    frames: np.ndarray,
+    frames: IntArray,
     s: QualitySettings,
     total_frames: int,
 ) -> dict[str, Any]:
@@ -406,7 +408,7 @@ def build_report_data(
     u = n_lab  # the "unmatched" index
     nf = len(frames)
 
-    def fi(items: np.ndarray) -> np.ndarray:
+    def fi(items: IntArray) -> IntArray:
         return np.searchsorted(frames, items)
 
     # Confusion counts as one bincount over flat (frame, ds label, gt label) cells.
@@ -540,7 +542,7 @@ def frame_results(
 
 
 def _frame_conflicts(
-    frames: np.ndarray, conflicts: Sequence[Any], columns: Conflicts | None
+    frames: IntArray, conflicts: Sequence[Any], columns: Conflicts | None
 ) -> list[tuple[Sequence[Any], int, int, int, dict[str, int]]]:
     """Per frame: its conflicts (report order), their count, warning and error counts, and
     counts by type in order of first appearance (CVAT's ``Counter``), from columns."""

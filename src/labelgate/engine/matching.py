@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from labelgate.arrays import AnyArray, BoolArray, FloatArray, IntArray, IntegerArray, RunArray
 from labelgate.engine.box_kernels import assign_frames, match_box_frames
 from labelgate.engine.match_rules import (
     LEGACY,
@@ -69,19 +71,19 @@ class Matches:
     attribute or direction gating).
     """
 
-    gt_row: np.ndarray
-    ds_row: np.ndarray
-    similarity: np.ndarray
-    label_equal: np.ndarray
-    type_group: np.ndarray
-    oriented: np.ndarray
-    unmatched_gt: np.ndarray
-    unmatched_ds: np.ndarray
-    best_gt: np.ndarray
-    best_ds: np.ndarray
+    gt_row: IntArray
+    ds_row: IntArray
+    similarity: FloatArray
+    label_equal: BoolArray
+    type_group: IntegerArray
+    oriented: FloatArray
+    unmatched_gt: IntArray
+    unmatched_ds: IntArray
+    best_gt: FloatArray
+    best_ds: FloatArray
 
 
-def _assign(sim: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _assign(sim: FloatArray, threshold: float) -> tuple[IntArray, IntArray]:
     """One Hungarian solve: pairs (row, col) whose similarity reaches ``threshold`` (and > 0)."""
     n, m = sim.shape
     if not (n and m):
@@ -93,8 +95,8 @@ def _assign(sim: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _assign_two_stage(
-    sim: np.ndarray, same: np.ndarray, threshold: float
-) -> tuple[np.ndarray, np.ndarray]:
+    sim: FloatArray, same: BoolArray, threshold: float
+) -> tuple[IntArray, IntArray]:
     """CVAT 2.74+ ``match_segments``: pass 1 on same-label pairs only, pass 2 on the leftovers
     with labels ignored (its pairs become label mismatches). Pass-1 pairs come first."""
     r1, c1 = _assign(np.where(same, sim, 0.0), threshold)
@@ -111,17 +113,17 @@ class _Collector:
         self, gt: Annotations, ds: Annotations, rules: MatchRules, settings: QualitySettings
     ) -> None:
         self.gt, self.ds, self.rules, self.settings = gt, ds, rules, settings
-        self.pairs: list[tuple[np.ndarray, ...]] = []
-        self.un_gt: list[tuple[np.ndarray, np.ndarray]] = []
-        self.un_ds: list[tuple[np.ndarray, np.ndarray]] = []
+        self.pairs: list[tuple[AnyArray, ...]] = []
+        self.un_gt: list[tuple[IntArray, FloatArray]] = []
+        self.un_ds: list[tuple[IntArray, FloatArray]] = []
 
     def assign(
         self,
-        sim: np.ndarray,
+        sim: FloatArray,
         threshold: float,
-        same: np.ndarray,
-        blocked: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        same: BoolArray,
+        blocked: BoolArray | None,
+    ) -> tuple[FloatArray, IntArray, IntArray]:
         """Solve one block under the rules.
 
         Args:
@@ -139,7 +141,7 @@ class _Collector:
             return (sim, *_assign_two_stage(sim, same, threshold))
         return (sim, *_assign(sim, threshold))
 
-    def blocked(self, g_rows: np.ndarray, d_rows: np.ndarray) -> np.ndarray | None:
+    def blocked(self, g_rows: IntArray, d_rows: IntArray) -> BoolArray | None:
         """Row pairs whose attributes conflict under the rules (None when none are compared)."""
         if not self.rules.gates_attributes:
             return None
@@ -148,11 +150,11 @@ class _Collector:
     def add(
         self,
         group: int,
-        g_rows: np.ndarray,
-        d_rows: np.ndarray,
-        sim: np.ndarray,
+        g_rows: IntArray,
+        d_rows: IntArray,
+        sim: FloatArray,
         threshold: float,
-        oriented: np.ndarray | None = None,
+        oriented: FloatArray | None = None,
     ) -> None:
         """Solve one frame/type block and record pairs and leftovers."""
         n, m = sim.shape
@@ -189,13 +191,13 @@ class _Collector:
     def add_pairs(
         self,
         group: int,
-        g_rows: np.ndarray,
-        d_rows: np.ndarray,
-        sim: np.ndarray,
-        un_g: np.ndarray,
-        best_g: np.ndarray,
-        un_d: np.ndarray,
-        best_d: np.ndarray,
+        g_rows: IntArray,
+        d_rows: IntArray,
+        sim: FloatArray,
+        un_g: IntArray,
+        best_g: FloatArray,
+        un_d: IntArray,
+        best_d: FloatArray,
     ) -> None:
         if len(g_rows):
             n = len(g_rows)
@@ -206,7 +208,7 @@ class _Collector:
             self.un_ds.append((un_d, best_d))
 
     def result(self, gt: Annotations, ds: Annotations) -> Matches:
-        def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        def cat(parts: list[AnyArray], dtype: type) -> AnyArray:
             return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
         g = cat([p[0] for p in self.pairs], np.int64)
@@ -226,8 +228,8 @@ class _Collector:
 
 
 def _frames(
-    gt: Annotations, ds: Annotations, g_rows: np.ndarray, d_rows: np.ndarray
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    gt: Annotations, ds: Annotations, g_rows: IntArray, d_rows: IntArray
+) -> Iterator[tuple[int, IntArray, IntArray]]:
     """Yield (item, gt rows, ds rows) for every item present on either side."""
     gi, di = gt.item[g_rows], ds.item[d_rows]
     for item in np.union1d(gi, di):
@@ -302,8 +304,8 @@ def _boxes_sparse(
     code: int,
     gt: Annotations,
     ds: Annotations,
-    g_rows: np.ndarray,
-    d_rows: np.ndarray,
+    g_rows: IntArray,
+    d_rows: IntArray,
     threshold: float,
 ) -> None:
     """Axis-aligned boxes over all frames at once: IoU on overlapping pairs only.
@@ -338,8 +340,8 @@ def _boxes_sparse(
 
 
 def _kernel_pairs(
-    fa: np.ndarray, a: np.ndarray, fb: np.ndarray, b: np.ndarray, threshold: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    fa: IntArray, a: FloatArray, fb: IntArray, b: FloatArray, threshold: float
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray, FloatArray]:
     """:func:`match_box_frames` with its hard frames solved by Hungarian on each frame's exact
     dense matrix (non-candidates have IoU 0, cost 1), so tie-breaking is the solver's.
 
@@ -369,8 +371,8 @@ def _kernel_pairs(
 
 
 def _block_solve(
-    ka: np.ndarray, a: np.ndarray, kb: np.ndarray, b: np.ndarray, frame_of: int, thr: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ka: IntArray, a: FloatArray, kb: IntArray, b: FloatArray, frame_of: int, thr: float
+) -> tuple[IntArray, IntArray, FloatArray, IntArray]:
     """Kernel run on composite keys (frame index * ``frame_of`` + block id).
 
     Returns:
@@ -388,9 +390,9 @@ def _boxes_sparse_two_stage(
     code: int,
     gt: Annotations,
     ds: Annotations,
-    g_rows: np.ndarray,
-    d_rows: np.ndarray,
-    classes: tuple[np.ndarray, np.ndarray],
+    g_rows: IntArray,
+    d_rows: IntArray,
+    classes: tuple[IntArray, IntArray],
     items: Items,
     s: QualitySettings,
 ) -> None:
@@ -429,8 +431,8 @@ def _boxes_sparse_two_stage(
     pd = np.concatenate([pd1, ld[pd2]])
     ps = np.concatenate([ps1, ps2])
     stage = np.repeat(np.array([0, 1], np.int8), [len(pg1), len(pg2)])
-    un_g: np.ndarray = np.ones(len(fa), bool)
-    un_d: np.ndarray = np.ones(len(fb), bool)
+    un_g: BoolArray = np.ones(len(fa), bool)
+    un_d: BoolArray = np.ones(len(fb), bool)
     if len(dense):
         keep = ~np.isin(fa[pg], dense)
         pg, pd, ps, stage = pg[keep], pd[keep], ps[keep], stage[keep]
@@ -454,8 +456,8 @@ Solver = Callable[
         int,
         Annotations,
         Annotations,
-        np.ndarray,
-        np.ndarray,
+        IntArray,
+        IntArray,
         int,
         Items,
         QualitySettings,
@@ -513,10 +515,10 @@ def _lines(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-
     out.add(code, g, d, sim, s.iou_threshold, oriented=ori)
 
 
-def _instance_boxes(ann: Annotations, rows: np.ndarray) -> np.ndarray:
+def _instance_boxes(ann: Annotations, rows: IntArray) -> FloatArray:
     """Each row's instance box (CVAT ``instance_bbox``): the union box of the frame's shapes
     sharing its non-zero group; tags have no box."""
-    boxes = ann.bbox[rows].copy()
+    boxes: FloatArray = ann.bbox[rows].copy()
     if len(rows) == 0:
         return boxes
     lo, hi = ann.item_range(int(ann.item[rows[0]]))
@@ -532,8 +534,9 @@ def _instance_boxes(ann: Annotations, rows: np.ndarray) -> np.ndarray:
     return boxes
 
 
-def _area(b: np.ndarray) -> np.ndarray:
-    return (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+def _area(b: FloatArray) -> FloatArray:
+    area: FloatArray = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return area
 
 
 def _points(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
@@ -577,7 +580,7 @@ def _skeletons(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore
     out.add(code, g, d, sim, s.iou_threshold)
 
 
-def segment_order(ann: Annotations, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def segment_order(ann: Annotations, rows: AnyArray) -> tuple[IntArray, IntArray, IntArray]:
     """CVAT's instances and paint order for polygon/mask (or covered-check) rows of one frame.
 
     CVAT lists polygons before masks, each in document order, then groups them with Datumaro
@@ -603,8 +606,8 @@ def segment_order(ann: Annotations, rows: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _segment_shapes(
-    ann: Annotations, rows: np.ndarray, panoptic: bool, raster: bool, w: int, h: int
-) -> tuple[list[np.ndarray], list]:
+    ann: Annotations, rows: IntArray, panoptic: bool, raster: bool, w: int, h: int
+) -> tuple[list[IntArray], list[Any]]:
     """Instances (member rows) and their shapes: RLE counts, or shapely geometries in exact
     mode; with ``panoptic``, only the pixels where the instance is on top."""
     members, instance, paint = segment_order(ann, rows)
@@ -619,7 +622,7 @@ def _segment_shapes(
     return inst, visible_parts(geoms[order], instance[order], n_inst, occlude=panoptic)
 
 
-def _ragged_points(ann: Annotations, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ragged_points(ann: Annotations, rows: IntArray) -> tuple[FloatArray, IntArray]:
     starts, ends = ann.point_offsets[rows], ann.point_offsets[rows + 1]
     off = np.zeros(len(rows) + 1, np.int64)
     off[1:] = np.cumsum(ends - starts)
@@ -674,11 +677,11 @@ def _instance_assign(
     out: _Collector,
     gt: Annotations,
     ds: Annotations,
-    ig: list[np.ndarray],
-    id_: list[np.ndarray],
-    sim: np.ndarray,
+    ig: list[IntArray],
+    id_: list[IntArray],
+    sim: FloatArray,
     threshold: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[FloatArray, IntArray, IntArray]:
     """Rules-based solve of segmentation instances: an instance's label is its members'
     (instances never mix labels); attributes are gated over every member pair, as CVAT does."""
     glab = np.array([gt.label[k[0]] for k in ig], dtype=np.int64)
@@ -706,20 +709,20 @@ class _RasterInstances:
     ``ptr`` (I + 1) their ranges), ``frame`` (I,) frame index, rasters ``flat``/``off`` and
     their pixel boxes ``box``."""
 
-    members: np.ndarray
-    ptr: np.ndarray
-    frame: np.ndarray
-    flat: np.ndarray
-    off: np.ndarray
-    box: np.ndarray
+    members: IntArray
+    ptr: IntArray
+    frame: IntArray
+    flat: RunArray
+    off: IntArray
+    box: FloatArray
 
 
 def _raster_instances(
     ann: Annotations,
-    rows: np.ndarray,
-    frames: np.ndarray,
-    h: np.ndarray,
-    w: np.ndarray,
+    rows: IntArray,
+    frames: IntArray,
+    h: IntArray,
+    w: IntArray,
     grouped: bool,
     panoptic: bool,
 ) -> _RasterInstances:
@@ -758,7 +761,7 @@ def _raster_instances(
     return _RasterInstances(members, ptr, frame, flat, off, box)
 
 
-def _best_per_row(rows: np.ndarray, sims: np.ndarray, n: int) -> np.ndarray:
+def _best_per_row(rows: IntArray, sims: FloatArray, n: int) -> FloatArray:
     """Each of ``n`` rows' highest similarity among the pairs it is in (0 when in none)."""
     best = np.zeros(n)
     if len(rows):
@@ -774,8 +777,8 @@ def _raster_frames(
     code: int,
     gt: Annotations,
     ds: Annotations,
-    g_rows: np.ndarray,
-    d_rows: np.ndarray,
+    g_rows: IntArray,
+    d_rows: IntArray,
     items: Items,
     s: QualitySettings,
     *,

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.arrays import AnyArray, FloatArray
 from labelgate.errors import FormatError
 from labelgate.json_stream import dump_json_file, iter_json, key_text
 from labelgate.stats import wilson_interval
@@ -28,7 +29,7 @@ COUNT_KEYS = ("valid_count", "missing_count", "extra_count", "total_count", "ds_
 LABEL_COUNT_KEYS = ("valid_count", "invalid_count", "total_count")
 
 
-def label_metrics(matrix: np.ndarray) -> dict[str, np.ndarray]:
+def label_metrics(matrix: AnyArray) -> dict[str, FloatArray]:
     """CVAT's per-label precision, recall, accuracy, Jaccard index and dice of confusion matrices.
 
     Args:
@@ -68,7 +69,7 @@ def confusion_block(labels: Sequence[str], rows: Any, metrics: Mapping[str, Any]
     }
 
 
-def confusion_summary(matrix: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+def confusion_summary(matrix: AnyArray, labels: Sequence[str]) -> dict[str, Any]:
     """Counts, accuracy/precision/recall and per-label metrics from a confusion matrix.
 
     Args:

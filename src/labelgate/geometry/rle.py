@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from labelgate.arrays import AnyArray, BoolArray, FloatArray, IntArray, RunArray
 from labelgate.errors import ValidationError
 from labelgate.geometry import rle_kernels
 from labelgate.geometry.boxes import as_boxes, box_overlap_pairs
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 
-def _counts_from_indices(idx: np.ndarray, total: int) -> np.ndarray:
+def _counts_from_indices(idx: IntArray, total: int) -> RunArray:
     """Counts from sorted, unique flat (column-major) indices of set pixels."""
     if idx.size == 0:
         return np.array([total], dtype=np.uint32)
@@ -58,7 +59,7 @@ def _counts_from_indices(idx: np.ndarray, total: int) -> np.ndarray:
     return counts.astype(np.uint32)
 
 
-def encode(mask: np.ndarray) -> np.ndarray:
+def encode(mask: AnyArray) -> RunArray:
     """Encode a boolean mask as column-major RLE counts.
 
     Args:
@@ -77,7 +78,7 @@ def encode(mask: np.ndarray) -> np.ndarray:
     return _counts_from_indices(np.flatnonzero(flat), flat.size)
 
 
-def validate(counts: np.ndarray, height: int, width: int) -> np.ndarray:
+def validate(counts: AnyArray, height: int, width: int) -> IntArray:
     """Check RLE counts against an image size.
 
     Args:
@@ -108,7 +109,7 @@ def validate(counts: np.ndarray, height: int, width: int) -> np.ndarray:
     return ci
 
 
-def _one_runs(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _one_runs(counts: AnyArray) -> tuple[IntArray, IntArray]:
     """Start index and length of every non-empty 1-run."""
     c = np.asarray(counts, dtype=np.int64)
     ends = np.cumsum(c)
@@ -118,7 +119,7 @@ def _one_runs(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s[keep], n[keep]
 
 
-def decode(counts: np.ndarray, height: int, width: int) -> np.ndarray:
+def decode(counts: AnyArray, height: int, width: int) -> BoolArray:
     """Decode column-major RLE counts into a boolean mask.
 
     Args:
@@ -138,7 +139,7 @@ def decode(counts: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.repeat(values, c).reshape((height, width), order="F")
 
 
-def area(counts: np.ndarray) -> int:
+def area(counts: AnyArray) -> int:
     """Number of set pixels.
 
     Args:
@@ -150,7 +151,7 @@ def area(counts: np.ndarray) -> int:
     return int(np.asarray(counts, dtype=np.int64)[1::2].sum())
 
 
-def bbox(counts: np.ndarray, height: int, width: int) -> np.ndarray:
+def bbox(counts: AnyArray, height: int, width: int) -> FloatArray:
     """Tight pixel-edge bounding box of a mask.
 
     Args:
@@ -162,12 +163,11 @@ def bbox(counts: np.ndarray, height: int, width: int) -> np.ndarray:
         float64 ``[x1, y1, x2, y2]`` with x2 = last column + 1; all zeros for an empty mask.
     """
     del width  # the column count follows from the runs
-    return areas_and_boxes([np.asarray(counts, dtype=np.uint32)], height)[1][0]
+    box: FloatArray = areas_and_boxes([np.asarray(counts, dtype=np.uint32)], height)[1][0]
+    return box
 
 
-def decode_window(
-    counts: np.ndarray, height: int, window: Sequence[int] | np.ndarray
-) -> np.ndarray:
+def decode_window(counts: AnyArray, height: int, window: Sequence[int] | AnyArray) -> BoolArray:
     """Decode only the pixels inside ``window = [x1, y1, x2, y2]`` (integers, pixel edges).
 
     Memory is proportional to the window column band, not the whole image.
@@ -201,7 +201,7 @@ def decode_window(
     return out
 
 
-def from_cvat(values: Sequence[float], height: int, width: int) -> np.ndarray:
+def from_cvat(values: Sequence[float], height: int, width: int) -> RunArray:
     """Convert CVAT mask ``points`` to full-image column-major counts.
 
     CVAT stores row-major alternating runs (zeros first) over the tight box
@@ -246,7 +246,7 @@ def from_cvat(values: Sequence[float], height: int, width: int) -> np.ndarray:
     return _counts_from_indices(idx, height * width)
 
 
-def to_cvat(counts: np.ndarray, height: int, width: int) -> list[float]:
+def to_cvat(counts: AnyArray, height: int, width: int) -> list[float]:
     """Convert column-major counts to CVAT mask ``points``.
 
     Same output as ``cvat_sdk.masks.encode_mask(mask)`` (tight box; an empty mask becomes the
@@ -276,7 +276,7 @@ def to_cvat(counts: np.ndarray, height: int, width: int) -> list[float]:
     return [float(x) for x in runs] + [float(b[0]), float(b[1]), float(b[2] - 1), float(b[3] - 1)]
 
 
-def ragged(counts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def ragged(counts: Sequence[AnyArray]) -> tuple[RunArray, IntArray]:
     """Masks as one flat uint32 counts array plus (N + 1) offsets (the kernels' layout)."""
     off = np.zeros(len(counts) + 1, dtype=np.int64)
     off[1:] = np.cumsum([len(c) for c in counts])
@@ -284,18 +284,18 @@ def ragged(counts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return flat, off
 
 
-def unragged(flat: np.ndarray, off: np.ndarray) -> list[np.ndarray]:
+def unragged(flat: RunArray, off: IntArray) -> list[RunArray]:
     """Inverse of :func:`ragged`."""
     return [flat[off[i] : off[i + 1]] for i in range(len(off) - 1)]
 
 
 def rasterize_polygons(
-    points: np.ndarray,
-    offsets: np.ndarray,
-    rows: Sequence[int] | np.ndarray,
-    height: int | np.ndarray,
-    width: int | np.ndarray,
-) -> list[np.ndarray]:
+    points: AnyArray,
+    offsets: AnyArray,
+    rows: Sequence[int] | AnyArray,
+    height: int | AnyArray,
+    width: int | AnyArray,
+) -> list[RunArray]:
     """Rasterise polygons to RLE at image resolution, exactly as pycocotools ``frPyObjects``.
 
     CVAT 2.42 compares polygons, rotated boxes and ellipses on these rasters; the counts are
@@ -318,12 +318,12 @@ def rasterize_polygons(
 
 
 def rasterize_polygons_ragged(
-    points: np.ndarray,
-    offsets: np.ndarray,
-    rows: Sequence[int] | np.ndarray,
-    height: int | np.ndarray,
-    width: int | np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
+    points: AnyArray,
+    offsets: AnyArray,
+    rows: Sequence[int] | AnyArray,
+    height: int | AnyArray,
+    width: int | AnyArray,
+) -> tuple[RunArray, IntArray]:
     """:func:`rasterize_polygons` as one ragged ``(flat, offsets)`` pair (no per-mask arrays).
 
     Raises:
@@ -343,13 +343,13 @@ def rasterize_polygons_ragged(
     return rle_kernels.fr_polys(pts, off, rows, np.ascontiguousarray(hs), np.ascontiguousarray(ws))
 
 
-def areas_and_boxes(counts: Sequence[np.ndarray], height: int) -> tuple[np.ndarray, np.ndarray]:
+def areas_and_boxes(counts: Sequence[AnyArray], height: int) -> tuple[IntArray, FloatArray]:
     """Pixel counts (N,) and tight pixel-edge xyxy boxes (N, 4) of many masks."""
     flat, off = ragged(counts)
     return rle_kernels.areas_and_boxes(flat, off, int(height))
 
 
-def merge(counts: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:
+def merge(counts: Sequence[AnyArray], height: int, width: int) -> RunArray:
     """Union of masks (pycocotools ``merge``); an empty mask for no input."""
     if not counts:
         return np.array([height * width], dtype=np.uint32)
@@ -360,14 +360,14 @@ def merge(counts: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:
 
 
 def visible_parts(
-    counts: Sequence[np.ndarray],
-    owner: np.ndarray,
+    counts: Sequence[AnyArray],
+    owner: AnyArray,
     n_owners: int,
     height: int,
     width: int,
     *,
     occlude: bool = True,
-) -> list[np.ndarray]:
+) -> list[RunArray]:
     """Panoptic occlusion as CVAT's compiled mask: each pixel belongs to the last mask painted.
 
     Args:
@@ -399,9 +399,7 @@ def visible_parts(
     return unragged(vis_flat, vis_off)
 
 
-def find_covered(
-    counts: Sequence[np.ndarray], height: int, visibility_threshold: float
-) -> np.ndarray:
+def find_covered(counts: Sequence[AnyArray], height: int, visibility_threshold: float) -> BoolArray:
     """CVAT's ``covered_annotation`` rule on masks given in paint order (bottom first).
 
     Mask i is covered when the union of every later mask overlaps it and its visible share
@@ -422,11 +420,11 @@ def find_covered(
 
 
 def find_covered_frames(
-    counts: Sequence[np.ndarray],
-    frame_ptr: np.ndarray,
-    heights: np.ndarray,
+    counts: Sequence[AnyArray],
+    frame_ptr: AnyArray,
+    heights: AnyArray,
     visibility_threshold: float,
-) -> np.ndarray:
+) -> BoolArray:
     """:func:`find_covered` for many frames in one compiled pass.
 
     Args:
@@ -449,8 +447,8 @@ def find_covered_frames(
 
 
 def mask_iou(
-    counts_a: Sequence[np.ndarray], counts_b: Sequence[np.ndarray], height: int, width: int
-) -> np.ndarray:
+    counts_a: Sequence[AnyArray], counts_b: Sequence[AnyArray], height: int, width: int
+) -> FloatArray:
     """Pairwise IoU of valid masks (rasters built here, or rows ``compare`` checked), with
     their own tight boxes as the pre-filter; :func:`rle_iou` for unchecked input."""
     n, m = len(counts_a), len(counts_b)
@@ -470,13 +468,13 @@ def mask_iou(
 
 
 def rle_iou(
-    counts_a: Sequence[np.ndarray],
-    counts_b: Sequence[np.ndarray],
-    bbox_a: np.ndarray,
-    bbox_b: np.ndarray,
+    counts_a: Sequence[AnyArray],
+    counts_b: Sequence[AnyArray],
+    bbox_a: AnyArray,
+    bbox_b: AnyArray,
     height: int,
     width: int,
-) -> np.ndarray:
+) -> FloatArray:
     """Pairwise mask IoU (pycocotools ``iou`` without crowd), only for pairs whose boxes overlap.
 
     Args:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from labelgate.arrays import BoolArray, FloatArray, IntArray, RunArray
+
 #: Merge operations of :func:`merge2`.
 UNION, INTERSECT, DIFFERENCE = 0, 1, 2
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _centre_hit(uu: int, vv: int, pu: int, pv: int, h: int, w: int, a: np.ndarray, n: int) -> int:
+def _centre_hit(uu: int, vv: int, pu: int, pv: int, h: int, w: int, a: IntArray, n: int) -> int:
     """One trace step (pu, pv) -> (uu, vv): record its boundary point if it lands on a
     pixel-centre column; returns the new point count."""
     if uu != pu:
@@ -29,7 +31,7 @@ def _centre_hit(uu: int, vv: int, pu: int, pv: int, h: int, w: int, a: np.ndarra
 
 
 @njit(cache=True, nogil=True)
-def _sort_by_column(a: np.ndarray, n: int, h: int) -> None:
+def _sort_by_column(a: IntArray, n: int, h: int) -> None:
     """Sort the boundary points ``a[:n]`` (``column * h + row``) in place: a counting sort
     on the column (an outline crosses each column a few times), then insertion sort within."""
     if n < 2:
@@ -65,7 +67,7 @@ def _sort_by_column(a: np.ndarray, n: int, h: int) -> None:
 
 
 @njit(cache=True, nogil=True)
-def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
+def fr_poly(xy: FloatArray, h: int, w: int) -> RunArray:
     """Counts of one polygon (K, 2) on an h x w image, exactly as pycocotools ``rleFrPoly``.
 
     pycocotools traces the outline on a 5x upsampled grid (steps along the longer axis of
@@ -90,7 +92,7 @@ def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
     cap = 1
     for j in range(k):
         cap += abs(x[j] - x[j + 1]) // 5 + 2
-    a: np.ndarray = np.empty(cap, np.int64)
+    a: IntArray = np.empty(cap, np.int64)
     n = 0
     pu = 0
     pv = 0
@@ -159,8 +161,8 @@ def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def fr_polys(
-    points: np.ndarray, offsets: np.ndarray, rows: np.ndarray, hs: np.ndarray, ws: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    points: FloatArray, offsets: IntArray, rows: IntArray, hs: IntArray, ws: IntArray
+) -> tuple[RunArray, IntArray]:
     """:func:`fr_poly` for ragged polygons ``points[offsets[r]:offsets[r + 1]]``, r in rows;
     polygon ``rows[i]`` on an ``hs[i]`` x ``ws[i]`` image (frames of different sizes in one
     call). Fewer than 3 vertices give an empty mask."""
@@ -169,7 +171,7 @@ def fr_polys(
     for i in range(len(rows)):
         r = rows[i]
         if offsets[r + 1] - offsets[r] < 3:  # no area: an empty mask
-            c = np.full(1, hs[i] * ws[i], np.uint32)
+            c: RunArray = np.full(1, hs[i] * ws[i], np.uint32)
         else:
             c = fr_poly(points[offsets[r] : offsets[r + 1]], hs[i], ws[i])
         end = out_off[i] + len(c)
@@ -183,7 +185,7 @@ def fr_polys(
 
 
 @njit(cache=True, nogil=True)
-def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
+def merge2(a: RunArray, b: RunArray, op: int) -> RunArray:
     """Union, intersection or difference (a and not b) of two masks of the same size.
 
     The result has no empty runs except a leading zero-run, as pycocotools ``rleMerge``.
@@ -233,7 +235,7 @@ def merge2(a: np.ndarray, b: np.ndarray, op: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def overlap(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+def overlap(a: RunArray, b: RunArray) -> tuple[int, int]:
     """(intersection, union) pixel counts of two masks of the same size (the walk of
     :func:`merge2`, summed on the fly)."""
     inter = 0
@@ -267,13 +269,13 @@ def overlap(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
 
 @njit(cache=True, nogil=True)
 def pair_iou(
-    flat_a: np.ndarray,
-    off_a: np.ndarray,
-    flat_b: np.ndarray,
-    off_b: np.ndarray,
-    ia: np.ndarray,
-    ib: np.ndarray,
-) -> np.ndarray:
+    flat_a: RunArray,
+    off_a: IntArray,
+    flat_b: RunArray,
+    off_b: IntArray,
+    ia: IntArray,
+    ib: IntArray,
+) -> FloatArray:
     """IoU of the listed pairs (0 when they share no pixel, as pycocotools ``rleIou``)."""
     out = np.zeros(len(ia))
     for p in range(len(ia)):
@@ -285,7 +287,7 @@ def pair_iou(
 
 
 @njit(cache=True, nogil=True)
-def _area_box(counts: np.ndarray, h: int, box: np.ndarray) -> int:
+def _area_box(counts: RunArray, h: int, box: FloatArray) -> int:
     """Pixel count of one mask; its tight pixel-edge xyxy box into ``box`` (zeros if empty)."""
     pos = 0
     area = 0
@@ -315,15 +317,15 @@ def _area_box(counts: np.ndarray, h: int, box: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True)
-def areas_and_boxes(flat: np.ndarray, off: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
+def areas_and_boxes(flat: RunArray, off: IntArray, h: int) -> tuple[IntArray, FloatArray]:
     """Pixel count and tight pixel-edge xyxy box of each mask (zeros for an empty one)."""
     return areas_and_boxes_sized(flat, off, np.full(len(off) - 1, h, np.int64))
 
 
 @njit(cache=True, nogil=True)
 def areas_and_boxes_sized(
-    flat: np.ndarray, off: np.ndarray, hs: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    flat: RunArray, off: IntArray, hs: IntArray
+) -> tuple[IntArray, FloatArray]:
     """:func:`areas_and_boxes` with each mask's own image height ``hs[i]``."""
     n = len(off) - 1
     area = np.zeros(n, np.int64)
@@ -334,23 +336,24 @@ def areas_and_boxes_sized(
 
 
 @njit(cache=True, nogil=True)
-def _boxes_meet(box: np.ndarray, i: int, j: int) -> bool:
-    return min(box[i, 2], box[j, 2]) > max(box[i, 0], box[j, 0]) and min(
+def _boxes_meet(box: FloatArray, i: int, j: int) -> bool:
+    meet: bool = min(box[i, 2], box[j, 2]) > max(box[i, 0], box[j, 0]) and min(
         box[i, 3], box[j, 3]
     ) > max(box[i, 1], box[j, 1])
+    return meet
 
 
 @njit(cache=True, nogil=True)
 def instance_masks(
-    flat: np.ndarray,
-    off: np.ndarray,
-    frame_ptr: np.ndarray,
-    inst_ptr: np.ndarray,
-    rank: np.ndarray,
-    heights: np.ndarray,
-    inst_totals: np.ndarray,
+    flat: RunArray,
+    off: IntArray,
+    frame_ptr: IntArray,
+    inst_ptr: IntArray,
+    rank: IntArray,
+    heights: IntArray,
+    inst_totals: IntArray,
     occlude: bool,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[RunArray, IntArray]:
     """Instance rasters of many frames: the union of each instance's member masks, with
     ``occlude`` only the pixels where no mask painted later in the frame lies on top
     (CVAT's panoptic comparison: each pixel belongs to the last mask painted).
@@ -378,16 +381,16 @@ def instance_masks(
             hs[k] = heights[f]
     area, box = areas_and_boxes_sized(flat, off, hs)
     out_off = np.zeros(n_inst + 1, np.int64)
-    out: np.ndarray = np.empty(len(flat) + n_inst + 16, np.uint32)
+    out: RunArray = np.empty(len(flat) + n_inst + 16, np.uint32)
     for i in range(n_inst):
-        acc: np.ndarray = np.empty(0, np.uint32)
+        acc: RunArray = np.empty(0, np.uint32)
         have = False
         for k in range(inst_ptr[i], inst_ptr[i + 1]):
             own = flat[off[k] : off[k + 1]]
-            vis: np.ndarray = own
+            vis: RunArray = own
             if occlude and area[k] > 0:
                 f = frame_of[k]
-                cover: np.ndarray = np.empty(0, np.uint32)
+                cover: RunArray = np.empty(0, np.uint32)
                 covered = False
                 for j in range(frame_ptr[f], frame_ptr[f + 1]):
                     if rank[j] > rank[k] and area[j] > 0 and _boxes_meet(box, k, j):
@@ -411,9 +414,7 @@ def instance_masks(
 
 
 @njit(cache=True, nogil=True)
-def _later_may_hide(
-    box: np.ndarray, area: np.ndarray, lo: int, hi: int, i: int, thr: float
-) -> bool:
+def _later_may_hide(box: FloatArray, area: IntArray, lo: int, hi: int, i: int, thr: float) -> bool:
     """Whether the boxes of masks ``i + 1 .. hi - 1`` overlap mask ``i`` enough to hide more
     than ``1 - thr`` of it (the hidden area is at most the sum of box intersections)."""
     bound = 0.0
@@ -427,8 +428,8 @@ def _later_may_hide(
 
 @njit(cache=True, nogil=True)
 def covered_frames(
-    flat: np.ndarray, off: np.ndarray, frame_ptr: np.ndarray, heights: np.ndarray, thr: float
-) -> np.ndarray:
+    flat: RunArray, off: IntArray, frame_ptr: IntArray, heights: IntArray, thr: float
+) -> BoolArray:
     """CVAT ``_find_covered_segments`` for many frames: masks of frame f are rows
     ``frame_ptr[f]:frame_ptr[f + 1]`` in paint order (bottom first), image height ``heights[f]``.
 
@@ -445,7 +446,7 @@ def covered_frames(
         for i in range(n - 1):
             if area[i] == 0 or not _later_may_hide(box, area, 0, n, i, thr):
                 continue
-            top: np.ndarray = np.empty(0, np.uint32)
+            top: RunArray = np.empty(0, np.uint32)
             for j in range(i + 1, n):
                 if _boxes_meet(box, i, j):
                     m = flat[off[lo + j] : off[lo + j + 1]]
@@ -456,7 +457,7 @@ def covered_frames(
 
 
 @njit(cache=True, nogil=True)
-def covered_rect_frames(frame_ptr: np.ndarray, box: np.ndarray, thr: float) -> np.ndarray:
+def covered_rect_frames(frame_ptr: IntArray, box: FloatArray, thr: float) -> BoolArray:
     """:func:`covered_frames` for masks that are pixel rectangles ``box`` (N, 4) xyxy pixel
     edges (an empty one all zeros), rows in paint order within each frame: the hidden area is
     the area of the union of the later rectangles inside rectangle i, counted on the grid of
