@@ -466,7 +466,17 @@ Solver = Callable[
 ]
 
 
-def _tags(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
+def _tags(
+    out: _Collector,
+    code: int,
+    gt: Annotations,
+    ds: Annotations,
+    g: IntArray,
+    d: IntArray,
+    item: int,
+    items: Items,
+    s: QualitySettings,
+) -> None:
     sim = np.where(gt.label[g][:, None] == ds.label[d][None, :], 1.0, 0.5)
     out.add(code, g, d, sim, 0.5)
 
@@ -483,7 +493,17 @@ def _on_rasters(items: Items, item: int, s: QualitySettings) -> tuple[bool, int,
     return (not s.exact_geometry and w > 0 and h > 0), w, h
 
 
-def _boxes(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
+def _boxes(
+    out: _Collector,
+    code: int,
+    gt: Annotations,
+    ds: Annotations,
+    g: IntArray,
+    d: IntArray,
+    item: int,
+    items: Items,
+    s: QualitySettings,
+) -> None:
     sim = box_iou(gt.bbox[g], ds.bbox[d])
     rot_g, rot_d = gt.rotation[g], ds.rotation[d]
     differ = rot_g[:, None] != rot_d[None, :]
@@ -498,7 +518,17 @@ def _boxes(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-
     out.add(code, g, d, sim, s.iou_threshold)
 
 
-def _ellipses(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
+def _ellipses(
+    out: _Collector,
+    code: int,
+    gt: Annotations,
+    ds: Annotations,
+    g: IntArray,
+    d: IntArray,
+    item: int,
+    items: Items,
+    s: QualitySettings,
+) -> None:
     raster, w, h = _on_rasters(items, item, s)
     if raster:
         sim = rle.mask_iou(shape_rles(gt, g, h, w), shape_rles(ds, d, h, w), h, w)
@@ -507,7 +537,17 @@ def _ellipses(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[
     out.add(code, g, d, sim, s.iou_threshold)
 
 
-def _lines(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
+def _lines(
+    out: _Collector,
+    code: int,
+    gt: Annotations,
+    ds: Annotations,
+    g: IntArray,
+    d: IntArray,
+    item: int,
+    items: Items,
+    s: QualitySettings,
+) -> None:
     w, h = _image_size(items, item)
     sim, ori = line_similarities(
         [gt.points_of(r) for r in g], [ds.points_of(r) for r in d], float(w * h), s.line_thickness
@@ -539,7 +579,17 @@ def _area(b: FloatArray) -> FloatArray:
     return area
 
 
-def _points(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
+def _points(
+    out: _Collector,
+    code: int,
+    gt: Annotations,
+    ds: Annotations,
+    g: IntArray,
+    d: IntArray,
+    item: int,
+    items: Items,
+    s: QualitySettings,
+) -> None:
     w, h = _image_size(items, item)
     sim = point_group_similarity(
         [gt.points_of(r) for r in g],
@@ -554,7 +604,17 @@ def _points(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no
     out.add(code, g, d, sim, s.iou_threshold)
 
 
-def _skeletons(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
+def _skeletons(
+    out: _Collector,
+    code: int,
+    gt: Annotations,
+    ds: Annotations,
+    g: IntArray,
+    d: IntArray,
+    item: int,
+    items: Items,
+    s: QualitySettings,
+) -> None:
     w, h = _image_size(items, item)
     sim = np.zeros((len(g), len(d)))
     kg = gt.point_offsets[g + 1] - gt.point_offsets[g]
@@ -631,7 +691,17 @@ def _ragged_points(ann: Annotations, rows: IntArray) -> tuple[FloatArray, IntArr
     return ann.points[idx].reshape(-1, 2), off
 
 
-def _segmentation(out, code, gt, ds, g, d, item, items, s) -> None:  # type: ignore[no-untyped-def]
+def _segmentation(
+    out: _Collector,
+    code: int,
+    gt: Annotations,
+    ds: Annotations,
+    g: IntArray,
+    d: IntArray,
+    item: int,
+    items: Items,
+    s: QualitySettings,
+) -> None:
     raster, w, h = _on_rasters(items, item, s)
     has_masks = bool((gt.kind[g] == Kind.MASK).any() or (ds.kind[d] == Kind.MASK).any())
     # masks are rasters already: a frame holding any is compared on pixels in every mode
