@@ -109,7 +109,9 @@ def _project(rng, n_tasks=6):
 def _load(tmp_path, tasks):
     (tmp_path / "config.xml").write_text(CONFIG)
     (tmp_path / "export.json").write_text(json.dumps(tasks))
-    source = FileSource(tmp_path / "export.json", reader_options={"config": tmp_path / "config.xml"})
+    source = FileSource(
+        tmp_path / "export.json", reader_options={"config": tmp_path / "config.xml"}
+    )
     aset = source.pull().aset
     parts = aset.split_by_annotator()
     return aset, parts[GT_ANNOTATOR], parts["a@example.com"]
@@ -142,7 +144,9 @@ def test_control_split_equals_comparing_the_control_alone(tmp_path, seed, covere
             continue
         labels = [lab.name for lab in aset.schema.labels if lab.control == control.name]
         part = split_report(whole, labels)
-        counts, accuracy, frames, conflicts = _alone(compare(_only(gt, ci), _only(ds, ci), settings))
+        counts, accuracy, frames, conflicts = _alone(
+            compare(_only(gt, ci), _only(ds, ci), settings)
+        )
         assert {
             "valid_count": part.valid_count,
             "ds_count": part.ds_count,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from labelgate.arrays import AnyArray, IntArray
 from labelgate.engine.box_kernels import assign_frames, match_box_frames
 from labelgate.engine.match_rules import (
     LEGACY,
@@ -311,7 +312,7 @@ def _match_by_control(
     A control is its own variable: a region of one control never pairs with (nor is a
     leftover's best overlap taken from) a region of another. Rows map back to ``gt``/``ds``.
     """
-    found: list[tuple[np.ndarray, np.ndarray, Matches]] = []
+    found: list[tuple[IntArray, IntArray, Matches]] = []
     for c in np.union1d(gt.control, ds.control):
         g_idx, d_idx = np.flatnonzero(gt.control == c), np.flatnonzero(ds.control == c)
         m = match_annotations(
@@ -319,7 +320,7 @@ def _match_by_control(
         )
         found.append((g_idx, d_idx, m))
 
-    def cat(pick: Callable[[np.ndarray, np.ndarray, Matches], np.ndarray]) -> np.ndarray:
+    def cat(pick: Callable[[IntArray, IntArray, Matches], AnyArray]) -> AnyArray:
         return np.concatenate([pick(g, d, m) for g, d, m in found])
 
     return Matches(
