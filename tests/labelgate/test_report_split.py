@@ -197,3 +197,43 @@ def test_regions_of_different_controls_never_pair(tmp_path):
     plain_ds = replace(ds.annotations, control=np.full(1, -1, np.int16))
     m = match_annotations(plain, plain_ds, gt.items)
     assert m.gt_row.tolist() == [0] and m.label_equal.tolist() == [False]
+    # One side without controls (a CVAT or COCO file, a consensus): matched as before.
+    m = match_annotations(plain, ds.annotations, gt.items)
+    assert m.gt_row.tolist() == [0] and m.label_equal.tolist() == [False]
+
+
+def test_covered_check_sees_every_control_of_the_frame(tmp_path):
+    """The one known difference: the annotator's car box lies under their larger truck box
+    (another control). The covered check paints every shape of the frame, so the bbox
+    control's share keeps a covered conflict that comparing the bbox control alone has not."""
+    result = [
+        _box("bbox", "car", 10, 10, 5, 5, 0),
+        _box("vehicle", "truck", 5, 5, 30, 30, 1),
+    ]
+    tasks = [
+        {
+            "id": 1,
+            "data": {"image": "/x.jpg"},
+            "annotations": [
+                {"id": 1, "completed_by": {"email": "lead@example.com"}, "ground_truth": True,
+                 "result": result},
+                {"id": 2, "completed_by": {"email": "a@example.com"}, "ground_truth": False,
+                 "result": result},
+            ],
+        }
+    ]  # fmt: skip
+    _, gt, ds = _load(tmp_path, tasks)
+    settings = QualitySettings(check_covered_annotations=True)
+    part = split_report(compare(gt, ds, settings), ["car", "person"])
+    alone = compare(_only(gt, 0), _only(ds, 0), settings)
+    assert [c["type"] for c in part.conflicts] == ["covered_annotation"]
+    assert alone.conflicts == []
+    # The counts are the control's own either way.
+    assert (
+        (part.valid_count, part.total_count)
+        == (1, 1)
+        == (
+            alone.summary["valid_count"],
+            alone.summary["total_count"],
+        )
+    )

@@ -257,9 +257,16 @@ def match_annotations(
 
     Returns:
         Columnar :class:`Matches`. Rows of kinds CVAT does not compare (cuboids, spans, text,
-        numbers) appear nowhere.
+        numbers) appear nowhere. When both sides carry Label Studio controls, rows of
+        different controls are never paired.
     """
-    if len(np.union1d(gt.control, ds.control)) > 1:
+    # Only when both sides carry Label Studio controls: a set without them (CVAT, COCO, a
+    # consensus) is matched against the other side's rows of every control, as before.
+    if (
+        (gt.control >= 0).any()
+        and (ds.control >= 0).any()
+        and len(np.union1d(gt.control, ds.control)) > 1
+    ):
         return _match_by_control(gt, ds, items, settings, rules)
     s = settings or QualitySettings()
     out = _Collector(gt, ds, rules or LEGACY, s)
