@@ -237,3 +237,27 @@ def test_covered_check_sees_every_control_of_the_frame(tmp_path):
             alone.summary["total_count"],
         )
     )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pair_agreement_per_control_equals_matching_the_control_alone(tmp_path, seed):
+    """The agreement side: a pair's ``per_control`` share, from its one matching, equals
+    :func:`pair_agreement` of the two annotators' rows of that control only."""
+    from labelgate.agreement.report import pair_agreement
+
+    aset, a, b = _load(tmp_path, _project(np.random.default_rng(100 + seed)))
+    per = pair_agreement(a, b, by_control=True)["per_control"]
+    seen = 0
+    for ci, control in enumerate(aset.schema.controls):
+        alone = pair_agreement(_only(a, ci), _only(b, ci))
+        if not alone["n_a"] and not alone["n_b"]:
+            assert ci not in per or (not per[ci]["n_a"] and not per[ci]["n_b"])
+            continue
+        seen += control.type != "Choices"
+        share = per[ci]
+        for key in ("items", "f1", "matched", "n_a", "n_b", "per_item", "per_label"):
+            assert share[key] == alone[key], key
+        assert share["mean_iou"] == pytest.approx(alone["mean_iou"])
+        assert share["per_label_mean_iou"] == pytest.approx(alone["per_label_mean_iou"])
+        np.testing.assert_array_equal(share["iou_values"], alone["iou_values"])
+    assert seen  # a region control was compared

@@ -160,10 +160,6 @@ def item_score(family: str, a: Any, b: Any, mode: str = "exact") -> float:
     return float(a is not None and b is not None and a == b)
 
 
-def _only_control(part: AnnotationSet, ci: int) -> AnnotationSet:
-    return part.replace(annotations=part.annotations.select(part.annotations.control == ci))
-
-
 class _Pairs:
     """Collects per-item scores of pairs: per item, per annotator, and overall."""
 
