@@ -265,7 +265,14 @@ def run_quality(
     progress.step("agreement between annotators")
     agreement = _agreement(aset, parts, humans, s, opts) if opts.agreement else AgreementResult()
     by_control = (
-        control_accuracy(aset, list(compared), s) if aset.schema.controls and gt is not None else {}
+        control_accuracy(
+            aset,
+            list(compared),
+            s,
+            reports={n: c.report for n, c in comparisons.items()},
+        )
+        if aset.schema.controls and gt is not None
+        else {}
     )
     model = choose_model(aset, parts, opts.model) if opts.model_check else None
     model_agreement = (
@@ -311,11 +318,13 @@ def _agreement(
     if len(humans) < 2:
         return AgreementResult(annotators=humans)
     pairs = {
-        (a, b): agreement_mod.pair_agreement(parts[a], parts[b], settings)
+        (a, b): agreement_mod.pair_agreement(
+            parts[a], parts[b], settings, by_control=bool(aset.schema.controls)
+        )
         for a, b in combinations(humans, 2)
     }
     # The per-control pass is the report's own; kept so per-task scores reuse it.
-    controls = control_agreement(aset, list(humans), settings)
+    controls = control_agreement(aset, list(humans), settings, pair_results=pairs)
     try:
         report = agreement_mod.agreement_report(
             aset, settings, n_boot=opts.n_boot, pair_results=pairs, controls=controls

@@ -257,20 +257,16 @@ def _ls_project(ls_server) -> tuple[int, list[str]]:
     return int(proj.id), [f"count{i}@example.com" for i in (1, 2, 3)]
 
 
-#: The bundled Label Studio config's region controls (RectangleLabels bbox, PolygonLabels
-#: sign); its Choices control (scene) is scored from the answers, with no comparison.
-LS_REGION_CONTROLS = 2
-
-
-def ls_once(regions: int = LS_REGION_CONTROLS) -> dict[str, int]:
+def ls_once() -> dict[str, int]:
     """What one run of a 3-annotator Label Studio project computes (see the module docstring
-    for the whole-set part): the whole-set comparison per annotator and one comparison per
-    annotator and region control for the per-control accuracy; each annotator pair matched
-    once on the whole set and once per region control (the per-control agreement); the
-    agreement report, the per-control agreement and the per-control accuracy once each."""
+    for the whole-set part): one comparison per annotator and one match per annotator pair.
+    The per-control accuracy and agreement of the region controls (RectangleLabels bbox,
+    PolygonLabels sign) are those controls' shares of the same comparisons and matches
+    (matching keeps controls apart); the agreement report, the per-control agreement and the
+    per-control accuracy run once each."""
     return {
-        "compare": 3 + 3 * regions,
-        "pair_agreement": 3 + 3 * regions,
+        "compare": 3,
+        "pair_agreement": 3,
         "agreement_report": 1,
         "control_agreement": 1,
         "control_accuracy": 1,

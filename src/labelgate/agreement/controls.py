@@ -43,6 +43,8 @@ from labelgate.agreement.sets import (
 )
 from labelgate.agreement.text import number_alpha, span_f1, text_similarity
 from labelgate.arrays import FloatArray, IntArray
+from labelgate.engine.report import Report
+from labelgate.engine.report_split import split_report
 from labelgate.engine.settings import QualitySettings
 from labelgate.model import AnnotationSet, Control
 
@@ -158,10 +160,6 @@ def item_score(family: str, a: Any, b: Any, mode: str = "exact") -> float:
     return float(a is not None and b is not None and a == b)
 
 
-def _only_control(part: AnnotationSet, ci: int) -> AnnotationSet:
-    return part.replace(annotations=part.annotations.select(part.annotations.control == ci))
-
-
 class _Pairs:
     """Collects per-item scores of pairs: per item, per annotator, and overall."""
 
@@ -273,14 +271,33 @@ def control_agreement(
     aset: AnnotationSet,
     names: Sequence[str],
     settings: QualitySettings | None = None,
+    pair_results: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
 ) -> dict[str, ControlScore]:
-    """Agreement between ``names`` (annotators of ``aset``), one score per control."""
+    """Agreement between ``names`` (annotators of ``aset``), one score per control.
+
+    Args:
+        aset: the multi-annotator set.
+        names: the annotators compared.
+        settings: matching thresholds for region controls.
+        pair_results: :func:`~labelgate.agreement.report.pair_agreement` of annotator pairs
+            made with ``by_control=True`` (a quality run's); the pairs missing are matched
+            here, once each.
+    """
     from labelgate.agreement.report import pair_agreement
 
     parts = aset.split_by_annotator()
     worked = {n: parts[n].items.id for n in names if n in parts}
     names = [n for n in names if n in worked]
     pairs = list(combinations(names, 2))
+    known = dict(pair_results or {})
+
+    def per_control(a: str, b: str) -> Mapping[int, Mapping[str, Any]]:
+        res = known.get((a, b))
+        if res is None or "per_control" not in res:
+            res = known[(a, b)] = pair_agreement(parts[a], parts[b], settings, by_control=True)
+        per: Mapping[int, Mapping[str, Any]] = res["per_control"]
+        return per
+
     out: dict[str, ControlScore] = {}
     for ci, control in scored_controls(aset):
         answers = _answers(aset, ci, control)
@@ -289,10 +306,9 @@ def control_agreement(
             acc = _Pairs()
             f1s, ious = [], []
             for a, b in pairs:
-                res = pair_agreement(
-                    _only_control(parts[a], ci), _only_control(parts[b], ci), settings
-                )
-                if not res["n_a"] and not res["n_b"]:
+                # A control neither drew on the shared items is absent (n_a = n_b = 0).
+                res = per_control(a, b).get(ci)
+                if res is None or (not res["n_a"] and not res["n_b"]):
                     continue
                 acc.pairs += 1
                 f1s.append(res["f1"])
@@ -335,11 +351,21 @@ def control_accuracy(
     names: Sequence[str],
     settings: QualitySettings | None = None,
     reference: str = GT_ANNOTATOR,
+    reports: Mapping[str, Report] | None = None,
 ) -> dict[str, ControlScore]:
     """Each of ``names`` against ``reference`` (ground truth) on the items both worked on.
 
     ``per_annotator`` is each annotator's accuracy on the control; regions use CVAT's
-    accuracy (:func:`labelgate.engine.compare`).
+    accuracy, each control's share of the annotator's one comparison
+    (:func:`~labelgate.engine.report_split.split_report`).
+
+    Args:
+        aset: the multi-annotator set.
+        names: the annotators scored.
+        settings: comparison settings.
+        reference: the annotator taken as ground truth.
+        reports: each annotator's :func:`~labelgate.engine.compare` with ``reference`` (a
+            quality run's); the missing ones are compared here, once each.
     """
     from labelgate.engine import compare
 
@@ -348,31 +374,40 @@ def control_accuracy(
         return {}
     worked = {n: parts[n].items.id for n in [reference, *names] if n in parts}
     names = [n for n in names if n in worked and n != reference]
+    whole = dict(reports or {})
+
+    def report_of(n: str) -> Report:
+        if n not in whole:
+            whole[n] = compare(parts[reference], parts[n], settings)
+        return whole[n]
+
     out: dict[str, ControlScore] = {}
     for ci, control in scored_controls(aset):
         answers = _answers(aset, ci, control)
         family = _family(control, answers)
         if family == "region":
+            labels = {lab.name for lab in aset.schema.labels if lab.control == control.name}
             acc = _Pairs()
             per_annotator = {}
             counts: dict[str, dict[str, int]] = {}
             conflicts: dict[str, list[dict[str, Any]]] = {}
-            gt = _only_control(parts[reference], ci)
+            drew = {n: bool((parts[n].annotations.control == ci).any()) for n in worked}
             for n in names:
-                ds = _only_control(parts[n], ci)
-                if not len(gt.annotations) and not len(ds.annotations):
+                if not drew[reference] and not drew[n]:
                     continue
-                rep = compare(gt, ds, settings)
-                counts[n] = {k: rep.summary[k] for k in ("valid_count", "ds_count", "gt_count")}
-                full = rep.to_dict()
-                frames = full["frame_results"]
-                conflicts[n] = full["conflicts"]
+                part = split_report(report_of(n), labels)
+                counts[n] = {
+                    "valid_count": part.valid_count,
+                    "ds_count": part.ds_count,
+                    "gt_count": part.gt_count,
+                }
+                conflicts[n] = part.conflicts
                 shared = set(np.intersect1d(worked[reference], worked[n]).tolist())
-                for frame, res in frames.items():
+                for frame, accuracy in part.frame_accuracy.items():
                     # A task where neither drew a region of this control says nothing about it.
-                    if int(frame) in shared and res["annotations"]["total_count"]:
-                        acc.add((n,), int(frame), res["annotations"]["accuracy"])
-                per_annotator[n] = float(rep.summary["accuracy"])
+                    if frame in shared:
+                        acc.add((n,), frame, accuracy)
+                per_annotator[n] = part.accuracy
                 acc.pairs += 1
             if acc.pairs:
                 score = acc.score(

@@ -9,7 +9,8 @@ intervals over items.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
@@ -27,12 +28,12 @@ from labelgate.agreement.categorical import (
     percent_agreement,
 )
 from labelgate.agreement.text import number_alpha, span_f1, text_similarity
-from labelgate.arrays import FloatArray, IntArray
+from labelgate.arrays import BoolArray, FloatArray, IntArray
 from labelgate.engine.compare import COMPARED_KINDS
 from labelgate.engine.matching import GROUP_CODE, match_annotations
 from labelgate.engine.settings import QualitySettings
 from labelgate.errors import ValidationError
-from labelgate.model import AnnotationSet, Kind
+from labelgate.model import Annotations, AnnotationSet, Kind
 from labelgate.stats import cluster_bootstrap_mean
 
 
@@ -41,9 +42,20 @@ def _items_of(part: AnnotationSet) -> IntArray:
 
 
 def pair_agreement(
-    a: AnnotationSet, b: AnnotationSet, settings: QualitySettings | None = None
+    a: AnnotationSet,
+    b: AnnotationSet,
+    settings: QualitySettings | None = None,
+    *,
+    by_control: bool = False,
 ) -> dict[str, Any]:
     """Agreement of two annotators on the items both worked on.
+
+    Args:
+        a, b: the two annotators' sets.
+        settings: matching thresholds (CVAT defaults).
+        by_control: add ``per_control``: Label Studio control index → the same fields
+            computed on that control's rows only (matching keeps controls apart, so this is
+            the agreement of the control alone, from the same matches).
 
     Returns:
         ``{"items", "f1", "mean_iou", "mean_iou_ci95", "matched", "n_a", "n_b",
@@ -57,28 +69,69 @@ def pair_agreement(
     keep_b = np.isin(b.annotations.item, shared) & np.isin(b.annotations.kind, COMPARED_KINDS)
     ann_a, ann_b = a.annotations.select(keep_a), b.annotations.select(keep_b)
     m = match_annotations(ann_a, ann_b, a.items, settings)
-    good = m.label_equal
+    pairs = _Pairs(m.gt_row, m.label_equal, m.type_group != GROUP_CODE["tag"], m.similarity)
+    out = _pair_stats(ann_a, ann_b, pairs, shared, a.schema.names)
+    if by_control:
+        out["per_control"] = {
+            int(c): _pair_stats(
+                *_control_share(ann_a, ann_b, pairs, int(c)), shared, a.schema.names
+            )
+            for c in np.union1d(ann_a.control, ann_b.control)
+            if c >= 0
+        }
+    return out
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """The matched pairs :func:`_pair_stats` reads: A's row, label-equal, shape (not tag),
+    similarity."""
+
+    gt_row: IntArray
+    good: BoolArray
+    shape: BoolArray
+    similarity: FloatArray
+
+
+def _control_share(
+    ann_a: Annotations, ann_b: Annotations, pairs: _Pairs, control: int
+) -> tuple[Annotations, Annotations, _Pairs]:
+    """One control's rows of both sides and its pairs, rows renumbered (pairs never cross
+    controls)."""
+    keep_a = ann_a.control == control
+    at = np.cumsum(keep_a) - 1
+    p = keep_a[pairs.gt_row]
+    return (
+        ann_a.select(keep_a),
+        ann_b.select(ann_b.control == control),
+        _Pairs(at[pairs.gt_row[p]], pairs.good[p], pairs.shape[p], pairs.similarity[p]),
+    )
+
+
+def _pair_stats(
+    ann_a: Annotations, ann_b: Annotations, pairs: _Pairs, shared: IntArray, names: Sequence[str]
+) -> dict[str, Any]:
+    """:func:`pair_agreement`'s fields from the compared rows and their matched pairs."""
+    good = pairs.good
     matched = int(good.sum())
     n_a, n_b = len(ann_a), len(ann_b)
-    shape = m.type_group != GROUP_CODE["tag"]
-    ious = m.similarity[shape & good]
-    iou_items = ann_a.item[m.gt_row[shape & good]]
-    iou_labels = ann_a.label[m.gt_row[shape & good]]
+    ious = pairs.similarity[pairs.shape & good]
+    iou_items = ann_a.item[pairs.gt_row[pairs.shape & good]]
+    iou_labels = ann_a.label[pairs.gt_row[pairs.shape & good]]
     # Per item: 2·matches / (n_a + n_b), 1.0 where both are empty.
     idx = {int(x): i for i, x in enumerate(shared)}
-    pos = np.searchsorted(shared, ann_a.item[m.gt_row[good]]) if matched else np.zeros(0, int)
+    pos = np.searchsorted(shared, ann_a.item[pairs.gt_row[good]]) if matched else np.zeros(0, int)
     hits = np.bincount(pos, minlength=len(shared)).astype(float)
     na = np.bincount(np.searchsorted(shared, ann_a.item), minlength=len(shared)).astype(float)
     nb = np.bincount(np.searchsorted(shared, ann_b.item), minlength=len(shared)).astype(float)
     den = na + nb
     per_item = np.where(den > 0, 2 * hits / np.maximum(den, 1), 1.0)
-    names = a.schema.names
     per_label: dict[str, float] = {}
     for lab in np.union1d(ann_a.label, ann_b.label):
         if lab < 0:
             continue
         la, lb = int((ann_a.label == lab).sum()), int((ann_b.label == lab).sum())
-        hit = int((good & (ann_a.label[m.gt_row] == lab)).sum())
+        hit = int((good & (ann_a.label[pairs.gt_row] == lab)).sum())
         per_label[names[int(lab)]] = 2 * hit / (la + lb) if la + lb else 1.0
     return {
         "items": len(shared),
@@ -247,13 +300,14 @@ def agreement_report(
     all_ious: list[FloatArray] = []
     item_ious: dict[int, list[float]] = {}
     label_ious: dict[str, list[float]] = {}
+    matched: dict[tuple[str, str], Mapping[str, Any]] = dict(pair_results or {})
     for i, j in combinations(range(k), 2):
-        known = (pair_results or {}).get((names[i], names[j]))
-        res = (
-            known
-            if known is not None
-            else pair_agreement(parts[names[i]], parts[names[j]], settings)
-        )
+        key = (names[i], names[j])
+        if key not in matched:  # per control too, for the per-control pass below
+            matched[key] = pair_agreement(
+                parts[names[i]], parts[names[j]], settings, by_control=bool(aset.schema.controls)
+            )
+        res = matched[key]
         all_iou_items.append(res["iou_items"])
         all_ious.append(res["iou_values"])
         for item, v in res["per_item_mean_iou"].items():
@@ -297,7 +351,7 @@ def agreement_report(
     from labelgate.agreement.controls import annotator_headline, control_agreement, headline
 
     if controls is None:
-        controls = control_agreement(aset, names, settings)
+        controls = control_agreement(aset, names, settings, pair_results=matched)
     peers = annotator_headline(controls)
     # peer_agreement: the one per-annotator agreement every view shows (scorecards, agree):
     # the mean over controls where the set has them, else the mean matched-F1 with peers.

@@ -258,8 +258,17 @@ def match_annotations(
 
     Returns:
         Columnar :class:`Matches`. Rows of kinds CVAT does not compare (cuboids, spans, text,
-        numbers) appear nowhere.
+        numbers) appear nowhere. When both sides carry Label Studio controls, rows of
+        different controls are never paired.
     """
+    # Only when both sides carry Label Studio controls: a set without them (CVAT, COCO, a
+    # consensus) is matched against the other side's rows of every control, as before.
+    if (
+        (gt.control >= 0).any()
+        and (ds.control >= 0).any()
+        and len(np.union1d(gt.control, ds.control)) > 1
+    ):
+        return _match_by_control(gt, ds, items, settings, rules)
     s = settings or QualitySettings()
     out = _Collector(gt, ds, rules or LEGACY, s)
     for name, kinds in TYPE_GROUPS.items():
@@ -297,6 +306,43 @@ def match_annotations(
         for item, g, d in _frames(gt, ds, g_rows, d_rows):
             solver(out, code, gt, ds, g, d, item, items, s)
     return out.result(gt, ds)
+
+
+def _match_by_control(
+    gt: Annotations,
+    ds: Annotations,
+    items: Items,
+    settings: QualitySettings | None,
+    rules: MatchRules | None,
+) -> Matches:
+    """Match each Label Studio control (``control`` column; -1: none) on its own rows.
+
+    A control is its own variable: a region of one control never pairs with (nor is a
+    leftover's best overlap taken from) a region of another. Rows map back to ``gt``/``ds``.
+    """
+    found: list[tuple[IntArray, IntArray, Matches]] = []
+    for c in np.union1d(gt.control, ds.control):
+        g_idx, d_idx = np.flatnonzero(gt.control == c), np.flatnonzero(ds.control == c)
+        m = match_annotations(
+            gt.select(gt.control == c), ds.select(ds.control == c), items, settings, rules=rules
+        )
+        found.append((g_idx, d_idx, m))
+
+    def cat(pick: Callable[[IntArray, IntArray, Matches], AnyArray]) -> AnyArray:
+        return np.concatenate([pick(g, d, m) for g, d, m in found])
+
+    return Matches(
+        gt_row=cat(lambda g, d, m: g[m.gt_row]),
+        ds_row=cat(lambda g, d, m: d[m.ds_row]),
+        similarity=cat(lambda g, d, m: m.similarity),
+        label_equal=cat(lambda g, d, m: m.label_equal),
+        type_group=cat(lambda g, d, m: m.type_group),
+        oriented=cat(lambda g, d, m: m.oriented),
+        unmatched_gt=cat(lambda g, d, m: g[m.unmatched_gt]),
+        unmatched_ds=cat(lambda g, d, m: d[m.unmatched_ds]),
+        best_gt=cat(lambda g, d, m: m.best_gt),
+        best_ds=cat(lambda g, d, m: m.best_ds),
+    )
 
 
 def _boxes_sparse(
