@@ -110,7 +110,7 @@ def find_conflicts(
         rev = lines & ((m.similarity - m.oriented) > settings.line_orientation_threshold)
         parts.append((4, m.ds_row[rev], m.gt_row[rev], m.similarity[rev]))
     if settings.check_covered_annotations:
-        cov = covered_rows(ds, items, settings.object_visibility_threshold)
+        cov = covered_rows_by_control(ds, items, settings.object_visibility_threshold)
         parts.append((5, cov, np.full(len(cov), -1), np.full(len(cov), np.nan)))
     if r.is_legacy and settings.compare_attributes:
         att = attribute_mismatches(gt, ds, m)
@@ -286,6 +286,21 @@ def covered_rows(ds: Annotations, items: Items, visibility_threshold: float) -> 
             flat, off, ptr, h[starts][~frame_simple], float(visibility_threshold)
         )
     return np.sort(rows[hidden])
+
+
+def covered_rows_by_control(ds: Annotations, items: Items, visibility_threshold: float) -> IntArray:
+    """:func:`covered_rows` within each Label Studio control: a control is its own layer, so a
+    region of another control never hides it (as matching never pairs across controls). Data
+    without controls (CVAT, COCO: control -1 everywhere) is one layer, as CVAT paints it."""
+    controls = np.unique(ds.control)
+    if len(controls) <= 1:
+        return covered_rows(ds, items, visibility_threshold)
+    parts = []
+    for c in controls.tolist():
+        sel = np.flatnonzero(ds.control == c)
+        parts.append(sel[covered_rows(ds.take(sel), items, visibility_threshold)])
+    rows: IntArray = np.sort(np.concatenate(parts))
+    return rows
 
 
 def _sub_frames(frame_ptr: IntArray, keep: BoolArray) -> IntArray:
