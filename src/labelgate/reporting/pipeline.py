@@ -157,10 +157,9 @@ def bundle_for(
     conflicts: list[dict[str, Any]] = []
     total_conflicts = 0
     for name, comparison in run.comparisons.items():
-        listed = comparison.report.conflicts
-        room = MAX_CONFLICT_ROWS - len(conflicts)
-        conflicts.extend(conflict_rows(aset, name, comparison.meta, listed[: max(room, 0)]))
-        total_conflicts += len(listed)
+        head = comparison.report.conflict_head(MAX_CONFLICT_ROWS - len(conflicts))
+        conflicts.extend(conflict_rows(aset, name, comparison.meta, head))
+        total_conflicts += comparison.report.conflict_tally().count
     progress.step("scorecards and per-label figures")
     cards = scorecards_for(run) if run.humans else []
     labels = per_label_for(run)
