@@ -236,3 +236,23 @@ def test_a_drop_below_the_rolling_average_is_marked_as_drift(tmp_path):
     (d,) = out["history"]["drift"]
     assert d["metric"] == "accuracy" and d["time"] == out["history"]["time"][-1]
     assert d["drop"] == pytest.approx(0.9 - 13 / 24)
+
+
+@pytest.mark.parametrize("kept", [1, 2, 3])
+def test_conflict_rows_keep_the_first_rows_in_annotator_order_and_count_the_rest(
+    bundle, kept, monkeypatch
+):
+    # a has 2 conflicts (person called a car, item 1's car missed), b has 1 (extra person):
+    # 3 rows in all, a's first. Only the kept rows are built; the rest are counted.
+    import labelgate.reporting.pipeline as pipeline
+
+    assert len(bundle["conflicts"]) == 3 and bundle["conflicts_truncated"] == 0
+    assert [r["annotator"] for r in bundle["conflicts"]] == ["a", "a", "b"]
+    monkeypatch.setattr(pipeline, "MAX_CONFLICT_ROWS", kept)
+    small = build_bundle(
+        make_set("gt", GT, job=10),
+        [make_set("a", A, job=11), make_set("b", B, job=12)],
+        QualitySettings(),
+    )
+    assert small["conflicts"] == bundle["conflicts"][:kept]
+    assert small["conflicts_truncated"] == 3 - kept

@@ -158,13 +158,10 @@ def scorecards_for(
                 card["accuracy"] = summary["value"]
                 card["accuracy_ci95"] = summary["ci95"]
                 card["per_control"] = summary["per_control"]
-            errors = Counter(c["type"] for c in rep.conflicts if c["severity"] == "error")
-            card["top_errors"] = errors.most_common(3)
-            confused = Counter(
-                (c["label_names"][0], c["label_names"][1])
-                for c in rep.conflicts
-                if c["type"] == "mismatching_label"
-            )
+            # Counted from the report's columns: no conflict dict is built for a scorecard.
+            tally = rep.conflict_tally()
+            card["top_errors"] = Counter(dict(tally.error_types)).most_common(3)
+            confused = Counter(dict(tally.confused))
             card["confused_labels"] = [
                 {"annotated": a, "truth": b, "count": n} for (a, b), n in confused.most_common(3)
             ]

@@ -15,6 +15,7 @@ from labelgate.engine.matching import GROUP_CODE, TYPE_GROUPS, Matches, match_an
 from labelgate.engine.report import (
     COUNT_KEYS,
     LABEL_COUNT_KEYS,
+    ConflictTally,
     ConflictTexts,
     Report,
     confusion_block,
@@ -180,7 +181,42 @@ def compare(
         frames = frame_results(frames_payload, range(len(texts)), conflicts)
         return ConflictTexts(texts, frames)
 
-    return Report(data=data, data_errors=errors, materialize=materialize, encode=encode)
+    return Report(
+        data=data,
+        data_errors=errors,
+        materialize=materialize,
+        encode=encode,
+        head=lambda k: conflicts_to_json(g_ann, d_ann, conflicts.head(k), labels, job, gt.items),
+        tally=lambda: conflict_tally(g_ann, d_ann, conflicts, labels),
+    )
+
+
+def _first_seen_counts(codes: IntArray) -> tuple[list[int], list[int]]:
+    """Distinct codes and their counts, in order of first appearance (as ``Counter``)."""
+    uniq, first, counts = np.unique(codes, return_index=True, return_counts=True)
+    order = np.argsort(first, kind="stable")
+    return uniq[order].tolist(), counts[order].tolist()
+
+
+def conflict_tally(
+    gt: Annotations, ds: Annotations, c: Conflicts, labels: list[str]
+) -> ConflictTally:
+    """:meth:`ConflictTally.of_dicts` of :func:`conflicts_to_json`'s dicts, from the columns."""
+    kinds = c.type.astype(np.int64)
+    is_error = np.array([c.severity(t) == "error" for t in CONFLICT_TYPES], bool)
+    types, counts = _first_seen_counts(kinds[is_error[kinds]])
+    error_types = [(CONFLICT_TYPES[t], n) for t, n in zip(types, counts, strict=True)]
+    # A label mismatch lists the DS label, then the GT one; label -1 names None.
+    names = [*labels, None]
+    width = len(names)
+    rows = kinds == CONFLICT_TYPES.index("mismatching_label")
+    d_lab = ds.label[c.ds_row[rows]].astype(np.int64) % width
+    g_lab = gt.label[c.gt_row[rows]].astype(np.int64) % width
+    pairs, counts = _first_seen_counts(d_lab * width + g_lab)
+    confused = [
+        ((names[p // width], names[p % width]), n) for p, n in zip(pairs, counts, strict=True)
+    ]
+    return ConflictTally(len(c), error_types, confused)
 
 
 def _total_frames(ds: AnnotationSet, gt: AnnotationSet) -> int:

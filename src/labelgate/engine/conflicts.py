@@ -73,6 +73,18 @@ class Conflicts:
         """Severity of a conflict type under these conflicts' rules."""
         return "error" if self.all_errors else SEVERITY[type_name]
 
+    def head(self, k: int) -> Conflicts:
+        """The first ``k`` conflicts (their attribute names kept at the same positions)."""
+        return Conflicts(
+            self.type[:k],
+            self.frame[:k],
+            self.ds_row[:k],
+            self.gt_row[:k],
+            self.similarity[:k],
+            {i: v for i, v in self.attribute_names.items() if i < k},
+            self.all_errors,
+        )
+
 
 def find_conflicts(
     gt: Annotations,

@@ -140,6 +140,33 @@ class ConflictTexts:
     frames: dict[str, Any]  # each frame's "conflicts": a range or list of positions
 
 
+@dataclass(frozen=True)
+class ConflictTally:
+    """What a scorecard reads from a report's conflicts, each list in order of first
+    appearance (so ``Counter(dict(...)).most_common`` breaks ties as over the dicts).
+
+    Attributes:
+        count: number of conflicts.
+        error_types: ``(type, count)`` of the error-severity conflicts.
+        confused: ``((annotated label, GT label), count)`` of the ``mismatching_label`` ones.
+    """
+
+    count: int
+    error_types: list[tuple[str, int]]
+    confused: list[tuple[tuple[str | None, str | None], int]]
+
+    @classmethod
+    def of_dicts(cls, conflicts: Sequence[Mapping[str, Any]]) -> ConflictTally:
+        """The tally of conflict dicts (``Report.to_dict()["conflicts"]``)."""
+        errors = Counter(c["type"] for c in conflicts if c["severity"] == "error")
+        confused = Counter(
+            (c["label_names"][0], c["label_names"][1])
+            for c in conflicts
+            if c["type"] == "mismatching_label"
+        )
+        return cls(len(conflicts), list(errors.items()), list(confused.items()))
+
+
 #: Conflict texts joined per write.
 _TEXT_CHUNK = 4096
 
@@ -160,12 +187,16 @@ class Report:
         data_errors: list[dict[str, Any]] | None = None,
         materialize: Callable[[], tuple[list[dict[str, Any]], dict[str, Any]]] | None = None,
         encode: Callable[[], ConflictTexts] | None = None,
+        head: Callable[[int], list[dict[str, Any]]] | None = None,
+        tally: Callable[[], ConflictTally] | None = None,
     ) -> None:
         self.data = data
         self._conflicts = conflicts
         self.data_errors = list(data_errors or [])
         self._materialize = materialize
         self._encode = encode
+        self._head = head
+        self._tally = tally
 
     def _ensure(self) -> None:
         if self._materialize is not None:
@@ -179,6 +210,18 @@ class Report:
     def conflicts(self) -> list[dict[str, Any]]:
         self._ensure()
         return self._conflicts if self._conflicts is not None else []
+
+    def conflict_head(self, k: int) -> list[dict[str, Any]]:
+        """The first ``k`` of :attr:`conflicts`; a lazy report builds only those dicts."""
+        if self._materialize is not None and self._head is not None:
+            return self._head(max(k, 0))
+        return self.conflicts[: max(k, 0)]
+
+    def conflict_tally(self) -> ConflictTally:
+        """The :class:`ConflictTally` of :attr:`conflicts`; a lazy report counts its columns."""
+        if self._materialize is not None and self._tally is not None:
+            return self._tally()
+        return ConflictTally.of_dicts(self.conflicts)
 
     @property
     def summary(self) -> dict[str, Any]:

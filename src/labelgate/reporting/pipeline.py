@@ -153,11 +153,13 @@ def bundle_for(
     progress = progress or Progress(None)
     aset = run.aset
     project = run.batch.project
+    # Only the rows the bundle keeps are built (item names, links); the rest are counted.
     conflicts: list[dict[str, Any]] = []
+    total_conflicts = 0
     for name, comparison in run.comparisons.items():
-        conflicts.extend(
-            conflict_rows(aset, name, comparison.meta, comparison.report.to_dict()["conflicts"])
-        )
+        head = comparison.report.conflict_head(MAX_CONFLICT_ROWS - len(conflicts))
+        conflicts.extend(conflict_rows(aset, name, comparison.meta, head))
+        total_conflicts += comparison.report.conflict_tally().count
     progress.step("scorecards and per-label figures")
     cards = scorecards_for(run) if run.humans else []
     labels = per_label_for(run)
@@ -182,8 +184,8 @@ def bundle_for(
         "source": {"name": aset.name, "items": len(aset.items), "meta": dict(aset.meta)},
         "settings": run.settings.to_dict(),
         "comparisons": {n: c.to_dict() for n, c in run.comparisons.items()},
-        "conflicts": conflicts[:MAX_CONFLICT_ROWS],
-        "conflicts_truncated": max(0, len(conflicts) - MAX_CONFLICT_ROWS),
+        "conflicts": conflicts,
+        "conflicts_truncated": total_conflicts - len(conflicts),
         "agreement": run.agreement.to_dict(),
         "scorecards": cards,
         "labels": labels,
