@@ -10,7 +10,6 @@ the pieces of all conflicts into one buffer.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,27 +37,66 @@ _SEP = b", "
 ByteArray = npt.NDArray[np.uint8]
 
 
-@dataclass(frozen=True)
-class ConflictBytes:
-    """All conflicts' JSON texts in one UTF-8 buffer, each followed by ``", "``; conflict ``k``
-    is ``buf[starts[k]:ends[k]]``."""
+#: Bytes of conflict text assembled per block: the whole text is never held at once (its
+#: fresh pages would cost more to fault in than the copying itself).
+_BLOCK = 8 << 20
 
-    buf: ByteArray
-    starts: IntArray
-    ends: IntArray
+
+class ConflictBytes:
+    """All conflicts' JSON texts, assembled on demand in blocks of about :data:`_BLOCK` bytes.
+
+    Built by :func:`conflict_bytes`; ``args`` are :func:`_assemble`'s table and column arguments,
+    ``sizes`` each conflict's text length plus its ``", "`` separator.
+    """
+
+    def __init__(self, args: tuple[Any, ...], sizes: IntArray) -> None:
+        self._args = args
+        self._cum = np.zeros(len(sizes) + 1, np.int64)
+        np.cumsum(sizes, out=self._cum[1:])
+        # One buffer, reused block after block: fresh pages cost more to fault in than the
+        # assembling (the report lists every conflict twice, so each block is built twice).
+        self._buf = np.zeros(0, np.uint8)
+        self._span = (0, 0)
 
     def __len__(self) -> int:
-        return len(self.starts)
+        return len(self._cum) - 1
+
+    def _write(self, order: IntArray, out: ByteArray) -> ByteArray:
+        _assemble(out, True, *self._args, order, np.zeros(0, np.int64))
+        return out
+
+    def block_end(self, a: int) -> int:
+        """End (exclusive) of the block of conflicts that starts at ``a``."""
+        hi = int(np.searchsorted(self._cum, self._cum[a] + _BLOCK, side="right")) - 1
+        return min(max(hi, a + 1), len(self))
 
     def joined(self, a: int, b: int) -> memoryview:
-        """Conflicts ``a`` to ``b - 1`` joined by ``", "`` (a view, no copy)."""
+        """Conflicts ``a`` to ``b - 1`` joined by ``", "``: a view of the current block, valid
+        until the next call (ranges asked in increasing order share a block)."""
         if b <= a:
             return memoryview(b"")
-        return self.buf.data[int(self.starts[a]) : int(self.ends[b - 1])]
+        lo, hi = self._span
+        if not lo <= a or not b <= hi:
+            lo, hi = a, max(b, self.block_end(a))
+            size = int(self._cum[hi] - self._cum[lo])
+            if len(self._buf) < size:
+                self._buf = np.empty(max(size, _BLOCK), np.uint8)
+            self._write(np.arange(lo, hi, dtype=np.int64), self._buf)
+            self._span = (lo, hi)
+        base = int(self._cum[lo])
+        return self._buf.data[int(self._cum[a]) - base : int(self._cum[b]) - base - 2]
+
+    def picked(self, positions: IntArray) -> memoryview:
+        """The conflicts at ``positions`` (any order) joined by ``", "``."""
+        if not len(positions):
+            return memoryview(b"")
+        order = np.asarray(positions, np.int64)
+        size = int((self._cum[order + 1] - self._cum[order]).sum())
+        return self._write(order, np.empty(size, np.uint8)).data[: size - 2]
 
     def text(self, k: int) -> str:
         """Conflict ``k``'s text."""
-        return self.buf[self.starts[k] : self.ends[k]].tobytes().decode()
+        return self.picked(np.array([k])).tobytes().decode()
 
 
 def _table(pieces: list[str | bytes]) -> tuple[ByteArray, IntArray]:
@@ -119,16 +157,18 @@ def _assemble(
     i_at: Any,
     floats: Any,
     f_at: Any,
-    starts: Any,
-    ends: Any,
+    order: Any,
+    sizes: Any,
 ) -> int:
-    """Write (or, with ``write`` false, only measure) every conflict's text followed by
-    ``", "``; ``ints`` hold frame, DS and GT object ids (n each), ``floats`` the four position
-    values per conflict, then the similarities. Returns the total length."""
+    """Write (or, with ``write`` false, only measure into ``sizes``) the texts of the
+    conflicts at ``order``, each followed by ``", "``; ``ints`` hold frame, DS and GT object
+    ids (n each), ``floats`` the four position values per conflict, then the similarities.
+    Returns the length written."""
     n = len(head)
     at = 0
-    for k in range(n):
-        starts[k] = at
+    for i in range(len(order)):
+        k = order[i]
+        begin = at
         h = head[k]
         at = _copy(out, at, table, t_off[h], t_off[h + 1], write)
         at = _copy(out, at, ints, i_at[k], i_at[k + 1] - 1, write)
@@ -166,8 +206,9 @@ def _assemble(
         at = _copy(out, at, floats, f_at[o], f_at[o + 1] - 1, write)
         c = close[k]
         at = _copy(out, at, table, t_off[c], t_off[c + 1], write)
-        ends[k] = at
         at = _copy(out, at, table, t_off[4], t_off[5], write)
+        if not write:
+            sizes[i] = at - begin
     return at
 
 
@@ -263,15 +304,11 @@ def conflict_bytes(
     nums: FloatArray = np.concatenate([box.ravel(), np.asarray(c.similarity, np.float64)])
     ints, i_at = _formatted(ids)
     floats, f_at = _formatted(nums)
-    starts = np.empty(n, np.int64)
-    ends = np.empty(n, np.int64)
-    args = (table, t_off, np.asarray(c.type, np.int64) + head_base, d_tail, g_tail, d_lab, g_lab)
-    size = _assemble(
-        np.empty(0, np.uint8), False, *args, close, ints, i_at, floats, f_at, starts, ends
-    )
-    buf = np.empty(size, np.uint8)
-    _assemble(buf, True, *args, close, ints, i_at, floats, f_at, starts, ends)
-    return ConflictBytes(buf, starts, ends)
+    head = np.asarray(c.type, np.int64) + head_base
+    args = (table, t_off, head, d_tail, g_tail, d_lab, g_lab, close, ints, i_at, floats, f_at)
+    sizes = np.empty(n, np.int64)
+    _assemble(np.empty(0, np.uint8), False, *args, np.arange(n, dtype=np.int64), sizes)
+    return ConflictBytes(args, sizes)
 
 
 def conflict_extras(

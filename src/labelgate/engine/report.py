@@ -144,10 +144,6 @@ class ConflictTexts:
     frames: dict[str, Any]  # each frame's "conflicts": a range or list of positions
 
 
-#: Conflicts written per piece of the top-level list.
-_TEXT_CHUNK = 4096
-
-
 class Report:
     """A quality report. ``data`` holds the CVAT-shaped JSON; see :meth:`to_dict`.
 
@@ -253,10 +249,13 @@ class Report:
         yield f'{sep}"frame_results": '.encode()
         yield from _frames_json(enc.frames, texts)
         yield b', "conflicts": ['
-        for at in range(0, len(texts), _TEXT_CHUNK):
+        at = 0
+        while at < len(texts):
+            end = texts.block_end(at)
             if at:
                 yield b", "
-            yield texts.joined(at, min(at + _TEXT_CHUNK, len(texts)))
+            yield texts.joined(at, end)
+            at = end
         yield f'], "data_errors": {json.dumps(self.data_errors)}}}'.encode()
 
     @classmethod
@@ -287,7 +286,7 @@ def _frames_json(frames: dict[str, Any], texts: ConflictBytes) -> Iterator[bytes
         if isinstance(at, range) and at.step == 1:
             yield texts.joined(at.start, at.stop)
         else:
-            yield b", ".join(texts.joined(k, k + 1) for k in at)
+            yield texts.picked(np.asarray(at, np.int64))
         rest = orjson.dumps({k: v for k, v in frame.items() if k != "conflicts"})
         yield b"]" + (b"," + rest[1:] if rest != b"{}" else b"}")
         sep = b", "
