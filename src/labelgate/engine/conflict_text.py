@@ -21,20 +21,21 @@ from labelgate.arrays import AnyArray, FloatArray, IntArray
 from labelgate.engine.conflicts import CONFLICT_TYPES, Conflicts
 from labelgate.model import Annotations, Items
 
-#: Fixed pieces of a conflict's text, by their index in the piece table.
+#: Fixed pieces of a conflict's text, by their index in the piece table. Table pieces carry
+#: the constant text that follows them, so a conflict is about ten copies.
 _FIXED = (
-    ', "annotation_ids": [',  # 0
-    '{"obj_id": ',  # 1
-    ', {"obj_id": ',  # 2
-    '], "label_names": [',  # 3
-    ", ",  # 4
-    '], "position": [',  # 5
-    '], "similarity": ',  # 6
-    "}",  # 7
+    ', "annotation_ids": [{"obj_id": ',  # 0: after the frame, with an annotation
+    ', "annotation_ids": [], "label_names": [], "position": [',  # 1: without one
+    '], "similarity": ',  # 2
+    "}, ",  # 3: the end of a conflict without extra keys, and the separator
 )
-_SEP = b", "
-
+#: Suffixes of the two variants of each id-tail piece (another id follows, or not) and of
+#: each label piece (another label follows, or not).
+_TAIL_MORE, _TAIL_END = ', {"obj_id": ', '], "label_names": ['
+_LABEL_MORE, _LABEL_END = ", ", '], "position": ['
 ByteArray = npt.NDArray[np.uint8]
+#: :func:`_assemble`'s twelve table and column arguments.
+KernelArgs = tuple[Any, Any, Any, Any, Any, Any, Any, Any, Any, Any, Any, Any]
 
 
 #: Bytes of conflict text assembled per block: the whole text is never held at once (its
@@ -49,7 +50,7 @@ class ConflictBytes:
     ``sizes`` each conflict's text length plus its ``", "`` separator.
     """
 
-    def __init__(self, args: tuple[Any, ...], sizes: IntArray) -> None:
+    def __init__(self, args: KernelArgs, sizes: IntArray) -> None:
         self._args = args
         self._cum = np.zeros(len(sizes) + 1, np.int64)
         np.cumsum(sizes, out=self._cum[1:])
@@ -162,51 +163,44 @@ def _assemble(
 ) -> int:
     """Write (or, with ``write`` false, only measure into ``sizes``) the texts of the
     conflicts at ``order``, each followed by ``", "``; ``ints`` hold frame, DS and GT object
-    ids (n each), ``floats`` the four position values per conflict, then the similarities.
-    Returns the length written."""
-    n = len(head)
+    ids (three per conflict), ``floats`` the four position values and the similarity (five
+    per conflict). Returns the length written."""
     at = 0
     for i in range(len(order)):
         k = order[i]
         begin = at
         h = head[k]
         at = _copy(out, at, table, t_off[h], t_off[h + 1], write)
-        at = _copy(out, at, ints, i_at[k], i_at[k + 1] - 1, write)
-        at = _copy(out, at, table, t_off[0], t_off[1], write)
+        at = _copy(out, at, ints, i_at[3 * k], i_at[3 * k + 1] - 1, write)
         first = d_tail[k] >= 0
         second = g_tail[k] >= 0
+        both = first and second
         if first or second:
+            at = _copy(out, at, table, t_off[0], t_off[1], write)
+            o = 3 * k + 1 if first else 3 * k + 2
+            at = _copy(out, at, ints, i_at[o], i_at[o + 1] - 1, write)
+            # Tail pieces come in pairs: [ends the ids, another id follows].
+            t = (d_tail[k] if first else g_tail[k]) + (1 if both else 0)
+            at = _copy(out, at, table, t_off[t], t_off[t + 1], write)
+            if both:
+                at = _copy(out, at, ints, i_at[3 * k + 2], i_at[3 * k + 3] - 1, write)
+                t = g_tail[k]
+                at = _copy(out, at, table, t_off[t], t_off[t + 1], write)
+            # Label pieces too: [ends the labels, another label follows].
+            lab = (d_lab[k] if first else g_lab[k]) + (1 if both else 0)
+            at = _copy(out, at, table, t_off[lab], t_off[lab + 1], write)
+            if both:
+                lab = g_lab[k]
+                at = _copy(out, at, table, t_off[lab], t_off[lab + 1], write)
+        else:
             at = _copy(out, at, table, t_off[1], t_off[2], write)
-            o = k + n if first else k + 2 * n
-            at = _copy(out, at, ints, i_at[o], i_at[o + 1] - 1, write)
-            t = d_tail[k] if first else g_tail[k]
-            at = _copy(out, at, table, t_off[t], t_off[t + 1], write)
-        if first and second:
-            at = _copy(out, at, table, t_off[2], t_off[3], write)
-            o = k + 2 * n
-            at = _copy(out, at, ints, i_at[o], i_at[o + 1] - 1, write)
-            t = g_tail[k]
-            at = _copy(out, at, table, t_off[t], t_off[t + 1], write)
-        at = _copy(out, at, table, t_off[3], t_off[4], write)
-        lab = d_lab[k] if first else g_lab[k]
-        if first or second:
-            at = _copy(out, at, table, t_off[lab], t_off[lab + 1], write)
-        if first and second:
-            at = _copy(out, at, table, t_off[4], t_off[5], write)
-            lab = g_lab[k]
-            at = _copy(out, at, table, t_off[lab], t_off[lab + 1], write)
-        at = _copy(out, at, table, t_off[5], t_off[6], write)
-        for j in range(4):
-            o = 4 * k + j
-            if j:
-                at = _copy(out, at, table, t_off[4], t_off[5], write)
-            at = _copy(out, at, floats, f_at[o], f_at[o + 1] - 1, write)
-        at = _copy(out, at, table, t_off[6], t_off[7], write)
-        o = 4 * n + k
-        at = _copy(out, at, floats, f_at[o], f_at[o + 1] - 1, write)
+        # Five floats per conflict: the four position values (orjson's commas kept), then
+        # the similarity.
+        at = _copy(out, at, floats, f_at[5 * k], f_at[5 * k + 4] - 1, write)
+        at = _copy(out, at, table, t_off[2], t_off[3], write)
+        at = _copy(out, at, floats, f_at[5 * k + 4], f_at[5 * k + 5] - 1, write)
         c = close[k]
         at = _copy(out, at, table, t_off[c], t_off[c + 1], write)
-        at = _copy(out, at, table, t_off[4], t_off[5], write)
         if not write:
             sizes[i] = at - begin
     return at
@@ -214,8 +208,8 @@ def _assemble(
 
 def _tails(ann: Annotations, rows: IntArray, job: Any, pieces: list[str | bytes]) -> IntArray:
     """Per row, the table index of its id object's rest (from ``, "job_id"`` to the closing
-    brace; one piece per distinct source type and shape kind, appended to ``pieces``), -1 where
-    the row is absent."""
+    brace; two pieces per distinct source type and shape kind, appended to ``pieces``: the
+    last id's, then one followed by another id), -1 where the row is absent."""
     from labelgate.engine.compare import _SHAPE_NAME, _SOURCE_TYPE
 
     out = np.full(len(rows), -1, np.int64)
@@ -227,21 +221,23 @@ def _tails(ann: Annotations, rows: IntArray, job: Any, pieces: list[str | bytes]
     uniq, inverse = np.unique(code, return_inverse=True)
     job_text = json.dumps(job)
     base = len(pieces)
-    pieces += [
-        f', "job_id": {job_text}, "type": {json.dumps(_SOURCE_TYPE.get(int(u) // 256))}, '
-        f'"shape_type": {json.dumps(_SHAPE_NAME.get(int(u) % 256))}}}'
-        for u in uniq.tolist()
-    ]
-    out[present] = base + inverse.ravel()
+    for u in uniq.tolist():
+        tail = (
+            f', "job_id": {job_text}, "type": {json.dumps(_SOURCE_TYPE.get(u // 256))}, '
+            f'"shape_type": {json.dumps(_SHAPE_NAME.get(u % 256))}}}'
+        )
+        pieces += [tail + _TAIL_END, tail + _TAIL_MORE]
+    out[present] = base + 2 * inverse.ravel()
     return out
 
 
 def _labels(ann: Annotations, rows: IntArray, base: int, n_labels: int) -> IntArray:
-    """Per row, the table index of its label name's text (``null`` for label -1)."""
+    """Per row, the table index of its label name's text (``null`` for label -1; two pieces
+    per label from ``base``: the last label's, then one followed by another label)."""
     if not len(ann):
-        return np.full(len(rows), base + n_labels, np.int64)
+        return np.full(len(rows), base + 2 * n_labels, np.int64)
     lab = ann.label[np.maximum(rows, 0)].astype(np.int64)
-    return base + np.where(lab < 0, n_labels, lab)
+    return base + 2 * np.where(lab < 0, n_labels, lab)
 
 
 def conflict_bytes(
@@ -273,39 +269,56 @@ def conflict_bytes(
         for t in CONFLICT_TYPES
     ]
     label_base = len(pieces)
-    pieces += [json.dumps(x) for x in [*labels, None]]
+    for x in [*labels, None]:
+        pieces += [json.dumps(x) + _LABEL_END, json.dumps(x) + _LABEL_MORE]
     d_rows = c.ds_row if len(ds) else np.full(n, -1, np.int64)
     g_rows = c.gt_row if len(gt) else np.full(n, -1, np.int64)
     d_tail = _tails(ds, d_rows, job["ds"], pieces)
     g_tail = _tails(gt, g_rows, job["gt"], pieces)
     d_lab = _labels(ds, d_rows, label_base, len(labels))
     g_lab = _labels(gt, g_rows, label_base, len(labels))
-    close = np.full(n, 7, np.int64)
+    close = np.full(n, 3, np.int64)
     if extras:
         keys = sorted(extras)
         close[keys] = len(pieces) + np.arange(len(keys))
         # orjson: tens of thousands of geometry payloads; their coordinates are finite (the
         # model rejects others), so its ``null`` for NaN never applies.
-        pieces += [b", " + orjson.dumps(extras[k])[1:] for k in keys]
+        pieces += [b", " + orjson.dumps(extras[k])[1:] + b", " for k in keys]
     table, t_off = _table(pieces)
     has_d = d_rows >= 0
-    ids = np.concatenate(
-        [
-            np.asarray(c.frame, np.int64),
-            ds.source_id[np.maximum(d_rows, 0)] if len(ds) else np.zeros(n, np.int64),
-            gt.source_id[np.maximum(g_rows, 0)] if len(gt) else np.zeros(n, np.int64),
-        ]
-    )
-    box = np.zeros((n, 4))
+    # Per conflict, in the order the kernel reads them: frame, DS id, GT id.
+    ids = np.zeros((n, 3), np.int64)
+    ids[:, 0] = c.frame
     if len(ds):
-        box[has_d] = ds.bbox[d_rows[has_d]]
+        ids[:, 1] = ds.source_id[np.maximum(d_rows, 0)]
     if len(gt):
-        box[~has_d & (g_rows >= 0)] = gt.bbox[g_rows[~has_d & (g_rows >= 0)]]
-    nums: FloatArray = np.concatenate([box.ravel(), np.asarray(c.similarity, np.float64)])
+        ids[:, 2] = gt.source_id[np.maximum(g_rows, 0)]
+    # Per conflict: the position (the DS box when there is one, else the GT box), then the
+    # similarity.
+    nums: FloatArray = np.zeros((n, 5))
+    if len(ds):
+        nums[has_d, :4] = ds.bbox[d_rows[has_d]]
+    only_g = ~has_d & (g_rows >= 0)
+    if len(gt):
+        nums[only_g, :4] = gt.bbox[g_rows[only_g]]
+    nums[:, 4] = c.similarity
     ints, i_at = _formatted(ids)
     floats, f_at = _formatted(nums)
     head = np.asarray(c.type, np.int64) + head_base
-    args = (table, t_off, head, d_tail, g_tail, d_lab, g_lab, close, ints, i_at, floats, f_at)
+    args: KernelArgs = (
+        table,
+        t_off,
+        head,
+        d_tail,
+        g_tail,
+        d_lab,
+        g_lab,
+        close,
+        ints,
+        i_at,
+        floats,
+        f_at,
+    )
     sizes = np.empty(n, np.int64)
     _assemble(np.empty(0, np.uint8), False, *args, np.arange(n, dtype=np.int64), sizes)
     return ConflictBytes(args, sizes)
