@@ -135,10 +135,13 @@ def _value_starts(data: Any, n: int) -> Any:
 @njit(cache=True, nogil=True, inline="always")
 def _copy(out: Any, at: int, src: Any, a: int, b: int, write: bool) -> int:
     if write:
-        # A byte loop: a slice assignment builds two array views per piece, which costs more
-        # than copying the few bytes of a piece.
-        for j in range(b - a):
-            out[at + j] = src[a + j]
+        if b - a > 32:
+            out[at : at + b - a] = src[a:b]
+        else:
+            # A byte loop: a slice assignment builds two array views, which costs more than
+            # copying the few bytes of most pieces.
+            for j in range(b - a):
+                out[at + j] = src[a + j]
     return at + b - a
 
 
@@ -293,14 +296,13 @@ def conflict_bytes(
         ids[:, 1] = ds.source_id[np.maximum(d_rows, 0)]
     if len(gt):
         ids[:, 2] = gt.source_id[np.maximum(g_rows, 0)]
-    # Per conflict: the position (the DS box when there is one, else the GT box), then the
-    # similarity.
+    # Per conflict: the position (the DS box when there is one, else the GT box; as in
+    # conflicts_to_json, GT row 0 stands in when neither is), then the similarity.
     nums: FloatArray = np.zeros((n, 5))
     if len(ds):
         nums[has_d, :4] = ds.bbox[d_rows[has_d]]
-    only_g = ~has_d & (g_rows >= 0)
     if len(gt):
-        nums[only_g, :4] = gt.bbox[g_rows[only_g]]
+        nums[~has_d, :4] = gt.bbox[np.maximum(g_rows[~has_d], 0)]
     nums[:, 4] = c.similarity
     ints, i_at = _formatted(ids)
     floats, f_at = _formatted(nums)
