@@ -213,18 +213,22 @@ class Report:
         for piece in self._encoded_pieces():
             yield str(piece, "utf-8")
 
+    def iter_json_bytes(self) -> Iterator[bytes | memoryview]:
+        """:meth:`iter_json` as UTF-8 pieces; a lazy report's conflict text never becomes
+        ``str`` (a piece may be a view valid only until the next one is asked for)."""
+        if not self._encodable():
+            for text in iter_json(self.to_dict()):
+                yield text.encode()
+            return
+        yield from self._encoded_pieces()
+
     def save_json(self, path: str | Path) -> None:
-        """Write :meth:`to_dict` as one-line JSON, in chunks (:meth:`iter_json`).
+        """Write :meth:`to_dict` as one-line JSON, in chunks (:meth:`iter_json_bytes`).
 
         Raises:
             OSError: the file cannot be written.
         """
-        if not self._encodable():
-            dump_json_file(path, self)
-            return
-        with open(path, "wb") as fh:
-            for piece in self._encoded_pieces():
-                fh.write(piece)
+        dump_json_file(path, self)
 
     def _encodable(self) -> bool:
         own = {"conflicts", "data_errors", "frame_results"}
