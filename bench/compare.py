@@ -253,6 +253,8 @@ def main() -> int:
     # separate inputs so the timings below measure work, not compilation.
     t = time.perf_counter()
     compare(*make_boxes(2, 5, seed=99)).to_dict()
+    with tempfile.TemporaryDirectory() as tmp:
+        compare(*make_boxes(2, 5, seed=99)).save_json(Path(tmp) / "warm.json")
     for masks in (False, True):
         compare(*make_polygons(2, 3, masks, seed=98)).to_dict()
     print(f"JIT warm-up (compile or cache load, not timed below): {time.perf_counter() - t:.2f} s")

@@ -1,10 +1,11 @@
 """Conflicts straight from their columns to JSON bytes, without one object per conflict.
 
 Each conflict's text parses to exactly the dict :func:`~labelgate.engine.compare.
-conflicts_to_json` builds (same keys and order, ``json.dumps``'s separators; numbers in
-orjson's shortest round-trip form, which may spell exponents differently). Every numeric column
-is formatted once by orjson, names come from small lookup tables, and one compiled loop copies
-the pieces of all conflicts into one buffer.
+conflicts_to_json` builds (same keys and order; numbers in orjson's shortest round-trip form,
+which may spell exponents differently, and orjson's compact separators inside ``position`` and
+the extra keys). Every numeric column is formatted once by orjson, names come from small lookup
+tables (each piece carrying the constant text after it), and one compiled loop copies the pieces
+of a block of conflicts into a reused buffer.
 """
 
 from __future__ import annotations
