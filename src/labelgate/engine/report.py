@@ -275,6 +275,17 @@ class Report:
             raise FormatError(f"{path}: cannot read report ({exc})") from None
 
 
+_EMPTY = orjson.Fragment(b"[]")
+_FRAME_HEAD = b'{"conflicts":[]'
+
+
+def _empty_range(value: Any) -> orjson.Fragment:
+    """orjson's ``default`` for a frame: its ``range`` of conflict positions as ``[]``."""
+    if isinstance(value, range):
+        return _EMPTY
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def _frames_json(frames: dict[str, Any], texts: ConflictBytes) -> Iterator[bytes | memoryview]:
     """``frame_results`` text; each frame's ``conflicts`` (its first key) are positions into
     ``texts``. The rest of each frame goes through orjson (its numbers are finite counts and
@@ -289,10 +300,12 @@ def _frames_json(frames: dict[str, Any], texts: ConflictBytes) -> Iterator[bytes
         yield sep + orjson.dumps(name) + b': {"conflicts": ['
         if isinstance(at, range) and at.step == 1:
             yield texts.joined(at.start, at.stop)
+            # The frame as is, its range of conflicts written as [] and cut off below.
+            text = orjson.dumps(frame, default=_empty_range)
         else:
             yield texts.picked(np.asarray(at, np.int64))
-        rest = orjson.dumps({k: v for k, v in frame.items() if k != "conflicts"})
-        yield b"]" + (b"," + rest[1:] if rest != b"{}" else b"}")
+            text = orjson.dumps({**frame, "conflicts": _EMPTY})
+        yield b"]" + text[len(_FRAME_HEAD) :]
         sep = b", "
     yield b"}"
 
