@@ -32,6 +32,15 @@ class JsonStreamable(Protocol):
         ...
 
 
+@runtime_checkable
+class JsonBytesStreamable(Protocol):
+    """An object that writes its own JSON document as UTF-8 pieces (each whole characters)."""
+
+    def iter_json_bytes(self) -> Iterator[bytes | memoryview]:
+        """The object's JSON text as UTF-8, in pieces."""
+        ...
+
+
 def key_text(key: Any) -> str:
     """A mapping key as ``json.dumps`` writes it (non-string keys become strings)."""
     return json.dumps({key: 0})[1:-4]
@@ -84,10 +93,16 @@ def write_chunks(fh: IO[str], pieces: Iterable[str]) -> None:
 
 
 def dump_json_file(path: str | Path, obj: Any, default: Callable[[Any], Any] | None = None) -> None:
-    """Write ``obj`` as one-line JSON to ``path`` (UTF-8), in chunks.
+    """Write ``obj`` as one-line JSON to ``path`` (UTF-8), in chunks; a
+    :class:`JsonBytesStreamable` writes its own bytes.
 
     Raises:
         OSError: the file cannot be written.
     """
+    if isinstance(obj, JsonBytesStreamable):
+        with open(path, "wb") as bfh:
+            for piece in obj.iter_json_bytes():
+                bfh.write(piece)
+        return
     with open(path, "w", encoding="utf-8") as fh:
         write_chunks(fh, iter_json(obj, default))

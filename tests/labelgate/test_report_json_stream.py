@@ -1,5 +1,7 @@
 """The report JSON written from the conflict columns (``Report.iter_json``/``save_json``) and the
-chunked JSON writer: the text is exactly the stdlib's ``json.dumps`` of ``to_dict()``."""
+chunked JSON writer: the columns' text parses to exactly the stdlib's ``json.dumps`` of
+``to_dict()`` (numbers in orjson's spelling, e.g. ``0.00001`` for ``1e-05``); the generic writer
+is character for character ``json.dumps``."""
 
 import importlib
 import io
@@ -66,15 +68,16 @@ def _kinds(report) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_streamed_text_is_json_dumps_of_to_dict(seed, monkeypatch):
+def test_streamed_text_parses_to_json_dumps_of_to_dict(seed, monkeypatch):
     # Few geometry payloads, so the cut after MAX_GEOMETRY_CONFLICTS is inside the report.
     monkeypatch.setattr(compare_module, "MAX_GEOMETRY_CONFLICTS", 5)
     gt, ds = _pair(seed)
     settings = QualitySettings(compare_attributes=True, iou_threshold=0.3)
     streamed = "".join(compare(gt, ds, settings).iter_json())
     expected = compare(gt, ds, settings).to_dict()
-    assert streamed == json.dumps(expected)
     assert json.loads(streamed) == json.loads(json.dumps(expected))
+    # Not merely equal as numbers: every float is the same double (1.0 == 1 would hide an int).
+    assert repr(json.loads(streamed)) == repr(json.loads(json.dumps(expected)))
     # The seeded sets exercise what the writer special-cases.
     conflicts = expected["conflicts"]
     assert len(conflicts) > 20
@@ -92,7 +95,8 @@ def test_streamed_report_keeps_to_dict_available_and_frames_in_order():
     first = "".join(report.iter_json())
     # Still lazy: to_dict builds the dicts afterwards, and the text then comes from them.
     data = report.to_dict()
-    assert "".join(report.iter_json()) == first == json.dumps(data)
+    assert "".join(report.iter_json()) == json.dumps(data)
+    assert json.loads(first) == json.loads(json.dumps(data))
     listed = [c for f in data["frame_results"].values() for c in f["conflicts"]]
     assert sorted(map(json.dumps, listed)) == sorted(map(json.dumps, data["conflicts"]))
 
@@ -136,10 +140,11 @@ def test_save_json_round_trips_and_writes_in_chunks(tmp_path, monkeypatch):
     report.save_json(path)
     loaded = Report.load_json(path)
     assert loaded.to_dict() == json.loads(json.dumps(compare(gt, ds).to_dict()))
-    # A report read back (no columns) writes through the generic path, same text.
+    # A report read back (no columns) writes through the generic path: same values.
     again = tmp_path / "again.json"
     loaded.save_json(again)
-    assert again.read_text() == path.read_text()
+    assert json.loads(again.read_text()) == json.loads(path.read_text())
+    assert again.read_text() == json.dumps(loaded.to_dict())
 
 
 def test_iter_json_matches_json_dumps_on_big_and_odd_values():
@@ -175,3 +180,63 @@ def test_write_chunks_gathers_pieces():
 def test_kinds_fixture_covers_missing_and_extra():
     r = compare(*_pair(1))
     assert {"missing_annotation", "extra_annotation"} <= set(_kinds(r))
+
+
+def _hand_conflicts():
+    """Four conflicts out of frame order, with numbers orjson and ``repr`` spell differently
+    (``1e-05``/``0.00001``, ``1e-07``), a NaN similarity, an unlabelled (-1) GT row and
+    a unicode attribute name."""
+    from labelgate.engine.conflicts import CONFLICT_TYPES, Conflicts
+
+    b = AnnotationsBuilder(["a"])
+    b.add(0, "rectangle", 0, bbox=[1e-7, 0.1 + 0.2, 1.5e9, 2e9], source_id=40, annotator=0)
+    b.add(3, "polygon", 2, points=[1, 1, 5, 1, 3, 4], source_id=41, annotator=0)
+    gt = b.build()
+    b = AnnotationsBuilder(["a"])
+    b.add(0, "rectangle", 1, bbox=[-0.0, 2.5, 7.25, 9.0], source_id=90, annotator=0)
+    ds = b.build()
+    gt.label[1] = -1  # an annotation without a label writes null
+    code = {t: i for i, t in enumerate(CONFLICT_TYPES)}
+    c = Conflicts(
+        type=np.array([code["low_overlap"], code["missing_annotation"]] * 2),
+        frame=np.array([3, 0, 0, 3]),
+        ds_row=np.array([-1, 0, 0, -1]),
+        gt_row=np.array([1, -1, 0, 1]),
+        similarity=np.array([math.nan, 1e-05, 0.1 + 0.2, 1 / 3]),
+        attribute_names={2: ("couleur é", 'q"uote')},
+    )
+    return gt, ds, c
+
+
+def test_conflict_bytes_parse_to_conflicts_to_json_dicts():
+    from labelgate.engine.compare import conflicts_to_json
+    from labelgate.engine.conflict_text import conflict_bytes, conflict_extras
+
+    gt, ds, c = _hand_conflicts()
+    labels = [lb.name for lb in SCHEMA.labels]
+    job = {"gt": 7, "ds": "j\u00e9"}
+    expected = json.loads(json.dumps(conflicts_to_json(gt, ds, c, labels, job)))
+    enc = conflict_bytes(gt, ds, c, labels, job, conflict_extras(gt, ds, c, None))
+    assert len(enc) == 4
+    got = [json.loads(enc.text(k)) for k in range(4)]
+    assert repr(got) == repr(expected)  # same doubles, None for NaN, same key order
+    assert got[1]["similarity"] == 1e-05 and got[0]["similarity"] is None
+    assert got[2]["position"] == [-0.0, 2.5, 7.25, 9.0]
+    assert got[0]["label_names"] == [None]
+    assert got[2]["attribute_names"] == ["couleur é", 'q"uote']
+    # Ranges, picks in any order and the block cut all give the same texts.
+    assert json.loads("[" + str(enc.joined(1, 4), "utf-8") + "]") == expected[1:]
+    assert json.loads("[" + str(enc.picked(np.array([3, 0])), "utf-8") + "]") == [
+        expected[3],
+        expected[0],
+    ]
+
+
+def test_conflict_blocks_cut_anywhere(monkeypatch):
+    import labelgate.engine.conflict_text as conflict_text
+
+    # Blocks of a few bytes: every conflict is its own block, the stream still whole.
+    monkeypatch.setattr(conflict_text, "_BLOCK", 10)
+    gt, ds = _pair(3)
+    streamed = "".join(compare(gt, ds).iter_json())
+    assert json.loads(streamed) == json.loads(json.dumps(compare(gt, ds).to_dict()))

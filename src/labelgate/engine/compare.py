@@ -173,10 +173,10 @@ def compare(
         return conflict_list, frame_results(frames_payload, conflict_list, conflicts)
 
     def encode() -> ConflictTexts:
-        from labelgate.engine.conflict_text import conflict_extras, conflict_texts
+        from labelgate.engine.conflict_text import conflict_bytes, conflict_extras
 
         extras = conflict_extras(g_ann, d_ann, conflicts, gt.items)
-        texts = conflict_texts(g_ann, d_ann, conflicts, labels, job, extras)
+        texts = conflict_bytes(g_ann, d_ann, conflicts, labels, job, extras)
         # Frames list their conflicts as positions into ``texts`` (ranges when in order).
         frames = frame_results(frames_payload, range(len(texts)), conflicts)
         return ConflictTexts(texts, frames)

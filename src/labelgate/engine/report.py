@@ -14,14 +14,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 from labelgate.arrays import AnyArray, FloatArray
 from labelgate.errors import FormatError
 from labelgate.json_stream import dump_json_file, iter_json, key_text
 from labelgate.stats import wilson_interval
+
+if TYPE_CHECKING:
+    from labelgate.engine.conflict_text import ConflictBytes
 
 #: The six counts of CVAT's ``annotations`` summary and shape component.
 COUNT_KEYS = ("valid_count", "missing_count", "extra_count", "total_count", "ds_count", "gt_count")
@@ -133,10 +137,10 @@ def _gc_paused() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class ConflictTexts:
-    """A report's conflicts already encoded: each conflict's JSON text (report order), and the
+    """A report's conflicts already encoded: their JSON texts (report order), and the
     ``frame_results`` whose ``conflicts`` lists hold positions into ``texts``."""
 
-    texts: list[str]
+    texts: ConflictBytes
     frames: dict[str, Any]  # each frame's "conflicts": a range or list of positions
 
 
@@ -165,10 +169,6 @@ class ConflictTally:
             if c["type"] == "mismatching_label"
         )
         return cls(len(conflicts), list(errors.items()), list(confused.items()))
-
-
-#: Conflict texts joined per write.
-_TEXT_CHUNK = 4096
 
 
 class Report:
@@ -247,30 +247,63 @@ class Report:
         return cls(data, list(d.get("conflicts", [])), list(d.get("data_errors", [])))
 
     def iter_json(self) -> Iterator[str]:
-        """Pieces of ``json.dumps(self.to_dict())``; the conflicts of a lazy report come from
-        their columns as text, never as dicts."""
-        own = {"conflicts", "data_errors", "frame_results"}
-        if self._materialize is None or self._encode is None or own & self.data.keys():
+        """Pieces of the JSON text of :meth:`to_dict`; the conflicts of a lazy report come
+        from their columns as text, never as dicts (numbers then in orjson's spelling and the
+        frames' fields without spaces: the same values, not the same characters)."""
+        if not self._encodable():
             yield from iter_json(self.to_dict())
             return
+        for piece in self._encoded_pieces():
+            yield str(piece, "utf-8")
+
+    def iter_json_bytes(self) -> Iterator[bytes | memoryview]:
+        """:meth:`iter_json` as UTF-8 pieces; a lazy report's conflict text never becomes
+        ``str`` (a piece may be a view valid only until the next one is asked for)."""
+        if not self._encodable():
+            for text in iter_json(self.to_dict()):
+                yield text.encode()
+            return
+        yield from self._encoded_pieces()
+
+    def save_json(self, path: str | Path) -> None:
+        """Write :meth:`to_dict` as one-line JSON, in chunks (:meth:`iter_json_bytes`).
+
+        Raises:
+            OSError: the file cannot be written.
+        """
+        dump_json_file(path, self)
+
+    def _encodable(self) -> bool:
+        own = {"conflicts", "data_errors", "frame_results"}
+        return (
+            self._materialize is not None
+            and self._encode is not None
+            and not (own & self.data.keys())
+        )
+
+    def _encoded_pieces(self) -> Iterator[bytes | memoryview]:
+        """UTF-8 pieces of the lazy report's JSON (whole characters each), conflicts from columns."""
+        assert self._encode is not None
         with _gc_paused():
             enc = self._encode()
         texts = enc.texts
         sep = "{"
         for k, value in self.data.items():
-            yield f"{sep}{key_text(k)}: "
-            yield from iter_json(value)
+            yield f"{sep}{key_text(k)}: ".encode()
+            for piece in iter_json(value):
+                yield piece.encode()
             sep = ", "
-        yield f'{sep}"frame_results": '
+        yield f'{sep}"frame_results": '.encode()
         yield from _frames_json(enc.frames, texts)
-        yield ', "conflicts": ['
-        for at in range(0, len(texts), _TEXT_CHUNK):
-            yield (", " if at else "") + ", ".join(texts[at : at + _TEXT_CHUNK])
-        yield f'], "data_errors": {json.dumps(self.data_errors)}}}'
-
-    def save_json(self, path: str | Path) -> None:
-        """Write :meth:`to_dict` as one-line JSON, in chunks (:meth:`iter_json`)."""
-        dump_json_file(path, self)
+        yield b', "conflicts": ['
+        at = 0
+        while at < len(texts):
+            end = texts.block_end(at)
+            if at:
+                yield b", "
+            yield texts.joined(at, end)
+            at = end
+        yield f'], "data_errors": {json.dumps(self.data_errors)}}}'.encode()
 
     @classmethod
     def load_json(cls, path: str | Path) -> Report:
@@ -285,21 +318,39 @@ class Report:
             raise FormatError(f"{path}: cannot read report ({exc})") from None
 
 
-def _frames_json(frames: dict[str, Any], texts: list[str]) -> Iterator[str]:
+_EMPTY = orjson.Fragment(b"[]")
+_FRAME_HEAD = b'{"conflicts":[]'
+
+
+def _empty_range(value: Any) -> orjson.Fragment:
+    """orjson's ``default`` for a frame: its ``range`` of conflict positions as ``[]``."""
+    if isinstance(value, range):
+        return _EMPTY
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _frames_json(frames: dict[str, Any], texts: ConflictBytes) -> Iterator[bytes | memoryview]:
     """``frame_results`` text; each frame's ``conflicts`` (its first key) are positions into
-    ``texts``."""
+    ``texts``. The rest of each frame goes through orjson (its numbers are finite counts and
+    ratios, so orjson's ``null`` for NaN never applies)."""
     if not frames:
-        yield "{}"
+        yield b"{}"
         return
-    sep = "{"
+    sep = b"{"
     for name, frame in frames.items():
         at = frame["conflicts"]
-        in_order = isinstance(at, range) and at.step == 1
-        listed = ", ".join(texts[at.start : at.stop] if in_order else [texts[k] for k in at])
-        rest = json.dumps({k: v for k, v in frame.items() if k != "conflicts"})[1:]
-        yield f'{sep}{key_text(name)}: {{"conflicts": [{listed}]{", " if rest != "}" else ""}{rest}'
-        sep = ", "
-    yield "}"
+        # Frame names are strings (orjson rejects other keys, as a report never holds them).
+        yield sep + orjson.dumps(name) + b': {"conflicts": ['
+        if isinstance(at, range) and at.step == 1:
+            yield texts.joined(at.start, at.stop)
+            # The frame as is, its range of conflicts written as [] and cut off below.
+            text = orjson.dumps(frame, default=_empty_range)
+        else:
+            yield texts.picked(np.asarray(at, np.int64))
+            text = orjson.dumps({**frame, "conflicts": _EMPTY})
+        yield b"]" + text[len(_FRAME_HEAD) :]
+        sep = b", "
+    yield b"}"
 
 
 def summary_block(comparison: Mapping[str, Any]) -> dict[str, Any]:
