@@ -259,3 +259,35 @@ def test_rasterize_polygons_one_size_per_row():
     for p, (h, w), counts in zip(polys, sizes, got, strict=True):
         ref = mask_utils.frPyObjects([p.ravel().tolist()], h, w)[0]
         assert _coco_counts(counts, h, w)["counts"] == ref["counts"]
+
+
+# Edges traced along y (|dy| > |dx|) are searched column by column, not stepped: long
+# near-vertical edges, slopes close to +-1 and tall images exercise that search.
+steep_x = st.integers(-200, 4000).map(lambda v: v / 10)
+steep_y = st.integers(-500, 30000).map(lambda v: v / 10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(steep_x, steep_y), min_size=3, max_size=8), st.integers(1, 3000))
+def test_rasterize_steep_polygons_identical_to_pycocotools(poly, h):
+    w = 420
+    pts = np.asarray(poly, float)
+    got = rle.rasterize_polygons(pts, np.array([0, len(pts)]), [0], h, w)[0]
+    ref = mask_utils.frPyObjects([pts.ravel().tolist()], h, w)[0]
+    assert _coco_counts(got, h, w)["counts"] == ref["counts"]
+
+
+def test_rasterize_slope_near_one_identical_to_pycocotools():
+    """Edges one upsampled step short of 45 degrees (u moves on all but one trace step)."""
+    h, w = 2100, 2100
+    polys = [
+        np.array([[x0, 0.0], [x0 + d, d + 0.2], [x0 - 3.0, d + 0.2]])
+        for x0 in (3.0, 10.1, 50.3)
+        for d in (7.9, 99.9, 1999.9)
+    ]
+    pts = np.concatenate(polys)
+    offsets = np.cumsum([0] + [len(p) for p in polys])
+    got = rle.rasterize_polygons(pts, offsets, range(len(polys)), h, w)
+    for p, counts in zip(polys, got, strict=True):
+        ref = mask_utils.frPyObjects([p.ravel().tolist()], h, w)[0]
+        assert _coco_counts(counts, h, w)["counts"] == ref["counts"]

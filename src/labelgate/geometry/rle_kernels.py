@@ -40,12 +40,19 @@ def _sort_by_column(a: np.ndarray, n: int, h: int) -> None:
         c = a[j] // h
         c0 = min(c0, c)
         c1 = max(c1, c)
-    start = np.zeros(c1 - c0 + 2, np.int64)
+    _sort_columns(a, n, h, c0, np.zeros(c1 - c0 + 2, np.int64), np.empty(n, np.int64))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sort_columns(
+    a: np.ndarray, n: int, h: int, c0: int, start: np.ndarray, tmp: np.ndarray
+) -> None:
+    """:func:`_sort_by_column` with its workspaces: ``start`` zeros, one more than the
+    column span of ``a[:n]`` (lowest column ``c0``); ``tmp`` at least ``n`` long."""
     for j in range(n):
         start[a[j] // h - c0 + 1] += 1
     for c in range(1, len(start)):
         start[c] += start[c - 1]
-    tmp = np.empty(n, np.int64)
     for j in range(n):
         c = a[j] // h - c0
         tmp[start[c]] = a[j]
@@ -61,12 +68,47 @@ def _sort_by_column(a: np.ndarray, n: int, h: int) -> None:
                 i -= 1
             tmp[i + 1] = v
         lo = hi
-    a[:n] = tmp
+    a[:n] = tmp[:n]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _upsampled(v: float) -> int:
+    # (int)(scale*v + .5) in C truncates toward zero; so does int() here
+    return int(5.0 * v + 0.5)
+
+
+@njit(cache=True, nogil=True)
+def _trace_capacity(xy: np.ndarray) -> int:
+    """Room :func:`_trace` needs for the boundary points of polygon ``xy`` (one extra slot).
+
+    u moves by at most 1 per trace step, so an edge lands on a centre column at most
+    |dx| // 5 + 1 times (+1 for its first step, which follows the previous edge)."""
+    k = xy.shape[0]
+    cap = 1
+    for j in range(k):
+        cap += abs(_upsampled(xy[j, 0]) - _upsampled(xy[(j + 1) % k, 0])) // 5 + 2
+    return cap
 
 
 @njit(cache=True, nogil=True)
 def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Counts of one polygon (K, 2) on an h x w image, exactly as pycocotools ``rleFrPoly``.
+    """Counts of one polygon (K, 2) on an h x w image, exactly as pycocotools ``rleFrPoly``
+    (see :func:`_trace`)."""
+    k = xy.shape[0]
+    x = np.empty(k + 1, np.int64)
+    y = np.empty(k + 1, np.int64)
+    a: np.ndarray = np.empty(_trace_capacity(xy), np.int64)
+    n = _trace(xy, h, w, x, y, a)
+    _sort_by_column(a, n, h)
+    b = np.empty(n + 1, np.uint32)
+    return b[: _assemble(a, n, b, 0)]
+
+
+@njit(cache=True, nogil=True)
+def _trace(xy: np.ndarray, h: int, w: int, x: np.ndarray, y: np.ndarray, a: np.ndarray) -> int:
+    """Boundary points (``column * h + row``, unsorted) of polygon ``xy`` into ``a``, then
+    the sentinel ``h * w``; returns their count (sentinel excluded). ``x``, ``y``: workspaces
+    of K + 1; ``a``: at least :func:`_trace_capacity` long.
 
     pycocotools traces the outline on a 5x upsampled grid (steps along the longer axis of
     each edge), then keeps the steps where the upsampled x moves onto a pixel-centre column.
@@ -77,20 +119,11 @@ def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
     every step, so its centre columns are found by arithmetic instead of stepping.
     """
     k = xy.shape[0]
-    x = np.empty(k + 1, np.int64)
-    y = np.empty(k + 1, np.int64)
     for j in range(k):
-        # (int)(scale*v + .5) in C truncates toward zero; so does int() here
-        x[j] = int(5.0 * xy[j, 0] + 0.5)
-        y[j] = int(5.0 * xy[j, 1] + 0.5)
+        x[j] = _upsampled(xy[j, 0])
+        y[j] = _upsampled(xy[j, 1])
     x[k] = x[0]
     y[k] = y[0]
-    # u moves by at most 1 per trace step, so an edge lands on a centre column at most
-    # |dx| // 5 + 1 times (+1 for its first step, which follows the previous edge)
-    cap = 1
-    for j in range(k):
-        cap += abs(x[j] - x[j + 1]) // 5 + 2
-    a: np.ndarray = np.empty(cap, np.int64)
     n = 0
     pu = 0
     pv = 0
@@ -127,34 +160,81 @@ def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
             pv = int(ys + sl * t1 + 0.5)
         else:
             sl = (xe - xs) / dy
-            for d in range(dy + 1):
-                t = dy - d if flip else d
-                vv = t + ys
-                uu = int(xs + sl * t + 0.5)
-                if j > 0 or d > 0:
-                    n = _centre_hit(uu, vv, pu, pv, h, w, a, n)
-                pu = uu
-                pv = vv
+            t = dy if flip else 0  # the edge's first point
+            uu = int(xs + sl * t + 0.5)
+            if j > 0:
+                n = _centre_hit(uu, t + ys, pu, pv, h, w, a, n)
+            n = _steep_edge(xs, ys, dy, sl, h, last_x, a, n)
+            t = 0 if flip else dy  # its last point
+            pu = int(xs + sl * t + 0.5)
+            pv = t + ys
     a[n] = h * w
-    _sort_by_column(a, n, h)
-    # runs between consecutive boundary points; an empty run merges its neighbours
-    # (pycocotools' assembly), written straight into the uint32 counts
-    b = np.empty(n + 1, np.uint32)
-    b[0] = a[0]
-    mm = 1
+    return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _steep_edge(
+    xs: int, ys: int, dy: int, sl: float, h: int, last_x: int, a: np.ndarray, n: int
+) -> int:
+    """The centre-column hits inside one edge traced along y (``dy`` steps, slope ``sl``,
+    |sl| < 1): returns the new point count.
+
+    u(t) = int(xs + sl * t + 0.5) is monotone in t (rounded float operations are) and moves
+    by at most one per step, so a step t - 1 -> t lands on centre column c (the lower of its
+    two u values) exactly when t is the first step with u >= c + 1 (sl > 0, and u(t - 1) = c)
+    or the first with u <= c (sl < 0, and u(t) = c). That step is found from the real-valued
+    inverse and corrected on the exact u, so only centre columns are visited, not every step.
+    """
+    if sl == 0.0:
+        return n
+    u0 = int(xs + 0.5)
+    u1 = int(xs + sl * dy + 0.5)
+    lo = max(min(u0, u1), 2)
+    c = lo + (2 - lo) % 5
+    top = min(max(u0, u1) - 1, last_x)
+    while c <= top:
+        if sl > 0:
+            t = min(max(int(np.ceil((c + 0.5 - xs) / sl)), 0), dy)
+            while t > 0 and int(xs + sl * (t - 1) + 0.5) >= c + 1:
+                t -= 1
+            while t < dy and int(xs + sl * t + 0.5) < c + 1:
+                t += 1
+            hit = t >= 1 and int(xs + sl * (t - 1) + 0.5) == c and int(xs + sl * t + 0.5) > c
+        else:
+            t = min(max(int(np.ceil((c + 0.5 - xs) / sl)), 0), dy)
+            while t > 0 and int(xs + sl * (t - 1) + 0.5) <= c:
+                t -= 1
+            while t < dy and int(xs + sl * t + 0.5) > c:
+                t += 1
+            hit = t >= 1 and int(xs + sl * t + 0.5) == c and int(xs + sl * (t - 1) + 0.5) > c
+        if hit:
+            yv = t - 1 + ys
+            a[n] = (c - 2) // 5 * h + (0 if yv < 2 else min((yv + 2) // 5, h))
+            n += 1
+        c += 5
+    return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _assemble(a: np.ndarray, n: int, out: np.ndarray, pos: int) -> int:
+    """Runs between the sorted boundary points ``a[:n + 1]`` into ``out[pos:]`` (at most
+    n + 1 of them); an empty run merges its neighbours (pycocotools' assembly). Returns the
+    end position."""
+    out[pos] = a[0]
+    mm = pos + 1
     j = 1
     while j < n + 1:
         d = a[j] - a[j - 1]
         if d > 0:
-            b[mm] = d
+            out[mm] = d
             mm += 1
             j += 1
         else:
             j += 1
             if j < n + 1:
-                b[mm - 1] += a[j] - a[j - 1]
+                out[mm - 1] += a[j] - a[j - 1]
                 j += 1
-    return b[:mm]
+    return mm
 
 
 @njit(cache=True, nogil=True)
@@ -163,22 +243,49 @@ def fr_polys(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`fr_poly` for ragged polygons ``points[offsets[r]:offsets[r + 1]]``, r in rows;
     polygon ``rows[i]`` on an ``hs[i]`` x ``ws[i]`` image (frames of different sizes in one
-    call). Fewer than 3 vertices give an empty mask."""
+    call). Fewer than 3 vertices give an empty mask. The workspaces are shared by all
+    polygons and the runs written in place (no allocation per polygon)."""
     out_off = np.zeros(len(rows) + 1, np.int64)
     flat = np.empty(64 * len(rows) + 16, np.uint32)
+    kmax = 0
+    wmax = 0
+    for i in range(len(rows)):
+        kmax = max(kmax, offsets[rows[i] + 1] - offsets[rows[i]])
+        wmax = max(wmax, ws[i])
+    x = np.empty(kmax + 1, np.int64)
+    y = np.empty(kmax + 1, np.int64)
+    a = np.empty(64, np.int64)
+    tmp = np.empty(64, np.int64)
+    start = np.zeros(wmax + 2, np.int64)
     for i in range(len(rows)):
         r = rows[i]
-        if offsets[r + 1] - offsets[r] < 3:  # no area: an empty mask
-            c = np.full(1, hs[i] * ws[i], np.uint32)
-        else:
-            c = fr_poly(points[offsets[r] : offsets[r + 1]], hs[i], ws[i])
-        end = out_off[i] + len(c)
-        if end > len(flat):
-            grown = np.empty(max(end, 2 * len(flat)), np.uint32)
-            grown[: out_off[i]] = flat[: out_off[i]]
+        pos = out_off[i]
+        xy = points[offsets[r] : offsets[r + 1]]
+        cap = _trace_capacity(xy) if len(xy) >= 3 else 1
+        if pos + cap > len(flat):  # at most cap runs
+            grown = np.empty(max(pos + cap, 2 * len(flat)), np.uint32)
+            grown[:pos] = flat[:pos]
             flat = grown
-        flat[out_off[i] : end] = c
-        out_off[i + 1] = end
+        if len(xy) < 3:  # no area: an empty mask
+            flat[pos] = hs[i] * ws[i]
+            out_off[i + 1] = pos + 1
+            continue
+        if cap > len(a):
+            a = np.empty(2 * cap, np.int64)
+            tmp = np.empty(2 * cap, np.int64)
+        h = hs[i]
+        n = _trace(xy, h, ws[i], x, y, a)
+        if n >= 2:
+            c0 = a[0] // h
+            c1 = c0
+            for j in range(n):
+                c = a[j] // h
+                c0 = min(c0, c)
+                c1 = max(c1, c)
+            span = start[: c1 - c0 + 2]
+            span[:] = 0
+            _sort_columns(a, n, h, c0, span, tmp)
+        out_off[i + 1] = _assemble(a, n, flat, pos)
     return flat[: out_off[-1]].copy(), out_off
 
 
