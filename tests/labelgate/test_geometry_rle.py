@@ -291,3 +291,54 @@ def test_rasterize_slope_near_one_identical_to_pycocotools():
     for p, counts in zip(polys, got, strict=True):
         ref = mask_utils.frPyObjects([p.ravel().tolist()], h, w)[0]
         assert _coco_counts(counts, h, w)["counts"] == ref["counts"]
+
+
+@pytest.mark.parametrize("occlude", [True, False])
+def test_instance_mask_boxes_are_pycocotools_boxes(occlude):
+    """Instance boxes come out of the instance pass (a whole single member keeps its own):
+    each equals pycocotools' toBbox of the instance raster, empty instances all zeros."""
+    from labelgate.geometry import rle_kernels
+
+    rng = np.random.default_rng(11)
+    sizes = [(40, 60), (33, 20), (50, 50)]
+    # frame 0 starts with squares under bigger ones, painted last in row order: 5..15 is hidden
+    # whole (box all zeros), 20..40 x 20..30 keeps 20..30 x 20..30
+    fixed = [(5, 5, 15, 15), (0, 0, 18, 18), (20, 20, 40, 30), (30, 0, 60, 40)]
+    polys = [np.array([[a, b], [c, b], [c, d], [a, d]], float) for a, b, c, d in fixed]
+    hs, frame_ptr, inst_ptr = [40] * 4, [0], [0, 1, 2, 3, 4]
+    for f, (h, w) in enumerate(sizes):
+        n = int(rng.integers(3, 9))
+        for _ in range(n):
+            c = rng.uniform(0, [w, h])
+            polys.append(c + rng.uniform(-12, 12, size=(int(rng.integers(3, 7)), 2)))
+            hs.append(h)
+        frame_ptr.append(frame_ptr[-1] + n + (4 if f == 0 else 0))
+        # instances of 1-3 consecutive members within the frame
+        while inst_ptr[-1] < frame_ptr[-1]:
+            inst_ptr.append(min(inst_ptr[-1] + int(rng.integers(1, 4)), frame_ptr[-1]))
+    counts_per_frame = np.diff(frame_ptr)
+    ws = np.repeat([w for _, w in sizes], counts_per_frame)
+    offsets = np.cumsum([0] + [len(p) for p in polys])
+    flat, off = rle.rasterize_polygons_ragged(
+        np.concatenate(polys), offsets, range(len(polys)), np.array(hs), ws
+    )
+    rank = np.concatenate(
+        [np.r_[counts_per_frame[0] - 4 + np.arange(4), rng.permutation(counts_per_frame[0] - 4)]]
+        + [rng.permutation(k) for k in counts_per_frame[1:]]
+    )
+    fp, ip = np.array(frame_ptr, np.int64), np.array(inst_ptr, np.int64)
+    heights = np.array([h for h, _ in sizes], np.int64)
+    frame_of_inst = np.searchsorted(fp, ip[:-1], side="right") - 1
+    totals = np.array([sizes[f][0] * sizes[f][1] for f in frame_of_inst], np.int64)
+    args = (flat, off, fp, ip, rank.astype(np.int64), heights, totals, occlude)
+    got_flat, got_off, box = rle_kernels.instance_masks_boxed(*args)
+    plain_flat, plain_off = rle_kernels.instance_masks(*args)
+    np.testing.assert_array_equal(got_flat, plain_flat)
+    np.testing.assert_array_equal(got_off, plain_off)
+    for i, f in enumerate(frame_of_inst):
+        h, w = sizes[f]
+        counts = got_flat[got_off[i] : got_off[i + 1]]
+        x, y, bw, bh = mask_utils.toBbox(_coco_counts(counts, h, w))
+        np.testing.assert_array_equal(box[i], [x, y, x + bw, y + bh])
+    if occlude:  # the hand-computed visible parts
+        np.testing.assert_array_equal(box[:3], [[0, 0, 0, 0], [0, 0, 18, 18], [20, 20, 30, 30]])

@@ -468,6 +468,25 @@ def instance_masks(
     Only masks whose pixel boxes meet are merged (disjoint boxes share no pixel), so the
     result is the full-frame rule's.
     """
+    flat, off, _ = instance_masks_boxed(
+        flat, off, frame_ptr, inst_ptr, rank, heights, inst_totals, occlude
+    )
+    return flat, off
+
+
+@njit(cache=True, nogil=True)
+def instance_masks_boxed(
+    flat: np.ndarray,
+    off: np.ndarray,
+    frame_ptr: np.ndarray,
+    inst_ptr: np.ndarray,
+    rank: np.ndarray,
+    heights: np.ndarray,
+    inst_totals: np.ndarray,
+    occlude: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`instance_masks` and each instance's tight pixel-edge xyxy box (I, 4): an
+    instance that is one member left whole takes the member's box, computed anyway."""
     n = len(off) - 1
     n_inst = len(inst_ptr) - 1
     frame_of = np.empty(n, np.int64)
@@ -478,10 +497,12 @@ def instance_masks(
             hs[k] = heights[f]
     area, box = areas_and_boxes_sized(flat, off, hs)
     out_off = np.zeros(n_inst + 1, np.int64)
+    inst_box = np.zeros((n_inst, 4))
     out: np.ndarray = np.empty(len(flat) + n_inst + 16, np.uint32)
     for i in range(n_inst):
         acc: np.ndarray = np.empty(0, np.uint32)
         have = False
+        whole = True  # no member lost pixels to a mask on top
         for k in range(inst_ptr[i], inst_ptr[i + 1]):
             own = flat[off[k] : off[k + 1]]
             vis: np.ndarray = own
@@ -496,10 +517,15 @@ def instance_masks(
                         covered = True
                 if covered:
                     vis = merge2(own, cover, DIFFERENCE)
+                    whole = False
             acc = merge2(acc, vis, UNION) if have else vis
             have = True
         if not have:
             acc = np.array([inst_totals[i]], np.uint32)
+        elif whole and inst_ptr[i + 1] - inst_ptr[i] == 1:
+            inst_box[i] = box[inst_ptr[i]]
+        else:
+            _area_box(acc, hs[inst_ptr[i]], inst_box[i])
         end = out_off[i] + len(acc)
         if end > len(out):
             grown = np.empty(max(end, 2 * len(out)), np.uint32)
@@ -507,7 +533,7 @@ def instance_masks(
             out = grown
         out[out_off[i] : end] = acc
         out_off[i + 1] = end
-    return out[: out_off[-1]].copy(), out_off
+    return out[: out_off[-1]].copy(), out_off, inst_box
 
 
 @njit(cache=True, nogil=True)
