@@ -342,3 +342,31 @@ def test_instance_mask_boxes_are_pycocotools_boxes(occlude):
         np.testing.assert_array_equal(box[i], [x, y, x + bw, y + bh])
     if occlude:  # the hand-computed visible parts
         np.testing.assert_array_equal(box[:3], [[0, 0, 0, 0], [0, 0, 18, 18], [20, 20, 30, 30]])
+
+
+def test_shape_rles_of_mask_rows_are_their_stored_runs():
+    """Mask-only rows (consecutive, shuffled, a subset) give the runs each mask was encoded
+    to, and a mix with a polygon gives pycocotools' raster for the polygon."""
+    from labelgate.geometry.shapes import shape_rles_ragged
+    from labelgate.io.rle import encode_column_major
+    from labelgate.model import AnnotationsBuilder, Kind
+
+    rng = np.random.default_rng(4)
+    h, w = 12, 9
+    b = AnnotationsBuilder(["x"])
+    grids = [rng.random((h, w)) < p for p in (0.1, 0.5, 0.9, 0.0)]
+    for m in grids:
+        b.add(0, Kind.MASK, 0, rle=encode_column_major(m), bbox=(0, 0, w, h), annotator=0)
+    tri = [[1.0, 1.0], [8.0, 2.0], [3.0, 10.0]]
+    b.add(0, Kind.POLYGON, 0, points=np.array(tri), annotator=0)
+    ann = b.build()
+    for rows in ([0, 1, 2, 3], [2, 0, 3], [1, 2], [3, 4, 0]):
+        rows = np.array(rows)
+        flat, off = shape_rles_ragged(ann, rows, np.full(len(rows), h), np.full(len(rows), w))
+        for k, r in enumerate(rows):
+            counts = flat[off[k] : off[k + 1]]
+            if r < 4:
+                np.testing.assert_array_equal(rle.decode(counts, h, w), grids[r])
+            else:
+                ref = mask_utils.frPyObjects([np.ravel(tri).tolist()], h, w)[0]
+                assert _coco_counts(counts, h, w)["counts"] == ref["counts"]
