@@ -394,16 +394,19 @@ def _area_box(counts: np.ndarray, h: int, box: np.ndarray) -> int:
         c = int(counts[k])
         if k % 2 == 1 and c > 0:
             area += c
-            s, e = pos, pos + c - 1
-            cs, ce = int(s // h), int(e // h)
+            # one division per run: its start column; its end row follows from its length
+            cs = pos // h
+            rs = pos - cs * h
+            re = rs + c - 1
             x0 = min(x0, cs)
-            x1 = max(x1, ce)
-            if ce > cs:  # a run crossing a column spans every row
+            if re < h:
+                x1 = max(x1, cs)
+                y0 = min(y0, rs)
+                y1 = max(y1, re)
+            else:  # a run crossing a column spans every row
+                x1 = max(x1, cs + re // h)
                 y0 = 0
                 y1 = max(y1, h - 1)
-            else:
-                y0 = min(y0, int(s % h))
-                y1 = max(y1, int(e % h))
         pos += c
     box[:] = 0.0
     if area > 0:
