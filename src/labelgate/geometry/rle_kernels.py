@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from labelgate.arrays import FloatArray, IntArray, RunArray
+
 #: Merge operations of :func:`merge2`.
 UNION, INTERSECT, DIFFERENCE = 0, 1, 2
 
@@ -37,7 +39,7 @@ def _sort_by_column(a: np.ndarray, n: int, h: int) -> None:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _bucket_sort(a: np.ndarray, n: int, start: np.ndarray, tmp: np.ndarray) -> None:
+def _bucket_sort(a: IntArray, n: int, start: IntArray, tmp: IntArray) -> None:
     """Sort ``a[:n]`` in place: a counting sort on ``(a - min) >> shift``, with at most n
     buckets, then insertion sort within each. An outline's points spread evenly over its
     columns, so buckets hold a point or two; no division (a per-point ``// h`` cost more
@@ -81,7 +83,7 @@ def _upsampled(v: float) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _trace_capacity(xy: np.ndarray) -> int:
+def _trace_capacity(xy: FloatArray) -> int:
     """Room :func:`_trace` needs for the boundary points of polygon ``xy`` (one extra slot).
 
     u moves by at most 1 per trace step, so an edge lands on a centre column at most
@@ -108,7 +110,7 @@ def fr_poly(xy: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _trace(xy: np.ndarray, h: int, w: int, x: np.ndarray, y: np.ndarray, a: np.ndarray) -> int:
+def _trace(xy: FloatArray, h: int, w: int, x: IntArray, y: IntArray, a: IntArray) -> int:
     """Boundary points (``column * h + row``, unsorted) of polygon ``xy`` into ``a``, then
     the sentinel ``h * w``; returns their count (sentinel excluded). ``x``, ``y``: workspaces
     of K + 1; ``a``: at least :func:`_trace_capacity` long.
@@ -177,7 +179,7 @@ def _trace(xy: np.ndarray, h: int, w: int, x: np.ndarray, y: np.ndarray, a: np.n
 
 @njit(cache=True, nogil=True, inline="always")
 def _steep_edge(
-    xs: int, ys: int, dy: int, sl: float, h: int, last_x: int, a: np.ndarray, n: int
+    xs: int, ys: int, dy: int, sl: float, h: int, last_x: int, a: IntArray, n: int
 ) -> int:
     """The centre-column hits inside one edge traced along y (``dy`` steps, slope ``sl``,
     |sl| < 1): returns the new point count.
@@ -219,7 +221,7 @@ def _steep_edge(
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _assemble(a: np.ndarray, n: int, out: np.ndarray, pos: int) -> int:
+def _assemble(a: IntArray, n: int, out: RunArray, pos: int) -> int:
     """Runs between the sorted boundary points ``a[:n + 1]`` into ``out[pos:]`` (at most
     n + 1 of them); an empty run merges its neighbours (pycocotools' assembly). Returns the
     end position."""
@@ -479,15 +481,15 @@ def instance_masks(
 
 @njit(cache=True, nogil=True)
 def instance_masks_boxed(
-    flat: np.ndarray,
-    off: np.ndarray,
-    frame_ptr: np.ndarray,
-    inst_ptr: np.ndarray,
-    rank: np.ndarray,
-    heights: np.ndarray,
-    inst_totals: np.ndarray,
+    flat: RunArray,
+    off: IntArray,
+    frame_ptr: IntArray,
+    inst_ptr: IntArray,
+    rank: IntArray,
+    heights: IntArray,
+    inst_totals: IntArray,
     occlude: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[RunArray, IntArray, FloatArray]:
     """:func:`instance_masks` and each instance's tight pixel-edge xyxy box (I, 4): an
     instance that is one member left whole takes the member's box, computed anyway."""
     n = len(off) - 1
