@@ -196,6 +196,33 @@ def test_invalid_annotation_is_a_data_error_not_a_failure():
     assert r.data_errors[0]["type"] == "invalid_annotation" and r.data_errors[0]["side"] == "ds"
 
 
+def test_mask_runs_off_the_image_size_are_data_errors():
+    """Masks whose runs do not cover the 100x100 frame exactly are dropped and named; a
+    well-formed mask next to them is still scored."""
+    good = np.zeros((100, 100), bool)
+    good[0:4, 0:4] = True
+
+    def mask(rle, obj):
+        return {
+            "kind": "mask",
+            "label": "car",
+            "rle": np.asarray(rle),
+            "bbox": [0, 0, 4, 4],
+            "source_id": obj,
+        }
+
+    ds = make_set([mask(encode_column_major(good), 1), mask([3, 4], 2), mask([9999, 2], 3)])
+    gt = make_set([mask(encode_column_major(good), 1)])
+    with pytest.warns(DataWarning, match="mask runs sum to") as seen:
+        r = compare(gt, ds)
+    assert sorted(str(w.message) for w in seen) == [
+        "annotation 2 on frame 0: mask runs sum to 7, expected 100x100",
+        "annotation 3 on frame 0: mask runs sum to 10001, expected 100x100",
+    ]
+    assert [e["obj_id"] for e in r.data_errors] == [2, 3]
+    assert r.summary["valid_count"] == 1 and r.summary["ds_count"] == 1
+
+
 def test_empty_is_annotated():
     gt = make_set([box(0, 0, 10, 10, item=0)], frames=(0, 1))
     ds = make_set([box(0, 0, 10, 10, item=0)], frames=(0, 1))

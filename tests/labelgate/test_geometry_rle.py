@@ -259,3 +259,114 @@ def test_rasterize_polygons_one_size_per_row():
     for p, (h, w), counts in zip(polys, sizes, got, strict=True):
         ref = mask_utils.frPyObjects([p.ravel().tolist()], h, w)[0]
         assert _coco_counts(counts, h, w)["counts"] == ref["counts"]
+
+
+# Edges traced along y (|dy| > |dx|) are searched column by column, not stepped: long
+# near-vertical edges, slopes close to +-1 and tall images exercise that search.
+steep_x = st.integers(-200, 4000).map(lambda v: v / 10)
+steep_y = st.integers(-500, 30000).map(lambda v: v / 10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(steep_x, steep_y), min_size=3, max_size=8), st.integers(1, 3000))
+def test_rasterize_steep_polygons_identical_to_pycocotools(poly, h):
+    w = 420
+    pts = np.asarray(poly, float)
+    got = rle.rasterize_polygons(pts, np.array([0, len(pts)]), [0], h, w)[0]
+    ref = mask_utils.frPyObjects([pts.ravel().tolist()], h, w)[0]
+    assert _coco_counts(got, h, w)["counts"] == ref["counts"]
+
+
+def test_rasterize_slope_near_one_identical_to_pycocotools():
+    """Edges one upsampled step short of 45 degrees (u moves on all but one trace step)."""
+    h, w = 2100, 2100
+    polys = [
+        np.array([[x0, 0.0], [x0 + d, d + 0.2], [x0 - 3.0, d + 0.2]])
+        for x0 in (3.0, 10.1, 50.3)
+        for d in (7.9, 99.9, 1999.9)
+    ]
+    pts = np.concatenate(polys)
+    offsets = np.cumsum([0] + [len(p) for p in polys])
+    got = rle.rasterize_polygons(pts, offsets, range(len(polys)), h, w)
+    for p, counts in zip(polys, got, strict=True):
+        ref = mask_utils.frPyObjects([p.ravel().tolist()], h, w)[0]
+        assert _coco_counts(counts, h, w)["counts"] == ref["counts"]
+
+
+@pytest.mark.parametrize("occlude", [True, False])
+def test_instance_mask_boxes_are_pycocotools_boxes(occlude):
+    """Instance boxes come out of the instance pass (a whole single member keeps its own):
+    each equals pycocotools' toBbox of the instance raster, empty instances all zeros."""
+    from labelgate.geometry import rle_kernels
+
+    rng = np.random.default_rng(11)
+    sizes = [(40, 60), (33, 20), (50, 50)]
+    # frame 0 starts with squares under bigger ones, painted last in row order: 5..15 is hidden
+    # whole (box all zeros), 20..40 x 20..30 keeps 20..30 x 20..30
+    fixed = [(5, 5, 15, 15), (0, 0, 18, 18), (20, 20, 40, 30), (30, 0, 60, 40)]
+    polys = [np.array([[a, b], [c, b], [c, d], [a, d]], float) for a, b, c, d in fixed]
+    hs, frame_ptr, inst_ptr = [40] * 4, [0], [0, 1, 2, 3, 4]
+    for f, (h, w) in enumerate(sizes):
+        n = int(rng.integers(3, 9))
+        for _ in range(n):
+            c = rng.uniform(0, [w, h])
+            polys.append(c + rng.uniform(-12, 12, size=(int(rng.integers(3, 7)), 2)))
+            hs.append(h)
+        frame_ptr.append(frame_ptr[-1] + n + (4 if f == 0 else 0))
+        # instances of 1-3 consecutive members within the frame
+        while inst_ptr[-1] < frame_ptr[-1]:
+            inst_ptr.append(min(inst_ptr[-1] + int(rng.integers(1, 4)), frame_ptr[-1]))
+    counts_per_frame = np.diff(frame_ptr)
+    ws = np.repeat([w for _, w in sizes], counts_per_frame)
+    offsets = np.cumsum([0] + [len(p) for p in polys])
+    flat, off = rle.rasterize_polygons_ragged(
+        np.concatenate(polys), offsets, range(len(polys)), np.array(hs), ws
+    )
+    rank = np.concatenate(
+        [np.r_[counts_per_frame[0] - 4 + np.arange(4), rng.permutation(counts_per_frame[0] - 4)]]
+        + [rng.permutation(k) for k in counts_per_frame[1:]]
+    )
+    fp, ip = np.array(frame_ptr, np.int64), np.array(inst_ptr, np.int64)
+    heights = np.array([h for h, _ in sizes], np.int64)
+    frame_of_inst = np.searchsorted(fp, ip[:-1], side="right") - 1
+    totals = np.array([sizes[f][0] * sizes[f][1] for f in frame_of_inst], np.int64)
+    args = (flat, off, fp, ip, rank.astype(np.int64), heights, totals, occlude)
+    got_flat, got_off, box = rle_kernels.instance_masks_boxed(*args)
+    plain_flat, plain_off = rle_kernels.instance_masks(*args)
+    np.testing.assert_array_equal(got_flat, plain_flat)
+    np.testing.assert_array_equal(got_off, plain_off)
+    for i, f in enumerate(frame_of_inst):
+        h, w = sizes[f]
+        counts = got_flat[got_off[i] : got_off[i + 1]]
+        x, y, bw, bh = mask_utils.toBbox(_coco_counts(counts, h, w))
+        np.testing.assert_array_equal(box[i], [x, y, x + bw, y + bh])
+    if occlude:  # the hand-computed visible parts
+        np.testing.assert_array_equal(box[:3], [[0, 0, 0, 0], [0, 0, 18, 18], [20, 20, 30, 30]])
+
+
+def test_shape_rles_of_mask_rows_are_their_stored_runs():
+    """Mask-only rows (consecutive, shuffled, a subset) give the runs each mask was encoded
+    to, and a mix with a polygon gives pycocotools' raster for the polygon."""
+    from labelgate.geometry.shapes import shape_rles_ragged
+    from labelgate.io.rle import encode_column_major
+    from labelgate.model import AnnotationsBuilder, Kind
+
+    rng = np.random.default_rng(4)
+    h, w = 12, 9
+    b = AnnotationsBuilder(["x"])
+    grids = [rng.random((h, w)) < p for p in (0.1, 0.5, 0.9, 0.0)]
+    for m in grids:
+        b.add(0, Kind.MASK, 0, rle=encode_column_major(m), bbox=(0, 0, w, h), annotator=0)
+    tri = [[1.0, 1.0], [8.0, 2.0], [3.0, 10.0]]
+    b.add(0, Kind.POLYGON, 0, points=np.array(tri), annotator=0)
+    ann = b.build()
+    for rows in ([0, 1, 2, 3], [2, 0, 3], [1, 2], [3, 4, 0]):
+        rows = np.array(rows)
+        flat, off = shape_rles_ragged(ann, rows, np.full(len(rows), h), np.full(len(rows), w))
+        for k, r in enumerate(rows):
+            counts = flat[off[k] : off[k + 1]]
+            if r < 4:
+                np.testing.assert_array_equal(rle.decode(counts, h, w), grids[r])
+            else:
+                ref = mask_utils.frPyObjects([np.ravel(tri).tolist()], h, w)[0]
+                assert _coco_counts(counts, h, w)["counts"] == ref["counts"]

@@ -87,14 +87,13 @@ def _invalid_rows(ann: Annotations, items: Any) -> tuple[BoolArray, list[dict[st
         w, h = items.size_of(ann.item[masks])
         cum = np.concatenate([[0], np.cumsum(ann.rle.astype(np.int64))])
         sums = cum[ann.rle_offsets[masks + 1]] - cum[ann.rle_offsets[masks]]
-        for k, r in enumerate(masks):
-            runs = int(ann.rle_offsets[r + 1] - ann.rle_offsets[r])
-            total = int(sums[k])
-            if runs == 0 or total != int(w[k] * h[k]):
-                bad[r] = True
-                errors.append(
-                    _data_error(ann, r, f"mask runs sum to {total}, expected {w[k]}x{h[k]}")
-                )
+        runs = ann.rle_offsets[masks + 1] - ann.rle_offsets[masks]
+        expect = np.asarray(w, np.int64) * np.asarray(h, np.int64)
+        # only the failing masks reach Python
+        for k in np.flatnonzero((runs == 0) | (sums != expect)).tolist():
+            r, total = int(masks[k]), int(sums[k])
+            bad[r] = True
+            errors.append(_data_error(ann, r, f"mask runs sum to {total}, expected {w[k]}x{h[k]}"))
     return bad, errors
 
 

@@ -870,10 +870,11 @@ def _raster_instances(
         else:  # one z_order: paint order is member order
             rank = np.arange(n, dtype=np.int64)
         frame_ptr = np.searchsorted(mf, np.arange(len(frames) + 1)).astype(np.int64)
-        flat, off = rle_kernels.instance_masks(
+        flat, off, box = rle_kernels.instance_masks_boxed(
             flat, off, frame_ptr, ptr, rank, h, (h * w)[frame].astype(np.int64), panoptic
         )
-    _, box = rle_kernels.areas_and_boxes_sized(flat, off, h[frame].astype(np.int64))
+    else:
+        _, box = rle_kernels.areas_and_boxes_sized(flat, off, h[frame].astype(np.int64))
     return _RasterInstances(members, ptr, frame, flat, off, box)
 
 

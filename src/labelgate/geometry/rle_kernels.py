@@ -32,43 +32,88 @@ def _centre_hit(uu: int, vv: int, pu: int, pv: int, h: int, w: int, a: IntArray,
 
 @njit(cache=True, nogil=True)
 def _sort_by_column(a: IntArray, n: int, h: int) -> None:
-    """Sort the boundary points ``a[:n]`` (``column * h + row``) in place: a counting sort
-    on the column (an outline crosses each column a few times), then insertion sort within."""
-    if n < 2:
-        return
-    c0 = a[0] // h
-    c1 = c0
+    """Sort the boundary points ``a[:n]`` (``column * h + row``) in place (see
+    :func:`_bucket_sort`; ``h`` is not needed)."""
+    if n >= 2:
+        _bucket_sort(a, n, np.empty(n + 1, np.int64), np.empty(n, np.int64))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bucket_sort(a: IntArray, n: int, start: IntArray, tmp: IntArray) -> None:
+    """Sort ``a[:n]`` in place: a counting sort on ``(a - min) >> shift``, with at most n
+    buckets, then insertion sort within each. An outline's points spread evenly over its
+    columns, so buckets hold a point or two; no division (a per-point ``// h`` cost more
+    than the tracing). Workspaces: ``start`` and ``tmp`` at least n + 1 and n long."""
+    lo = a[0]
+    hi = a[0]
     for j in range(n):
-        c = a[j] // h
-        c0 = min(c0, c)
-        c1 = max(c1, c)
-    start = np.zeros(c1 - c0 + 2, np.int64)
+        lo = min(lo, a[j])
+        hi = max(hi, a[j])
+    sh = 0
+    while (hi - lo) >> sh >= n:
+        sh += 1
+    nb = ((hi - lo) >> sh) + 2
+    start[:nb] = 0
     for j in range(n):
-        start[a[j] // h - c0 + 1] += 1
-    for c in range(1, len(start)):
+        start[((a[j] - lo) >> sh) + 1] += 1
+    for c in range(1, nb):
         start[c] += start[c - 1]
-    tmp = np.empty(n, np.int64)
     for j in range(n):
-        c = a[j] // h - c0
+        c = (a[j] - lo) >> sh
         tmp[start[c]] = a[j]
         start[c] += 1
-    lo = 0
-    for c in range(len(start) - 1):
-        hi = start[c]
-        for j in range(lo + 1, hi):
+    first = 0
+    for c in range(nb - 1):
+        last = start[c]
+        for j in range(first + 1, last):
             v = tmp[j]
             i = j - 1
-            while i >= lo and tmp[i] > v:
+            while i >= first and tmp[i] > v:
                 tmp[i + 1] = tmp[i]
                 i -= 1
             tmp[i + 1] = v
-        lo = hi
-    a[:n] = tmp
+        first = last
+    a[:n] = tmp[:n]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _upsampled(v: float) -> int:
+    # (int)(scale*v + .5) in C truncates toward zero; so does int() here
+    return int(5.0 * v + 0.5)
+
+
+@njit(cache=True, nogil=True)
+def _trace_capacity(xy: FloatArray) -> int:
+    """Room :func:`_trace` needs for the boundary points of polygon ``xy`` (one extra slot).
+
+    u moves by at most 1 per trace step, so an edge lands on a centre column at most
+    |dx| // 5 + 1 times (+1 for its first step, which follows the previous edge)."""
+    k = xy.shape[0]
+    cap = 1
+    for j in range(k):
+        cap += abs(_upsampled(xy[j, 0]) - _upsampled(xy[(j + 1) % k, 0])) // 5 + 2
+    return cap
 
 
 @njit(cache=True, nogil=True)
 def fr_poly(xy: FloatArray, h: int, w: int) -> RunArray:
-    """Counts of one polygon (K, 2) on an h x w image, exactly as pycocotools ``rleFrPoly``.
+    """Counts of one polygon (K, 2) on an h x w image, exactly as pycocotools ``rleFrPoly``
+    (see :func:`_trace`)."""
+    k = xy.shape[0]
+    x = np.empty(k + 1, np.int64)
+    y = np.empty(k + 1, np.int64)
+    a: IntArray = np.empty(_trace_capacity(xy), np.int64)
+    n = _trace(xy, h, w, x, y, a)
+    _sort_by_column(a, n, h)
+    b = np.empty(n + 1, np.uint32)
+    return b[: _assemble(a, n, b, 0)]
+
+
+@njit(cache=True, nogil=True)
+def _trace(xy: FloatArray, h: int, w: int, x: IntArray, y: IntArray, a: IntArray) -> int:
+    """Boundary points (``column * h + row``, unsorted) of polygon ``xy`` into ``a``, then
+    the sentinel ``h * w``; returns their count (sentinel excluded). ``x``, ``y``: workspaces
+    of K + 1; ``a``: at least :func:`_trace_capacity` long.
 
     pycocotools traces the outline on a 5x upsampled grid (steps along the longer axis of
     each edge), then keeps the steps where the upsampled x moves onto a pixel-centre column.
@@ -79,20 +124,11 @@ def fr_poly(xy: FloatArray, h: int, w: int) -> RunArray:
     every step, so its centre columns are found by arithmetic instead of stepping.
     """
     k = xy.shape[0]
-    x = np.empty(k + 1, np.int64)
-    y = np.empty(k + 1, np.int64)
     for j in range(k):
-        # (int)(scale*v + .5) in C truncates toward zero; so does int() here
-        x[j] = int(5.0 * xy[j, 0] + 0.5)
-        y[j] = int(5.0 * xy[j, 1] + 0.5)
+        x[j] = _upsampled(xy[j, 0])
+        y[j] = _upsampled(xy[j, 1])
     x[k] = x[0]
     y[k] = y[0]
-    # u moves by at most 1 per trace step, so an edge lands on a centre column at most
-    # |dx| // 5 + 1 times (+1 for its first step, which follows the previous edge)
-    cap = 1
-    for j in range(k):
-        cap += abs(x[j] - x[j + 1]) // 5 + 2
-    a: IntArray = np.empty(cap, np.int64)
     n = 0
     pu = 0
     pv = 0
@@ -129,34 +165,81 @@ def fr_poly(xy: FloatArray, h: int, w: int) -> RunArray:
             pv = int(ys + sl * t1 + 0.5)
         else:
             sl = (xe - xs) / dy
-            for d in range(dy + 1):
-                t = dy - d if flip else d
-                vv = t + ys
-                uu = int(xs + sl * t + 0.5)
-                if j > 0 or d > 0:
-                    n = _centre_hit(uu, vv, pu, pv, h, w, a, n)
-                pu = uu
-                pv = vv
+            t = dy if flip else 0  # the edge's first point
+            uu = int(xs + sl * t + 0.5)
+            if j > 0:
+                n = _centre_hit(uu, t + ys, pu, pv, h, w, a, n)
+            n = _steep_edge(xs, ys, dy, sl, h, last_x, a, n)
+            t = 0 if flip else dy  # its last point
+            pu = int(xs + sl * t + 0.5)
+            pv = t + ys
     a[n] = h * w
-    _sort_by_column(a, n, h)
-    # runs between consecutive boundary points; an empty run merges its neighbours
-    # (pycocotools' assembly), written straight into the uint32 counts
-    b = np.empty(n + 1, np.uint32)
-    b[0] = a[0]
-    mm = 1
+    return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _steep_edge(
+    xs: int, ys: int, dy: int, sl: float, h: int, last_x: int, a: IntArray, n: int
+) -> int:
+    """The centre-column hits inside one edge traced along y (``dy`` steps, slope ``sl``,
+    |sl| < 1): returns the new point count.
+
+    u(t) = int(xs + sl * t + 0.5) is monotone in t (rounded float operations are) and moves
+    by at most one per step, so a step t - 1 -> t lands on centre column c (the lower of its
+    two u values) exactly when t is the first step with u >= c + 1 (sl > 0, and u(t - 1) = c)
+    or the first with u <= c (sl < 0, and u(t) = c). That step is found from the real-valued
+    inverse and corrected on the exact u, so only centre columns are visited, not every step.
+    """
+    if sl == 0.0:
+        return n
+    u0 = int(xs + 0.5)
+    u1 = int(xs + sl * dy + 0.5)
+    lo = max(min(u0, u1), 2)
+    c = lo + (2 - lo) % 5
+    top = min(max(u0, u1) - 1, last_x)
+    while c <= top:
+        if sl > 0:
+            t = min(max(int(np.ceil((c + 0.5 - xs) / sl)), 0), dy)
+            while t > 0 and int(xs + sl * (t - 1) + 0.5) >= c + 1:
+                t -= 1
+            while t < dy and int(xs + sl * t + 0.5) < c + 1:
+                t += 1
+            hit = t >= 1 and int(xs + sl * (t - 1) + 0.5) == c and int(xs + sl * t + 0.5) > c
+        else:
+            t = min(max(int(np.ceil((c + 0.5 - xs) / sl)), 0), dy)
+            while t > 0 and int(xs + sl * (t - 1) + 0.5) <= c:
+                t -= 1
+            while t < dy and int(xs + sl * t + 0.5) > c:
+                t += 1
+            hit = t >= 1 and int(xs + sl * t + 0.5) == c and int(xs + sl * (t - 1) + 0.5) > c
+        if hit:
+            yv = t - 1 + ys
+            a[n] = (c - 2) // 5 * h + (0 if yv < 2 else min((yv + 2) // 5, h))
+            n += 1
+        c += 5
+    return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _assemble(a: IntArray, n: int, out: RunArray, pos: int) -> int:
+    """Runs between the sorted boundary points ``a[:n + 1]`` into ``out[pos:]`` (at most
+    n + 1 of them); an empty run merges its neighbours (pycocotools' assembly). Returns the
+    end position."""
+    out[pos] = a[0]
+    mm = pos + 1
     j = 1
     while j < n + 1:
         d = a[j] - a[j - 1]
         if d > 0:
-            b[mm] = d
+            out[mm] = d
             mm += 1
             j += 1
         else:
             j += 1
             if j < n + 1:
-                b[mm - 1] += a[j] - a[j - 1]
+                out[mm - 1] += a[j] - a[j - 1]
                 j += 1
-    return b[:mm]
+    return mm
 
 
 @njit(cache=True, nogil=True)
@@ -165,22 +248,39 @@ def fr_polys(
 ) -> tuple[RunArray, IntArray]:
     """:func:`fr_poly` for ragged polygons ``points[offsets[r]:offsets[r + 1]]``, r in rows;
     polygon ``rows[i]`` on an ``hs[i]`` x ``ws[i]`` image (frames of different sizes in one
-    call). Fewer than 3 vertices give an empty mask."""
+    call). Fewer than 3 vertices give an empty mask. The workspaces are shared by all
+    polygons and the runs written in place (no allocation per polygon)."""
     out_off = np.zeros(len(rows) + 1, np.int64)
     flat = np.empty(64 * len(rows) + 16, np.uint32)
+    kmax = 0
+    for i in range(len(rows)):
+        kmax = max(kmax, offsets[rows[i] + 1] - offsets[rows[i]])
+    x = np.empty(kmax + 1, np.int64)
+    y = np.empty(kmax + 1, np.int64)
+    a = np.empty(64, np.int64)
+    tmp = np.empty(64, np.int64)
+    start = np.empty(65, np.int64)
     for i in range(len(rows)):
         r = rows[i]
-        if offsets[r + 1] - offsets[r] < 3:  # no area: an empty mask
-            c: RunArray = np.full(1, hs[i] * ws[i], np.uint32)
-        else:
-            c = fr_poly(points[offsets[r] : offsets[r + 1]], hs[i], ws[i])
-        end = out_off[i] + len(c)
-        if end > len(flat):
-            grown = np.empty(max(end, 2 * len(flat)), np.uint32)
-            grown[: out_off[i]] = flat[: out_off[i]]
+        pos = out_off[i]
+        xy = points[offsets[r] : offsets[r + 1]]
+        cap = _trace_capacity(xy) if len(xy) >= 3 else 1
+        if pos + cap > len(flat):  # at most cap runs
+            grown = np.empty(max(pos + cap, 2 * len(flat)), np.uint32)
+            grown[:pos] = flat[:pos]
             flat = grown
-        flat[out_off[i] : end] = c
-        out_off[i + 1] = end
+        if len(xy) < 3:  # no area: an empty mask
+            flat[pos] = hs[i] * ws[i]
+            out_off[i + 1] = pos + 1
+            continue
+        if cap > len(a):
+            a = np.empty(2 * cap, np.int64)
+            tmp = np.empty(2 * cap, np.int64)
+            start = np.empty(2 * cap + 1, np.int64)
+        n = _trace(xy, hs[i], ws[i], x, y, a)
+        if n >= 2:
+            _bucket_sort(a, n, start, tmp)
+        out_off[i + 1] = _assemble(a, n, flat, pos)
     return flat[: out_off[-1]].copy(), out_off
 
 
@@ -296,16 +396,19 @@ def _area_box(counts: RunArray, h: int, box: FloatArray) -> int:
         c = int(counts[k])
         if k % 2 == 1 and c > 0:
             area += c
-            s, e = pos, pos + c - 1
-            cs, ce = int(s // h), int(e // h)
+            # one division per run: its start column; its end row follows from its length
+            cs = pos // h
+            rs = pos - cs * h
+            re = rs + c - 1
             x0 = min(x0, cs)
-            x1 = max(x1, ce)
-            if ce > cs:  # a run crossing a column spans every row
+            if re < h:
+                x1 = max(x1, cs)
+                y0 = min(y0, rs)
+                y1 = max(y1, re)
+            else:  # a run crossing a column spans every row
+                x1 = max(x1, cs + re // h)
                 y0 = 0
                 y1 = max(y1, h - 1)
-            else:
-                y0 = min(y0, int(s % h))
-                y1 = max(y1, int(e % h))
         pos += c
     box[:] = 0.0
     if area > 0:
@@ -371,6 +474,25 @@ def instance_masks(
     Only masks whose pixel boxes meet are merged (disjoint boxes share no pixel), so the
     result is the full-frame rule's.
     """
+    flat, off, _ = instance_masks_boxed(
+        flat, off, frame_ptr, inst_ptr, rank, heights, inst_totals, occlude
+    )
+    return flat, off
+
+
+@njit(cache=True, nogil=True)
+def instance_masks_boxed(
+    flat: RunArray,
+    off: IntArray,
+    frame_ptr: IntArray,
+    inst_ptr: IntArray,
+    rank: IntArray,
+    heights: IntArray,
+    inst_totals: IntArray,
+    occlude: bool,
+) -> tuple[RunArray, IntArray, FloatArray]:
+    """:func:`instance_masks` and each instance's tight pixel-edge xyxy box (I, 4): an
+    instance that is one member left whole takes the member's box, computed anyway."""
     n = len(off) - 1
     n_inst = len(inst_ptr) - 1
     frame_of = np.empty(n, np.int64)
@@ -381,10 +503,12 @@ def instance_masks(
             hs[k] = heights[f]
     area, box = areas_and_boxes_sized(flat, off, hs)
     out_off = np.zeros(n_inst + 1, np.int64)
+    inst_box = np.zeros((n_inst, 4))
     out: RunArray = np.empty(len(flat) + n_inst + 16, np.uint32)
     for i in range(n_inst):
         acc: RunArray = np.empty(0, np.uint32)
         have = False
+        whole = True  # no member lost pixels to a mask on top
         for k in range(inst_ptr[i], inst_ptr[i + 1]):
             own = flat[off[k] : off[k + 1]]
             vis: RunArray = own
@@ -399,10 +523,15 @@ def instance_masks(
                         covered = True
                 if covered:
                     vis = merge2(own, cover, DIFFERENCE)
+                    whole = False
             acc = merge2(acc, vis, UNION) if have else vis
             have = True
         if not have:
             acc = np.array([inst_totals[i]], np.uint32)
+        elif whole and inst_ptr[i + 1] - inst_ptr[i] == 1:
+            inst_box[i] = box[inst_ptr[i]]
+        else:
+            _area_box(acc, hs[inst_ptr[i]], inst_box[i])
         end = out_off[i] + len(acc)
         if end > len(out):
             grown = np.empty(max(end, 2 * len(out)), np.uint32)
@@ -410,7 +539,7 @@ def instance_masks(
             out = grown
         out[out_off[i] : end] = acc
         out_off[i + 1] = end
-    return out[: out_off[-1]].copy(), out_off
+    return out[: out_off[-1]].copy(), out_off, inst_box
 
 
 @njit(cache=True, nogil=True)

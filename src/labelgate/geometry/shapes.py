@@ -242,6 +242,16 @@ def shape_rles_ragged(
         pool.append(flat)
         base = len(flat)
     masks = np.flatnonzero(kinds == _MASK)
+    if not parts and len(masks) == len(rows):  # only masks: their stored runs, one gather
+        lo, hi = ann.rle_offsets[rows], ann.rle_offsets[rows + 1]
+        n = hi - lo
+        out_off = np.zeros(len(rows) + 1, np.int64)
+        out_off[1:] = np.cumsum(n)
+        if len(rows) and (rows[1:] == rows[:-1] + 1).all():  # consecutive rows: one slice
+            flat = ann.rle[lo[0] : hi[-1]]
+        else:
+            flat = ann.rle[np.repeat(lo - out_off[:-1], n) + np.arange(int(out_off[-1]))]
+        return flat.astype(np.uint32), out_off  # a copy: callers own their rasters
     if len(masks):
         lo, hi = ann.rle_offsets[rows[masks]], ann.rle_offsets[rows[masks] + 1]
         n = hi - lo
