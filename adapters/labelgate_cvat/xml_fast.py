@@ -11,7 +11,6 @@ their document counter as ``source_id``, so the two halves merge back into docum
 
 from __future__ import annotations
 
-import gc
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from contextlib import suppress
@@ -23,6 +22,7 @@ from typing import IO, Any
 import numpy as np
 
 from labelgate.errors import ValidationError
+from labelgate.io.gc_pause import gc_paused
 from labelgate.io.inputs import to_float, to_int
 from labelgate.model import MAX_COORDINATE, Annotations, Kind, LabelSchema, Origin, gather_ragged
 from labelgate.model.columns import ColumnBlocks
@@ -172,13 +172,8 @@ def stream_cvat_xml(
     """
     # The cyclic collector would rescan the parser's young elements after every few thousand
     # allocations (a third of the reading time); nothing here makes cycles, so it waits.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _stream(fh, labels_of, annotator)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _stream(

@@ -7,11 +7,9 @@ the summed matrix, exactly as CVAT does for jobs and tasks.
 
 from __future__ import annotations
 
-import gc
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +19,7 @@ import orjson
 
 from labelgate.arrays import AnyArray, FloatArray
 from labelgate.errors import FormatError
+from labelgate.io.gc_pause import gc_paused
 from labelgate.json_stream import dump_json_file, iter_json, key_text
 from labelgate.stats import wilson_interval
 
@@ -121,20 +120,6 @@ def rates(valid: float, total: float, ds: float, gt: float) -> dict[str, Any]:
     return out
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many acyclic containers (the
-    conflict dicts): its collections, triggered by the allocations alone, cost more than
-    the building."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 @dataclass(frozen=True)
 class ConflictTexts:
     """A report's conflicts already encoded: their JSON texts (report order), and the
@@ -200,7 +185,7 @@ class Report:
 
     def _ensure(self) -> None:
         if self._materialize is not None:
-            with _gc_paused():
+            with gc_paused():
                 conflicts, frames = self._materialize()
             self._materialize = None
             self._conflicts = conflicts
@@ -284,7 +269,7 @@ class Report:
     def _encoded_pieces(self) -> Iterator[bytes | memoryview]:
         """UTF-8 pieces of the lazy report's JSON (whole characters each), conflicts from columns."""
         assert self._encode is not None
-        with _gc_paused():
+        with gc_paused():
             enc = self._encode()
         texts = enc.texts
         sep = "{"
