@@ -10,6 +10,13 @@ import numpy as np
 
 from labelgate.arrays import AnyArray, BoolArray, IntArray
 from labelgate.engine.conflicts import CONFLICT_TYPES, Conflicts, find_conflicts
+from labelgate.engine.frame_text import (
+    FrameConflicts,
+    frame_columns,
+    frame_conflicts,
+    frame_dicts,
+    frame_texts,
+)
 from labelgate.engine.match_rules import MatchRules
 from labelgate.engine.matching import GROUP_CODE, TYPE_GROUPS, Matches, match_annotations
 from labelgate.engine.report import (
@@ -18,9 +25,7 @@ from labelgate.engine.report import (
     ConflictTally,
     ConflictTexts,
     Report,
-    confusion_block,
     confusion_summary,
-    label_metrics,
     summary_block,
 )
 from labelgate.engine.settings import QualitySettings
@@ -176,9 +181,8 @@ def compare(
 
         extras = conflict_extras(g_ann, d_ann, conflicts, gt.items)
         texts = conflict_bytes(g_ann, d_ann, conflicts, labels, job, extras)
-        # Frames list their conflicts as positions into ``texts`` (ranges when in order).
-        frames = frame_results(frames_payload, range(len(texts)), conflicts)
-        return ConflictTexts(texts, frames)
+        fc = _frame_conflicts(frames_payload["frames"], [], conflicts)
+        return ConflictTexts(texts, frame_texts(frame_columns(frames_payload), fc, texts))
 
     return Report(
         data=data,
@@ -537,50 +541,19 @@ def frame_results(
     """Per-frame results with CVAT 2.42's fields (``ComparisonReportFrameSummary``).
 
     Each frame has its ``conflicts`` with their counts by severity and type, the ``annotations``
-    summary with its labelled confusion matrix, and the shape and label ``annotation_components``.
-    ``columns``, the conflicts as columns (same order as ``conflicts``), spares reading the
-    dicts back.
+    summary with its labelled confusion matrix, and the shape and label ``annotation_components``
+    (:func:`~labelgate.engine.frame_text.frame_record`). ``columns``, the conflicts as columns
+    (same order as ``conflicts``), spares reading the dicts back.
     """
-    cm = f["cm"]
-    labels = [*f["labels"], "unmatched"]
-    metrics = {k: v.tolist() for k, v in label_metrics(cm).items()}
-    rows = cm.tolist()
-    counts = {k: v.tolist() for k, v in f["counts"].items()}
-    comps = {p: {k: v.tolist() for k, v in cols.items()} for p, cols in f["components"].items()}
-    ious = f["iou"].tolist()
-    per_frame = _frame_conflicts(f["frames"], conflicts, columns)
-    out: dict[str, Any] = {}
-    for i, frame in enumerate(f["frames"].tolist()):
-        ann: dict[str, Any] = {k: v[i] for k, v in counts.items()}
-        ann["confusion_matrix"] = confusion_block(
-            labels, rows[i], {k: v[i] for k, v in metrics.items()}
-        )
-        ann["accuracy"] = ann["valid_count"] / (ann["total_count"] or 1)
-        ann["precision"] = ann["valid_count"] / (ann["ds_count"] or 1)
-        ann["recall"] = ann["valid_count"] / (ann["gt_count"] or 1)
-        shape: dict[str, Any] = {k: v[i] for k, v in comps["shape"].items()}
-        shape["mean_iou"] = ious[i]
-        label: dict[str, Any] = {k: v[i] for k, v in comps["label"].items()}
-        for part in (shape, label):
-            part["accuracy"] = part["valid_count"] / (part["total_count"] or 1)
-        listed, n, warnings, errors, by_type = per_frame[i]
-        out[str(frame)] = {
-            "conflicts": listed,
-            "annotations": ann,
-            "annotation_components": {"shape": shape, "label": label},
-            "conflict_count": n,
-            "warning_count": warnings,
-            "error_count": errors,
-            "conflicts_by_type": by_type,
-        }
-    return out
+    fc = _frame_conflicts(f["frames"], conflicts, columns)
+    return frame_dicts(frame_columns(f), fc, conflicts)
 
 
 def _frame_conflicts(
     frames: IntArray, conflicts: Sequence[Any], columns: Conflicts | None
-) -> list[tuple[Sequence[Any], int, int, int, dict[str, int]]]:
-    """Per frame: its conflicts (report order), their count, warning and error counts, and
-    counts by type in order of first appearance (CVAT's ``Counter``), from columns."""
+) -> FrameConflicts:
+    """Each frame's conflicts (:class:`FrameConflicts`), from the columns or else the dicts
+    (``conflicts`` is not read when ``columns`` are given)."""
     if columns is not None:
         frame_col = np.asarray(columns.frame, np.int64)
         kind = np.asarray(columns.type, np.int64)
@@ -592,23 +565,4 @@ def _frame_conflicts(
         code = {t: i for i, t in enumerate(CONFLICT_TYPES)}
         kind = np.array([code[c["type"]] for c in conflicts], np.int64)
         is_error = np.array([c["severity"] == "error" for c in conflicts], bool)
-    order = np.argsort(frame_col, kind="stable")
-    listed = conflicts if (order == np.arange(len(order))).all() else [conflicts[k] for k in order]
-    frame_col, kind, is_error = frame_col[order], kind[order], is_error[order]
-    lo = np.searchsorted(frame_col, frames, side="left")
-    hi = np.searchsorted(frame_col, frames, side="right")
-    at = np.minimum(np.searchsorted(frames, frame_col), max(len(frames) - 1, 0))
-    known = frames[at] == frame_col if len(frames) else np.zeros(len(at), bool)
-    at, kind, is_error = at[known], kind[known], is_error[known]
-    errors = np.bincount(at[is_error], minlength=len(frames)).tolist()
-    # (frame, type) cells with their first position: a frame's types in order of appearance
-    n_types = len(CONFLICT_TYPES)
-    cell, first, tally = np.unique(at * n_types + kind, return_index=True, return_counts=True)
-    seq = np.argsort(first, kind="stable")  # first positions grow with the frame
-    by_type: list[dict[str, int]] = [{} for _ in range(len(frames))]
-    for c_, n_ in zip(cell[seq].tolist(), tally[seq].tolist(), strict=True):
-        by_type[c_ // n_types][CONFLICT_TYPES[c_ % n_types]] = n_
-    return [
-        (listed[a:b], b - a, b - a - e, e, t)
-        for a, b, e, t in zip(lo.tolist(), hi.tolist(), errors, by_type, strict=True)
-    ]
+    return frame_conflicts(np.asarray(frames, np.int64), frame_col, kind, is_error)

@@ -5,12 +5,13 @@ conflicts_to_json` builds (same keys and order; numbers in orjson's shortest rou
 which may spell exponents differently, and orjson's compact separators inside ``position`` and
 the extra keys). Every numeric column is formatted once by orjson, names come from small lookup
 tables (each piece carrying the constant text after it), and one compiled loop copies the pieces
-of a block of conflicts into a reused buffer.
+of all conflicts into one buffer, whose size is known beforehand from the pieces' lengths.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -39,66 +40,70 @@ ByteArray = npt.NDArray[np.uint8]
 KernelArgs = tuple[Any, Any, Any, Any, Any, Any, Any, Any, Any, Any, Any, Any]
 
 
-#: Bytes of conflict text assembled per block: the whole text is never held at once (its
-#: fresh pages would cost more to fault in than the copying itself).
+#: Bytes per piece when the conflict list is handed out in pieces (:meth:`ConflictBytes.blocks`).
 _BLOCK = 8 << 20
 
 
 class ConflictBytes:
-    """All conflicts' JSON texts, assembled on demand in blocks of about :data:`_BLOCK` bytes.
+    """All conflicts' JSON texts, assembled once into one buffer (the report lists every
+    conflict twice, in its frame and in the top-level list: both read this buffer).
 
-    Built by :func:`conflict_bytes`; ``args`` are :func:`_assemble`'s table and column arguments,
-    ``sizes`` each conflict's text length plus its ``", "`` separator.
+    Built by :func:`conflict_bytes`. Conflict ``k``'s text is ``buf[starts[k]:starts[k + 1] - 2]``,
+    each text followed by its ``", "`` separator.
     """
 
-    def __init__(self, args: KernelArgs, sizes: IntArray) -> None:
-        self._args = args
-        self._cum = np.zeros(len(sizes) + 1, np.int64)
-        np.cumsum(sizes, out=self._cum[1:])
-        # One buffer, reused block after block: fresh pages cost more to fault in than the
-        # assembling (the report lists every conflict twice, so each block is built twice).
-        self._buf = np.zeros(0, np.uint8)
-        self._span = (0, 0)
+    def __init__(self, buf: ByteArray, starts: IntArray) -> None:
+        self.buf = buf
+        self.starts = starts
 
     def __len__(self) -> int:
-        return len(self._cum) - 1
-
-    def _write(self, order: IntArray, out: ByteArray) -> ByteArray:
-        _assemble(out, True, *self._args, order, np.zeros(0, np.int64))
-        return out
-
-    def block_end(self, a: int) -> int:
-        """End (exclusive) of the block of conflicts that starts at ``a``."""
-        hi = int(np.searchsorted(self._cum, self._cum[a] + _BLOCK, side="right")) - 1
-        return min(max(hi, a + 1), len(self))
+        return len(self.starts) - 1
 
     def joined(self, a: int, b: int) -> memoryview:
-        """Conflicts ``a`` to ``b - 1`` joined by ``", "``: a view of the current block, valid
-        until the next call (ranges asked in increasing order share a block)."""
+        """Conflicts ``a`` to ``b - 1`` joined by ``", "`` (a view of the buffer)."""
         if b <= a:
             return memoryview(b"")
-        lo, hi = self._span
-        if not lo <= a or not b <= hi:
-            lo, hi = a, max(b, self.block_end(a))
-            size = int(self._cum[hi] - self._cum[lo])
-            if len(self._buf) < size:
-                self._buf = np.empty(max(size, _BLOCK), np.uint8)
-            self._write(np.arange(lo, hi, dtype=np.int64), self._buf)
-            self._span = (lo, hi)
-        base = int(self._cum[lo])
-        return self._buf.data[int(self._cum[a]) - base : int(self._cum[b]) - base - 2]
+        return self.buf.data[int(self.starts[a]) : int(self.starts[b]) - 2]
+
+    def blocks(self) -> Iterator[memoryview]:
+        """All conflicts joined by ``", "``, as views of about :data:`_BLOCK` bytes cut
+        between conflicts (each piece whole UTF-8 characters)."""
+        n = len(self)
+        a = 0
+        while a < n:
+            hi = int(np.searchsorted(self.starts, self.starts[a] + _BLOCK, side="right")) - 1
+            b = min(max(hi, a + 1), n)
+            # Every piece but the last keeps its trailing separator.
+            end = int(self.starts[b]) - (2 if b == n else 0)
+            yield self.buf.data[int(self.starts[a]) : end]
+            a = b
+
+    def reordered(self, order: IntArray) -> ConflictBytes:
+        """The conflicts at ``order`` (positions, any order) as a buffer of their own."""
+        order = np.asarray(order, np.int64)
+        sizes = self.starts[order + 1] - self.starts[order]
+        starts = np.zeros(len(order) + 1, np.int64)
+        np.cumsum(sizes, out=starts[1:])
+        buf = np.empty(int(starts[-1]), np.uint8)
+        _gather(buf, self.buf, self.starts, order, starts)
+        return ConflictBytes(buf, starts)
 
     def picked(self, positions: IntArray) -> memoryview:
         """The conflicts at ``positions`` (any order) joined by ``", "``."""
-        if not len(positions):
-            return memoryview(b"")
-        order = np.asarray(positions, np.int64)
-        size = int((self._cum[order + 1] - self._cum[order]).sum())
-        return self._write(order, np.empty(size, np.uint8)).data[: size - 2]
+        return self.reordered(positions).joined(0, len(positions))
 
     def text(self, k: int) -> str:
         """Conflict ``k``'s text."""
-        return self.picked(np.array([k])).tobytes().decode()
+        return str(self.joined(k, k + 1), "utf-8")
+
+
+@njit(cache=True, nogil=True)
+def _gather(out: Any, src: Any, s_starts: Any, order: Any, o_starts: Any) -> None:
+    """Copy the texts ``src[s_starts[k]:s_starts[k + 1]]`` of ``k`` in ``order`` to ``out``
+    at ``o_starts``."""
+    for i in range(len(order)):
+        k = order[i]
+        out[o_starts[i] : o_starts[i + 1]] = src[s_starts[k] : s_starts[k + 1]]
 
 
 def _table(pieces: list[str | bytes]) -> tuple[ByteArray, IntArray]:
@@ -109,7 +114,7 @@ def _table(pieces: list[str | bytes]) -> tuple[ByteArray, IntArray]:
     return np.frombuffer(b"".join(raw), np.uint8).copy(), off
 
 
-def _formatted(values: AnyArray) -> tuple[ByteArray, IntArray]:
+def formatted(values: AnyArray) -> tuple[ByteArray, IntArray]:
     """Each value's JSON text in one orjson call (NaN becomes ``null``): the bytes and the
     start of each value (plus one past the end); value ``k`` ends at ``starts[k + 1] - 1``."""
     flat = np.ascontiguousarray(values).ravel()
@@ -134,22 +139,21 @@ def _value_starts(data: Any, n: int) -> Any:
 
 # Inlined: a call would count references to both arrays, per piece.
 @njit(cache=True, nogil=True, inline="always")
-def _copy(out: Any, at: int, src: Any, a: int, b: int, write: bool) -> int:
-    if write:
-        if b - a > 32:
-            out[at : at + b - a] = src[a:b]
-        else:
-            # A byte loop: a slice assignment builds two array views, which costs more than
-            # copying the few bytes of most pieces.
-            for j in range(b - a):
-                out[at + j] = src[a + j]
+def copy_piece(out: Any, at: int, src: Any, a: int, b: int) -> int:
+    """Copy ``src[a:b]`` to ``out`` at ``at``; returns the end of the copy."""
+    if b - a > 32:
+        out[at : at + b - a] = src[a:b]
+    else:
+        # A byte loop: a slice assignment builds two array views, which costs more than
+        # copying the few bytes of most pieces.
+        for j in range(b - a):
+            out[at + j] = src[a + j]
     return at + b - a
 
 
 @njit(cache=True, nogil=True)
 def _assemble(
     out: Any,
-    write: bool,
     table: Any,
     t_off: Any,
     head: Any,
@@ -162,52 +166,68 @@ def _assemble(
     i_at: Any,
     floats: Any,
     f_at: Any,
-    order: Any,
-    sizes: Any,
 ) -> int:
-    """Write (or, with ``write`` false, only measure into ``sizes``) the texts of the
-    conflicts at ``order``, each followed by ``", "``; ``ints`` hold frame, DS and GT object
-    ids (three per conflict), ``floats`` the four position values and the similarity (five
-    per conflict). Returns the length written."""
+    """Write all conflicts' texts, each followed by ``", "``; ``ints`` hold frame, DS and GT
+    object ids (three per conflict), ``floats`` the four position values and the similarity
+    (five per conflict). Returns the length written."""
     at = 0
-    for i in range(len(order)):
-        k = order[i]
-        begin = at
+    for k in range(len(head)):
         h = head[k]
-        at = _copy(out, at, table, t_off[h], t_off[h + 1], write)
-        at = _copy(out, at, ints, i_at[3 * k], i_at[3 * k + 1] - 1, write)
+        at = copy_piece(out, at, table, t_off[h], t_off[h + 1])
+        at = copy_piece(out, at, ints, i_at[3 * k], i_at[3 * k + 1] - 1)
         first = d_tail[k] >= 0
         second = g_tail[k] >= 0
         both = first and second
         if first or second:
-            at = _copy(out, at, table, t_off[0], t_off[1], write)
+            at = copy_piece(out, at, table, t_off[0], t_off[1])
             o = 3 * k + 1 if first else 3 * k + 2
-            at = _copy(out, at, ints, i_at[o], i_at[o + 1] - 1, write)
+            at = copy_piece(out, at, ints, i_at[o], i_at[o + 1] - 1)
             # Tail pieces come in pairs: [ends the ids, another id follows].
             t = (d_tail[k] if first else g_tail[k]) + (1 if both else 0)
-            at = _copy(out, at, table, t_off[t], t_off[t + 1], write)
+            at = copy_piece(out, at, table, t_off[t], t_off[t + 1])
             if both:
-                at = _copy(out, at, ints, i_at[3 * k + 2], i_at[3 * k + 3] - 1, write)
+                at = copy_piece(out, at, ints, i_at[3 * k + 2], i_at[3 * k + 3] - 1)
                 t = g_tail[k]
-                at = _copy(out, at, table, t_off[t], t_off[t + 1], write)
+                at = copy_piece(out, at, table, t_off[t], t_off[t + 1])
             # Label pieces too: [ends the labels, another label follows].
             lab = (d_lab[k] if first else g_lab[k]) + (1 if both else 0)
-            at = _copy(out, at, table, t_off[lab], t_off[lab + 1], write)
+            at = copy_piece(out, at, table, t_off[lab], t_off[lab + 1])
             if both:
                 lab = g_lab[k]
-                at = _copy(out, at, table, t_off[lab], t_off[lab + 1], write)
+                at = copy_piece(out, at, table, t_off[lab], t_off[lab + 1])
         else:
-            at = _copy(out, at, table, t_off[1], t_off[2], write)
+            at = copy_piece(out, at, table, t_off[1], t_off[2])
         # Five floats per conflict: the four position values (orjson's commas kept), then
         # the similarity.
-        at = _copy(out, at, floats, f_at[5 * k], f_at[5 * k + 4] - 1, write)
-        at = _copy(out, at, table, t_off[2], t_off[3], write)
-        at = _copy(out, at, floats, f_at[5 * k + 4], f_at[5 * k + 5] - 1, write)
+        at = copy_piece(out, at, floats, f_at[5 * k], f_at[5 * k + 4] - 1)
+        at = copy_piece(out, at, table, t_off[2], t_off[3])
+        at = copy_piece(out, at, floats, f_at[5 * k + 4], f_at[5 * k + 5] - 1)
         c = close[k]
-        at = _copy(out, at, table, t_off[c], t_off[c + 1], write)
-        if not write:
-            sizes[i] = at - begin
+        at = copy_piece(out, at, table, t_off[c], t_off[c + 1])
     return at
+
+
+def _sizes(args: KernelArgs) -> IntArray:
+    """Each conflict's text length plus its separator, as :func:`_assemble` writes it,
+    from the piece and value lengths (vectorised: no measuring pass)."""
+    _, t_off, head, d_tail, g_tail, d_lab, g_lab, close, _, i_at, _, f_at = args
+    piece = np.diff(t_off)
+    value = np.diff(i_at) - 1  # each value's text without the comma after it
+    first, second = d_tail >= 0, g_tail >= 0
+    both = first & second
+    # The frame id, the four position values (orjson's commas kept) and the similarity.
+    size = piece[head] + value[0::3] + (f_at[4::5] - f_at[:-1:5] - 1) + np.diff(f_at)[4::5] - 1
+    size += piece[2] + piece[close]
+    one = np.where(first, d_tail, g_tail) + both
+    lab = np.where(first, d_lab, g_lab) + both
+    ids = first | second
+    size += np.where(
+        ids,
+        piece[0] + np.where(first, value[1::3], value[2::3]) + piece[one * ids] + piece[lab],
+        piece[1],
+    )
+    size += np.where(both, value[2::3] + piece[g_tail * both] + piece[g_lab], 0)
+    return np.asarray(size, np.int64)
 
 
 def _tails(ann: Annotations, rows: IntArray, job: Any, pieces: list[str | bytes]) -> IntArray:
@@ -264,6 +284,9 @@ def conflict_bytes(
 
     Returns:
         The texts in ``c``'s order, in one buffer.
+
+    Raises:
+        AssertionError: the kernel wrote another length than computed (a bug).
     """
     n = len(c)
     pieces: list[str | bytes] = list(_FIXED)
@@ -305,8 +328,8 @@ def conflict_bytes(
     if len(gt):
         nums[~has_d, :4] = gt.bbox[np.maximum(g_rows[~has_d], 0)]
     nums[:, 4] = c.similarity
-    ints, i_at = _formatted(ids)
-    floats, f_at = _formatted(nums)
+    ints, i_at = formatted(ids)
+    floats, f_at = formatted(nums)
     head = np.asarray(c.type, np.int64) + head_base
     args: KernelArgs = (
         table,
@@ -322,9 +345,13 @@ def conflict_bytes(
         floats,
         f_at,
     )
-    sizes = np.empty(n, np.int64)
-    _assemble(np.empty(0, np.uint8), False, *args, np.arange(n, dtype=np.int64), sizes)
-    return ConflictBytes(args, sizes)
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(_sizes(args), out=starts[1:])
+    buf = np.empty(int(starts[-1]), np.uint8)
+    written = _assemble(buf, *args)
+    if written != starts[-1]:  # the kernel and _sizes disagree: a bug, never bad input
+        raise AssertionError(f"conflict texts: {written} bytes written, {starts[-1]} expected")
+    return ConflictBytes(buf, starts)
 
 
 def conflict_extras(

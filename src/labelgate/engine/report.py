@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 
 from labelgate.arrays import AnyArray, FloatArray
 from labelgate.errors import FormatError
@@ -25,6 +24,7 @@ from labelgate.stats import wilson_interval
 
 if TYPE_CHECKING:
     from labelgate.engine.conflict_text import ConflictBytes
+    from labelgate.engine.frame_text import FrameTexts
 
 #: The six counts of CVAT's ``annotations`` summary and shape component.
 COUNT_KEYS = ("valid_count", "missing_count", "extra_count", "total_count", "ds_count", "gt_count")
@@ -123,10 +123,10 @@ def rates(valid: float, total: float, ds: float, gt: float) -> dict[str, Any]:
 @dataclass(frozen=True)
 class ConflictTexts:
     """A report's conflicts already encoded: their JSON texts (report order), and the
-    ``frame_results`` whose ``conflicts`` lists hold positions into ``texts``."""
+    ``frame_results`` text, which lists each frame's conflicts from the same texts."""
 
     texts: ConflictBytes
-    frames: dict[str, Any]  # each frame's "conflicts": a range or list of positions
+    frames: FrameTexts
 
 
 @dataclass(frozen=True)
@@ -279,15 +279,9 @@ class Report:
                 yield piece.encode()
             sep = ", "
         yield f'{sep}"frame_results": '.encode()
-        yield from _frames_json(enc.frames, texts)
+        yield from enc.frames.pieces()
         yield b', "conflicts": ['
-        at = 0
-        while at < len(texts):
-            end = texts.block_end(at)
-            if at:
-                yield b", "
-            yield texts.joined(at, end)
-            at = end
+        yield from texts.blocks()
         yield f'], "data_errors": {json.dumps(self.data_errors)}}}'.encode()
 
     @classmethod
@@ -301,41 +295,6 @@ class Report:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError) as exc:
             raise FormatError(f"{path}: cannot read report ({exc})") from None
-
-
-_EMPTY = orjson.Fragment(b"[]")
-_FRAME_HEAD = b'{"conflicts":[]'
-
-
-def _empty_range(value: Any) -> orjson.Fragment:
-    """orjson's ``default`` for a frame: its ``range`` of conflict positions as ``[]``."""
-    if isinstance(value, range):
-        return _EMPTY
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _frames_json(frames: dict[str, Any], texts: ConflictBytes) -> Iterator[bytes | memoryview]:
-    """``frame_results`` text; each frame's ``conflicts`` (its first key) are positions into
-    ``texts``. The rest of each frame goes through orjson (its numbers are finite counts and
-    ratios, so orjson's ``null`` for NaN never applies)."""
-    if not frames:
-        yield b"{}"
-        return
-    sep = b"{"
-    for name, frame in frames.items():
-        at = frame["conflicts"]
-        # Frame names are strings (orjson rejects other keys, as a report never holds them).
-        yield sep + orjson.dumps(name) + b': {"conflicts": ['
-        if isinstance(at, range) and at.step == 1:
-            yield texts.joined(at.start, at.stop)
-            # The frame as is, its range of conflicts written as [] and cut off below.
-            text = orjson.dumps(frame, default=_empty_range)
-        else:
-            yield texts.picked(np.asarray(at, np.int64))
-            text = orjson.dumps({**frame, "conflicts": _EMPTY})
-        yield b"]" + text[len(_FRAME_HEAD) :]
-        sep = b", "
-    yield b"}"
 
 
 def summary_block(comparison: Mapping[str, Any]) -> dict[str, Any]:
