@@ -18,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 from numba import njit
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from labelgate.arrays import AnyArray, FloatArray, IntArray
 from labelgate.engine.conflicts import CONFLICT_TYPES, Conflicts
@@ -97,15 +99,6 @@ class ConflictBytes:
         return str(self.joined(k, k + 1), "utf-8")
 
 
-@njit(cache=True, nogil=True)
-def _gather(out: Any, src: Any, s_starts: Any, order: Any, o_starts: Any) -> None:
-    """Copy the texts ``src[s_starts[k]:s_starts[k + 1]]`` of ``k`` in ``order`` to ``out``
-    at ``o_starts``."""
-    for i in range(len(order)):
-        k = order[i]
-        out[o_starts[i] : o_starts[i + 1]] = src[s_starts[k] : s_starts[k + 1]]
-
-
 def _table(pieces: list[str | bytes]) -> tuple[ByteArray, IntArray]:
     """Pieces as one UTF-8 byte array and their offsets (``len(pieces) + 1``)."""
     raw = [p if isinstance(p, bytes) else p.encode() for p in pieces]
@@ -137,18 +130,57 @@ def _value_starts(data: Any, n: int) -> Any:
     return starts
 
 
-# Inlined: a call would count references to both arrays, per piece.
-@njit(cache=True, nogil=True, inline="always")
-def copy_piece(out: Any, at: int, src: Any, a: int, b: int) -> int:
-    """Copy ``src[a:b]`` to ``out`` at ``at``; returns the end of the copy."""
-    if b - a > 32:
-        out[at : at + b - a] = src[a:b]
-    else:
-        # A byte loop: a slice assignment builds two array views, which costs more than
-        # copying the few bytes of most pieces.
-        for j in range(b - a):
-            out[at + j] = src[a + j]
-    return at + b - a
+@intrinsic
+def _copy_piece(typingctx: Any, out: Any, at: Any, src: Any, a: Any, b: Any) -> Any:
+    """Copy ``src[a:b]`` to ``out`` at ``at`` (1-D C-contiguous byte arrays); returns the end
+    of the copy, ``at + b - a``.
+
+    One ``memcpy``, emitted in place: a compiled function would count references to both
+    arrays on every call (and is not inlined into other modules' kernels), a slice assignment
+    builds two views, and the C library copies the few bytes of most pieces with a couple of
+    vector moves. A copy that would leave either array is skipped, never touching memory past
+    them: the callers compare the returned length with the one they sized ``out`` for.
+    """
+    sig = types.intp(out, types.intp, src, types.intp, types.intp)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        out_v, at_v, src_v, a_v, b_v = args
+        dst = context.make_array(signature.args[0])(context, builder, out_v)
+        source = context.make_array(signature.args[2])(context, builder, src_v)
+        n = builder.sub(b_v, a_v)
+        end = builder.add(at_v, n)
+        zero = context.get_constant(types.intp, 0)
+        inside = [
+            builder.icmp_signed(">=", a_v, zero),
+            builder.icmp_signed(">=", n, zero),
+            builder.icmp_signed("<=", b_v, source.nitems),
+            builder.icmp_signed(">=", at_v, zero),
+            builder.icmp_signed("<=", end, dst.nitems),
+        ]
+        ok = inside[0]
+        for cond in inside[1:]:
+            ok = builder.and_(ok, cond)
+        with builder.if_then(ok, likely=True):
+            d_ptr = builder.gep(dst.data, [at_v])
+            s_ptr = builder.gep(source.data, [a_v])
+            cgutils.raw_memcpy(builder, d_ptr, s_ptr, n, 1)  # type: ignore[no-untyped-call]
+        return end
+
+    return sig, codegen
+
+
+#: ``copy_piece(out, at, src, a, b) -> at + b - a`` in compiled code (typed loosely: mypy sees
+#: the intrinsic's typing function, with its extra context argument).
+copy_piece: Any = _copy_piece
+
+
+@njit(cache=True, nogil=True)
+def _gather(out: Any, src: Any, s_starts: Any, order: Any, o_starts: Any) -> None:
+    """Copy the texts ``src[s_starts[k]:s_starts[k + 1]]`` of ``k`` in ``order`` to ``out``
+    at ``o_starts``."""
+    for i in range(len(order)):
+        k = order[i]
+        copy_piece(out, o_starts[i], src, s_starts[k], s_starts[k + 1])
 
 
 @njit(cache=True, nogil=True)
