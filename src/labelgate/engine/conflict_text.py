@@ -5,7 +5,7 @@ conflicts_to_json` builds (same keys and order; numbers in orjson's shortest rou
 which may spell exponents differently, and orjson's compact separators inside ``position`` and
 the extra keys). Every numeric column is formatted once by orjson, names come from small lookup
 tables (each piece carrying the constant text after it), and one compiled loop copies the pieces
-of all conflicts into one buffer, whose size is known beforehand from the pieces' lengths.
+of a run of conflicts into a buffer, whose size is known beforehand from the pieces' lengths.
 """
 
 from __future__ import annotations
@@ -38,65 +38,77 @@ _FIXED = (
 _TAIL_MORE, _TAIL_END = ', {"obj_id": ', '], "label_names": ['
 _LABEL_MORE, _LABEL_END = ", ", '], "position": ['
 ByteArray = npt.NDArray[np.uint8]
-#: :func:`_assemble`'s twelve table and column arguments.
+#: :func:`write_conflicts`'s twelve table and column arguments.
 KernelArgs = tuple[Any, Any, Any, Any, Any, Any, Any, Any, Any, Any, Any, Any]
 
 
-#: Bytes per piece when the conflict list is handed out in pieces (:meth:`ConflictBytes.blocks`).
+#: Bytes of conflict text assembled per piece of the top-level list, into one reused buffer:
+#: the whole text (hundreds of MB) is never held, and fresh memory costs more to fault in
+#: than assembling the text twice (once in its frame, once in the list).
 _BLOCK = 8 << 20
 
 
 class ConflictBytes:
-    """All conflicts' JSON texts, assembled once into one buffer (the report lists every
-    conflict twice, in its frame and in the top-level list: both read this buffer).
+    """All conflicts' JSON texts, assembled on demand from their columns.
 
-    Built by :func:`conflict_bytes`. Conflict ``k``'s text is ``buf[starts[k]:starts[k + 1] - 2]``,
-    each text followed by its ``", "`` separator.
+    Built by :func:`conflict_bytes`: ``args`` are :func:`write_conflicts`' table and column
+    arguments, ``sizes`` each conflict's text length plus its ``", "`` separator.
     """
 
-    def __init__(self, buf: ByteArray, starts: IntArray) -> None:
-        self.buf = buf
-        self.starts = starts
+    def __init__(self, args: KernelArgs, sizes: IntArray) -> None:
+        self.args = args
+        self.sizes = sizes
+        self.starts = np.zeros(len(sizes) + 1, np.int64)
+        np.cumsum(sizes, out=self.starts[1:])
+        self._buf = np.empty(0, np.uint8)
 
     def __len__(self) -> int:
-        return len(self.starts) - 1
+        return len(self.sizes)
 
-    def joined(self, a: int, b: int) -> memoryview:
-        """Conflicts ``a`` to ``b - 1`` joined by ``", "`` (a view of the buffer)."""
-        if b <= a:
-            return memoryview(b"")
-        return self.buf.data[int(self.starts[a]) : int(self.starts[b]) - 2]
+    def _write(self, order: IntArray, out: ByteArray) -> int:
+        """The conflicts at ``order``, each followed by ``", "``, into ``out``; their length.
+
+        Raises:
+            AssertionError: the kernel wrote another length than :func:`_sizes` gave (a bug).
+        """
+        size = int(self.sizes[order].sum())
+        written = write_conflicts(out, 0, *self.args, order, 0, len(order))
+        if written != size:
+            raise AssertionError(f"conflict texts: {written} bytes written, {size} expected")
+        return size
 
     def blocks(self) -> Iterator[memoryview]:
-        """All conflicts joined by ``", "``, as views of about :data:`_BLOCK` bytes cut
-        between conflicts (each piece whole UTF-8 characters)."""
+        """All conflicts joined by ``", "`` (report order), in pieces of about :data:`_BLOCK`
+        bytes cut between conflicts; each piece a view of one reused buffer, valid until the
+        next one is asked for."""
         n = len(self)
         a = 0
         while a < n:
             hi = int(np.searchsorted(self.starts, self.starts[a] + _BLOCK, side="right")) - 1
             b = min(max(hi, a + 1), n)
+            need = int(self.starts[b] - self.starts[a])
+            if len(self._buf) < need:
+                self._buf = np.empty(max(need, _BLOCK), np.uint8)
+            size = self._write(np.arange(a, b, dtype=np.int64), self._buf)
             # Every piece but the last keeps its trailing separator.
-            end = int(self.starts[b]) - (2 if b == n else 0)
-            yield self.buf.data[int(self.starts[a]) : end]
+            yield self._buf.data[: size - (2 if b == n else 0)]
             a = b
 
-    def reordered(self, order: IntArray) -> ConflictBytes:
-        """The conflicts at ``order`` (positions, any order) as a buffer of their own."""
-        order = np.asarray(order, np.int64)
-        sizes = self.starts[order + 1] - self.starts[order]
-        starts = np.zeros(len(order) + 1, np.int64)
-        np.cumsum(sizes, out=starts[1:])
-        buf = np.empty(int(starts[-1]), np.uint8)
-        _gather(buf, self.buf, self.starts, order, starts)
-        return ConflictBytes(buf, starts)
-
     def picked(self, positions: IntArray) -> memoryview:
-        """The conflicts at ``positions`` (any order) joined by ``", "``."""
-        return self.reordered(positions).joined(0, len(positions))
+        """The conflicts at ``positions`` (any order) joined by ``", "``, in a buffer of their own."""
+        order = np.asarray(positions, np.int64)
+        if not len(order):
+            return memoryview(b"")
+        out = np.empty(int(self.sizes[order].sum()), np.uint8)
+        return out.data[: self._write(order, out) - 2]
+
+    def joined(self, a: int, b: int) -> memoryview:
+        """Conflicts ``a`` to ``b - 1`` joined by ``", "``."""
+        return self.picked(np.arange(a, max(a, b), dtype=np.int64))
 
     def text(self, k: int) -> str:
         """Conflict ``k``'s text."""
-        return str(self.joined(k, k + 1), "utf-8")
+        return str(self.picked(np.array([k], np.int64)), "utf-8")
 
 
 def _table(pieces: list[str | bytes]) -> tuple[ByteArray, IntArray]:
@@ -175,17 +187,9 @@ copy_piece: Any = _copy_piece
 
 
 @njit(cache=True, nogil=True)
-def _gather(out: Any, src: Any, s_starts: Any, order: Any, o_starts: Any) -> None:
-    """Copy the texts ``src[s_starts[k]:s_starts[k + 1]]`` of ``k`` in ``order`` to ``out``
-    at ``o_starts``."""
-    for i in range(len(order)):
-        k = order[i]
-        copy_piece(out, o_starts[i], src, s_starts[k], s_starts[k + 1])
-
-
-@njit(cache=True, nogil=True)
-def _assemble(
+def write_conflicts(
     out: Any,
+    at: int,
     table: Any,
     t_off: Any,
     head: Any,
@@ -198,12 +202,16 @@ def _assemble(
     i_at: Any,
     floats: Any,
     f_at: Any,
+    order: Any,
+    p0: int,
+    p1: int,
 ) -> int:
-    """Write all conflicts' texts, each followed by ``", "``; ``ints`` hold frame, DS and GT
-    object ids (three per conflict), ``floats`` the four position values and the similarity
-    (five per conflict). Returns the length written."""
-    at = 0
-    for k in range(len(head)):
+    """Write the texts of the conflicts ``order[p0:p1]`` into ``out`` from ``at``, each
+    followed by ``", "``; ``ints`` hold frame, DS and GT object ids (three per conflict),
+    ``floats`` the four position values and the similarity (five per conflict). Returns the
+    end of the text written."""
+    for p in range(p0, p1):
+        k = order[p]
         h = head[k]
         at = copy_piece(out, at, table, t_off[h], t_off[h + 1])
         at = copy_piece(out, at, ints, i_at[3 * k], i_at[3 * k + 1] - 1)
@@ -240,7 +248,7 @@ def _assemble(
 
 
 def _sizes(args: KernelArgs) -> IntArray:
-    """Each conflict's text length plus its separator, as :func:`_assemble` writes it,
+    """Each conflict's text length plus its separator, as :func:`write_conflicts` writes it,
     from the piece and value lengths (vectorised: no measuring pass)."""
     _, t_off, head, d_tail, g_tail, d_lab, g_lab, close, _, i_at, _, f_at = args
     piece = np.diff(t_off)
@@ -315,10 +323,7 @@ def conflict_bytes(
             (``attribute_names``, ``geometry``) in order.
 
     Returns:
-        The texts in ``c``'s order, in one buffer.
-
-    Raises:
-        AssertionError: the kernel wrote another length than computed (a bug).
+        The texts in ``c``'s order, assembled as they are read.
     """
     n = len(c)
     pieces: list[str | bytes] = list(_FIXED)
@@ -377,13 +382,7 @@ def conflict_bytes(
         floats,
         f_at,
     )
-    starts = np.zeros(n + 1, np.int64)
-    np.cumsum(_sizes(args), out=starts[1:])
-    buf = np.empty(int(starts[-1]), np.uint8)
-    written = _assemble(buf, *args)
-    if written != starts[-1]:  # the kernel and _sizes disagree: a bug, never bad input
-        raise AssertionError(f"conflict texts: {written} bytes written, {starts[-1]} expected")
-    return ConflictBytes(buf, starts)
+    return ConflictBytes(args, _sizes(args))
 
 
 def conflict_extras(

@@ -20,7 +20,13 @@ import numpy as np
 from numba import njit
 
 from labelgate.arrays import FloatArray, IntArray
-from labelgate.engine.conflict_text import ByteArray, ConflictBytes, copy_piece, formatted
+from labelgate.engine.conflict_text import (
+    ByteArray,
+    ConflictBytes,
+    copy_piece,
+    formatted,
+    write_conflicts,
+)
 from labelgate.engine.conflicts import CONFLICT_TYPES
 from labelgate.engine.report import confusion_block, label_metrics
 
@@ -280,8 +286,7 @@ def _row_lengths(at: IntArray, n: int, k: int) -> IntArray:
 class FrameTexts:
     """A report's ``frame_results`` text, assembled in blocks of about :data:`_BLOCK` bytes.
 
-    Built by :func:`frame_texts`; frame ``i``'s conflicts are ``texts`` positions
-    ``lo[i]`` to ``hi[i] - 1`` (``texts`` in frame order).
+    Built by :func:`frame_texts`; each block's conflicts are assembled straight into it.
     """
 
     def __init__(self, args: tuple[Any, ...], sizes: IntArray) -> None:
@@ -329,9 +334,6 @@ def frame_texts(cols: FrameColumns, fc: FrameConflicts, texts: ConflictBytes) ->
     """
     nf = len(cols.frames)
     t = _template(cols, fc)
-    in_order = len(fc.order) == len(texts) and bool((fc.order == np.arange(len(texts))).all())
-    # Frames read their conflicts as runs of one buffer: in frame order, a copy if need be.
-    framed = texts if in_order else texts.reordered(fc.order)
     ints, i_at = formatted(_matrix(t.ints, nf, np.int64))
     floats, f_at = formatted(_matrix(t.floats, nf, np.float64))
     counts, c_at = formatted(fc.cell_count)
@@ -349,7 +351,9 @@ def frame_texts(cols: FrameColumns, fc: FrameConflicts, texts: ConflictBytes) ->
     sizes = np.full(nf, int(t_off[sep]), np.int64)
     sizes[1:] += piece[sep]  # the ", " before every frame but the first
     sizes += _row_lengths(i_at, nf, len(t.ints)) + _row_lengths(f_at, nf, len(t.floats))
-    starts = framed.starts
+    # Frame i's conflicts are order[lo[i]:hi[i]], joined by ", ".
+    starts = np.zeros(len(fc.order) + 1, np.int64)
+    np.cumsum(texts.sizes[fc.order], out=starts[1:])
     sizes += np.where(fc.hi > fc.lo, starts[fc.hi] - starts[fc.lo] - 2, 0)
     cell_size = piece[type_base + fc.cell_type] + np.diff(c_at) - 1 + piece[sep]
     per_frame = np.bincount(fc.cell_frame, cell_size, minlength=nf).astype(np.int64)
@@ -366,8 +370,6 @@ def frame_texts(cols: FrameColumns, fc: FrameConflicts, texts: ConflictBytes) ->
         floats,
         f_at,
         len(t.floats),
-        framed.buf,
-        starts,
         fc.lo,
         fc.hi,
         cell_lo,
@@ -375,6 +377,8 @@ def frame_texts(cols: FrameColumns, fc: FrameConflicts, texts: ConflictBytes) ->
         fc.cell_type + type_base,
         counts,
         c_at,
+        fc.order,
+        *texts.args,
     )
     return FrameTexts(args, sizes)
 
@@ -394,8 +398,6 @@ def _frames_kernel(
     floats: Any,
     f_at: Any,
     kf: int,
-    ctext: Any,
-    c_starts: Any,
     lo: Any,
     hi: Any,
     cell_lo: Any,
@@ -403,9 +405,23 @@ def _frames_kernel(
     cell_piece: Any,
     counts: Any,
     c_at: Any,
+    order: Any,
+    c_table: Any,
+    c_off: Any,
+    head: Any,
+    d_tail: Any,
+    g_tail: Any,
+    d_lab: Any,
+    g_lab: Any,
+    close: Any,
+    c_ints: Any,
+    c_i_at: Any,
+    c_floats: Any,
+    c_f_at: Any,
 ) -> int:
     """Write frames ``a`` to ``b - 1`` (each but the first of all after ``", "``) into
-    ``out``; returns the length written."""
+    ``out``, each frame's conflicts ``order[lo[i]:hi[i]]`` by :func:`write_conflicts` (whose
+    arguments follow ``order``); returns the length written."""
     n_slots = len(slot_kind)
     sep = n_slots + 1  # the ", " piece follows the template's pieces
     at = 0
@@ -423,7 +439,26 @@ def _frames_kernel(
                 at = copy_piece(out, at, floats, f_at[v], f_at[v + 1] - 1)
             elif kind == 2:
                 if hi[i] > lo[i]:
-                    at = copy_piece(out, at, ctext, c_starts[lo[i]], c_starts[hi[i]] - 2)
+                    at = write_conflicts(
+                        out,
+                        at,
+                        c_table,
+                        c_off,
+                        head,
+                        d_tail,
+                        g_tail,
+                        d_lab,
+                        g_lab,
+                        close,
+                        c_ints,
+                        c_i_at,
+                        c_floats,
+                        c_f_at,
+                        order,
+                        lo[i],
+                        hi[i],
+                    )
+                    at -= 2  # the separator after the frame's last conflict
             else:
                 for c in range(cell_lo[i], cell_hi[i]):
                     if c > cell_lo[i]:
