@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import labelgate.json_stream as json_stream
 from labelgate.engine import QualitySettings, compare
@@ -240,3 +242,190 @@ def test_conflict_blocks_cut_anywhere(monkeypatch):
     gt, ds = _pair(3)
     streamed = "".join(compare(gt, ds).iter_json())
     assert json.loads(streamed) == json.loads(json.dumps(compare(gt, ds).to_dict()))
+
+
+# --- frame_results text from the per-frame columns (labelgate.engine.frame_text) ---------------
+
+
+def _saved(report, tmp_path, name="r.json"):
+    path = tmp_path / name
+    report.save_json(path)
+    return path.read_text()
+
+
+def _assert_parses_to_dicts(text: str, expected: dict) -> None:
+    got = json.loads(text)
+    want = json.loads(json.dumps(expected))
+    # repr: the same doubles and ints (1.0 == 1 would hide an int written as a float)
+    assert repr(got) == repr(want)
+    for token in ("NaN", "Infinity"):
+        assert token not in text
+
+
+def _one_frame_set(name, boxes, frames=3, job_id=None):
+    b = AnnotationsBuilder(["a"])
+    for sid, (f, label, x) in enumerate(boxes, start=1):
+        b.add(f, "rectangle", label, bbox=[x, 10, x + 20, 40], source_id=sid, annotator=0)
+    items = Items.create(
+        list(range(frames)), name=[f"f{f}.jpg" for f in range(frames)], width=100, height=100
+    )
+    return AnnotationSet(name, SCHEMA, items, b.build(), meta={"job_id": job_id})
+
+
+@pytest.mark.parametrize(
+    ("case", "gt_boxes", "ds_boxes", "frames"),
+    [
+        ("no conflicts", [(0, 0, 10), (1, 1, 30)], [(0, 0, 10), (1, 1, 30)], 3),
+        ("frames without conflicts", [(0, 0, 10), (2, 1, 30)], [(0, 0, 10), (2, 0, 30)], 4),
+        ("nothing annotated", [], [], 2),
+        ("only missing", [(1, 0, 10), (1, 2, 50)], [], 2),
+        ("only extra", [], [(0, 1, 10)], 1),
+        ("label needing escapes", [(0, 2, 10)], [(0, 1, 10)], 1),
+    ],
+)
+def test_saved_json_parses_to_to_dict_on_edge_reports(case, gt_boxes, ds_boxes, frames, tmp_path):
+    def pair():
+        return (
+            _one_frame_set("gt", gt_boxes, frames, job_id=3),
+            _one_frame_set("ds", ds_boxes, frames),
+        )
+
+    text = _saved(compare(*pair()), tmp_path)
+    _assert_parses_to_dicts(text, compare(*pair()).to_dict())
+
+
+def test_saved_json_with_no_paired_frames_has_empty_frame_results(tmp_path):
+    gt = _one_frame_set("gt", [(0, 0, 10)], 2)
+    ds = _one_frame_set("ds", [(0, 0, 10)], 2)
+    ds = AnnotationSet(
+        "ds",
+        SCHEMA,
+        Items.create([0, 1], name=["other0.jpg", "other1.jpg"], width=100, height=100),
+        ds.annotations,
+    )
+    text = _saved(compare(gt, ds), tmp_path)
+    assert json.loads(text)["frame_results"] == {}
+    _assert_parses_to_dicts(text, compare(gt, ds).to_dict())
+
+
+@pytest.mark.parametrize("rules_name", ["LEGACY", "CURRENT"])
+def test_saved_json_severities_follow_the_rules(rules_name, tmp_path):
+    from labelgate.engine import match_rules
+
+    rules = getattr(match_rules, rules_name)
+    gt, ds = _pair(4)
+    text = _saved(compare(gt, ds, rules=rules), tmp_path)
+    expected = compare(gt, ds, rules=rules).to_dict()
+    _assert_parses_to_dicts(text, expected)
+    severities = {c["severity"] for c in expected["conflicts"]}
+    # requirement mode: every conflict is an error; CVAT 2.42 has warnings too
+    assert severities == ({"error"} if rules_name == "CURRENT" else {"error", "warning"})
+
+
+def _frame_payload(frames, n_labels=4, seed=0):
+    """A ``build_report_data`` frames payload with random counts, IoUs and matrices."""
+    rng = np.random.default_rng(seed)
+    nf = len(frames)
+    side = n_labels + 1
+    cm = rng.integers(0, 4, (nf, side, side))
+    cm[: nf // 3] = 0  # some frames with nothing (ratios of 0 / (0 or 1))
+    comps = {
+        "shape": {k: rng.integers(0, 9, nf) for k in compare_module.COUNT_KEYS},
+        "label": {k: rng.integers(0, 9, nf) for k in compare_module.LABEL_COUNT_KEYS},
+    }
+    return {
+        "frames": np.asarray(frames, np.int64),
+        "cm": cm,
+        "counts": compare_module._frame_counts(cm, bool(seed % 2)),
+        "components": comps,
+        "iou": rng.random(nf) / 3,
+        "labels": [lb.name for lb in SCHEMA.labels],
+    }
+
+
+@pytest.mark.parametrize("block", [1 << 24, 40])
+def test_frame_texts_parse_to_frame_dicts_with_conflicts_out_of_frame_order(block, monkeypatch):
+    import labelgate.engine.frame_text as frame_text
+    from labelgate.engine.compare import _frame_conflicts, conflicts_to_json
+    from labelgate.engine.conflict_text import conflict_bytes, conflict_extras
+
+    # Tiny blocks: every frame is cut into a block of its own.
+    monkeypatch.setattr(frame_text, "_BLOCK", block)
+    gt, ds, c = _hand_conflicts()  # frames 3, 0, 0, 3: out of frame order
+    labels = [lb.name for lb in SCHEMA.labels]
+    job = {"gt": 7, "ds": None}
+    dicts = conflicts_to_json(gt, ds, c, labels, job)
+    # frame 5 has no conflicts, frame 3's come back in report order after frame 0's
+    payload = _frame_payload([0, 3, 5])
+    texts = conflict_bytes(gt, ds, c, labels, job, conflict_extras(gt, ds, c, None))
+    fc = _frame_conflicts(payload["frames"], [], c)
+    assert fc.order.tolist() == [1, 2, 0, 3]
+    text = b"".join(
+        bytes(p)
+        for p in frame_text.frame_texts(frame_text.frame_columns(payload), fc, texts).pieces()
+    ).decode()
+    expected = compare_module.frame_results(payload, dicts, c)
+    _assert_parses_to_dicts(text, expected)
+    assert [len(f["conflicts"]) for f in json.loads(text).values()] == [2, 2, 0]
+    # the dicts path without columns reads the same frames from the dicts
+    assert compare_module.frame_results(payload, dicts) == expected
+
+
+def test_frame_texts_of_no_frames_and_conflicts_on_unknown_frames():
+    import labelgate.engine.frame_text as frame_text
+    from labelgate.engine.compare import _frame_conflicts
+    from labelgate.engine.conflict_text import conflict_bytes
+
+    gt, ds, c = _hand_conflicts()
+    labels = [lb.name for lb in SCHEMA.labels]
+    texts = conflict_bytes(gt, ds, c, labels, {"gt": 1, "ds": 2}, {})
+    for frames in ([], [7]):  # no frames; a frame none of the conflicts is on
+        payload = _frame_payload(frames)
+        fc = _frame_conflicts(payload["frames"], [], c)
+        got = b"".join(
+            bytes(p)
+            for p in frame_text.frame_texts(frame_text.frame_columns(payload), fc, texts).pieces()
+        )
+        expected = compare_module.frame_results(payload, [{}] * len(c), c)
+        _assert_parses_to_dicts(got.decode(), expected)
+
+
+def test_copy_piece_never_leaves_its_arrays():
+    from numba import njit
+
+    from labelgate.engine.conflict_text import copy_piece
+
+    @njit
+    def copy(out, at, src, a, b):
+        return copy_piece(out, at, src, a, b)
+
+    src = np.frombuffer(b"0123456789", np.uint8).copy()
+    out = np.zeros(6, np.uint8)
+    assert copy(out, 1, src, 2, 6) == 5
+    assert bytes(out) == b"\x002345\x00"
+    # out of either array: skipped, the length still counted (the callers check it)
+    for at, a, b in [(4, 0, 3), (-1, 0, 2), (0, 8, 12), (0, -1, 2), (0, 5, 3)]:
+        before = bytes(out)
+        assert copy(out, at, src, a, b) == at + b - a
+        assert bytes(out) == before
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    frames=st.integers(1, 12),
+    iou=st.sampled_from([0.3, 0.5, 0.9]),
+    attributes=st.booleans(),
+    geometry=st.integers(0, 6),
+)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_streamed_bytes_parse_to_to_dict_on_random_reports(seed, frames, iou, attributes, geometry):
+    gt, ds = _pair(seed, frames)
+    s = QualitySettings(compare_attributes=attributes, iou_threshold=iou)
+    old = compare_module.MAX_GEOMETRY_CONFLICTS
+    compare_module.MAX_GEOMETRY_CONFLICTS = geometry  # the cut inside small reports too
+    try:
+        text = b"".join(bytes(p) for p in compare(gt, ds, s).iter_json_bytes()).decode()
+        expected = compare(gt, ds, s).to_dict()
+    finally:
+        compare_module.MAX_GEOMETRY_CONFLICTS = old
+    _assert_parses_to_dicts(text, expected)
