@@ -18,7 +18,7 @@ from scipy.optimize import linear_sum_assignment
 
 from labelgate.engine import QualitySettings, compare, matching
 from labelgate.engine.compare import _frame_conflicts
-from labelgate.engine.conflicts import covered_rows
+from labelgate.engine.conflicts import CONFLICT_TYPES, covered_rows
 from labelgate.io.rle import encode_column_major
 from labelgate.model import AnnotationsBuilder, AnnotationSet, Items, Kind, LabelSchema
 
@@ -183,9 +183,18 @@ def test_frame_conflicts_from_columns_equal_reading_the_dicts():
     report = compare(gt, ds)
     data = report.to_dict()
     frames = np.array(sorted(int(k) for k in data["frame_results"]), np.int64)
-    from_dicts = _frame_conflicts(frames, data["conflicts"], None)
+    fc = _frame_conflicts(frames, data["conflicts"], None)
     for k, frame in enumerate(frames.tolist()):
-        listed, n, warnings, errors, by_type = from_dicts[k]
+        listed = [data["conflicts"][p] for p in fc.order[fc.lo[k] : fc.hi[k]].tolist()]
+        n, errors = int(fc.hi[k] - fc.lo[k]), int(fc.errors[k])
+        warnings = n - errors
+        cells = fc.cell_frame == k
+        by_type = {
+            CONFLICT_TYPES[t]: c
+            for t, c in zip(
+                fc.cell_type[cells].tolist(), fc.cell_count[cells].tolist(), strict=True
+            )
+        }
         result = data["frame_results"][str(frame)]
         assert listed == result["conflicts"]
         assert n == result["conflict_count"] == len(listed)
