@@ -205,7 +205,8 @@ def _hand_conflicts():
         ds_row=np.array([-1, 0, 0, -1]),
         gt_row=np.array([1, -1, 0, 1]),
         similarity=np.array([math.nan, 1e-05, 0.1 + 0.2, 1 / 3]),
-        attribute_names={2: ("couleur é", 'q"uote')},
+        # names with quotes, braces, brackets and a backslash: the extras' spans skip strings
+        attribute_names={2: ("couleur é", 'q"uote'), 3: ("b{r}a[c]e\\", '"}')},
     )
     return gt, ds, c
 
@@ -226,6 +227,7 @@ def test_conflict_bytes_parse_to_conflicts_to_json_dicts():
     assert got[2]["position"] == [-0.0, 2.5, 7.25, 9.0]
     assert got[0]["label_names"] == [None]
     assert got[2]["attribute_names"] == ["couleur é", 'q"uote']
+    assert got[3]["attribute_names"] == ["b{r}a[c]e\\", '"}']
     # Ranges, picks in any order and the block cut all give the same texts.
     assert json.loads("[" + str(enc.joined(1, 4), "utf-8") + "]") == expected[1:]
     assert json.loads("[" + str(enc.picked(np.array([3, 0])), "utf-8") + "]") == [

@@ -31,15 +31,16 @@ _FIXED = (
     ', "annotation_ids": [{"obj_id": ',  # 0: after the frame, with an annotation
     ', "annotation_ids": [], "label_names": [], "position": [',  # 1: without one
     '], "similarity": ',  # 2
-    "}, ",  # 3: the end of a conflict without extra keys, and the separator
+    "}, ",  # 3: the end of a conflict, and the separator
+    ", ",  # 4: before a conflict's extra keys
 )
 #: Suffixes of the two variants of each id-tail piece (another id follows, or not) and of
 #: each label piece (another label follows, or not).
 _TAIL_MORE, _TAIL_END = ', {"obj_id": ', '], "label_names": ['
 _LABEL_MORE, _LABEL_END = ", ", '], "position": ['
 ByteArray = npt.NDArray[np.uint8]
-#: :func:`write_conflicts`'s twelve table and column arguments.
-KernelArgs = tuple[Any, Any, Any, Any, Any, Any, Any, Any, Any, Any, Any, Any]
+#: :func:`write_conflicts`'s fourteen table and column arguments.
+KernelArgs = tuple[Any, Any, Any, Any, Any, Any, Any, Any, Any, Any, Any, Any, Any, Any]
 
 
 #: Bytes of conflict text assembled per piece of the top-level list, into one reused buffer:
@@ -197,7 +198,9 @@ def write_conflicts(
     g_tail: Any,
     d_lab: Any,
     g_lab: Any,
-    close: Any,
+    extra: Any,
+    ex_text: Any,
+    ex_at: Any,
     ints: Any,
     i_at: Any,
     floats: Any,
@@ -208,8 +211,9 @@ def write_conflicts(
 ) -> int:
     """Write the texts of the conflicts ``order[p0:p1]`` into ``out`` from ``at``, each
     followed by ``", "``; ``ints`` hold frame, DS and GT object ids (three per conflict),
-    ``floats`` the four position values and the similarity (five per conflict). Returns the
-    end of the text written."""
+    ``floats`` the four position values and the similarity (five per conflict), and a
+    conflict's extra keys (``extra[k]`` = ``e`` >= 0) are ``ex_text[ex_at[2e]:ex_at[2e + 1]]``.
+    Returns the end of the text written."""
     for p in range(p0, p1):
         k = order[p]
         h = head[k]
@@ -242,22 +246,59 @@ def write_conflicts(
         at = copy_piece(out, at, floats, f_at[5 * k], f_at[5 * k + 4] - 1)
         at = copy_piece(out, at, table, t_off[2], t_off[3])
         at = copy_piece(out, at, floats, f_at[5 * k + 4], f_at[5 * k + 5] - 1)
-        c = close[k]
-        at = copy_piece(out, at, table, t_off[c], t_off[c + 1])
+        e = extra[k]
+        if e >= 0:
+            at = copy_piece(out, at, table, t_off[4], t_off[5])
+            at = copy_piece(out, at, ex_text, ex_at[2 * e], ex_at[2 * e + 1])
+        at = copy_piece(out, at, table, t_off[3], t_off[4])
     return at
+
+
+@njit(cache=True, nogil=True)
+def _object_spans(data: Any, n: int) -> Any:
+    """Where the insides (between the braces) of the ``n`` objects of a JSON array of objects
+    start and end: ``2 * n`` offsets. Strings are skipped (they may hold braces)."""
+    spans = np.zeros(2 * n, np.int64)
+    depth = 0
+    j = 0
+    in_string = False
+    escaped = False
+    for i in range(len(data)):
+        ch = data[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == 92:  # backslash
+                escaped = True
+            elif ch == 34:  # quote
+                in_string = False
+        elif ch == 34:
+            in_string = True
+        elif ch == 91 or ch == 123:  # [ {
+            depth += 1
+            if depth == 2 and j < n:
+                spans[2 * j] = i + 1
+        elif ch == 93 or ch == 125:  # ] }
+            if depth == 2 and j < n:
+                spans[2 * j + 1] = i
+                j += 1
+            depth -= 1
+    return spans
 
 
 def _sizes(args: KernelArgs) -> IntArray:
     """Each conflict's text length plus its separator, as :func:`write_conflicts` writes it,
     from the piece and value lengths (vectorised: no measuring pass)."""
-    _, t_off, head, d_tail, g_tail, d_lab, g_lab, close, _, i_at, _, f_at = args
+    _, t_off, head, d_tail, g_tail, d_lab, g_lab, extra, _, ex_at, _, i_at, _, f_at = args
     piece = np.diff(t_off)
     value = np.diff(i_at) - 1  # each value's text without the comma after it
     first, second = d_tail >= 0, g_tail >= 0
     both = first & second
     # The frame id, the four position values (orjson's commas kept) and the similarity.
     size = piece[head] + value[0::3] + (f_at[4::5] - f_at[:-1:5] - 1) + np.diff(f_at)[4::5] - 1
-    size += piece[2] + piece[close]
+    size += piece[2] + piece[3]
+    ex_len = np.append(ex_at[1::2] - ex_at[0::2], 0)  # extra -1 reads the appended 0
+    size += np.where(extra >= 0, piece[4] + ex_len[extra], 0)
     one = np.where(first, d_tail, g_tail) + both
     lab = np.where(first, d_lab, g_lab) + both
     ids = first | second
@@ -341,13 +382,13 @@ def conflict_bytes(
     g_tail = _tails(gt, g_rows, job["gt"], pieces)
     d_lab = _labels(ds, d_rows, label_base, len(labels))
     g_lab = _labels(gt, g_rows, label_base, len(labels))
-    close = np.full(n, 3, np.int64)
-    if extras:
-        keys = sorted(extras)
-        close[keys] = len(pieces) + np.arange(len(keys))
-        # orjson: tens of thousands of geometry payloads; their coordinates are finite (the
-        # model rejects others), so its ``null`` for NaN never applies.
-        pieces += [b", " + orjson.dumps(extras[k])[1:] + b", " for k in keys]
+    extra = np.full(n, -1, np.int64)
+    keys = sorted(extras)
+    extra[keys] = np.arange(len(keys))
+    # One orjson call for tens of thousands of geometry payloads; their coordinates are finite
+    # (the model rejects others), so its ``null`` for NaN never applies.
+    ex_text = np.frombuffer(orjson.dumps([extras[k] for k in keys]), np.uint8)
+    ex_at = _object_spans(ex_text, len(keys))
     table, t_off = _table(pieces)
     has_d = d_rows >= 0
     # Per conflict, in the order the kernel reads them: frame, DS id, GT id.
@@ -376,7 +417,9 @@ def conflict_bytes(
         g_tail,
         d_lab,
         g_lab,
-        close,
+        extra,
+        ex_text,
+        ex_at,
         ints,
         i_at,
         floats,
