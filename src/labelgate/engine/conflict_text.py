@@ -112,7 +112,7 @@ class ConflictBytes:
         return str(self.picked(np.array([k], np.int64)), "utf-8")
 
 
-def _table(pieces: list[str | bytes]) -> tuple[ByteArray, IntArray]:
+def piece_table(pieces: list[str | bytes]) -> tuple[ByteArray, IntArray]:
     """Pieces as one UTF-8 byte array and their offsets (``len(pieces) + 1``)."""
     raw = [p if isinstance(p, bytes) else p.encode() for p in pieces]
     off = np.zeros(len(raw) + 1, np.int64)
@@ -389,7 +389,7 @@ def conflict_bytes(
     # (the model rejects others), so its ``null`` for NaN never applies.
     ex_text = np.frombuffer(orjson.dumps([extras[k] for k in keys]), np.uint8)
     ex_at = _object_spans(ex_text, len(keys))
-    table, t_off = _table(pieces)
+    table, t_off = piece_table(pieces)
     has_d = d_rows >= 0
     # Per conflict, in the order the kernel reads them: frame, DS id, GT id.
     ids = np.zeros((n, 3), np.int64)

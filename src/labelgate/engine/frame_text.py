@@ -25,6 +25,7 @@ from labelgate.engine.conflict_text import (
     ConflictBytes,
     copy_piece,
     formatted,
+    piece_table,
     write_conflicts,
 )
 from labelgate.engine.conflicts import CONFLICT_TYPES
@@ -339,11 +340,9 @@ def frame_texts(cols: FrameColumns, fc: FrameConflicts, texts: ConflictBytes) ->
     counts, c_at = formatted(fc.cell_count)
     sep = len(t.pieces)
     type_base = sep + 1
-    pieces = [*t.pieces, ", ", *(json.dumps(name) + ": " for name in CONFLICT_TYPES)]
-    raw = [p.encode() for p in pieces]
-    table = np.frombuffer(b"".join(raw), np.uint8).copy()
-    t_off = np.zeros(len(raw) + 1, np.int64)
-    np.cumsum([len(r) for r in raw], out=t_off[1:])
+    pieces: list[str | bytes] = [*t.pieces, ", "]
+    pieces += [json.dumps(name) + ": " for name in CONFLICT_TYPES]
+    table, t_off = piece_table(pieces)
     piece = np.diff(t_off)
     cell_lo = np.searchsorted(fc.cell_frame, np.arange(nf), side="left").astype(np.int64)
     cell_hi = np.searchsorted(fc.cell_frame, np.arange(nf), side="right").astype(np.int64)

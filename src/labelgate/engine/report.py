@@ -233,8 +233,9 @@ class Report:
 
     def iter_json(self) -> Iterator[str]:
         """Pieces of the JSON text of :meth:`to_dict`; the conflicts of a lazy report come
-        from their columns as text, never as dicts (numbers then in orjson's spelling and the
-        frames' fields without spaces: the same values, not the same characters)."""
+        from their columns as text, never as dicts, and so do the frames' results (numbers then
+        in orjson's spelling, no spaces inside ``position`` and the extra keys: the same values,
+        not the same characters)."""
         if not self._encodable():
             yield from iter_json(self.to_dict())
             return
