@@ -25,7 +25,9 @@ from labelgate.errors import FormatError, ValidationError
 from labelgate.io.inputs import to_int
 from labelgate.model import AnnotationSet, LabelSchema
 from labelgate_cvat.payloads import MAX_FRAMES, cvat_job_to_annotations, schema_from_labels
-from labelgate_cvat.xml_fast import Streamed, merge_rows, stream_cvat_xml
+from labelgate_cvat.shape_batch import ShapeBatch
+from labelgate_cvat.xml_fast import Fields, Streamed, merge_rows, stream_cvat_xml
+from labelgate_cvat.xml_tracks import take_tracks
 
 _SHAPES = ("box", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "cuboid")
 
@@ -108,11 +110,14 @@ def parse_cvat_xml(
     if root.tag != "annotations":
         raise FormatError(f"{source}: root element is <{root.tag}>, expected <annotations>")
     owner = _owner(root)
-    labels, meta, payload = xml_to_payloads(root, source, streamed)
+    labels, meta, payload = xml_to_payloads(root, source, streamed, tracks=streamed is None)
     try:
         schema = schema_from_labels(labels)
     except FormatError as exc:
         raise FormatError(f"{source}: <labels>: {exc}") from None
+    taken = None
+    if streamed is not None:
+        taken, payload["tracks"] = _split_tracks(root, labels, schema, meta, annotator)
     info: dict[str, Any] = {}
     if owner is not None and owner.findtext("id") is not None:
         try:
@@ -120,7 +125,14 @@ def parse_cvat_xml(
         except ValidationError as exc:
             raise FormatError(f"{source}: <meta><{owner.tag}><id>: {exc}") from None
     aset = cvat_job_to_annotations(
-        payload, meta, schema, annotator=annotator, job=info, name=name, context={"file": source}
+        payload,
+        meta,
+        schema,
+        annotator=annotator,
+        job=info,
+        name=name,
+        context={"file": source},
+        taken_tracks=taken,
     )
     if streamed is not None and streamed.fast is not None:
         merged = merge_rows(streamed.fast.build(), aset.annotations, all_fast=not streamed.objects)
@@ -135,13 +147,18 @@ def parse_cvat_xml(
 
 
 def xml_to_payloads(
-    root: ET.Element, source: str = "CVAT XML", streamed: Streamed | None = None
+    root: ET.Element,
+    source: str = "CVAT XML",
+    streamed: Streamed | None = None,
+    *,
+    tracks: bool = True,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, list[dict[str, Any]]]]:
     """A CVAT XML tree as API payloads: (``Label`` dicts, ``/data/meta``, ``LabeledData``).
 
     Label and attribute ids are numbered in document order; object ids count from 0 over
     the children of every ``<image>``. With ``streamed``, only the image children its fast
-    path left are converted (the images themselves come from it).
+    path left are converted (the images themselves come from it). ``tracks=False`` leaves
+    ``tracks`` empty (the caller converts them).
 
     Raises:
         FormatError: unusable labels or image elements.
@@ -168,9 +185,31 @@ def xml_to_payloads(
         obj = _object(el, frames[n], ids, seq)
         if obj is not None:
             payload["tags" if el.tag == "tag" else "shapes"].append(obj)
-    for track in root.findall("track"):
-        payload["tracks"].append(_track(track, ids))
+    if tracks:
+        payload["tracks"] = [_track(track, ids) for track in root.findall("track")]
     return labels, meta, payload
+
+
+def _split_tracks(
+    root: ET.Element,
+    labels: list[dict[str, Any]],
+    schema: LabelSchema,
+    meta: dict[str, Any],
+    annotator: str,
+) -> tuple[ShapeBatch | None, list[dict[str, Any]]]:
+    """The ``<track>`` elements: the plain ones expanded into rows (:func:`take_tracks`), the
+    others as API ``LabeledTrack`` dicts for the per-object path (in document order)."""
+    tracks = root.findall("track")
+    if not tracks:
+        return None, []
+    # The job's frames as items_from_meta makes them of an export's meta (never a step).
+    if meta.get("frame_ids") is not None:
+        frames = np.unique(np.asarray(meta["frame_ids"], np.int64))
+    else:
+        frames = np.arange(int(meta["start_frame"]), int(meta["stop_frame"]) + 1)
+    taken = take_tracks(tracks, Fields(labels, schema), frames, int(meta["stop_frame"]), annotator)
+    ids = _Ids(labels)
+    return taken, [_track(tracks[i], ids) for i in taken.rest]
 
 
 def _owner(root: ET.Element) -> ET.Element | None:

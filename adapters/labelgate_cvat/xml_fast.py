@@ -33,19 +33,19 @@ CHUNK = 1 << 14
 BATCH = 32
 #: Harvested rows gathered before they go to ``Streamed.fast`` as one block.
 FLUSH = 1 << 15
-_KINDS = {"box": Kind.RECTANGLE, "polygon": Kind.POLYGON, "polyline": Kind.POLYLINE}
-_KINDS["points"] = Kind.POINTS
+KINDS = {"box": Kind.RECTANGLE, "polygon": Kind.POLYGON, "polyline": Kind.POLYLINE}
+KINDS["points"] = Kind.POINTS
 _MIN_COORDS = {Kind.POLYGON: 6, Kind.POLYLINE: 4, Kind.POINTS: 2}
 _BOX_KEYS = ("xtl", "ytl", "xbr", "ybr")
 _BOX_GET = itemgetter(*_BOX_KEYS)
-_ONE = {"1": True}  # CVAT writes flags as "0"/"1"; anything but "1" is false
+ONE = {"1": True}  # CVAT writes flags as "0"/"1"; anything but "1" is false
 _SLOW = object()  # a cached field value the per-object path must report
 _attrib = attrgetter("attrib")
 _tag = attrgetter("tag")
 _text = attrgetter("text")
 
 
-def _lookup(texts: list[Any], table: Any, default: Any, dtype: Any) -> np.ndarray:
+def lookup(texts: list[Any], table: Any, default: Any, dtype: Any) -> np.ndarray:
     """``table.get(text, default)`` for every text, as an array (one lookup when all agree)."""
     if _uniform(texts):
         return np.full(len(texts), table.get(texts[0], default), dtype=dtype)
@@ -57,7 +57,7 @@ def _uniform(texts: list[Any]) -> bool:
     return bool(texts) and texts.count(texts[0]) == len(texts)
 
 
-def _values(attribs: list[dict[str, str]], key: str, default: str | None = None) -> list[Any]:
+def values_of(attribs: list[dict[str, str]], key: str, default: str | None = None) -> list[Any]:
     """One XML attribute of every element (``dict.get`` mapped in C, no per-row Python)."""
     return list(map(dict.get, attribs, repeat(key), repeat(default)))
 
@@ -86,7 +86,7 @@ class Streamed:
     pending_rows: int = 0
 
 
-class _Fields:
+class Fields:
     """Per-label lookups and memoised conversions of repeated field texts."""
 
     def __init__(self, labels: list[dict[str, Any]], schema: LabelSchema) -> None:
@@ -142,12 +142,18 @@ def _convert(what: str, text: Any) -> Any:
     # The same chain as xml_export._object/_shape_fields then payloads._Converter.shape.
     from labelgate_cvat.xml_export import _number
 
+    # A track's ``id`` and its keyframes' ``frame`` as xml_export._track and the converter's
+    # track checks read them.
     try:
         if what == "origin":
             return int(Origin.parse(text or "manual"))
         if what == "rotation":
             value = to_float(_number(text, float) or 0.0, "rotation")
             return value
+        if what == "frame":
+            return to_int(text, "frame", lo=0)
+        if what == "id":
+            return to_int(_number(text, int) or 0, "id")
         lo, hi = (0, 2**63 - 1) if what == "group" else (-(2**31), 2**31 - 1)
         return to_int(_number(text, int) or 0, what, lo, hi)
     except ValidationError:
@@ -186,7 +192,7 @@ def _stream(
     # root's start event is used; read_events() would run Python code per element.
     queue: Any = getattr(parser, "_events_queue")  # noqa: B009
     out: Streamed | None = None
-    fields: _Fields | None = None
+    fields: Fields | None = None
     fast_off = False
     kept = 0  # leading children of root already looked at and kept
     while True:
@@ -213,7 +219,7 @@ def _stream(
         images = [el for el in batch if el.tag == "image"]
         if images and fields is None and not fast_off:
             try:
-                fields = _Fields(*labels_of(root))
+                fields = Fields(*labels_of(root))
                 out.fast = ColumnBlocks([annotator])
             except Exception:
                 fast_off = True
@@ -233,7 +239,7 @@ def _stream(
             return out
 
 
-def _harvest(out: Streamed, images: list[ET.Element], fields: _Fields) -> None:
+def _harvest(out: Streamed, images: list[ET.Element], fields: Fields) -> None:
     """Take the plain shapes of finished images into ``out.fast``; leave the rest as objects."""
     first = len(out.images)
     out.images.extend(map(ET.Element, repeat("image"), map(_attrib, images)))
@@ -243,11 +249,11 @@ def _harvest(out: Streamed, images: list[ET.Element], fields: _Fields) -> None:
     img_of = np.repeat(np.arange(len(images)), lens)
     seq = out.counted + np.arange(len(kids), dtype=np.int64)
     out.counted += len(kids)
-    kinds = _lookup(list(map(_tag, kids)), _KINDS, -1, np.int64)
+    kinds = lookup(list(map(_tag, kids)), KINDS, -1, np.int64)
     ok = (kinds >= 0) & (frames[img_of] >= 0)
     attribs = list(map(_attrib, kids))
-    outside = _lookup(_values(attribs, "outside"), _ONE, False, bool)
-    rows = _fast_rows(kids, attribs, kinds, ok & ~outside, fields)
+    outside = lookup(values_of(attribs, "outside"), ONE, False, bool)
+    rows = fast_rows(kids, attribs, kinds, ok & ~outside, fields)
     taken = ok & (outside | rows.ok)
     for i in np.flatnonzero(~taken):
         out.objects.append((kids[i], first + int(img_of[i]), int(seq[i])))
@@ -331,10 +337,11 @@ class _Rows:
     group: np.ndarray
     occluded: np.ndarray
     origin: np.ndarray
-    attributes: dict[str, np.ndarray]
+    attributes: dict[str, np.ndarray]  # label defaults, then the values given
+    given: dict[str, np.ndarray]  # name -> rows whose element gives it (bool)
 
 
-def _column(fields: _Fields, what: str, texts: list[Any], dtype: Any) -> tuple[Any, Any]:
+def column(fields: Fields, what: str, texts: list[Any], dtype: Any) -> tuple[Any, Any]:
     """(values, ok) of one memoised field over all rows (converted once per distinct text)."""
     table = {t: fields.convert(what, t) for t in (texts[:1] if _uniform(texts) else set(texts))}
     bad = {t for t, v in table.items() if v is _SLOW}
@@ -348,22 +355,35 @@ def _column(fields: _Fields, what: str, texts: list[Any], dtype: Any) -> tuple[A
     return values, ~np.fromiter(map(bad.__contains__, texts), bool, len(texts))
 
 
-def _fast_rows(
-    kids: list[ET.Element], attribs: list[Any], kinds: np.ndarray, want: np.ndarray, f: _Fields
+def fast_rows(
+    kids: list[ET.Element],
+    attribs: list[Any],
+    kinds: np.ndarray,
+    want: np.ndarray,
+    f: Fields,
+    label: np.ndarray | None = None,
 ) -> _Rows:
-    """Every field of the candidate rows, and which rows convert cleanly (``ok``)."""
+    """Every field of the candidate rows, and which rows convert cleanly (``ok``).
+
+    Args:
+        kids: the shape elements; attribs: their attribute dicts; kinds: their :class:`Kind`
+            codes (-1 for others); want: the candidate rows.
+        f: the label lookups.
+        label: each row's label position (track keyframes take their track's); default: the
+            elements' own ``label``.
+    """
     n = len(kids)
-    names = _values(attribs, "label", "")
-    label = _lookup(names, f.label, -1, np.int64)
+    if label is None:
+        label = lookup(values_of(attribs, "label", ""), f.label, -1, np.int64)
     ok = want & (label >= 0)
-    rotation, good = _column(f, "rotation", _values(attribs, "rotation"), np.float64)
+    rotation, good = column(f, "rotation", values_of(attribs, "rotation"), np.float64)
     ok &= good
-    z_order, good = _column(f, "z_order", _values(attribs, "z_order"), np.int64)
+    z_order, good = column(f, "z_order", values_of(attribs, "z_order"), np.int64)
     ok &= good
-    group, good = _column(f, "group", _values(attribs, "group_id"), np.int64)
+    group, good = column(f, "group", values_of(attribs, "group_id"), np.int64)
     ok &= good
-    origin, _ = _column(f, "origin", _values(attribs, "source"), np.int64)
-    occluded = _lookup(_values(attribs, "occluded"), _ONE, False, bool)
+    origin, _ = column(f, "origin", values_of(attribs, "source"), np.int64)
+    occluded = lookup(values_of(attribs, "occluded"), ONE, False, bool)
     bbox = np.zeros((n, 4))
     is_box = ok & (kinds == Kind.RECTANGLE)
     if is_box.any():
@@ -373,7 +393,7 @@ def _fast_rows(
             flat = map(float, chain.from_iterable(map(_BOX_GET, boxes)))
             coords = np.fromiter(flat, np.float64, 4 * len(sel)).reshape(-1, 4)
         except (KeyError, TypeError, ValueError):
-            coords = np.stack([_floats(_values(boxes, key)) for key in _BOX_KEYS], axis=1)
+            coords = np.stack([_floats(values_of(boxes, key)) for key in _BOX_KEYS], axis=1)
         good = (np.abs(coords) <= MAX_COORDINATE).all(axis=1)  # False for NaN
         good &= (coords[:, 2] >= coords[:, 0]) & (coords[:, 3] >= coords[:, 1])
         ok[sel[~good]] = False
@@ -387,7 +407,7 @@ def _fast_rows(
         bbox[has, 1] = np.minimum.reduceat(xy[:, 1], starts)
         bbox[has, 2] = np.maximum.reduceat(xy[:, 0], starts)
         bbox[has, 3] = np.maximum.reduceat(xy[:, 1], starts)
-    attributes = _attributes(kids, label, ok, f)
+    attributes, given = _attributes(kids, label, ok, f)
     return _Rows(
         ok,
         label,
@@ -401,6 +421,7 @@ def _fast_rows(
         occluded,
         origin,
         attributes,
+        given,
     )
 
 
@@ -432,7 +453,7 @@ def _polylines(
     sel = np.flatnonzero(want)
     if not len(sel):
         return counts, np.zeros(n, np.int64), np.zeros((0, 2))
-    texts = _values(list(compress(attribs, want.tolist())), "points", "")
+    texts = values_of(list(compress(attribs, want.tolist())), "points", "")
     numbers = np.fromiter(map(methodcaller("count", ","), texts), np.int64, len(texts))
     numbers += np.fromiter(map(methodcaller("count", ";"), texts), np.int64, len(texts)) + 1
     pieces = ";".join(texts).replace(";", ",").split(",")
@@ -465,9 +486,10 @@ def _row_coords(text: str) -> list[float]:
 
 
 def _attributes(
-    kids: list[ET.Element], label: np.ndarray, ok: np.ndarray, f: _Fields
-) -> dict[str, np.ndarray]:
-    """Attribute columns of the ``ok`` rows: label defaults, then each ``<attribute>`` child.
+    kids: list[ET.Element], label: np.ndarray, ok: np.ndarray, f: Fields
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Attribute columns of the ``ok`` rows: label defaults, then each ``<attribute>`` child;
+    and for each name given by some row, which rows give it.
 
     Rows with a child other than a plain ``<attribute>``, an attribute given twice, or a value
     the label's spec cannot read are cleared from ``ok`` (the per-object path reports them).
@@ -494,8 +516,9 @@ def _attributes(
         for key in f.defaults[lab]:  # meets them
             if key not in cols:
                 cols[key] = f.default_columns[key][row_label]
+    given: dict[str, np.ndarray] = {}
     if not len(subs):
-        return cols
+        return cols, given
     # Each child's (label, name, text) as one integer (names and texts numbered per batch);
     # each distinct triple is resolved once into its column code and value.
     names = _numbered(list(map(ET.Element.get, subs, repeat("name"), repeat(""))))
@@ -529,7 +552,9 @@ def _attributes(
     for name, c in codes.items():
         use = (code == c) & use_rows
         cols[name][owner[use]] = value[use]
-    return cols
+        given[name] = np.zeros(n, bool)
+        given[name][owner[use]] = True
+    return cols, given
 
 
 def _numbered(texts: list[Any]) -> tuple[list[Any], np.ndarray]:
