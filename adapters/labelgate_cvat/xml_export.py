@@ -25,9 +25,7 @@ from labelgate.errors import FormatError, ValidationError
 from labelgate.io.inputs import to_int
 from labelgate.model import AnnotationSet, LabelSchema
 from labelgate_cvat.payloads import MAX_FRAMES, cvat_job_to_annotations, schema_from_labels
-from labelgate_cvat.shape_batch import ShapeBatch
-from labelgate_cvat.xml_fast import Fields, Streamed, merge_rows, stream_cvat_xml
-from labelgate_cvat.xml_tracks import take_tracks
+from labelgate_cvat.xml_fast import Streamed, merge_rows, stream_cvat_xml
 
 _SHAPES = ("box", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "cuboid")
 
@@ -61,7 +59,7 @@ def read_cvat_xml(path: str | Path, annotator: str | None = None) -> AnnotationS
     annotator = annotator or p.stem
     try:
         with p.open("rb") as fh:
-            streamed = stream_cvat_xml(fh, _fast_labels, annotator)
+            streamed = stream_cvat_xml(fh, _fast_labels, annotator, _fast_frames)
     except ET.ParseError as exc:
         line, col = exc.position
         raise FormatError(f"{p}: malformed XML at line {line}, column {col} ({exc})") from None
@@ -89,6 +87,20 @@ def _fast_labels(root: ET.Element) -> tuple[list[dict[str, Any]], LabelSchema]:
     return labels, schema_from_labels(labels)
 
 
+def _fast_frames(root: ET.Element) -> tuple[int, int]:
+    """(start, stop) frames of a video job for the streaming track path, from ``<meta>``.
+
+    Raises:
+        FormatError: no ``<stop_frame>`` (the frames are then those the document uses, so
+            the tracks must be kept) or a meta :func:`_video_meta` refuses.
+    """
+    owner = _owner(root)
+    if owner is None or not (owner.findtext("stop_frame") or "").strip():
+        raise FormatError("no <stop_frame> before the first <track>")
+    meta = _video_meta(root, owner, "")
+    return meta["start_frame"], meta["stop_frame"]
+
+
 def parse_cvat_xml(
     root: ET.Element,
     *,
@@ -110,14 +122,13 @@ def parse_cvat_xml(
     if root.tag != "annotations":
         raise FormatError(f"{source}: root element is <{root.tag}>, expected <annotations>")
     owner = _owner(root)
-    labels, meta, payload = xml_to_payloads(root, source, streamed, tracks=streamed is None)
+    labels, meta, payload = xml_to_payloads(root, source, streamed)
     try:
         schema = schema_from_labels(labels)
     except FormatError as exc:
         raise FormatError(f"{source}: <labels>: {exc}") from None
-    taken = None
-    if streamed is not None:
-        taken, payload["tracks"] = _split_tracks(root, labels, schema, meta, annotator)
+    # Tracks the stream took as columns; the others are in ``payload`` (still in the tree).
+    taken = None if streamed is None or streamed.tracks is None else streamed.tracks.batch()
     info: dict[str, Any] = {}
     if owner is not None and owner.findtext("id") is not None:
         try:
@@ -147,18 +158,14 @@ def parse_cvat_xml(
 
 
 def xml_to_payloads(
-    root: ET.Element,
-    source: str = "CVAT XML",
-    streamed: Streamed | None = None,
-    *,
-    tracks: bool = True,
+    root: ET.Element, source: str = "CVAT XML", streamed: Streamed | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, list[dict[str, Any]]]]:
     """A CVAT XML tree as API payloads: (``Label`` dicts, ``/data/meta``, ``LabeledData``).
 
     Label and attribute ids are numbered in document order; object ids count from 0 over
     the children of every ``<image>``. With ``streamed``, only the image children its fast
-    path left are converted (the images themselves come from it). ``tracks=False`` leaves
-    ``tracks`` empty (the caller converts them).
+    path left are converted (the images themselves come from it), and only the tracks it
+    left (:attr:`Streamed.tracks` has the others).
 
     Raises:
         FormatError: unusable labels or image elements.
@@ -185,31 +192,8 @@ def xml_to_payloads(
         obj = _object(el, frames[n], ids, seq)
         if obj is not None:
             payload["tags" if el.tag == "tag" else "shapes"].append(obj)
-    if tracks:
-        payload["tracks"] = [_track(track, ids) for track in root.findall("track")]
+    payload["tracks"] = [_track(track, ids) for track in root.findall("track")]
     return labels, meta, payload
-
-
-def _split_tracks(
-    root: ET.Element,
-    labels: list[dict[str, Any]],
-    schema: LabelSchema,
-    meta: dict[str, Any],
-    annotator: str,
-) -> tuple[ShapeBatch | None, list[dict[str, Any]]]:
-    """The ``<track>`` elements: the plain ones expanded into rows (:func:`take_tracks`), the
-    others as API ``LabeledTrack`` dicts for the per-object path (in document order)."""
-    tracks = root.findall("track")
-    if not tracks:
-        return None, []
-    # The job's frames as items_from_meta makes them of an export's meta (never a step).
-    if meta.get("frame_ids") is not None:
-        frames = np.unique(np.asarray(meta["frame_ids"], np.int64))
-    else:
-        frames = np.arange(int(meta["start_frame"]), int(meta["stop_frame"]) + 1)
-    taken = take_tracks(tracks, Fields(labels, schema), frames, int(meta["stop_frame"]), annotator)
-    ids = _Ids(labels)
-    return taken, [_track(tracks[i], ids) for i in taken.rest]
 
 
 def _owner(root: ET.Element) -> ET.Element | None:

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from labelgate.errors import ValidationError
+from labelgate.errors import FormatError, ValidationError
 from labelgate.io.gc_pause import gc_paused
 from labelgate.io.inputs import to_float, to_int
 from labelgate.model import MAX_COORDINATE, Annotations, Kind, LabelSchema, Origin, gather_ragged
@@ -75,6 +75,9 @@ class Streamed:
         counted: children of images seen (the document counter's end).
         pending: harvested column blocks not yet handed to ``fast`` (see :data:`FLUSH`).
         pending_rows: their rows.
+        tracks: the rows of the ``<track>`` elements taken out of ``root``
+            (:class:`labelgate_cvat.xml_tracks.TakenTracks`); None when no track was taken
+            (the per-object path converts every track).
     """
 
     root: ET.Element
@@ -84,6 +87,7 @@ class Streamed:
     counted: int = 0
     pending: list[dict[str, Any]] = field(default_factory=list)
     pending_rows: int = 0
+    tracks: Any = None
 
 
 class Fields:
@@ -164,14 +168,19 @@ def stream_cvat_xml(
     fh: IO[bytes],
     labels_of: Callable[[ET.Element], tuple[list[dict[str, Any]], LabelSchema]],
     annotator: str,
+    job_frames: Callable[[ET.Element], tuple[int, int]] | None = None,
 ) -> Streamed:
-    """Parse a CVAT XML file in chunks, taking plain image shapes into columns.
+    """Parse a CVAT XML file in chunks, taking plain image shapes and tracks into columns.
 
     Args:
-        fh: the open file.
+        fh: the open file (seekable when ``job_frames`` is given).
         labels_of: ``root -> (Label dicts, schema)``; raising FormatError turns the fast path
             off (the per-object path then reports the problem).
         annotator: the name of the fast rows' annotator.
+        job_frames: ``root -> (start, stop)`` frames of a video job from its meta, asked at
+            the first ``<track>``; raising FormatError (or None) leaves every track to the
+            per-object path. Tracks are taken only in a document without images (an image
+            after a taken track starts the parse again without taking tracks).
 
     Raises:
         ET.ParseError: not well-formed XML.
@@ -179,14 +188,25 @@ def stream_cvat_xml(
     # The cyclic collector would rescan the parser's young elements after every few thousand
     # allocations (a third of the reading time); nothing here makes cycles, so it waits.
     with gc_paused():
-        return _stream(fh, labels_of, annotator)
+        try:
+            return _stream(fh, labels_of, annotator, job_frames)
+        except _ImageAfterTracks:
+            fh.seek(0)
+            return _stream(fh, labels_of, annotator, None)
+
+
+class _ImageAfterTracks(Exception):
+    """An ``<image>`` after tracks were taken as video frames: the document is not a video."""
 
 
 def _stream(
     fh: IO[bytes],
     labels_of: Callable[[ET.Element], tuple[list[dict[str, Any]], LabelSchema]],
     annotator: str,
+    job_frames: Callable[[ET.Element], tuple[int, int]] | None,
 ) -> Streamed:
+    from labelgate_cvat.xml_tracks import TakenTracks
+
     parser: ET.XMLPullParser[Any] = ET.XMLPullParser(events=("start",))
     # The parser's event deque (private, stable since 3.4): cleared in one C call, as only the
     # root's start event is used; read_events() would run Python code per element.
@@ -194,6 +214,7 @@ def _stream(
     out: Streamed | None = None
     fields: Fields | None = None
     fast_off = False
+    tracks_off = job_frames is None
     kept = 0  # leading children of root already looked at and kept
     while True:
         data = fh.read(CHUNK)
@@ -215,20 +236,43 @@ def _stream(
             continue
         end = len(root) - (1 if data else 0)  # the last child may still be open
         batch = root[kept:end]
-        rest = [el for el in batch if el.tag != "image"]
         images = [el for el in batch if el.tag == "image"]
-        if images and fields is None and not fast_off:
+        tracks = [el for el in batch if el.tag == "track"]
+        if (images or tracks) and fields is None and not fast_off:
             try:
                 fields = Fields(*labels_of(root))
-                out.fast = ColumnBlocks([annotator])
             except Exception:
                 fast_off = True
-        if images and fields is not None:
+        if images and out.tracks is not None:
+            raise _ImageAfterTracks
+        if tracks and out.tracks is None and not tracks_off:
+            # Decided once, at the first track: the meta (before it) gives the job's frames.
+            tracks_off = True
+            if fields is not None and not (out.images or images) and job_frames is not None:
+                with suppress(FormatError):
+                    start, stop = job_frames(root)
+                    out.tracks = TakenTracks(
+                        np.arange(start, stop + 1), stop, ColumnBlocks([annotator])
+                    )
+        take_images = bool(images) and fields is not None
+        if tracks and out.tracks is not None and fields is not None:
+            left = {id(el) for el in out.tracks.take(tracks, fields)}
+            tracks = [el for el in tracks if id(el) not in left]  # taken: out of the tree
+        if take_images or tracks:
+            gone = {id(el) for el in tracks}
+            rest = [
+                el for el in batch if not (take_images and el.tag == "image") and id(el) not in gone
+            ]
             root[kept:end] = rest
             kept += len(rest)
-            _harvest(out, images, fields)
         else:
             kept = end
+        if take_images:
+            if out.fast is None:
+                out.fast = ColumnBlocks([annotator])
+            assert fields is not None
+            _harvest(out, images, fields)
+        else:
             for img in images:
                 n = len(out.images)
                 out.images.append(img)

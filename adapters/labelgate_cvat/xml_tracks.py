@@ -17,7 +17,7 @@ error message.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import chain, compress
 from operator import attrgetter
 from typing import Any
@@ -38,23 +38,57 @@ _attrib = attrgetter("attrib")
 _tag = attrgetter("tag")
 
 
-def take_tracks(
-    tracks: list[ET.Element], fields: Fields, frames: np.ndarray, stop: int, annotator: str
-) -> ShapeBatch:
-    """Expand the plain tracks into rows; leave the others by position.
+@dataclass
+class TakenTracks:
+    """The rows of the tracks taken so far, and the positions of those left, in document order.
 
-    Args:
-        tracks: the ``<track>`` elements in document order.
-        fields: the label lookups (:class:`labelgate_cvat.xml_fast.Fields`).
-        frames: the job's frame numbers, ascending.
+    Attributes:
+        frames: the job's frame numbers, ascending (a row on another frame is not taken).
         stop: the job's last frame (rows run up to it).
-        annotator: the rows' annotator.
-
-    Returns:
-        The rows sorted by item (stable); their arrival keys, ``(track position <<
-        TRACK_SHIFT) + row within the track``; the positions of the tracks not taken
-        (``rest``).
+        blocks: the rows, one block per :meth:`take`.
+        seq: each block's arrival keys, ``(track position << TRACK_SHIFT) + row in the track``.
+        items: each block's items.
+        rest: positions of the tracks left to the per-object path.
+        seen: tracks looked at (the next one's position).
     """
+
+    frames: np.ndarray
+    stop: int
+    blocks: ColumnBlocks
+    seq: list[np.ndarray] = field(default_factory=list)
+    items: list[np.ndarray] = field(default_factory=list)
+    rest: list[int] = field(default_factory=list)
+    seen: int = 0
+
+    def take(self, tracks: list[ET.Element], fields: Fields) -> list[ET.Element]:
+        """Expand the plain ones of the next ``tracks`` into rows.
+
+        Returns:
+            The tracks left, in document order.
+        """
+        cols, seq, left = _take(tracks, fields, self.frames, self.stop)
+        if len(seq):
+            self.blocks.extend(**cols)
+            self.seq.append(seq + (self.seen << TRACK_SHIFT))
+            self.items.append(cols["item"])
+        self.rest.extend(self.seen + i for i in left)
+        self.seen += len(tracks)
+        return [tracks[i] for i in left]
+
+    def batch(self) -> ShapeBatch:
+        """All rows sorted by item (stable) with their arrival keys, and ``rest``."""
+        annotations = self.blocks.build()
+        seq = np.concatenate([*self.seq, np.zeros(0, np.int64)])
+        items = np.concatenate([*self.items, np.zeros(0, np.int64)])
+        return ShapeBatch(annotations, seq[np.argsort(items, kind="stable")], list(self.rest))
+
+
+def _take(
+    tracks: list[ET.Element], fields: Fields, frames: np.ndarray, stop: int
+) -> tuple[dict[str, Any], np.ndarray, list[int]]:
+    """The rows of the plain ``tracks`` as :meth:`ColumnBlocks.extend` arguments (sorted by
+    item), their arrival keys (positions counted from ``tracks[0]``), and the positions of the
+    tracks left."""
     n_tracks = len(tracks)
     tattr = list(map(_attrib, tracks))
     label = lookup(values_of(tattr, "label", ""), fields.label, -1, np.int64)
@@ -78,7 +112,8 @@ def take_tracks(
     ok &= ~bad
     if bad.any():
         rows = rows.take(np.flatnonzero(ok[rows.track]))
-    return _batch(rows, keys, ok, label, source_id, group, origin, fields, annotator)
+    cols, seq = _columns(rows, keys, ok, label, source_id, group, origin, fields)
+    return cols, seq, np.flatnonzero(~ok).tolist()
 
 
 def _any(flags: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
@@ -203,7 +238,7 @@ def _lerp(values: np.ndarray, order: np.ndarray, key: np.ndarray, t: np.ndarray)
     return a + (b - a) * t[:, None]
 
 
-def _batch(
+def _columns(
     rows: _Rows,
     keys: _Keyframes,
     ok: np.ndarray,
@@ -212,9 +247,8 @@ def _batch(
     group: np.ndarray,
     origin: np.ndarray,
     fields: Fields,
-    annotator: str,
-) -> ShapeBatch:
-    """The rows' columns, sorted by item, as a :class:`ShapeBatch`."""
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The rows' columns sorted by item (stable), and their arrival keys in that order."""
     order = rows.order
     kf = keys.rows
     src = order[rows.key]  # each row's keyframe, as an index into the keyframe columns
@@ -255,7 +289,7 @@ def _batch(
                 np.maximum.reduceat(points[:, 1], starts),
             ]
         )
-    attributes = _carried(rows, keys, ok, label, fields)
+    attributes = _carried(rows, keys, label, fields)
     trk = rows.track
     by_item = np.argsort(rows.frame, kind="stable")
     row_offsets = np.zeros(n + 1, np.int64)
@@ -264,8 +298,7 @@ def _batch(
     first = np.r_[True, trk[1:] != trk[:-1]] if n else np.zeros(0, bool)
     within = np.arange(n) - np.maximum.accumulate(np.where(first, np.arange(n), 0))
     seq = (trk << TRACK_SHIFT) + within
-    blocks = ColumnBlocks([annotator])
-    blocks.extend(
+    cols = dict(
         item=rows.frame[by_item],
         kind=kind[by_item].astype(np.int8),
         bbox=bbox[by_item],
@@ -282,24 +315,24 @@ def _batch(
         origin=origin[trk][by_item],
         annotator=0,
     )
-    return ShapeBatch(blocks.build(), seq[by_item], np.flatnonzero(~ok).tolist())
+    return cols, seq[by_item]
 
 
 def _carried(
-    rows: _Rows, keys: _Keyframes, ok: np.ndarray, label: np.ndarray, fields: Fields
+    rows: _Rows, keys: _Keyframes, label: np.ndarray, fields: Fields
 ) -> dict[str, np.ndarray]:
     """Each row's attribute columns: its keyframe's values, a value not set there carried from
     the latest earlier keyframe (in frame order) of its track that sets it, else the default.
 
-    Only the attributes of the taken tracks' labels are columns (None on rows of other labels).
+    Only the attributes of the rows' labels are columns (None on rows of other labels).
     """
     order, kf = rows.order, keys.rows
     idx = np.arange(len(order))
     trk = rows.sorted_track
     first = np.r_[True, trk[1:] != trk[:-1]] if len(trk) else np.zeros(0, bool)
     track_start = np.maximum.accumulate(np.where(first, idx, 0)) if len(trk) else idx
-    taken = np.unique(label[ok]).tolist()
-    names = dict.fromkeys(name for lab in taken for name in fields.defaults[lab])
+    with_rows = np.unique(label[rows.track]).tolist()  # a track without rows names nothing
+    names = dict.fromkeys(name for lab in with_rows for name in fields.defaults[lab])
     out: dict[str, np.ndarray] = {}
     for name in names:
         col = kf.attributes[name][order]

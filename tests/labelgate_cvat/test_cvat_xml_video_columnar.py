@@ -11,7 +11,6 @@ be identical; a table of single tracks pins which path each kind of track takes.
 """
 
 import random
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,9 @@ from cvat_xml_oracle import LABELS, assert_same
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labelgate.model import LabelSchema
-from labelgate_cvat.payloads import schema_from_labels
-from labelgate_cvat.xml_export import _labels, read_cvat_xml
-from labelgate_cvat.xml_fast import Fields
-from labelgate_cvat.xml_tracks import take_tracks
+from labelgate_cvat import xml_fast
+from labelgate_cvat.xml_export import _fast_frames, _fast_labels, read_cvat_xml
+from labelgate_cvat.xml_fast import stream_cvat_xml
 
 KINDS = ["box"] * 5 + ["polygon", "polyline", "points", "points1", "skeleton", "ellipse"]
 
@@ -116,22 +113,21 @@ def _video(path: Path, seed: int, *, bad: float, start: int = 0, stop: int = 30)
 
 def _taken(path: Path) -> tuple[int, list[int]]:
     """(rows the columnar path makes, positions of the tracks it leaves) for a file."""
-    root = ET.parse(path).getroot()
-    labels = _labels(root)
-    schema: LabelSchema = schema_from_labels(labels)
-    job = root.find("meta/job")
-    assert job is not None
-    start, stop = int(job.findtext("start_frame") or 0), int(job.findtext("stop_frame") or 0)
-    batch = take_tracks(
-        root.findall("track"), Fields(labels, schema), np.arange(start, stop + 1), stop, "a"
-    )
+    with path.open("rb") as fh:
+        streamed = stream_cvat_xml(fh, _fast_labels, "a", _fast_frames)
+    assert streamed.tracks is not None
+    batch = streamed.tracks.batch()
+    assert len(streamed.root.findall("track")) == len(batch.rest)  # the others left the tree
     return len(batch.annotations), batch.rest
 
 
 @pytest.mark.filterwarnings("always::labelgate.errors.DataWarning")
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize(("bad", "start", "stop"), [(0.0, 0, 30), (0.2, 0, 30), (0.1, 12, 40)])
-def test_video_tracks_match_per_object_path(tmp_path, seed, bad, start, stop):
+def test_video_tracks_match_per_object_path(tmp_path, seed, bad, start, stop, monkeypatch):
+    # Small chunks and batches: tracks are taken in several blocks, as a long file's are.
+    monkeypatch.setattr(xml_fast, "CHUNK", 997)
+    monkeypatch.setattr(xml_fast, "BATCH", 3)
     path = _video(tmp_path / f"v{seed}.xml", seed, bad=bad, start=start, stop=stop)
     assert_same(path)
     rows, rest = _taken(path)
