@@ -413,10 +413,12 @@ def fast_rows(
         kids: the shape elements; attribs: their attribute dicts; kinds: their :class:`Kind`
             codes (-1 for others); want: the candidate rows.
         f: the label lookups.
-        label: each row's label position (track keyframes take their track's); default: the
-            elements' own ``label``.
+        label: each row's label position, for track keyframes, whose label, group and source
+            are their track's (``group`` and ``origin`` are then zeros, not read); default:
+            the elements' own ``label``, ``group_id`` and ``source``.
     """
     n = len(kids)
+    own = label is None
     if label is None:
         label = lookup(values_of(attribs, "label", ""), f.label, -1, np.int64)
     ok = want & (label >= 0)
@@ -424,9 +426,11 @@ def fast_rows(
     ok &= good
     z_order, good = column(f, "z_order", values_of(attribs, "z_order"), np.int64)
     ok &= good
-    group, good = column(f, "group", values_of(attribs, "group_id"), np.int64)
-    ok &= good
-    origin, _ = column(f, "origin", values_of(attribs, "source"), np.int64)
+    group = origin = np.zeros(n, np.int64)
+    if own:
+        group, good = column(f, "group", values_of(attribs, "group_id"), np.int64)
+        ok &= good
+        origin, _ = column(f, "origin", values_of(attribs, "source"), np.int64)
     occluded = lookup(values_of(attribs, "occluded"), ONE, False, bool)
     bbox = np.zeros((n, 4))
     is_box = ok & (kinds == Kind.RECTANGLE)
@@ -567,13 +571,16 @@ def _attributes(
     # each distinct triple is resolved once into its column code and value.
     names = _numbered(list(map(ET.Element.get, subs, repeat("name"), repeat(""))))
     texts = _numbered(list(map(_text, subs)))
-    triple = (label[owner] * len(names[0]) + names[1]) * len(texts[0]) + texts[1]
-    distinct, which = np.unique(triple, return_inverse=True)
+    # Labels shifted by one: an unknown label (-1) is 0, so every triple is >= 0.
+    per_label = len(names[0]) * len(texts[0])
+    triple = (label[owner] + 1) * per_label + names[1] * len(texts[0]) + texts[1]
+    distinct, which = _distinct(triple, (int(label.max(initial=0)) + 2) * per_label)
     codes: dict[str, int] = {}
     found_code = np.empty(len(distinct), np.int64)
     found_value = np.empty(len(distinct), dtype=object)
     for i, t in enumerate(distinct.tolist()):
-        lab, rest = divmod(t, len(names[0]) * len(texts[0]))
+        lab, rest = divmod(t, per_label)
+        lab -= 1
         name, text = names[0][rest // len(texts[0])], texts[0][rest % len(texts[0])]
         name_of, found_value[i] = f.attribute(lab, name, text)
         found_code[i] = (
@@ -599,6 +606,20 @@ def _attributes(
         given[name] = np.zeros(n, bool)
         given[name][owner[use]] = True
     return cols, given
+
+
+def _distinct(codes: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True)`` for codes in [0, bound): by a table (no sort)
+    when the bound is small next to the number of codes."""
+    if bound > 4 * len(codes) + 1024:
+        distinct, which = np.unique(codes, return_inverse=True)
+        return distinct, which.reshape(-1)
+    present = np.zeros(bound, bool)
+    present[codes] = True
+    distinct = np.flatnonzero(present)
+    table = np.zeros(bound, np.int64)
+    table[distinct] = np.arange(len(distinct))
+    return distinct, table[codes]
 
 
 def _numbered(texts: list[Any]) -> tuple[list[Any], np.ndarray]:

@@ -86,8 +86,8 @@ class TakenTracks:
 def _take(
     tracks: list[ET.Element], fields: Fields, frames: np.ndarray, stop: int
 ) -> tuple[dict[str, Any], np.ndarray, list[int]]:
-    """The rows of the plain ``tracks`` as :meth:`ColumnBlocks.extend` arguments (sorted by
-    item), their arrival keys (positions counted from ``tracks[0]``), and the positions of the
+    """The rows of the plain ``tracks`` as :meth:`ColumnBlocks.extend` arguments, their arrival
+    keys (positions counted from ``tracks[0]``), and the positions of the
     tracks left."""
     n_tracks = len(tracks)
     tattr = list(map(_attrib, tracks))
@@ -248,7 +248,8 @@ def _columns(
     origin: np.ndarray,
     fields: Fields,
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """The rows' columns sorted by item (stable), and their arrival keys in that order."""
+    """The rows' columns (in track order; :meth:`ColumnBlocks.build` sorts them by item, as
+    :meth:`TakenTracks.batch` does their arrival keys), and their arrival keys."""
     order = rows.order
     kf = keys.rows
     src = order[rows.key]  # each row's keyframe, as an index into the keyframe columns
@@ -291,31 +292,26 @@ def _columns(
         )
     attributes = _carried(rows, keys, label, fields)
     trk = rows.track
-    by_item = np.argsort(rows.frame, kind="stable")
-    row_offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(counts, out=row_offsets[1:])
-    _, points = gather_ragged(row_offsets, points, by_item)
     first = np.r_[True, trk[1:] != trk[:-1]] if n else np.zeros(0, bool)
     within = np.arange(n) - np.maximum.accumulate(np.where(first, np.arange(n), 0))
-    seq = (trk << TRACK_SHIFT) + within
     cols = dict(
-        item=rows.frame[by_item],
-        kind=kind[by_item].astype(np.int8),
-        bbox=bbox[by_item],
-        point_counts=counts[by_item],
+        item=rows.frame,
+        kind=kind.astype(np.int8),
+        bbox=bbox,
+        point_counts=counts,
         points=points,
-        attributes={k: v[by_item] for k, v in attributes.items()},
-        label=label[trk][by_item],
-        rotation=rotation[by_item],
-        z_order=kf.z_order[src][by_item],
-        group=group[trk][by_item],
-        occluded=kf.occluded[src][by_item],
-        source_id=source_id[trk][by_item],
+        attributes=attributes,
+        label=label[trk],
+        rotation=rotation,
+        z_order=kf.z_order[src],
+        group=group[trk],
+        occluded=kf.occluded[src],
+        source_id=source_id[trk],
         source_type=int(SourceType.TRACK),
-        origin=origin[trk][by_item],
+        origin=origin[trk],
         annotator=0,
     )
-    return cols, seq[by_item]
+    return cols, (trk << TRACK_SHIFT) + within
 
 
 def _carried(
