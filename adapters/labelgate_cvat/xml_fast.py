@@ -31,6 +31,9 @@ from labelgate.model.columns import ColumnBlocks
 CHUNK = 1 << 14
 #: Finished children of the root gathered before a harvest (numpy calls amortised over them).
 BATCH = 32
+#: ... or fewer, once their own children (shapes, keyframes) are this many: a video's tracks
+#: are large, and a smaller batch leaves the parser's memory in cache.
+BATCH_ELEMENTS = 2048
 #: Harvested rows gathered before they go to ``Streamed.fast`` as one block.
 FLUSH = 1 << 15
 KINDS = {"box": Kind.RECTANGLE, "polygon": Kind.POLYGON, "polyline": Kind.POLYLINE}
@@ -232,7 +235,9 @@ def _stream(
         if out is None:
             continue  # close() has raised when the document had no element
         root = out.root
-        if data and len(root) - kept <= BATCH:
+        if data and (
+            len(root) - kept <= BATCH and sum(map(len, root[kept:-1])) < BATCH_ELEMENTS
+        ):
             continue
         end = len(root) - (1 if data else 0)  # the last child may still be open
         batch = root[kept:end]
