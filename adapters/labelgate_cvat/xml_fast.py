@@ -50,12 +50,12 @@ _text = attrgetter("text")
 
 def lookup(texts: list[Any], table: Any, default: Any, dtype: Any) -> np.ndarray:
     """``table.get(text, default)`` for every text, as an array (one lookup when all agree)."""
-    if _uniform(texts):
+    if uniform(texts):
         return np.full(len(texts), table.get(texts[0], default), dtype=dtype)
     return np.fromiter(map(table.get, texts, repeat(default)), dtype, len(texts))
 
 
-def _uniform(texts: list[Any]) -> bool:
+def uniform(texts: list[Any]) -> bool:
     """Every text equal to the first (one C comparison each; no hashing, unlike ``set``)."""
     return bool(texts) and texts.count(texts[0]) == len(texts)
 
@@ -235,9 +235,7 @@ def _stream(
         if out is None:
             continue  # close() has raised when the document had no element
         root = out.root
-        if data and (
-            len(root) - kept <= BATCH and sum(map(len, root[kept:-1])) < BATCH_ELEMENTS
-        ):
+        if data and (len(root) - kept <= BATCH and sum(map(len, root[kept:-1])) < BATCH_ELEMENTS):
             continue
         end = len(root) - (1 if data else 0)  # the last child may still be open
         batch = root[kept:end]
@@ -392,7 +390,7 @@ class _Rows:
 
 def column(fields: Fields, what: str, texts: list[Any], dtype: Any) -> tuple[Any, Any]:
     """(values, ok) of one memoised field over all rows (converted once per distinct text)."""
-    table = {t: fields.convert(what, t) for t in (texts[:1] if _uniform(texts) else set(texts))}
+    table = {t: fields.convert(what, t) for t in (texts[:1] if uniform(texts) else set(texts))}
     bad = {t for t, v in table.items() if v is _SLOW}
     clean = {t: 0 if v is _SLOW else v for t, v in table.items()}
     if len(clean) == 1:  # the usual case: one value for the whole batch
@@ -629,7 +627,7 @@ def _distinct(codes: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _numbered(texts: list[Any]) -> tuple[list[Any], np.ndarray]:
     """(distinct texts, each text's index among them); the index mapped in C."""
-    if _uniform(texts):
+    if uniform(texts):
         return texts[:1], np.zeros(len(texts), np.int64)
     distinct = list(set(texts))
     index = {t: i for i, t in enumerate(distinct)}

@@ -28,7 +28,16 @@ from labelgate.model import MAX_COORDINATE, Kind, SourceType, gather_ragged
 from labelgate.model.columns import ColumnBlocks
 from labelgate_cvat.payloads import TRACK_SHIFT
 from labelgate_cvat.shape_batch import ShapeBatch
-from labelgate_cvat.xml_fast import KINDS, ONE, Fields, column, fast_rows, lookup, values_of
+from labelgate_cvat.xml_fast import (
+    KINDS,
+    ONE,
+    Fields,
+    column,
+    fast_rows,
+    lookup,
+    uniform,
+    values_of,
+)
 
 #: Every keyframe tag of a track (other children are ignored, as the per-object path does).
 SHAPE_TAGS = frozenset(
@@ -101,10 +110,12 @@ def _take(
     lens = np.fromiter(map(len, tracks), np.int64, n_tracks)
     kids = list(chain.from_iterable(tracks))
     owner = np.repeat(np.arange(n_tracks), lens)
-    shape = np.fromiter(map(SHAPE_TAGS.__contains__, map(_tag, kids)), bool, len(kids))
-    if not shape.all():
-        kids, owner = list(compress(kids, shape.tolist())), owner[shape]
-    keys = _Keyframes.read(kids, owner, label, ok, fields)
+    tags = list(map(_tag, kids))
+    if not (uniform(tags) and tags[0] in SHAPE_TAGS):  # the usual case: one tag throughout
+        shape = np.fromiter(map(SHAPE_TAGS.__contains__, tags), bool, len(kids))
+        keep = shape.tolist()
+        kids, tags, owner = list(compress(kids, keep)), list(compress(tags, keep)), owner[shape]
+    keys = _Keyframes.read(kids, tags, owner, label, ok, fields)
     ok &= np.bincount(owner, minlength=n_tracks) > 0  # no keyframes: no rows, nothing to gain
     ok &= ~_any(~keys.rows.ok, owner, n_tracks)
     rows = _expand(keys, ok, owner, stop)
@@ -135,13 +146,14 @@ class _Keyframes:
     def read(
         cls,
         kids: list[ET.Element],
+        tags: list[str],
         owner: np.ndarray,
         label: np.ndarray,
         track_ok: np.ndarray,
         fields: Fields,
     ) -> _Keyframes:
         attribs = list(map(_attrib, kids))
-        kind = lookup(list(map(_tag, kids)), KINDS, -1, np.int64)
+        kind = lookup(tags, KINDS, -1, np.int64)
         frame, good = column(fields, "frame", values_of(attribs, "frame"), np.int64)
         outside = lookup(values_of(attribs, "outside"), ONE, False, bool)
         want = (kind >= 0) & track_ok[owner] & good
