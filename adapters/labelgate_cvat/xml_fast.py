@@ -258,11 +258,12 @@ def _stream(
                         np.arange(start, stop + 1), stop, ColumnBlocks([annotator])
                     )
         take_images = bool(images) and fields is not None
+        taken: list[ET.Element] = []  # tracks taken as rows: out of the tree
         if tracks and out.tracks is not None and fields is not None:
             left = {id(el) for el in out.tracks.take(tracks, fields)}
-            tracks = [el for el in tracks if id(el) not in left]  # taken: out of the tree
-        if take_images or tracks:
-            gone = {id(el) for el in tracks}
+            taken = [el for el in tracks if id(el) not in left]
+        if take_images or taken:
+            gone = {id(el) for el in taken}
             rest = [
                 el for el in batch if not (take_images and el.tag == "image") and id(el) not in gone
             ]

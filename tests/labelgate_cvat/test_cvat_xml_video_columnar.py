@@ -19,6 +19,7 @@ from cvat_xml_oracle import LABELS, assert_same
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from labelgate.errors import FormatError
 from labelgate_cvat import xml_fast
 from labelgate_cvat.xml_export import _fast_frames, _fast_labels, read_cvat_xml
 from labelgate_cvat.xml_fast import stream_cvat_xml
@@ -255,3 +256,43 @@ def test_interpolated_box_and_rotation_values(tmp_path):
     assert ann.item.tolist() == list(range(10))
     np.testing.assert_allclose(ann.bbox[2], [4, 1, 8, 5])
     np.testing.assert_allclose(ann.rotation[:6], [350, 355, 0, 5, 10, 10])
+
+
+def _doc(meta: str, body: str) -> str:
+    return f"<annotations><meta><job><id>1</id>{meta}{LABELS}</job></meta>{body}</annotations>"
+
+
+TRACK = f'<track id="1" label="car">{_box(0, 0)}{_box(4, 8)}</track>'
+IMAGE = (
+    '<image id="2" name="a" width="64" height="48">'
+    '<box label="car" xtl="1" ytl="1" xbr="2" ybr="2"/></image>'
+)
+DOCUMENTS = {
+    # (document, whether the stream takes the tracks)
+    "start and stop": (_doc("<start_frame>0</start_frame><stop_frame>9</stop_frame>", TRACK), True),
+    "no stop_frame: frames from the document": (_doc("<start_frame>0</start_frame>", TRACK), False),
+    "bad stop_frame": (_doc("<stop_frame>x</stop_frame>", TRACK), False),
+    "image before the tracks": (_doc("<stop_frame>9</stop_frame>", IMAGE + TRACK), False),
+    "image after the tracks": (_doc("<stop_frame>9</stop_frame>", TRACK * 40 + IMAGE), False),
+    "no labels: labels from the document": (
+        f"<annotations><meta><job><stop_frame>9</stop_frame></job></meta>{TRACK}</annotations>",
+        False,
+    ),
+}
+
+
+@pytest.mark.filterwarnings("always::labelgate.errors.DataWarning")
+@pytest.mark.parametrize("name", list(DOCUMENTS))
+def test_documents_the_stream_must_not_take_tracks_from(tmp_path, name, monkeypatch):
+    monkeypatch.setattr(xml_fast, "BATCH", 2)  # tracks taken before the image is seen
+    text, taken = DOCUMENTS[name]
+    path = tmp_path / "d.xml"
+    path.write_text(text)
+    try:
+        assert_same(path)
+    except FormatError:  # the per-object path refuses the meta: so must the reader
+        with pytest.raises(FormatError):
+            read_cvat_xml(path)
+    with path.open("rb") as fh:
+        streamed = stream_cvat_xml(fh, _fast_labels, "a", _fast_frames)
+    assert (streamed.tracks is not None) == taken
