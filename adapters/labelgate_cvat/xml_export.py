@@ -6,10 +6,11 @@ shape (unknown label, too few points, NaN coordinate, bad mask RLE) is skipped w
 well-formed XML raises :class:`~labelgate.errors.FormatError` naming the file and line.
 
 The file is streamed (:mod:`labelgate_cvat.xml_fast`): plain image shapes go straight into
-columns and each finished image leaves memory. Everything else is rewritten into the API's
-payload shapes and converted by the same functions as a live job
-(:mod:`labelgate_cvat.payloads`), so video tracks are expanded with CVAT's interpolation rules
-(:mod:`labelgate_cvat.tracks`).
+columns and each finished image leaves memory; so do the plain tracks of a video job, expanded
+frame by frame with numpy (:mod:`labelgate_cvat.xml_tracks`). Everything else is rewritten into
+the API's payload shapes and converted by the same functions as a live job
+(:mod:`labelgate_cvat.payloads`), so the other video tracks are expanded with CVAT's
+interpolation rules (:mod:`labelgate_cvat.tracks`), which the columnar expansion follows.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from labelgate.model import AnnotationSet, LabelSchema
 from labelgate_cvat.payloads import MAX_FRAMES, cvat_job_to_annotations, schema_from_labels
 from labelgate_cvat.xml_fast import Streamed, merge_rows, stream_cvat_xml
 
-_SHAPES = ("box", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "cuboid")
+#: Shape elements (an image's children, a track's keyframes).
+SHAPE_TAGS = ("box", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "cuboid")
 
 
 def looks_like_cvat_xml(path: Path) -> bool:
@@ -213,7 +215,7 @@ def _labels(root: ET.Element) -> list[dict[str, Any]]:
         names: list[str] = []
         for el in root.iter():
             lname = el.get("label")
-            if el.tag in (*_SHAPES, "tag", "track") and lname and lname not in names:
+            if el.tag in (*SHAPE_TAGS, "tag", "track") and lname and lname not in names:
                 names.append(lname)
         return [{"id": i + 1, "name": n, "type": "any"} for i, n in enumerate(names)]
     next_id = iter(range(1, 1 << 30))
@@ -373,7 +375,7 @@ def _object(el: ET.Element, frame: int, ids: _Ids, oid: int) -> dict[str, Any] |
     Numbers that do not parse (``group``, ``z_order``, ``rotation``) are passed on as text: the
     payload converter checks them, naming the field, as it does for the API.
     """
-    if el.tag not in (*_SHAPES, "tag"):
+    if el.tag not in (*SHAPE_TAGS, "tag"):
         return None
     lname = el.get("label", "")
     obj: dict[str, Any] = {
@@ -446,7 +448,7 @@ def _track(track: ET.Element, ids: _Ids) -> dict[str, Any]:
     keyframes cannot be interpolated without it.
     """
     lname = track.get("label", "")
-    keyframes = [el for el in track if el.tag in _SHAPES]
+    keyframes = [el for el in track if el.tag in SHAPE_TAGS]
     out: dict[str, Any] = {
         "id": _number(track.get("id"), int),
         "frame": 0,

@@ -3,10 +3,12 @@
 The file is parsed in chunks; each finished ``<image>`` is taken out of the tree at once, so
 the reader never holds the document. Its boxes, polygons, polylines and points whose every field
 converts cleanly become column blocks through C-level ``map`` calls and numpy (no per-row dict
-or payload); everything else (tags, masks, skeletons, ellipses, cuboids, tracks, and any plain
-shape with a field the per-object path would report) stays an element for that path
+or payload); everything else (tags, masks, skeletons, ellipses, cuboids, and any plain shape
+with a field the per-object path would report) stays an element for that path
 (:func:`labelgate_cvat.xml_export.xml_to_payloads`), which owns every error message. Rows carry
 their document counter as ``source_id``, so the two halves merge back into document order.
+Finished ``<track>`` elements of a video job likewise become rows
+(:mod:`labelgate_cvat.xml_tracks`) or stay elements, by track.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
 from operator import attrgetter, is_not, itemgetter, methodcaller
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +28,9 @@ from labelgate.io.gc_pause import gc_paused
 from labelgate.io.inputs import to_float, to_int
 from labelgate.model import MAX_COORDINATE, Annotations, Kind, LabelSchema, Origin, gather_ragged
 from labelgate.model.columns import ColumnBlocks
+
+if TYPE_CHECKING:  # xml_tracks reads keyframes with this module's helpers
+    from labelgate_cvat.xml_tracks import TakenTracks
 
 #: Bytes fed to the parser at a time (small: the parser's allocations stay in cache).
 CHUNK = 1 << 14
@@ -90,7 +95,7 @@ class Streamed:
     counted: int = 0
     pending: list[dict[str, Any]] = field(default_factory=list)
     pending_rows: int = 0
-    tracks: Any = None
+    tracks: TakenTracks | None = None
 
 
 class Fields:
@@ -373,7 +378,7 @@ def _frames(images: list[ET.Element]) -> np.ndarray:
 
 
 @dataclass
-class _Rows:
+class FieldRows:
     ok: np.ndarray
     label: np.ndarray
     bbox: np.ndarray
@@ -410,7 +415,7 @@ def fast_rows(
     want: np.ndarray,
     f: Fields,
     label: np.ndarray | None = None,
-) -> _Rows:
+) -> FieldRows:
     """Every field of the candidate rows, and which rows convert cleanly (``ok``).
 
     Args:
@@ -460,7 +465,7 @@ def fast_rows(
         bbox[has, 2] = np.maximum.reduceat(xy[:, 0], starts)
         bbox[has, 3] = np.maximum.reduceat(xy[:, 1], starts)
     attributes, given = _attributes(kids, label, ok, f)
-    return _Rows(
+    return FieldRows(
         ok,
         label,
         bbox,

@@ -1,8 +1,8 @@
 """CVAT XML ``<track>`` elements expanded into column blocks, without per-frame Python objects.
 
-The keyframes of all tracks are read as columns at once (:func:`labelgate_cvat.xml_fast.fast_rows`,
-the image children's reader), sorted by (track, frame) and expanded into one row per frame with
-numpy, by the rules of :func:`labelgate_cvat.tracks.expand_track`: rectangles interpolate
+The keyframes of a batch of tracks are read as columns at once (the image children's reader,
+:func:`labelgate_cvat.xml_fast.fast_rows`), sorted by (track, frame) and expanded into one row
+per frame with numpy, by the rules of :func:`labelgate_cvat.tracks.expand_track`: rectangles interpolate
 linearly with rotation along the shortest arc, single points linearly, other point lists are
 copied; the last keyframe is copied to the end of the job unless it is ``outside``; nothing
 follows an ``outside`` keyframe; keyframe attributes carry forward to later keyframes that do not
@@ -28,9 +28,11 @@ from labelgate.model import MAX_COORDINATE, Kind, SourceType, gather_ragged
 from labelgate.model.columns import ColumnBlocks
 from labelgate_cvat.payloads import TRACK_SHIFT
 from labelgate_cvat.shape_batch import ShapeBatch
+from labelgate_cvat.xml_export import SHAPE_TAGS
 from labelgate_cvat.xml_fast import (
     KINDS,
     ONE,
+    FieldRows,
     Fields,
     column,
     fast_rows,
@@ -39,10 +41,6 @@ from labelgate_cvat.xml_fast import (
     values_of,
 )
 
-#: Every keyframe tag of a track (other children are ignored, as the per-object path does).
-SHAPE_TAGS = frozenset(
-    ("box", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "cuboid")
-)
 _attrib = attrgetter("attrib")
 _tag = attrgetter("tag")
 
@@ -111,7 +109,8 @@ def _take(
     kids = list(chain.from_iterable(tracks))
     owner = np.repeat(np.arange(n_tracks), lens)
     tags = list(map(_tag, kids))
-    if not (uniform(tags) and tags[0] in SHAPE_TAGS):  # the usual case: one tag throughout
+    # Other children are ignored, as the per-object path does (the usual case: one tag).
+    if not (uniform(tags) and tags[0] in SHAPE_TAGS):
         shape = np.fromiter(map(SHAPE_TAGS.__contains__, tags), bool, len(kids))
         keep = shape.tolist()
         kids, tags, owner = list(compress(kids, keep)), list(compress(tags, keep)), owner[shape]
@@ -137,7 +136,7 @@ class _Keyframes:
     """Every keyframe's fields (rows of :func:`fast_rows`; ``rows.ok``: read cleanly), its frame,
     ``outside`` flag and kind."""
 
-    rows: Any
+    rows: FieldRows
     frame: np.ndarray
     outside: np.ndarray
     kind: np.ndarray
@@ -168,7 +167,7 @@ class _Keyframes:
 
 
 @dataclass(frozen=True)
-class _Rows:
+class _Expanded:
     """Expanded rows in the order the per-object path adds them, and where each comes from.
 
     Attributes:
@@ -189,7 +188,7 @@ class _Rows:
     t: np.ndarray
     track: np.ndarray
 
-    def take(self, sel: np.ndarray) -> _Rows:
+    def take(self, sel: np.ndarray) -> _Expanded:
         """The rows ``sel`` (the keyframe layout unchanged)."""
         return replace(
             self,
@@ -201,7 +200,7 @@ class _Rows:
         )
 
 
-def _expand(keys: _Keyframes, ok: np.ndarray, owner: np.ndarray, stop: int) -> _Rows:
+def _expand(keys: _Keyframes, ok: np.ndarray, owner: np.ndarray, stop: int) -> _Expanded:
     """The rows of the ``ok`` tracks (as :func:`labelgate_cvat.tracks.expand_track` has them)."""
     sel = np.flatnonzero(ok[owner])
     order = sel[np.lexsort((keys.frame[sel], owner[sel]))]  # stable: equal frames keep order
@@ -223,10 +222,10 @@ def _expand(keys: _Keyframes, ok: np.ndarray, owner: np.ndarray, stop: int) -> _
     if len(inter):
         f0, f1 = f[key[inter]], f_next[key[inter]]
         t[inter] = (frame[inter] - f0).astype(np.float64) / (f1 - f0).astype(np.float64)
-    return _Rows(order, trk, key, frame, step, t, trk[key])
+    return _Expanded(order, trk, key, frame, step, t, trk[key])
 
 
-def _fast(rows: _Rows, keys: _Keyframes, frames: np.ndarray) -> np.ndarray:
+def _fast(rows: _Expanded, keys: _Keyframes, frames: np.ndarray) -> np.ndarray:
     """Rows the converter's fast path takes as they are (a False row sends its track back)."""
     order = rows.order
     at = np.searchsorted(frames, rows.frame)
@@ -251,7 +250,7 @@ def _lerp(values: np.ndarray, order: np.ndarray, key: np.ndarray, t: np.ndarray)
 
 
 def _columns(
-    rows: _Rows,
+    rows: _Expanded,
     keys: _Keyframes,
     ok: np.ndarray,
     label: np.ndarray,
@@ -327,7 +326,7 @@ def _columns(
 
 
 def _carried(
-    rows: _Rows, keys: _Keyframes, label: np.ndarray, fields: Fields
+    rows: _Expanded, keys: _Keyframes, label: np.ndarray, fields: Fields
 ) -> dict[str, np.ndarray]:
     """Each row's attribute columns: its keyframe's values, a value not set there carried from
     the latest earlier keyframe (in frame order) of its track that sets it, else the default.
