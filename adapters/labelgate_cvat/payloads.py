@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import isfinite
 from typing import Any
 
@@ -54,6 +54,9 @@ from labelgate_cvat.shape_batch import (
     take_shapes,
 )
 from labelgate_cvat.tracks import expand_track
+
+#: Track rows a reader expanded itself are numbered (track position << TRACK_SHIFT) + row.
+TRACK_SHIFT = 32
 
 #: Most frames one job may span: a frame range is expanded into one item per frame, so a
 #: corrupt stop_frame (10**30) must be refused rather than allocated.
@@ -852,6 +855,7 @@ def cvat_job_to_annotations(
     job: Mapping[str, Any] | None = None,
     name: str | None = None,
     context: Mapping[str, Any] | None = None,
+    taken_tracks: ShapeBatch | None = None,
 ) -> AnnotationSet:
     """Convert one CVAT job's annotations into an annotation set.
 
@@ -864,6 +868,11 @@ def cvat_job_to_annotations(
         job: the ``JobRead`` dict (id, task_id, type, stage, state, assignee ...) kept in meta.
         name: the set's name (default ``job <id>``).
         context: extra fields copied into every ``data_errors`` entry (e.g. the file).
+        taken_tracks: tracks a reader expanded into rows itself
+            (:func:`labelgate_cvat.xml_tracks.take_tracks`): each row's ``seq`` is (its track's
+            position << ``TRACK_SHIFT``) + its row within the track, and ``payload["tracks"]``
+            holds the other tracks, at positions ``taken_tracks.rest``; the rows merge in the
+            order converting every track here would give.
 
     Returns:
         The annotation set; tracks are expanded per frame; bad objects are in ``data_errors``.
@@ -896,7 +905,15 @@ def cvat_job_to_annotations(
             conv.tag(obj)
         else:
             conv.fail({"id": f"#{n}"}, "tag", None, ValidationError("not an object"))
+    base = conv.seq
+    if taken_tracks is not None:
+        if len(taken_tracks.rest) != len(groups["tracks"]):
+            raise ValueError("taken_tracks.rest must give the position of every track left")
+        if len(taken_tracks.annotations):
+            conv.batches.append(replace(taken_tracks, seq=base + taken_tracks.seq))
     for n, track in enumerate(groups["tracks"]):
+        if taken_tracks is not None:  # the arrival numbers the taken tracks' rows were given
+            conv.seq = base + (taken_tracks.rest[n] << TRACK_SHIFT)
         if isinstance(track, Mapping):
             conv.track(track, stop)
         else:

@@ -6,10 +6,11 @@ shape (unknown label, too few points, NaN coordinate, bad mask RLE) is skipped w
 well-formed XML raises :class:`~labelgate.errors.FormatError` naming the file and line.
 
 The file is streamed (:mod:`labelgate_cvat.xml_fast`): plain image shapes go straight into
-columns and each finished image leaves memory. Everything else is rewritten into the API's
-payload shapes and converted by the same functions as a live job
-(:mod:`labelgate_cvat.payloads`), so video tracks are expanded with CVAT's interpolation rules
-(:mod:`labelgate_cvat.tracks`).
+columns and each finished image leaves memory; so do the plain tracks of a video job, expanded
+frame by frame with numpy (:mod:`labelgate_cvat.xml_tracks`). Everything else is rewritten into
+the API's payload shapes and converted by the same functions as a live job
+(:mod:`labelgate_cvat.payloads`), so the other video tracks are expanded with CVAT's
+interpolation rules (:mod:`labelgate_cvat.tracks`), which the columnar expansion follows.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from labelgate.model import AnnotationSet, LabelSchema
 from labelgate_cvat.payloads import MAX_FRAMES, cvat_job_to_annotations, schema_from_labels
 from labelgate_cvat.xml_fast import Streamed, merge_rows, stream_cvat_xml
 
-_SHAPES = ("box", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "cuboid")
+#: Shape elements (an image's children, a track's keyframes).
+SHAPE_TAGS = ("box", "polygon", "polyline", "points", "ellipse", "mask", "skeleton", "cuboid")
 
 
 def looks_like_cvat_xml(path: Path) -> bool:
@@ -59,7 +61,7 @@ def read_cvat_xml(path: str | Path, annotator: str | None = None) -> AnnotationS
     annotator = annotator or p.stem
     try:
         with p.open("rb") as fh:
-            streamed = stream_cvat_xml(fh, _fast_labels, annotator)
+            streamed = stream_cvat_xml(fh, _fast_labels, annotator, _fast_frames)
     except ET.ParseError as exc:
         line, col = exc.position
         raise FormatError(f"{p}: malformed XML at line {line}, column {col} ({exc})") from None
@@ -85,6 +87,20 @@ def _fast_labels(root: ET.Element) -> tuple[list[dict[str, Any]], LabelSchema]:
         raise FormatError("no <labels> before the first <image>")
     labels = _labels(root)
     return labels, schema_from_labels(labels)
+
+
+def _fast_frames(root: ET.Element) -> tuple[int, int]:
+    """(start, stop) frames of a video job for the streaming track path, from ``<meta>``.
+
+    Raises:
+        FormatError: no ``<stop_frame>`` (the frames are then those the document uses, so
+            the tracks must be kept) or a meta :func:`_video_meta` refuses.
+    """
+    owner = _owner(root)
+    if owner is None or not (owner.findtext("stop_frame") or "").strip():
+        raise FormatError("no <stop_frame> before the first <track>")
+    meta = _video_meta(root, owner, "")
+    return meta["start_frame"], meta["stop_frame"]
 
 
 def parse_cvat_xml(
@@ -113,6 +129,8 @@ def parse_cvat_xml(
         schema = schema_from_labels(labels)
     except FormatError as exc:
         raise FormatError(f"{source}: <labels>: {exc}") from None
+    # Tracks the stream took as columns; the others are in ``payload`` (still in the tree).
+    taken = None if streamed is None or streamed.tracks is None else streamed.tracks.batch()
     info: dict[str, Any] = {}
     if owner is not None and owner.findtext("id") is not None:
         try:
@@ -120,7 +138,14 @@ def parse_cvat_xml(
         except ValidationError as exc:
             raise FormatError(f"{source}: <meta><{owner.tag}><id>: {exc}") from None
     aset = cvat_job_to_annotations(
-        payload, meta, schema, annotator=annotator, job=info, name=name, context={"file": source}
+        payload,
+        meta,
+        schema,
+        annotator=annotator,
+        job=info,
+        name=name,
+        context={"file": source},
+        taken_tracks=taken,
     )
     if streamed is not None and streamed.fast is not None:
         merged = merge_rows(streamed.fast.build(), aset.annotations, all_fast=not streamed.objects)
@@ -141,7 +166,8 @@ def xml_to_payloads(
 
     Label and attribute ids are numbered in document order; object ids count from 0 over
     the children of every ``<image>``. With ``streamed``, only the image children its fast
-    path left are converted (the images themselves come from it).
+    path left are converted (the images themselves come from it), and only the tracks it
+    left (:attr:`Streamed.tracks` has the others).
 
     Raises:
         FormatError: unusable labels or image elements.
@@ -168,8 +194,7 @@ def xml_to_payloads(
         obj = _object(el, frames[n], ids, seq)
         if obj is not None:
             payload["tags" if el.tag == "tag" else "shapes"].append(obj)
-    for track in root.findall("track"):
-        payload["tracks"].append(_track(track, ids))
+    payload["tracks"] = [_track(track, ids) for track in root.findall("track")]
     return labels, meta, payload
 
 
@@ -190,7 +215,7 @@ def _labels(root: ET.Element) -> list[dict[str, Any]]:
         names: list[str] = []
         for el in root.iter():
             lname = el.get("label")
-            if el.tag in (*_SHAPES, "tag", "track") and lname and lname not in names:
+            if el.tag in (*SHAPE_TAGS, "tag", "track") and lname and lname not in names:
                 names.append(lname)
         return [{"id": i + 1, "name": n, "type": "any"} for i, n in enumerate(names)]
     next_id = iter(range(1, 1 << 30))
@@ -350,7 +375,7 @@ def _object(el: ET.Element, frame: int, ids: _Ids, oid: int) -> dict[str, Any] |
     Numbers that do not parse (``group``, ``z_order``, ``rotation``) are passed on as text: the
     payload converter checks them, naming the field, as it does for the API.
     """
-    if el.tag not in (*_SHAPES, "tag"):
+    if el.tag not in (*SHAPE_TAGS, "tag"):
         return None
     lname = el.get("label", "")
     obj: dict[str, Any] = {
@@ -423,7 +448,7 @@ def _track(track: ET.Element, ids: _Ids) -> dict[str, Any]:
     keyframes cannot be interpolated without it.
     """
     lname = track.get("label", "")
-    keyframes = [el for el in track if el.tag in _SHAPES]
+    keyframes = [el for el in track if el.tag in SHAPE_TAGS]
     out: dict[str, Any] = {
         "id": _number(track.get("id"), int),
         "frame": 0,

@@ -3,10 +3,12 @@
 The file is parsed in chunks; each finished ``<image>`` is taken out of the tree at once, so
 the reader never holds the document. Its boxes, polygons, polylines and points whose every field
 converts cleanly become column blocks through C-level ``map`` calls and numpy (no per-row dict
-or payload); everything else (tags, masks, skeletons, ellipses, cuboids, tracks, and any plain
-shape with a field the per-object path would report) stays an element for that path
+or payload); everything else (tags, masks, skeletons, ellipses, cuboids, and any plain shape
+with a field the per-object path would report) stays an element for that path
 (:func:`labelgate_cvat.xml_export.xml_to_payloads`), which owns every error message. Rows carry
 their document counter as ``source_id``, so the two halves merge back into document order.
+Finished ``<track>`` elements of a video job likewise become rows
+(:mod:`labelgate_cvat.xml_tracks`) or stay elements, by track.
 """
 
 from __future__ import annotations
@@ -17,47 +19,53 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
 from operator import attrgetter, is_not, itemgetter, methodcaller
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from labelgate.errors import ValidationError
+from labelgate.errors import FormatError, ValidationError
 from labelgate.io.gc_pause import gc_paused
 from labelgate.io.inputs import to_float, to_int
 from labelgate.model import MAX_COORDINATE, Annotations, Kind, LabelSchema, Origin, gather_ragged
 from labelgate.model.columns import ColumnBlocks
 
+if TYPE_CHECKING:  # xml_tracks reads keyframes with this module's helpers
+    from labelgate_cvat.xml_tracks import TakenTracks
+
 #: Bytes fed to the parser at a time (small: the parser's allocations stay in cache).
 CHUNK = 1 << 14
 #: Finished children of the root gathered before a harvest (numpy calls amortised over them).
 BATCH = 32
+#: ... or fewer, once their own children (shapes, keyframes) are this many: a video's tracks
+#: are large, and a smaller batch leaves the parser's memory in cache.
+BATCH_ELEMENTS = 2048
 #: Harvested rows gathered before they go to ``Streamed.fast`` as one block.
 FLUSH = 1 << 15
-_KINDS = {"box": Kind.RECTANGLE, "polygon": Kind.POLYGON, "polyline": Kind.POLYLINE}
-_KINDS["points"] = Kind.POINTS
+KINDS = {"box": Kind.RECTANGLE, "polygon": Kind.POLYGON, "polyline": Kind.POLYLINE}
+KINDS["points"] = Kind.POINTS
 _MIN_COORDS = {Kind.POLYGON: 6, Kind.POLYLINE: 4, Kind.POINTS: 2}
 _BOX_KEYS = ("xtl", "ytl", "xbr", "ybr")
 _BOX_GET = itemgetter(*_BOX_KEYS)
-_ONE = {"1": True}  # CVAT writes flags as "0"/"1"; anything but "1" is false
+ONE = {"1": True}  # CVAT writes flags as "0"/"1"; anything but "1" is false
 _SLOW = object()  # a cached field value the per-object path must report
 _attrib = attrgetter("attrib")
 _tag = attrgetter("tag")
 _text = attrgetter("text")
 
 
-def _lookup(texts: list[Any], table: Any, default: Any, dtype: Any) -> np.ndarray:
+def lookup(texts: list[Any], table: Any, default: Any, dtype: Any) -> np.ndarray:
     """``table.get(text, default)`` for every text, as an array (one lookup when all agree)."""
-    if _uniform(texts):
+    if uniform(texts):
         return np.full(len(texts), table.get(texts[0], default), dtype=dtype)
     return np.fromiter(map(table.get, texts, repeat(default)), dtype, len(texts))
 
 
-def _uniform(texts: list[Any]) -> bool:
+def uniform(texts: list[Any]) -> bool:
     """Every text equal to the first (one C comparison each; no hashing, unlike ``set``)."""
     return bool(texts) and texts.count(texts[0]) == len(texts)
 
 
-def _values(attribs: list[dict[str, str]], key: str, default: str | None = None) -> list[Any]:
+def values_of(attribs: list[dict[str, str]], key: str, default: str | None = None) -> list[Any]:
     """One XML attribute of every element (``dict.get`` mapped in C, no per-row Python)."""
     return list(map(dict.get, attribs, repeat(key), repeat(default)))
 
@@ -75,6 +83,9 @@ class Streamed:
         counted: children of images seen (the document counter's end).
         pending: harvested column blocks not yet handed to ``fast`` (see :data:`FLUSH`).
         pending_rows: their rows.
+        tracks: the rows of the ``<track>`` elements taken out of ``root``
+            (:class:`labelgate_cvat.xml_tracks.TakenTracks`); None when no track was taken
+            (the per-object path converts every track).
     """
 
     root: ET.Element
@@ -84,9 +95,10 @@ class Streamed:
     counted: int = 0
     pending: list[dict[str, Any]] = field(default_factory=list)
     pending_rows: int = 0
+    tracks: TakenTracks | None = None
 
 
-class _Fields:
+class Fields:
     """Per-label lookups and memoised conversions of repeated field texts."""
 
     def __init__(self, labels: list[dict[str, Any]], schema: LabelSchema) -> None:
@@ -142,12 +154,18 @@ def _convert(what: str, text: Any) -> Any:
     # The same chain as xml_export._object/_shape_fields then payloads._Converter.shape.
     from labelgate_cvat.xml_export import _number
 
+    # A track's ``id`` and its keyframes' ``frame`` as xml_export._track and the converter's
+    # track checks read them.
     try:
         if what == "origin":
             return int(Origin.parse(text or "manual"))
         if what == "rotation":
             value = to_float(_number(text, float) or 0.0, "rotation")
             return value
+        if what == "frame":
+            return to_int(text, "frame", lo=0)
+        if what == "id":
+            return to_int(_number(text, int) or 0, "id")
         lo, hi = (0, 2**63 - 1) if what == "group" else (-(2**31), 2**31 - 1)
         return to_int(_number(text, int) or 0, what, lo, hi)
     except ValidationError:
@@ -158,14 +176,19 @@ def stream_cvat_xml(
     fh: IO[bytes],
     labels_of: Callable[[ET.Element], tuple[list[dict[str, Any]], LabelSchema]],
     annotator: str,
+    job_frames: Callable[[ET.Element], tuple[int, int]] | None = None,
 ) -> Streamed:
-    """Parse a CVAT XML file in chunks, taking plain image shapes into columns.
+    """Parse a CVAT XML file in chunks, taking plain image shapes and tracks into columns.
 
     Args:
-        fh: the open file.
+        fh: the open file (seekable when ``job_frames`` is given).
         labels_of: ``root -> (Label dicts, schema)``; raising FormatError turns the fast path
             off (the per-object path then reports the problem).
         annotator: the name of the fast rows' annotator.
+        job_frames: ``root -> (start, stop)`` frames of a video job from its meta, asked at
+            the first ``<track>``; raising FormatError (or None) leaves every track to the
+            per-object path. Tracks are taken only in a document without images (an image
+            after a taken track starts the parse again without taking tracks).
 
     Raises:
         ET.ParseError: not well-formed XML.
@@ -173,21 +196,33 @@ def stream_cvat_xml(
     # The cyclic collector would rescan the parser's young elements after every few thousand
     # allocations (a third of the reading time); nothing here makes cycles, so it waits.
     with gc_paused():
-        return _stream(fh, labels_of, annotator)
+        try:
+            return _stream(fh, labels_of, annotator, job_frames)
+        except _ImageAfterTracks:
+            fh.seek(0)
+            return _stream(fh, labels_of, annotator, None)
+
+
+class _ImageAfterTracks(Exception):
+    """An ``<image>`` after tracks were taken as video frames: the document is not a video."""
 
 
 def _stream(
     fh: IO[bytes],
     labels_of: Callable[[ET.Element], tuple[list[dict[str, Any]], LabelSchema]],
     annotator: str,
+    job_frames: Callable[[ET.Element], tuple[int, int]] | None,
 ) -> Streamed:
+    from labelgate_cvat.xml_tracks import TakenTracks
+
     parser: ET.XMLPullParser[Any] = ET.XMLPullParser(events=("start",))
     # The parser's event deque (private, stable since 3.4): cleared in one C call, as only the
     # root's start event is used; read_events() would run Python code per element.
     queue: Any = getattr(parser, "_events_queue")  # noqa: B009
     out: Streamed | None = None
-    fields: _Fields | None = None
+    fields: Fields | None = None
     fast_off = False
+    tracks_off = job_frames is None
     kept = 0  # leading children of root already looked at and kept
     while True:
         data = fh.read(CHUNK)
@@ -205,24 +240,48 @@ def _stream(
         if out is None:
             continue  # close() has raised when the document had no element
         root = out.root
-        if data and len(root) - kept <= BATCH:
+        if data and (len(root) - kept <= BATCH and sum(map(len, root[kept:-1])) < BATCH_ELEMENTS):
             continue
         end = len(root) - (1 if data else 0)  # the last child may still be open
         batch = root[kept:end]
-        rest = [el for el in batch if el.tag != "image"]
         images = [el for el in batch if el.tag == "image"]
-        if images and fields is None and not fast_off:
+        tracks = [el for el in batch if el.tag == "track"]
+        if (images or tracks) and fields is None and not fast_off:
             try:
-                fields = _Fields(*labels_of(root))
-                out.fast = ColumnBlocks([annotator])
+                fields = Fields(*labels_of(root))
             except Exception:
                 fast_off = True
-        if images and fields is not None:
+        if images and out.tracks is not None:
+            raise _ImageAfterTracks
+        if tracks and out.tracks is None and not tracks_off:
+            # Decided once, at the first track: the meta (before it) gives the job's frames.
+            tracks_off = True
+            if fields is not None and not (out.images or images) and job_frames is not None:
+                with suppress(FormatError):
+                    start, stop = job_frames(root)
+                    out.tracks = TakenTracks(
+                        np.arange(start, stop + 1), stop, ColumnBlocks([annotator])
+                    )
+        take_images = bool(images) and fields is not None
+        taken: list[ET.Element] = []  # tracks taken as rows: out of the tree
+        if tracks and out.tracks is not None and fields is not None:
+            left = {id(el) for el in out.tracks.take(tracks, fields)}
+            taken = [el for el in tracks if id(el) not in left]
+        if take_images or taken:
+            gone = {id(el) for el in taken}
+            rest = [
+                el for el in batch if not (take_images and el.tag == "image") and id(el) not in gone
+            ]
             root[kept:end] = rest
             kept += len(rest)
-            _harvest(out, images, fields)
         else:
             kept = end
+        if take_images:
+            if out.fast is None:
+                out.fast = ColumnBlocks([annotator])
+            assert fields is not None
+            _harvest(out, images, fields)
+        else:
             for img in images:
                 n = len(out.images)
                 out.images.append(img)
@@ -233,7 +292,7 @@ def _stream(
             return out
 
 
-def _harvest(out: Streamed, images: list[ET.Element], fields: _Fields) -> None:
+def _harvest(out: Streamed, images: list[ET.Element], fields: Fields) -> None:
     """Take the plain shapes of finished images into ``out.fast``; leave the rest as objects."""
     first = len(out.images)
     out.images.extend(map(ET.Element, repeat("image"), map(_attrib, images)))
@@ -243,11 +302,11 @@ def _harvest(out: Streamed, images: list[ET.Element], fields: _Fields) -> None:
     img_of = np.repeat(np.arange(len(images)), lens)
     seq = out.counted + np.arange(len(kids), dtype=np.int64)
     out.counted += len(kids)
-    kinds = _lookup(list(map(_tag, kids)), _KINDS, -1, np.int64)
+    kinds = lookup(list(map(_tag, kids)), KINDS, -1, np.int64)
     ok = (kinds >= 0) & (frames[img_of] >= 0)
     attribs = list(map(_attrib, kids))
-    outside = _lookup(_values(attribs, "outside"), _ONE, False, bool)
-    rows = _fast_rows(kids, attribs, kinds, ok & ~outside, fields)
+    outside = lookup(values_of(attribs, "outside"), ONE, False, bool)
+    rows = fast_rows(kids, attribs, kinds, ok & ~outside, fields)
     taken = ok & (outside | rows.ok)
     for i in np.flatnonzero(~taken):
         out.objects.append((kids[i], first + int(img_of[i]), int(seq[i])))
@@ -319,7 +378,7 @@ def _frames(images: list[ET.Element]) -> np.ndarray:
 
 
 @dataclass
-class _Rows:
+class FieldRows:
     ok: np.ndarray
     label: np.ndarray
     bbox: np.ndarray
@@ -331,12 +390,13 @@ class _Rows:
     group: np.ndarray
     occluded: np.ndarray
     origin: np.ndarray
-    attributes: dict[str, np.ndarray]
+    attributes: dict[str, np.ndarray]  # label defaults, then the values given
+    given: dict[str, np.ndarray]  # name -> rows whose element gives it (bool)
 
 
-def _column(fields: _Fields, what: str, texts: list[Any], dtype: Any) -> tuple[Any, Any]:
+def column(fields: Fields, what: str, texts: list[Any], dtype: Any) -> tuple[Any, Any]:
     """(values, ok) of one memoised field over all rows (converted once per distinct text)."""
-    table = {t: fields.convert(what, t) for t in (texts[:1] if _uniform(texts) else set(texts))}
+    table = {t: fields.convert(what, t) for t in (texts[:1] if uniform(texts) else set(texts))}
     bad = {t for t, v in table.items() if v is _SLOW}
     clean = {t: 0 if v is _SLOW else v for t, v in table.items()}
     if len(clean) == 1:  # the usual case: one value for the whole batch
@@ -348,22 +408,39 @@ def _column(fields: _Fields, what: str, texts: list[Any], dtype: Any) -> tuple[A
     return values, ~np.fromiter(map(bad.__contains__, texts), bool, len(texts))
 
 
-def _fast_rows(
-    kids: list[ET.Element], attribs: list[Any], kinds: np.ndarray, want: np.ndarray, f: _Fields
-) -> _Rows:
-    """Every field of the candidate rows, and which rows convert cleanly (``ok``)."""
+def fast_rows(
+    kids: list[ET.Element],
+    attribs: list[Any],
+    kinds: np.ndarray,
+    want: np.ndarray,
+    f: Fields,
+    label: np.ndarray | None = None,
+) -> FieldRows:
+    """Every field of the candidate rows, and which rows convert cleanly (``ok``).
+
+    Args:
+        kids: the shape elements; attribs: their attribute dicts; kinds: their :class:`Kind`
+            codes (-1 for others); want: the candidate rows.
+        f: the label lookups.
+        label: each row's label position, for track keyframes, whose label, group and source
+            are their track's (``group`` and ``origin`` are then zeros, not read); default:
+            the elements' own ``label``, ``group_id`` and ``source``.
+    """
     n = len(kids)
-    names = _values(attribs, "label", "")
-    label = _lookup(names, f.label, -1, np.int64)
+    own = label is None
+    if label is None:
+        label = lookup(values_of(attribs, "label", ""), f.label, -1, np.int64)
     ok = want & (label >= 0)
-    rotation, good = _column(f, "rotation", _values(attribs, "rotation"), np.float64)
+    rotation, good = column(f, "rotation", values_of(attribs, "rotation"), np.float64)
     ok &= good
-    z_order, good = _column(f, "z_order", _values(attribs, "z_order"), np.int64)
+    z_order, good = column(f, "z_order", values_of(attribs, "z_order"), np.int64)
     ok &= good
-    group, good = _column(f, "group", _values(attribs, "group_id"), np.int64)
-    ok &= good
-    origin, _ = _column(f, "origin", _values(attribs, "source"), np.int64)
-    occluded = _lookup(_values(attribs, "occluded"), _ONE, False, bool)
+    group = origin = np.zeros(n, np.int64)
+    if own:
+        group, good = column(f, "group", values_of(attribs, "group_id"), np.int64)
+        ok &= good
+        origin, _ = column(f, "origin", values_of(attribs, "source"), np.int64)
+    occluded = lookup(values_of(attribs, "occluded"), ONE, False, bool)
     bbox = np.zeros((n, 4))
     is_box = ok & (kinds == Kind.RECTANGLE)
     if is_box.any():
@@ -373,7 +450,7 @@ def _fast_rows(
             flat = map(float, chain.from_iterable(map(_BOX_GET, boxes)))
             coords = np.fromiter(flat, np.float64, 4 * len(sel)).reshape(-1, 4)
         except (KeyError, TypeError, ValueError):
-            coords = np.stack([_floats(_values(boxes, key)) for key in _BOX_KEYS], axis=1)
+            coords = np.stack([_floats(values_of(boxes, key)) for key in _BOX_KEYS], axis=1)
         good = (np.abs(coords) <= MAX_COORDINATE).all(axis=1)  # False for NaN
         good &= (coords[:, 2] >= coords[:, 0]) & (coords[:, 3] >= coords[:, 1])
         ok[sel[~good]] = False
@@ -387,8 +464,8 @@ def _fast_rows(
         bbox[has, 1] = np.minimum.reduceat(xy[:, 1], starts)
         bbox[has, 2] = np.maximum.reduceat(xy[:, 0], starts)
         bbox[has, 3] = np.maximum.reduceat(xy[:, 1], starts)
-    attributes = _attributes(kids, label, ok, f)
-    return _Rows(
+    attributes, given = _attributes(kids, label, ok, f)
+    return FieldRows(
         ok,
         label,
         bbox,
@@ -401,6 +478,7 @@ def _fast_rows(
         occluded,
         origin,
         attributes,
+        given,
     )
 
 
@@ -432,7 +510,7 @@ def _polylines(
     sel = np.flatnonzero(want)
     if not len(sel):
         return counts, np.zeros(n, np.int64), np.zeros((0, 2))
-    texts = _values(list(compress(attribs, want.tolist())), "points", "")
+    texts = values_of(list(compress(attribs, want.tolist())), "points", "")
     numbers = np.fromiter(map(methodcaller("count", ","), texts), np.int64, len(texts))
     numbers += np.fromiter(map(methodcaller("count", ";"), texts), np.int64, len(texts)) + 1
     pieces = ";".join(texts).replace(";", ",").split(",")
@@ -465,9 +543,10 @@ def _row_coords(text: str) -> list[float]:
 
 
 def _attributes(
-    kids: list[ET.Element], label: np.ndarray, ok: np.ndarray, f: _Fields
-) -> dict[str, np.ndarray]:
-    """Attribute columns of the ``ok`` rows: label defaults, then each ``<attribute>`` child.
+    kids: list[ET.Element], label: np.ndarray, ok: np.ndarray, f: Fields
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Attribute columns of the ``ok`` rows: label defaults, then each ``<attribute>`` child;
+    and for each name given by some row, which rows give it.
 
     Rows with a child other than a plain ``<attribute>``, an attribute given twice, or a value
     the label's spec cannot read are cleared from ``ok`` (the per-object path reports them).
@@ -494,19 +573,23 @@ def _attributes(
         for key in f.defaults[lab]:  # meets them
             if key not in cols:
                 cols[key] = f.default_columns[key][row_label]
+    given: dict[str, np.ndarray] = {}
     if not len(subs):
-        return cols
+        return cols, given
     # Each child's (label, name, text) as one integer (names and texts numbered per batch);
     # each distinct triple is resolved once into its column code and value.
     names = _numbered(list(map(ET.Element.get, subs, repeat("name"), repeat(""))))
     texts = _numbered(list(map(_text, subs)))
-    triple = (label[owner] * len(names[0]) + names[1]) * len(texts[0]) + texts[1]
-    distinct, which = np.unique(triple, return_inverse=True)
+    # Labels shifted by one: an unknown label (-1) is 0, so every triple is >= 0.
+    per_label = len(names[0]) * len(texts[0])
+    triple = (label[owner] + 1) * per_label + names[1] * len(texts[0]) + texts[1]
+    distinct, which = _distinct(triple, (int(label.max(initial=0)) + 2) * per_label)
     codes: dict[str, int] = {}
     found_code = np.empty(len(distinct), np.int64)
     found_value = np.empty(len(distinct), dtype=object)
     for i, t in enumerate(distinct.tolist()):
-        lab, rest = divmod(t, len(names[0]) * len(texts[0]))
+        lab, rest = divmod(t, per_label)
+        lab -= 1
         name, text = names[0][rest // len(texts[0])], texts[0][rest % len(texts[0])]
         name_of, found_value[i] = f.attribute(lab, name, text)
         found_code[i] = (
@@ -529,12 +612,28 @@ def _attributes(
     for name, c in codes.items():
         use = (code == c) & use_rows
         cols[name][owner[use]] = value[use]
-    return cols
+        given[name] = np.zeros(n, bool)
+        given[name][owner[use]] = True
+    return cols, given
+
+
+def _distinct(codes: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True)`` for codes in [0, bound): by a table (no sort)
+    when the bound is small next to the number of codes."""
+    if bound > 4 * len(codes) + 1024:
+        distinct, which = np.unique(codes, return_inverse=True)
+        return distinct, which.reshape(-1)
+    present = np.zeros(bound, bool)
+    present[codes] = True
+    distinct = np.flatnonzero(present)
+    table = np.zeros(bound, np.int64)
+    table[distinct] = np.arange(len(distinct))
+    return distinct, table[codes]
 
 
 def _numbered(texts: list[Any]) -> tuple[list[Any], np.ndarray]:
     """(distinct texts, each text's index among them); the index mapped in C."""
-    if _uniform(texts):
+    if uniform(texts):
         return texts[:1], np.zeros(len(texts), np.int64)
     distinct = list(set(texts))
     index = {t: i for i, t in enumerate(distinct)}

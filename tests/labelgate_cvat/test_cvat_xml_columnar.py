@@ -9,39 +9,16 @@ the attribute columns and the warning texts must be identical.
 """
 
 import random
-import warnings
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cvat_xml_oracle import LABELS, assert_same
 
-from labelgate.errors import DataWarning
 from labelgate_cvat import xml_fast
-from labelgate_cvat.xml_export import parse_cvat_xml, read_cvat_xml
+from labelgate_cvat.xml_export import read_cvat_xml
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "cvat"
-
-LABELS = """<labels>
-<label><name>car</name><type>rectangle</type><attributes>
-<attribute><name>color</name><mutable>False</mutable><input_type>select</input_type>
-<default_value>red</default_value><values>red
-blue</values></attribute>
-<attribute><name>speed</name><mutable>True</mutable><input_type>number</input_type>
-<default_value>0</default_value><values>0;100;1</values></attribute>
-<attribute><name>parked</name><mutable>False</mutable><input_type>checkbox</input_type>
-<default_value>false</default_value><values>false</values></attribute></attributes></label>
-<label><name>sign</name><type>polygon</type><attributes>
-<attribute><name>note</name><mutable>False</mutable><input_type>text</input_type>
-<default_value></default_value><values></values></attribute></attributes></label>
-<label><name>lane</name><type>any</type><attributes/></label>
-<label><name>day</name><type>tag</type><attributes/></label>
-<label><name>person</name><type>skeleton</type><attributes/>
-<svg>&lt;circle data-type="element node" data-node-id="1" data-label-name="head"&gt;&lt;/circle&gt;
-&lt;circle data-type="element node" data-node-id="2" data-label-name="foot"&gt;&lt;/circle&gt;</svg></label>
-<label><name>head</name><type>points</type><attributes/><parent>person</parent></label>
-<label><name>foot</name><type>points</type><attributes/><parent>person</parent></label>
-</labels>"""
 
 
 def _num(r: random.Random, bad: float) -> str:
@@ -200,28 +177,6 @@ def _video_file(path: Path, seed: int, bad: float) -> Path:
         "</original_size></job></meta>\n" + "\n".join(tracks) + "\n</annotations>\n"
     )
     return path
-
-
-def _read(reader, path):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
-        aset = reader(path)
-    return aset, [str(w.message) for w in caught]
-
-
-def _oracle(path: Path):
-    root = ET.parse(path).getroot()
-    return parse_cvat_xml(root, name=path.stem, source=str(path), annotator=path.stem)
-
-
-def assert_same(path: Path) -> None:
-    new, new_warn = _read(read_cvat_xml, path)
-    old, old_warn = _read(_oracle, path)
-    assert new.to_dict() == old.to_dict()
-    assert list(new.annotations.attributes) == list(old.annotations.attributes)
-    for key, col in old.annotations.attributes.items():
-        assert [type(v) for v in new.annotations.attributes[key]] == [type(v) for v in col]
-    assert new_warn == old_warn
 
 
 @pytest.mark.filterwarnings("always::labelgate.errors.DataWarning")
