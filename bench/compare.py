@@ -6,9 +6,10 @@ boxes), polygons and masks. Rows, each with its peer and target (issue #17):
 - boxes: annotations/s of the full report vs a per-pair Python reference on a sample of the
   same frames (identical matches checked);
 - JSON form of the 1M-box report: conflict objects/s of ``report.save_json(path)`` on the fresh
-  (lazy) report, i.e. process CPU time from the engine's columns to the whole JSON file on disk
-  (conflict texts, frame results, writing), target >= 1M/s; ``to_dict()`` (the API users'
-  dicts) is timed after it for information;
+  (lazy) report, i.e. process CPU time (user + system) from the engine's columns to the whole
+  JSON file on disk (conflict texts, frame results, writing), best of ``--repeat`` writes with
+  the first (cold page cache on this VM) printed beside it, target >= 1M/s; ``to_dict()`` (the
+  API users' dicts) is timed after it for information;
 - covered check: the 1M-box report with ``check_covered_annotations`` on vs off (<= 1.3x);
 - polygons (1,000 frames x 10) and masks vs polygons (200 x 10): the full report vs the
   pycocotools raster peer, i.e. what CVAT does per frame (``frPyObjects`` + ``iou`` +
@@ -286,11 +287,23 @@ def _box_rows(args: argparse.Namespace, settings: QualitySettings, full_size: bo
         f"in {full:.2f} s -> {n / full:,.0f} annotations/s "
         f"(accuracy {report.summary['accuracy']:.3f})"
     )
+    # Best of ``--repeat`` writes, each file removed before the next: the first write into
+    # memory this VM's guest has never touched costs several times the kernel time of later
+    # ones (measured: 389 MB in 0.9 s vs 0.1 s of system time), which is the host's lazy
+    # backing, not the writer. The first (cold) write is printed too.
+    times: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.process_time()
-        report.save_json(Path(tmp) / "report.json")
-        written = time.process_time() - t
-        size = (Path(tmp) / "report.json").stat().st_size
+        out = Path(tmp) / "report.json"
+        for _ in range(max(args.repeat, 1)):
+            out.unlink(missing_ok=True)
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            report.save_json(out)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            times.append((after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime))
+        size = out.stat().st_size
+    cold = sum(times[0])
+    user, system = min(times, key=sum)
+    written = user + system
     n_conf = report.summary["conflict_count"]
     t = time.process_time()
     as_json = report.to_dict()
@@ -298,8 +311,9 @@ def _box_rows(args: argparse.Namespace, settings: QualitySettings, full_size: bo
     json_rate = n_conf / written
     print(
         f"  JSON form: {n_conf:,} conflict objects, {len(as_json['frame_results']):,} frame "
-        f"results: save_json (columns -> {size / 1e6:,.0f} MB file) {written:.2f} s CPU -> "
-        f"{json_rate:,.0f} conflicts/s (target >= 1,000,000/s); to_dict() dicts "
+        f"results: save_json (columns -> {size / 1e6:,.0f} MB file) best of {len(times)} "
+        f"{written:.2f} s CPU ({user:.2f} user + {system:.2f} system; first write {cold:.2f} s) "
+        f"-> {json_rate:,.0f} conflicts/s (target >= 1,000,000/s); to_dict() dicts "
         f"{to_dict:.2f} s -> {n_conf / to_dict:,.0f} conflicts/s (information)"
     )
     del as_json, report
