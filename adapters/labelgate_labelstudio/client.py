@@ -1,10 +1,12 @@
 """Thin wrapper over ``label_studio_sdk.LabelStudio``: pull a project, push results back.
 
 Credentials come from arguments or ``LABELGATE_LS_URL`` / ``LABELGATE_LS_API_KEY``; legacy
-tokens and personal access tokens both work (the SDK tells them apart). Errors become labelgate
-errors whose messages never contain the key. Push-back is idempotent: labelgate finds its own
-predictions by ``model_version`` and its view by title, and updates them in place. The bulk and
-per-object write calls used by :mod:`labelgate_labelstudio.pushback` live here too.
+tokens and personal access tokens both work (the SDK tells them apart). A pull reads the
+project's JSON export in one request (the task list's pages when the export is refused).
+Errors become labelgate errors whose messages never contain the key. Push-back is idempotent:
+labelgate finds its own predictions by ``model_version`` and its view by title, and updates them
+in place. The bulk and per-object write calls used by :mod:`labelgate_labelstudio.pushback`
+live here too.
 """
 
 from __future__ import annotations

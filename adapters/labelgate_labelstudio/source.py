@@ -36,7 +36,8 @@ class PushOptions:
             only where the project already has some (the webhook worker's choice).
         meta: also the full per-task entry in ``meta["labelgate"]``.
         threshold: a task scoring below it is flagged.
-        workers: concurrent requests for the task pages read and the per-object writes.
+        workers: concurrent requests for the task pages read (when the export is refused)
+            and the per-object writes.
         on_progress: ``(description, done, total)`` callback of the pull and the push.
     """
 
@@ -101,7 +102,8 @@ class ProjectSource:
         """
         project = project_id_of(target)
         snapshot: Snapshot | None = None
-        # Task pages are read concurrently with the same worker count as the writes.
+        # The export is one request; task pages (its fallback) are read concurrently with the
+        # same worker count as the writes.
         fetch = {"workers": self.push_options.workers, "on_progress": self.push_options.on_progress}
         if self.push_options.needs_snapshot:
             snapshot = self.client.snapshot(project, **fetch)
