@@ -82,12 +82,16 @@ class ProjectSource:
         gt_policy: how several ground-truth annotations on one task are treated.
         settings: the quality settings to score with (None: CVAT defaults).
         push_options: what :meth:`push` writes.
+        route: how the tasks are read (:data:`labelgate_labelstudio.client.ROUTES`): ``auto``
+            reads the project's export, which Label Studio also keeps as a file on its disk
+            per distinct content; ``pages`` reads the task list instead.
     """
 
     client: Any
     gt_policy: str = "per-author"
     settings: QualitySettings | None = None
     push_options: PushOptions = PushOptions()
+    route: str = "auto"
 
     @property
     def system(self) -> str:
@@ -104,7 +108,11 @@ class ProjectSource:
         snapshot: Snapshot | None = None
         # The export is one request; task pages (its fallback) are read concurrently with the
         # same worker count as the writes.
-        fetch = {"workers": self.push_options.workers, "on_progress": self.push_options.on_progress}
+        fetch = {
+            "workers": self.push_options.workers,
+            "on_progress": self.push_options.on_progress,
+            "route": self.route,
+        }
         if self.push_options.needs_snapshot:
             snapshot = self.client.snapshot(project, **fetch)
             aset = self.client.pull(project, snapshot, gt_policy=self.gt_policy)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -89,19 +88,6 @@ def project(ls_server):
     return proj.id, ids
 
 
-class Routed:
-    """The client with every snapshot read by one route (as ProjectSource calls it)."""
-
-    def __init__(self, source: Any, route: str) -> None:
-        self.source, self.route = source, route
-
-    def snapshot(self, project_id: int, **kwargs: Any) -> Any:
-        return self.source.snapshot(project_id, route=self.route, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.source, name)
-
-
 def _columns_equal(a, b) -> None:
     """The two annotation sets hold the same values, column by column."""
     x, y = a.annotations, b.annotations
@@ -171,7 +157,7 @@ def test_the_export_scores_and_plans_the_push_as_the_pages(ls_server, project):
     with connect(ls_server.url, ls_server.api_key) as src, warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         for route in ("export", "pages"):
-            ls = ProjectSource(Routed(src, route), gt_policy="first", push_options=push)
+            ls = ProjectSource(src, gt_policy="first", push_options=push, route=route)
             batch = ls.pull(project_target(project_id))
             assert batch.handle.route == route
             run = run_quality(batch, options=ls.run_options(batch))
