@@ -11,10 +11,11 @@ pull) and the SDK's own model-building call (the path labelgate used before), ti
 20,000-shape job.
 
 Label Studio: a real server (labelgate_labelstudio.devserver, as the test suite starts it)
-with 3,000 tasks x 3 annotators (bench/ls_pushback.py's seed). labelgate's pull (task pages
-fetched concurrently, raw JSON, converted into the model) is timed next to the SDK's own export
-of the same project (``projects.exports.download_sync``, bytes only). Target: <= 2x the export.
-The SDK's task pager (labelgate's path before) is timed too.
+with 3,000 tasks x 3 annotators (bench/ls_pushback.py's seed). labelgate's pull (the project's
+JSON export streamed and parsed with orjson, the users read beside it, converted into the model;
+the task pages only when the export is refused) is timed next to the SDK's own export of the
+same project (``projects.exports.download_sync``, bytes only). Target: <= 2x the export.
+The SDK's task pager (labelgate's path before the concurrent pages) is timed too.
 
 Usage: python bench/pulls.py [--shapes 200000] [--tasks 3000] [--workers 4] [--skip-ls]
                              [--skip-cvat]
