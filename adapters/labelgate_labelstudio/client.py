@@ -61,6 +61,9 @@ ROUTES = ("auto", "export", "pages")
 _REFUSED = frozenset({403, 404, 405})
 #: Bytes of the export between two progress reports.
 _PROGRESS_STEP = 1 << 20
+#: Seconds the export may take (at least): the server builds all of it before the first byte,
+#: so the client's usual timeout (meant for one page or one object) would cut a big project off.
+EXPORT_TIMEOUT = 600
 T = TypeVar("T")
 _log = logging.getLogger("labelgate.labelstudio")
 
@@ -273,8 +276,9 @@ class LabelStudioSource:
     ) -> Any:
         """The project's JSON export, every task included, parsed (None: not JSON).
 
-        Streamed through the SDK's HTTP client (its auth and base URL), reporting the bytes
-        received; parsed with the collector paused.
+        Streamed through the SDK's HTTP client (its auth and base URL) with a timeout of at
+        least :data:`EXPORT_TIMEOUT`, reporting the bytes received; parsed with the collector
+        paused.
 
         Raises:
             _ExportUnusable: (unless ``strict``) the server refuses the export route.
@@ -286,10 +290,12 @@ class LabelStudioSource:
         description = f"pulling project {project_id} through its export"
         wrapper = self.client._client_wrapper.httpx_client
         params = {"exportType": "JSON", "download_all_tasks": "true"}
+        usual = wrapper.base_timeout() or wrapper.httpx_client.timeout.read or 0
+        options = {"timeout_in_seconds": max(int(usual), EXPORT_TIMEOUT)}
 
         def go() -> Any:
             path = f"api/projects/{project_id}/export"
-            with wrapper.stream(path, method="GET", params=params) as r:
+            with wrapper.stream(path, method="GET", params=params, request_options=options) as r:
                 if r.status_code in _REFUSED and not strict:
                     raise _ExportUnusable(f"its export is refused (HTTP {r.status_code})")
                 if r.status_code >= 400:

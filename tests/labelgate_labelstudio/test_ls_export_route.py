@@ -21,7 +21,7 @@ from labelgate.errors import (
     ValidationError,
 )
 from labelgate_labelstudio import client as client_module
-from labelgate_labelstudio.client import LabelStudioSource
+from labelgate_labelstudio.client import EXPORT_TIMEOUT, LabelStudioSource
 
 USERS = [{"id": 1, "email": "lead@example.com"}, {"id": 2, "email": "a1@example.com"}]
 
@@ -70,6 +70,8 @@ class _Server:
         if path == "/api/projects/7/export":
             q = req.url.params
             assert (q["exportType"], q["download_all_tasks"]) == ("JSON", "true")
+            # The server builds the whole export before its first byte: a long read timeout.
+            assert req.extensions["timeout"]["read"] == EXPORT_TIMEOUT
             return httpx.Response(self.status, content=self.body)
         if path == "/api/users/":
             return httpx.Response(200, json=USERS)
@@ -82,7 +84,7 @@ class _Server:
 
 
 def _source(server: _Server) -> LabelStudioSource:
-    http = httpx.Client(transport=httpx.MockTransport(server))
+    http = httpx.Client(transport=httpx.MockTransport(server), timeout=30)
     client = LabelStudio(base_url="http://ls.test", api_key="f" * 40, httpx_client=http)
     return LabelStudioSource(client, "http://ls.test", http)
 
