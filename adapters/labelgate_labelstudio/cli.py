@@ -54,8 +54,8 @@ def ls_group() -> None:
     "--workers",
     default=None,
     type=click.IntRange(min=1, max=64),
-    help="Concurrent requests: task pages read, and writes that go one object at a time "
-    "(default: the ls_workers setting, 8).",
+    help="Concurrent requests: task pages read (when the project's export is refused), and "
+    "writes that go one object at a time (default: the ls_workers setting, 8).",
 )
 @click.option(
     "--threshold",

@@ -1,17 +1,21 @@
 """Thin wrapper over ``label_studio_sdk.LabelStudio``: pull a project, push results back.
 
 Credentials come from arguments or ``LABELGATE_LS_URL`` / ``LABELGATE_LS_API_KEY``; legacy
-tokens and personal access tokens both work (the SDK tells them apart). Errors become labelgate
-errors whose messages never contain the key. Push-back is idempotent: labelgate finds its own
-predictions by ``model_version`` and its view by title, and updates them in place. The bulk and
-per-object write calls used by :mod:`labelgate_labelstudio.pushback` live here too.
+tokens and personal access tokens both work (the SDK tells them apart). A pull reads the
+project's JSON export in one request (the task list's pages when the export is refused).
+Errors become labelgate errors whose messages never contain the key. Push-back is idempotent:
+labelgate finds its own predictions by ``model_version`` and its view by title, and updates them
+in place. The bulk and per-object write calls used by :mod:`labelgate_labelstudio.pushback`
+live here too.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -28,8 +32,15 @@ from labelgate.errors import (
 )
 from labelgate.io.fetch import Progress, map_ordered
 from labelgate.io.gc_pause import gc_paused
+from labelgate.io.inputs import loads_json
 from labelgate.model import AnnotationSet
 from labelgate.security import redact
+from labelgate_labelstudio.export_tasks import (
+    check_export,
+    is_task_list,
+    unlisted_annotators,
+    with_predictions,
+)
 from labelgate_labelstudio.json_export import ls_tasks_to_annotation_set
 
 #: Written by labelgate before 0.2 (an empty prediction carrying the task score); removed on push.
@@ -42,18 +53,46 @@ SCORE_FIELD = "labelgate_score"
 #: Tasks per page of the task list: big enough that requests are few, small enough that
 #: several pages are in flight at once.
 PAGE = 100
+#: How a pull reads the tasks: ``auto`` through the project's export (one request, the fastest
+#: on the server), else the task list's pages; ``export`` / ``pages``: only that route.
+ROUTES = ("auto", "export", "pages")
+#: Export answers that mean "not for this key or server" (a role without export rights, an
+#: export switched off or routed elsewhere): ``auto`` then reads the task pages.
+_REFUSED = frozenset({403, 404, 405})
+#: Bytes of the export between two progress reports.
+_PROGRESS_STEP = 1 << 20
+#: Seconds the export may take (at least): the server builds all of it before the first byte,
+#: so the client's usual timeout (meant for one page or one object) would cut a big project off.
+EXPORT_TIMEOUT = 600
 T = TypeVar("T")
+_log = logging.getLogger("labelgate.labelstudio")
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One read of a project: its settings and every task as the API returns it (plain JSON)."""
+    """One read of a project: its settings and every task as the task list returns it (plain
+    JSON); ``users`` (id → e-mail) when read with the tasks, ``route`` the way they were read."""
 
     project_id: int
     title: str
     label_config: str
     model_version: str | None
     tasks: list[dict[str, Any]]
+    users: Mapping[int, str] | None = None
+    route: str = "pages"
+
+
+@dataclass(frozen=True)
+class TaskRead:
+    """A project's tasks, the route that read them and the users read beside (None: not read)."""
+
+    tasks: list[dict[str, Any]]
+    route: str
+    users: Mapping[int, str] | None = None
+
+
+class _ExportUnusable(Exception):
+    """The export cannot stand for the task list here; the message says why."""
 
 
 def _dump(obj: Any) -> Any:
@@ -111,33 +150,180 @@ class LabelStudioSource:
         }
 
     def snapshot(
-        self, project_id: int, *, workers: int = 4, on_progress: Progress | None = None
+        self,
+        project_id: int,
+        *,
+        workers: int = 4,
+        on_progress: Progress | None = None,
+        route: str = "auto",
     ) -> Snapshot:
         """The project and every task with all annotations and predictions.
 
         Args:
             project_id: the project.
-            workers: task pages downloaded at once.
-            on_progress: ``(description, done, total)`` after each page of tasks.
+            workers: task pages downloaded at once (the pages route).
+            on_progress: ``(description, done, total)`` as the tasks arrive.
+            route: one of :data:`ROUTES` (see :meth:`read_tasks`).
 
         Raises:
             NotFound, AuthenticationFailed, ConnectionFailed: as the server answers.
+            FormatError: the tasks are not the shape the route serves.
         """
         project = self._call(
             f"read project {project_id}", lambda: self.client.projects.get(id=project_id)
         )
+        read = self.read_tasks(project_id, workers=workers, on_progress=on_progress, route=route)
         return Snapshot(
             project_id,
             str(project.title or f"project {project_id}"),
             str(project.label_config),
             getattr(project, "model_version", None) or None,
-            self.tasks(project_id, workers=workers, on_progress=on_progress),
+            read.tasks,
+            read.users,
+            read.route,
         )
 
     def tasks(
+        self,
+        project_id: int,
+        *,
+        workers: int = 4,
+        on_progress: Progress | None = None,
+        route: str = "auto",
+    ) -> list[dict[str, Any]]:
+        """Every task of a project as the task list returns it (``fields=all``), raw JSON
+        (:meth:`read_tasks` without the route and users)."""
+        return self.read_tasks(
+            project_id, workers=workers, on_progress=on_progress, route=route
+        ).tasks
+
+    def read_tasks(
+        self,
+        project_id: int,
+        *,
+        workers: int = 4,
+        on_progress: Progress | None = None,
+        route: str = "auto",
+    ) -> TaskRead:
+        """Every task of a project in the task list's shape, by ``route`` (:data:`ROUTES`).
+
+        ``auto`` reads the project's JSON export (:mod:`labelgate_labelstudio.export_tasks`
+        makes its tasks the task list's) and falls back to the task pages when the export is
+        refused (HTTP 403/404/405), is not a task list, or names an annotator who is not a
+        listed user (only the task list carries such a user's e-mail). The route taken is
+        logged and named in the progress description.
+
+        Raises:
+            ValidationError: unknown ``route``.
+            FormatError: a malformed export (naming the project and the task) or task page.
+            NotFound, AuthenticationFailed, ConnectionFailed: as the server answers.
+        """
+        if route not in ROUTES:
+            raise ValidationError(f"route must be one of {', '.join(ROUTES)}, got {route!r}")
+        if route != "pages":
+            try:
+                read = self._export_read(project_id, on_progress, strict=route == "export")
+                _log.info("project %d: %d tasks read from its export", project_id, len(read.tasks))
+                return read
+            except _ExportUnusable as why:
+                _log.info("project %d: %s; reading the task pages instead", project_id, why)
+        tasks = self._page_tasks(project_id, workers=workers, on_progress=on_progress)
+        _log.info("project %d: %d tasks read from the task pages", project_id, len(tasks))
+        return TaskRead(tasks, "pages")
+
+    def _export_read(
+        self, project_id: int, on_progress: Progress | None, *, strict: bool
+    ) -> TaskRead:
+        """The export's tasks in the task list's shape, with the users read meanwhile.
+
+        Raises:
+            _ExportUnusable: (unless ``strict``) refused, not a task list, unlisted annotators.
+        """
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            users_later = pool.submit(self.users)  # a small request, beside the long export
+            body = self.export_json(project_id, on_progress, strict=strict)
+            users = users_later.result()
+        if not is_task_list(body):
+            if not strict:
+                raise _ExportUnusable("its export is not a task list")
+            raise FormatError(
+                f"Label Studio: the export of project {project_id} is not a task list"
+            )
+        wanted = check_export(body, project_id)
+        unlisted = unlisted_annotators(body, users)
+        if unlisted and not strict:
+            shown = ", ".join(map(str, sorted(unlisted)[:5]))
+            raise _ExportUnusable(f"its export names annotators who are not listed users ({shown})")
+        predictions: dict[int, dict[str, Any]] = {}
+        if wanted:
+            listed = self.request(
+                f"list the predictions of project {project_id}",
+                "GET",
+                "api/predictions/",
+                params={"project": project_id},
+            )
+            if not isinstance(listed, list):
+                raise FormatError(
+                    f"Label Studio: the predictions of project {project_id} are not a list"
+                )
+            predictions = {
+                p["id"]: p for p in listed if isinstance(p, dict) and p.get("id") in wanted
+            }
+        return TaskRead(with_predictions(body, predictions), "export", users)
+
+    def export_json(
+        self, project_id: int, on_progress: Progress | None = None, *, strict: bool = True
+    ) -> Any:
+        """The project's JSON export, every task included, parsed (None: not JSON).
+
+        Streamed through the SDK's HTTP client (its auth and base URL) with a timeout of at
+        least :data:`EXPORT_TIMEOUT`, reporting the bytes received; parsed with the collector
+        paused.
+
+        Raises:
+            _ExportUnusable: (unless ``strict``) the server refuses the export route.
+            NotFound, AuthenticationFailed, ConnectionFailed: as the server answers.
+        """
+        from label_studio_sdk.core.api_error import ApiError
+
+        what = f"export project {project_id}"
+        description = f"pulling project {project_id} through its export"
+        wrapper = self.client._client_wrapper.httpx_client
+        params = {"exportType": "JSON", "download_all_tasks": "true"}
+        usual = wrapper.base_timeout() or wrapper.httpx_client.timeout.read or 0
+        options = {"timeout_in_seconds": max(int(usual), EXPORT_TIMEOUT)}
+
+        def go() -> Any:
+            path = f"api/projects/{project_id}/export"
+            with wrapper.stream(path, method="GET", params=params, request_options=options) as r:
+                if r.status_code in _REFUSED and not strict:
+                    raise _ExportUnusable(f"its export is refused (HTTP {r.status_code})")
+                if r.status_code >= 400:
+                    raise ApiError(status_code=r.status_code, headers=dict(r.headers), body=None)
+                size = r.headers.get("content-length")
+                total = int(size) if size and size.isdigit() else 0
+                chunks: list[bytes] = []
+                done = reported = 0
+                for chunk in r.iter_bytes():
+                    chunks.append(chunk)
+                    done += len(chunk)
+                    if on_progress is not None and done - reported >= _PROGRESS_STEP:
+                        on_progress(description, done, max(total, done))
+                        reported = done
+            if on_progress is not None:
+                on_progress(description, done, done)
+            with gc_paused():
+                try:
+                    return loads_json(b"".join(chunks))
+                except ValueError:
+                    return None
+
+        return self._call(what, go)
+
+    def _page_tasks(
         self, project_id: int, *, workers: int = 4, on_progress: Progress | None = None
     ) -> list[dict[str, Any]]:
-        """Every task of a project as the task list returns it (``fields=all``), raw JSON.
+        """Every task through the task list (``fields=all``), raw JSON.
 
         The pages are fetched ``workers`` at a time once the first has told how many there
         are; the SDK's pager would read them one by one and build a model object per task.
@@ -160,7 +346,7 @@ class LabelStudioSource:
 
         first, total = page(1)
         pages = list(range(2, -(-total // PAGE) + 1))  # ceil(total / PAGE) pages in all
-        description = f"pulling {total} tasks of project {project_id}"
+        description = f"pulling {total} tasks of project {project_id} (task pages)"
         if on_progress is not None:
             on_progress(description, 1, len(pages) + 1)
 
@@ -179,26 +365,31 @@ class LabelStudioSource:
         *,
         workers: int = 4,
         on_progress: Progress | None = None,
+        route: str = "auto",
     ) -> AnnotationSet:
         """The project as an annotation set (from ``snapshot`` when the caller already has one).
 
         ``meta["model_version"]`` is the project's model version (the team's model);
         ``gt_policy``: how several ground-truth annotations on one task are treated;
-        ``workers`` and ``on_progress`` as :meth:`tasks`.
+        ``workers``, ``on_progress`` and ``route`` as :meth:`snapshot`.
 
         Raises:
             NotFound, AuthenticationFailed, ConnectionFailed: as the server answers.
+            FormatError: the tasks are not the shape the route serves.
         """
-        snap = snapshot or self.snapshot(project_id, workers=workers, on_progress=on_progress)
+        snap = snapshot or self.snapshot(
+            project_id, workers=workers, on_progress=on_progress, route=route
+        )
         meta: dict[str, Any] = {"url": self.url, "project_id": project_id}
         if snap.model_version:
             meta["model_version"] = snap.model_version
+        users = snap.users if snap.users is not None else self.users()
         with gc_paused():
             return ls_tasks_to_annotation_set(
                 snap.tasks,
                 snap.label_config,
                 name=snap.title,
-                users=self.users(),
+                users=users,
                 meta=meta,
                 gt_policy=gt_policy,
             )
@@ -231,7 +422,7 @@ class LabelStudioSource:
             if r.status_code >= 400:
                 raise ApiError(status_code=r.status_code, headers=dict(r.headers), body=r.text)
             with gc_paused():
-                return r.json() if r.content else None
+                return loads_json(r.content) if r.content else None
 
         return self._call(what, go)
 

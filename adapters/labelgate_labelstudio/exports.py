@@ -47,16 +47,13 @@ def project_predictions(source: LabelStudioSource, project_id: int) -> dict[int,
 
 
 def default_export(source: LabelStudioSource, project_id: int) -> list[Any]:
-    """The project's default JSON export, every task included (as Label Studio serves it)."""
-    raw = source._call(
-        f"export project {project_id}",
-        lambda: b"".join(
-            source.client.projects.exports.download_sync(
-                project_id, export_type="JSON", download_all_tasks=True
-            )
-        ),
-    )
-    tasks = json.loads(raw)
+    """The project's default JSON export, every task included (as Label Studio serves it).
+
+    Raises:
+        FormatError: the answer is not a list of tasks.
+        NotFound, AuthenticationFailed, ConnectionFailed: as the server answers.
+    """
+    tasks = source.export_json(project_id)
     if not isinstance(tasks, list):
         raise FormatError(f"Label Studio: the export of project {project_id} is not a task list")
     return tasks

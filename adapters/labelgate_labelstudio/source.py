@@ -36,7 +36,8 @@ class PushOptions:
             only where the project already has some (the webhook worker's choice).
         meta: also the full per-task entry in ``meta["labelgate"]``.
         threshold: a task scoring below it is flagged.
-        workers: concurrent requests for the task pages read and the per-object writes.
+        workers: concurrent requests for the task pages read (when the export is refused)
+            and the per-object writes.
         on_progress: ``(description, done, total)`` callback of the pull and the push.
     """
 
@@ -81,12 +82,16 @@ class ProjectSource:
         gt_policy: how several ground-truth annotations on one task are treated.
         settings: the quality settings to score with (None: CVAT defaults).
         push_options: what :meth:`push` writes.
+        route: how the tasks are read (:data:`labelgate_labelstudio.client.ROUTES`): ``auto``
+            reads the project's export, which Label Studio also keeps as a file on its disk
+            per distinct content; ``pages`` reads the task list instead.
     """
 
     client: Any
     gt_policy: str = "per-author"
     settings: QualitySettings | None = None
     push_options: PushOptions = PushOptions()
+    route: str = "auto"
 
     @property
     def system(self) -> str:
@@ -101,8 +106,13 @@ class ProjectSource:
         """
         project = project_id_of(target)
         snapshot: Snapshot | None = None
-        # Task pages are read concurrently with the same worker count as the writes.
-        fetch = {"workers": self.push_options.workers, "on_progress": self.push_options.on_progress}
+        # The export is one request; task pages (its fallback) are read concurrently with the
+        # same worker count as the writes.
+        fetch = {
+            "workers": self.push_options.workers,
+            "on_progress": self.push_options.on_progress,
+            "route": self.route,
+        }
         if self.push_options.needs_snapshot:
             snapshot = self.client.snapshot(project, **fetch)
             aset = self.client.pull(project, snapshot, gt_policy=self.gt_policy)

@@ -35,3 +35,35 @@ def test_pull_refuses_a_target_of_another_system():
     with pytest.raises(ValidationError, match="positive integer"):
         project_id_of(Target("labelstudio", "project", "x"))
     assert project_id_of(Target("labelstudio", "project", "12")) == 12
+
+
+class _Client:
+    """Records how the source asks for the tasks."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+
+    def snapshot(self, project, **kwargs):
+        self.calls.append(("snapshot", kwargs))
+        return "snapshot"
+
+    def pull(self, project, snapshot=None, **kwargs):
+        self.calls.append(("pull", {"snapshot": snapshot, **kwargs}))
+        return "annotation set"
+
+
+@pytest.mark.parametrize("route", ["auto", "pages"])
+@pytest.mark.parametrize("scores", [False, True])
+def test_pull_reads_the_tasks_by_the_route_asked(route, scores):
+    client = _Client()
+    source = ProjectSource(client, push_options=PushOptions(scores=scores, workers=3), route=route)
+    batch = source.pull(Target("labelstudio", "project", "5"))
+    assert batch.aset == "annotation set" and batch.handle == ("snapshot" if scores else None)
+    fetch = {"workers": 3, "on_progress": None, "route": route}
+    if scores:  # the raw snapshot is kept for the push, then converted
+        assert client.calls == [
+            ("snapshot", fetch),
+            ("pull", {"snapshot": "snapshot", "gt_policy": "per-author"}),
+        ]
+    else:
+        assert client.calls == [("pull", {"snapshot": None, "gt_policy": "per-author", **fetch})]

@@ -59,10 +59,12 @@ def test_pages_come_back_in_task_order_with_progress_per_page():
     server = _Server()
     progress: list[tuple[str, int, int]] = []
     with _source(server) as src:
-        tasks = src.tasks(7, workers=4, on_progress=lambda *a: progress.append(a))
+        tasks = src.tasks(7, workers=4, on_progress=lambda *a: progress.append(a), route="pages")
     assert [t["id"] for t in tasks] == list(range(1, N_TASKS + 1))
     assert sorted(server.pages) == [1, 2, 3] and server.pages[0] == 1
-    assert progress == [(f"pulling {N_TASKS} tasks of project 7", n, 3) for n in (1, 2, 3)]
+    assert progress == [
+        (f"pulling {N_TASKS} tasks of project 7 (task pages)", n, 3) for n in (1, 2, 3)
+    ]
 
 
 def test_a_429_page_waits_its_retry_after_and_is_fetched_again(monkeypatch):
@@ -70,7 +72,7 @@ def test_a_429_page_waits_its_retry_after_and_is_fetched_again(monkeypatch):
     monkeypatch.setattr(http_client.time, "sleep", waits.append)
     server = _Server(throttle=1)
     with _source(server) as src:
-        tasks = src.tasks(7, workers=4)
+        tasks = src.tasks(7, workers=4, route="pages")
     assert len(tasks) == N_TASKS
     assert server.pages.count(2) == 2
     assert waits == [3.0]
@@ -78,4 +80,4 @@ def test_a_429_page_waits_its_retry_after_and_is_fetched_again(monkeypatch):
 
 def test_a_malformed_page_is_a_format_error_naming_it():
     with _source(_Server(broken_page=3)) as src, pytest.raises(FormatError, match="page 3"):
-        src.tasks(7, workers=2)
+        src.tasks(7, workers=2, route="pages")

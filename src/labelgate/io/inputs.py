@@ -14,6 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from labelgate.errors import FormatError, ValidationError
 
 #: Integers stored in the columnar model are int64.
@@ -40,6 +42,22 @@ def read_text(path: str | Path, what: str = "file") -> str:
     if not text.strip():
         raise FormatError(f"{p}: empty file, expected a {what}")
     return text
+
+
+def loads_json(body: bytes) -> Any:
+    """Parse a JSON body with orjson (2-4x faster than :mod:`json` on bulk payloads).
+
+    orjson is strict: it refuses ``NaN``/``Infinity``, which :mod:`json` (and so servers built
+    on it) may write; those bodies are read by :mod:`json` instead, so the converters name the
+    bad value rather than refusing the whole answer.
+
+    Raises:
+        ValueError: the body is not JSON.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 def read_json(path: str | Path, what: str = "JSON file") -> Any:
