@@ -81,14 +81,21 @@ class AnnotationSet:
     def replace(self, **changes: Any) -> AnnotationSet:
         return replace(self, **changes)
 
-    def split_by_annotator(self) -> dict[str, AnnotationSet]:
+    def split_by_annotator(
+        self, rows_of: Mapping[str, Annotations] | None = None
+    ) -> dict[str, AnnotationSet]:
         """One set per annotator, each restricted to the items that annotator worked on.
 
         An item counts as worked on when the annotator has a submission for it (an empty
         submission included) or, without submission records, an annotation on it.
+
+        Args:
+            rows_of: each annotator's rows when the caller has them already, equal to
+                ``annotations.by_annotator()`` (:meth:`Annotations.annotator_rows_in` of
+                the parts this set was combined from); saves selecting them again.
         """
         out: dict[str, AnnotationSet] = {}
-        parts = self.annotations.by_annotator()
+        parts = self.annotations.by_annotator() if rows_of is None else rows_of
         names = set(parts) | {s.annotator for s in self.submissions}
         for name in sorted(names):
             ann = parts.get(name, Annotations.empty([name] if name else []))
