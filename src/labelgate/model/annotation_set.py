@@ -66,7 +66,8 @@ class AnnotationSet:
                 f"{self.name}: annotation label index {int(self.annotations.label.max())} "
                 f"but the schema has {n_labels} labels"
             )
-        missing = np.setdiff1d(np.unique(self.annotations.item), self.items.id)
+        used = self.annotations.item_slices()[0]  # rows are sorted by item: no re-sort
+        missing = np.setdiff1d(used, self.items.id, assume_unique=True)
         if len(missing):
             raise ValidationError(
                 f"{self.name}: annotations refer to items not in the item table: "
@@ -100,7 +101,7 @@ class AnnotationSet:
         for name in sorted(names):
             ann = parts.get(name, Annotations.empty([name] if name else []))
             subs = tuple(s for s in self.submissions if s.annotator == name)
-            worked = np.union1d(np.unique(ann.item), [s.item for s in subs]).astype(np.int64)
+            worked = np.union1d(ann.item_slices()[0], [s.item for s in subs]).astype(np.int64)
             items = self.items.select(np.isin(self.items.id, worked))
             out[name] = replace(
                 self, name=name or self.name, items=items, annotations=ann, submissions=subs
