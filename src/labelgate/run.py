@@ -240,9 +240,9 @@ def run_quality(
     opts = options or RunOptions()
     s = batch.settings or QualitySettings()
     aset = batch.aset
+    split = batch.split if batch.split is not None else aset.split_by_annotator()
     parts = {
-        n: p.replace(meta=dict(batch.metas[n])) if n in batch.metas else p
-        for n, p in aset.split_by_annotator().items()
+        n: p.replace(meta=dict(batch.metas[n])) if n in batch.metas else p for n, p in split.items()
     }
     gt = parts.get(GT_ANNOTATOR)
     people = [n for n in parts if n and n != GT_ANNOTATOR]

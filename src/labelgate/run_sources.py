@@ -11,7 +11,7 @@ the identity the report is stored under. :func:`labelgate.run.run_quality` turns
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -55,6 +55,9 @@ class Batch:
             annotator missing here uses ``aset.meta``.
         handle: the source's own state of this pull, opaque to the run (e.g. the raw tasks a
             Label Studio push compares with); None for files.
+        split: ``aset.split_by_annotator()`` when the batch was combined from parts
+            (:meth:`of_parts` builds it from them, without selecting rows from ``aset``);
+            None: the run splits ``aset``. A batch given another ``aset`` must drop it.
     """
 
     aset: AnnotationSet
@@ -63,6 +66,7 @@ class Batch:
     project: str
     metas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     handle: object | None = field(default=None, repr=False, compare=False)
+    split: Mapping[str, AnnotationSet] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of_set(
@@ -92,8 +96,9 @@ class Batch:
         Raises:
             ValidationError: see :func:`combine_batch`.
         """
-        aset, metas = combine_batch(gt, sources, predictions)
-        return cls.of_set(aset, settings, project=project, metas=metas)
+        aset, metas, split = _combine(gt, sources, predictions, with_split=True)
+        batch = cls.of_set(aset, settings, project=project, metas=metas)
+        return replace(batch, split=split)
 
 
 @runtime_checkable
@@ -240,6 +245,20 @@ def combine_batch(
     Raises:
         ValidationError: no sources, label schemas differ, or two sources share an annotator.
     """
+    combined, metas, _ = _combine(gt, sources, predictions, with_split=False)
+    return combined, metas
+
+
+def _combine(
+    gt: AnnotationSet,
+    sources: Sequence[AnnotationSet],
+    predictions: Sequence[AnnotationSet] | AnnotationSet | None,
+    *,
+    with_split: bool,
+) -> tuple[AnnotationSet, dict[str, dict[str, Any]], dict[str, AnnotationSet] | None]:
+    """:func:`combine_batch` and, ``with_split``, the combined set split by annotator built
+    from the parts (None without, or when a part has rows of no annotator or of several:
+    the run splits the set then)."""
     if not sources:
         raise ValidationError(f"{gt.name}: give at least one annotator set to compare with")
     if isinstance(predictions, AnnotationSet):
@@ -274,7 +293,17 @@ def combine_batch(
         meta=dict(gt.meta),
         data_errors=tuple(e for p in parts for e in p.data_errors),
     )
-    return combined, metas
+    if not with_split:
+        return combined, metas, None
+    # Each part's rows are one annotator's rows of the combined set: the split needs no
+    # selection (a copy of every row) from it.
+    rows_of: dict[str, Annotations] = {}
+    for part in parts:
+        own = part.annotations.annotator_rows_in(combined.annotations)
+        if own is None:
+            return combined, metas, None
+        rows_of.update(own)
+    return combined, metas, combined.split_by_annotator(rows_of)
 
 
 def run_project(aset: AnnotationSet) -> str:

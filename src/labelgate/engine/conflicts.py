@@ -23,7 +23,7 @@ from labelgate.engine.match_rules import (
 from labelgate.engine.matching import GROUP_CODE, Matches
 from labelgate.engine.settings import QualitySettings
 from labelgate.geometry import boxes_near_another, rle_kernels, shape_rles_ragged
-from labelgate.geometry.shapes import box_pixel_rects
+from labelgate.geometry.shapes import box_pixel_rects, covered_boxes
 from labelgate.model import Annotations, Items, Kind
 
 CONFLICT_TYPES = (
@@ -257,11 +257,36 @@ def covered_rows(ds: Annotations, items: Items, visibility_threshold: float) -> 
     Polygons, masks, boxes and ellipses of a frame, sorted by z_order (stable, so document
     order breaks ties), each rasterised as CVAT does (boxes and ellipses unrotated); a shape
     is covered when the union of the later ones leaves less than ``visibility_threshold`` of
-    its own pixels visible. Only shapes whose box comes within a pixel of another shape's box
-    in the frame are rasterised (a raster never reaches further); frames of unknown size are
-    skipped.
+    its own pixels visible. Frames of unknown size are skipped. Frames of boxes alone are
+    settled in one compiled pass on their pixel rectangles (:func:`covered_boxes`, no
+    per-frame Python); the others by :func:`covered_rows_in`.
     """
-    rows = np.flatnonzero(np.isin(ds.kind, _COVER_KINDS))
+    if len(ds) < 2:
+        return np.zeros(0, np.int64)
+    frames, starts, _ = ds.item_slices()
+    w, h = items.size_of(frames)
+    hidden, unsettled = covered_boxes(
+        np.r_[starts, len(ds)], ds.kind, ds.bbox, ds.z_order, h, w, visibility_threshold
+    )
+    rows: IntArray = np.flatnonzero(hidden)
+    rest = np.flatnonzero(unsettled)
+    if len(rest):
+        traced = covered_rows_in(ds, rest, items, visibility_threshold)
+        rows = np.sort(np.concatenate([rows, traced]))
+    return rows
+
+
+def covered_rows_in(
+    ds: Annotations, rows: IntArray, items: Items, visibility_threshold: float
+) -> IntArray:
+    """:func:`covered_rows` on the shapes ``rows`` alone (all the covering shapes of their
+    frames, ascending): only shapes whose box comes within a pixel of another shape's box in
+    the frame are rasterised (a raster never reaches further); frames left with boxes alone
+    after that are settled on rectangles, the others on traced rasters.
+
+    Returns:
+        The covered rows, ascending.
+    """
     if len(rows) < 2:
         return np.zeros(0, np.int64)
     w, h = items.size_of(ds.item[rows])

@@ -588,61 +588,112 @@ def covered_frames(
 @njit(cache=True, nogil=True)
 def covered_rect_frames(frame_ptr: IntArray, box: FloatArray, thr: float) -> BoolArray:
     """:func:`covered_frames` for masks that are pixel rectangles ``box`` (N, 4) xyxy pixel
-    edges (an empty one all zeros), rows in paint order within each frame: the hidden area is
-    the area of the union of the later rectangles inside rectangle i, counted on the grid of
-    their edges (no rasters). Later rectangles meeting i are found by a sweep on x."""
-    n_all = len(box)
-    out = np.zeros(n_all, np.bool_)
-    clip = np.empty((n_all, 4))
-    xs = np.empty(2 * n_all + 2)
-    ys = np.empty(2 * n_all + 2)
+    edges (an empty one all zeros), rows in paint order within each frame (see
+    :func:`covered_rect_frame`)."""
+    out = np.zeros(len(box), np.bool_)
+    scratch = rect_scratch(len(box))
     for f in range(len(frame_ptr) - 1):
-        lo, hi = frame_ptr[f], frame_ptr[f + 1]
-        if hi - lo < 2:
-            continue
-        order = np.argsort(box[lo:hi, 0], kind="mergesort") + lo
-        left = box[order, 0]
-        wmax = 0.0
-        for j in range(lo, hi):
-            wmax = max(wmax, box[j, 2] - box[j, 0])
-        for i in range(lo, hi - 1):
-            area = (box[i, 2] - box[i, 0]) * (box[i, 3] - box[i, 1])
-            if area == 0:
-                continue
-            k = 0
-            bound = 0.0
-            # a rectangle meeting i starts after x1_i - wmax and before x2_i
-            for t in range(np.searchsorted(left, box[i, 0] - wmax), hi - lo):
-                j = order[t]
-                if left[t] >= box[i, 2]:
-                    break
-                if j > i and _boxes_meet(box, i, j):
-                    clip[k, 0] = max(box[i, 0], box[j, 0])
-                    clip[k, 1] = max(box[i, 1], box[j, 1])
-                    clip[k, 2] = min(box[i, 2], box[j, 2])
-                    clip[k, 3] = min(box[i, 3], box[j, 3])
-                    bound += (clip[k, 2] - clip[k, 0]) * (clip[k, 3] - clip[k, 1])
-                    xs[2 * k] = clip[k, 0]
-                    xs[2 * k + 1] = clip[k, 2]
-                    ys[2 * k] = clip[k, 1]
-                    ys[2 * k + 1] = clip[k, 3]
-                    k += 1
-            # the hidden area is at most the sum of the intersections (as covered_frames)
-            if bound < (1 - thr) * area:
-                continue
-            gx = np.unique(xs[: 2 * k])
-            gy = np.unique(ys[: 2 * k])
-            hidden = 0.0
-            for a in range(len(gx) - 1):
-                for b in range(len(gy) - 1):
-                    for q in range(k):
-                        if (
-                            clip[q, 0] <= gx[a]
-                            and gx[a + 1] <= clip[q, 2]
-                            and clip[q, 1] <= gy[b]
-                            and gy[b + 1] <= clip[q, 3]
-                        ):
-                            hidden += (gx[a + 1] - gx[a]) * (gy[b + 1] - gy[b])
-                            break
-            out[i] = hidden > 0 and 1 - int(hidden) / int(area) < thr
+        covered_rect_frame(box, frame_ptr[f], frame_ptr[f + 1], thr, out, scratch)
     return out
+
+
+RectScratch = tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]
+
+
+@njit(cache=True, nogil=True)
+def rect_scratch(n: int) -> RectScratch:
+    """Work arrays of :func:`covered_rect_frame` for frames of up to ``n`` rectangles: the
+    sweep order and its left edges, the bounds, the clipped rectangles, their x and y edges."""
+    return (
+        np.empty(n, np.int64),
+        np.empty(n),
+        np.empty(n),
+        np.empty((n, 4)),
+        np.empty(2 * n + 2),
+        np.empty(2 * n + 2),
+    )
+
+
+@njit(cache=True, nogil=True)
+def _sort_by_left(box: FloatArray, lo: int, hi: int, order: IntArray, left: FloatArray) -> None:
+    """``order[: hi - lo]`` = rows ``lo .. hi - 1`` by left edge ``left``: an insertion sort
+    in place for the usual small frames (no allocation), numpy's sort for big ones."""
+    n = hi - lo
+    if n > 64:
+        by_left = np.argsort(box[lo:hi, 0])
+        for t in range(n):
+            order[t] = lo + by_left[t]
+            left[t] = box[order[t], 0]
+        return
+    for t in range(n):
+        x = box[lo + t, 0]
+        s = t
+        while s > 0 and left[s - 1] > x:
+            order[s] = order[s - 1]
+            left[s] = left[s - 1]
+            s -= 1
+        order[s] = lo + t
+        left[s] = x
+
+
+@njit(cache=True, nogil=True)
+def covered_rect_frame(
+    box: FloatArray, lo: int, hi: int, thr: float, out: BoolArray, scratch: RectScratch
+) -> None:
+    """The covered rule on the pixel rectangles ``box[lo:hi]`` of one frame in paint order:
+    sets ``out[i]`` of the covered ones (leaves the others).
+
+    A sweep on x finds every pair of meeting rectangles once and adds their intersection to
+    the bound of the one painted first (the hidden area is at most that sum, as in
+    :func:`covered_frames`; the edges being integers, the sums are exact in any order). Only
+    rectangles whose bound reaches ``(1 - thr)`` of their area get the exact hidden area: the
+    area of the union of the later rectangles inside it, counted on the grid of their edges.
+    """
+    n = hi - lo
+    if n < 2:
+        return
+    order, left, bound, clip, xs, ys = scratch
+    _sort_by_left(box, lo, hi, order, left)
+    for t in range(n):  # an explicit loop: numba's slice fill costs a microsecond
+        bound[t] = 0.0
+    for a in range(n):
+        i = order[a]
+        for b in range(a + 1, n):
+            if left[b] >= box[i, 2]:
+                break  # the later ones in x order start further right still
+            j = order[b]
+            if _boxes_meet(box, i, j):
+                iw = min(box[i, 2], box[j, 2]) - max(box[i, 0], box[j, 0])
+                ih = min(box[i, 3], box[j, 3]) - max(box[i, 1], box[j, 1])
+                bound[min(i, j) - lo] += iw * ih
+    for i in range(lo, hi - 1):
+        area = (box[i, 2] - box[i, 0]) * (box[i, 3] - box[i, 1])
+        if area == 0 or bound[i - lo] < (1 - thr) * area:
+            continue
+        k = 0
+        for j in range(i + 1, hi):
+            if _boxes_meet(box, i, j):
+                clip[k, 0] = max(box[i, 0], box[j, 0])
+                clip[k, 1] = max(box[i, 1], box[j, 1])
+                clip[k, 2] = min(box[i, 2], box[j, 2])
+                clip[k, 3] = min(box[i, 3], box[j, 3])
+                xs[2 * k] = clip[k, 0]
+                xs[2 * k + 1] = clip[k, 2]
+                ys[2 * k] = clip[k, 1]
+                ys[2 * k + 1] = clip[k, 3]
+                k += 1
+        gx = np.unique(xs[: 2 * k])
+        gy = np.unique(ys[: 2 * k])
+        hidden = 0.0
+        for a in range(len(gx) - 1):
+            for b in range(len(gy) - 1):
+                for q in range(k):
+                    if (
+                        clip[q, 0] <= gx[a]
+                        and gx[a + 1] <= clip[q, 2]
+                        and clip[q, 1] <= gy[b]
+                        and gy[b + 1] <= clip[q, 3]
+                    ):
+                        hidden += (gx[a + 1] - gx[a]) * (gy[b + 1] - gy[b])
+                        break
+        out[i] = hidden > 0 and 1 - int(hidden) / int(area) < thr

@@ -8,13 +8,14 @@ pycocotools at image resolution (:func:`labelgate.geometry.rle.rasterize_polygon
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
 
 from labelgate.arrays import AnyArray, BoolArray, FloatArray, IntArray, IntegerArray, RunArray
-from labelgate.geometry import rle
+from labelgate.geometry import rle, rle_kernels
 from labelgate.geometry.boxes import as_boxes, rotate_about
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ __all__ = [
     "ELLIPSE_VERTICES",
     "box_outlines",
     "box_pixel_rects",
+    "covered_boxes",
     "ellipse_outlines",
     "shape_rles",
     "shape_rles_ragged",
@@ -104,8 +106,9 @@ def box_pixel_rects(
     coordinate scaled by 5 and truncated after ``+ 0.5``: ``X0, Y0, X1, Y1``) sets, in every
     pixel column ``c`` whose upsampled centre ``5c + 2`` lies in ``[X0, X1 - 1]`` (and in the
     image), the rows from ``f(Y0)`` to ``f(Y1)`` (exclusive), ``f(v) = min((v + 2) // 5, h)``
-    for ``v >= 2``, else 0. That holds when ``0 <= X0 < X1`` and ``0 <= Y0 < Y1``; other boxes
-    (negative or degenerate outlines) are flagged for the traced rasteriser.
+    for ``v >= 2``, else 0. That holds when ``X0 < X1`` and ``Y0 < Y1``, outlines reaching
+    past the top or left edge included (the columns left of 0 are dropped, ``f`` clamps the
+    rows); degenerate outlines are flagged for the traced rasteriser.
 
     Args:
         bbox: (N, 4) xyxy boxes.
@@ -126,37 +129,152 @@ def _pixel_rects(p: FloatArray, h: IntArray, w: IntArray) -> tuple[FloatArray, B
     rects = np.zeros((n, 4))
     exact = np.zeros(n, np.bool_)
     for i in range(n):
-        if not (
-            np.isfinite(p[i, 0])
-            and np.isfinite(p[i, 1])
-            and np.isfinite(p[i, 2])
-            and np.isfinite(p[i, 3])
-        ):
-            continue  # left to the traced rasteriser, which names the bad row
-        # numpy's round(v, 2): rint(v * 100) / 100; the outline's corners are (x, y) and
-        # (x + (x2 - x), y + (y2 - y)) as box_outlines(rotate=False) builds them
-        x = np.rint(p[i, 0] * 100.0) / 100.0
-        y = np.rint(p[i, 1] * 100.0) / 100.0
-        x2 = np.rint(p[i, 2] * 100.0) / 100.0
-        y2 = np.rint(p[i, 3] * 100.0) / 100.0
-        # C's (int)(5 * v + .5) on the outline's corners
-        x0 = int(5.0 * x + 0.5)
-        y0 = int(5.0 * y + 0.5)
-        x1 = int(5.0 * (x + (x2 - x)) + 0.5)
-        y1 = int(5.0 * (y + (y2 - y)) + 0.5)
-        exact[i] = x0 >= 0 and y0 >= 0 and x1 > x0 and y1 > y0
-        if not exact[i]:
-            continue
-        c0 = (max(x0, 2) + 2) // 5  # first column with 5c + 2 >= X0
-        c1 = min((x1 - 3) // 5, w[i] - 1)  # last column with 5c + 2 <= X1 - 1
-        r0 = 0 if y0 < 2 else min((y0 + 2) // 5, h[i])
-        r1 = 0 if y1 < 2 else min((y1 + 2) // 5, h[i])
-        if c1 >= c0 and r1 > r0:
-            rects[i, 0] = c0
-            rects[i, 1] = r0
-            rects[i, 2] = c1 + 1
-            rects[i, 3] = r1
+        exact[i] = _pixel_rect(p, i, h[i], w[i], rects, i)
     return rects, exact
+
+
+@njit(cache=True, nogil=True)
+def _pixel_rect(p: FloatArray, i: int, h: int, w: int, rects: FloatArray, k: int) -> bool:
+    """:func:`box_pixel_rects` of box ``p[i]`` into ``rects[k]`` (all zeros for an empty
+    raster); returns whether the closed form holds (``rects[k]`` is then left as it was)."""
+    if not (
+        math.isfinite(p[i, 0])
+        and math.isfinite(p[i, 1])
+        and math.isfinite(p[i, 2])
+        and math.isfinite(p[i, 3])
+    ):
+        return False  # left to the traced rasteriser, which names the bad row
+    # numpy's round(v, 2): rint(v * 100) / 100; the outline's corners are (x, y) and
+    # (x + (x2 - x), y + (y2 - y)) as box_outlines(rotate=False) builds them
+    x = np.rint(p[i, 0] * 100.0) / 100.0
+    y = np.rint(p[i, 1] * 100.0) / 100.0
+    x2 = np.rint(p[i, 2] * 100.0) / 100.0
+    y2 = np.rint(p[i, 3] * 100.0) / 100.0
+    # C's (int)(5 * v + .5) on the outline's corners
+    x0 = int(5.0 * x + 0.5)
+    y0 = int(5.0 * y + 0.5)
+    x1 = int(5.0 * (x + (x2 - x)) + 0.5)
+    y1 = int(5.0 * (y + (y2 - y)) + 0.5)
+    if not (x1 > x0 and y1 > y0):
+        return False
+    c0 = (max(x0, 2) + 2) // 5  # first column with 5c + 2 >= X0
+    c1 = min((x1 - 3) // 5, w - 1)  # last column with 5c + 2 <= X1 - 1
+    r0 = 0 if y0 < 2 else min((y0 + 2) // 5, h)
+    r1 = 0 if y1 < 2 else min((y1 + 2) // 5, h)
+    if c1 >= c0 and r1 > r0:
+        rects[k, 0] = c0
+        rects[k, 1] = r0
+        rects[k, 2] = c1 + 1
+        rects[k, 3] = r1
+    else:
+        rects[k, :] = 0.0
+    return True
+
+
+def covered_boxes(
+    frame_ptr: IntArray,
+    kind: IntegerArray,
+    bbox: FloatArray,
+    z_order: IntegerArray,
+    heights: IntegerArray,
+    widths: IntegerArray,
+    threshold: float,
+) -> tuple[BoolArray, BoolArray]:
+    """CVAT's covered rule, in one pass, on the frames whose covering shapes are all boxes
+    with pixel-rectangle rasters (:func:`box_pixel_rects`).
+
+    Per frame: its polygons, masks, boxes and ellipses in paint order (z_order, stable);
+    when all of them are boxes whose closed form holds, the frame is settled on the
+    rectangles (:func:`labelgate.geometry.rle_kernels.covered_rect_frame`); otherwise it is
+    left to the traced rasters. Frames of unknown size (0) are settled with nothing covered.
+
+    Args:
+        frame_ptr: (F + 1,) where each frame's rows start (and the end); rows sorted by frame.
+        kind: (N,) :class:`~labelgate.model.Kind` codes.
+        bbox: (N, 4) xyxy.
+        z_order: (N,) paint order.
+        heights: (F,) image height of each frame.
+        widths: (F,) image width of each frame.
+        threshold: ``object_visibility_threshold``.
+
+    Returns:
+        ``(covered, unsettled)``: (N,) bool each: the covered rows of the settled frames; the
+        polygons, masks, boxes and ellipses of the frames left to the traced rasters.
+    """
+    return _covered_boxes(
+        np.asarray(frame_ptr, np.int64),
+        np.asarray(kind, np.int8),
+        np.ascontiguousarray(bbox, dtype=np.float64).reshape(-1, 4),
+        np.asarray(z_order, np.int64),
+        np.asarray(heights, np.int64),
+        np.asarray(widths, np.int64),
+        float(threshold),
+    )
+
+
+@njit(cache=True, nogil=True)
+def _covered_boxes(
+    frame_ptr: IntArray,
+    kind: IntegerArray,
+    bbox: FloatArray,
+    z_order: IntArray,
+    heights: IntArray,
+    widths: IntArray,
+    thr: float,
+) -> tuple[BoolArray, BoolArray]:
+    n_frames = len(frame_ptr) - 1
+    covered = np.zeros(len(kind), np.bool_)
+    unsettled = np.zeros(len(kind), np.bool_)
+    most = 0
+    for f in range(n_frames):
+        most = max(most, frame_ptr[f + 1] - frame_ptr[f])
+    # one frame's box rows, their rectangles and z_orders (in document, then paint order)
+    rows = np.empty(most, np.int64)
+    rects = np.empty((most, 4))
+    z = np.empty(most, np.int64)
+    hit = np.empty(most, np.bool_)
+    scratch = rle_kernels.rect_scratch(most)
+    for f in range(n_frames):
+        if heights[f] <= 0 or widths[f] <= 0:
+            continue  # unknown size: CVAT has no raster to compare
+        k = 0
+        settled = True
+        for r in range(frame_ptr[f], frame_ptr[f + 1]):
+            if kind[r] == _RECTANGLE:
+                if not _pixel_rect(bbox, r, heights[f], widths[f], rects, k):
+                    settled = False
+                    break
+                rows[k] = r
+                z[k] = z_order[r]
+                k += 1
+            elif _is_cover_kind(kind[r]):
+                settled = False
+                break
+        if not settled:
+            for r in range(frame_ptr[f], frame_ptr[f + 1]):
+                unsettled[r] = _is_cover_kind(kind[r])
+            continue
+        if k < 2:
+            continue
+        for t in range(1, k):
+            if z[t] != z[0]:  # paint order: z_order, stable (document order breaks ties)
+                order = np.argsort(z[:k], kind="mergesort")
+                rows[:k] = rows[order]
+                rects[:k] = rects[order]
+                break
+        for t in range(k):  # explicit loops: numba's slice fills and views cost more here
+            hit[t] = False
+        rle_kernels.covered_rect_frame(rects, 0, k, thr, hit, scratch)
+        for t in range(k):
+            if hit[t]:
+                covered[rows[t]] = True
+    return covered, unsettled
+
+
+@njit(cache=True, nogil=True)
+def _is_cover_kind(kind: int) -> bool:
+    """Polygons, masks, boxes and ellipses: the shapes the covered rule paints."""
+    return kind in (_RECTANGLE, _POLYGON, _MASK, _ELLIPSE)
 
 
 def shape_rles(

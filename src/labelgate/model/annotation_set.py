@@ -66,7 +66,8 @@ class AnnotationSet:
                 f"{self.name}: annotation label index {int(self.annotations.label.max())} "
                 f"but the schema has {n_labels} labels"
             )
-        missing = np.setdiff1d(np.unique(self.annotations.item), self.items.id)
+        used = self.annotations.item_slices()[0]  # rows are sorted by item: no re-sort
+        missing = np.setdiff1d(used, self.items.id, assume_unique=True)
         if len(missing):
             raise ValidationError(
                 f"{self.name}: annotations refer to items not in the item table: "
@@ -81,19 +82,26 @@ class AnnotationSet:
     def replace(self, **changes: Any) -> AnnotationSet:
         return replace(self, **changes)
 
-    def split_by_annotator(self) -> dict[str, AnnotationSet]:
+    def split_by_annotator(
+        self, rows_of: Mapping[str, Annotations] | None = None
+    ) -> dict[str, AnnotationSet]:
         """One set per annotator, each restricted to the items that annotator worked on.
 
         An item counts as worked on when the annotator has a submission for it (an empty
         submission included) or, without submission records, an annotation on it.
+
+        Args:
+            rows_of: each annotator's rows when the caller has them already, equal to
+                ``annotations.by_annotator()`` (:meth:`Annotations.annotator_rows_in` of
+                the parts this set was combined from); saves selecting them again.
         """
         out: dict[str, AnnotationSet] = {}
-        parts = self.annotations.by_annotator()
+        parts = self.annotations.by_annotator() if rows_of is None else rows_of
         names = set(parts) | {s.annotator for s in self.submissions}
         for name in sorted(names):
             ann = parts.get(name, Annotations.empty([name] if name else []))
             subs = tuple(s for s in self.submissions if s.annotator == name)
-            worked = np.union1d(np.unique(ann.item), [s.item for s in subs]).astype(np.int64)
+            worked = np.union1d(ann.item_slices()[0], [s.item for s in subs]).astype(np.int64)
             items = self.items.select(np.isin(self.items.id, worked))
             out[name] = replace(
                 self, name=name or self.name, items=items, annotations=ann, submissions=subs

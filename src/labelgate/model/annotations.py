@@ -142,6 +142,8 @@ def gather_ragged(offsets: IntArray, values: AnyArray, rows: IntArray) -> tuple[
         (new_offsets, new_values).
     """
     rows = np.asarray(rows, dtype=np.int64)
+    if len(values) == 0:  # e.g. no points in a set of boxes: every row is empty
+        return np.zeros(len(rows) + 1, dtype=np.int64), values[:0]
     starts = offsets[rows]
     lengths = offsets[rows + 1] - starts
     new_off = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -301,30 +303,78 @@ class Annotations:
                 if a not in names:
                     names.append(a)
         lookup = {a: i for i, a in enumerate(names)}
-        cols: dict[str, Any] = {}
-        for name in _ROW_COLUMNS:
-            cols[name] = np.concatenate([getattr(p, name) for p in parts])
+        # Each row is written once, straight to its sorted place (no concatenated copy to
+        # re-sort: on millions of rows the fresh memory costs more than the moves).
+        item = np.concatenate([p.item for p in parts])
+        order = dest = None
+        if len(item) > 1 and np.any(item[1:] < item[:-1]):
+            order = np.argsort(item, kind="stable")
+            dest = np.empty(len(item), np.int64)
+            dest[order] = np.arange(len(item))
+        cols: dict[str, Any] = {"item": item if dest is None else _rows_to(dest, [item])}
+        for name in (*_ROW_COLUMNS, "bbox", "span", "text", "source_ref"):
+            if name != "item":
+                cols[name] = _rows_to(dest, [getattr(p, name) for p in parts])
         remapped = []
         for p in parts:
             table = np.array([lookup[a] for a in p.annotators] + [-1], dtype=np.int32)
             remapped.append(table[p.annotator])  # -1 indexes the trailing -1
-        cols["annotator"] = np.concatenate(remapped).astype(np.int32)
-        for name in ("bbox", "span", "text", "source_ref", "points", "vis", "rle"):
-            cols[name] = np.concatenate([getattr(p, name) for p in parts])
-        for off_name, val_name in (("point_offsets", "points"), ("rle_offsets", "rle")):
-            shifts = np.cumsum([0] + [len(getattr(p, val_name)) for p in parts[:-1]])
+        cols["annotator"] = _rows_to(dest, remapped)
+        for off_name, val_names in (
+            ("point_offsets", ("points", "vis")),
+            ("rle_offsets", ("rle",)),
+        ):
+            values = {v: np.concatenate([getattr(p, v) for p in parts]) for v in val_names}
+            shifts = np.cumsum([0] + [len(getattr(p, val_names[0])) for p in parts[:-1]])
             pieces = [getattr(p, off_name)[:-1] + s for p, s in zip(parts, shifts, strict=True)]
-            total = sum(len(getattr(p, val_name)) for p in parts)
-            cols[off_name] = np.concatenate([*pieces, np.array([total], dtype=np.int64)])
+            total = len(values[val_names[0]])
+            offsets = np.concatenate([*pieces, np.array([total], dtype=np.int64)])
+            for v, flat in values.items():
+                if order is not None:
+                    cols[off_name], cols[v] = gather_ragged(offsets, flat, order)
+                else:
+                    cols[off_name], cols[v] = offsets, flat
         keys: list[str] = []
         for p in parts:
             keys.extend(k for k in p.attributes if k not in keys)
-        attrs = {}
-        for k in keys:
-            attrs[k] = np.concatenate(
-                [p.attributes.get(k, np.full(len(p), None, dtype=object)) for p in parts]
+        attrs = {
+            k: _rows_to(
+                dest, [p.attributes.get(k, np.full(len(p), None, dtype=object)) for p in parts]
             )
-        return _sorted_annotations(cols, attrs, tuple(names))
+            for k in keys
+        }
+        return cls(**cols, attributes=attrs, annotators=tuple(names))
+
+    def annotator_rows_in(self, whole: Annotations) -> dict[str, Annotations] | None:
+        """These rows per annotator as ``whole.by_annotator()`` gives them, ``whole`` being
+        :meth:`concat` of this set and others (whose annotators differ from this set's): the
+        same rows in the same order, annotator indices into ``whole``'s names, ``whole``'s
+        attribute columns (None where this set has none) and dtypes. Shares this set's arrays
+        instead of selecting rows from ``whole``.
+
+        Returns:
+            None for rows without an annotator (``whole`` pools them across sets) or more
+            than one annotator here (not worth it); else ``{name: rows}`` (empty without rows).
+        """
+        if len(self) == 0:
+            return {}
+        if len(self.annotators) != 1 or int(self.annotator.min()) < 0:
+            return None
+        cols = {
+            f.name: np.asarray(getattr(self, f.name), getattr(whole, f.name).dtype)
+            for f in fields(self)
+            if f.name not in ("attributes", "annotators")
+        }
+        index = whole.annotators.index(self.annotators[0])
+        cols["annotator"] = np.full(len(self), index, whole.annotator.dtype)
+        attrs = {
+            k: np.asarray(self.attributes[k], whole.attributes[k].dtype)
+            if k in self.attributes
+            else np.full(len(self), None, dtype=object)
+            for k in whole.attributes
+        }
+        rows = Annotations(**cols, attributes=attrs, annotators=whole.annotators)
+        return {self.annotators[0]: rows}
 
     # --- access -------------------------------------------------------------------------
 
@@ -771,6 +821,19 @@ def _check_row(item: Any, source_id: Any, values: Mapping[str, Any]) -> None:
         else:
             continue
         raise ValidationError(f"item {item}, source id {source_id}: {problem}")
+
+
+def _rows_to(dest: IntArray | None, arrays: Sequence[AnyArray]) -> AnyArray:
+    """``np.concatenate(arrays)`` with row ``r`` of the result moved to row ``dest[r]``
+    (a permutation; None: left in place), each row written once."""
+    if dest is None:
+        return np.concatenate(arrays)
+    out = np.empty((len(dest), *arrays[0].shape[1:]), np.result_type(*arrays))
+    lo = 0
+    for a in arrays:
+        out[dest[lo : lo + len(a)]] = a
+        lo += len(a)
+    return out
 
 
 def _take_columns(cols: Mapping[str, Any], rows: IntArray) -> dict[str, Any]:
