@@ -12,6 +12,7 @@ from rich.table import Table
 
 from labelgate.adapters import GT_POLICIES
 from labelgate.cli.options import write_json
+from labelgate.config_server import LS_PULL_ROUTES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,6 +86,14 @@ def ls_group() -> None:
     help="Tasks with several ground-truth annotations: none is GT (per-author), the earliest "
     "is (first), or all are merged (merge).",
 )
+@click.option(
+    "--pull-route",
+    type=click.Choice(LS_PULL_ROUTES),
+    default=None,
+    help="How the tasks are read: the project export in one request, falling back to the "
+    "task pages when it is refused (auto), only the export, or only the pages (leaves no "
+    "export file on the server). Default: the ls_pull_route setting, else auto.",
+)
 @click.option("--store", "store_url", default=None, help="Report store URL.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True)
@@ -101,6 +110,7 @@ def score_cmd(
     settings_file: str | None,
     iou_threshold: float | None,
     gt_policy: str,
+    pull_route: str | None,
     store_url: str | None,
     json_out: Path | None,
     quiet: bool,
@@ -112,7 +122,12 @@ def score_cmd(
     from labelgate_labelstudio.client import connect
     from labelgate_labelstudio.pipeline import score_project
 
-    flags = {"ls_threshold": threshold, "ls_workers": workers, "iou_threshold": iou_threshold}
+    flags = {
+        "ls_threshold": threshold,
+        "ls_workers": workers,
+        "iou_threshold": iou_threshold,
+        "ls_pull_route": pull_route,
+    }
     cfg = load(settings_file, flags={**flags, "ls_meta": meta or None})
     with (
         connect(url, api_key) as source,
@@ -133,6 +148,7 @@ def score_cmd(
             gt_policy=gt_policy,
             workers=cfg.server.ls_workers,
             on_progress=steps.callback,
+            route=cfg.server.ls_pull_route or "auto",
         )
     write_json(json_out, result)
     if quiet:

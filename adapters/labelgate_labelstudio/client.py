@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from labelgate.config_server import LS_PULL_ROUTES
 from labelgate.errors import (
     AuthenticationFailed,
     ConnectionFailed,
@@ -55,7 +56,7 @@ SCORE_FIELD = "labelgate_score"
 PAGE = 100
 #: How a pull reads the tasks: ``auto`` through the project's export (one request, the fastest
 #: on the server), else the task list's pages; ``export`` / ``pages``: only that route.
-ROUTES = ("auto", "export", "pages")
+ROUTES = LS_PULL_ROUTES
 #: Export answers that mean "not for this key or server" (a role without export rights, an
 #: export switched off or routed elsewhere): ``auto`` then reads the task pages.
 _REFUSED = frozenset({403, 404, 405})

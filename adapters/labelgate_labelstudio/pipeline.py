@@ -244,6 +244,7 @@ def score_project(
     gt_policy: str = "per-author",
     workers: int = DEFAULT_WORKERS,
     on_progress: Progress | None = None,
+    route: str = "auto",
 ) -> dict[str, Any]:
     """Pull, run once (:func:`~labelgate.run.run_quality`), push back (opt-in) and store.
 
@@ -252,6 +253,7 @@ def score_project(
             :class:`~labelgate_labelstudio.source.PushOptions`.
         settings: the quality settings (None: CVAT defaults).
         gt_policy: how several ground-truth annotations on one task are treated.
+        route: how the tasks are read (:data:`labelgate_labelstudio.client.ROUTES`).
 
     Returns:
         JSON-ready summary (:func:`project_result`) with what was pushed, the push statistics
@@ -267,7 +269,9 @@ def score_project(
         workers=workers,
         on_progress=on_progress,
     )
-    ls = ProjectSource(source, gt_policy=gt_policy, settings=settings, push_options=push)
+    ls = ProjectSource(
+        source, gt_policy=gt_policy, settings=settings, push_options=push, route=route
+    )
     batch = ls.pull(project_target(project_id))
     run = run_quality(batch, options=ls.run_options(batch))
     result = project_result(run, threshold)

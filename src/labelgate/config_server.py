@@ -12,6 +12,9 @@ from typing import Any
 
 from labelgate.config_fields import check, setting
 
+#: How a Label Studio project's tasks can be read (``ls_pull_route``; the adapter's routes).
+LS_PULL_ROUTES = ("auto", "export", "pages")
+
 #: The configuration file's table of these settings (``[labelgate]`` is read as an alias).
 SECTION = "server"
 
@@ -52,6 +55,10 @@ class ServerSettings:
     ls_threshold: float = setting(0.8, low=0.0, high=1.0)  #: tasks below go to review
     ls_meta: bool = False  #: also write the per-task entry into task meta
     ls_workers: int = setting(8, low=1, high=64)  #: concurrent Label Studio writes
+    #: how a Label Studio project's tasks are read: ``auto`` (the project export, the task
+    #: pages when it is refused), ``export`` or ``pages``. Unset: ``auto`` for commands,
+    #: ``pages`` for webhook re-scores (each export leaves a file on the Label Studio server).
+    ls_pull_route: str | None = setting(None, choices=LS_PULL_ROUTES)
     cvat_push_issues: bool = True
     cvat_stage_policy: bool = False
 

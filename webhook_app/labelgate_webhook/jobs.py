@@ -27,8 +27,9 @@ def labelstudio_rescore(
     ``ProjectSource.push``, stored as a bundle whose page is ``/reports/<id>.html``.
 
     The configuration's quality settings score it; its ``ls_threshold`` (default 0.8),
-    ``ls_meta`` (also write task meta, default off) and ``ls_workers`` (concurrent requests,
-    default 8) tune it (``config`` default: :func:`labelgate.config.load`).
+    ``ls_meta`` (also write task meta, default off), ``ls_workers`` (concurrent requests,
+    default 8) and ``ls_pull_route`` (default ``pages`` here) tune it (``config`` default:
+    :func:`labelgate.config.load`).
     """
     from labelgate_labelstudio.client import connect
     from labelgate_labelstudio.pipeline import score_project
@@ -47,6 +48,9 @@ def labelstudio_rescore(
             threshold=cfg.server.ls_threshold,
             settings=cfg.settings(),
             workers=cfg.server.ls_workers,
+            # Re-scores come often: the task pages leave nothing behind on the server,
+            # where every export stores a file (unless ls_pull_route says otherwise).
+            route=cfg.server.ls_pull_route or "pages",
         )
 
 
