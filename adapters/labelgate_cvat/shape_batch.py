@@ -49,7 +49,8 @@ _FIELD_NAMES = (
     "attributes",
 )
 _FIELDS = itemgetter(*_FIELD_NAMES)
-_PAIR = itemgetter("spec_id", "value")
+_SPEC_ID = itemgetter("spec_id")
+_VALUE = itemgetter("value")
 _MIN_BY_CODE = np.zeros(max(FAST_KINDS.values()) + 1, np.int64)
 for _name, _code in FAST_KINDS.items():
     _MIN_BY_CODE[_code] = MIN_COORDS[_name]
@@ -357,39 +358,58 @@ def _attribute_values(
     first), or belongs to another label: the per-shape path reads, and reports, those.
     """
     flat = list(chain.from_iterable(rows))
-    pairs: list[Any] = []
-    seen: set[Any] = set()
-    plain = set(map(type, flat)) <= {dict}
-    if plain:
-        try:
-            pairs = list(map(_PAIR, flat))
-            seen = set(pairs)
-        except (KeyError, TypeError):  # a missing key, an unhashable value
-            plain = False
-        else:
-            # Only ints and texts, and each distinct pair is (int, text): so is every pair
-            # (an int never equals a text, so no pair hides behind another of other types).
-            plain = set(map(type, chain.from_iterable(pairs))) <= {int, str} and all(
-                type(sid) is int and type(text) is str for sid, text in seen
-            )
-    if not plain:
+    fields = _entry_fields(flat)
+    if fields is None:
         fits = [all(_plain_entry(a) for a in r) for r in rows]
         ok &= np.array(fits, dtype=bool)
         rows = [r if f else [] for r, f in zip(rows, fits, strict=True)]
-        pairs = list(map(_PAIR, chain.from_iterable(rows)))
-    distinct = list(seen if plain else set(pairs))  # few distinct values: read each once
-    code_of = {p: i for i, p in enumerate(distinct)}
+        fields = _entry_fields(list(chain.from_iterable(rows)))
+        assert fields is not None  # every entry left is plain
+    sids, texts = fields
+    distinct, code = _pair_codes(sids, texts)  # few distinct values: read each once
     known = reader.known
     for sid, text in distinct:
         if (sid, text) not in known:
             reader.parse(sid, text)
     values = [known.get(p, (-1, "", None)) for p in distinct]
-    code = np.fromiter(map(code_of.__getitem__, pairs), np.int64, len(pairs))
     owner = np.array([v[0] for v in values] or [-1], np.int64)[code] if len(code) else code
     lens = np.fromiter(map(len, rows), np.int64, len(rows))
     row_of = np.repeat(np.arange(len(rows)), lens)
     ok[row_of[owner != label[row_of]]] = False
     return _Given(row_of, code, values)
+
+
+def _entry_fields(flat: list[Any]) -> tuple[list[int], list[str]] | None:
+    """The ``spec_id`` and ``value`` of every entry, or None unless each entry is an object
+    with an int ``spec_id`` and a text ``value`` (exact types: a bool is no id)."""
+    if not set(map(type, flat)) <= {dict}:
+        return None
+    try:
+        sids, texts = list(map(_SPEC_ID, flat)), list(map(_VALUE, flat))
+    except KeyError:
+        return None
+    if set(map(type, sids)) <= {int} and set(map(type, texts)) <= {str}:
+        return sids, texts
+    return None
+
+
+def _pair_codes(sids: list[int], texts: list[str]) -> tuple[list[tuple[int, str]], np.ndarray]:
+    """The distinct ``(spec_id, value)`` pairs and each entry's index into them."""
+    index = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+    text_code = np.fromiter(map(index.__getitem__, texts), np.int64, len(texts))
+    try:
+        sid = np.fromiter(sids, np.int64, len(sids))
+    except OverflowError:  # an id beyond int64 (known to no label): pair by pair
+        pairs = list(zip(sids, texts, strict=True))
+        code_of = {p: i for i, p in enumerate(dict.fromkeys(pairs))}
+        return list(code_of), np.fromiter(map(code_of.__getitem__, pairs), np.int64, len(pairs))
+    unique_sid, sid_code = np.unique(sid, return_inverse=True)
+    pair_key, code = np.unique(sid_code * len(index) + text_code, return_inverse=True)
+    by_code = list(index)
+    distinct = [
+        (int(unique_sid[k // len(index)]), by_code[k % len(index)]) for k in pair_key.tolist()
+    ]
+    return distinct, code.reshape(-1)
 
 
 def _plain_entry(a: Any) -> bool:
