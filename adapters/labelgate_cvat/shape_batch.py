@@ -251,10 +251,15 @@ def _lookup(col: Sequence[Any], table: Mapping[int, int]) -> np.ndarray:
         return np.fromiter(map(table.get, col, repeat(-1)), np.int64, len(col))
     if not len(known):
         return np.full(len(col), -1, np.int64)
+    values = np.fromiter(table.values(), np.int64, len(table))
+    if known.min() >= 0 and known.max() <= 4 * len(col) + 4096:  # small keys: one direct table
+        direct = np.full(int(known.max()) + 1, -1, np.int64)
+        direct[known] = values
+        inside = (keys >= 0) & (keys < len(direct))
+        return np.where(inside, direct[np.where(inside, keys, 0)], -1)
     # Sorted known keys: each value's place, then whether it is there (one numpy pass each).
     by_key = np.argsort(known)
-    known = known[by_key]
-    values = np.fromiter(table.values(), np.int64, len(table))[by_key]
+    known, values = known[by_key], values[by_key]
     at = np.minimum(np.searchsorted(known, keys), len(known) - 1)
     return np.where(known[at] == keys, values[at], -1)
 
