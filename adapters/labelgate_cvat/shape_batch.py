@@ -160,7 +160,9 @@ def take_shapes(
     m = len(picked)
     if m == 0:
         return _empty(annotator, list(range(len(shapes))))
-    ok = ~np.fromiter(map(contains, picked, repeat("error")), bool, m)  # XML reader's note
+    ok = np.ones(m, bool)
+    if any(map(contains, picked, repeat("error"))):  # the XML reader's note
+        ok &= ~np.fromiter(map(contains, picked, repeat("error")), bool, m)
     try:  # any other type, or an unknown name, is -1 (an unhashable one raises)
         codes = np.fromiter(map(FAST_KINDS.get, cols[0], repeat(-1)), np.int64, m)
     except TypeError:
@@ -184,7 +186,8 @@ def take_shapes(
     z_order = _ints(z_col, -(2**31), 2**31 - 1, ok)
     rotation = _rotation(cols[7], ok)
     occluded = np.fromiter(map(bool, cols[8]), bool, m)
-    ok &= ~np.fromiter(map(bool, cols[9]), bool, m)
+    if any(cols[9]):  # an outside shape is left out (by the per-shape path)
+        ok &= ~np.fromiter(map(bool, cols[9]), bool, m)
     origin = _origins(cols[10], origins, ok)
     attr_rows = _screen(cols[11], {list}, ok, [], default=[])
     given = _attribute_values(attr_rows, label, ok, attributes)
@@ -284,20 +287,20 @@ def _points(col: Sequence[Any], codes: np.ndarray, ok: np.ndarray) -> tuple[np.n
         (every row's values as float64, (n+1,) row offsets into them).
     """
     col = _screen(col, {list}, ok, [])
-    flat = list(chain.from_iterable(col))
-    if not set(map(type, flat)) <= NUMBER_TYPES:
+    lens = np.fromiter(map(len, col), np.int64, len(col))
+    if not set(map(type, chain.from_iterable(col))) <= NUMBER_TYPES:
         fits = [set(map(type, p)) <= NUMBER_TYPES for p in col]
         ok &= np.array(fits, dtype=bool)
         col = [p if f else [] for p, f in zip(col, fits, strict=True)]
-        flat = list(chain.from_iterable(col))
-    try:
-        coords = np.fromiter(flat, np.float64, len(flat))
+        lens = np.fromiter(map(len, col), np.int64, len(col))
+    try:  # straight from the lists (no flat list of every value)
+        coords = np.fromiter(chain.from_iterable(col), np.float64, int(lens.sum()))
     except OverflowError:  # an int beyond float range: only its own row goes per shape
         fits = [all(abs(v) <= MAX_COORDINATE for v in p) for p in col]
         ok &= np.array(fits, dtype=bool)
         col = [p if f else [] for p, f in zip(col, fits, strict=True)]
         coords = np.array(list(chain.from_iterable(col)), dtype=np.float64)
-    lens = np.fromiter(map(len, col), np.int64, len(col))
+        lens = np.fromiter(map(len, col), np.int64, len(col))
     offsets = np.zeros(len(col) + 1, np.int64)
     np.cumsum(lens, out=offsets[1:])
     need = np.where(codes >= 0, _MIN_BY_CODE[np.maximum(codes, 0)], 0)
