@@ -171,10 +171,11 @@ def _split(source: Any, job: dict[str, Any], schema: Any) -> dict[str, float]:
         _none, response = endpoint.call_with_http_info(id=job["id"], _parse_response=False)
         body = response.data
         t1 = time.perf_counter()
-        with gc_paused():
+        with gc_paused():  # one pause over parse and conversion, as in pull_job
             data = _loads(body)
-        t2 = time.perf_counter()
-        convert_job(source, job, schema, JobPayload(data, meta, None))
+            t2 = time.perf_counter()
+            convert_job(source, job, schema, JobPayload(data, meta, None))
+            del data
         t3 = time.perf_counter()
         for key, spent in zip(out, (t1 - t0, t2 - t1, t3 - t2), strict=True):
             out[key] = min(out[key], spent)

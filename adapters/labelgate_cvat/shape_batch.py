@@ -49,7 +49,8 @@ _FIELD_NAMES = (
     "attributes",
 )
 _FIELDS = itemgetter(*_FIELD_NAMES)
-_PAIR = itemgetter("spec_id", "value")
+_SPEC_ID = itemgetter("spec_id")
+_VALUE = itemgetter("value")
 _MIN_BY_CODE = np.zeros(max(FAST_KINDS.values()) + 1, np.int64)
 for _name, _code in FAST_KINDS.items():
     _MIN_BY_CODE[_code] = MIN_COORDS[_name]
@@ -159,7 +160,9 @@ def take_shapes(
     m = len(picked)
     if m == 0:
         return _empty(annotator, list(range(len(shapes))))
-    ok = ~np.fromiter(map(contains, picked, repeat("error")), bool, m)  # XML reader's note
+    ok = np.ones(m, bool)
+    if any(map(contains, picked, repeat("error"))):  # the XML reader's note
+        ok &= ~np.fromiter(map(contains, picked, repeat("error")), bool, m)
     try:  # any other type, or an unknown name, is -1 (an unhashable one raises)
         codes = np.fromiter(map(FAST_KINDS.get, cols[0], repeat(-1)), np.int64, m)
     except TypeError:
@@ -168,15 +171,14 @@ def take_shapes(
         )
     ok &= codes >= 0
     # A frame of the job maps to itself, any other value to -1 (frame numbers are >= 0).
-    own = dict(zip(frames, frames, strict=True))
-    item = np.fromiter(map(own.get, _screen(cols[1], {int}, ok, -1), repeat(-1)), np.int64, m)
+    item = _lookup(_screen(cols[1], {int}, ok, -1), dict(zip(frames, frames, strict=True)))
     ok &= item >= 0
-    lids = _screen(cols[2], {int}, ok, -1)
-    label = np.fromiter(map(labels.get, lids, repeat(-1)), np.int64, m)
+    label = _lookup(_screen(cols[2], {int}, ok, -1), labels)
     ok &= label >= 0
     coords, offsets = _points(cols[3], codes, ok)
-    ids = _screen(cols[4], {int, type(None)}, ok, None)
-    if None in ids:
+    ids = cols[4]
+    if not set(map(type, ids)) <= {int}:  # an absent id (null) is -1
+        ids = _screen(ids, {int, type(None)}, ok, None)
         ids = [-1 if v is None else v for v in ids]
     source_id = _ints(ids, INT64_MIN, INT64_MAX, ok)
     group = _ints(_screen(cols[5], {int}, ok, 0, default=0), 0, INT64_MAX, ok)
@@ -184,16 +186,22 @@ def take_shapes(
     z_order = _ints(z_col, -(2**31), 2**31 - 1, ok)
     rotation = _rotation(cols[7], ok)
     occluded = np.fromiter(map(bool, cols[8]), bool, m)
-    ok &= ~np.fromiter(map(bool, cols[9]), bool, m)
+    if any(cols[9]):  # an outside shape is left out (by the per-shape path)
+        ok &= ~np.fromiter(map(bool, cols[9]), bool, m)
     origin = _origins(cols[10], origins, ok)
     attr_rows = _screen(cols[11], {list}, ok, [], default=[])
     given = _attribute_values(attr_rows, label, ok, attributes)
     taken = np.flatnonzero(ok)
     pos = np.arange(len(shapes)) if isinstance(cand, range) else np.asarray(cand, np.int64)
-    rest = np.setdiff1d(np.arange(len(shapes)), pos[taken]).tolist()
+    if len(taken) == len(shapes):
+        rest: list[int] = []
+    else:
+        left = np.ones(len(shapes), bool)
+        left[pos[taken]] = False
+        rest = np.flatnonzero(left).tolist()
     if not len(taken):
         return _empty(annotator, rest)
-    order = taken[np.argsort(item[taken], kind="stable")]
+    order = taken[_stable_order(item[taken])]
     rect = codes[order] == Kind.RECTANGLE
     starts = offsets[order]
     counts = np.where(rect, 0, (offsets[order + 1] - starts) // 2)
@@ -234,7 +242,36 @@ def take_shapes(
         origin=origin[order],
         annotator=0,
     )
-    return ShapeBatch(blocks.build(), seq, rest)
+    return ShapeBatch(blocks.build(reuse=True), seq, rest)
+
+
+def _lookup(col: Sequence[Any], table: Mapping[int, int]) -> np.ndarray:
+    """``table.get(v, -1)`` for each of a column of ints (values already screened to ints)."""
+    try:
+        keys = np.fromiter(col, np.int64, len(col))
+        known = np.fromiter(table, np.int64, len(table))
+    except OverflowError:  # a value or key beyond int64: one dict look-up per value
+        return np.fromiter(map(table.get, col, repeat(-1)), np.int64, len(col))
+    if not len(known):
+        return np.full(len(col), -1, np.int64)
+    values = np.fromiter(table.values(), np.int64, len(table))
+    if known.min() >= 0 and known.max() <= 4 * len(col) + 4096:  # small keys: one direct table
+        direct = np.full(int(known.max()) + 1, -1, np.int64)
+        direct[known] = values
+        inside = (keys >= 0) & (keys < len(direct))
+        return np.where(inside, direct[np.where(inside, keys, 0)], -1)
+    # Sorted known keys: each value's place, then whether it is there (one numpy pass each).
+    by_key = np.argsort(known)
+    known, values = known[by_key], values[by_key]
+    at = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+    return np.where(known[at] == keys, values[at], -1)
+
+
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")``; as int16 (radix sort, ~10x faster) when it fits."""
+    if len(keys) and keys.min() >= 0 and keys.max() < 2**15:
+        return np.argsort(keys.astype(np.int16), kind="stable")
+    return np.argsort(keys, kind="stable")
 
 
 def _empty(annotator: str, rest: list[int]) -> ShapeBatch:
@@ -250,20 +287,20 @@ def _points(col: Sequence[Any], codes: np.ndarray, ok: np.ndarray) -> tuple[np.n
         (every row's values as float64, (n+1,) row offsets into them).
     """
     col = _screen(col, {list}, ok, [])
-    flat = list(chain.from_iterable(col))
-    if not set(map(type, flat)) <= NUMBER_TYPES:
+    lens = np.fromiter(map(len, col), np.int64, len(col))
+    if not set(map(type, chain.from_iterable(col))) <= NUMBER_TYPES:
         fits = [set(map(type, p)) <= NUMBER_TYPES for p in col]
         ok &= np.array(fits, dtype=bool)
         col = [p if f else [] for p, f in zip(col, fits, strict=True)]
-        flat = list(chain.from_iterable(col))
-    try:
-        coords = np.array(flat, dtype=np.float64)
+        lens = np.fromiter(map(len, col), np.int64, len(col))
+    try:  # straight from the lists (no flat list of every value)
+        coords = np.fromiter(chain.from_iterable(col), np.float64, int(lens.sum()))
     except OverflowError:  # an int beyond float range: only its own row goes per shape
         fits = [all(abs(v) <= MAX_COORDINATE for v in p) for p in col]
         ok &= np.array(fits, dtype=bool)
         col = [p if f else [] for p, f in zip(col, fits, strict=True)]
         coords = np.array(list(chain.from_iterable(col)), dtype=np.float64)
-    lens = np.fromiter(map(len, col), np.int64, len(col))
+        lens = np.fromiter(map(len, col), np.int64, len(col))
     offsets = np.zeros(len(col) + 1, np.int64)
     np.cumsum(lens, out=offsets[1:])
     need = np.where(codes >= 0, _MIN_BY_CODE[np.maximum(codes, 0)], 0)
@@ -305,6 +342,8 @@ def _origins(col: Sequence[Any], cache: dict[Any, Origin], ok: np.ndarray) -> np
             if found is None:
                 found = cache[text] = Origin.parse(text)
             lookup[text] = found
+    if len(lookup) == 1:  # one source for all (the common case)
+        return np.full(len(col), next(iter(lookup.values())), np.int8)
     return np.fromiter(map(lookup.__getitem__, col), np.int8, len(col))
 
 
@@ -327,39 +366,58 @@ def _attribute_values(
     first), or belongs to another label: the per-shape path reads, and reports, those.
     """
     flat = list(chain.from_iterable(rows))
-    pairs: list[Any] = []
-    seen: set[Any] = set()
-    plain = set(map(type, flat)) <= {dict}
-    if plain:
-        try:
-            pairs = list(map(_PAIR, flat))
-            seen = set(pairs)
-        except (KeyError, TypeError):  # a missing key, an unhashable value
-            plain = False
-        else:
-            # Only ints and texts, and each distinct pair is (int, text): so is every pair
-            # (an int never equals a text, so no pair hides behind another of other types).
-            plain = set(map(type, chain.from_iterable(pairs))) <= {int, str} and all(
-                type(sid) is int and type(text) is str for sid, text in seen
-            )
-    if not plain:
+    fields = _entry_fields(flat)
+    if fields is None:
         fits = [all(_plain_entry(a) for a in r) for r in rows]
         ok &= np.array(fits, dtype=bool)
         rows = [r if f else [] for r, f in zip(rows, fits, strict=True)]
-        pairs = list(map(_PAIR, chain.from_iterable(rows)))
-    distinct = list(seen if plain else set(pairs))  # few distinct values: read each once
-    code_of = {p: i for i, p in enumerate(distinct)}
+        fields = _entry_fields(list(chain.from_iterable(rows)))
+        assert fields is not None  # every entry left is plain
+    sids, texts = fields
+    distinct, code = _pair_codes(sids, texts)  # few distinct values: read each once
     known = reader.known
     for sid, text in distinct:
         if (sid, text) not in known:
             reader.parse(sid, text)
     values = [known.get(p, (-1, "", None)) for p in distinct]
-    code = np.fromiter(map(code_of.__getitem__, pairs), np.int64, len(pairs))
     owner = np.array([v[0] for v in values] or [-1], np.int64)[code] if len(code) else code
     lens = np.fromiter(map(len, rows), np.int64, len(rows))
     row_of = np.repeat(np.arange(len(rows)), lens)
     ok[row_of[owner != label[row_of]]] = False
     return _Given(row_of, code, values)
+
+
+def _entry_fields(flat: list[Any]) -> tuple[list[int], list[str]] | None:
+    """The ``spec_id`` and ``value`` of every entry, or None unless each entry is an object
+    with an int ``spec_id`` and a text ``value`` (exact types: a bool is no id)."""
+    if not set(map(type, flat)) <= {dict}:
+        return None
+    try:
+        sids, texts = list(map(_SPEC_ID, flat)), list(map(_VALUE, flat))
+    except KeyError:
+        return None
+    if set(map(type, sids)) <= {int} and set(map(type, texts)) <= {str}:
+        return sids, texts
+    return None
+
+
+def _pair_codes(sids: list[int], texts: list[str]) -> tuple[list[tuple[int, str]], np.ndarray]:
+    """The distinct ``(spec_id, value)`` pairs and each entry's index into them."""
+    index = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+    text_code = np.fromiter(map(index.__getitem__, texts), np.int64, len(texts))
+    try:
+        sid = np.fromiter(sids, np.int64, len(sids))
+    except OverflowError:  # an id beyond int64 (known to no label): pair by pair
+        pairs = list(zip(sids, texts, strict=True))
+        code_of = {p: i for i, p in enumerate(dict.fromkeys(pairs))}
+        return list(code_of), np.fromiter(map(code_of.__getitem__, pairs), np.int64, len(pairs))
+    unique_sid, sid_code = np.unique(sid, return_inverse=True)
+    pair_key, code = np.unique(sid_code * len(index) + text_code, return_inverse=True)
+    by_code = list(index)
+    distinct = [
+        (int(unique_sid[k // len(index)]), by_code[k % len(index)]) for k in pair_key.tolist()
+    ]
+    return distinct, code.reshape(-1)
 
 
 def _plain_entry(a: Any) -> bool:
@@ -397,8 +455,11 @@ def _attribute_columns(
     name_code = np.array([names.index(v[1]) if v[1] in names else -1 for v in given.values])
     for j, name in enumerate(names):
         mine = np.flatnonzero(name_code[code] == j)
-        # Entries in list order: when a row names one attribute twice, its last entry wins.
-        last = mine[::-1][np.unique(entry_row[mine][::-1], return_index=True)[1]]
+        # Entries in list order: when a row names one attribute twice, its last entry wins
+        # (rows come in list order, so only a repeat within a row keeps them from rising).
+        last = mine
+        if np.any(np.diff(given.row[taken][mine]) <= 0):
+            last = mine[::-1][np.unique(entry_row[mine][::-1], return_index=True)[1]]
         for c in np.unique(code[last]).tolist():
             _fill(columns[name], entry_row[last[code[last] == c]], given.values[c][2])
     ordered = sorted(first_use, key=first_use.__getitem__)

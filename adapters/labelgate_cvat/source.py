@@ -26,6 +26,7 @@ from labelgate.engine.requirements import RequirementTree, Semantics, tree_for
 from labelgate.engine.settings import QualitySettings
 from labelgate.errors import DataWarning, NotFound, ValidationError
 from labelgate.io.fetch import Progress, iter_ordered
+from labelgate.io.gc_pause import gc_paused
 from labelgate.model import AnnotationSet
 from labelgate.run import RunOptions
 from labelgate.run_sources import Batch, Target, as_ground_truth
@@ -238,13 +239,17 @@ class CvatRunSource:
         progress = self.on_progress
         # Jobs download concurrently; each is converted in job order as soon as it and the jobs
         # before it have arrived, so warnings and rows come out as a serial pull gives them.
-        with closing(
-            iter_ordered(
-                lambda j: fetch_job(client, j, layout=pool_mode and j is not gt_job),
-                [gt_job, *selected],
-                workers=self.workers,
-            )
-        ) as payloads:
+        # The collector stays paused until the last payload is released (see pull_job).
+        with (
+            gc_paused(),
+            closing(
+                iter_ordered(
+                    lambda j: fetch_job(client, j, layout=pool_mode and j is not gt_job),
+                    [gt_job, *selected],
+                    workers=self.workers,
+                )
+            ) as payloads,
+        ):
             if progress is not None:
                 progress(what, 0, total)
             gt = restrict_gt(convert_job(client, gt_job, schema, next(payloads), gt=True), layout)
@@ -255,6 +260,7 @@ class CvatRunSource:
                 part = convert_job(client, job, schema, payload, who=names[int(job["id"])])
                 sets[int(job["id"])] = restrict_job(part, gt, layout, payload.layout)
                 notes += intervals_not_scored(sets[int(job["id"])], f"job {job['id']}")
+                del payload  # released while the collector is still paused
         if progress is not None:
             progress(what, total, total)
         pulled = TaskPull(

@@ -83,3 +83,34 @@ def test_blocks_check_their_coordinates():
     with pytest.raises(ValidationError, match="unknown columns"):
         blocks.extend(item=np.array([0]), kind=1, bbox=np.zeros((1, 4)), colour=np.zeros(1))
     assert len(blocks.build()) == 0
+
+
+def _block(blocks: ColumnBlocks, items: list[int], first_id: int) -> None:
+    n = len(items)
+    blocks.extend(
+        item=np.array(items),
+        kind=np.array([Kind.RECTANGLE, Kind.POLYGON] * (n // 2) + [Kind.RECTANGLE] * (n % 2)),
+        bbox=np.array([[0, 0, 1 + i, 2] for i in range(n)], float),
+        point_counts=np.array([0, 3] * (n // 2) + [0] * (n % 2)),
+        points=np.arange(6.0 * (n // 2)).reshape(-1, 2),
+        source_id=np.arange(first_id, first_id + n),
+        attributes={"color": np.array(["red", None] * (n // 2) + [None] * (n % 2), object)},
+        label=0,
+    )
+
+
+@pytest.mark.parametrize("n_blocks", [0, 1, 2])
+def test_a_reused_block_builds_the_same_set_as_a_copied_one(n_blocks):
+    built = []
+    for reuse in (False, True):
+        blocks = ColumnBlocks(["a"])
+        for b in range(n_blocks):
+            _block(blocks, [3, 1, 2, 1, 0][b:], 10 * b)
+        built.append(blocks.build(reuse=reuse))
+    copied, reused = built
+    assert reused.to_dict() == copied.to_dict()
+    assert list(reused.attributes) == list(copied.attributes)
+    for key in copied.attributes:
+        assert reused.attributes[key].tolist() == copied.attributes[key].tolist()
+    for name in ("point_offsets", "rle_offsets"):
+        assert getattr(reused, name).dtype == getattr(copied, name).dtype == np.int64

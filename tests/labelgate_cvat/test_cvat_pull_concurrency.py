@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
@@ -12,8 +13,11 @@ from flask import Response, request
 
 from labelgate.cli import main
 from labelgate_cvat import client as cvat_client
+from labelgate_cvat import pipeline as cvat_pipeline
+from labelgate_cvat import source as cvat_source
 from labelgate_cvat.client import connect
-from labelgate_cvat.pipeline import score_target
+from labelgate_cvat.payloads import schema_from_labels
+from labelgate_cvat.pipeline import pull_job, score_target
 
 #: Seconds each job's annotations take to answer: the first jobs answer last.
 DELAY = {100: 0.4, 101: 0.3, 102: 0.2, 103: 0.0}
@@ -116,3 +120,58 @@ def test_cli_shows_progress_on_stderr(cvat_env, monkeypatch):
 def test_cli_refuses_a_worker_count_out_of_range(cvat_env, workers):
     res = CliRunner().invoke(main, ["cvat", "score", "--task", "10", "--workers", workers])
     assert res.exit_code == 2 and "--workers" in res.output
+
+
+def _watch(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Events in order: ``parsed`` (a body read), ``converted`` (a job converted) and ``gc``
+    (a collection started)."""
+    events: list[str] = []
+    loads, convert = cvat_client._loads, cvat_source.convert_job
+
+    def parsed(body: bytes) -> object:
+        out = loads(body)
+        events.append("parsed")
+        return out
+
+    def converted(*args: object, **kwargs: object) -> object:
+        out = convert(*args, **kwargs)
+        events.append("converted")
+        return out
+
+    def collected(phase: str, _info: object) -> None:
+        if phase == "start":
+            events.append("gc")
+
+    monkeypatch.setattr(cvat_client, "_loads", parsed)
+    monkeypatch.setattr(cvat_source, "convert_job", converted)
+    monkeypatch.setattr(cvat_pipeline, "convert_job", converted)
+    gc.callbacks.append(collected)
+    return events
+
+
+def _unwalked(events: list[str], jobs: int) -> None:
+    """No collection from the first parse to the last conversion, which saw ``jobs`` jobs."""
+    first, last = events.index("parsed"), len(events) - events[::-1].index("converted")
+    assert events[first:last].count("converted") == jobs
+    assert "gc" not in events[first:last], events
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_the_collector_never_walks_a_parsed_job(cvat_double, monkeypatch, workers):
+    """From a job's parse to its payload's release the collector stays paused: resumed in
+    between, its next pass would walk every list and dict of the parsed job."""
+    shapes = cvat_double.state["annotations"]["101"]["shapes"]
+    shapes += [{**shapes[0], "id": 10_000 + i} for i in range(3000)]  # far past gen 0's 700
+    with connect(cvat_double.url, token=cvat_double.token) as src:
+        schema = schema_from_labels(src.labels(task_id=10))
+        job = src.job(101)
+        gc.collect()
+        events = _watch(monkeypatch)
+        try:
+            assert len(pull_job(src, job, schema).annotations) > 3000
+            _unwalked(events, 1)
+            events.clear()
+            score_target(src, "task", 10, semantics="cvat-2.42", workers=workers)
+            _unwalked(events, 4)  # the GT job and three annotation jobs
+        finally:
+            gc.callbacks.pop()

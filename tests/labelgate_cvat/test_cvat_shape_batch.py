@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 from cvat_double import load_state
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mutations import mutate_json
 
 from labelgate.errors import DataWarning, LabelgateError
@@ -283,3 +285,104 @@ def test_negative_zero_rotation_reads_as_the_per_shape_path_reads_it(monkeypatch
     _assert_same(fast, slow)
     assert 0.0 in fast.annotations.rotation.tolist()
     assert not np.signbit(fast.annotations.rotation).any()
+
+
+# The column helpers against the per-value Python they replace.
+_BIG = st.integers(min_value=-(2**70), max_value=2**70)
+_SMALL = st.integers(min_value=-3, max_value=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(st.one_of(_SMALL, _BIG), max_size=40),
+    table=st.dictionaries(st.one_of(_SMALL, _BIG), st.integers(0, 9), max_size=8),
+)
+def test_lookup_gives_what_one_dict_get_per_value_gives(values, table):
+    expected = [table.get(v, -1) for v in values]
+    assert shape_batch._lookup(values, table).tolist() == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.integers(0, 40), st.integers(-(2**40), 2**40), st.just(2**15 - 1)),
+        max_size=60,
+    )
+)
+def test_stable_order_is_numpys_stable_argsort(keys):
+    arr = np.array(keys, np.int64)
+    expected = np.argsort(arr, kind="stable")
+    assert shape_batch._stable_order(arr).tolist() == expected.tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.one_of(st.integers(0, 4), _BIG), st.sampled_from(["red", "blue", "", "é"])),
+        max_size=40,
+    )
+)
+def test_pair_codes_name_each_entry_s_own_pair_once(entries):
+    sids, texts = [s for s, _ in entries], [t for _, t in entries]
+    distinct, code = shape_batch._pair_codes(sids, texts)
+    assert len(set(distinct)) == len(distinct) == len(set(entries))
+    assert [distinct[c] for c in code.tolist()] == entries
+    assert all(type(s) is int for s, _ in distinct)
+
+
+@pytest.mark.parametrize(
+    ("flat", "plain"),
+    [
+        ([], True),
+        ([{"spec_id": 2, "value": "red"}, {"spec_id": 3, "value": ""}], True),
+        ([{"spec_id": True, "value": "red"}], False),  # a bool is no id
+        ([{"spec_id": 2, "value": 5}], False),
+        ([{"spec_id": 2}], False),
+        ([{"spec_id": 2, "value": ["red"]}], False),
+        (["red"], False),
+        ([{"spec_id": 2.0, "value": "red"}], False),
+    ],
+)
+def test_entry_fields_take_only_int_ids_with_text_values(flat, plain):
+    assert (shape_batch._entry_fields(flat) is not None) is plain
+
+
+@pytest.mark.parametrize("first_frame", [0, 2**15 - 6, 2**15, 10**6])
+def test_high_frame_numbers_convert_as_the_per_shape_paths_do(monkeypatch, first_frame):
+    """Frames past int16 take numpy's own stable sort; both sorts must give one order."""
+    job = _job(4, 600)
+    for s in job["shapes"]:
+        if isinstance(s, dict) and type(s.get("frame")) is int and 0 <= s["frame"] < FRAMES:
+            s["frame"] += first_frame
+    meta = {**META, "start_frame": first_frame, "stop_frame": first_frame + FRAMES - 1}
+    fast, fast_warnings = _convert(json.loads(json.dumps(job)), meta)
+    _no_columns(monkeypatch)
+    slow, slow_warnings = _convert(json.loads(json.dumps(job)), meta)
+    _assert_same(fast, slow)
+    assert fast_warnings == slow_warnings
+    assert fast.annotations.item.min() >= first_frame and len(fast.annotations) > 300
+
+
+_FIELD_VALUES = {
+    key: st.sampled_from(values) for key, values in {**ODD, "points": ODD_POINTS}.items()
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), seed=st.integers(0, 10**6), n=st.integers(1, 30))
+def test_random_payloads_with_malformed_fields_convert_as_the_per_shape_paths_do(data, seed, n):
+    rng = random.Random(seed)
+    shapes = []
+    for i in range(n):
+        shape = _shape(rng, i)
+        if isinstance(shape, dict):
+            for key in data.draw(st.lists(st.sampled_from(sorted(_FIELD_VALUES)), max_size=3)):
+                shape[key] = data.draw(_FIELD_VALUES[key])
+        shapes.append(shape)
+    body = json.dumps({"shapes": shapes, "tags": [], "tracks": []})
+    fast = _convert(json.loads(body))
+    with pytest.MonkeyPatch.context() as mp:
+        _no_columns(mp)
+        slow = _convert(json.loads(body))
+    _assert_same(fast[0], slow[0])
+    assert fast[1] == slow[1]

@@ -119,13 +119,17 @@ class ColumnBlocks:
         self._blocks.append(block)
         self._rows += len(block["item"])
 
-    def build(self, annotators: Sequence[str] | None = None) -> Annotations:
+    def build(self, annotators: Sequence[str] | None = None, *, reuse: bool = False) -> Annotations:
         """Concatenate the blocks (one numpy call per column) and sort rows by item (stable).
 
         Args:
             annotators: the annotator names (default: those given at construction).
+            reuse: a single block's arrays become the set's own instead of being copied (the
+                caller builds once and keeps no reference to the arrays it gave).
         """
         blocks = self._blocks
+        if reuse and len(blocks) == 1:
+            return self._adopt(blocks[0], annotators)
         cols: dict[str, Any] = {}
         for name, (dtype, _) in _ROW_COLUMNS.items():
             cols[name] = np.concatenate([b[name] for b in blocks] or [np.zeros(0, dtype)])
@@ -152,3 +156,15 @@ class ColumnBlocks:
             attrs[key] = np.concatenate(parts)
         names = self._annotators if annotators is None else tuple(annotators)
         return _sorted_annotations(cols, attrs, names)
+
+    def _adopt(self, block: dict[str, Any], annotators: Sequence[str] | None) -> Annotations:
+        """:meth:`build` of one block without copying its columns."""
+        cols = {name: block[name] for name in _ROW_COLUMNS}
+        for name in ("bbox", "span", "text", "source_ref", "points", "vis", "rle"):
+            cols[name] = block[name]
+        for offsets, counts in (("point_offsets", "counts"), ("rle_offsets", "rle_counts")):
+            out = np.zeros(len(block[counts]) + 1, np.int64)
+            np.cumsum(block[counts], out=out[1:])
+            cols[offsets] = out
+        names = self._annotators if annotators is None else tuple(annotators)
+        return _sorted_annotations(cols, dict(block["attributes"]), names)
