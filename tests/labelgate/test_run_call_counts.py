@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from ls_seed import close, ensure_users, import_bundled
 
 from labelgate.cli import main
 from labelgate.decisions.gate import GatePolicy, gate_for
@@ -226,35 +227,14 @@ def _ls_project(ls_server) -> tuple[int, list[str]]:
     from label_studio_sdk import LabelStudio
 
     client = LabelStudio(base_url=ls_server.url, api_key=ls_server.api_key)
-    proj = client.projects.create(
-        title="labelgate call counts", label_config=(LS_EX / "config.xml").read_text()
+    ids = ensure_users(client, {f"count{i}@example.com": f"count{i}" for i in (1, 2, 3)})
+    # The bundled annotators' work, each done by a counting user.
+    users = {f"annotator{i}@example.com": ids[f"count{i}@example.com"] for i in (1, 2, 3)}
+    project_id, _request = import_bundled(
+        client, "labelgate call counts", LS_TASKS, users, predictions=False, lead_time=False
     )
-    existing = {u.email: u.id for u in client.users.list()}
-    users = {}
-    for i in (1, 2, 3):
-        email = f"count{i}@example.com"
-        users[f"annotator{i}@example.com"] = existing.get(email) or (
-            client.users.create(email=email, username=f"count{i}").id
-        )
-    admin = client.users.whoami().id
-    tasks = json.loads((LS_EX / "export.json").read_text())[:LS_TASKS]
-    request = [
-        {
-            "data": t["data"],
-            "annotations": [
-                {
-                    "result": a["result"],
-                    "ground_truth": a["ground_truth"],
-                    "completed_by": users.get(a["completed_by"]["email"], admin),
-                }
-                for a in t["annotations"]
-            ],
-        }
-        for t in tasks
-    ]
-    client.projects.import_tasks(id=proj.id, request=request)
-    client._client_wrapper.httpx_client.httpx_client.close()
-    return int(proj.id), [f"count{i}@example.com" for i in (1, 2, 3)]
+    close(client)
+    return project_id, list(ids)
 
 
 def ls_once() -> dict[str, int]:

@@ -6,7 +6,6 @@ the pull read the pages."""
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from label_studio_sdk import LabelStudio
+from ls_seed import close, ensure_users, import_bundled
 
 from labelgate.adapters import GT_POLICIES
 from labelgate.errors import DataWarning
@@ -38,41 +38,11 @@ def project(ls_server):
     cancelled annotation, a draft, task meta, and labelgate's consensus predictions, scores and
     meta pushed back (so the push-back compares with what the server holds)."""
     client = LabelStudio(base_url=ls_server.url, api_key=ls_server.api_key)
-    proj = client.projects.create(
-        title="labelgate export pull", label_config=(EX / "config.xml").read_text()
-    )
-    existing = {u.email: u.id for u in client.users.list()}
-    users = {}
-    for i in (1, 2, 3):
-        email = f"annotator{i}@example.com"
-        users[email] = existing.get(email) or (
-            client.users.create(email=email, username=f"annotator{i}").id
-        )
-    admin = client.users.whoami().id
-    tasks = json.loads((EX / "export.json").read_text())
-    request = [
-        {
-            "data": t["data"],
-            "annotations": [
-                {
-                    "result": a["result"],
-                    "lead_time": a["lead_time"],
-                    "ground_truth": a["ground_truth"],
-                    "completed_by": users.get(a["completed_by"]["email"], admin),
-                }
-                for a in t["annotations"]
-            ],
-            "predictions": [
-                {"result": p["result"], "score": p["score"], "model_version": p["model_version"]}
-                for p in t["predictions"]
-            ],
-        }
-        for t in (tasks * 2)[:N_TASKS]
-    ]
-    client.projects.import_tasks(id=proj.id, request=request)
-    client._client_wrapper.httpx_client.httpx_client.close()
+    users = ensure_users(client, {f"annotator{i}@example.com": f"annotator{i}" for i in (1, 2, 3)})
+    project_id, request = import_bundled(client, "labelgate export pull", N_TASKS, users)
+    close(client)
     with connect(ls_server.url, ls_server.api_key) as src:
-        ids = [t["id"] for t in src.tasks(proj.id, route="pages")]
+        ids = [t["id"] for t in src.tasks(project_id, route="pages")]
         result = request[0]["annotations"][0]["result"]
         src.request(
             "cancel",
@@ -84,8 +54,8 @@ def project(ls_server):
         src.patch_task(ids[3], {"meta": {"source": "camera 2"}})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)
-            score_project(src, proj.id, push_scores=True, predictions=True, meta=True)
-    return proj.id, ids
+            score_project(src, project_id, push_scores=True, predictions=True, meta=True)
+    return project_id, ids
 
 
 def _columns_equal(a, b) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from ls_seed import close, ensure_users, import_bundled
 
 from labelgate.cli import main
 from labelgate.errors import AuthenticationFailed, ConnectionFailed, NotFound
@@ -27,45 +28,10 @@ def project(ls_server):
     from label_studio_sdk import LabelStudio
 
     client = LabelStudio(base_url=ls_server.url, api_key=ls_server.api_key)
-    proj = client.projects.create(
-        title="labelgate live test", label_config=(EX / "config.xml").read_text()
-    )
-    users = {}
-    for i in (1, 2, 3):
-        email = f"annotator{i}@example.com"
-        users[email] = client.users.create(email=email, username=f"annotator{i}").id
-    admin = client.users.whoami().id
-    tasks = json.loads((EX / "export.json").read_text())[:N_TASKS]
-    request = []
-    for t in tasks:
-        anns = []
-        for a in t["annotations"]:
-            email = a["completed_by"]["email"]
-            anns.append(
-                {
-                    "result": a["result"],
-                    "lead_time": a["lead_time"],
-                    "ground_truth": a["ground_truth"],
-                    "completed_by": users.get(email, admin),
-                }
-            )
-        request.append(
-            {
-                "data": t["data"],
-                "annotations": anns,
-                "predictions": [
-                    {
-                        "result": p["result"],
-                        "score": p["score"],
-                        "model_version": p["model_version"],
-                    }
-                    for p in t["predictions"]
-                ],
-            }
-        )
-    client.projects.import_tasks(id=proj.id, request=request)
-    client._client_wrapper.httpx_client.httpx_client.close()
-    return proj.id
+    users = ensure_users(client, {f"annotator{i}@example.com": f"annotator{i}" for i in (1, 2, 3)})
+    project_id, _request = import_bundled(client, "labelgate live test", N_TASKS, users)
+    close(client)
+    return project_id
 
 
 def test_pull_matches_the_export(ls_server, project):

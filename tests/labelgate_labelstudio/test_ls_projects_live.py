@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from ls_results import choices
+from ls_seed import ensure_users
 
 from labelgate.adapters import read_any
 from labelgate.cli import main
@@ -50,13 +51,9 @@ class Seeder:
 
         self.server = server
         self.client = LabelStudio(base_url=server.url, api_key=server.api_key)
-        self.users: dict[str, int] = {}
-        existing = {u.email: u.id for u in self.client.users.list()}
-        for name in ("a1", "a2", "a3", "lead"):
-            email = f"{name}.issue19@example.com"
-            self.users[name] = existing.get(email) or (
-                self.client.users.create(email=email, username=f"{name}-issue19").id
-            )
+        names = ("a1", "a2", "a3", "lead")
+        ids = ensure_users(self.client, {f"{n}.issue19@example.com": f"{n}-issue19" for n in names})
+        self.users: dict[str, int] = {n: ids[f"{n}.issue19@example.com"] for n in names}
 
     def project(self, title, config, tasks):
         """tasks: [(data, [(user, result, ground_truth)], [(model_version, result)])]."""
