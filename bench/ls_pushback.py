@@ -13,7 +13,6 @@ Usage: python bench/ls_pushback.py [--tasks 3000] [--workers 8] [--target 30]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from contextlib import nullcontext
@@ -24,44 +23,21 @@ from labelgate_labelstudio.devserver import LabelStudioServer, local_server, ser
 from labelgate_labelstudio.pipeline import score_project
 
 ROOT = Path(__file__).resolve().parents[1]
-EX = ROOT / "examples" / "labelstudio"
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))  # the test suite's Label Studio seeding
 
 
 def seed(url: str, api_key: str, n_tasks: int) -> int:
     """A project of ``n_tasks`` tasks with the bundled annotations; returns its id."""
     from label_studio_sdk import LabelStudio
+    from ls_seed import close, ensure_users, import_bundled
 
     client = LabelStudio(base_url=url, api_key=api_key)
-    project = client.projects.create(
-        title=f"labelgate bench {n_tasks}", label_config=(EX / "config.xml").read_text()
+    users = ensure_users(client, {f"annotator{i}@example.com": f"annotator{i}" for i in (1, 2, 3)})
+    project, _request = import_bundled(
+        client, f"labelgate bench {n_tasks}", n_tasks, users, predictions=False, lead_time=False
     )
-    users = {u.email: u.id for u in client.users.list()}
-    for i in (1, 2, 3):
-        email = f"annotator{i}@example.com"
-        if email not in users:
-            users[email] = client.users.create(email=email, username=f"annotator{i}").id
-    admin = client.users.whoami().id
-    examples = json.loads((EX / "export.json").read_text())
-    tasks = []
-    for k in range(n_tasks):
-        t = examples[k % len(examples)]
-        tasks.append(
-            {
-                "data": t["data"],
-                "annotations": [
-                    {
-                        "result": a["result"],
-                        "ground_truth": a["ground_truth"],
-                        "completed_by": users.get(a["completed_by"]["email"], admin),
-                    }
-                    for a in t["annotations"]
-                ],
-            }
-        )
-    for start in range(0, n_tasks, 1000):
-        client.projects.import_tasks(id=project.id, request=tasks[start : start + 1000])
-    client._client_wrapper.httpx_client.httpx_client.close()
-    return int(project.id)
+    close(client)
+    return project
 
 
 def main() -> int:

@@ -33,6 +33,7 @@ import time
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -148,8 +149,9 @@ def write_ls(path: Path, boxes: list[list[tuple[str, float, float, float, float]
     )
 
 
-def bare_iterparse(path: Path) -> int:
-    """The peer: iterparse, converting only the four coordinates of each box."""
+def bare_iterparse(path: Path, container: str = "image") -> int:
+    """The peer: iterparse, converting only the four coordinates of each ``<box>``, each
+    ``container`` element (``image``; ``track`` for video) cleared once read."""
     out = []
     for _, el in ET.iterparse(path):
         if el.tag == "box":
@@ -161,7 +163,7 @@ def bare_iterparse(path: Path) -> int:
                     float(el.get("ybr")),
                 )
             )  # type: ignore[arg-type]
-        elif el.tag == "image":
+        elif el.tag == container:
             el.clear()
     return len(out)
 
@@ -227,24 +229,6 @@ def write_cvat_video(
             f.write("  </track>\n")
         f.write("</annotations>\n")
     return described
-
-
-def bare_iterparse_video(path: Path) -> int:
-    """The video peer: iterparse, converting only the four coordinates of each ``<box>``."""
-    out = []
-    for _, el in ET.iterparse(path):
-        if el.tag == "box":
-            out.append(
-                (
-                    float(el.get("xtl")),
-                    float(el.get("ytl")),
-                    float(el.get("xbr")),
-                    float(el.get("ybr")),
-                )
-            )  # type: ignore[arg-type]
-        elif el.tag == "track":
-            el.clear()
-    return len(out)
 
 
 def bare_coco(path: Path) -> int:
@@ -377,7 +361,7 @@ def _video(tmp: Path, args: argparse.Namespace) -> bool:
             name,
             path,
             reader,
-            bare_iterparse_video,
+            partial(bare_iterparse, container="track"),
             "bare iterparse",
             (total, in_file),
             args.repeat,

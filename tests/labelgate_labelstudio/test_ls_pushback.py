@@ -5,9 +5,9 @@ consensus refresh, the Data Manager score column; and the request engine on a re
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from ls_seed import ensure_users, import_bundled
 
 from labelgate_labelstudio.client import (
     CONSENSUS_MODEL,
@@ -20,7 +20,6 @@ from labelgate_labelstudio.client import (
 from labelgate_labelstudio.pipeline import score_project
 from labelgate_labelstudio.pushback import CONFLICTS_FIELD, plan_push, run_push
 
-EX = Path(__file__).resolve().parents[2] / "examples" / "labelstudio"
 N_TASKS = 12
 
 
@@ -36,37 +35,14 @@ def sdk(ls_server):
 @pytest.fixture(scope="module")
 def project(sdk):
     """12 bundled tasks, 3 annotators (+ the lead's gold on some), no predictions."""
-    proj = sdk.projects.create(
-        title="labelgate push-back", label_config=(EX / "config.xml").read_text()
-    )
-    users = {u.email: u.id for u in sdk.users.list()}
-    for i in (1, 2, 3):
-        email = f"annotator{i}@example.com"
-        if email not in users:
-            users[email] = sdk.users.create(email=email, username=f"annotator{i}").id
-    admin = sdk.users.whoami().id
-    tasks = json.loads((EX / "export.json").read_text())[:N_TASKS]
-    sdk.projects.import_tasks(
-        id=proj.id,
-        request=[
-            {
-                "data": t["data"],
-                "annotations": [
-                    {
-                        "result": a["result"],
-                        "ground_truth": a["ground_truth"],
-                        "completed_by": users.get(a["completed_by"]["email"], admin),
-                    }
-                    for a in t["annotations"]
-                ],
-            }
-            for t in tasks
-        ],
+    users = ensure_users(sdk, {f"annotator{i}@example.com": f"annotator{i}" for i in (1, 2, 3)})
+    project_id, _request = import_bundled(
+        sdk, "labelgate push-back", N_TASKS, users, predictions=False, lead_time=False
     )
     # A prediction an older labelgate wrote: the push removes it.
-    first = min(t.id for t in sdk.tasks.list(project=proj.id, fields="task_only"))
+    first = min(t.id for t in sdk.tasks.list(project=project_id, fields="task_only"))
     sdk.predictions.create(task=first, result=[], score=0.5, model_version=QUALITY_MODEL)
-    return proj.id
+    return project_id
 
 
 def _state(source, project):
