@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -227,6 +227,22 @@ class _Collector:
         )
 
 
+class FrameGroup(NamedTuple):
+    """What each frame of one matching group is solved with: the collector, the group's code,
+    both sides' annotations, the frames (sizes) and the settings."""
+
+    out: _Collector
+    code: int
+    gt: Annotations
+    ds: Annotations
+    items: Items
+    s: QualitySettings
+
+
+#: A per-frame solver: the group, the frame's GT and DS rows, the frame's item.
+Solver = Callable[[FrameGroup, IntArray, IntArray, int], None]
+
+
 def _frames(
     gt: Annotations, ds: Annotations, g_rows: IntArray, d_rows: IntArray
 ) -> Iterator[tuple[int, IntArray, IntArray]]:
@@ -303,8 +319,9 @@ def match_annotations(
         ):
             continue
         solver = _SOLVERS[name]
+        grp = FrameGroup(out, code, gt, ds, items, s)
         for item, g, d in _frames(gt, ds, g_rows, d_rows):
-            solver(out, code, gt, ds, g, d, item, items, s)
+            solver(grp, g, d, item)
     return out.result(gt, ds)
 
 
@@ -491,40 +508,15 @@ def _boxes_sparse_two_stage(
     best_g = match_box_frames(fa[ug], a[ug], fb, b, 2.0)[3]
     best_d = match_box_frames(fb[ud], b[ud], fa, a, 2.0)[3]
     out.add_pairs(code, g_rows[pg], d_rows[pd], ps, g_rows[ug], best_g, d_rows[ud], best_d)
+    grp = FrameGroup(out, code, gt, ds, items, s)
     for item in dense.tolist():
         g, d = g_rows[fa == item], d_rows[fb == item]
-        _boxes(out, code, gt, ds, g, d, int(item), items, s)
+        _boxes(grp, g, d, int(item))
 
 
-Solver = Callable[
-    [
-        _Collector,
-        int,
-        Annotations,
-        Annotations,
-        IntArray,
-        IntArray,
-        int,
-        Items,
-        QualitySettings,
-    ],
-    None,
-]
-
-
-def _tags(
-    out: _Collector,
-    code: int,
-    gt: Annotations,
-    ds: Annotations,
-    g: IntArray,
-    d: IntArray,
-    item: int,
-    items: Items,
-    s: QualitySettings,
-) -> None:
-    sim = np.where(gt.label[g][:, None] == ds.label[d][None, :], 1.0, 0.5)
-    out.add(code, g, d, sim, 0.5)
+def _tags(grp: FrameGroup, g: IntArray, d: IntArray, item: int) -> None:
+    sim = np.where(grp.gt.label[g][:, None] == grp.ds.label[d][None, :], 1.0, 0.5)
+    grp.out.add(grp.code, g, d, sim, 0.5)
 
 
 def _image_size(items: Items, item: int) -> tuple[int, int]:
@@ -539,17 +531,8 @@ def _on_rasters(items: Items, item: int, s: QualitySettings) -> tuple[bool, int,
     return (not s.exact_geometry and w > 0 and h > 0), w, h
 
 
-def _boxes(
-    out: _Collector,
-    code: int,
-    gt: Annotations,
-    ds: Annotations,
-    g: IntArray,
-    d: IntArray,
-    item: int,
-    items: Items,
-    s: QualitySettings,
-) -> None:
+def _boxes(grp: FrameGroup, g: IntArray, d: IntArray, item: int) -> None:
+    out, code, gt, ds, items, s = grp
     sim = box_iou(gt.bbox[g], ds.bbox[d])
     rot_g, rot_d = gt.rotation[g], ds.rotation[d]
     differ = rot_g[:, None] != rot_d[None, :]
@@ -564,17 +547,8 @@ def _boxes(
     out.add(code, g, d, sim, s.iou_threshold)
 
 
-def _ellipses(
-    out: _Collector,
-    code: int,
-    gt: Annotations,
-    ds: Annotations,
-    g: IntArray,
-    d: IntArray,
-    item: int,
-    items: Items,
-    s: QualitySettings,
-) -> None:
+def _ellipses(grp: FrameGroup, g: IntArray, d: IntArray, item: int) -> None:
+    out, code, gt, ds, items, s = grp
     raster, w, h = _on_rasters(items, item, s)
     if raster:
         sim = rle.mask_iou(shape_rles(gt, g, h, w), shape_rles(ds, d, h, w), h, w)
@@ -583,17 +557,8 @@ def _ellipses(
     out.add(code, g, d, sim, s.iou_threshold)
 
 
-def _lines(
-    out: _Collector,
-    code: int,
-    gt: Annotations,
-    ds: Annotations,
-    g: IntArray,
-    d: IntArray,
-    item: int,
-    items: Items,
-    s: QualitySettings,
-) -> None:
+def _lines(grp: FrameGroup, g: IntArray, d: IntArray, item: int) -> None:
+    out, code, gt, ds, items, s = grp
     w, h = _image_size(items, item)
     sim, ori = line_similarities(
         [gt.points_of(r) for r in g], [ds.points_of(r) for r in d], float(w * h), s.line_thickness
@@ -625,17 +590,8 @@ def _area(b: FloatArray) -> FloatArray:
     return area
 
 
-def _points(
-    out: _Collector,
-    code: int,
-    gt: Annotations,
-    ds: Annotations,
-    g: IntArray,
-    d: IntArray,
-    item: int,
-    items: Items,
-    s: QualitySettings,
-) -> None:
+def _points(grp: FrameGroup, g: IntArray, d: IntArray, item: int) -> None:
+    out, code, gt, ds, items, s = grp
     w, h = _image_size(items, item)
     sim = point_group_similarity(
         [gt.points_of(r) for r in g],
@@ -650,17 +606,8 @@ def _points(
     out.add(code, g, d, sim, s.iou_threshold)
 
 
-def _skeletons(
-    out: _Collector,
-    code: int,
-    gt: Annotations,
-    ds: Annotations,
-    g: IntArray,
-    d: IntArray,
-    item: int,
-    items: Items,
-    s: QualitySettings,
-) -> None:
+def _skeletons(grp: FrameGroup, g: IntArray, d: IntArray, item: int) -> None:
+    out, code, gt, ds, items, s = grp
     w, h = _image_size(items, item)
     sim = np.zeros((len(g), len(d)))
     kg = gt.point_offsets[g + 1] - gt.point_offsets[g]
@@ -737,17 +684,8 @@ def _ragged_points(ann: Annotations, rows: IntArray) -> tuple[FloatArray, IntArr
     return ann.points[idx].reshape(-1, 2), off
 
 
-def _segmentation(
-    out: _Collector,
-    code: int,
-    gt: Annotations,
-    ds: Annotations,
-    g: IntArray,
-    d: IntArray,
-    item: int,
-    items: Items,
-    s: QualitySettings,
-) -> None:
+def _segmentation(grp: FrameGroup, g: IntArray, d: IntArray, item: int) -> None:
+    out, code, gt, ds, items, s = grp
     raster, w, h = _on_rasters(items, item, s)
     has_masks = bool((gt.kind[g] == Kind.MASK).any() or (ds.kind[d] == Kind.MASK).any())
     # masks are rasters already: a frame holding any is compared on pixels in every mode
