@@ -11,6 +11,7 @@ from dataclasses import fields
 from typing import Any
 
 import numpy as np
+from annotation_oracle import assert_same_annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,22 +61,6 @@ def _concat_then_sort(parts: list[Annotations]) -> dict[str, Any]:
     out["attributes"] = {k: v[order] for k, v in attrs.items()}
     out["annotators"] = tuple(names)
     return out
-
-
-def assert_same_annotations(got: Annotations, want: Annotations | dict[str, Any]) -> None:
-    for f in fields(Annotations):
-        a = getattr(got, f.name)
-        b = want[f.name] if isinstance(want, dict) else getattr(want, f.name)
-        if f.name == "attributes":
-            assert list(a) == list(b)
-            for k in a:
-                assert a[k].dtype == b[k].dtype
-                assert a[k].tolist() == b[k].tolist(), k
-        elif isinstance(a, np.ndarray):
-            assert a.dtype == b.dtype and a.shape == b.shape, f.name
-            np.testing.assert_array_equal(a, b, err_msg=f.name)
-        else:
-            assert a == b, f.name
 
 
 def assert_same_set(got: AnnotationSet, want: AnnotationSet) -> None:

@@ -12,22 +12,19 @@ from __future__ import annotations
 import json
 import math
 import random
-import warnings
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
 import pytest
+from annotation_oracle import assert_same_conversion, convert_recorded
 from cvat_double import load_state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mutations import mutate_json
 
-from labelgate.errors import DataWarning, LabelgateError
 from labelgate.model import Kind, Origin
 from labelgate_cvat import payloads, shape_batch
 from labelgate_cvat.client import _loads
-from labelgate_cvat.payloads import cvat_job_to_annotations
 
 STATE = load_state()
 LABELS = [lab for lab in STATE["labels"] if lab.get("project_id") == 1]
@@ -121,13 +118,7 @@ def _job(seed: int, n: int) -> dict[str, Any]:
 
 
 def _convert(payload: Any, meta: Any = META, labels: Any = LABELS) -> tuple[Any, list[str]]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
-        try:
-            out: Any = cvat_job_to_annotations(payload, meta, labels, annotator="a")
-        except LabelgateError as exc:
-            out = f"refused: {exc}"
-    return out, [str(w.message) for w in caught]
+    return convert_recorded(payload, meta, labels)
 
 
 def _no_columns(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,26 +132,7 @@ def _no_columns(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _assert_same(fast: Any, slow: Any) -> None:
-    if isinstance(slow, str):
-        assert fast == slow
-        return
-    assert fast.data_errors == slow.data_errors
-    a, b = fast.annotations, slow.annotations
-    for f in fields(a):
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        if f.name == "attributes":
-            assert list(x) == list(y)  # same columns, in the same order
-            for key in y:
-                assert x[key].tolist() == y[key].tolist(), key
-        elif isinstance(y, np.ndarray):
-            assert x.dtype == y.dtype and x.shape == y.shape, f.name
-            if y.dtype == object:
-                assert x.tolist() == y.tolist(), f.name
-            else:
-                # Bit for bit: -0.0 and 0.0 differ here.
-                assert x.tobytes() == y.tobytes(), f.name
-        else:
-            assert x == y, f.name
+    assert_same_conversion(fast, slow, bitwise=True)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
