@@ -417,16 +417,19 @@ class FieldRows:
 def column(fields: Fields, what: str, texts: list[Any], dtype: Any) -> tuple[Any, Any]:
     """(values, ok) of one memoised field over all rows (converted once per distinct text)."""
     one = uniform(texts)
-    distinct = set(texts[:1] if one else texts)
-    clean, slow = fields.converted(what, distinct)
+    clean, slow = fields.converted(what, set(texts[:1]))
     if one:  # the usual case: one value for the whole batch
         values = np.full(len(texts), clean[texts[0]], dtype=dtype)
     else:
-        values = np.fromiter(map(clean.__getitem__, texts), dtype, len(texts))
-    bad = distinct & slow
-    if not bad:
+        try:  # texts met in earlier batches (a video's frames): no set of them
+            values = np.fromiter(map(clean.__getitem__, texts), dtype, len(texts))
+        except KeyError:
+            clean, slow = fields.converted(what, set(texts))
+            values = np.fromiter(map(clean.__getitem__, texts), dtype, len(texts))
+    if not slow or (one and texts[0] not in slow):
         return values, True
-    return values, ~np.fromiter(map(bad.__contains__, texts), bool, len(texts))
+    good = ~np.fromiter(map(slow.__contains__, texts), bool, len(texts))
+    return values, True if good.all() else good
 
 
 def fast_rows(
