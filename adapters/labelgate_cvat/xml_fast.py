@@ -594,7 +594,7 @@ def _attributes(
         ok[owner[~plain]] = False
     cols: dict[str, np.ndarray] = {}
     row_label = np.where(ok, label, len(f.defaults))  # past the last label: no default
-    for lab in dict.fromkeys(label[ok].tolist()):  # in document order, as the per-object path
+    for lab in distinct_in_order(label[ok]):  # in document order, as the per-object path
         for key in f.defaults[lab]:  # meets them
             if key not in cols:
                 cols[key] = f.default_columns[key][row_label]
@@ -649,6 +649,12 @@ def _children(elements: list[ET.Element], counts: np.ndarray) -> list[ET.Element
         # an iterator per element.
         return list(map(_first, elements))
     return list(chain.from_iterable(elements))
+
+
+def distinct_in_order(values: np.ndarray) -> list[Any]:
+    """The distinct ``values`` in the order they first occur (without a Python list of all)."""
+    distinct, first = np.unique(values, return_index=True)  # the first of equal values
+    return distinct[np.argsort(first)].tolist()
 
 
 def _distinct(codes: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:

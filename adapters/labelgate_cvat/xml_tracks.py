@@ -35,6 +35,7 @@ from labelgate_cvat.xml_fast import (
     FieldRows,
     Fields,
     column,
+    distinct_in_order,
     fast_rows,
     lookup,
     uniform,
@@ -340,8 +341,7 @@ def _carried(
     track_start = np.maximum.accumulate(np.where(first, idx, 0)) if len(trk) else idx
     # Labels in the order their first track with rows comes (a track without rows names
     # nothing), as the per-object path meets their attributes; not sorted by label.
-    labels, first = np.unique(label[rows.track], return_index=True)
-    with_rows = labels[np.argsort(first)].tolist()
+    with_rows = distinct_in_order(label[rows.track])
     names = dict.fromkeys(name for lab in with_rows for name in fields.defaults[lab])
     out: dict[str, np.ndarray] = {}
     for name in names:

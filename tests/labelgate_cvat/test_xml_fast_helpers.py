@@ -15,7 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labelgate_cvat.xml_export import _fast_labels
-from labelgate_cvat.xml_fast import _SLOW, Fields, _children, _convert, column, uniform, values_of
+from labelgate_cvat.xml_fast import (
+    _SLOW,
+    Fields,
+    _children,
+    _convert,
+    column,
+    distinct_in_order,
+    uniform,
+    values_of,
+)
 
 NAN = math.nan
 
@@ -97,3 +106,10 @@ def test_column_matches_per_text_conversion(what, batches):
             assert all(expected_ok)
         else:
             assert ok.tolist() == expected_ok and not all(expected_ok)
+
+
+@pytest.mark.parametrize(
+    "values", [[], [3], [2, 0, 2, 1, 0], [0, 1, 2], [5, 5, 5], [-1, 4, -1, 7, 4]]
+)
+def test_distinct_in_order(values):
+    assert distinct_in_order(np.array(values, np.int64)) == list(dict.fromkeys(values))
