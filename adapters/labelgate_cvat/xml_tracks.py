@@ -35,6 +35,7 @@ from labelgate_cvat.xml_fast import (
     FieldRows,
     Fields,
     column,
+    distinct_in_order,
     fast_rows,
     lookup,
     uniform,
@@ -338,7 +339,9 @@ def _carried(
     trk = rows.sorted_track
     first = np.r_[True, trk[1:] != trk[:-1]] if len(trk) else np.zeros(0, bool)
     track_start = np.maximum.accumulate(np.where(first, idx, 0)) if len(trk) else idx
-    with_rows = np.unique(label[rows.track]).tolist()  # a track without rows names nothing
+    # Labels in the order their first track with rows comes (a track without rows names
+    # nothing), as the per-object path meets their attributes; not sorted by label.
+    with_rows = distinct_in_order(label[rows.track])
     names = dict.fromkeys(name for lab in with_rows for name in fields.defaults[lab])
     out: dict[str, np.ndarray] = {}
     for name in names:

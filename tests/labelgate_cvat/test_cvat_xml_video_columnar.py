@@ -101,7 +101,12 @@ def _track(r: random.Random, t: int, start: int, stop: int, bad: float) -> str:
 
 def _video(path: Path, seed: int, *, bad: float, start: int = 0, stop: int = 30) -> Path:
     r = random.Random(seed)
-    tracks = "\n".join(_track(r, t, start, stop, bad) for t in range(40))
+    return _document(path, [_track(r, t, start, stop, bad) for t in range(40)], start, stop)
+
+
+def _document(path: Path, tracks: list[str], start: int, stop: int) -> Path:
+    """A video job's XML file holding ``tracks`` (their XML texts) on frames start..stop."""
+    tracks = "\n".join(tracks)
     path.write_text(
         '<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version><meta><job>'
         f"<id>3</id><size>{stop - start + 1}</size><mode>interpolation</mode>"
@@ -133,6 +138,36 @@ def test_video_tracks_match_per_object_path(tmp_path, seed, bad, start, stop, mo
     assert_same(path)
     rows, rest = _taken(path)
     assert rows > 0 and len(rest) < 40  # the columnar path is exercised, not bypassed
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_one_attribute_child_per_keyframe(tmp_path, seed, monkeypatch):
+    # The usual export: every keyframe holds exactly one <attribute> (its children are then
+    # taken by indexing, not chained) and every batch repeats the same frame texts (converted
+    # in the first, looked up after); values valid and not, names known and not.
+    monkeypatch.setattr(xml_fast, "CHUNK", 997)
+    monkeypatch.setattr(xml_fast, "BATCH", 3)
+    r = random.Random(seed)
+    tracks = []
+    for t in range(30):
+        label = r.choice(["car", "car", "sign", "lane"])
+        name = {"car": r.choice(["color"] * 4 + ["speed"]), "sign": "note"}.get(label, "ghost")
+        values = ["red", "blue"] if name == "color" else ["7", "12.5"]
+        if seed % 2 and r.random() < 0.2:
+            values = ["purple"]  # not a value of ``color``: a car track left to the other path
+        keys = "".join(
+            f'<box frame="{f}" keyframe="1" outside="0" occluded="0" z_order="0" '
+            f'{_coords(r, "box", 0.0)}><attribute name="{name}">{r.choice(values)}</attribute>'
+            "</box>"
+            for f in range(0, 31, r.choice([1, 1, 5]))
+        )
+        tracks.append(f'<track id="{t}" label="{label}" source="manual">{keys}</track>')
+    path = _document(tmp_path / "one.xml", tracks, 0, 30)
+    assert_same(path)
+    rows, rest = _taken(path)
+    assert rows > 0
+    if seed % 2 == 0:
+        assert rest == []  # every track read as columns
 
 
 @settings(
