@@ -85,10 +85,11 @@ class TakenTracks:
 
     def batch(self) -> ShapeBatch:
         """All rows sorted by item (stable) with their arrival keys, and ``rest``."""
-        annotations = self.blocks.build()
         seq = np.concatenate([*self.seq, np.zeros(0, np.int64)])
         items = np.concatenate([*self.items, np.zeros(0, np.int64)])
-        return ShapeBatch(annotations, seq[np.argsort(items, kind="stable")], list(self.rest))
+        order = np.argsort(items, kind="stable")  # one sort for the rows and their keys
+        annotations = self.blocks.build(order=order)
+        return ShapeBatch(annotations, seq[order], list(self.rest))
 
 
 def _take(

@@ -848,12 +848,17 @@ def _take_columns(cols: Mapping[str, Any], rows: IntArray) -> dict[str, Any]:
 
 
 def _sorted_annotations(
-    cols: dict[str, Any], attrs: Mapping[str, AnyArray], names: tuple[str, ...]
+    cols: dict[str, Any],
+    attrs: Mapping[str, AnyArray],
+    names: tuple[str, ...],
+    order: IntArray | None = None,
 ) -> Annotations:
-    """Freeze raw columns into Annotations, stably re-sorting rows by item when needed."""
+    """Freeze raw columns into Annotations, stably re-sorting rows by item when needed
+    (``order``: that sort, when the caller has it already)."""
     item = cols["item"]
-    if len(item) > 1 and np.any(item[1:] < item[:-1]):
+    if order is None and len(item) > 1 and np.any(item[1:] < item[:-1]):
         order = np.argsort(item, kind="stable")
+    if order is not None:
         cols = _take_columns(cols, order)
         attrs = {k: v[order] for k, v in attrs.items()}
     return Annotations(**cols, attributes=attrs, annotators=names)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from labelgate.arrays import AnyArray, IntegerArray, ObjectArray
+from labelgate.arrays import AnyArray, IntArray, IntegerArray, ObjectArray
 from labelgate.errors import ValidationError
 from labelgate.model.annotations import (
     _ROW_COLUMNS,
@@ -119,16 +119,23 @@ class ColumnBlocks:
         self._blocks.append(block)
         self._rows += len(block["item"])
 
-    def build(self, annotators: Sequence[str] | None = None, *, reuse: bool = False) -> Annotations:
+    def build(
+        self,
+        annotators: Sequence[str] | None = None,
+        *,
+        reuse: bool = False,
+        order: IntArray | None = None,
+    ) -> Annotations:
         """Concatenate the blocks (one numpy call per column) and sort rows by item (stable).
 
         Args:
             annotators: the annotator names (default: those given at construction).
             reuse: a single block's arrays become the set's own instead of being copied (the
                 caller builds once and keeps no reference to the arrays it gave).
+            order: the rows' stable sort by item, when the caller has computed it already.
         """
         blocks = self._blocks
-        if reuse and len(blocks) == 1:
+        if reuse and len(blocks) == 1 and order is None:
             return self._adopt(blocks[0], annotators)
         cols: dict[str, Any] = {}
         for name, (dtype, _) in _ROW_COLUMNS.items():
@@ -155,7 +162,7 @@ class ColumnBlocks:
                 parts.append(np.full(len(b["item"]), None, dtype=object) if col is None else col)
             attrs[key] = np.concatenate(parts)
         names = self._annotators if annotators is None else tuple(annotators)
-        return _sorted_annotations(cols, attrs, names)
+        return _sorted_annotations(cols, attrs, names, order)
 
     def _adopt(self, block: dict[str, Any], annotators: Sequence[str] | None) -> Annotations:
         """:meth:`build` of one block without copying its columns."""
