@@ -43,7 +43,7 @@ from cvat_double import CvatDouble, load_state  # noqa: E402
 from flask import Response, request  # noqa: E402
 
 from labelgate.io.gc_pause import gc_paused  # noqa: E402
-from labelgate_cvat.client import _loads  # noqa: E402
+from labelgate.io.inputs import loads_json  # noqa: E402
 from labelgate_cvat.client import connect as cvat_connect  # noqa: E402
 from labelgate_cvat.payloads import schema_from_labels  # noqa: E402
 from labelgate_cvat.pipeline import pull_job  # noqa: E402
@@ -172,7 +172,7 @@ def _split(source: Any, job: dict[str, Any], schema: Any) -> dict[str, float]:
         body = response.data
         t1 = time.perf_counter()
         with gc_paused():  # one pause over parse and conversion, as in pull_job
-            data = _loads(body)
+            data = loads_json(body)
             t2 = time.perf_counter()
             convert_job(source, job, schema, JobPayload(data, meta, None))
             del data
@@ -187,7 +187,7 @@ def _bare_get(double: CvatDouble, path: str) -> Any:
         double.url + path, headers={"Authorization": f"Bearer {double.token}"}
     )
     with urllib.request.urlopen(req) as answer, gc_paused():
-        return _loads(answer.read())
+        return loads_json(answer.read())
 
 
 def _sdk_models_rate(n_shapes: int) -> float:

@@ -39,10 +39,6 @@ T = TypeVar("T")
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
-#: Kept under this name for the benchmark and tests that import it from here.
-_loads = loads_json
-
-
 class CvatSource:
     """A CVAT server reached through an injected ``cvat_sdk`` client.
 
@@ -137,7 +133,7 @@ class CvatSource:
                 response.release_conn()
             try:
                 with gc_paused():
-                    data = _loads(body)
+                    data = loads_json(body)
             except ValueError:
                 data = None
             if not isinstance(data, dict):

@@ -126,7 +126,7 @@ def _watch(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Events in order: ``parsed`` (a body read), ``converted`` (a job converted) and ``gc``
     (a collection started)."""
     events: list[str] = []
-    loads, convert = cvat_client._loads, cvat_source.convert_job
+    loads, convert = cvat_client.loads_json, cvat_source.convert_job
 
     def parsed(body: bytes) -> object:
         out = loads(body)
@@ -142,7 +142,7 @@ def _watch(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         if phase == "start":
             events.append("gc")
 
-    monkeypatch.setattr(cvat_client, "_loads", parsed)
+    monkeypatch.setattr(cvat_client, "loads_json", parsed)
     monkeypatch.setattr(cvat_source, "convert_job", converted)
     monkeypatch.setattr(cvat_pipeline, "convert_job", converted)
     gc.callbacks.append(collected)

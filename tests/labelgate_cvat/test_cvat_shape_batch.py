@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mutations import mutate_json
 
+from labelgate.io.inputs import loads_json
 from labelgate.model import Kind, Origin
 from labelgate_cvat import payloads, shape_batch
-from labelgate_cvat.client import _loads
 
 STATE = load_state()
 LABELS = [lab for lab in STATE["labels"] if lab.get("project_id") == 1]
@@ -236,12 +236,12 @@ def test_api_shapes_go_through_the_columns_with_hand_computed_values(monkeypatch
 
 
 def test_bulk_bodies_parse_with_orjson_and_non_strict_json_still_reads():
-    assert _loads(b'{"shapes": [{"points": [1, 2.5]}]}') == {"shapes": [{"points": [1, 2.5]}]}
+    assert loads_json(b'{"shapes": [{"points": [1, 2.5]}]}') == {"shapes": [{"points": [1, 2.5]}]}
     # Python's json writes NaN; orjson refuses it, so the body is read by json instead and the
     # converter names the bad coordinate.
-    assert math.isnan(_loads(b'{"points": [NaN]}')["points"][0])
+    assert math.isnan(loads_json(b'{"points": [NaN]}')["points"][0])
     with pytest.raises(ValueError):
-        _loads(b'{"shapes": [')
+        loads_json(b'{"shapes": [')
 
 
 def test_negative_zero_rotation_reads_as_the_per_shape_path_reads_it(monkeypatch):
