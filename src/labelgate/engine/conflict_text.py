@@ -103,14 +103,6 @@ class ConflictBytes:
         out = np.empty(int(self.sizes[order].sum()), np.uint8)
         return out.data[: self._write(order, out) - 2]
 
-    def joined(self, a: int, b: int) -> memoryview:
-        """Conflicts ``a`` to ``b - 1`` joined by ``", "``."""
-        return self.picked(np.arange(a, max(a, b), dtype=np.int64))
-
-    def text(self, k: int) -> str:
-        """Conflict ``k``'s text."""
-        return str(self.picked(np.array([k], np.int64)), "utf-8")
-
 
 def piece_table(pieces: list[str | bytes]) -> tuple[ByteArray, IntArray]:
     """Pieces as one UTF-8 byte array and their offsets (``len(pieces) + 1``)."""
