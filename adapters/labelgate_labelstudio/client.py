@@ -54,9 +54,6 @@ SCORE_FIELD = "labelgate_score"
 #: Tasks per page of the task list: big enough that requests are few, small enough that
 #: several pages are in flight at once.
 PAGE = 100
-#: How a pull reads the tasks: ``auto`` through the project's export (one request, the fastest
-#: on the server), else the task list's pages; ``export`` / ``pages``: only that route.
-ROUTES = LS_PULL_ROUTES
 #: Export answers that mean "not for this key or server" (a role without export rights, an
 #: export switched off or routed elsewhere): ``auto`` then reads the task pages.
 _REFUSED = frozenset({403, 404, 405})
@@ -164,7 +161,8 @@ class LabelStudioSource:
             project_id: the project.
             workers: task pages downloaded at once (the pages route).
             on_progress: ``(description, done, total)`` as the tasks arrive.
-            route: one of :data:`ROUTES` (see :meth:`read_tasks`).
+            route: one of :data:`~labelgate.config_server.LS_PULL_ROUTES` (see
+                :meth:`read_tasks`).
 
         Raises:
             NotFound, AuthenticationFailed, ConnectionFailed: as the server answers.
@@ -206,7 +204,8 @@ class LabelStudioSource:
         on_progress: Progress | None = None,
         route: str = "auto",
     ) -> TaskRead:
-        """Every task of a project in the task list's shape, by ``route`` (:data:`ROUTES`).
+        """Every task of a project in the task list's shape, by ``route``
+        (:data:`~labelgate.config_server.LS_PULL_ROUTES`).
 
         ``auto`` reads the project's JSON export (:mod:`labelgate_labelstudio.export_tasks`
         makes its tasks the task list's) and falls back to the task pages when the export is
@@ -219,8 +218,10 @@ class LabelStudioSource:
             FormatError: a malformed export (naming the project and the task) or task page.
             NotFound, AuthenticationFailed, ConnectionFailed: as the server answers.
         """
-        if route not in ROUTES:
-            raise ValidationError(f"route must be one of {', '.join(ROUTES)}, got {route!r}")
+        if route not in LS_PULL_ROUTES:
+            raise ValidationError(
+                f"route must be one of {', '.join(LS_PULL_ROUTES)}, got {route!r}"
+            )
         if route != "pages":
             try:
                 read = self._export_read(project_id, on_progress, strict=route == "export")

@@ -253,7 +253,7 @@ def score_project(
             :class:`~labelgate_labelstudio.source.PushOptions`.
         settings: the quality settings (None: CVAT defaults).
         gt_policy: how several ground-truth annotations on one task are treated.
-        route: how the tasks are read (:data:`labelgate_labelstudio.client.ROUTES`).
+        route: how the tasks are read (:data:`~labelgate.config_server.LS_PULL_ROUTES`).
 
     Returns:
         JSON-ready summary (:func:`project_result`) with what was pushed, the push statistics

@@ -82,7 +82,7 @@ class ProjectSource:
         gt_policy: how several ground-truth annotations on one task are treated.
         settings: the quality settings to score with (None: CVAT defaults).
         push_options: what :meth:`push` writes.
-        route: how the tasks are read (:data:`labelgate_labelstudio.client.ROUTES`): ``auto``
+        route: how the tasks are read (:data:`~labelgate.config_server.LS_PULL_ROUTES`): ``auto``
             reads the project's export, which Label Studio also keeps as a file on its disk
             per distinct content; ``pages`` reads the task list instead.
     """

@@ -12,7 +12,9 @@ from typing import Any
 
 from labelgate.config_fields import check, setting
 
-#: How a Label Studio project's tasks can be read (``ls_pull_route``; the adapter's routes).
+#: How a Label Studio pull reads a project's tasks (``ls_pull_route``): ``auto`` through the
+#: project's export (one request, the fastest on the server), else the task list's pages;
+#: ``export`` / ``pages``: only that route.
 LS_PULL_ROUTES = ("auto", "export", "pages")
 
 #: The configuration file's table of these settings (``[labelgate]`` is read as an alias).
