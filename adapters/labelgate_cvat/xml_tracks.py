@@ -120,11 +120,13 @@ def _take(
     ok &= np.bincount(owner, minlength=n_tracks) > 0  # no keyframes: no rows, nothing to gain
     ok &= ~_any(~keys.rows.ok, owner, n_tracks)
     rows = _expand(keys, ok, owner, stop)
-    bad = _any(~_fast(rows, keys, frames), rows.track, n_tracks)
+    bbox = _row_boxes(rows, keys)
+    bad = _any(~_fast(rows, keys, frames, bbox), rows.track, n_tracks)
     ok &= ~bad
     if bad.any():
-        rows = rows.take(np.flatnonzero(ok[rows.track]))
-    cols, seq = _columns(rows, keys, ok, label, source_id, group, origin, fields)
+        kept = np.flatnonzero(ok[rows.track])
+        rows, bbox = rows.take(kept), bbox[kept]
+    cols, seq = _columns(rows, keys, bbox, label, source_id, group, origin, fields)
     return cols, seq, np.flatnonzero(~ok).tolist()
 
 
@@ -227,8 +229,21 @@ def _expand(keys: _Keyframes, ok: np.ndarray, owner: np.ndarray, stop: int) -> _
     return _Expanded(order, trk, key, frame, step, t, trk[key])
 
 
-def _fast(rows: _Expanded, keys: _Keyframes, frames: np.ndarray) -> np.ndarray:
-    """Rows the converter's fast path takes as they are (a False row sends its track back)."""
+def _row_boxes(rows: _Expanded, keys: _Keyframes) -> np.ndarray:
+    """Each row's keyframe box, interpolated for the rectangles between two keyframes (the
+    other kinds' boxes are taken from their points by :func:`_columns`)."""
+    order = rows.order
+    src = order[rows.key]
+    bbox = keys.rows.bbox[src]
+    rect = np.flatnonzero((rows.step == 1) & (keys.kind[src] == Kind.RECTANGLE))
+    if len(rect):
+        bbox[rect] = _lerp(keys.rows.bbox, order, rows.key[rect], rows.t[rect])
+    return bbox
+
+
+def _fast(rows: _Expanded, keys: _Keyframes, frames: np.ndarray, bbox: np.ndarray) -> np.ndarray:
+    """Rows the converter's fast path takes as they are (a False row sends its track back);
+    ``bbox``: the rows' boxes (:func:`_row_boxes`)."""
     order = rows.order
     at = np.searchsorted(frames, rows.frame)
     good = at < len(frames)
@@ -238,7 +253,7 @@ def _fast(rows: _Expanded, keys: _Keyframes, frames: np.ndarray) -> np.ndarray:
     good &= ~((rows.step == 1) & ((kind == Kind.POLYGON) | (kind == Kind.POLYLINE)))
     rect = np.flatnonzero((rows.step == 1) & (kind == Kind.RECTANGLE))
     if len(rect):
-        box = _lerp(keys.rows.bbox, order, rows.key[rect], rows.t[rect])
+        box = bbox[rect]
         fits = (np.abs(box) <= MAX_COORDINATE).all(axis=1)
         fits &= (box[:, 2] >= box[:, 0]) & (box[:, 3] >= box[:, 1])
         good[rect] &= fits
@@ -254,7 +269,7 @@ def _lerp(values: np.ndarray, order: np.ndarray, key: np.ndarray, t: np.ndarray)
 def _columns(
     rows: _Expanded,
     keys: _Keyframes,
-    ok: np.ndarray,
+    bbox: np.ndarray,
     label: np.ndarray,
     source_id: np.ndarray,
     group: np.ndarray,
@@ -262,18 +277,17 @@ def _columns(
     fields: Fields,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The rows' columns (in track order; :meth:`ColumnBlocks.build` sorts them by item, as
-    :meth:`TakenTracks.batch` does their arrival keys), and their arrival keys."""
+    :meth:`TakenTracks.batch` does their arrival keys), and their arrival keys; ``bbox`` is
+    :func:`_row_boxes` (the other kinds' boxes are filled in here, in place)."""
     order = rows.order
     kf = keys.rows
     src = order[rows.key]  # each row's keyframe, as an index into the keyframe columns
     n = len(src)
     kind = keys.kind[src]
     inter = rows.step == 1
-    bbox = kf.bbox[src]
     rotation = kf.rotation[src].copy()
     rect = np.flatnonzero(inter & (kind == Kind.RECTANGLE))
     if len(rect):
-        bbox[rect] = _lerp(kf.bbox, order, rows.key[rect], rows.t[rect])
         r0, r1 = kf.rotation[order[rows.key[rect]]], kf.rotation[order[rows.key[rect] + 1]]
         arc = np.remainder(r1 - r0, 360.0)
         arc = np.where(arc > 180.0, arc - 360.0, arc)
