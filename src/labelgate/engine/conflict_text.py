@@ -73,7 +73,7 @@ class ConflictBytes:
             AssertionError: the kernel wrote another length than :func:`_sizes` gave (a bug).
         """
         size = int(self.sizes[order].sum())
-        written = write_conflicts(out, 0, *self.args, order, 0, len(order))
+        written = write_conflicts(out, 0, self.args, order, 0, len(order))
         if written != size:
             raise AssertionError(f"conflict texts: {written} bytes written, {size} expected")
         return size
@@ -180,32 +180,15 @@ copy_piece: Any = _copy_piece
 
 
 @njit(cache=True, nogil=True)
-def write_conflicts(
-    out: Any,
-    at: int,
-    table: Any,
-    t_off: Any,
-    head: Any,
-    d_tail: Any,
-    g_tail: Any,
-    d_lab: Any,
-    g_lab: Any,
-    extra: Any,
-    ex_text: Any,
-    ex_at: Any,
-    ints: Any,
-    i_at: Any,
-    floats: Any,
-    f_at: Any,
-    order: Any,
-    p0: int,
-    p1: int,
-) -> int:
+def write_conflicts(out: Any, at: int, args: Any, order: Any, p0: int, p1: int) -> int:
     """Write the texts of the conflicts ``order[p0:p1]`` into ``out`` from ``at``, each
-    followed by ``", "``; ``ints`` hold frame, DS and GT object ids (three per conflict),
-    ``floats`` the four position values and the similarity (five per conflict), and a
-    conflict's extra keys (``extra[k]`` = ``e`` >= 0) are ``ex_text[ex_at[2e]:ex_at[2e + 1]]``.
-    Returns the end of the text written."""
+    followed by ``", "``. ``args`` (:data:`KernelArgs`): the piece table and its offsets, each
+    conflict's head, tail and label pieces, its extra keys (``extra[k]`` = ``e`` >= 0: they are
+    ``ex_text[ex_at[2e]:ex_at[2e + 1]]``), ``ints`` (frame, DS and GT object ids, three per
+    conflict) and ``floats`` (the four position values and the similarity, five per conflict),
+    each with its value offsets. Returns the end of the text written."""
+    table, t_off, head, d_tail, g_tail, d_lab, g_lab, extra, ex_text, ex_at = args[:10]
+    ints, i_at, floats, f_at = args[10:]
     for p in range(p0, p1):
         k = order[p]
         h = head[k]

@@ -377,7 +377,7 @@ def frame_texts(cols: FrameColumns, fc: FrameConflicts, texts: ConflictBytes) ->
         counts,
         c_at,
         fc.order,
-        *texts.args,
+        texts.args,
     )
     return FrameTexts(args, sizes)
 
@@ -405,24 +405,12 @@ def _frames_kernel(
     counts: Any,
     c_at: Any,
     order: Any,
-    c_table: Any,
-    c_off: Any,
-    head: Any,
-    d_tail: Any,
-    g_tail: Any,
-    d_lab: Any,
-    g_lab: Any,
-    extra: Any,
-    ex_text: Any,
-    ex_at: Any,
-    c_ints: Any,
-    c_i_at: Any,
-    c_floats: Any,
-    c_f_at: Any,
+    conflict_args: Any,
 ) -> int:
     """Write frames ``a`` to ``b - 1`` (each but the first of all after ``", "``) into
-    ``out``, each frame's conflicts ``order[lo[i]:hi[i]]`` by :func:`write_conflicts` (whose
-    arguments follow ``order``); returns the length written."""
+    ``out``, each frame's conflicts ``order[lo[i]:hi[i]]`` by :func:`write_conflicts` (with
+    ``conflict_args``, its :data:`~labelgate.engine.conflict_text.KernelArgs`); returns the
+    length written."""
     n_slots = len(slot_kind)
     sep = n_slots + 1  # the ", " piece follows the template's pieces
     at = 0
@@ -440,27 +428,7 @@ def _frames_kernel(
                 at = copy_piece(out, at, floats, f_at[v], f_at[v + 1] - 1)
             elif kind == 2:
                 if hi[i] > lo[i]:
-                    at = write_conflicts(
-                        out,
-                        at,
-                        c_table,
-                        c_off,
-                        head,
-                        d_tail,
-                        g_tail,
-                        d_lab,
-                        g_lab,
-                        extra,
-                        ex_text,
-                        ex_at,
-                        c_ints,
-                        c_i_at,
-                        c_floats,
-                        c_f_at,
-                        order,
-                        lo[i],
-                        hi[i],
-                    )
+                    at = write_conflicts(out, at, conflict_args, order, lo[i], hi[i])
                     at -= 2  # the separator after the frame's last conflict
             else:
                 for c in range(cell_lo[i], cell_hi[i]):
